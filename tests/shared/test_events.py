@@ -1,0 +1,179 @@
+"""Event schemas: round trips, strict field checks, forward compatibility, no secrets in repr."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.events import (
+    AccountRemoved,
+    AlertRaised,
+    ConnectionState,
+    ConnectionUpdate,
+    InvalidEventError,
+    MessageReceived,
+    PairingCode,
+    PairingFailed,
+    PairingQr,
+    PairingSuccess,
+    SnapshotAttributes,
+    format_time,
+    parse_event,
+    parse_time,
+)
+
+AT = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
+
+SAMPLES = [
+    ConnectionUpdate("a1", "c-1", 3, AT, ConnectionState.CLOSED, "logged_out", 401, 2),
+    ConnectionUpdate("a1", "c-1", 0, AT, ConnectionState.OPEN),
+    PairingCode("a1", "ABCD1234", AT),
+    PairingQr("a1", "2@ref,noise,identity,adv", AT),
+    PairingSuccess("a1", "40700000001:5@s.whatsapp.net"),
+    PairingFailed("a1", "expired"),
+    MessageReceived("a1", "3EB0ABC", "40700000002@s.whatsapp.net", "40700000002@s.whatsapp.net",
+                    1_764_072_000, "text", b"\x00\x01secret-node"),
+    AccountRemoved("a1"),
+    AlertRaised("al-1", "a1", "logged_out", "Account a1 was logged out from the phone.", AT),
+]
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.TYPE)
+def test_round_trip_through_json(event: object) -> None:
+    data = event.to_json()  # type: ignore[attr-defined]
+    assert parse_event(data) == event
+    assert type(event).from_json(data) == event  # type: ignore[attr-defined]
+    obj = json.loads(data)
+    assert obj["type"] == event.TYPE  # type: ignore[attr-defined]
+    assert obj["accountId"] == "a1"
+
+
+def test_connection_update_wire_shape_is_camel_case_with_utc_millis() -> None:
+    obj = json.loads(SAMPLES[0].to_json())
+    assert obj == {
+        "type": "connection.update", "accountId": "a1", "connectorId": "c-1", "generation": 3,
+        "at": "2026-11-25T12:00:00.123Z", "state": "closed", "reason": "logged_out", "code": 401,
+        "attempt": 2,
+    }
+
+
+def test_message_attributes_carry_message_id_and_payload_is_base64() -> None:
+    msg = SAMPLES[6]
+    assert msg.attributes() == {"type": "message.received", "accountId": "a1", "messageId": "3EB0ABC"}
+    obj = json.loads(msg.to_json())
+    assert obj["payload"] == "AAFzZWNyZXQtbm9kZQ=="
+    assert obj["messageType"] == "text"
+    assert msg.DEFAULT_TOPIC == "messages"
+    assert PairingCode.DEFAULT_TOPIC == "connection-events"
+
+
+def test_secrets_never_in_repr() -> None:
+    assert "secret-node" not in repr(SAMPLES[6])
+    assert "ABCD1234" not in repr(SAMPLES[2])
+    assert "noise" not in repr(SAMPLES[3])
+
+
+def test_unknown_keys_are_ignored_for_rolling_deploys() -> None:
+    obj = json.loads(AccountRemoved("a1").to_json())
+    obj["addedLater"] = {"x": 1}
+    assert parse_event(json.dumps(obj)) == AccountRemoved("a1")
+
+
+@pytest.mark.parametrize(
+    ("mutation", "field"),
+    [
+        ({"generation": "3"}, "generation"),
+        ({"generation": True}, "generation"),
+        ({"generation": -1}, "generation"),
+        ({"state": "dancing"}, "state"),
+        ({"at": "2026-11-25T12:00:00"}, "at"),
+        ({"at": "yesterday"}, "at"),
+        ({"accountId": "a/b"}, "accountId"),
+        ({"accountId": ""}, "accountId"),
+        ({"reason": "Logged Out"}, "reason"),
+        ({"code": 1.5}, "code"),
+    ],
+)
+def test_connection_update_rejects_malformed_fields(mutation: dict[str, object], field: str) -> None:
+    obj = json.loads(SAMPLES[0].to_json())
+    obj.update(mutation)
+    with pytest.raises(InvalidEventError, match=field):
+        parse_event(json.dumps(obj))
+
+
+@pytest.mark.parametrize("key", ["accountId", "connectorId", "generation", "at", "state"])
+def test_missing_required_field_is_named(key: str) -> None:
+    obj = json.loads(SAMPLES[0].to_json())
+    del obj[key]
+    with pytest.raises(InvalidEventError, match=key):
+        parse_event(json.dumps(obj))
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"not json", b"[1,2]", b'{"type":"nope","accountId":"a1"}', b'{"accountId":"a1"}',
+             b"\xff\xfe"],
+)
+def test_garbage_is_invalid_event(data: bytes) -> None:
+    with pytest.raises(InvalidEventError):
+        parse_event(data)
+
+
+def test_from_json_checks_the_type_tag() -> None:
+    with pytest.raises(InvalidEventError, match=r"pairing\.code"):
+        PairingCode.from_json(AccountRemoved("a1").to_json())
+
+
+def test_bad_base64_payload_is_refused() -> None:
+    obj = json.loads(SAMPLES[6].to_json())
+    obj["payload"] = "***"
+    with pytest.raises(InvalidEventError, match="payload"):
+        parse_event(json.dumps(obj))
+
+
+def test_constructor_refuses_bad_values() -> None:
+    with pytest.raises(InvalidEventError):
+        PairingCode("a1", "abc", AT)
+    with pytest.raises(InvalidEventError):
+        ConnectionUpdate("a1", "c-1", 0, datetime(2026, 1, 1), ConnectionState.OPEN)
+    with pytest.raises(InvalidEventError):
+        PairingSuccess("a1", "no-at-sign")
+
+
+def test_time_helpers_normalise_to_utc() -> None:
+    plus2 = datetime(2026, 11, 25, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert format_time(plus2) == "2026-11-25T12:00:00.000Z"
+    assert parse_time("2026-11-25T14:00:00+02:00") == datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def test_snapshot_attributes_round_trip_and_validation() -> None:
+    attrs = SnapshotAttributes("a1", 7, "c-1").to_attributes()
+    assert attrs == {"accountId": "a1", "generation": "7", "connectorId": "c-1",
+                     "schema": "keeper.snapshot.v1"}
+    assert SnapshotAttributes.from_attributes(attrs) == SnapshotAttributes("a1", 7, "c-1")
+    for bad in ({**attrs, "generation": "-1"}, {**attrs, "generation": "x"},
+                {**attrs, "schema": "other"}, {k: v for k, v in attrs.items() if k != "accountId"}):
+        with pytest.raises(InvalidEventError):
+            SnapshotAttributes.from_attributes(bad)
+
+
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_parse_event_never_raises_anything_but_invalid_event(data: bytes) -> None:
+    with contextlib.suppress(InvalidEventError):
+        parse_event(data)
+
+
+@given(st.dictionaries(st.sampled_from(["type", "accountId", "connectorId", "generation", "at", "state",
+                                        "reason", "code", "attempt", "jid", "qr", "expiresAt"]),
+                       st.none() | st.booleans() | st.integers() | st.text(max_size=30) | st.floats()))
+def test_parse_event_on_arbitrary_objects(obj: dict[str, object]) -> None:
+    obj.setdefault("type", "connection.update")
+    try:
+        event = parse_event(json.dumps(obj))
+    except InvalidEventError:
+        return
+    assert parse_event(event.to_json()) == event
