@@ -1,0 +1,48 @@
+# keeper: the two commands a newcomer needs are `make up` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do $$p -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null && { echo $$p; break; }; done)
+STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+
+.PHONY: help venv npm test lint typecheck pytest up proto clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "keeper needs Python 3.11+; found " + sys.version)'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install keeper with its dev extras
+
+$(NPM_STAMP): $(wildcard package.json package-lock.json)
+	@if [ -f package.json ]; then \
+	  command -v npm >/dev/null || { echo "npm is missing: install Node.js 20+ (tests drive the Firebase JS SDK)"; exit 1; }; \
+	  npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+	@mkdir -p node_modules && touch $(NPM_STAMP)
+
+npm: $(NPM_STAMP) ## install the npm packages the tests use into ./node_modules
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP) ## mypy --strict on shared/ and connector/
+	$(VENV)/bin/mypy --strict shared connector
+
+pytest: $(STAMP) $(NPM_STAMP) ## pytest (starts and stops the emulators itself)
+	$(PY) -m keeper.testrun $(PYTEST_ARGS)
+
+test: lint typecheck pytest ## everything CI runs
+
+up: $(STAMP) $(NPM_STAMP) ## run the whole local stack in the foreground (Ctrl-C stops it)
+	$(VENV)/bin/keeper up
+
+clean: ## remove local state (.keeper/) and caches
+	rm -rf .keeper .pytest_cache .mypy_cache .ruff_cache

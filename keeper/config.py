@@ -1,0 +1,88 @@
+"""Configuration of the local stack, read from environment variables.
+
+Every part of `keeper up` (emulators, functions, simulator, connector) reads the same settings, so a part
+restarted alone with `keeper <part>` finds the others. Each value has a default that matches
+`firebase.json`'s `emulators` section.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PROJECT = "demo-keeper"
+DEFAULT_REGION = "us-central1"
+LOOPBACK = "127.0.0.1"
+
+#: (environment variable, default) for every port of the local stack.
+PORT_DEFAULTS: dict[str, tuple[str, int]] = {
+    "firestore": ("KEEPER_FIRESTORE_PORT", 8080),
+    "pubsub": ("KEEPER_PUBSUB_PORT", 8085),
+    "auth": ("KEEPER_AUTH_PORT", 9099),
+    "functions": ("KEEPER_FUNCTIONS_PORT", 5001),
+    "simulator": ("KEEPER_SIMULATOR_PORT", 7300),
+    "connector": ("KEEPER_CONNECTOR_PORT", 8081),
+}
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value keeper cannot use."""
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a port number") from exc
+    if not 0 < value < 65536:
+        raise ConfigError(f"{name}={value} is outside 1..65535")
+    return value
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where each local service listens and where local state lives."""
+
+    project: str
+    region: str
+    home: Path
+    ports: Mapping[str, int]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
+        env = os.environ if env is None else env
+        ports = {part: _port(env, var, default) for part, (var, default) in PORT_DEFAULTS.items()}
+        return cls(
+            project=env.get("KEEPER_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT") or DEFAULT_PROJECT,
+            region=env.get("KEEPER_REGION") or DEFAULT_REGION,
+            home=Path(env.get("KEEPER_HOME") or ".keeper").resolve(),
+            ports=ports,
+        )
+
+    def address(self, part: str) -> str:
+        return f"{LOOPBACK}:{self.ports[part]}"
+
+    @property
+    def functions_base(self) -> str:
+        """Base URL of the local functions gateway (Firebase emulator URL scheme)."""
+        return f"http://{self.address('functions')}/{self.project}/{self.region}"
+
+    def emulator_env(self) -> dict[str, str]:
+        """Environment that points Google and Firebase client libraries at the local emulators."""
+        return {
+            "KEEPER_PROJECT": self.project,
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "GCLOUD_PROJECT": self.project,
+            "KEEPER_REGION": self.region,
+            "KEEPER_HOME": str(self.home),
+            "FIRESTORE_EMULATOR_HOST": self.address("firestore"),
+            "PUBSUB_EMULATOR_HOST": self.address("pubsub"),
+            "FIREBASE_AUTH_EMULATOR_HOST": self.address("auth"),
+            "KEEPER_FUNCTIONS_URL": self.functions_base,
+            **{var: str(self.ports[part]) for part, (var, _) in PORT_DEFAULTS.items()},
+        }
