@@ -1,0 +1,509 @@
+"""The whole auth state of one linked WhatsApp Web device: credentials plus every key category.
+
+The JSON form is Baileys' (``src/Types/Auth.ts``): ``creds`` is ``AuthenticationCreds`` and the key store
+maps ``category -> id -> value`` with the categories of ``SignalDataTypeMap``. Binary values are
+``bytes`` here and BufferJSON on the wire (:mod:`shared.bufferjson`).
+
+:class:`Credentials` is a typed, read-only view over the creds JSON object. The JSON object stays the
+source of truth, so fields keeper does not know (``processedHistoryMessages``, ``accountSettings``,
+``lastPropHash``, fields added by later Baileys releases, ...) survive a round trip unchanged, in the
+same shape they came in. Changes go through :meth:`Credentials.updated`, which follows Baileys'
+``Object.assign(creds, update)``: ``None`` removes a field as ``undefined`` does.
+
+:func:`validate_state` checks the schema and the credentials a restore needs; :data:`MAX_STATE_BYTES`
+is the documented size limit of a serialised state.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import xeddsa
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from shared.bufferjson import JsonObject, JsonValue, decode_base64, encode_base64
+from shared.errors import BaileysFormatError, StateTooLargeError, StateValidationError
+
+#: Largest serialised (canonical JSON) state the vault accepts: 16 MiB.
+MAX_STATE_BYTES: Final = 16 * 1024 * 1024
+
+KEY_LEN: Final = 32
+SIGNATURE_LEN: Final = 64
+#: Signal's "DJB" key type byte, prefixed to a Curve25519 public key before signing it.
+DJB_KEY_TYPE: Final = b"\x05"
+#: Signal registration ids are 14-bit (libsignal ``KeyHelper.generateRegistrationId``).
+MAX_REGISTRATION_ID: Final = 0x3FFF
+
+# Key-store categories of Baileys' SignalDataTypeMap.
+PRE_KEY: Final = "pre-key"
+SESSION: Final = "session"
+SENDER_KEY: Final = "sender-key"
+SENDER_KEY_MEMORY: Final = "sender-key-memory"
+APP_STATE_SYNC_KEY: Final = "app-state-sync-key"
+APP_STATE_SYNC_VERSION: Final = "app-state-sync-version"
+LID_MAPPING: Final = "lid-mapping"
+DEVICE_LIST: Final = "device-list"
+TCTOKEN: Final = "tctoken"
+IDENTITY_KEY: Final = "identity-key"
+
+KEY_CATEGORIES: Final = frozenset({
+    PRE_KEY, SESSION, SENDER_KEY, SENDER_KEY_MEMORY, APP_STATE_SYNC_KEY, APP_STATE_SYNC_VERSION,
+    LID_MAPPING, DEVICE_LIST, TCTOKEN, IDENTITY_KEY,
+})
+
+# Creds fields (Baileys names) whose change alters the device's identity, registration or pairing:
+# losing such a change means re-pairing, so stores persist it at once.
+CRITICAL_CREDS_FIELDS: Final = frozenset({
+    "noiseKey", "pairingEphemeralKeyPair", "signedIdentityKey", "signedPreKey", "registrationId",
+    "advSecretKey", "me", "account", "signalIdentities", "registered", "platform", "pairingCode",
+    "routingInfo", "myAppStateKeyId",
+})
+
+REQUIRED_CREDS_FIELDS: Final = (
+    "noiseKey", "signedIdentityKey", "signedPreKey", "registrationId", "advSecretKey",
+)
+
+RandomBytes = Callable[[int], bytes]
+
+
+# --- typed values ------------------------------------------------------------------------------
+
+
+def _obj(value: JsonValue, what: str) -> JsonObject:
+    if not isinstance(value, dict):
+        raise StateValidationError(f"{what} is not an object")
+    return value
+
+
+def _bytes(value: JsonValue, what: str, length: int | None = None) -> bytes:
+    if not isinstance(value, bytes):
+        raise StateValidationError(f"{what} is not binary")
+    if length is not None and len(value) != length:
+        raise StateValidationError(f"{what} is {len(value)} bytes, expected {length}")
+    return value
+
+
+def _bytes_or_b64(value: JsonValue, what: str) -> bytes:
+    # protobufjs' toJSON writes bytes fields of proto objects (e.g. creds.account) as base64 text.
+    if isinstance(value, str):
+        try:
+            return decode_base64(value)
+        except BaileysFormatError as exc:
+            raise StateValidationError(f"{what} is not base64") from exc
+    return _bytes(value, what)
+
+
+def _int(value: JsonValue, what: str) -> int:
+    if type(value) is not int:
+        raise StateValidationError(f"{what} is not an integer")
+    return value
+
+
+def _opt_str(obj: JsonObject, key: str, what: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise StateValidationError(f"{what}.{key} is not a string")
+    return value
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A Curve25519 key pair as Baileys keeps it: raw 32-byte public (no 0x05 prefix) and private."""
+
+    public: bytes
+    private: bytes
+
+    @classmethod
+    def generate(cls, rand: RandomBytes) -> KeyPair:
+        private = X25519PrivateKey.from_private_bytes(rand(KEY_LEN))
+        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        raw_private = private.private_bytes_raw()
+        return cls(public=public, private=raw_private)
+
+    @classmethod
+    def from_json(cls, value: JsonValue, what: str = "key pair") -> KeyPair:
+        obj = _obj(value, what)
+        return cls(
+            public=_bytes(obj.get("public"), f"{what}.public", KEY_LEN),
+            private=_bytes(obj.get("private"), f"{what}.private", KEY_LEN),
+        )
+
+    def to_json(self) -> JsonObject:
+        return {"private": self.private, "public": self.public}
+
+    def __repr__(self) -> str:  # never print the private half
+        return f"KeyPair(public={self.public.hex()}, private=<redacted>)"
+
+
+def signal_public_key(public: bytes) -> bytes:
+    """The 33-byte Signal form of a Curve25519 public key (0x05 type byte + raw key)."""
+    return public if len(public) == KEY_LEN + 1 else DJB_KEY_TYPE + public
+
+
+def xeddsa_sign(private: bytes, message: bytes, rand: RandomBytes) -> bytes:
+    """XEdDSA signature over ``message`` with a Curve25519 private key (Signal's ``calculateSignature``)."""
+    ed_private = xeddsa.priv_force_sign(private, False)
+    return bytes(xeddsa.ed25519_priv_sign(ed_private, message, rand(64)))
+
+
+def xeddsa_verify(public: bytes, message: bytes, signature: bytes) -> bool:
+    """Check an XEdDSA signature against a Curve25519 public key (raw or 0x05-prefixed)."""
+    raw = public[1:] if len(public) == KEY_LEN + 1 else public
+    if len(raw) != KEY_LEN or len(signature) != SIGNATURE_LEN:
+        return False
+    ed_public = xeddsa.curve25519_pub_to_ed25519_pub(raw, False)
+    return bool(xeddsa.ed25519_verify(signature, ed_public, message))
+
+
+@dataclass(frozen=True)
+class SignedKeyPair:
+    """Signal's signed pre-key: a key pair whose 0x05-prefixed public key the identity key signed."""
+
+    key_pair: KeyPair
+    signature: bytes
+    key_id: int
+    timestamp_s: int | None = None
+
+    @classmethod
+    def generate(cls, identity: KeyPair, key_id: int, rand: RandomBytes) -> SignedKeyPair:
+        key_pair = KeyPair.generate(rand)
+        signature = xeddsa_sign(identity.private, signal_public_key(key_pair.public), rand)
+        return cls(key_pair=key_pair, signature=signature, key_id=key_id)
+
+    def verify(self, identity_public: bytes) -> bool:
+        return xeddsa_verify(identity_public, signal_public_key(self.key_pair.public), self.signature)
+
+    @classmethod
+    def from_json(cls, value: JsonValue, what: str = "signedPreKey") -> SignedKeyPair:
+        obj = _obj(value, what)
+        timestamp = obj.get("timestampS")
+        return cls(
+            key_pair=KeyPair.from_json(obj.get("keyPair"), f"{what}.keyPair"),
+            signature=_bytes(obj.get("signature"), f"{what}.signature", SIGNATURE_LEN),
+            key_id=_int(obj.get("keyId"), f"{what}.keyId"),
+            timestamp_s=None if timestamp is None else _int(timestamp, f"{what}.timestampS"),
+        )
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {"keyPair": self.key_pair.to_json(), "signature": self.signature,
+                           "keyId": self.key_id}
+        if self.timestamp_s is not None:
+            out["timestampS"] = self.timestamp_s
+        return out
+
+
+@dataclass(frozen=True)
+class Contact:
+    """``creds.me``: the linked account's own ids and push name."""
+
+    id: str
+    lid: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def from_json(cls, value: JsonValue, what: str = "me") -> Contact:
+        obj = _obj(value, what)
+        ident = obj.get("id")
+        if not isinstance(ident, str) or not ident:
+            raise StateValidationError(f"{what}.id is missing")
+        return cls(id=ident, lid=_opt_str(obj, "lid", what), name=_opt_str(obj, "name", what))
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {"id": self.id}
+        if self.lid is not None:
+            out["lid"] = self.lid
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+
+@dataclass(frozen=True)
+class AdvSignedDeviceIdentity:
+    """``creds.account``: the ADV signed device identity from pair-success (WAProto field names)."""
+
+    details: bytes
+    account_signature_key: bytes
+    account_signature: bytes
+    device_signature: bytes
+
+    @classmethod
+    def from_json(cls, value: JsonValue, what: str = "account") -> AdvSignedDeviceIdentity:
+        obj = _obj(value, what)
+        return cls(
+            details=_bytes_or_b64(obj.get("details"), f"{what}.details"),
+            account_signature_key=_bytes_or_b64(
+                obj.get("accountSignatureKey"), f"{what}.accountSignatureKey"
+            ),
+            account_signature=_bytes_or_b64(obj.get("accountSignature"), f"{what}.accountSignature"),
+            device_signature=_bytes_or_b64(obj.get("deviceSignature"), f"{what}.deviceSignature"),
+        )
+
+    def to_json(self) -> JsonObject:
+        return {
+            "details": self.details,
+            "accountSignatureKey": self.account_signature_key,
+            "accountSignature": self.account_signature,
+            "deviceSignature": self.device_signature,
+        }
+
+
+@dataclass(frozen=True)
+class SignalIdentity:
+    """One entry of ``creds.signalIdentities``: a Signal address and its 33-byte identity key."""
+
+    name: str
+    device_id: int
+    identifier_key: bytes
+
+    @classmethod
+    def from_json(cls, value: JsonValue, what: str = "signalIdentities[]") -> SignalIdentity:
+        obj = _obj(value, what)
+        ident = _obj(obj.get("identifier"), f"{what}.identifier")
+        name = ident.get("name")
+        if not isinstance(name, str):
+            raise StateValidationError(f"{what}.identifier.name is not a string")
+        return cls(
+            name=name,
+            device_id=_int(ident.get("deviceId"), f"{what}.identifier.deviceId"),
+            identifier_key=_bytes(obj.get("identifierKey"), f"{what}.identifierKey"),
+        )
+
+    def to_json(self) -> JsonObject:
+        return {
+            "identifier": {"name": self.name, "deviceId": self.device_id},
+            "identifierKey": self.identifier_key,
+        }
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+class Credentials:
+    """Typed read-only view over Baileys' ``creds`` JSON object (see module docstring)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, JsonValue]) -> None:
+        self._data: JsonObject = dict(data)
+
+    @classmethod
+    def generate(cls, rand: RandomBytes = secrets.token_bytes) -> Credentials:
+        """Fresh, unregistered credentials, as Baileys' ``initAuthCreds`` makes them."""
+        identity = KeyPair.generate(rand)
+        registration_id = int.from_bytes(rand(2), "big") & MAX_REGISTRATION_ID
+        data: JsonObject = {
+            "noiseKey": KeyPair.generate(rand).to_json(),
+            "pairingEphemeralKeyPair": KeyPair.generate(rand).to_json(),
+            "signedIdentityKey": identity.to_json(),
+            "signedPreKey": SignedKeyPair.generate(identity, 1, rand).to_json(),
+            "registrationId": registration_id,
+            "advSecretKey": encode_base64(rand(KEY_LEN)),
+            "processedHistoryMessages": [],
+            "nextPreKeyId": 1,
+            "firstUnuploadedPreKeyId": 1,
+            "accountSyncCounter": 0,
+            "accountSettings": {"unarchiveChats": False},
+            "registered": False,
+        }
+        return cls(data)
+
+    # The JSON object itself. Treat it as read-only; use `updated` to change fields.
+    def as_json(self) -> Mapping[str, JsonValue]:
+        return self._data
+
+    def updated(self, changes: Mapping[str, JsonValue]) -> Credentials:
+        """A copy with ``changes`` applied; a ``None`` value removes the field."""
+        data = dict(self._data)
+        for key, value in changes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        return Credentials(data)
+
+    def get(self, key: str) -> JsonValue:
+        return self._data.get(key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Credentials) and other._data == self._data
+
+    __hash__ = None  # type: ignore[assignment]  # equality is by content, which is not hashable
+
+    def __repr__(self) -> str:
+        return f"Credentials(fields={sorted(self._data)}, registered={self._data.get('registered')!r})"
+
+    @property
+    def noise_key(self) -> KeyPair:
+        return KeyPair.from_json(self._data.get("noiseKey"), "noiseKey")
+
+    @property
+    def pairing_ephemeral_key_pair(self) -> KeyPair:
+        return KeyPair.from_json(self._data.get("pairingEphemeralKeyPair"), "pairingEphemeralKeyPair")
+
+    @property
+    def signed_identity_key(self) -> KeyPair:
+        return KeyPair.from_json(self._data.get("signedIdentityKey"), "signedIdentityKey")
+
+    @property
+    def signed_pre_key(self) -> SignedKeyPair:
+        return SignedKeyPair.from_json(self._data.get("signedPreKey"), "signedPreKey")
+
+    @property
+    def registration_id(self) -> int:
+        return _int(self._data.get("registrationId"), "registrationId")
+
+    @property
+    def adv_secret_key(self) -> str:
+        """Base64 text, as Baileys keeps it."""
+        value = self._data.get("advSecretKey")
+        if not isinstance(value, str):
+            raise StateValidationError("advSecretKey is not a string")
+        return value
+
+    @property
+    def adv_secret_key_bytes(self) -> bytes:
+        try:
+            return decode_base64(self.adv_secret_key)
+        except BaileysFormatError as exc:
+            raise StateValidationError("advSecretKey is not base64") from exc
+
+    @property
+    def me(self) -> Contact | None:
+        value = self._data.get("me")
+        return None if value is None else Contact.from_json(value)
+
+    @property
+    def account(self) -> AdvSignedDeviceIdentity | None:
+        value = self._data.get("account")
+        return None if value is None else AdvSignedDeviceIdentity.from_json(value)
+
+    @property
+    def signal_identities(self) -> list[SignalIdentity]:
+        value = self._data.get("signalIdentities")
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise StateValidationError("signalIdentities is not a list")
+        return [SignalIdentity.from_json(item) for item in value]
+
+    @property
+    def next_pre_key_id(self) -> int:
+        return _int(self._data.get("nextPreKeyId", 1), "nextPreKeyId")
+
+    @property
+    def first_unuploaded_pre_key_id(self) -> int:
+        return _int(self._data.get("firstUnuploadedPreKeyId", 1), "firstUnuploadedPreKeyId")
+
+    @property
+    def my_app_state_key_id(self) -> str | None:
+        return _opt_str(self._data, "myAppStateKeyId", "creds")
+
+    @property
+    def routing_info(self) -> bytes | None:
+        value = self._data.get("routingInfo")
+        return None if value is None else _bytes(value, "routingInfo")
+
+    @property
+    def platform(self) -> str | None:
+        return _opt_str(self._data, "platform", "creds")
+
+    @property
+    def pairing_code(self) -> str | None:
+        return _opt_str(self._data, "pairingCode", "creds")
+
+    @property
+    def registered(self) -> bool:
+        value = self._data.get("registered", False)
+        if not isinstance(value, bool):
+            raise StateValidationError("registered is not a boolean")
+        return value
+
+
+# --- the whole state ---------------------------------------------------------------------------
+
+KeyStoreData = dict[str, dict[str, JsonValue]]
+
+
+@dataclass
+class AuthState:
+    """Credentials plus the key store (``category -> id -> value``)."""
+
+    creds: Credentials
+    keys: KeyStoreData = field(default_factory=dict)
+
+    @classmethod
+    def generate(cls, rand: RandomBytes = secrets.token_bytes) -> AuthState:
+        return cls(creds=Credentials.generate(rand))
+
+    def to_json(self) -> JsonObject:
+        """``{"creds": {...}, "keys": {category: {id: value}}}`` (shares values; do not mutate)."""
+        keys: JsonObject = {category: dict(entries) for category, entries in self.keys.items() if entries}
+        return {"creds": dict(self.creds.as_json()), "keys": keys}
+
+    @classmethod
+    def from_json(cls, value: JsonValue) -> AuthState:
+        obj = _obj(value, "auth state")
+        creds = _obj(obj.get("creds"), "creds")
+        raw_keys = obj.get("keys", {})
+        keys_obj = _obj(raw_keys, "keys")
+        keys: KeyStoreData = {}
+        for category, entries in keys_obj.items():
+            keys[category] = dict(_obj(entries, f"keys[{category}]"))
+        return cls(creds=Credentials(creds), keys=keys)
+
+    def copy(self) -> AuthState:
+        """A deep copy, safe to hand to another task."""
+        return AuthState(creds=Credentials(copy.deepcopy(dict(self.creds.as_json()))),
+                         keys=copy.deepcopy(self.keys))
+
+    def key_count(self) -> int:
+        return sum(len(entries) for entries in self.keys.values())
+
+    def __repr__(self) -> str:
+        counts = {category: len(entries) for category, entries in sorted(self.keys.items())}
+        return f"AuthState(creds={self.creds!r}, keys={counts})"
+
+
+def validate_credentials(creds: Credentials) -> None:
+    """Raise :class:`StateValidationError` unless ``creds`` carries everything a restore needs."""
+    missing = [name for name in REQUIRED_CREDS_FIELDS if creds.get(name) is None]
+    if missing:
+        raise StateValidationError(f"required credentials missing: {', '.join(missing)}")
+    creds.noise_key  # noqa: B018 -- each access parses and checks the field
+    creds.signed_identity_key  # noqa: B018
+    creds.signed_pre_key  # noqa: B018
+    if creds.get("pairingEphemeralKeyPair") is not None:
+        creds.pairing_ephemeral_key_pair  # noqa: B018
+    registration_id = creds.registration_id
+    if not 0 <= registration_id <= MAX_REGISTRATION_ID:
+        raise StateValidationError(f"registrationId {registration_id} is outside 0..{MAX_REGISTRATION_ID}")
+    if len(creds.adv_secret_key_bytes) != KEY_LEN:
+        raise StateValidationError("advSecretKey does not decode to 32 bytes")
+    if creds.registered and creds.me is None:
+        raise StateValidationError("registered credentials lack 'me'")
+    creds.me  # noqa: B018
+    creds.account  # noqa: B018
+    creds.signal_identities  # noqa: B018
+    creds.next_pre_key_id  # noqa: B018
+    creds.first_unuploaded_pre_key_id  # noqa: B018
+    creds.routing_info  # noqa: B018
+
+
+def validate_state(state: AuthState, serialised_size: int | None = None) -> None:
+    """Schema and required-credential checks; ``serialised_size`` is checked against the limit."""
+    if serialised_size is not None and serialised_size > MAX_STATE_BYTES:
+        raise StateTooLargeError(serialised_size, MAX_STATE_BYTES)
+    validate_credentials(state.creds)
+    for category, entries in state.keys.items():
+        if not category or not all(c.isalnum() or c == "-" for c in category):
+            raise StateValidationError(f"key category {category!r} is not a valid name")
+        for key_id in entries:
+            if not key_id:
+                raise StateValidationError(f"key category {category} has an empty id")

@@ -1,0 +1,124 @@
+"""The auth-state store the protocol engine reads and writes while an account is connected.
+
+The interface follows Baileys' ``AuthenticationState`` (creds + ``SignalKeyStore``) so key categories
+and ids mean the same thing on both sides. It is synchronous on purpose: the engine is sans-I/O, and
+the connector keeps each account's whole state in memory (a few hundred KB at most) and persists it
+by taking snapshots, so no call here waits on the network.
+
+Every change is reported to a listener as a :class:`StateChange`. ``critical`` changes (identity,
+registration, pairing fields of the creds; see ``CRITICAL_CREDS_FIELDS``) must be persisted before
+the engine goes on, since losing one means re-pairing; ``routine`` changes (pre-keys, sessions,
+sender keys, app-state keys, counters) can be batched, though never dropped: keys move on every
+message, and a restore without them ends in "Bad MAC" / "No session record".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from shared.authstate import CRITICAL_CREDS_FIELDS, AuthState, Credentials
+from shared.bufferjson import JsonValue
+
+#: The pseudo-category :attr:`StateChange.categories` uses for a change of the creds.
+CREDS: Literal["creds"] = "creds"
+
+ChangeKind = Literal["critical", "routine"]
+KeyUpdates = Mapping[str, Mapping[str, JsonValue | None]]
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """What one store call changed.
+
+    ``categories`` holds the key categories touched, plus ``"creds"`` when the creds changed;
+    ``creds_fields`` the Baileys names of the creds fields that changed.
+    """
+
+    kind: ChangeKind
+    categories: frozenset[str]
+    creds_fields: frozenset[str] = frozenset()
+
+
+ChangeListener = Callable[[StateChange], None]
+
+
+class AuthStore(Protocol):
+    """What the protocol engine needs from auth-state storage."""
+
+    def get_creds(self) -> Credentials:
+        """The current credentials."""
+        ...
+
+    def update_creds(self, changes: Mapping[str, JsonValue]) -> None:
+        """Merge ``changes`` (Baileys field names) into the creds; ``None`` removes a field."""
+        ...
+
+    def get_keys(self, category: str, ids: Iterable[str]) -> dict[str, JsonValue]:
+        """Values of ``category`` for the ``ids`` that exist; missing ids are left out."""
+        ...
+
+    def set_keys(self, updates: KeyUpdates) -> None:
+        """Write ``{category: {id: value}}``; a ``None`` value deletes that key."""
+        ...
+
+
+class MemoryAuthStore:
+    """The in-memory :class:`AuthStore` the connector runs accounts on.
+
+    ``revision`` counts the calls that changed something, so a snapshot publisher can tell whether
+    the state moved since its last snapshot.
+    """
+
+    def __init__(self, state: AuthState, listener: ChangeListener | None = None) -> None:
+        self._state = state.copy()
+        self._listener = listener
+        self.revision = 0
+
+    def set_listener(self, listener: ChangeListener | None) -> None:
+        self._listener = listener
+
+    def get_creds(self) -> Credentials:
+        return self._state.creds
+
+    def update_creds(self, changes: Mapping[str, JsonValue]) -> None:
+        current = self._state.creds.as_json()
+        changed = frozenset(
+            key for key, value in changes.items()
+            if (key in current) != (value is not None) or (value is not None and current[key] != value)
+        )
+        if not changed:
+            return
+        self._state.creds = self._state.creds.updated({key: changes[key] for key in changed})
+        kind: ChangeKind = "critical" if changed & CRITICAL_CREDS_FIELDS else "routine"
+        self._report(StateChange(kind=kind, categories=frozenset({CREDS}), creds_fields=changed))
+
+    def get_keys(self, category: str, ids: Iterable[str]) -> dict[str, JsonValue]:
+        entries = self._state.keys.get(category, {})
+        return {key_id: entries[key_id] for key_id in ids if key_id in entries}
+
+    def set_keys(self, updates: KeyUpdates) -> None:
+        touched: set[str] = set()
+        for category, entries in updates.items():
+            stored = self._state.keys.setdefault(category, {})
+            for key_id, value in entries.items():
+                if value is None:
+                    if stored.pop(key_id, None) is not None:
+                        touched.add(category)
+                elif stored.get(key_id) != value:
+                    stored[key_id] = value
+                    touched.add(category)
+            if not stored:
+                del self._state.keys[category]
+        if touched:
+            self._report(StateChange(kind="routine", categories=frozenset(touched)))
+
+    def snapshot(self) -> AuthState:
+        """A deep copy of the whole state, independent of later changes."""
+        return self._state.copy()
+
+    def _report(self, change: StateChange) -> None:
+        self.revision += 1
+        if self._listener is not None:
+            self._listener(change)

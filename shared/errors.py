@@ -1,0 +1,91 @@
+"""Errors raised by `shared/`: one tree, imported by the connector and the functions.
+
+::
+
+    KeeperError                      base of everything keeper raises on purpose
+    ├── StateValidationError         auth state fails the schema or lacks required credentials
+    │   └── StateTooLargeError       serialised state over MAX_STATE_BYTES
+    ├── BaileysFormatError           a Baileys auth folder or BufferJSON value is malformed
+    ├── SealingError                 a sealed transit blob cannot be opened (altered, wrong key, bad header)
+    └── VaultError                   base of the session vault's errors
+        ├── IntegrityError           a stored blob is truncated, altered, moved to another account or
+        │                            version, or wrapped under a different KEK than the one presented
+        ├── StaleGenerationError     a save under a generation lower than the head's (fencing)
+        ├── KekUnavailableError      the key-encryption key (or one of its versions) cannot be obtained
+        ├── VaultConflictError       a concurrent writer changed the head while a save was in progress
+        ├── NoUsableVersionError     restore found versions, but none decrypts and validates
+        └── NotFoundError            no stored state for the account
+
+Every message names the account and version concerned when there is one, and never contains key
+material or plaintext.
+"""
+
+from __future__ import annotations
+
+
+class KeeperError(Exception):
+    """Base of every error keeper raises on purpose."""
+
+
+class StateValidationError(KeeperError):
+    """The auth state does not match the schema or lacks a required credential."""
+
+
+class StateTooLargeError(StateValidationError):
+    """The serialised auth state is larger than the documented limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"auth state is {size} bytes, over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class BaileysFormatError(KeeperError):
+    """A Baileys auth folder, file name or BufferJSON value is malformed."""
+
+
+class SealingError(KeeperError):
+    """A sealed snapshot cannot be opened: altered, truncated, wrong key or unknown format."""
+
+
+class VaultError(KeeperError):
+    """Base of the session vault's errors."""
+
+
+class IntegrityError(VaultError):
+    """A stored blob does not authenticate: truncated, altered, wrong KEK, or moved elsewhere."""
+
+
+class StaleGenerationError(VaultError):
+    """A save carries a lease generation older than the one already stored (a stale writer)."""
+
+    def __init__(self, account_id: str, generation: int, head_generation: int) -> None:
+        super().__init__(
+            f"account {account_id}: refusing save under generation {generation}, "
+            f"stored state is at generation {head_generation}"
+        )
+        self.account_id = account_id
+        self.generation = generation
+        self.head_generation = head_generation
+
+
+class KekUnavailableError(VaultError):
+    """The key-encryption key, or the requested version of it, cannot be obtained."""
+
+
+class VaultConflictError(VaultError):
+    """Another writer changed the account's head between read and commit."""
+
+
+class NoUsableVersionError(VaultError):
+    """Every stored version of an account failed to decrypt or validate."""
+
+    def __init__(self, account_id: str, skipped: list[tuple[int, str]]) -> None:
+        detail = "; ".join(f"v{version}: {reason}" for version, reason in skipped)
+        super().__init__(f"account {account_id}: no stored version restores ({detail})")
+        self.account_id = account_id
+        self.skipped = skipped
+
+
+class NotFoundError(VaultError):
+    """No stored state exists for the account (or the requested version)."""
