@@ -1,0 +1,131 @@
+"""The connector's configuration, read once from the environment.
+
+=========================== ============================================= ===========================
+variable                    meaning                                       default
+=========================== ============================================= ===========================
+KEEPER_FUNCTIONS_URL        base URL of the functions (``/connectorSync``) required
+KEEPER_CONNECTOR_TOKEN      bearer token for connectorSync                 none (no header)
+KEEPER_CONNECTOR_ID         this connector's id                           ``<hostname>-<random>``
+KEEPER_CAPACITY             most accounts this connector will hold         1000
+KEEPER_WA_URL               WhatsApp Web websocket URL                    ``wss://web.whatsapp.com/ws/chat``
+KEEPER_WA_ROOT_KEY          server certificate root public key (hex/b64)  the engine's built-in root
+PORT                        HTTP port for /healthz, /readyz, /metrics      8080
+KEEPER_CACHE_DIR            local auth-state cache directory ("" = off)    ``~/.cache/keeper-connector``
+GOOGLE_CLOUD_PROJECT        project of the Pub/Sub topics                  ``demo-keeper``
+KEEPER_TOPIC_SNAPSHOTS      snapshot topic                                ``session-snapshots``
+KEEPER_TOPIC_CONNECTION     connection-event topic                        ``connection-events``
+KEEPER_TOPIC_MESSAGES       message topic                                 ``messages``
+KEEPER_COALESCE_WINDOW_S    how long routine key churn is coalesced        2.0
+KEEPER_SYNC_INTERVAL_S      connectorSync period (capped at lease TTL/3)   5.0
+KEEPER_SHUTDOWN_BUDGET_S    SIGTERM to exit                                8.0
+KEEPER_LOG_LEVEL            log level                                      INFO
+=========================== ============================================= ===========================
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from connector.errors import ConfigError
+
+DEFAULT_WA_URL = "wss://web.whatsapp.com/ws/chat"
+DEFAULT_CACHE_DIR = os.path.expanduser("~/.cache/keeper-connector")
+
+
+def _default_connector_id() -> str:
+    return f"{socket.gethostname()}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Topics:
+    snapshots: str = "session-snapshots"
+    connection: str = "connection-events"
+    messages: str = "messages"
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    functions_url: str
+    connector_id: str = field(default_factory=_default_connector_id)
+    token: str | None = None
+    capacity: int = 1000
+    wa_url: str = DEFAULT_WA_URL
+    wa_root_key: bytes | None = None
+    port: int = 8080
+    cache_dir: str | None = field(default_factory=lambda: DEFAULT_CACHE_DIR)
+    project_id: str = "demo-keeper"
+    topics: Topics = field(default_factory=Topics)
+    coalesce_window_s: float = 2.0
+    sync_interval_s: float = 5.0
+    shutdown_budget_s: float = 8.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectorConfig:
+        """Read the table in this module's docstring; raise :class:`ConfigError` on bad values."""
+        env = os.environ if env is None else env
+        url = env.get("KEEPER_FUNCTIONS_URL", "").rstrip("/")
+        if not url:
+            raise ConfigError("KEEPER_FUNCTIONS_URL is required (base URL of the functions)")
+        return cls(
+            functions_url=url,
+            connector_id=env.get("KEEPER_CONNECTOR_ID") or _default_connector_id(),
+            token=env.get("KEEPER_CONNECTOR_TOKEN") or None,
+            capacity=_int(env, "KEEPER_CAPACITY", 1000, minimum=0),
+            wa_url=env.get("KEEPER_WA_URL") or DEFAULT_WA_URL,
+            wa_root_key=_key(env, "KEEPER_WA_ROOT_KEY"),
+            port=_int(env, "PORT", 8080, minimum=0),
+            cache_dir=env.get("KEEPER_CACHE_DIR", DEFAULT_CACHE_DIR) or None,
+            project_id=env.get("GOOGLE_CLOUD_PROJECT") or env.get("KEEPER_PROJECT_ID") or "demo-keeper",
+            topics=Topics(
+                snapshots=env.get("KEEPER_TOPIC_SNAPSHOTS") or Topics.snapshots,
+                connection=env.get("KEEPER_TOPIC_CONNECTION") or Topics.connection,
+                messages=env.get("KEEPER_TOPIC_MESSAGES") or Topics.messages,
+            ),
+            coalesce_window_s=_float(env, "KEEPER_COALESCE_WINDOW_S", 2.0),
+            sync_interval_s=_float(env, "KEEPER_SYNC_INTERVAL_S", 5.0),
+            shutdown_budget_s=_float(env, "KEEPER_SHUTDOWN_BUDGET_S", 8.0),
+            log_level=env.get("KEEPER_LOG_LEVEL") or "INFO",
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _key(env: Mapping[str, str], name: str) -> bytes | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        return bytes.fromhex(raw) if len(raw) == 64 else base64.b64decode(raw, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise ConfigError(f"{name} must be hex or base64") from exc

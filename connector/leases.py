@@ -1,0 +1,235 @@
+"""Lease ownership: which accounts this connector may serve, and until when.
+
+Rules:
+
+- A lease's local deadline is the time the renewing request was *sent* plus the TTL: the server
+  starts the TTL later than that, so the local deadline is never later than the server's, whatever
+  the two clocks say (only durations on the local monotonic clock are used).
+- An account whose renewal did not come back is not assumed lost: it keeps its old deadline.
+- ``guard_s`` before a deadline, if no renewal has moved it, the account is *expiring*: the
+  connector must close that socket itself, before the lease can pass to another connector and
+  two sockets would fight over one device (440 loops).
+
+:class:`LeaseTable` is these rules with time passed in; :class:`LeaseKeeper` is the asyncio loop
+that calls connectorSync and hands claims, losses, commands and expiries to the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from connector.errors import SyncError, SyncRejected
+from connector.sync import Claim, Command, LeaseRef, Lost, SyncClient, SyncRequest, SyncResponse
+
+log = logging.getLogger(__name__)
+
+LEASE_GUARD_S = 3.0
+RETRY_AFTER_FAILURE_S = 1.0
+
+
+@dataclass
+class Lease:
+    account_id: str
+    generation: int
+    deadline: float  # local monotonic seconds
+
+
+class LeaseTable:
+    """The leases this connector holds; see the module docstring for the rules."""
+
+    def __init__(self, guard_s: float = LEASE_GUARD_S) -> None:
+        self.guard_s = guard_s
+        self._leases: dict[str, Lease] = {}
+
+    def add(self, account_id: str, generation: int, sent_at: float, ttl_s: float) -> None:
+        self._leases[account_id] = Lease(account_id, generation, sent_at + ttl_s)
+
+    def renew(self, ref: LeaseRef, sent_at: float, ttl_s: float) -> bool:
+        """Move the deadline of a held lease; False when not held at that generation."""
+        lease = self._leases.get(ref.account_id)
+        if lease is None or lease.generation != ref.generation:
+            return False
+        lease.deadline = max(lease.deadline, sent_at + ttl_s)
+        return True
+
+    def drop(self, account_id: str) -> Lease | None:
+        return self._leases.pop(account_id, None)
+
+    def get(self, account_id: str) -> Lease | None:
+        return self._leases.get(account_id)
+
+    def refs(self) -> list[LeaseRef]:
+        return [LeaseRef(lease.account_id, lease.generation) for lease in self._leases.values()]
+
+    def expiring(self, now: float) -> list[Lease]:
+        return [lease for lease in self._leases.values() if now >= lease.deadline - self.guard_s]
+
+    def next_expiry_check(self) -> float | None:
+        return min((lease.deadline - self.guard_s for lease in self._leases.values()), default=None)
+
+    def __contains__(self, account_id: object) -> bool:
+        return account_id in self._leases
+
+    def __len__(self) -> int:
+        return len(self._leases)
+
+
+class LeaseOwner(Protocol):
+    """What the lease keeper tells the service."""
+
+    def on_vault_key(self, public_key: bytes, key_id: str) -> None: ...
+
+    def on_claimed(self, claim: Claim) -> None: ...
+
+    def on_lost(self, lost: Lost) -> None: ...
+
+    def on_expiring(self, account_id: str) -> None: ...
+
+    def on_command(self, command: Command) -> None: ...
+
+
+class LeaseKeeper:
+    """Calls connectorSync on a period and applies the answer (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: SyncClient,
+        owner: LeaseOwner,
+        *,
+        connector_id: str,
+        capacity: int,
+        public_key: bytes,
+        interval_s: float,
+        guard_s: float = LEASE_GUARD_S,
+        clock: Callable[[], float] = time.monotonic,
+        on_renewals: Callable[[int, str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.owner = owner
+        self.connector_id = connector_id
+        self.capacity = capacity
+        self.public_key = public_key
+        self.interval_s = interval_s
+        self.table = LeaseTable(guard_s)
+        self.lease_ttl_s: float | None = None
+        self.synced_once = asyncio.Event()
+        self.last_success: float | None = None
+        self._clock = clock
+        self._to_release: dict[str, LeaseRef] = {}
+        self._taking_work = True
+        self._wake = asyncio.Event()
+        self._on_renewals = on_renewals
+        self._lock = asyncio.Lock()
+
+    # --- service side -------------------------------------------------------------------------
+
+    def release(self, account_id: str) -> None:
+        """Give the lease back on the next call (the account was removed, or on shutdown)."""
+        lease = self.table.drop(account_id)
+        if lease is not None:
+            self._to_release[account_id] = LeaseRef(lease.account_id, lease.generation)
+            self._wake.set()
+
+    def stop_taking_work(self) -> None:
+        self._taking_work = False
+
+    def generation(self, account_id: str) -> int | None:
+        lease = self.table.get(account_id)
+        return None if lease is None else lease.generation
+
+    # --- loop ---------------------------------------------------------------------------------
+
+    async def sync_once(self) -> SyncResponse:
+        """One connectorSync call, applied. Raises :class:`SyncError` when the call failed."""
+        async with self._lock:
+            release = list(self._to_release.values())
+            request = SyncRequest(
+                connector_id=self.connector_id,
+                capacity=self.capacity if self._taking_work else 0,
+                public_key=self.public_key,
+                held=self.table.refs(),
+                release=release,
+            )
+            sent_at = self._clock()
+            try:
+                response = await self.client.sync(request)
+            except SyncError as exc:
+                renew_result = "rejected" if isinstance(exc, SyncRejected) else "unavailable"
+                if self._on_renewals is not None:
+                    self._on_renewals(len(request.held), renew_result)
+                raise
+            for ref in release:
+                if self._to_release.get(ref.account_id) == ref:
+                    del self._to_release[ref.account_id]
+            self._apply(response, request, sent_at)
+            self.last_success = self._clock()
+            self.synced_once.set()
+            return response
+
+    def _apply(self, response: SyncResponse, request: SyncRequest, sent_at: float) -> None:
+        ttl = response.lease_ttl_s
+        self.lease_ttl_s = ttl
+        self.owner.on_vault_key(response.vault_public_key, response.vault_key_id)
+        renewed = sum(1 for ref in response.renewed if self.table.renew(ref, sent_at, ttl))
+        if self._on_renewals is not None:
+            self._on_renewals(renewed, "ok")
+            if len(request.held) > renewed:
+                self._on_renewals(len(request.held) - renewed, "not_renewed")
+        for lost in response.lost:
+            if self.table.drop(lost.account_id) is not None:
+                self.owner.on_lost(lost)
+        for claim in response.claimed:
+            if not self._taking_work:
+                # Claimed while shutting down: hand it straight back.
+                self._to_release[claim.account_id] = LeaseRef(claim.account_id, claim.generation)
+                continue
+            self.table.add(claim.account_id, claim.generation, sent_at, ttl)
+            self.owner.on_claimed(claim)
+        for command in response.commands:
+            if command.account_id in self.table:
+                self.owner.on_command(command)
+        self.check_expiring()
+
+    def check_expiring(self) -> list[str]:
+        """Drop and report every lease too close to its deadline to keep serving."""
+        expired = [lease.account_id for lease in self.table.expiring(self._clock())]
+        for account_id in expired:
+            self.table.drop(account_id)
+            self.owner.on_expiring(account_id)
+        return expired
+
+    def _period_s(self) -> float:
+        if self.lease_ttl_s is None:
+            return self.interval_s
+        return min(self.interval_s, self.lease_ttl_s / 3)
+
+    async def run(self) -> None:
+        """Sync every period, retry sooner after a failure, watch deadlines in between."""
+        while True:
+            try:
+                await self.sync_once()
+                next_sync = self._clock() + self._period_s()
+            except SyncError as exc:
+                log.warning("connectorSync failed", extra={"fields": {"error": str(exc),
+                                                                      "held": len(self.table)}})
+                next_sync = self._clock() + RETRY_AFTER_FAILURE_S
+            while True:
+                self.check_expiring()
+                now = self._clock()
+                if now >= next_sync:
+                    break
+                wake_at = next_sync
+                check_at = self.table.next_expiry_check()
+                if check_at is not None:
+                    wake_at = min(wake_at, max(check_at, now + 0.05))
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wake_at - now)
+                if self._wake.is_set() and self._to_release:
+                    break

@@ -1,0 +1,214 @@
+"""Publishing to Pub/Sub: ordered per account, retried until accepted, bounded in memory.
+
+- :class:`MessageTransport` is the one interface to Pub/Sub; :class:`PubSubTransport` implements
+  it over ``google-cloud-pubsub`` with message ordering on, and translates the library's errors
+  into :class:`~connector.errors.PublishError`.
+- :class:`OrderedPublisher` keeps one FIFO per ordering key (the account id) and publishes its
+  head, one at a time, retrying with jittered backoff until Pub/Sub accepts it. So a 30 s outage
+  delays messages but loses none, and an account's messages never overtake each other.
+  With ``newest_only`` (snapshots) a key's queue holds at most one waiting item and a newer one
+  replaces it: a snapshot is the whole state, so only the newest matters, and memory stays at two
+  snapshots per account however long the outage lasts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from connector.backoff import Backoff
+from connector.errors import PublishError
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S = 10.0
+RETRY_BASE_S = 0.25
+RETRY_CAP_S = 4.0
+MAX_QUEUED_PER_KEY = 10_000
+
+
+class MessageTransport(Protocol):
+    """Sends one message to a topic; returns the server's message id or raises PublishError."""
+
+    async def publish(self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str) -> str:
+        ...
+
+    async def close(self) -> None:
+        ...
+
+
+class PubSubTransport:
+    """:class:`MessageTransport` over ``google.cloud.pubsub_v1.PublisherClient``."""
+
+    def __init__(self, project_id: str, timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
+        from google.api_core import retry as api_retry
+        from google.cloud import pubsub_v1
+
+        self._project = project_id
+        self._timeout_s = timeout_s
+        # The client's own retry is kept short: the OrderedPublisher retries forever above it,
+        # and a short inner deadline keeps shutdown and outage recovery prompt.
+        self._client: Any = pubsub_v1.PublisherClient(
+            publisher_options=pubsub_v1.types.PublisherOptions(
+                enable_message_ordering=True,
+                retry=api_retry.Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s),
+                timeout=timeout_s,
+            ),
+            batch_settings=pubsub_v1.types.BatchSettings(max_latency=0.005),
+        )
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self._project}/topics/{topic}"
+
+    async def publish(self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str) -> str:
+        path = self.topic_path(topic)
+        try:
+            future = self._client.publish(path, data, ordering_key=ordering_key, **dict(attributes))
+            message_id = await asyncio.wait_for(asyncio.wrap_future(future), self._timeout_s + 2.0)
+        except Exception as exc:
+            # After a failure the client pauses the ordering key; resume it so the retry can go.
+            self._client.resume_publish(path, ordering_key)
+            raise PublishError(f"publish to {topic} failed: {type(exc).__name__}") from exc
+        return str(message_id)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.stop)
+
+
+@dataclass
+class Outgoing:
+    """One message waiting for Pub/Sub."""
+
+    key: str
+    data: bytes
+    attributes: Mapping[str, str]
+    since: float
+    accepted: asyncio.Future[bool] = field(repr=False)
+
+
+class OrderedPublisher:
+    """Per-key FIFO publishing with retries; see the module docstring."""
+
+    def __init__(
+        self,
+        transport: MessageTransport,
+        topic: str,
+        *,
+        newest_only: bool = False,
+        on_accepted: Callable[[Outgoing, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        retry_base_s: float = RETRY_BASE_S,
+        retry_cap_s: float = RETRY_CAP_S,
+    ) -> None:
+        self.transport = transport
+        self.topic = topic
+        self.newest_only = newest_only
+        self._on_accepted = on_accepted
+        self._clock = clock
+        self._retry_base_s = retry_base_s
+        self._retry_cap_s = retry_cap_s
+        self._queues: dict[str, deque[Outgoing]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._inflight: dict[str, Outgoing] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.failures = 0
+
+    def submit(self, key: str, data: bytes, attributes: Mapping[str, str],
+               since: float | None = None) -> asyncio.Future[bool]:
+        """Queue a message; the future becomes True once Pub/Sub accepted it, or False when a newer
+        message replaced it (``newest_only``)."""
+        loop = asyncio.get_running_loop()
+        item = Outgoing(key, data, dict(attributes), self._clock() if since is None else since,
+                        loop.create_future())
+        queue = self._queues.setdefault(key, deque())
+        if self.newest_only:
+            while queue:
+                older = queue.popleft()
+                # The replacement inherits the older one's start time: latency counts from the
+                # first change that was waiting, not the last.
+                item.since = min(item.since, older.since)
+                if not older.accepted.done():
+                    older.accepted.set_result(False)
+        elif len(queue) >= MAX_QUEUED_PER_KEY:
+            item.accepted.set_exception(PublishError(f"{self.topic}: queue for one key is full"))
+            return item.accepted
+        queue.append(item)
+        self._idle.clear()
+        if key not in self._workers:
+            self._workers[key] = loop.create_task(self._drain(key), name=f"publish:{self.topic}:{key}")
+        return item.accepted
+
+    def pending(self) -> int:
+        """Messages not yet accepted (waiting or in flight)."""
+        return sum(len(q) for q in self._queues.values()) + len(self._inflight)
+
+    def pending_keys(self) -> set[str]:
+        return set(self._workers)
+
+    async def drained(self, timeout_s: float | None = None) -> bool:
+        """Wait until everything queued has been accepted; False if ``timeout_s`` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Stop retrying; whatever was not accepted is dropped (its futures are cancelled)."""
+        unaccepted = [*self._inflight.values(), *(i for q in self._queues.values() for i in q)]
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for item in unaccepted:
+            item.accepted.cancel()
+        self._queues.clear()
+        self._inflight.clear()
+        self._workers.clear()
+        self._idle.set()
+
+    async def _drain(self, key: str) -> None:
+        queue = self._queues[key]
+        backoff = Backoff(base_s=self._retry_base_s, cap_s=self._retry_cap_s)
+        try:
+            while queue:
+                item = self._inflight[key] = queue.popleft()
+                try:
+                    await self.transport.publish(self.topic, item.data, item.attributes, key)
+                except PublishError as exc:
+                    self.failures += 1
+                    delay = max(self._retry_base_s, backoff.next_delay_s())
+                    log.warning(
+                        "publish failed; will retry",
+                        extra={"account_id": key, "fields": {"topic": self.topic, "error": str(exc),
+                                                             "retryInS": round(delay, 2)}},
+                    )
+                    await asyncio.sleep(delay)
+                    del self._inflight[key]
+                    if self.newest_only and queue:
+                        # A newer snapshot arrived while this one was failing: it supersedes it.
+                        queue[0].since = min(queue[0].since, item.since)
+                        if not item.accepted.done():
+                            item.accepted.set_result(False)
+                    else:
+                        queue.appendleft(item)
+                    continue
+                del self._inflight[key]
+                backoff.reset()
+                if not item.accepted.done():
+                    item.accepted.set_result(True)
+                if self._on_accepted is not None:
+                    self._on_accepted(item, self._clock() - item.since)
+        finally:
+            self._inflight.pop(key, None)
+            if not queue:
+                self._queues.pop(key, None)
+            self._workers.pop(key, None)
+            if not self._workers:
+                self._idle.set()

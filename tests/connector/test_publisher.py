@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from connector.errors import PublishError
+from connector.publisher import OrderedPublisher
+
+from tests.connector.fakes import MemoryTransport
+
+
+async def test_messages_of_one_key_are_published_in_order() -> None:
+    transport = MemoryTransport(latency_s=0.001)
+    publisher = OrderedPublisher(transport, "events")
+    futures = [publisher.submit("a", str(i).encode(), {}) for i in range(20)]
+    assert await publisher.drained(2.0)
+    assert all(f.result() for f in futures)
+    assert [p.data for p in transport.published] == [str(i).encode() for i in range(20)]
+    assert {p.ordering_key for p in transport.published} == {"a"}
+
+
+async def test_newest_only_keeps_one_waiting_snapshot_per_key() -> None:
+    transport = MemoryTransport(latency_s=0.02)
+    publisher = OrderedPublisher(transport, "snaps", newest_only=True)
+    first = publisher.submit("a", b"v1", {})
+    await asyncio.sleep(0)  # v1 goes in flight
+    second = publisher.submit("a", b"v2", {})
+    third = publisher.submit("a", b"v3", {})
+    assert publisher.pending() == 2  # one in flight, one waiting
+    assert await publisher.drained(2.0)
+    assert [p.data for p in transport.published] == [b"v1", b"v3"]
+    assert (first.result(), second.result(), third.result()) == (True, False, True)
+
+
+async def test_an_outage_delays_but_loses_nothing() -> None:
+    transport = MemoryTransport()
+    transport.down = True
+    accepted: list[float] = []
+    publisher = OrderedPublisher(transport, "snaps", newest_only=True, retry_base_s=0.01, retry_cap_s=0.05,
+                                 on_accepted=lambda item, latency: accepted.append(latency))
+    for account in ("a", "b"):
+        publisher.submit(account, account.encode() + b"1", {})
+    await asyncio.sleep(0.2)
+    publisher.submit("a", b"a2", {})  # newer state while the transport is still down
+    assert transport.published == []
+    assert not await publisher.drained(0.05)
+    transport.down = False
+    assert await publisher.drained(2.0)
+    assert sorted(p.data for p in transport.published) == [b"a2", b"b1"]
+    assert publisher.failures > 2
+    # Latency counts from the first change that was waiting, so it includes the outage.
+    assert min(accepted) >= 0.2
+
+
+async def test_full_queue_refuses_instead_of_growing() -> None:
+    import connector.publisher as module
+
+    transport = MemoryTransport()
+    transport.down = True
+    publisher = OrderedPublisher(transport, "events", retry_base_s=0.01)
+    limit = module.MAX_QUEUED_PER_KEY
+    module.MAX_QUEUED_PER_KEY = 3
+    try:
+        futures = [publisher.submit("a", b"x", {}) for _ in range(4)]
+        with pytest.raises(PublishError):
+            futures[3].result()
+    finally:
+        module.MAX_QUEUED_PER_KEY = limit
+        await publisher.close()
+    assert all(f.cancelled() for f in futures[:3])
+
+
+async def test_close_cancels_what_was_never_accepted() -> None:
+    transport = MemoryTransport()
+    transport.down = True
+    publisher = OrderedPublisher(transport, "events", retry_base_s=0.01)
+    future = publisher.submit("a", b"x", {})
+    await asyncio.sleep(0.02)
+    await publisher.close()
+    assert future.cancelled()
+    assert publisher.pending() == 0
