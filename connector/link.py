@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from connector.sync import PairingRequest
 from shared.authstore import MemoryAuthStore
 from shared.events import MessageReceived
-
-from connector.sync import PairingRequest
 
 #: What to do after a close, decided by the engine from the close code (FACTS: disconnect codes).
 ClosePolicy = Literal["restart_now", "backoff", "stop_logged_out", "stop_replaced", "stop_outdated"]

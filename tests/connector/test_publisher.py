@@ -6,7 +6,6 @@ import pytest
 
 from connector.errors import PublishError
 from connector.publisher import OrderedPublisher
-
 from tests.connector.fakes import MemoryTransport
 
 
