@@ -107,8 +107,8 @@ def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackCo
         for part, child in specs:
             label = part.name if part else child.name
             print(f"keeper: starting {label} (log: {child.log_path})", flush=True)
+            started.append(child)  # before start(): an interrupt during start must still stop it
             child.start()
-            started.append(child)
             if part is not None:
                 print(f"keeper: {label:<10} {part.describe(config)}", flush=True)
         print("keeper: local stack is up; Ctrl-C stops it", flush=True)

@@ -23,6 +23,24 @@ STOP_GRACE_S = 5.0
 READY_POLL_S = 0.1
 
 
+def _live_process_groups() -> list[int]:
+    """Process-group ids of every running, non-zombie process (Linux /proc)."""
+    groups: list[int] = []
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # fields after the parenthesised command name: state ppid pgrp ...
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[0] not in ("Z", "X"):
+            groups.append(int(fields[2]))
+    return groups
+
+
 class ProcessError(RuntimeError):
     """A child process failed to start, died early, or did not become ready in time."""
 
@@ -136,9 +154,19 @@ class ChildProcess:
             except subprocess.TimeoutExpired:
                 self.signal(signal.SIGKILL)
                 self.process.wait(timeout=grace_s)
-        # Children (Java under the gcloud wrapper) may outlive the leader: sweep the group.
+        # Children (Java under the gcloud wrapper) may outlive the leader: sweep the group and wait until
+        # it is gone, so the ports are free when stop() returns.
         self.signal(signal.SIGKILL)
+        deadline = time.monotonic() + grace_s
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
         return self.process.returncode
+
+    def _group_alive(self) -> bool:
+        """True while any non-zombie process of the child's group exists (zombies hold no ports)."""
+        if self.process is None:
+            return False
+        return any(pgid == self.process.pid for pgid in _live_process_groups())
 
     def log_tail(self, lines: int = 40) -> str:
         try:
