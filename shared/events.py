@@ -93,6 +93,7 @@ _SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 # A JID is user@server, optionally with agent/device parts; no whitespace, bounded length.
 _JID_RE = re.compile(r"[^\s@]{0,128}@[A-Za-z0-9.-]{1,64}")
 _MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_ALERT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 # WhatsApp shows an 8-character code from an alphabet of digits and capitals.
 _PAIRING_CODE_RE = re.compile(r"[A-Z0-9]{8}")
 _MAX_QR_CHARS = 2048
@@ -530,7 +531,7 @@ class AlertRaised(_EventBase):
     created_at: datetime
 
     def __post_init__(self) -> None:
-        _check(bool(ACCOUNT_ID_RE.fullmatch(self.alert_id)), "alertId is malformed")
+        _check(bool(_ALERT_ID_RE.fullmatch(self.alert_id)), "alertId is malformed")
         _check_account_id(self.account_id)
         _check(bool(_SLUG_RE.fullmatch(self.kind)), "kind is malformed")
         _check(isinstance(self.message, str) and 0 < len(self.message) <= _MAX_TEXT_CHARS,
@@ -546,7 +547,7 @@ class AlertRaised(_EventBase):
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Self:
-        return _construct(cls, alert_id=_str(obj, "alertId", ACCOUNT_ID_RE),
+        return _construct(cls, alert_id=_str(obj, "alertId", _ALERT_ID_RE),
                           account_id=_str(obj, "accountId", ACCOUNT_ID_RE),
                           kind=_str(obj, "kind", _SLUG_RE), message=_str(obj, "message"),
                           created_at=_time(obj, "createdAt"))

@@ -1,0 +1,39 @@
+"""Raising alerts: an ``alerts/{alertId}`` document plus a message on the alerts topic.
+
+An alert's id is derived from its account and kind, so one problem that persists across health
+checks keeps one open alert and is published once; once closed, the same problem raises it anew.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from functions.model import Alert, Clock
+from functions.stores import AlertPublisher, AlertStore
+from shared.events import AlertRaised
+
+_log = logging.getLogger(__name__)
+
+
+def alert_id(account_id: str, kind: str) -> str:
+    return f"{account_id}.{kind}"
+
+
+class Alerter:
+    def __init__(self, store: AlertStore, publisher: AlertPublisher, clock: Clock) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._clock = clock
+
+    def raise_alert(self, account_id: str, kind: str, message: str) -> bool:
+        """Open an alert unless the same one is open; publish it when new. True when new."""
+        alert = Alert(alert_id(account_id, kind), account_id, kind, message, self._clock())
+        if not self._store.raise_alert(alert):
+            return False
+        event = AlertRaised(alert.alert_id, account_id, kind, message, alert.created_at)
+        self._publisher.publish(event.to_json(), event.attributes())
+        _log.warning("account %s: alert %s raised", account_id, kind)
+        return True
+
+    def resolve(self, account_id: str, kinds: tuple[str, ...] | None = None) -> int:
+        return self._store.close(account_id, kinds)

@@ -1,0 +1,78 @@
+"""Scheduled cleanup: what is no longer needed goes, after a grace period where it matters.
+
+- removed accounts (``removing`` / ``removed``) older than ``removed_grace_s``: account document,
+  lease, alerts and every stored version and chunk;
+- stored sessions whose account document is gone, once their last save is older than the grace
+  period (a session imported a moment ago has no account yet);
+- versions beyond the number kept, and chunks no version refers to (``vault.prune``);
+- pairing attempts that ran past ``pairing_ttl_s``: ``pairing_expired``, no longer served.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from functions.model import GONE, AccountStatus, Clock
+from functions.ports import SessionVault
+from functions.stores import Stores
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupSettings:
+    removed_grace_s: float
+    pairing_ttl_s: float
+
+
+class Cleaner:
+    def __init__(self, stores: Stores, vault: SessionVault, clock: Clock, settings: CleanupSettings) -> None:
+        self._stores = stores
+        self._vault = vault
+        self._clock = clock
+        self._settings = settings
+
+    def run(self) -> dict[str, Any]:
+        now = self._clock()
+        grace = timedelta(seconds=self._settings.removed_grace_s)
+        pairing_ttl = timedelta(seconds=self._settings.pairing_ttl_s)
+        purged = expired = orphans = pruned = 0
+        accounts = self._stores.accounts.list_accounts()
+        for account in accounts:
+            if account.status in GONE:
+                removed_at = account.removed_at or account.updated_at
+                if removed_at + grace <= now:
+                    self._purge(account.account_id)
+                    purged += 1
+            elif account.status is AccountStatus.PAIRING:
+                started = account.pairing_started_at or account.created_at
+                if started + pairing_ttl < now:
+                    self._stores.accounts.update(account.account_id, {
+                        "status": AccountStatus.PAIRING_EXPIRED, "serve": False, "pairing": None,
+                        "status_reason": "expired", "updated_at": now})
+                    self._stores.leases.revoke(account.account_id, now)
+                    expired += 1
+                    _log.info("account %s: pairing expired", account.account_id)
+        known = {a.account_id for a in accounts}
+        for account_id in self._vault.list_accounts():
+            if account_id not in known:
+                check = self._vault.check(account_id)
+                if check.saved_at is None or check.saved_at + grace <= now:
+                    self._vault.delete(account_id)
+                    orphans += 1
+                    _log.info("account %s: orphaned session deleted", account_id)
+                continue
+            pruned += self._vault.prune(account_id)
+        _log.info("cleanup: %d purged, %d pairing expired, %d orphans, %d documents pruned",
+                  purged, expired, orphans, pruned)
+        return {"purged": purged, "pairingExpired": expired, "orphanSessions": orphans, "pruned": pruned}
+
+    def _purge(self, account_id: str) -> None:
+        self._vault.delete(account_id)
+        self._stores.leases.delete(account_id)
+        self._stores.alerts.delete_for(account_id)
+        self._stores.accounts.delete(account_id)
+        _log.info("account %s: purged after the grace period", account_id)

@@ -1,0 +1,99 @@
+"""Settings of the functions, read once from the environment.
+
+=====================================  ==================  ================================================
+variable                               default             meaning
+=====================================  ==================  ================================================
+GOOGLE_CLOUD_PROJECT / KEEPER_PROJECT  demo-keeper         project id (topics, Firebase Auth audience)
+KEEPER_REGION                          us-central1         region in local URLs
+KEEPER_TOPIC_SNAPSHOTS                 session-snapshots   topic of sealed snapshots
+KEEPER_TOPIC_CONNECTION_EVENTS         connection-events   topic of connection / pairing events
+KEEPER_TOPIC_ALERTS                    alerts              topic alerts are published to
+KEEPER_LEASE_TTL_S                     30                  lease lifetime without renewal
+KEEPER_VERSIONS_KEPT                   3                   stored versions kept per account
+KEEPER_PAIRING_TTL_S                   600                 a pairing attempt expires after this long
+KEEPER_STALE_AFTER_S                   1209600 (14 days)   no save for this long marks a session stale
+KEEPER_REMOVED_GRACE_S                 604800 (7 days)     removed accounts are purged after this long
+KEEPER_MAX_ACCOUNTS_PER_USER           50                  addAccount refuses more active accounts
+KEEPER_CONNECTOR_TOKEN                 (unset)             shared bearer token for connectorSync (local)
+KEEPER_CONNECTOR_AUDIENCE              (unset)             audience of connector identity tokens (prod)
+KEEPER_CONNECTOR_SERVICE_ACCOUNTS      (unset)             comma-separated service-account e-mails allowed
+KEEPER_SCHEDULER_TOKEN                 (unset)             bearer token for healthCheck / cleanup locally
+KEEPER_ENFORCE_APP_CHECK               false               require App Check on callables
+=====================================  ==================  ================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.events import TOPIC_ALERTS, TOPIC_CONNECTION_EVENTS, TOPIC_SESSION_SNAPSHOTS
+
+DEFAULT_PROJECT = "demo-keeper"
+DEFAULT_REGION = "us-central1"
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the functions cannot use."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float = 0) -> float:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+    if value < low:
+        raise ConfigError(f"{name}={raw!r} must be at least {low}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionsConfig:
+    project: str
+    region: str
+    topic_snapshots: str
+    topic_connection_events: str
+    topic_alerts: str
+    lease_ttl_s: float
+    versions_kept: int
+    pairing_ttl_s: float
+    stale_after_s: float
+    removed_grace_s: float
+    max_accounts_per_user: int
+    connector_token: str | None
+    connector_audience: str | None
+    connector_service_accounts: frozenset[str]
+    scheduler_token: str | None
+    enforce_app_check: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> FunctionsConfig:
+        env = os.environ if env is None else env
+        accounts = env.get("KEEPER_CONNECTOR_SERVICE_ACCOUNTS", "")
+        return cls(
+            project=env.get("KEEPER_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT")
+            or env.get("GCLOUD_PROJECT") or DEFAULT_PROJECT,
+            region=env.get("KEEPER_REGION") or DEFAULT_REGION,
+            topic_snapshots=env.get("KEEPER_TOPIC_SNAPSHOTS") or TOPIC_SESSION_SNAPSHOTS,
+            topic_connection_events=env.get("KEEPER_TOPIC_CONNECTION_EVENTS") or TOPIC_CONNECTION_EVENTS,
+            topic_alerts=env.get("KEEPER_TOPIC_ALERTS") or TOPIC_ALERTS,
+            lease_ttl_s=_number(env, "KEEPER_LEASE_TTL_S", 30.0, low=1),
+            versions_kept=int(_number(env, "KEEPER_VERSIONS_KEPT", 3, low=1)),
+            pairing_ttl_s=_number(env, "KEEPER_PAIRING_TTL_S", 600.0, low=1),
+            stale_after_s=_number(env, "KEEPER_STALE_AFTER_S", 14 * 86400.0, low=1),
+            removed_grace_s=_number(env, "KEEPER_REMOVED_GRACE_S", 7 * 86400.0),
+            max_accounts_per_user=int(_number(env, "KEEPER_MAX_ACCOUNTS_PER_USER", 50, low=1)),
+            connector_token=env.get("KEEPER_CONNECTOR_TOKEN") or None,
+            connector_audience=env.get("KEEPER_CONNECTOR_AUDIENCE") or None,
+            connector_service_accounts=frozenset(a.strip() for a in accounts.split(",") if a.strip()),
+            scheduler_token=env.get("KEEPER_SCHEDULER_TOKEN") or None,
+            enforce_app_check=_flag(env, "KEEPER_ENFORCE_APP_CHECK"),
+        )

@@ -1,0 +1,327 @@
+"""Firestore implementations of :mod:`functions.stores` (collections in docs/ARCHITECTURE.md).
+
+Documents use camelCase field names; times are Firestore timestamps. Lease claim / renew /
+release and alert raising run in transactions, so two connectors syncing at once cannot both take
+an account. Queries use single-field filters only (no composite indexes to deploy); ordering is
+done here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from functions.model import (
+    Account,
+    AccountStatus,
+    Alert,
+    ConnectorRecord,
+    Health,
+    Lease,
+    PairingInfo,
+    PairingMethod,
+    RestoreOutcome,
+    RestoreOutcomeKind,
+)
+from functions.stores import HealthSummary, Stores
+
+_log = logging.getLogger(__name__)
+
+ACCOUNTS = "accounts"
+LEASES = "leases"
+ALERTS = "alerts"
+OUTCOMES = "restore_outcomes"
+CONNECTORS = "connectors"
+HEALTH = "health"
+_BATCH = 400
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+_ACCOUNT_FIELDS = {f.name: _camel(f.name) for f in dataclasses.fields(Account)}
+
+
+def _value(value: Any) -> Any:
+    """A Python value as Firestore stores it."""
+    if isinstance(value, PairingInfo):
+        return {"code": value.code, "qr": value.qr, "expiresAt": value.expires_at}
+    if isinstance(value, AccountStatus | PairingMethod | Health):
+        return value.value
+    return value
+
+
+def account_to_doc(account: Account) -> dict[str, Any]:
+    return {_ACCOUNT_FIELDS[f.name]: _value(getattr(account, f.name)) for f in dataclasses.fields(Account)}
+
+
+def account_from_doc(account_id: str, doc: Mapping[str, Any]) -> Account:
+    pairing = doc.get("pairing")
+    health = doc.get("health")
+    return Account(
+        account_id=account_id,
+        owner_uid=doc["ownerUid"],
+        phone_number=doc["phoneNumber"],
+        method=PairingMethod(doc["method"]),
+        status=AccountStatus(doc["status"]),
+        serve=bool(doc.get("serve", False)),
+        created_at=doc["createdAt"],
+        updated_at=doc.get("updatedAt") or doc["createdAt"],
+        pairing_started_at=doc.get("pairingStartedAt"),
+        pairing=PairingInfo(pairing.get("code"), pairing.get("qr"), pairing.get("expiresAt"))
+        if isinstance(pairing, dict) else None,
+        linked_jid=doc.get("linkedJid"),
+        last_connected_at=doc.get("lastConnectedAt"),
+        last_saved_at=doc.get("lastSavedAt"),
+        last_version=doc.get("lastVersion"),
+        versions_kept=int(doc.get("versionsKept") or 0),
+        health=Health(health) if health else None,
+        health_checked_at=doc.get("healthCheckedAt"),
+        status_reason=doc.get("statusReason"),
+        reconnect_requested_at=doc.get("reconnectRequestedAt"),
+        removed_at=doc.get("removedAt"),
+    )
+
+
+def _sorted(accounts: Iterable[Account]) -> list[Account]:
+    return sorted(accounts, key=lambda a: (a.created_at, a.account_id))
+
+
+class FirestoreAccountStore:
+    def __init__(self, client: firestore.Client) -> None:
+        self._client = client
+        self._col = client.collection(ACCOUNTS)
+
+    def _read(self, snapshots: Iterable[Any]) -> list[Account]:
+        out = []
+        for snap in snapshots:
+            if not snap.exists:
+                continue
+            try:
+                out.append(account_from_doc(snap.id, snap.to_dict() or {}))
+            except (KeyError, ValueError, TypeError):
+                _log.error("account %s: document is malformed, skipped", snap.id)
+        return out
+
+    def create(self, account: Account) -> None:
+        self._col.document(account.account_id).create(account_to_doc(account))
+
+    def get(self, account_id: str) -> Account | None:
+        found = self._read([self._col.document(account_id).get()])
+        return found[0] if found else None
+
+    def get_many(self, account_ids: Sequence[str]) -> dict[str, Account]:
+        if not account_ids:
+            return {}
+        refs = [self._col.document(i) for i in account_ids]
+        return {a.account_id: a for a in self._read(self._client.get_all(refs))}
+
+    def list_accounts(self, owner_uid: str | None = None) -> list[Account]:
+        query = self._col if owner_uid is None else self._col.where(filter=FieldFilter("ownerUid", "==", owner_uid))
+        return _sorted(self._read(query.stream()))
+
+    def find_by_phone(self, phone_number: str) -> list[Account]:
+        return _sorted(self._read(self._col.where(filter=FieldFilter("phoneNumber", "==", phone_number)).stream()))
+
+    def servable(self, limit: int) -> list[Account]:
+        query = self._col.where(filter=FieldFilter("serve", "==", True)).limit(limit)
+        return _sorted(self._read(query.stream()))
+
+    def removing(self, limit: int) -> list[Account]:
+        query = self._col.where(filter=FieldFilter("status", "==", AccountStatus.REMOVING.value)).limit(limit)
+        return _sorted(self._read(query.stream()))
+
+    def update(self, account_id: str, changes: Mapping[str, Any]) -> bool:
+        unknown = set(changes) - set(_ACCOUNT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown account fields {sorted(unknown)}")
+        try:
+            self._col.document(account_id).update({_ACCOUNT_FIELDS[k]: _value(v) for k, v in changes.items()})
+        except gexc.NotFound:
+            return False
+        return True
+
+    def delete(self, account_id: str) -> None:
+        self._col.document(account_id).delete()
+
+
+def _lease_from(account_id: str, doc: Mapping[str, Any]) -> Lease:
+    return Lease(account_id, doc.get("connectorId"), int(doc.get("generation", 0)), doc["expiresAt"])
+
+
+class FirestoreLeaseStore:
+    def __init__(self, client: firestore.Client) -> None:
+        self._client = client
+        self._col = client.collection(LEASES)
+
+    def get(self, account_id: str) -> Lease | None:
+        snap = self._col.document(account_id).get()
+        return _lease_from(account_id, snap.to_dict() or {}) if snap.exists else None
+
+    def get_many(self, account_ids: Sequence[str]) -> dict[str, Lease]:
+        if not account_ids:
+            return {}
+        snaps = self._client.get_all([self._col.document(i) for i in account_ids])
+        return {s.id: _lease_from(s.id, s.to_dict() or {}) for s in snaps if s.exists}
+
+    def _in_transaction(self, account_id: str, step: Any) -> Any:
+        ref = self._col.document(account_id)
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> Any:
+            snap = ref.get(transaction=transaction)
+            current = _lease_from(account_id, snap.to_dict() or {}) if snap.exists else None
+            return step(transaction, ref, current)
+
+        return run(self._client.transaction())
+
+    @staticmethod
+    def _doc(lease: Lease, now: datetime) -> dict[str, Any]:
+        return {"connectorId": lease.connector_id, "generation": lease.generation,
+                "expiresAt": lease.expires_at, "updatedAt": now}
+
+    def claim(self, account_id: str, connector_id: str, now: datetime, ttl_s: float) -> Lease | None:
+        def step(transaction: Any, ref: Any, current: Lease | None) -> Lease | None:
+            if current is not None and current.live(now):
+                return None
+            generation = (current.generation if current is not None else 0) + 1
+            lease = Lease(account_id, connector_id, generation, now + timedelta(seconds=ttl_s))
+            transaction.set(ref, self._doc(lease, now))
+            return lease
+
+        result: Lease | None = self._in_transaction(account_id, step)
+        return result
+
+    def renew(self, account_id: str, connector_id: str, generation: int, now: datetime,
+              ttl_s: float) -> Lease | None:
+        def step(transaction: Any, ref: Any, current: Lease | None) -> Lease | None:
+            if current is None or not current.held_by(connector_id, generation):
+                return None
+            lease = dataclasses.replace(current, expires_at=now + timedelta(seconds=ttl_s))
+            transaction.set(ref, self._doc(lease, now))
+            return lease
+
+        result: Lease | None = self._in_transaction(account_id, step)
+        return result
+
+    def release(self, account_id: str, connector_id: str, generation: int, now: datetime) -> bool:
+        def step(transaction: Any, ref: Any, current: Lease | None) -> bool:
+            if current is None or not current.held_by(connector_id, generation):
+                return False
+            transaction.set(ref, self._doc(dataclasses.replace(current, connector_id=None, expires_at=now), now))
+            return True
+
+        return bool(self._in_transaction(account_id, step))
+
+    def revoke(self, account_id: str, now: datetime) -> None:
+        def step(transaction: Any, ref: Any, current: Lease | None) -> None:
+            if current is not None:
+                revoked = dataclasses.replace(current, connector_id=None, expires_at=now)
+                transaction.set(ref, self._doc(revoked, now))
+
+        self._in_transaction(account_id, step)
+
+    def delete(self, account_id: str) -> None:
+        self._col.document(account_id).delete()
+
+
+def _alert_from(snap: Any) -> Alert:
+    doc = snap.to_dict() or {}
+    return Alert(snap.id, doc["accountId"], doc["kind"], doc.get("message", ""), doc["createdAt"],
+                 bool(doc.get("open", False)))
+
+
+class FirestoreAlertStore:
+    def __init__(self, client: firestore.Client) -> None:
+        self._client = client
+        self._col = client.collection(ALERTS)
+
+    def raise_alert(self, alert: Alert) -> bool:
+        ref = self._col.document(alert.alert_id)
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> bool:
+            snap = ref.get(transaction=transaction)
+            if snap.exists and (snap.to_dict() or {}).get("open"):
+                return False
+            transaction.set(ref, {"accountId": alert.account_id, "kind": alert.kind, "message": alert.message,
+                                  "createdAt": alert.created_at, "open": True})
+            return True
+
+        return bool(run(self._client.transaction()))
+
+    def close(self, account_id: str, kinds: Iterable[str] | None = None) -> int:
+        wanted = None if kinds is None else set(kinds)
+        query = self._col.where(filter=FieldFilter("accountId", "==", account_id))
+        closed = 0
+        for snap in query.stream():
+            doc = snap.to_dict() or {}
+            if doc.get("open") and (wanted is None or doc.get("kind") in wanted):
+                snap.reference.update({"open": False})
+                closed += 1
+        return closed
+
+    def open_alerts(self, account_ids: Sequence[str] | None = None) -> list[Alert]:
+        wanted = None if account_ids is None else set(account_ids)
+        query = self._col.where(filter=FieldFilter("open", "==", True))
+        alerts = [_alert_from(s) for s in query.stream()]
+        return [a for a in alerts if wanted is None or a.account_id in wanted]
+
+    def delete_for(self, account_id: str) -> None:
+        for snap in self._col.where(filter=FieldFilter("accountId", "==", account_id)).stream():
+            snap.reference.delete()
+
+
+class FirestoreOutcomeStore:
+    def __init__(self, client: firestore.Client) -> None:
+        self._col = client.collection(OUTCOMES)
+
+    def record(self, outcome: RestoreOutcome) -> None:
+        self._col.add({"accountId": outcome.account_id, "outcome": outcome.outcome.value, "at": outcome.at,
+                       "connectorId": outcome.connector_id, "version": outcome.version,
+                       "reason": outcome.reason, "skipped": outcome.skipped})
+
+    def since(self, at: datetime) -> list[RestoreOutcome]:
+        out = []
+        for snap in self._col.where(filter=FieldFilter("at", ">=", at)).stream():
+            doc = snap.to_dict() or {}
+            out.append(RestoreOutcome(doc["accountId"], RestoreOutcomeKind(doc["outcome"]), doc["at"],
+                                      doc.get("connectorId", ""), doc.get("version"), doc.get("reason"),
+                                      int(doc.get("skipped") or 0)))
+        return out
+
+
+class FirestoreStatusStore:
+    def __init__(self, client: firestore.Client) -> None:
+        self._client = client
+
+    def record_connector(self, record: ConnectorRecord) -> None:
+        self._client.collection(CONNECTORS).document(record.connector_id).set(
+            {"lastSyncAt": record.last_sync_at, "capacity": record.capacity, "held": record.held})
+
+    def put_health_summary(self, summary: HealthSummary) -> None:
+        self._client.collection(HEALTH).document("summary").set({
+            "checkedAt": summary.checked_at, "byHealth": dict(summary.by_health), "sessions": summary.sessions,
+            "problems": summary.problems, "durationMs": summary.duration_ms})
+
+    def health_summary(self) -> HealthSummary | None:
+        snap = self._client.collection(HEALTH).document("summary").get()
+        if not snap.exists:
+            return None
+        doc = snap.to_dict() or {}
+        return HealthSummary(doc["checkedAt"], dict(doc.get("byHealth") or {}), int(doc.get("sessions", 0)),
+                             int(doc.get("problems", 0)), int(doc.get("durationMs", 0)))
+
+
+def firestore_stores(client: firestore.Client) -> Stores:
+    return Stores(FirestoreAccountStore(client), FirestoreLeaseStore(client), FirestoreAlertStore(client),
+                  FirestoreOutcomeStore(client), FirestoreStatusStore(client))

@@ -1,0 +1,195 @@
+"""In-memory implementations of :mod:`functions.stores`, for unit tests and benchmarks.
+
+Thread-safe with one lock per store, so the atomic operations stay atomic under a threaded server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from functions.model import Account, AccountStatus, Alert, ConnectorRecord, Lease, RestoreOutcome
+from functions.stores import HealthSummary, Stores
+
+_ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account))
+
+
+class MemoryAccountStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._accounts: dict[str, Account] = {}
+
+    def create(self, account: Account) -> None:
+        with self._lock:
+            if account.account_id in self._accounts:
+                raise ValueError(f"account {account.account_id} exists")
+            self._accounts[account.account_id] = account
+
+    def get(self, account_id: str) -> Account | None:
+        with self._lock:
+            return self._accounts.get(account_id)
+
+    def get_many(self, account_ids: Sequence[str]) -> dict[str, Account]:
+        with self._lock:
+            return {i: self._accounts[i] for i in account_ids if i in self._accounts}
+
+    def _sorted(self) -> list[Account]:
+        return sorted(self._accounts.values(), key=lambda a: (a.created_at, a.account_id))
+
+    def list_accounts(self, owner_uid: str | None = None) -> list[Account]:
+        with self._lock:
+            return [a for a in self._sorted() if owner_uid is None or a.owner_uid == owner_uid]
+
+    def find_by_phone(self, phone_number: str) -> list[Account]:
+        with self._lock:
+            return [a for a in self._sorted() if a.phone_number == phone_number]
+
+    def servable(self, limit: int) -> list[Account]:
+        with self._lock:
+            return [a for a in self._sorted() if a.serve][:limit]
+
+    def removing(self, limit: int) -> list[Account]:
+        with self._lock:
+            return [a for a in self._sorted() if a.status is AccountStatus.REMOVING][:limit]
+
+    def update(self, account_id: str, changes: Mapping[str, Any]) -> bool:
+        unknown = set(changes) - _ACCOUNT_FIELDS
+        if unknown:
+            raise ValueError(f"unknown account fields {sorted(unknown)}")
+        with self._lock:
+            account = self._accounts.get(account_id)
+            if account is None:
+                return False
+            self._accounts[account_id] = dataclasses.replace(account, **changes)
+            return True
+
+    def delete(self, account_id: str) -> None:
+        with self._lock:
+            self._accounts.pop(account_id, None)
+
+
+class MemoryLeaseStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leases: dict[str, Lease] = {}
+
+    def get(self, account_id: str) -> Lease | None:
+        with self._lock:
+            return self._leases.get(account_id)
+
+    def get_many(self, account_ids: Sequence[str]) -> dict[str, Lease]:
+        with self._lock:
+            return {i: self._leases[i] for i in account_ids if i in self._leases}
+
+    def claim(self, account_id: str, connector_id: str, now: datetime, ttl_s: float) -> Lease | None:
+        with self._lock:
+            current = self._leases.get(account_id)
+            if current is not None and current.live(now):
+                return None
+            generation = (current.generation if current is not None else 0) + 1
+            lease = Lease(account_id, connector_id, generation, now + timedelta(seconds=ttl_s))
+            self._leases[account_id] = lease
+            return lease
+
+    def renew(self, account_id: str, connector_id: str, generation: int, now: datetime,
+              ttl_s: float) -> Lease | None:
+        with self._lock:
+            current = self._leases.get(account_id)
+            if current is None or not current.held_by(connector_id, generation):
+                return None
+            lease = dataclasses.replace(current, expires_at=now + timedelta(seconds=ttl_s))
+            self._leases[account_id] = lease
+            return lease
+
+    def release(self, account_id: str, connector_id: str, generation: int, now: datetime) -> bool:
+        with self._lock:
+            current = self._leases.get(account_id)
+            if current is None or not current.held_by(connector_id, generation):
+                return False
+            self._leases[account_id] = dataclasses.replace(current, connector_id=None, expires_at=now)
+            return True
+
+    def revoke(self, account_id: str, now: datetime) -> None:
+        with self._lock:
+            current = self._leases.get(account_id)
+            if current is not None:
+                self._leases[account_id] = dataclasses.replace(current, connector_id=None, expires_at=now)
+
+    def delete(self, account_id: str) -> None:
+        with self._lock:
+            self._leases.pop(account_id, None)
+
+
+class MemoryAlertStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._alerts: dict[str, Alert] = {}
+
+    def raise_alert(self, alert: Alert) -> bool:
+        with self._lock:
+            current = self._alerts.get(alert.alert_id)
+            if current is not None and current.open:
+                return False
+            self._alerts[alert.alert_id] = alert
+            return True
+
+    def close(self, account_id: str, kinds: Iterable[str] | None = None) -> int:
+        wanted = None if kinds is None else set(kinds)
+        closed = 0
+        with self._lock:
+            for alert_id, alert in list(self._alerts.items()):
+                if alert.account_id == account_id and alert.open and (wanted is None or alert.kind in wanted):
+                    self._alerts[alert_id] = dataclasses.replace(alert, open=False)
+                    closed += 1
+        return closed
+
+    def open_alerts(self, account_ids: Sequence[str] | None = None) -> list[Alert]:
+        with self._lock:
+            return [a for a in self._alerts.values()
+                    if a.open and (account_ids is None or a.account_id in account_ids)]
+
+    def all_alerts(self) -> list[Alert]:
+        with self._lock:
+            return list(self._alerts.values())
+
+    def delete_for(self, account_id: str) -> None:
+        with self._lock:
+            for alert_id in [i for i, a in self._alerts.items() if a.account_id == account_id]:
+                del self._alerts[alert_id]
+
+
+class MemoryOutcomeStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.outcomes: list[RestoreOutcome] = []
+
+    def record(self, outcome: RestoreOutcome) -> None:
+        with self._lock:
+            self.outcomes.append(outcome)
+
+    def since(self, at: datetime) -> list[RestoreOutcome]:
+        with self._lock:
+            return [o for o in self.outcomes if o.at >= at]
+
+
+class MemoryStatusStore:
+    def __init__(self) -> None:
+        self.connectors: dict[str, ConnectorRecord] = {}
+        self.summary: HealthSummary | None = None
+
+    def record_connector(self, record: ConnectorRecord) -> None:
+        self.connectors[record.connector_id] = record
+
+    def put_health_summary(self, summary: HealthSummary) -> None:
+        self.summary = summary
+
+    def health_summary(self) -> HealthSummary | None:
+        return self.summary
+
+
+def memory_stores() -> Stores:
+    return Stores(MemoryAccountStore(), MemoryLeaseStore(), MemoryAlertStore(), MemoryOutcomeStore(),
+                  MemoryStatusStore())

@@ -1,0 +1,55 @@
+"""getMetrics: the numbers on the frontend's dashboard.
+
+An admin sees the whole system; any other user sees the same figures restricted to the accounts
+they own (the last health-check time is global).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from functions.accounts import Caller
+from functions.model import AccountStatus, Clock, RestoreOutcomeKind
+from functions.ports import SessionVault
+from functions.stores import Stores
+from shared.events import format_time
+
+RESTORE_WINDOW = timedelta(hours=24)
+MAX_ALERTS_LISTED = 50
+
+
+def metrics(stores: Stores, vault: SessionVault, caller: Caller, clock: Clock) -> dict[str, Any]:
+    now = clock()
+    accounts = [a for a in stores.accounts.list_accounts(None if caller.admin else caller.uid)
+                if a.status is not AccountStatus.REMOVED]
+    ids = {a.account_id for a in accounts}
+    by_status = Counter(a.status.value for a in accounts)
+    stored = vault.list_accounts()
+    sessions = len(stored) if caller.admin else len(ids.intersection(stored))
+    outcomes = [o for o in stores.outcomes.since(now - RESTORE_WINDOW) if caller.admin or o.account_id in ids]
+    by_outcome = Counter(o.outcome.value for o in outcomes)
+    succeeded = by_outcome[RestoreOutcomeKind.RESTORED.value] + by_outcome[RestoreOutcomeKind.FELL_BACK.value]
+    alerts = stores.alerts.open_alerts(None if caller.admin else sorted(ids))
+    alerts.sort(key=lambda a: a.created_at, reverse=True)
+    summary = stores.status.health_summary()
+    return {
+        "accounts": len(accounts),
+        "accountsByStatus": dict(by_status),
+        "sessionsStored": sessions,
+        "restores24h": {
+            "total": len(outcomes),
+            "restored": by_outcome[RestoreOutcomeKind.RESTORED.value],
+            "fellBack": by_outcome[RestoreOutcomeKind.FELL_BACK.value],
+            "failed": by_outcome[RestoreOutcomeKind.FAILED.value],
+            "successRate": round(succeeded / len(outcomes), 4) if outcomes else None,
+        },
+        "lastHealthCheck": None if summary is None else {
+            "checkedAt": format_time(summary.checked_at), "sessions": summary.sessions,
+            "problems": summary.problems, "byHealth": dict(summary.by_health),
+        },
+        "openAlerts": len(alerts),
+        "alerts": [{"alertId": a.alert_id, "accountId": a.account_id, "kind": a.kind, "message": a.message,
+                    "createdAt": format_time(a.created_at)} for a in alerts[:MAX_ALERTS_LISTED]],
+    }

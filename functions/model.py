@@ -1,0 +1,161 @@
+"""Records the functions keep in Firestore: accounts, leases, alerts, restore outcomes.
+
+These are plain frozen dataclasses; the storage modules translate them to documents. None of them
+holds key material: an account record carries status and timestamps, the pairing code or QR
+string only while pairing is under way (the owner needs to see it), never credentials.
+
+Account status rules (who moves an account where):
+
+==================  ===========================================  =============================
+status              entered when                                 left when
+==================  ===========================================  =============================
+pairing             addAccount, or reconnect after a failure     pairing.success + open
+connecting          connection.update connecting                 open / closed / ...
+connected           connection.update open                       any other connection state
+reconnecting        connection.update reconnecting / closed      open
+needs_pairing       connection.update needs_pairing (401)        reconnectAccount (re-pair)
+pairing_failed      pairing.failed (reason other than expired)   reconnectAccount
+pairing_expired     pairing.failed expired, or cleanup timeout   reconnectAccount
+restore_failed      connectorSync found no usable version        reconnectAccount
+replaced            connection.update replaced (440)             open, reconnectAccount
+stopped             connection.update stopped                    claimed again
+removing            removeAccount                                account.removed, cleanup
+removed             account.removed or nothing left to log out   purged by cleanup
+==================  ===========================================  =============================
+
+``serve`` says whether a connector should hold the account; connectorSync only claims accounts
+with ``serve`` true (or removing ones that still need a logout).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+Clock = Callable[[], datetime]
+
+
+class AccountStatus(enum.StrEnum):
+    PAIRING = "pairing"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    NEEDS_PAIRING = "needs_pairing"
+    PAIRING_FAILED = "pairing_failed"
+    PAIRING_EXPIRED = "pairing_expired"
+    RESTORE_FAILED = "restore_failed"
+    REPLACED = "replaced"
+    STOPPED = "stopped"
+    REMOVING = "removing"
+    REMOVED = "removed"
+
+
+#: Statuses from which reconnectAccount starts a fresh pairing rather than a reconnect.
+NEEDS_NEW_PAIRING = frozenset({
+    AccountStatus.NEEDS_PAIRING, AccountStatus.PAIRING_FAILED, AccountStatus.PAIRING_EXPIRED,
+})
+GONE = frozenset({AccountStatus.REMOVING, AccountStatus.REMOVED})
+
+
+class PairingMethod(enum.StrEnum):
+    CODE = "code"
+    QR = "qr"
+
+
+class Health(enum.StrEnum):
+    """Result of the scheduled health check for one stored session."""
+
+    OK = "ok"
+    FELL_BACK = "fell_back"  # the latest version failed; an older one restores
+    CANNOT_DECRYPT = "cannot_decrypt"
+    INVALID = "invalid"
+    STALE = "stale"  # no save for STALE_AFTER_S
+    LOGGED_OUT = "logged_out"
+    MISSING = "missing"  # the account says it is linked but no state is stored
+
+
+class RestoreOutcomeKind(enum.StrEnum):
+    RESTORED = "restored"
+    FELL_BACK = "fell_back"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class PairingInfo:
+    """What the owner sees while pairing: the code to type, or the QR string to scan."""
+
+    code: str | None = None
+    qr: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str
+    owner_uid: str
+    phone_number: str
+    method: PairingMethod
+    status: AccountStatus
+    serve: bool
+    created_at: datetime
+    updated_at: datetime
+    pairing_started_at: datetime | None = None
+    pairing: PairingInfo | None = None
+    linked_jid: str | None = None
+    last_connected_at: datetime | None = None
+    last_saved_at: datetime | None = None
+    last_version: int | None = None
+    versions_kept: int = 0
+    health: Health | None = None
+    health_checked_at: datetime | None = None
+    status_reason: str | None = None
+    reconnect_requested_at: datetime | None = None
+    removed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who serves an account. ``connector_id`` None means released; ``generation`` is the
+    fencing token, incremented on every change of owner."""
+
+    account_id: str
+    connector_id: str | None
+    generation: int
+    expires_at: datetime
+
+    def live(self, now: datetime) -> bool:
+        return self.connector_id is not None and self.expires_at > now
+
+    def held_by(self, connector_id: str, generation: int) -> bool:
+        return self.connector_id == connector_id and self.generation == generation
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    alert_id: str
+    account_id: str
+    kind: str
+    message: str
+    created_at: datetime
+    open: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreOutcome:
+    account_id: str
+    outcome: RestoreOutcomeKind
+    at: datetime
+    connector_id: str
+    version: int | None = None
+    reason: str | None = None
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRecord:
+    connector_id: str
+    last_sync_at: datetime
+    capacity: int
+    held: int

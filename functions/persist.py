@@ -1,0 +1,87 @@
+"""Persisting session snapshots from the ``session-snapshots`` topic.
+
+One message = one sealed snapshot, attributes ``accountId``, ``generation``, ``connectorId``.
+The snapshot is opened with the vault's sealing key, checked against its attributes and against
+the account's lease (fencing), and saved as a new version through the vault.
+
+Delivery is at least once, so a message may arrive twice or late:
+
+- the same state again is a no-op in the vault (same hash), nothing changes;
+- a snapshot from an older generation than the lease, or than the stored head, is refused and
+  acknowledged (:class:`StaleMessageError`): retrying could never make it current;
+- a message that does not parse or open is acknowledged with an error log
+  (:class:`MalformedMessageError`): retrying would fail the same way;
+- anything else (Firestore, KEK provider unavailable) propagates, so Pub/Sub redelivers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from functions.errors import MalformedMessageError, StaleMessageError
+from functions.model import GONE, Clock
+from functions.ports import SessionVault, TransitSealer
+from functions.stores import Stores
+from shared import errors as shared_errors
+from shared.events import InvalidEventError, SnapshotAttributes
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PersistResult:
+    account_id: str
+    version: int
+    noop: bool
+
+
+class SnapshotPersister:
+    def __init__(self, stores: Stores, vault: SessionVault, sealer: TransitSealer, clock: Clock) -> None:
+        self._stores = stores
+        self._vault = vault
+        self._sealer = sealer
+        self._clock = clock
+
+    def handle(self, data: bytes, attributes: Mapping[str, str]) -> PersistResult:
+        try:
+            attrs = SnapshotAttributes.from_attributes(attributes)
+        except InvalidEventError as exc:
+            raise MalformedMessageError(f"snapshot attributes: {exc}") from None
+        account_id = attrs.account_id
+        try:
+            snapshot = self._sealer.open_snapshot(data)
+        except (shared_errors.SealingError, shared_errors.StateValidationError) as exc:
+            raise MalformedMessageError(f"account {account_id}: snapshot does not open: "
+                                        f"{type(exc).__name__}") from None
+        if (snapshot.account_id, snapshot.generation, snapshot.connector_id) != (
+                attrs.account_id, attrs.generation, attrs.connector_id):
+            raise MalformedMessageError(f"account {account_id}: snapshot does not match its attributes")
+        account = self._stores.accounts.get(account_id)
+        if account is None or account.status in GONE:
+            raise StaleMessageError(f"account {account_id}: unknown or removed, snapshot dropped")
+        lease = self._stores.leases.get(account_id)
+        if lease is None or lease.generation > snapshot.generation:
+            current = lease.generation if lease is not None else None
+            raise StaleMessageError(f"account {account_id}: snapshot of generation {snapshot.generation} "
+                                    f"is older than the lease (generation {current})")
+        if lease.generation < snapshot.generation:
+            raise MalformedMessageError(f"account {account_id}: snapshot claims generation "
+                                        f"{snapshot.generation}, never granted (lease at {lease.generation})")
+        try:
+            saved = self._vault.save(account_id, snapshot.state, snapshot.generation)
+        except shared_errors.StaleGenerationError as exc:
+            raise StaleMessageError(str(exc)) from None
+        except shared_errors.StateValidationError as exc:
+            raise MalformedMessageError(f"account {account_id}: state refused by the vault: "
+                                        f"{type(exc).__name__}") from None
+        now = self._clock()
+        if not saved.noop:
+            self._stores.accounts.update(account_id, {
+                "last_saved_at": now, "last_version": saved.version, "versions_kept": saved.versions_kept,
+                "updated_at": now,
+            })
+        _log.info("account %s: snapshot of generation %d %s version %d", account_id, snapshot.generation,
+                  "matched" if saved.noop else "saved as", saved.version)
+        return PersistResult(account_id, saved.version, saved.noop)

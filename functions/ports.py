@@ -1,0 +1,97 @@
+"""What the functions need from the session vault and the transit sealing, as typed interfaces.
+
+The functions' logic depends on these two small interfaces only; :mod:`functions.wiring` adapts
+``shared.vault`` / ``shared.sealing`` / ``shared.snapshot`` to them, and the unit tests use fakes.
+States pass through as opaque ``AuthState`` objects: the functions never look inside one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from shared.authstate import AuthState
+
+
+@dataclass(frozen=True, slots=True)
+class SavedVersion:
+    version: int
+    noop: bool  # the same state was already the latest version (a redelivered snapshot)
+    versions_kept: int
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredState:
+    state: AuthState = field(repr=False)
+    version: int
+    #: (version, reason) of newer versions that failed to decrypt or validate.
+    skipped: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCheck:
+    """The health check's view of one stored session."""
+
+    latest_version: int | None
+    usable_version: int | None  # newest version that decrypts and validates
+    saved_at: datetime | None  # when the latest version was saved
+    versions: int
+    problem: str | None  # "cannot_decrypt" / "invalid" when no version is usable
+    skipped: tuple[tuple[int, str], ...] = ()
+
+
+class SessionVault(Protocol):
+    """Versioned, encrypted storage of whole auth states (``shared.vault``)."""
+
+    def save(self, account_id: str, state: AuthState, generation: int) -> SavedVersion:
+        """Store a new version. Raises ``shared.errors.StaleGenerationError`` for an older generation."""
+        ...
+
+    def restore(self, account_id: str) -> RestoredState:
+        """Newest version that decrypts and validates. Raises ``shared.errors.NotFoundError`` or
+        ``shared.errors.NoUsableVersionError``."""
+        ...
+
+    def check(self, account_id: str) -> SessionCheck: ...
+
+    def delete(self, account_id: str) -> None:
+        """Remove every version and chunk; nothing stored is not an error."""
+        ...
+
+    def list_accounts(self) -> list[str]: ...
+
+    def record_health(self, account_id: str, health: str, at: datetime) -> None:
+        """Note the health-check result on the session's head document."""
+        ...
+
+    def prune(self, account_id: str) -> int:
+        """Delete versions beyond the number kept and orphaned chunks; returns documents removed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedSnapshot:
+    """A snapshot in clear: opened from Pub/Sub, or a restored state about to be sealed."""
+
+    account_id: str
+    generation: int
+    connector_id: str
+    produced_at: datetime
+    state: AuthState = field(repr=False)
+
+
+class TransitSealer(Protocol):
+    """Sealing between connector and functions (``shared.sealing`` + ``shared.snapshot``)."""
+
+    def vault_public_key(self) -> tuple[bytes, str]:
+        """(raw X25519 public key, key id) the connector seals snapshots to."""
+        ...
+
+    def open_snapshot(self, sealed: bytes) -> OpenedSnapshot:
+        """Open a sealed snapshot. Raises ``shared.errors.SealingError`` / ``StateValidationError``."""
+        ...
+
+    def seal_restore(self, public_key: bytes, snapshot: OpenedSnapshot) -> bytes:
+        """Seal a restored state (as a snapshot under the new generation) to the connector's key."""
+        ...

@@ -1,0 +1,175 @@
+"""connectorSync: renew, release, claim and commands for one connector in one call.
+
+Claiming hands out accounts nobody holds a live lease on, up to the connector's free capacity.
+A claim takes the lease (generation + 1) first, then:
+
+- an account that is pairing is handed out in mode ``pair`` with its method and phone number;
+- any other account is restored through the vault, which validates each version and falls back to
+  older ones; the state is sealed to the connector's ephemeral public key, so it never crosses the
+  wire in clear and only that connector process can open it. A removing account is restored too,
+  with a ``remove`` command, so its device can be logged out properly.
+
+Every restore records its outcome (restored / fell back / failed and why) for the metrics. An
+account that cannot be restored is not served again until its owner asks (``restore_failed``); its
+lease is released at once so the generation sequence stays meaningful.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from datetime import timedelta
+from typing import Any
+
+from functions.alerts import Alerter
+from functions.leases import lease_entry, release_all, renew_all
+from functions.model import Account, AccountStatus, Clock, ConnectorRecord, Lease, RestoreOutcome, RestoreOutcomeKind
+from functions.ports import OpenedSnapshot, SessionVault, TransitSealer
+from functions.stores import Stores
+from functions.validation import SyncRequest
+from shared import errors as shared_errors
+
+_log = logging.getLogger(__name__)
+
+#: How many more candidates than free slots to look at (some are taken by other connectors).
+_CANDIDATE_FACTOR = 2
+_CANDIDATE_EXTRA = 10
+
+
+class ConnectorSyncService:
+    def __init__(self, stores: Stores, vault: SessionVault, sealer: TransitSealer, alerter: Alerter,
+                 clock: Clock, *, lease_ttl_s: float, pairing_ttl_s: float) -> None:
+        self._stores = stores
+        self._vault = vault
+        self._sealer = sealer
+        self._alerter = alerter
+        self._clock = clock
+        self._lease_ttl_s = lease_ttl_s
+        self._pairing_ttl_s = pairing_ttl_s
+
+    def sync(self, request: SyncRequest) -> dict[str, Any]:
+        now = self._clock()
+        release_all(self._stores, request.connector_id, request.release, now)
+        renewal = renew_all(self._stores, request.connector_id, request.held, now, self._lease_ttl_s)
+        claimed: list[dict[str, Any]] = []
+        commands = list(renewal.commands)
+        free = request.capacity - len(renewal.held_ids)
+        if free > 0:
+            skip = renewal.held_ids | {r.account_id for r in request.release}
+            for account in self._candidates(free, skip, now):
+                if len(claimed) >= free:
+                    break
+                entry = self._claim(request, account)
+                if entry is None:
+                    continue
+                claimed.append(entry)
+                if account.status is AccountStatus.REMOVING:
+                    commands.append({"accountId": account.account_id, "action": "remove"})
+        self._stores.status.record_connector(ConnectorRecord(
+            request.connector_id, now, request.capacity, len(renewal.held_ids) + len(claimed)))
+        public_key, key_id = self._sealer.vault_public_key()
+        return {
+            "leaseTtlS": self._lease_ttl_s,
+            "vaultPublicKey": base64.b64encode(public_key).decode("ascii"),
+            "vaultKeyId": key_id,
+            "renewed": renewal.renewed,
+            "lost": renewal.lost,
+            "claimed": claimed,
+            "commands": commands,
+        }
+
+    def _candidates(self, free: int, skip: set[str], now: Any) -> list[Account]:
+        limit = free * _CANDIDATE_FACTOR + _CANDIDATE_EXTRA
+        accounts = self._stores.accounts.servable(limit) + self._stores.accounts.removing(limit)
+        accounts = [a for a in accounts if a.account_id not in skip]
+        leases = self._stores.leases.get_many([a.account_id for a in accounts])
+        return [a for a in accounts if not (a.account_id in leases and leases[a.account_id].live(now))]
+
+    def _claim(self, request: SyncRequest, account: Account) -> dict[str, Any] | None:
+        now = self._clock()
+        if account.status is AccountStatus.PAIRING and self._pairing_expired(account, now):
+            self._stores.accounts.update(account.account_id, {
+                "status": AccountStatus.PAIRING_EXPIRED, "serve": False, "pairing": None, "updated_at": now})
+            return None
+        lease = self._stores.leases.claim(account.account_id, request.connector_id, now, self._lease_ttl_s)
+        if lease is None:
+            return None  # another connector was faster
+        _log.info("account %s: claimed by %s (generation %d)", account.account_id, request.connector_id,
+                  lease.generation)
+        if account.status is AccountStatus.PAIRING:
+            return {**lease_entry(lease), "mode": "pair", "sealedState": None, "version": None,
+                    "fellBack": False,
+                    "pairing": {"method": account.method.value, "phoneNumber": account.phone_number}}
+        try:
+            return self._restore(request, account, lease)
+        except Exception:
+            # Transient trouble (Firestore, KEK): give the lease back so another sync retries soon.
+            self._stores.leases.release(account.account_id, request.connector_id, lease.generation, now)
+            _log.exception("account %s: restore interrupted, lease released", account.account_id)
+            return None
+
+    def _pairing_expired(self, account: Account, now: Any) -> bool:
+        started = account.pairing_started_at or account.created_at
+        return bool(started + timedelta(seconds=self._pairing_ttl_s) < now)
+
+    def _restore(self, request: SyncRequest, account: Account, lease: Lease) -> dict[str, Any] | None:
+        account_id = account.account_id
+        now = self._clock()
+        try:
+            restored = self._vault.restore(account_id)
+        except shared_errors.NotFoundError:
+            if account.status is AccountStatus.REMOVING:
+                self._finish_removal_without_state(account, request.connector_id, lease)
+                return None
+            self._fail(request, account, lease, "no_stored_state", ())
+            return None
+        except shared_errors.NoUsableVersionError as exc:
+            self._fail(request, account, lease, _failure_kind(exc.skipped), tuple(exc.skipped))
+            return None
+        sealed = self._sealer.seal_restore(request.public_key, OpenedSnapshot(
+            account_id, lease.generation, request.connector_id, now, restored.state))
+        fell_back = bool(restored.skipped)
+        outcome = RestoreOutcomeKind.FELL_BACK if fell_back else RestoreOutcomeKind.RESTORED
+        self._stores.outcomes.record(RestoreOutcome(
+            account_id, outcome, now, request.connector_id, restored.version,
+            _failure_kind(list(restored.skipped)) if fell_back else None, len(restored.skipped)))
+        if fell_back:
+            self._alerter.raise_alert(account_id, "fell_back",
+                                      f"Account {account_id} restored from older version "
+                                      f"{restored.version}; {len(restored.skipped)} newer version(s) unusable.")
+        _log.info("account %s: restored version %d for %s%s", account_id, restored.version,
+                  request.connector_id, " (fell back)" if fell_back else "")
+        return {**lease_entry(lease), "mode": "restore",
+                "sealedState": base64.b64encode(sealed).decode("ascii"), "version": restored.version,
+                "fellBack": fell_back, "pairing": None}
+
+    def _fail(self, request: SyncRequest, account: Account, lease: Lease, reason: str,
+              skipped: tuple[tuple[int, str], ...]) -> None:
+        now = self._clock()
+        account_id = account.account_id
+        self._stores.outcomes.record(RestoreOutcome(
+            account_id, RestoreOutcomeKind.FAILED, now, request.connector_id, None, reason, len(skipped)))
+        self._stores.leases.release(account_id, request.connector_id, lease.generation, now)
+        if account.status is not AccountStatus.REMOVING:
+            self._stores.accounts.update(account_id, {
+                "status": AccountStatus.RESTORE_FAILED, "serve": False, "status_reason": reason,
+                "updated_at": now})
+            self._alerter.raise_alert(account_id, "restore_failed",
+                                      f"Account {account_id} cannot be restored: {reason}.")
+        _log.error("account %s: restore failed (%s)", account_id, reason)
+
+    def _finish_removal_without_state(self, account: Account, connector_id: str, lease: Lease) -> None:
+        now = self._clock()
+        self._stores.leases.release(account.account_id, connector_id, lease.generation, now)
+        self._stores.accounts.update(account.account_id, {"status": AccountStatus.REMOVED, "updated_at": now})
+        _log.info("account %s: removed (no stored state to log out with)", account.account_id)
+
+
+def _failure_kind(skipped: list[tuple[int, str]] | tuple[tuple[int, str], ...]) -> str:
+    """One word for why versions were skipped: decryption problems win over validation ones."""
+    reasons = " ".join(reason.lower() for _, reason in skipped)
+    if any(word in reasons for word in ("decrypt", "integrity", "authenticat", "kek", "tag")):
+        return "cannot_decrypt"
+    if skipped:
+        return "invalid"
+    return "unknown"

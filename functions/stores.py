@@ -1,0 +1,129 @@
+"""Storage interfaces of the functions, split by concern.
+
+Each interface is small and typed; :mod:`functions.firestore_stores` implements them on Firestore
+and :mod:`functions.memory_stores` in memory for unit tests. Operations that must be atomic (lease
+claim / renew / release, alert raise) are single methods so each implementation can make them so
+(a Firestore transaction, a lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from functions.model import Account, Alert, ConnectorRecord, Lease, RestoreOutcome
+
+#: Field names of :class:`functions.model.Account` that ``AccountStore.update`` accepts.
+AccountChanges = Mapping[str, Any]
+
+
+class AccountStore(Protocol):
+    def create(self, account: Account) -> None: ...
+
+    def get(self, account_id: str) -> Account | None: ...
+
+    def get_many(self, account_ids: Sequence[str]) -> dict[str, Account]: ...
+
+    def list_accounts(self, owner_uid: str | None = None) -> list[Account]:
+        """All accounts, or those of one owner, oldest first."""
+        ...
+
+    def find_by_phone(self, phone_number: str) -> list[Account]: ...
+
+    def servable(self, limit: int) -> list[Account]:
+        """Accounts a connector should hold (``serve`` true), oldest first, at most ``limit``."""
+        ...
+
+    def removing(self, limit: int) -> list[Account]:
+        """Accounts in status ``removing``, oldest first, at most ``limit``."""
+        ...
+
+    def update(self, account_id: str, changes: AccountChanges) -> bool:
+        """Set the given Account fields; False when the account does not exist."""
+        ...
+
+    def delete(self, account_id: str) -> None: ...
+
+
+class LeaseStore(Protocol):
+    def get(self, account_id: str) -> Lease | None: ...
+
+    def get_many(self, account_ids: Sequence[str]) -> dict[str, Lease]: ...
+
+    def claim(self, account_id: str, connector_id: str, now: datetime, ttl_s: float) -> Lease | None:
+        """Take the account when nobody holds a live lease: generation + 1. None if taken."""
+        ...
+
+    def renew(self, account_id: str, connector_id: str, generation: int, now: datetime,
+              ttl_s: float) -> Lease | None:
+        """Extend a lease still held under ``generation``; None if it was released or passed on.
+
+        A lease that ran out but that nobody claimed since is still renewed: its generation is
+        unchanged, so no other connector can have written under it."""
+        ...
+
+    def release(self, account_id: str, connector_id: str, generation: int, now: datetime) -> bool:
+        """Give the lease up (generation unchanged; the next claim increments it)."""
+        ...
+
+    def revoke(self, account_id: str, now: datetime) -> None:
+        """Take the lease from whoever holds it (generation unchanged; its renewals now fail)."""
+        ...
+
+    def delete(self, account_id: str) -> None: ...
+
+
+class AlertStore(Protocol):
+    def raise_alert(self, alert: Alert) -> bool:
+        """Store ``alert`` unless an open alert with the same id exists; True when it is new."""
+        ...
+
+    def close(self, account_id: str, kinds: Iterable[str] | None = None) -> int:
+        """Close the account's open alerts (of the given kinds); returns how many."""
+        ...
+
+    def open_alerts(self, account_ids: Sequence[str] | None = None) -> list[Alert]: ...
+
+    def delete_for(self, account_id: str) -> None: ...
+
+
+class OutcomeStore(Protocol):
+    def record(self, outcome: RestoreOutcome) -> None: ...
+
+    def since(self, at: datetime) -> list[RestoreOutcome]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSummary:
+    checked_at: datetime
+    by_health: Mapping[str, int]
+    sessions: int
+    problems: int
+    duration_ms: int
+
+
+class StatusStore(Protocol):
+    """Connector heartbeats and the health-check summary."""
+
+    def record_connector(self, record: ConnectorRecord) -> None: ...
+
+    def put_health_summary(self, summary: HealthSummary) -> None: ...
+
+    def health_summary(self) -> HealthSummary | None: ...
+
+
+class AlertPublisher(Protocol):
+    def publish(self, data: bytes, attributes: Mapping[str, str]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """Everything the functions' logic reads and writes, passed as one bundle."""
+
+    accounts: AccountStore
+    leases: LeaseStore
+    alerts: AlertStore
+    outcomes: OutcomeStore
+    status: StatusStore
