@@ -1,0 +1,430 @@
+"""WhatsApp's binary XML: ``Node`` values, JIDs, and the codec between them and bytes.
+
+Wire format (whatsmeow ``binary/encoder.go``, Baileys ``src/WABinary``): a node is a list whose size is
+``1 + 2 * attributes + (1 if content)``; then the tag, the attribute key/value strings, then the content
+(a list of nodes or a byte string). Strings are sent as dictionary tokens when listed in ``tokens``, else
+packed as nibbles (digits, ``-``, ``.``) or hex (``0-9A-F``), else as a JID when they contain ``@``,
+else raw. A serialized stanza starts with a flags byte; flag 0x02 means the rest is zlib-compressed.
+
+JID strings follow Baileys: ``user[_agent][:device]@server``; a server-only JID is ``@server``
+(``S_WHATSAPP_NET``), so that it is encoded as a JID pair and not as the bare token.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from connector.protocol import tokens as t
+from connector.protocol.errors import JidError, NodeCodecError
+
+USER_SERVER: Final = "s.whatsapp.net"
+LID_SERVER: Final = "lid"
+GROUP_SERVER: Final = "g.us"
+BROADCAST_SERVER: Final = "broadcast"
+HOSTED_SERVER: Final = "hosted"
+HOSTED_LID_SERVER: Final = "hosted.lid"
+MESSENGER_SERVER: Final = "msgr"
+INTEROP_SERVER: Final = "interop"
+S_WHATSAPP_NET: Final = "@s.whatsapp.net"
+"""The server JID stanzas are addressed to."""
+
+FLAG_COMPRESSED: Final = 0x02
+MAX_INFLATED_SIZE: Final = 32 << 20
+"""Refuse zlib payloads that inflate beyond this (guards against compression bombs)."""
+
+# AD-JID domain byte (whatsmeow ``ActualAgent``): which server a device JID lives on.
+_DOMAIN_BY_SERVER: Final = {USER_SERVER: 0, LID_SERVER: 1, HOSTED_SERVER: 128, HOSTED_LID_SERVER: 129}
+_SERVER_BY_DOMAIN: Final = {1: LID_SERVER, 128: HOSTED_SERVER, 129: HOSTED_LID_SERVER}
+
+
+@dataclass(frozen=True, slots=True)
+class Jid:
+    """A WhatsApp address. ``device`` is set for device (AD) JIDs; ``agent`` is rarely non-zero."""
+
+    user: str
+    server: str
+    device: int | None = None
+    agent: int = 0
+    integrator: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Jid:
+        """Parse ``user[_agent][:device]@server`` or ``@server``. Raises ``JidError``."""
+        user_part, at, server = text.rpartition("@")
+        if not at or not server:
+            raise JidError(f"not a JID: {text!r}")
+        device: int | None = None
+        agent = 0
+        if ":" in user_part:
+            user_part, _, device_text = user_part.partition(":")
+            if not device_text.isdigit() or int(device_text) > 0xFFFF:
+                raise JidError(f"bad device in JID {text!r}")
+            device = int(device_text)
+        if "_" in user_part and server not in (GROUP_SERVER, BROADCAST_SERVER):
+            user_part, _, agent_text = user_part.partition("_")
+            if not agent_text.isdigit() or int(agent_text) > 0xFF:
+                raise JidError(f"bad agent in JID {text!r}")
+            agent = int(agent_text)
+        return cls(user=user_part, server=server, device=device, agent=agent)
+
+    @classmethod
+    def user_jid(cls, user: str, device: int | None = None, server: str = USER_SERVER) -> Jid:
+        return cls(user=user, server=server, device=device)
+
+    def __str__(self) -> str:
+        agent = f"_{self.agent}" if self.agent else ""
+        device = f":{self.device}" if self.device else ""
+        return f"{self.user}{agent}{device}@{self.server}"
+
+    @property
+    def is_device(self) -> bool:
+        return self.device is not None
+
+    def without_device(self) -> Jid:
+        """The user's JID (no agent, no device)."""
+        return Jid(user=self.user, server=self.server)
+
+
+@dataclass(slots=True)
+class Node:
+    """One binary XML element. Attribute values are strings; content is child nodes, bytes, or absent."""
+
+    tag: str
+    attrs: dict[str, str] = field(default_factory=dict)
+    content: list[Node] | bytes | None = None
+
+    def children(self, tag: str | None = None) -> list[Node]:
+        """Child nodes (all, or those with ``tag``); empty when the content is bytes or absent."""
+        if not isinstance(self.content, list):
+            return []
+        return [child for child in self.content if tag is None or child.tag == tag]
+
+    def child(self, *path: str) -> Node | None:
+        """The first descendant following ``path`` (one tag per level), or ``None``."""
+        node: Node | None = self
+        for tag in path:
+            if node is None:
+                return None
+            node = next(iter(node.children(tag)), None)
+        return node
+
+    def child_bytes(self, *path: str) -> bytes | None:
+        node = self.child(*path)
+        return node.content if node is not None and isinstance(node.content, bytes) else None
+
+    def walk(self) -> Iterator[Node]:
+        yield self
+        for child in self.children():
+            yield from child.walk()
+
+    def __repr__(self) -> str:  # content may be key material or message text: show only its shape
+        if isinstance(self.content, list):
+            inner = f"[{', '.join(repr(c) for c in self.content)}]"
+        elif isinstance(self.content, bytes):
+            inner = f"<{len(self.content)} bytes>"
+        else:
+            inner = "None"
+        return f"Node({self.tag!r}, {self.attrs!r}, {inner})"
+
+
+# ---------------------------------------------------------------------------------------------- encode
+
+
+def encode_node(node: Node, *, compress: bool = False) -> bytes:
+    """Serialize ``node`` with its leading flags byte (zlib-compressed when ``compress``)."""
+    writer = _Writer()
+    writer.write_node(node)
+    body = bytes(writer.out)
+    if compress:
+        return bytes([FLAG_COMPRESSED]) + zlib.compress(body)
+    return b"\x00" + body
+
+
+class _Writer:
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def write_node(self, node: Node) -> None:
+        if not node.tag:
+            raise NodeCodecError("node tag must not be empty")
+        attrs = [(k, v) for k, v in node.attrs.items() if v is not None]
+        has_content = node.content is not None
+        self.write_list_start(1 + 2 * len(attrs) + (1 if has_content else 0))
+        self.write_string(node.tag)
+        for key, value in attrs:
+            if not isinstance(value, str):
+                raise NodeCodecError(f"attribute {key!r} must be a string, got {type(value).__name__}")
+            self.write_string(key)
+            self.write_string(value)
+        content = node.content
+        if isinstance(content, list):
+            self.write_list_start(len(content))
+            for child in content:
+                self.write_node(child)
+        elif isinstance(content, bytes | bytearray | memoryview):
+            self.write_bytes(bytes(content))
+        elif content is not None:
+            raise NodeCodecError(f"node content must be nodes or bytes, got {type(content).__name__}")
+
+    def write_list_start(self, size: int) -> None:
+        if size == 0:
+            self.out.append(t.LIST_EMPTY)
+        elif size < 256:
+            self.out += bytes((t.LIST_8, size))
+        elif size < 65536:
+            self.out.append(t.LIST_16)
+            self.out += size.to_bytes(2, "big")
+        else:
+            raise NodeCodecError(f"list too long: {size}")
+
+    def write_bytes(self, data: bytes) -> None:
+        length = len(data)
+        if length < 256:
+            self.out += bytes((t.BINARY_8, length))
+        elif length < (1 << 20):
+            self.out.append(t.BINARY_20)
+            self.out += length.to_bytes(3, "big")
+        elif length < (1 << 31):
+            self.out.append(t.BINARY_32)
+            self.out += length.to_bytes(4, "big")
+        else:
+            raise NodeCodecError(f"byte string too long: {length}")
+        self.out += data
+
+    def write_string(self, value: str) -> None:
+        index = t.SINGLE_BYTE_INDEX.get(value)
+        if index is not None:
+            self.out.append(index)
+            return
+        double = t.DOUBLE_BYTE_INDEX.get(value)
+        if double is not None:
+            self.out += bytes((t.DICTIONARY_0 + double[0], double[1]))
+            return
+        if value and len(value) <= t.PACKED_MAX:
+            if _is_nibble(value):
+                self.write_packed(value, t.NIBBLE_8)
+                return
+            if _is_hex(value):
+                self.write_packed(value, t.HEX_8)
+                return
+        if "@" in value:
+            try:
+                jid = Jid.parse(value)
+            except JidError:
+                jid = None
+            # Only canonical JIDs are sent as JIDs, so that decoding gives back the same string.
+            if jid is not None and str(jid) == value and _jid_encodable(jid):
+                self.write_jid(jid)
+                return
+        self.write_bytes(value.encode("utf-8", "surrogateescape"))
+
+    def write_jid(self, jid: Jid) -> None:
+        if jid.device is not None and jid.server in _DOMAIN_BY_SERVER:
+            self.out += bytes((t.AD_JID, _DOMAIN_BY_SERVER[jid.server], jid.device))
+            self.write_string(jid.user)
+        elif jid.server == MESSENGER_SERVER:
+            self.out.append(t.FB_JID)
+            self.write_string(jid.user)
+            self.out += (jid.device or 0).to_bytes(2, "big")
+            self.write_string(jid.server)
+        elif jid.server == INTEROP_SERVER:
+            self.out.append(t.INTEROP_JID)
+            self.write_string(jid.user)
+            self.out += (jid.device or 0).to_bytes(2, "big")
+            self.out += jid.integrator.to_bytes(2, "big")
+            self.write_string(jid.server)
+        else:
+            self.out.append(t.JID_PAIR)
+            user = f"{jid.user}_{jid.agent}" if jid.agent else jid.user
+            if user:
+                self.write_string(user)
+            else:
+                self.out.append(t.LIST_EMPTY)
+            self.write_string(jid.server)
+
+    def write_packed(self, value: str, kind: int) -> None:
+        pack = _NIBBLE_PACK if kind == t.NIBBLE_8 else _HEX_PACK
+        odd = len(value) % 2
+        self.out += bytes((kind, ((len(value) + 1) // 2) | (0x80 if odd else 0)))
+        for i in range(0, len(value) - odd, 2):
+            self.out.append((pack[value[i]] << 4) | pack[value[i + 1]])
+        if odd:
+            self.out.append((pack[value[-1]] << 4) | 0x0F)
+
+
+def _jid_encodable(jid: Jid) -> bool:
+    if jid.device is None:
+        return True
+    if jid.server in _DOMAIN_BY_SERVER:
+        return jid.agent == 0 and jid.device < 256
+    return jid.server in (MESSENGER_SERVER, INTEROP_SERVER) and jid.agent == 0 and jid.integrator == 0
+
+
+_NIBBLE_PACK: Final = {**{str(d): d for d in range(10)}, "-": 10, ".": 11}
+_HEX_PACK: Final = {**{str(d): d for d in range(10)}, **{c: 10 + i for i, c in enumerate("ABCDEF")}}
+_NIBBLE_UNPACK: Final = "0123456789-."
+_HEX_UNPACK: Final = "0123456789ABCDEF"
+
+
+def _is_nibble(value: str) -> bool:
+    return all(c in _NIBBLE_PACK for c in value)
+
+
+def _is_hex(value: str) -> bool:
+    return all(c in _HEX_PACK for c in value)
+
+
+# ---------------------------------------------------------------------------------------------- decode
+
+
+def decode_node(data: bytes) -> Node:
+    """Parse a serialized stanza (flags byte first; zlib-inflated when flag 0x02 is set)."""
+    if not data:
+        raise NodeCodecError("empty stanza")
+    body = data[1:]
+    if data[0] & FLAG_COMPRESSED:
+        inflater = zlib.decompressobj()
+        try:
+            body = inflater.decompress(body, MAX_INFLATED_SIZE)
+        except zlib.error as exc:
+            raise NodeCodecError(f"bad zlib payload: {exc}") from exc
+        if inflater.unconsumed_tail:
+            raise NodeCodecError("inflated stanza too large")
+    reader = _Reader(body)
+    return reader.read_node()
+
+
+class _Reader:
+    __slots__ = ("data", "index")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.index = 0
+
+    def take(self, n: int) -> bytes:
+        end = self.index + n
+        if end > len(self.data):
+            raise NodeCodecError("unexpected end of stanza")
+        chunk = self.data[self.index : end]
+        self.index = end
+        return chunk
+
+    def byte(self) -> int:
+        if self.index >= len(self.data):
+            raise NodeCodecError("unexpected end of stanza")
+        value = self.data[self.index]
+        self.index += 1
+        return value
+
+    def int_n(self, n: int) -> int:
+        return int.from_bytes(self.take(n), "big")
+
+    def list_size(self, tag: int) -> int:
+        if tag == t.LIST_EMPTY:
+            return 0
+        if tag == t.LIST_8:
+            return self.byte()
+        if tag == t.LIST_16:
+            return self.int_n(2)
+        raise NodeCodecError(f"expected a list, got tag {tag} at {self.index - 1}")
+
+    def read_node(self) -> Node:
+        size = self.list_size(self.byte())
+        if size == 0:
+            raise NodeCodecError("empty node")
+        tag = self.read_string()
+        if not tag:
+            raise NodeCodecError("node without a tag")
+        attrs: dict[str, str] = {}
+        for _ in range((size - 1) >> 1):
+            key = self.read_string()
+            attrs[key] = self.read_string()
+        content: list[Node] | bytes | None = None
+        if size % 2 == 0:
+            content = self.read_content()
+        return Node(tag, attrs, content)
+
+    def read_content(self) -> list[Node] | bytes | None:
+        tag = self.byte()
+        if tag == t.LIST_EMPTY:
+            return None
+        if tag in (t.LIST_8, t.LIST_16):
+            return [self.read_node() for _ in range(self.list_size(tag))]
+        if tag in (t.BINARY_8, t.BINARY_20, t.BINARY_32):
+            return self.read_binary(tag)
+        return self.read_value(tag).encode("utf-8", "surrogateescape")
+
+    def read_binary(self, tag: int) -> bytes:
+        if tag == t.BINARY_8:
+            length = self.byte()
+        elif tag == t.BINARY_20:
+            length = self.int_n(3) & 0x0FFFFF
+        else:
+            length = self.int_n(4)
+        return self.take(length)
+
+    def read_string(self) -> str:
+        tag = self.byte()
+        if tag == t.LIST_EMPTY:
+            return ""
+        if tag in (t.BINARY_8, t.BINARY_20, t.BINARY_32):
+            return self.read_binary(tag).decode("utf-8", "surrogateescape")
+        return self.read_value(tag)
+
+    def read_value(self, tag: int) -> str:
+        if t.DICTIONARY_0 <= tag <= t.DICTIONARY_3:
+            index = self.byte()
+            dictionary = t.DOUBLE_BYTE_TOKENS[tag - t.DICTIONARY_0]
+            if index >= len(dictionary):
+                raise NodeCodecError(f"double-byte token {tag}/{index} out of range")
+            return dictionary[index]
+        if tag == t.JID_PAIR:
+            user = self.read_string()
+            server = self.read_string()
+            if not server:
+                raise JidError("JID pair without a server")
+            return str(Jid(user=user, server=server))
+        if tag == t.AD_JID:
+            domain = self.byte()
+            device = self.byte()
+            user = self.read_string()
+            server = _SERVER_BY_DOMAIN.get(domain, USER_SERVER)
+            agent = 0 if domain in _SERVER_BY_DOMAIN else domain
+            return str(Jid(user=user, server=server, device=device, agent=agent))
+        if tag == t.FB_JID:
+            user = self.read_string()
+            device = self.int_n(2)
+            server = self.read_string()
+            return str(Jid(user=user, server=server, device=device))
+        if tag == t.INTEROP_JID:
+            user = self.read_string()
+            device = self.int_n(2)
+            integrator = self.int_n(2)
+            server = self.read_string()
+            return str(Jid(user=user, server=server, device=device, integrator=integrator))
+        if tag in (t.NIBBLE_8, t.HEX_8):
+            return self.read_packed(tag)
+        if 1 <= tag < len(t.SINGLE_BYTE_TOKENS):
+            return t.SINGLE_BYTE_TOKENS[tag]
+        raise NodeCodecError(f"invalid token {tag} at {self.index - 1}")
+
+    def read_packed(self, tag: int) -> str:
+        start = self.byte()
+        alphabet = _NIBBLE_UNPACK if tag == t.NIBBLE_8 else _HEX_UNPACK
+        chars: list[str] = []
+        for value in self.take(start & 0x7F):
+            for half in (value >> 4, value & 0x0F):
+                if half < len(alphabet):
+                    chars.append(alphabet[half])
+                elif half == 0x0F:
+                    chars.append("\x00")
+                else:
+                    raise NodeCodecError(f"bad packed nibble {half}")
+        if start & 0x80:
+            chars.pop()
+        return "".join(chars)
