@@ -1,0 +1,94 @@
+"""The snapshot format: one account's whole auth state at one moment, as the connector produces it.
+
+Canonical serialisation (:func:`canonical_state_bytes`) is what the vault hashes, compresses and stores:
+BufferJSON with keys sorted and no spaces, UTF-8, so the same state always gives the same bytes and
+an unchanged state is recognised by its hash.
+
+A :class:`Snapshot` adds where and when the state was produced (account, lease generation, connector,
+time). It travels sealed (:mod:`shared.sealing`) on the ``session-snapshots`` topic with the
+attributes listed in docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from shared.authstate import MAX_STATE_BYTES, AuthState
+from shared.bufferjson import JsonValue, dumps, revive
+from shared.errors import BaileysFormatError, StateTooLargeError, StateValidationError
+
+SNAPSHOT_SCHEMA: Final = "keeper.snapshot.v1"
+
+
+def canonical_bytes(value: JsonValue) -> bytes:
+    return dumps(value, canonical=True).encode("utf-8")
+
+
+def canonical_state_bytes(state: AuthState) -> bytes:
+    """The canonical serialisation of a state (raises if it is over the size limit)."""
+    data = canonical_bytes(state.to_json())
+    if len(data) > MAX_STATE_BYTES:
+        raise StateTooLargeError(len(data), MAX_STATE_BYTES)
+    return data
+
+
+def parse_state(data: bytes) -> AuthState:
+    """Inverse of :func:`canonical_state_bytes` (schema errors are :class:`StateValidationError`)."""
+    if len(data) > MAX_STATE_BYTES:
+        raise StateTooLargeError(len(data), MAX_STATE_BYTES)
+    try:
+        return AuthState.from_json(revive(data))
+    except BaileysFormatError as exc:
+        raise StateValidationError(f"serialised state is malformed: {exc}") from exc
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An account's auth state as produced under one lease generation by one connector."""
+
+    account_id: str
+    generation: int
+    produced_at: datetime
+    connector_id: str
+    state: AuthState
+
+    def to_bytes(self) -> bytes:
+        return canonical_bytes({
+            "schema": SNAPSHOT_SCHEMA,
+            "accountId": self.account_id,
+            "generation": self.generation,
+            "producedAt": _rfc3339(self.produced_at),
+            "connectorId": self.connector_id,
+            "state": self.state.to_json(),
+        })
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Snapshot:
+        if len(data) > MAX_STATE_BYTES + 4096:
+            raise StateTooLargeError(len(data), MAX_STATE_BYTES)
+        try:
+            obj = revive(data)
+        except BaileysFormatError as exc:
+            raise StateValidationError(f"snapshot is malformed: {exc}") from exc
+        if not isinstance(obj, dict) or obj.get("schema") != SNAPSHOT_SCHEMA:
+            raise StateValidationError(f"snapshot is not {SNAPSHOT_SCHEMA}")
+        account_id, generation = obj.get("accountId"), obj.get("generation")
+        produced_at, connector_id = obj.get("producedAt"), obj.get("connectorId")
+        if not isinstance(account_id, str) or not account_id:
+            raise StateValidationError("snapshot lacks accountId")
+        if type(generation) is not int or generation < 0:
+            raise StateValidationError("snapshot generation is not a non-negative integer")
+        if not isinstance(connector_id, str) or not isinstance(produced_at, str):
+            raise StateValidationError("snapshot lacks connectorId or producedAt")
+        try:
+            moment = datetime.fromisoformat(produced_at)
+        except ValueError as exc:
+            raise StateValidationError("snapshot producedAt is not RFC 3339") from exc
+        return cls(account_id=account_id, generation=generation, produced_at=moment,
+                   connector_id=connector_id, state=AuthState.from_json(obj.get("state")))

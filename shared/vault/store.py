@@ -1,0 +1,248 @@
+"""Where the vault keeps its records: the :class:`VaultStore` interface and an in-memory store.
+
+The store knows documents, not cryptography. A save is a *plan* the vault computes from the current
+head (:meth:`VaultStore.commit` hands the head to a planner inside one transaction), so numbering,
+fencing and the no-op check see the same head the write replaces. The Firestore implementation is
+in :mod:`shared.vault.firestore_store`; the layout is in docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.errors import NotFoundError, VaultConflictError
+from shared.vault.crypto import EnvelopeHeader
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """What the head remembers of one kept version (enough to read or delete it)."""
+
+    version: int
+    generation: int
+    chunks: int  # 0: ciphertext inline in the version document
+    stored_size: int
+    kek_version: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One stored version: header and ciphertext (reassembled from chunks if it was split)."""
+
+    version: int
+    generation: int
+    header: EnvelopeHeader
+    ciphertext: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Head:
+    """The per-account head document: the latest version and the kept ones (newest first)."""
+
+    account_id: str
+    latest_version: int
+    generation: int
+    sha256: str
+    raw_size: int
+    stored_size: int
+    versions: tuple[VersionRef, ...]
+    created_at: datetime
+    saved_at: datetime
+    health: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """Planner decision: write ``record``, make ``head`` current, delete the ``drop`` versions."""
+
+    record: VersionRecord
+    head: Head
+    drop: tuple[VersionRef, ...] = ()
+
+
+@dataclass(frozen=True)
+class HeadOnly:
+    """Planner decision: no new version, but update the head (e.g. a higher generation)."""
+
+    head: Head
+
+
+Decision = NewVersion | HeadOnly | None
+Planner = Callable[[Head | None], Decision]
+
+
+@dataclass(frozen=True)
+class LegacyRecord:
+    """A reference-system document: plaintext ``creds`` at ``whatsapp_sessions/{accountId}``."""
+
+    account_id: str
+    creds: Any  # the stored map (or JSON text), exactly as read
+    updated_at: datetime | None
+    token: Any = None  # store-specific precondition (Firestore: the document's update time)
+
+
+class VaultStore(Protocol):
+    """Persistence of heads, versions and chunks for the vault."""
+
+    def get_head(self, account_id: str) -> Head | None: ...
+
+    def get_version(self, account_id: str, ref: VersionRef) -> VersionRecord:
+        """The version ``ref`` names; :class:`NotFoundError` if gone, ``IntegrityError`` if incomplete."""
+        ...
+
+    def commit(self, account_id: str, planner: Planner) -> Decision:
+        """Run ``planner`` on the current head and apply its decision atomically; return the decision."""
+        ...
+
+    def replace_header(self, account_id: str, version: int, header: EnvelopeHeader, expected_kek: str) -> bool:
+        """Swap one version's header if it is still wrapped under ``expected_kek``; False if it changed."""
+        ...
+
+    def set_health(self, account_id: str, health: Mapping[str, Any]) -> None: ...
+
+    def delete(self, account_id: str) -> bool:
+        """Remove head, versions and chunks; False if there was nothing."""
+        ...
+
+    def list_accounts(self) -> Iterator[str]:
+        """Account ids with a vault head, sorted."""
+        ...
+
+    def list_legacy(self) -> Iterator[str]:
+        """Account ids whose document still holds reference-system plaintext creds."""
+        ...
+
+    def get_legacy(self, account_id: str) -> LegacyRecord | None: ...
+
+    def remove_legacy(self, record: LegacyRecord) -> bool:
+        """Delete the plaintext fields if the document is unchanged since ``record`` was read."""
+        ...
+
+
+@dataclass
+class _Account:
+    head: Head | None = None
+    versions: dict[int, VersionRecord] = field(default_factory=dict)
+    legacy: dict[str, Any] | None = None
+    legacy_rev: int = 0
+
+
+class MemoryVaultStore:
+    """A :class:`VaultStore` in a dict, for unit tests and benchmarks."""
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, _Account] = {}
+        self._lock = threading.RLock()
+
+    # test helpers -----------------------------------------------------------------------------
+
+    def put_legacy(self, account_id: str, document: dict[str, Any]) -> None:
+        with self._lock:
+            account = self._accounts.setdefault(account_id, _Account())
+            account.legacy = copy.deepcopy(document)
+            account.legacy_rev += 1
+
+    def raw_versions(self, account_id: str) -> dict[int, VersionRecord]:
+        return self._accounts[account_id].versions
+
+    def put_version(self, account_id: str, record: VersionRecord) -> None:
+        """Overwrite a stored version as is (tests use it to plant damaged blobs)."""
+        with self._lock:
+            self._accounts[account_id].versions[record.version] = record
+
+    # VaultStore -------------------------------------------------------------------------------
+
+    def get_head(self, account_id: str) -> Head | None:
+        with self._lock:
+            account = self._accounts.get(account_id)
+            return None if account is None else account.head
+
+    def get_version(self, account_id: str, ref: VersionRef) -> VersionRecord:
+        with self._lock:
+            account = self._accounts.get(account_id)
+            record = None if account is None else account.versions.get(ref.version)
+        if record is None:
+            raise NotFoundError(f"account {account_id} has no version {ref.version}")
+        return record
+
+    def commit(self, account_id: str, planner: Planner) -> Decision:
+        with self._lock:
+            account = self._accounts.setdefault(account_id, _Account())
+            decision = planner(account.head)
+            if isinstance(decision, NewVersion):
+                if decision.record.version in account.versions:
+                    raise VaultConflictError(f"account {account_id} already has v{decision.record.version}")
+                account.versions[decision.record.version] = decision.record
+                for ref in decision.drop:
+                    account.versions.pop(ref.version, None)
+                account.head = decision.head
+            elif isinstance(decision, HeadOnly):
+                account.head = decision.head
+            if account.head is None and account.legacy is None:
+                del self._accounts[account_id]
+            return decision
+
+    def replace_header(self, account_id: str, version: int, header: EnvelopeHeader, expected_kek: str) -> bool:
+        with self._lock:
+            account = self._accounts.get(account_id)
+            record = None if account is None else account.versions.get(version)
+            if account is None or record is None or record.header.kek_version != expected_kek:
+                return False
+            account.versions[version] = replace(record, header=header)
+            if account.head is not None:
+                refs = tuple(
+                    replace(ref, kek_version=header.kek_version) if ref.version == version else ref
+                    for ref in account.head.versions
+                )
+                account.head = replace(account.head, versions=refs)
+            return True
+
+    def set_health(self, account_id: str, health: Mapping[str, Any]) -> None:
+        with self._lock:
+            account = self._accounts.get(account_id)
+            if account is not None and account.head is not None:
+                account.head = replace(account.head, health=dict(health))
+
+    def delete(self, account_id: str) -> bool:
+        with self._lock:
+            return self._accounts.pop(account_id, None) is not None
+
+    def list_accounts(self) -> Iterator[str]:
+        with self._lock:
+            ids = sorted(key for key, account in self._accounts.items() if account.head is not None)
+        return iter(ids)
+
+    def list_legacy(self) -> Iterator[str]:
+        with self._lock:
+            ids = sorted(key for key, account in self._accounts.items()
+                         if account.legacy is not None and "creds" in account.legacy)
+        return iter(ids)
+
+    def get_legacy(self, account_id: str) -> LegacyRecord | None:
+        from shared.vault.legacy import parse_legacy_time
+
+        with self._lock:
+            account = self._accounts.get(account_id)
+            if account is None or account.legacy is None or "creds" not in account.legacy:
+                return None
+            document = copy.deepcopy(account.legacy)
+            return LegacyRecord(account_id=account_id, creds=document["creds"],
+                                updated_at=parse_legacy_time(document.get("updatedAt")),
+                                token=account.legacy_rev)
+
+    def remove_legacy(self, record: LegacyRecord) -> bool:
+        with self._lock:
+            account = self._accounts.get(record.account_id)
+            if account is None or account.legacy is None or account.legacy_rev != record.token:
+                return False
+            account.legacy = None
+            if account.head is None:
+                del self._accounts[record.account_id]
+            return True

@@ -1,0 +1,440 @@
+"""The session vault: save, restore, inspect, verify, rotate and migrate whole auth states.
+
+This is the API the functions and the CLI call. Every save writes a new encrypted version
+(:mod:`shared.vault.crypto`) through a :class:`VaultStore`; restore walks the kept versions newest
+first and returns the first that decrypts and validates, with the reasons the newer ones were
+skipped. Errors come from :mod:`shared.errors`; nothing here logs key material or state contents.
+
+Rules a save follows (all decided against the head read in the same transaction):
+
+1. The state must validate (schema, required credentials, size); otherwise nothing is written.
+2. ``generation`` lower than the head's: :class:`StaleGenerationError` (fencing against stale writers).
+3. Same plaintext hash as the latest version: no new version (the head's generation is raised if
+   the save carries a higher one).
+4. Otherwise version ``latest + 1`` is written with the head, and versions beyond ``versions_kept``
+   are deleted, in the same commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from shared import sealing
+from shared.authstate import AuthState, validate_state
+from shared.errors import (
+    IntegrityError,
+    KekUnavailableError,
+    NotFoundError,
+    NoUsableVersionError,
+    SealingError,
+    StaleGenerationError,
+    StateTooLargeError,
+    StateValidationError,
+    VaultError,
+)
+from shared.snapshot import Snapshot, canonical_state_bytes, parse_state
+from shared.vault import crypto
+from shared.vault.kek import KekProvider, sealing_private_key
+from shared.vault.legacy import legacy_state
+from shared.vault.store import Head, HeadOnly, NewVersion, VaultStore, VersionRecord, VersionRef
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VERSIONS_KEPT: Final = 3
+#: Firestore documents are limited to 1 MiB; ciphertext over this is split into chunk documents.
+CHUNK_BYTES: Final = 900_000
+#: Largest ciphertext of one version: it is written in one commit, and commits are limited to 10 MiB.
+MAX_STORED_BYTES: Final = 9 * 1024 * 1024
+#: Associated data prefix for snapshots sealed to the vault (followed by the account id).
+SNAPSHOT_AAD_PREFIX: Final = b"keeper.snapshot.v1\x00"
+
+
+def snapshot_aad(account_id: str) -> bytes:
+    """The associated data a snapshot for ``account_id`` is sealed with."""
+    return SNAPSHOT_AAD_PREFIX + account_id.encode("utf-8")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    account_id: str
+    version: int
+    generation: int
+    created: bool  # False: the state equals the latest version, nothing new was written
+    sha256: str
+    raw_size: int
+    stored_size: int
+    dropped: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SkippedVersion:
+    version: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    account_id: str
+    version: int
+    generation: int
+    state: AuthState
+    skipped: tuple[SkippedVersion, ...] = ()
+
+    @property
+    def fell_back(self) -> bool:
+        return bool(self.skipped)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    generation: int
+    created_at: datetime
+    kek_version: str
+    chunks: int
+    stored_size: int
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """Metadata of one account's stored state (no key material)."""
+
+    account_id: str
+    latest_version: int
+    generation: int
+    sha256: str
+    raw_size: int
+    stored_size: int
+    created_at: datetime
+    saved_at: datetime
+    health: dict[str, Any]
+    versions: tuple[VersionInfo, ...]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    account_id: str
+    ok: tuple[int, ...]
+    failed: tuple[SkippedVersion, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed and bool(self.ok)
+
+
+@dataclass(frozen=True)
+class RotateReport:
+    account_id: str
+    kek_version: str
+    rewrapped: tuple[int, ...]
+    current: tuple[int, ...]
+    failed: tuple[SkippedVersion, ...]
+
+
+MigrationOutcome = Literal["absent", "migrated", "kept_newer", "changed_meanwhile"]
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    account_id: str
+    outcome: MigrationOutcome
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class SealingKey:
+    """The vault's current sealing public key and the KEK version it belongs to."""
+
+    key_id: str
+    public: bytes
+
+
+def _reason(exc: Exception) -> str:
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+class Vault:
+    """Encrypted, versioned storage of whole auth states, one account at a time."""
+
+    def __init__(
+        self,
+        store: VaultStore,
+        kek: KekProvider,
+        *,
+        versions_kept: int = DEFAULT_VERSIONS_KEPT,
+        clock: Callable[[], datetime] = _utcnow,
+        rand: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        if versions_kept < 1:
+            raise ValueError("versions_kept must be at least 1")
+        self._store = store
+        self._kek = kek
+        self._versions_kept = versions_kept
+        self._clock = clock
+        self._rand = rand
+        self._sealing_keys: dict[str, X25519PrivateKey] = {}
+
+    @property
+    def kek(self) -> KekProvider:
+        return self._kek
+
+    # --- save ------------------------------------------------------------------------------------
+
+    def save(self, account_id: str, state: AuthState, generation: int) -> SaveResult:
+        """Store ``state`` as a new version (see the module docstring for the rules)."""
+        if not account_id or "/" in account_id:
+            raise StateValidationError(f"account id {account_id!r} is not a valid document id")
+        if generation < 0:
+            raise StateValidationError("generation must be non-negative")
+        plaintext = canonical_state_bytes(state)
+        validate_state(state, len(plaintext))
+        prepared = crypto.prepare(plaintext)
+        if len(prepared.body) + crypto.TAG_LEN > MAX_STORED_BYTES:
+            raise StateTooLargeError(len(prepared.body), MAX_STORED_BYTES)
+        kek_version = self._kek.current_version()
+        kek = self._kek.key(kek_version)
+        digest = prepared.plaintext_sha256.hex()
+
+        def plan(head: Head | None) -> NewVersion | HeadOnly | None:
+            now = self._clock()
+            if head is not None and generation < head.generation:
+                raise StaleGenerationError(account_id, generation, head.generation)
+            if head is not None and head.sha256 == digest:
+                if generation > head.generation:
+                    return HeadOnly(replace(head, generation=generation))
+                return None
+            version = head.latest_version + 1 if head is not None else 1
+            binding = crypto.Binding(account_id, version, generation)
+            header, ciphertext = crypto.encrypt(prepared, binding, kek_version, kek, rand=self._rand)
+            chunks = math.ceil(len(ciphertext) / CHUNK_BYTES) if len(ciphertext) > CHUNK_BYTES else 0
+            ref = VersionRef(version=version, generation=generation, chunks=chunks,
+                             stored_size=len(ciphertext), kek_version=kek_version, created_at=now)
+            refs = (ref, *(head.versions if head is not None else ()))
+            new_head = Head(
+                account_id=account_id, latest_version=version, generation=generation, sha256=digest,
+                raw_size=prepared.raw_size, stored_size=len(ciphertext),
+                versions=refs[: self._versions_kept],
+                created_at=head.created_at if head is not None else now, saved_at=now,
+                health={"status": "ok"},
+            )
+            record = VersionRecord(version=version, generation=generation, header=header,
+                                   ciphertext=ciphertext, created_at=now)
+            return NewVersion(record=record, head=new_head, drop=refs[self._versions_kept :])
+
+        decision = self._store.commit(account_id, plan)
+        if isinstance(decision, NewVersion):
+            log.info("account %s: saved v%d (generation %d, %d bytes stored)", account_id,
+                     decision.head.latest_version, generation, decision.head.stored_size)
+            return SaveResult(account_id, decision.head.latest_version, generation, True, digest,
+                              prepared.raw_size, decision.head.stored_size,
+                              tuple(ref.version for ref in decision.drop))
+        head = decision.head if isinstance(decision, HeadOnly) else self._store.get_head(account_id)
+        if head is None:  # deleted between commit and read: report the no-op as such
+            raise NotFoundError(f"account {account_id} vanished during save")
+        log.info("account %s: state unchanged, v%d kept", account_id, head.latest_version)
+        return SaveResult(account_id, head.latest_version, head.generation, False, digest,
+                          head.raw_size, head.stored_size)
+
+    def save_snapshot(self, snapshot: Snapshot) -> SaveResult:
+        return self.save(snapshot.account_id, snapshot.state, snapshot.generation)
+
+    # --- restore ---------------------------------------------------------------------------------
+
+    def _head(self, account_id: str) -> Head:
+        head = self._store.get_head(account_id)
+        if head is None:
+            raise NotFoundError(f"no stored state for account {account_id}")
+        return head
+
+    def _open(self, account_id: str, ref: VersionRef) -> tuple[VersionRecord, bytes, AuthState]:
+        record = self._store.get_version(account_id, ref)
+        if record.version != ref.version or record.generation != ref.generation:
+            raise IntegrityError(f"account {account_id} v{ref.version}: record does not match the head")
+        binding = crypto.Binding(account_id, record.version, record.generation)
+        plaintext = crypto.decrypt(record.header, record.ciphertext, binding,
+                                   self._kek.key(record.header.kek_version))
+        state = parse_state(plaintext)
+        validate_state(state, len(plaintext))
+        return record, plaintext, state
+
+    def restore(self, account_id: str) -> RestoreResult:
+        """The newest version that decrypts and validates; older ones are tried when newer fail."""
+        head = self._head(account_id)
+        skipped: list[SkippedVersion] = []
+        for ref in head.versions:
+            try:
+                record, _, state = self._open(account_id, ref)
+            except (VaultError, StateValidationError) as exc:
+                log.warning("account %s: v%d skipped in restore: %s", account_id, ref.version,
+                            exc.__class__.__name__)
+                skipped.append(SkippedVersion(ref.version, _reason(exc)))
+                continue
+            self._record_health(head, skipped)
+            return RestoreResult(account_id, record.version, record.generation, state, tuple(skipped))
+        self._record_health(head, skipped, failed=True)
+        raise NoUsableVersionError(account_id, [(s.version, s.reason) for s in skipped])
+
+    def _record_health(self, head: Head, skipped: list[SkippedVersion], *, failed: bool = False) -> None:
+        status = "failed" if failed else "fell_back" if skipped else "ok"
+        if status == "ok" and head.health.get("status") == "ok":
+            return  # nothing to record: avoid a write on every healthy restore
+        self._store.set_health(head.account_id, {
+            "status": status,
+            "at": self._clock(),
+            "skipped": [{"version": s.version, "reason": s.reason} for s in skipped],
+        })
+
+    # --- metadata, verification, deletion ---------------------------------------------------------
+
+    def inspect(self, account_id: str) -> AccountInfo:
+        head = self._head(account_id)
+        return AccountInfo(
+            account_id=account_id, latest_version=head.latest_version, generation=head.generation,
+            sha256=head.sha256, raw_size=head.raw_size, stored_size=head.stored_size,
+            created_at=head.created_at, saved_at=head.saved_at, health=dict(head.health),
+            versions=tuple(VersionInfo(r.version, r.generation, r.created_at, r.kek_version, r.chunks,
+                                       r.stored_size) for r in head.versions),
+        )
+
+    def verify(self, account_id: str) -> VerifyReport:
+        """Decrypt and validate every kept version of one account."""
+        head = self._head(account_id)
+        ok: list[int] = []
+        failed: list[SkippedVersion] = []
+        for ref in head.versions:
+            try:
+                _, plaintext, _ = self._open(account_id, ref)
+                if ref.version == head.latest_version and hashlib.sha256(plaintext).hexdigest() != head.sha256:
+                    raise IntegrityError(f"account {account_id} v{ref.version}: hash differs from the head")
+            except (VaultError, StateValidationError) as exc:
+                failed.append(SkippedVersion(ref.version, _reason(exc)))
+            else:
+                ok.append(ref.version)
+        return VerifyReport(account_id, tuple(ok), tuple(failed))
+
+    def delete(self, account_id: str) -> bool:
+        """Remove the head, every version and every chunk; False if nothing was stored."""
+        deleted = self._store.delete(account_id)
+        if deleted:
+            log.info("account %s: stored state deleted", account_id)
+        return deleted
+
+    def list_accounts(self) -> Iterator[str]:
+        return self._store.list_accounts()
+
+    # --- KEK rotation ------------------------------------------------------------------------------
+
+    def rotate_kek(self, account_id: str) -> RotateReport:
+        """Re-wrap the data keys of every kept version under the newest KEK version.
+
+        Payloads are not re-encrypted. A version that fails to unwrap is reported and left as is, so
+        it keeps opening under its old KEK version if that comes back.
+        """
+        head = self._head(account_id)
+        target = self._kek.current_version()
+        target_key = self._kek.key(target)
+        rewrapped: list[int] = []
+        current: list[int] = []
+        failed: list[SkippedVersion] = []
+        for ref in head.versions:
+            try:
+                record = self._store.get_version(account_id, ref)
+                old = record.header.kek_version
+                if old == target:
+                    current.append(ref.version)
+                    continue
+                binding = crypto.Binding(account_id, record.version, record.generation)
+                header = crypto.rewrap(record.header, binding, self._kek.key(old), target, target_key,
+                                       rand=self._rand)
+                if not self._store.replace_header(account_id, ref.version, header, old):
+                    raise IntegrityError(f"account {account_id} v{ref.version}: changed during rotation")
+                rewrapped.append(ref.version)
+            except VaultError as exc:
+                failed.append(SkippedVersion(ref.version, _reason(exc)))
+        if rewrapped:
+            log.info("account %s: re-wrapped %d versions under KEK %s", account_id, len(rewrapped), target)
+        return RotateReport(account_id, target, tuple(rewrapped), tuple(current), tuple(failed))
+
+    # --- sealing -----------------------------------------------------------------------------------
+
+    def _sealing_key(self, key_id: str) -> X25519PrivateKey:
+        key = self._sealing_keys.get(key_id)
+        if key is None:
+            key = sealing_private_key(self._kek.key(key_id))
+            self._sealing_keys[key_id] = key
+        return key
+
+    def sealing_public_key(self) -> SealingKey:
+        """The key the connector seals snapshots to (it rotates with the KEK)."""
+        key_id = self._kek.current_version()
+        return SealingKey(key_id, sealing.public_key_bytes(self._sealing_key(key_id)))
+
+    def open_sealed(self, blob: bytes, aad: bytes = b"") -> bytes:
+        """Open a blob sealed to any KEK version's sealing key."""
+        header = sealing.read_header(blob)
+        try:
+            private = self._sealing_key(header.key_id)
+        except KekUnavailableError as exc:
+            raise SealingError(f"sealed to key {header.key_id!r}, which is not available: {exc}") from exc
+        return sealing.open_sealed(blob, private, aad)
+
+    def open_snapshot(self, blob: bytes, account_id: str) -> Snapshot:
+        """Open a sealed snapshot published for ``account_id`` and check it is for that account."""
+        snapshot = Snapshot.from_bytes(self.open_sealed(blob, snapshot_aad(account_id)))
+        if snapshot.account_id != account_id:
+            raise SealingError(f"snapshot for {snapshot.account_id} arrived as {account_id}")
+        return snapshot
+
+    # --- legacy migration --------------------------------------------------------------------------
+
+    def list_legacy(self) -> Iterator[str]:
+        return self._store.list_legacy()
+
+    def migrate_legacy(self, account_id: str) -> MigrationResult:
+        """Move a reference-system plaintext document into the vault (idempotent).
+
+        A stored state at least as new as the legacy one is never overwritten. The plaintext is
+        removed only after the encrypted copy has been read back and matched, and only if the
+        legacy document did not change in the meantime.
+        """
+        record = self._store.get_legacy(account_id)
+        if record is None:
+            return MigrationResult(account_id, "absent")
+        head = self._store.get_head(account_id)
+        if head is not None and (record.updated_at is None or record.updated_at <= head.saved_at):
+            self.restore(account_id)  # the stored copy must open before the plaintext goes
+            outcome: MigrationOutcome = "kept_newer"
+            version = head.latest_version
+        else:
+            state = legacy_state(record.creds)
+            result = self.save(account_id, state, head.generation if head is not None else 0)
+            opened = self.restore(account_id)
+            if opened.version != result.version or opened.fell_back:
+                raise IntegrityError(f"account {account_id}: migrated v{result.version} does not read back")
+            if hashlib.sha256(canonical_state_bytes(opened.state)).hexdigest() != result.sha256:
+                raise IntegrityError(f"account {account_id}: migrated state reads back different")
+            outcome, version = "migrated", result.version
+        if not self._store.remove_legacy(record):
+            log.warning("account %s: legacy document changed during migration; plaintext kept", account_id)
+            return MigrationResult(account_id, "changed_meanwhile", version)
+        log.info("account %s: legacy plaintext migrated (%s, v%d)", account_id, outcome, version)
+        return MigrationResult(account_id, outcome, version)
+
+
+__all__ = [
+    "AccountInfo", "MigrationResult", "RestoreResult", "RotateReport", "SaveResult",
+    "SealingKey", "SkippedVersion", "Vault", "VerifyReport", "VersionInfo", "snapshot_aad",
+]

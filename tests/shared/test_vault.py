@@ -1,0 +1,265 @@
+"""The Vault facade on the in-memory store: saving, fencing, fallback, rotation, sealing, migration."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from shared.authstate import MAX_STATE_BYTES, AuthState
+from shared.bufferjson import to_plain
+from shared.errors import (
+    NotFoundError,
+    NoUsableVersionError,
+    SealingError,
+    StaleGenerationError,
+    StateTooLargeError,
+    StateValidationError,
+)
+from shared.sealing import seal
+from shared.snapshot import Snapshot, canonical_state_bytes
+from shared.vault import MemoryVaultStore, Vault, snapshot_aad
+from shared.vault.kek import LocalFileKek
+from tests.shared.helpers import grow, registered_state
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def kek(tmp_path: Path) -> LocalFileKek:
+    return LocalFileKek(tmp_path / "keeper" / "kek.json")
+
+
+@pytest.fixture
+def store() -> MemoryVaultStore:
+    return MemoryVaultStore()
+
+
+@pytest.fixture
+def vault(store: MemoryVaultStore, kek: LocalFileKek) -> Vault:
+    return Vault(store, kek, clock=Clock())
+
+
+def changed(state: AuthState, n: int) -> AuthState:
+    other = state.copy()
+    other.keys["session"][f"extra.{n}"] = os.urandom(64)
+    return other
+
+
+def test_save_then_restore_gives_the_same_state(vault: Vault) -> None:
+    state = registered_state()
+    result = vault.save("acct-1", state, generation=1)
+    assert (result.version, result.created, result.generation) == (1, True, 1)
+    assert result.sha256 == hashlib.sha256(canonical_state_bytes(state)).hexdigest()
+    restored = vault.restore("acct-1")
+    assert (restored.version, restored.fell_back) == (1, False)
+    assert canonical_state_bytes(restored.state) == canonical_state_bytes(state)
+
+
+def test_unchanged_state_is_a_no_op_but_raises_generation(vault: Vault, store: MemoryVaultStore) -> None:
+    state = registered_state()
+    vault.save("acct-1", state, 1)
+    again = vault.save("acct-1", state.copy(), 1)
+    assert (again.created, again.version) == (False, 1)
+    higher = vault.save("acct-1", state, 4)
+    assert (higher.created, higher.version, higher.generation) == (False, 1, 4)
+    assert len(store.raw_versions("acct-1")) == 1
+    with pytest.raises(StaleGenerationError):
+        vault.save("acct-1", changed(state, 1), 3)
+
+
+def test_stale_generation_is_refused_and_nothing_changes(vault: Vault, store: MemoryVaultStore) -> None:
+    state = registered_state()
+    vault.save("acct-1", state, 5)
+    with pytest.raises(StaleGenerationError, match="generation 4"):
+        vault.save("acct-1", changed(state, 1), 4)
+    assert vault.inspect("acct-1").latest_version == 1
+    assert list(store.raw_versions("acct-1")) == [1]
+
+
+def test_only_the_last_versions_are_kept(store: MemoryVaultStore, kek: LocalFileKek) -> None:
+    vault = Vault(store, kek, versions_kept=3, clock=Clock())
+    state = registered_state()
+    results = [vault.save("acct-1", changed(state, n), 1) for n in range(5)]
+    assert [r.version for r in results] == [1, 2, 3, 4, 5]
+    assert results[3].dropped == (1,)
+    assert sorted(store.raw_versions("acct-1")) == [3, 4, 5]
+    assert [v.version for v in vault.inspect("acct-1").versions] == [5, 4, 3]
+
+
+def test_restore_falls_back_past_damaged_versions(vault: Vault, store: MemoryVaultStore) -> None:
+    state = registered_state()
+    vault.save("acct-1", state, 1)
+    vault.save("acct-1", changed(state, 1), 1)
+    vault.save("acct-1", changed(state, 2), 2)
+    v3 = store.raw_versions("acct-1")[3]
+    store.put_version("acct-1", replace(v3, ciphertext=v3.ciphertext[:-3]))
+    v2 = store.raw_versions("acct-1")[2]
+    flipped = bytearray(v2.ciphertext)
+    flipped[10] ^= 1
+    store.put_version("acct-1", replace(v2, ciphertext=bytes(flipped)))
+
+    restored = vault.restore("acct-1")
+    assert restored.version == 1
+    assert [s.version for s in restored.skipped] == [3, 2]
+    assert "truncated" in restored.skipped[0].reason
+    assert "authenticate" in restored.skipped[1].reason
+    assert canonical_state_bytes(restored.state) == canonical_state_bytes(state)
+    assert vault.inspect("acct-1").health["status"] == "fell_back"
+    report = vault.verify("acct-1")
+    assert (report.ok, [f.version for f in report.failed], report.passed) == ((1,), [3, 2], False)
+
+
+def test_no_usable_version(vault: Vault, store: MemoryVaultStore) -> None:
+    vault.save("acct-1", registered_state(), 1)
+    v1 = store.raw_versions("acct-1")[1]
+    store.put_version("acct-1", replace(v1, ciphertext=b"\x00" * len(v1.ciphertext)))
+    with pytest.raises(NoUsableVersionError, match="v1"):
+        vault.restore("acct-1")
+    assert vault.inspect("acct-1").health["status"] == "failed"
+
+
+def test_blob_moved_to_another_account_does_not_open(vault: Vault, store: MemoryVaultStore) -> None:
+    vault.save("acct-1", registered_state(1), 1)
+    vault.save("acct-2", registered_state(2), 1)
+    store.put_version("acct-2", store.raw_versions("acct-1")[1])
+    with pytest.raises(NoUsableVersionError, match="IntegrityError"):
+        vault.restore("acct-2")
+
+
+def test_wrong_kek_does_not_open(store: MemoryVaultStore, kek: LocalFileKek, tmp_path: Path) -> None:
+    Vault(store, kek).save("acct-1", registered_state(), 1)
+    other = Vault(store, LocalFileKek(tmp_path / "other.json"))
+    with pytest.raises(NoUsableVersionError, match="does not unwrap"):
+        other.restore("acct-1")
+
+
+def test_invalid_states_are_refused_and_nothing_is_written(vault: Vault, store: MemoryVaultStore) -> None:
+    good = registered_state()
+    vault.save("acct-1", good, 1)
+    broken = good.copy()
+    broken.creds = broken.creds.updated({"signedIdentityKey": None})
+    with pytest.raises(StateValidationError, match="signedIdentityKey"):
+        vault.save("acct-1", broken, 1)
+    huge = grow(good, MAX_STATE_BYTES + 1000)
+    with pytest.raises(StateTooLargeError):
+        vault.save("acct-1", huge, 1)
+    assert list(store.raw_versions("acct-1")) == [1]
+    with pytest.raises(NotFoundError):
+        vault.restore("nobody")
+
+
+def test_rotation_rewraps_and_old_versions_keep_opening(vault: Vault, kek: LocalFileKek,
+                                                        store: MemoryVaultStore) -> None:
+    state = registered_state()
+    vault.save("acct-1", state, 1)
+    payload_before = store.raw_versions("acct-1")[1].ciphertext
+    assert kek.add_version() == "2"
+    assert vault.restore("acct-1").version == 1  # still wrapped under KEK 1, still opens
+    vault.save("acct-1", changed(state, 1), 1)
+    assert [v.kek_version for v in vault.inspect("acct-1").versions] == ["2", "1"]
+    report = vault.rotate_kek("acct-1")
+    assert (report.kek_version, report.rewrapped, report.current, report.failed) == ("2", (1,), (2,), ())
+    assert store.raw_versions("acct-1")[1].ciphertext == payload_before
+    assert [v.kek_version for v in vault.inspect("acct-1").versions] == ["2", "2"]
+    assert vault.verify("acct-1").passed
+
+
+def test_sealed_snapshots_open_only_for_their_account(vault: Vault, kek: LocalFileKek) -> None:
+    key = vault.sealing_public_key()
+    snapshot = Snapshot("acct-1", 3, datetime(2026, 11, 1, tzinfo=UTC), "c-1", registered_state())
+    blob = seal(snapshot.to_bytes(), key.public, key.key_id, snapshot_aad("acct-1"))
+    kek.add_version()  # rotation: the old sealing key must still open blobs sealed to it
+    assert vault.sealing_public_key().key_id == "2"
+    opened = vault.open_snapshot(blob, "acct-1")
+    assert (opened.account_id, opened.generation, opened.connector_id) == ("acct-1", 3, "c-1")
+    assert canonical_state_bytes(opened.state) == canonical_state_bytes(snapshot.state)
+    with pytest.raises(SealingError):
+        vault.open_snapshot(blob, "acct-2")
+
+
+def legacy_document(state: AuthState, updated_at: object) -> dict[str, object]:
+    return {"accountId": "acct-1", "creds": to_plain(dict(state.creds.as_json())), "updatedAt": updated_at}
+
+
+def test_migrate_legacy_imports_then_removes_plaintext(vault: Vault, store: MemoryVaultStore) -> None:
+    state = registered_state()
+    state.keys = {}
+    store.put_legacy("acct-1", legacy_document(state, 1_700_000_000_000))
+    assert list(vault.list_legacy()) == ["acct-1"]
+    result = vault.migrate_legacy("acct-1")
+    assert (result.outcome, result.version) == ("migrated", 1)
+    assert canonical_state_bytes(vault.restore("acct-1").state) == canonical_state_bytes(state)
+    assert list(vault.list_legacy()) == []
+    assert vault.migrate_legacy("acct-1").outcome == "absent"
+
+
+def test_migrate_legacy_never_clobbers_newer_state(vault: Vault, store: MemoryVaultStore) -> None:
+    newer = registered_state(2)
+    vault.save("acct-1", newer, 3)
+    old = registered_state(1)
+    store.put_legacy("acct-1", legacy_document(old, "2020-01-01T00:00:00Z"))
+    result = vault.migrate_legacy("acct-1")
+    assert (result.outcome, result.version) == ("kept_newer", 1)
+    assert canonical_state_bytes(vault.restore("acct-1").state) == canonical_state_bytes(newer)
+    assert list(vault.list_legacy()) == []
+
+
+def test_migrate_legacy_with_bad_creds_keeps_plaintext(vault: Vault, store: MemoryVaultStore) -> None:
+    state = registered_state()
+    state.creds = state.creds.updated({"noiseKey": None})
+    store.put_legacy("acct-1", legacy_document(state, None))
+    with pytest.raises(StateValidationError, match="noiseKey"):
+        vault.migrate_legacy("acct-1")
+    assert list(vault.list_legacy()) == ["acct-1"]
+    assert list(vault.list_accounts()) == []
+
+
+def test_inspect_shows_no_key_material(vault: Vault) -> None:
+    state = registered_state()
+    vault.save("acct-1", state, 1)
+    text = repr(asdict(vault.inspect("acct-1")))
+    for secret in (state.creds.noise_key.private, state.creds.signed_identity_key.private):
+        assert secret.hex() not in text
+        assert repr(secret)[2:-1] not in text
+    assert "wrappedKey" not in text
+
+
+def test_delete_removes_everything(vault: Vault, store: MemoryVaultStore) -> None:
+    vault.save("acct-1", registered_state(), 1)
+    assert vault.delete("acct-1") is True
+    assert vault.delete("acct-1") is False
+    assert list(vault.list_accounts()) == []
+
+
+def test_local_kek_file_is_private_and_refused_when_not(tmp_path: Path) -> None:
+    path = tmp_path / "k" / "kek.json"
+    kek = LocalFileKek(path)
+    key = kek.key(kek.current_version())
+    assert len(key) == 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert LocalFileKek(path).key("1") == key
+    path.chmod(0o644)
+    from shared.errors import KekUnavailableError
+
+    with pytest.raises(KekUnavailableError, match="chmod 600"):
+        LocalFileKek(path).current_version()
+
+
+def test_integrity_error_is_typed(vault: Vault, store: MemoryVaultStore) -> None:
+    vault.save("acct-1", registered_state(), 1)
+    record = store.raw_versions("acct-1")[1]
+    store.put_version("acct-1", replace(record, generation=2))
+    report = vault.verify("acct-1")
+    assert "IntegrityError" in report.failed[0].reason
