@@ -22,7 +22,9 @@ def serve(*, host: str, port: int, state_dir: Path | None, sock: socket.socket |
     store: StateStore = MemoryStateStore() if state_dir is None else JsonFileStateStore(state_dir)
     server = SimulatorServer(store)
     print(f"simulator: root-key {server.root_public_key_b64}", flush=True)
-    print(f"simulator: listening on ws://{host}:{port}{WS_PATH} (control http://{host}:{port}/v1)", flush=True)
+    print(
+        f"simulator: listening on ws://{host}:{port}{WS_PATH} (control http://{host}:{port}/v1)", flush=True
+    )
     if state_dir is not None:
         print(f"simulator: state in {state_dir}", flush=True)
     web.run_app(
