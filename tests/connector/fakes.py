@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from connector.errors import PublishError
 
@@ -40,3 +41,163 @@ class MemoryTransport:
 
     def on(self, topic: str) -> list[Published]:
         return [p for p in self.published if p.topic == topic]
+
+
+# --- link (engine) ----------------------------------------------------------------------------------
+
+from collections.abc import AsyncIterator  # noqa: E402
+
+from connector.link import Closed, LinkEvent  # noqa: E402
+from connector.sync import PairingRequest  # noqa: E402
+from shared.authstore import MemoryAuthStore  # noqa: E402
+
+
+class FakeSession:
+    """A socket whose events the test pushes; ``close()`` ends it like a real one."""
+
+    def __init__(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None) -> None:
+        self.account_id = account_id
+        self.store = store
+        self.pairing = pairing
+        self.queue: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
+        self.closed = False
+
+    def push(self, event: LinkEvent) -> None:
+        self.queue.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[LinkEvent]:
+        while True:
+            event = await self.queue.get()
+            if event is None:
+                return
+            if isinstance(event, Closed):
+                self.closed = True  # a real socket is gone by the time it reports its close
+                yield event
+                return
+            yield event
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(None)
+
+
+class FakeLinkFactory:
+    """Hands out FakeSessions; ``script`` runs on each new session (e.g. push Opened)."""
+
+    def __init__(self, script: Callable[[FakeSession], None] | None = None) -> None:
+        self.sessions: list[FakeSession] = []
+        self.script = script
+
+    def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None) -> FakeSession:
+        session = FakeSession(account_id, store, pairing)
+        self.sessions.append(session)
+        if self.script is not None:
+            self.script(session)
+        return session
+
+    def of(self, account_id: str) -> list[FakeSession]:
+        return [s for s in self.sessions if s.account_id == account_id]
+
+    def live(self, account_id: str) -> list[FakeSession]:
+        return [s for s in self.of(account_id) if not s.closed]
+
+
+async def eventually(check: Callable[[], bool], timeout_s: float = 3.0) -> None:
+    """Wait until ``check()`` is true; fail the test after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+# --- connectorSync ----------------------------------------------------------------------------------
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
+
+from connector.errors import SyncUnavailable  # noqa: E402
+from connector.sync import Claim, Command, LeaseRef, Lost, SyncRequest, SyncResponse  # noqa: E402
+from shared.authstate import AuthState  # noqa: E402
+from shared.sealing import open_sealed, public_key_bytes, seal  # noqa: E402
+from shared.snapshot import Snapshot  # noqa: E402
+
+
+class FakeFunctions:
+    """connectorSync in memory: leases with generations, a vault key pair, stored states."""
+
+    def __init__(self, lease_ttl_s: float = 30.0) -> None:
+        self.lease_ttl_s = lease_ttl_s
+        self.vault_key = X25519PrivateKey.generate()
+        self.states: dict[str, AuthState] = {}
+        self.pairing: dict[str, PairingRequest] = {}
+        self.leases: dict[str, tuple[str, int]] = {}  # account -> (connector, generation)
+        self.generations: dict[str, int] = {}
+        self.commands: list[Command] = []
+        self.lost: list[Lost] = []
+        self.requests: list[SyncRequest] = []
+        self.down = False
+
+    def add(self, account_id: str, state: AuthState | None = None, pairing: PairingRequest | None = None) -> None:
+        if state is not None:
+            self.states[account_id] = state
+        if pairing is not None:
+            self.pairing[account_id] = pairing
+
+    def open_snapshot(self, sealed: bytes) -> Snapshot:
+        return Snapshot.from_bytes(open_sealed(sealed, self.vault_key))
+
+    def client(self) -> FakeSyncClient:
+        return FakeSyncClient(self)
+
+    def sync(self, request: SyncRequest) -> SyncResponse:
+        if self.down:
+            raise SyncUnavailable("functions are down")
+        self.requests.append(request)
+        me = request.connector_id
+        for ref in request.release:
+            if self.leases.get(ref.account_id) == (me, ref.generation):
+                del self.leases[ref.account_id]
+        renewed = [ref for ref in request.held if self.leases.get(ref.account_id) == (me, ref.generation)]
+        lost = [Lost(ref.account_id, "taken") for ref in request.held if ref not in renewed]
+        lost += [item for item in self.lost if any(r.account_id == item.account_id for r in renewed)]
+        renewed = [r for r in renewed if r.account_id not in {item.account_id for item in self.lost}]
+        self.lost = []
+        claimed: list[Claim] = []
+        free = request.capacity - len(renewed)
+        for account_id in sorted(set(self.states) | set(self.pairing)):
+            if free <= 0:
+                break
+            if account_id in self.leases or any(r.account_id == account_id for r in request.release):
+                continue
+            generation = self.generations.get(account_id, 0) + 1
+            self.generations[account_id] = generation
+            self.leases[account_id] = (me, generation)
+            free -= 1
+            pairing = self.pairing.get(account_id)
+            if pairing is not None:
+                claimed.append(Claim(account_id, generation, "pair", pairing=pairing))
+                continue
+            snapshot = Snapshot(account_id, generation, datetime.now(UTC), me, self.states[account_id])
+            sealed = seal(snapshot.to_bytes(), request.public_key, "connector")
+            claimed.append(Claim(account_id, generation, "restore", sealed_state=sealed, version=1))
+        commands = [c for c in self.commands if self.leases.get(c.account_id, ("", 0))[0] == me]
+        self.commands = [c for c in self.commands if c not in commands]
+        return SyncResponse(self.lease_ttl_s, public_key_bytes(self.vault_key), "kek-1",
+                            renewed=renewed, lost=lost, claimed=claimed, commands=commands)
+
+
+class FakeSyncClient:
+    def __init__(self, functions: FakeFunctions) -> None:
+        self.functions = functions
+
+    async def sync(self, request: SyncRequest) -> SyncResponse:
+        await asyncio.sleep(0)
+        return self.functions.sync(request)
+
+    async def close(self) -> None:
+        pass
+
+
+__all__ = ["LeaseRef"]

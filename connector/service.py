@@ -1,0 +1,445 @@
+"""The connector service: holds accounts, keeps them connected, persists their state.
+
+Wiring (each part is its own module)::
+
+    LeaseKeeper ──claims / lost / commands / expiring──► ConnectorService ──► AccountSupervisor (one per account)
+       │ connectorSync every few seconds                   │  ▲ state changes     │ LinkFactory
+       ▼                                                   ▼  │                   ▼ (engine)
+    functions                                     CoalescingFlusher ──► OrderedPublisher ──► Pub/Sub
+                                                     (critical now,      (ordered per account,
+                                                      routine ≤ 2 s)      retried, newest only)
+
+Shutdown order (SIGTERM, within ``shutdown_budget_s``): stop taking work and report not ready;
+close every socket (so no key moves after the final snapshot and no second socket can meet ours);
+snapshot every account that changed since its last snapshot and wait for Pub/Sub to accept them;
+then release the leases of the accounts whose state is safely published, so the next connector
+takes them over at once. An account whose snapshot did not get through keeps its lease until it
+expires: handing it over early would only hand over older keys sooner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from connector.cache import StateCache
+from connector.coalescer import CoalescingFlusher
+from connector.config import ConnectorConfig
+from connector.errors import CacheError, ConnectorError, PublishError, RestoreError, SyncError
+from connector.http import HealthServer
+from connector.leases import LeaseKeeper
+from connector.link import Incoming, LinkFactory
+from connector.logs import fields
+from connector.metrics import Counter, Gauge, Histogram, LabelValues, Registry
+from connector.publisher import MessageTransport, OrderedPublisher, Outgoing
+from connector.snapshots import SnapshotCodec
+from connector.states import AccountState
+from connector.supervisor import AccountSupervisor
+from connector.sync import Claim, Command, Lost, SyncClient
+from shared.authstate import AuthState
+from shared.authstore import MemoryAuthStore, StateChange
+from shared.events import (
+    AccountRemoved,
+    ConnectionState,
+    ConnectionUpdate,
+    PairingCode,
+    PairingQr,
+    PairingSuccess,
+    SnapshotAttributes,
+)
+from shared.snapshot import canonical_state_bytes, parse_state
+
+log = logging.getLogger(__name__)
+
+PAIRING_CODE_TTL_S = 180.0
+QR_TTL_S = 20.0
+STOP_SOCKETS_BUDGET_S = 2.0
+RELEASE_BUDGET_S = 1.5
+LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass
+class AccountSlot:
+    """One held account."""
+
+    account_id: str
+    generation: int
+    store: MemoryAuthStore
+    supervisor: AccountSupervisor
+    published_revision: int = -1
+    removing: bool = False
+    message_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class ConnectorMetrics:
+    def __init__(self, accounts_by_state: Callable[[], dict[LabelValues, float]],
+                 pending: Callable[[], dict[LabelValues, float]]) -> None:
+        self.registry = Registry()
+        r = self.registry
+        self.accounts = r.register(Gauge("keeper_connector_accounts", "Held accounts by supervisor state",
+                                         ("state",), collect=accounts_by_state))
+        self.reconnects = r.register(Counter("keeper_connector_reconnects_total",
+                                             "Reconnects by close reason", ("reason",)))
+        self.snapshot_latency = r.register(Histogram(
+            "keeper_connector_snapshot_publish_seconds",
+            "From the first unsnapshotted change to Pub/Sub accepting the snapshot", LATENCY_BUCKETS_S))
+        self.pending = r.register(Gauge("keeper_connector_pending_snapshots",
+                                        "Snapshots not yet accepted by Pub/Sub", collect=pending))
+        self.renewals = r.register(Counter("keeper_connector_lease_renewals_total",
+                                           "Lease renewals by result", ("result",)))
+        self.claims = r.register(Counter("keeper_connector_claims_total", "Accounts claimed, by how their "
+                                         "state was found", ("source",)))
+        self.messages = r.register(Counter("keeper_connector_messages_total",
+                                           "Incoming messages by outcome", ("outcome",)))
+
+
+class ConnectorService:
+    """Implements :class:`~connector.leases.LeaseOwner` and :class:`~connector.supervisor.SupervisorHooks`."""
+
+    def __init__(
+        self,
+        config: ConnectorConfig,
+        *,
+        sync_client: SyncClient,
+        transport: MessageTransport,
+        link_factory: LinkFactory,
+        cache: StateCache | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.codec = SnapshotCodec(config.connector_id)
+        self.cache = cache
+        self.link_factory = link_factory
+        self.transport = transport
+        self.accounts: dict[str, AccountSlot] = {}
+        self.shutting_down = False
+        self._clock = clock
+        self.metrics = ConnectorMetrics(self._accounts_by_state, lambda: {(): float(self.snapshots.pending())})
+        self.snapshots = OrderedPublisher(transport, config.topics.snapshots, newest_only=True,
+                                          on_accepted=self._snapshot_accepted, clock=clock)
+        self.events = OrderedPublisher(transport, config.topics.connection, clock=clock)
+        self.messages = OrderedPublisher(transport, config.topics.messages, clock=clock)
+        self.flusher = CoalescingFlusher(self._flush_snapshot, config.coalesce_window_s, clock)
+        self.keeper = LeaseKeeper(
+            sync_client, self, connector_id=config.connector_id, capacity=config.capacity,
+            public_key=self.codec.public_key, interval_s=config.sync_interval_s, clock=clock,
+            on_renewals=lambda n, result: self.metrics.renewals.inc(result, amount=float(n)),
+        )
+        self.http = HealthServer(self.metrics.registry, self.ready, config.port)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        return self.keeper.synced_once.is_set() and not self.shutting_down
+
+    async def start(self) -> None:
+        await self.http.start()
+        log.info("connector starting", extra=fields(connectorId=self.config.connector_id,
+                                                    capacity=self.config.capacity, port=self.http.port))
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self.keeper.run(), name="lease-keeper"),
+                       loop.create_task(self.flusher.run(), name="snapshot-flusher")]
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        await stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """See the module docstring; returns within ``shutdown_budget_s``."""
+        started = self._clock()
+        budget = self.config.shutdown_budget_s
+
+        def left() -> float:
+            return max(0.0, budget - (self._clock() - started))
+
+        self.shutting_down = True
+        self.keeper.stop_taking_work()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        held = list(self.accounts.values())
+        log.info("shutting down", extra=fields(accounts=len(held), pendingSnapshots=self.snapshots.pending()))
+        await asyncio.gather(*(slot.supervisor.stop("shutdown", min(STOP_SOCKETS_BUDGET_S, left() / 3))
+                               for slot in held), return_exceptions=True)
+        await asyncio.gather(*self._stopping, return_exceptions=True)
+        for slot in held:
+            if slot.store.revision != slot.published_revision:
+                self.flusher.coalescer.mark(slot.account_id, "critical", self._clock())
+        self.flusher.flush_now()
+        message_tasks = [t for slot in held for t in slot.message_tasks]
+        drained = await self.snapshots.drained(max(0.0, left() - RELEASE_BUDGET_S - 0.5))
+        unpublished = self.snapshots.pending_keys()
+        if not drained:
+            log.error("shutdown: snapshots not accepted in time; their leases are kept until they expire",
+                      extra=fields(accounts=sorted(unpublished)[:50], count=len(unpublished)))
+        await self.events.drained(min(0.5, left()))
+        if message_tasks:
+            await asyncio.wait(message_tasks, timeout=min(0.5, left()))
+        for slot in held:
+            if slot.account_id not in unpublished:
+                self.keeper.release(slot.account_id)
+        try:
+            await asyncio.wait_for(self.keeper.sync_once(), max(0.1, left() - 0.3))
+            log.info("leases released", extra=fields(count=len(held) - len(unpublished)))
+        except (TimeoutError, SyncError) as exc:
+            log.warning("could not release leases; they will expire", extra=fields(error=str(exc)))
+        for publisher in (self.snapshots, self.events, self.messages):
+            await publisher.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.keeper.client.close(), 0.2)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.transport.close(), max(0.1, left()))
+        await self.http.stop()
+        log.info("connector stopped", extra=fields(seconds=round(self._clock() - started, 2)))
+
+    # --- LeaseOwner -------------------------------------------------------------------------------
+
+    def on_vault_key(self, public_key: bytes, key_id: str) -> None:
+        self.codec.vault_public_key = public_key
+        self.codec.vault_key_id = key_id
+
+    def on_claimed(self, claim: Claim) -> None:
+        old = self.accounts.pop(claim.account_id, None)
+        if old is not None:
+            self._retire(old, "reclaimed")
+        try:
+            state, source = self._initial_state(claim)
+        except RestoreError as exc:
+            log.error("restored state unusable; giving the account back",
+                      extra={"account_id": claim.account_id, "fields": {"error": str(exc)}})
+            self.keeper.release(claim.account_id)
+            return
+        if state is None:
+            log.warning("no state to restore and no pairing asked: needs pairing",
+                        extra={"account_id": claim.account_id})
+            self.keeper.release(claim.account_id)
+            self._publish_update(claim.account_id, claim.generation, ConnectionState.NEEDS_PAIRING,
+                                 "no_state")
+            return
+        self.metrics.claims.inc(source)
+        self._log_found(claim, source)
+        store = MemoryAuthStore(state)
+        supervisor = AccountSupervisor(claim.account_id, store, self.link_factory, self,
+                                       pairing=claim.pairing if claim.mode == "pair" else None,
+                                       clock=self._clock)
+        slot = AccountSlot(claim.account_id, claim.generation, store, supervisor)
+        store.set_listener(functools.partial(self._state_changed, claim.account_id))
+        self.accounts[claim.account_id] = slot
+        if source == "cache":
+            # The cache can be newer than the vault: publish it under the new generation at once.
+            self.flusher.mark(claim.account_id, "critical")
+        else:
+            slot.published_revision = store.revision
+        supervisor.start()
+
+    def _initial_state(self, claim: Claim) -> tuple[AuthState | None, str]:
+        if self.cache is not None:
+            try:
+                cached = self.cache.usable_for(claim.account_id, claim.generation)
+            except CacheError as exc:
+                log.warning("cache unreadable", extra={"account_id": claim.account_id,
+                                                      "fields": {"error": str(exc)}})
+                cached = None
+            if cached is not None and claim.mode == "restore":
+                try:
+                    return parse_state(cached.state), "cache"
+                except Exception as exc:
+                    log.warning("cache entry unusable", extra={"account_id": claim.account_id,
+                                                              "fields": {"error": type(exc).__name__}})
+        if claim.sealed_state is not None:
+            state = self.codec.open_restored(claim.account_id, claim.generation, claim.sealed_state)
+            return state, "fell_back" if claim.fell_back else "restored"
+        if claim.mode == "pair":
+            return AuthState.generate(), "pairing"
+        return None, "none"
+
+    def _log_found(self, claim: Claim, source: str) -> None:
+        info: dict[str, object] = {"generation": claim.generation, "version": claim.version, "source": source}
+        extra = {"account_id": claim.account_id, "fields": info}
+        if source == "pairing":
+            info["method"] = claim.pairing.method if claim.pairing else None
+            log.info("new account to pair", extra=extra)
+        elif source == "fell_back":
+            log.warning("session restored from an older version (newer ones were unusable)", extra=extra)
+        elif source == "cache":
+            log.info("session restored from the local cache", extra=extra)
+        else:
+            log.info("session restored", extra=extra)
+
+    def on_lost(self, lost: Lost) -> None:
+        slot = self.accounts.pop(lost.account_id, None)
+        if slot is None:
+            return
+        log.warning("lease lost: closing the socket", extra={"account_id": lost.account_id,
+                                                              "fields": {"reason": lost.reason}})
+        # Another connector may hold it now: a snapshot from us would be refused (older generation).
+        self.flusher.forget(lost.account_id)
+        self._retire(slot, f"lease_{lost.reason}", report=True)
+
+    def on_expiring(self, account_id: str) -> None:
+        slot = self.accounts.pop(account_id, None)
+        if slot is None:
+            return
+        log.error("lease about to expire without renewal: closing the socket first",
+                  extra={"account_id": account_id})
+        # Still ours for a moment: try to get the latest state out before anyone else restores.
+        if slot.store.revision != slot.published_revision:
+            self.flusher.coalescer.mark(account_id, "critical", self._clock())
+            self._flush_slot(slot, self._clock())
+        self.flusher.forget(account_id)
+        self._retire(slot, "lease_expiring", report=True)
+
+    def on_command(self, command: Command) -> None:
+        slot = self.accounts.get(command.account_id)
+        if slot is None:
+            return
+        if command.action == "reconnect":
+            log.info("reconnect requested", extra={"account_id": command.account_id})
+            slot.supervisor.reconnect()
+        elif command.action == "remove" and not slot.removing:
+            slot.removing = True
+            log.info("removal requested: unlinking", extra={"account_id": command.account_id})
+            self._spawn(self._remove(slot))
+
+    async def _remove(self, slot: AccountSlot) -> None:
+        await slot.supervisor.stop("removed")
+        self.accounts.pop(slot.account_id, None)
+        self.flusher.forget(slot.account_id)
+        if self.cache is not None:
+            with contextlib.suppress(CacheError):
+                self.cache.delete(slot.account_id)
+        removed = AccountRemoved(account_id=slot.account_id)
+        accepted = self.events.submit(slot.account_id, removed.to_json(), removed.attributes())
+        with contextlib.suppress(PublishError, asyncio.CancelledError):
+            await accepted
+        self.keeper.release(slot.account_id)
+
+    def _retire(self, slot: AccountSlot, reason: str, report: bool = False) -> None:
+        async def go() -> None:
+            await slot.supervisor.stop(reason)
+            if report:
+                self._publish_update(slot.account_id, slot.generation, ConnectionState.STOPPED, reason)
+
+        self._spawn(go())
+
+    def _spawn(self, coro: object) -> None:
+        assert asyncio.iscoroutine(coro)
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    # --- snapshots ----------------------------------------------------------------------------------
+
+    def _state_changed(self, account_id: str, change: StateChange) -> None:
+        if account_id in self.accounts:
+            self.flusher.mark(account_id, change.kind)
+
+    def _flush_snapshot(self, account_id: str, since: float) -> None:
+        slot = self.accounts.get(account_id)
+        if slot is not None:
+            self._flush_slot(slot, since)
+
+    def _flush_slot(self, slot: AccountSlot, since: float) -> None:
+        self.flusher.coalescer.forget(slot.account_id)
+        revision = slot.store.revision
+        state = slot.store.snapshot()
+        if self.cache is not None:
+            try:
+                self.cache.put(slot.account_id, slot.generation, canonical_state_bytes(state))
+            except CacheError as exc:
+                log.warning("cache write failed", extra={"account_id": slot.account_id,
+                                                        "fields": {"error": str(exc)}})
+        sealed = self.codec.seal(slot.account_id, slot.generation, state)
+        attributes = SnapshotAttributes(slot.account_id, slot.generation, self.config.connector_id)
+        self.snapshots.submit(slot.account_id, sealed, attributes.to_attributes(), since)
+        slot.published_revision = revision
+
+    def _snapshot_accepted(self, item: Outgoing, latency_s: float) -> None:
+        self.metrics.snapshot_latency.observe(latency_s)
+
+    # --- SupervisorHooks ----------------------------------------------------------------------------
+
+    def report(self, account_id: str, state: ConnectionState, reason: str | None, code: int | None,
+               attempt: int) -> None:
+        slot = self.accounts.get(account_id)
+        if slot is None:
+            return
+        if state is ConnectionState.OPEN:
+            log.info("connected", extra={"account_id": account_id, "fields": {"generation": slot.generation}})
+        self._publish_update(account_id, slot.generation, state, reason, code=code, attempt=attempt)
+
+    def _publish_update(self, account_id: str, generation: int, state: ConnectionState, reason: str | None,
+                        *, code: int | None = None, attempt: int = 0) -> None:
+        event = ConnectionUpdate(account_id=account_id, connector_id=self.config.connector_id,
+                                 generation=generation, at=datetime.now(UTC), state=state, reason=reason,
+                                 code=code, attempt=attempt)
+        self.events.submit(account_id, event.to_json(), event.attributes())
+
+    def pairing_code(self, account_id: str, code: str) -> None:
+        log.info("pairing code ready", extra={"account_id": account_id})
+        event = PairingCode(account_id=account_id, code=code,
+                            expires_at=datetime.now(UTC) + timedelta(seconds=PAIRING_CODE_TTL_S))
+        self.events.submit(account_id, event.to_json(), event.attributes())
+
+    def pairing_qr(self, account_id: str, qr: str) -> None:
+        log.info("pairing QR ready", extra={"account_id": account_id})
+        event = PairingQr(account_id=account_id, qr=qr,
+                          expires_at=datetime.now(UTC) + timedelta(seconds=QR_TTL_S))
+        self.events.submit(account_id, event.to_json(), event.attributes())
+
+    def paired(self, account_id: str, jid: str) -> None:
+        log.info("paired", extra={"account_id": account_id})
+        event = PairingSuccess(account_id=account_id, jid=jid)
+        self.events.submit(account_id, event.to_json(), event.attributes())
+
+    def message(self, account_id: str, incoming: Incoming) -> None:
+        slot = self.accounts.get(account_id)
+        if slot is None:
+            return
+        accepted = self.messages.submit(account_id, incoming.message.to_json(), incoming.message.attributes())
+
+        async def ack_when_accepted() -> None:
+            try:
+                await accepted
+            except (PublishError, asyncio.CancelledError):
+                # Not acknowledged: WhatsApp delivers it again on the next connection.
+                self.metrics.messages.inc("not_published")
+                return
+            try:
+                await incoming.ack()
+                self.metrics.messages.inc("acked")
+            except Exception as exc:
+                self.metrics.messages.inc("ack_failed")
+                log.info("message published but not acknowledged (socket gone); it will be redelivered",
+                         extra={"account_id": account_id, "fields": {"error": type(exc).__name__}})
+
+        task = asyncio.get_running_loop().create_task(ack_when_accepted())
+        slot.message_tasks.add(task)
+        task.add_done_callback(slot.message_tasks.discard)
+
+    def state_changed(self, account_id: str, old: AccountState, new: AccountState) -> None:
+        log.debug("state", extra={"account_id": account_id, "fields": {"from": old.value, "to": new.value}})
+
+    def reconnecting(self, account_id: str, reason: str) -> None:
+        self.metrics.reconnects.inc(reason)
+        log.info("reconnecting", extra={"account_id": account_id, "fields": {"reason": reason}})
+
+    # --- metrics ------------------------------------------------------------------------------------
+
+    def _accounts_by_state(self) -> dict[LabelValues, float]:
+        counts: dict[LabelValues, float] = {(s.value,): 0.0 for s in AccountState}
+        for slot in self.accounts.values():
+            counts[(slot.supervisor.state.value,)] += 1
+        return counts
+
+
+__all__ = ["ConnectorError", "ConnectorService"]

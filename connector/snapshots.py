@@ -1,0 +1,53 @@
+"""Sealing outgoing snapshots and opening restored ones (``shared.snapshot`` + ``shared.sealing``).
+
+Outgoing: the account's whole state as a :class:`~shared.snapshot.Snapshot` under the lease
+generation, sealed to the vault's public key, so Pub/Sub never carries it in clear.
+Incoming: the restore endpoint seals a snapshot to this connector's ephemeral key; only this
+process can open it, and it must name the account and generation it was claimed for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from connector.errors import RestoreError
+from shared import errors as shared_errors
+from shared.authstate import AuthState
+from shared.sealing import open_sealed, public_key_bytes, seal
+from shared.snapshot import Snapshot
+
+#: Associated data of sealed snapshots in both directions.
+SEAL_AAD = b""
+
+
+@dataclass
+class SnapshotCodec:
+    """Seals outgoing snapshots and opens restored ones for one connector process."""
+
+    connector_id: str
+    private_key: X25519PrivateKey = field(default_factory=X25519PrivateKey.generate, repr=False)
+    vault_public_key: bytes | None = None
+    vault_key_id: str = ""
+
+    @property
+    def public_key(self) -> bytes:
+        return public_key_bytes(self.private_key)
+
+    def seal(self, account_id: str, generation: int, state: AuthState) -> bytes:
+        if self.vault_public_key is None:
+            raise RestoreError("the vault public key is not known yet (no connectorSync answer)")
+        snapshot = Snapshot(account_id=account_id, generation=generation, produced_at=datetime.now(UTC),
+                            connector_id=self.connector_id, state=state)
+        return seal(snapshot.to_bytes(), self.vault_public_key, self.vault_key_id or "vault", SEAL_AAD)
+
+    def open_restored(self, account_id: str, generation: int, sealed: bytes) -> AuthState:
+        try:
+            snapshot = Snapshot.from_bytes(open_sealed(sealed, self.private_key, SEAL_AAD))
+        except shared_errors.KeeperError as exc:
+            raise RestoreError(f"restored state does not open: {type(exc).__name__}") from exc
+        if snapshot.account_id != account_id or snapshot.generation != generation:
+            raise RestoreError("restored state names another account or generation")
+        return snapshot.state

@@ -1,0 +1,259 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+
+from connector.cache import StateCache
+from connector.config import ConnectorConfig
+from connector.link import Closed, Incoming, Opened
+from connector.service import ConnectorService
+from connector.states import AccountState
+from connector.sync import Command, Lost, PairingRequest
+from shared.authstate import AuthState
+from shared.events import MessageReceived
+from tests.connector.fakes import FakeFunctions, FakeLinkFactory, FakeSession, MemoryTransport, eventually
+
+SNAPS, EVENTS, MESSAGES = "session-snapshots", "connection-events", "messages"
+
+
+def config(**overrides: object) -> ConnectorConfig:
+    base: dict[str, object] = {"functions_url": "http://unused", "connector_id": "c-1", "port": 0,
+                               "cache_dir": None, "coalesce_window_s": 0.2, "sync_interval_s": 0.1}
+    base.update(overrides)
+    return ConnectorConfig(**base)  # type: ignore[arg-type]
+
+
+def opens(session: FakeSession) -> None:
+    session.push(Opened())
+
+
+class Harness:
+    def __init__(self, functions: FakeFunctions, cfg: ConnectorConfig | None = None,
+                 cache: StateCache | None = None) -> None:
+        self.functions = functions
+        self.transport = MemoryTransport()
+        self.links = FakeLinkFactory(opens)
+        self.service = ConnectorService(cfg or config(), sync_client=functions.client(),
+                                        transport=self.transport, link_factory=self.links, cache=cache)
+
+    def events(self, account_id: str) -> list[dict[str, object]]:
+        return [json.loads(p.data) for p in self.transport.on(EVENTS) if p.ordering_key == account_id]
+
+    def snapshots(self, account_id: str) -> list[object]:
+        return [self.functions.open_snapshot(p.data) for p in self.transport.on(SNAPS) if p.ordering_key == account_id]
+
+
+async def test_boot_restores_every_account_and_reports_open() -> None:
+    functions = FakeFunctions()
+    states = {f"a{i}": AuthState.generate() for i in range(5)}
+    for account_id, state in states.items():
+        functions.add(account_id, state)
+    h = Harness(functions)
+    await h.service.start()
+    try:
+        await eventually(lambda: len(h.service.accounts) == 5 and all(
+            s.supervisor.state is AccountState.OPEN for s in h.service.accounts.values()))
+        for account_id, state in states.items():
+            restored = h.links.of(account_id)[0].store.snapshot()
+            assert restored == state
+        await eventually(lambda: all(any(e["state"] == "open" for e in h.events(a)) for a in states))
+        assert h.service.ready()
+    finally:
+        await h.service.shutdown()
+    assert not h.service.ready()
+
+
+async def test_routine_churn_is_coalesced_and_critical_goes_at_once() -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions, config(coalesce_window_s=0.3))
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts)
+        store = h.service.accounts["a1"].store
+        for i in range(20):
+            store.set_keys({"session": {f"peer{i}": {"n": i}}})
+        await asyncio.sleep(0.1)
+        assert h.snapshots("a1") == []  # still inside the window
+        await eventually(lambda: len(h.snapshots("a1")) == 1)
+        snap = h.snapshots("a1")[0]
+        assert snap.generation == 1 and snap.connector_id == "c-1"  # type: ignore[attr-defined]
+        assert len(snap.state.keys["session"]) == 20  # type: ignore[attr-defined]
+        store.update_creds({"registrationId": 4242})  # critical
+        await eventually(lambda: len(h.snapshots("a1")) == 2, timeout_s=0.15)
+        attrs = h.transport.on(SNAPS)[-1].attributes
+        assert attrs == {"accountId": "a1", "generation": "1", "connectorId": "c-1",
+                         "schema": "keeper.snapshot.v1"}
+    finally:
+        await h.service.shutdown()
+
+
+async def test_sigterm_path_publishes_pending_snapshots_then_releases_leases() -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions, config(coalesce_window_s=60.0))
+    await h.service.start()
+    await eventually(lambda: "a1" in h.service.accounts and
+                     h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+    h.service.accounts["a1"].store.set_keys({"pre-key": {"7": {"x": 1}}})
+    assert h.snapshots("a1") == []
+    await h.service.shutdown()
+    snaps = h.snapshots("a1")
+    assert len(snaps) == 1 and "7" in snaps[0].state.keys["pre-key"]  # type: ignore[attr-defined]
+    assert "a1" not in functions.leases
+    assert all(s.closed for s in h.links.sessions)
+
+
+async def test_shutdown_within_budget_keeps_lease_when_pubsub_is_down() -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions, config(shutdown_budget_s=1.5))
+    await h.service.start()
+    await eventually(lambda: "a1" in h.service.accounts)
+    h.transport.down = True
+    h.service.accounts["a1"].store.set_keys({"pre-key": {"7": {"x": 1}}})
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await h.service.shutdown()
+    assert loop.time() - started < 1.6
+    assert functions.leases.get("a1") == ("c-1", 1)  # not handed over with older keys
+
+
+async def test_lost_lease_closes_the_socket_and_stops_snapshots() -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions)
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts)
+        functions.lost.append(Lost("a1", "not_served"))
+        await eventually(lambda: "a1" not in h.service.accounts and all(s.closed for s in h.links.of("a1")))
+        await eventually(lambda: any(e["state"] == "stopped" for e in h.events("a1")))
+    finally:
+        await h.service.shutdown()
+
+
+async def test_failed_renewals_close_sockets_before_the_lease_expires() -> None:
+    functions = FakeFunctions(lease_ttl_s=1.0)
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions)
+    h.service.keeper.table.guard_s = 0.3
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts)
+        functions.down = True
+        loop = asyncio.get_running_loop()
+        went_down = loop.time()
+        await eventually(lambda: all(s.closed for s in h.links.of("a1")), timeout_s=2.0)
+        assert loop.time() - went_down < 1.0  # before the 1 s TTL ran out
+        assert "a1" not in h.service.accounts
+    finally:
+        functions.down = False
+        await h.service.shutdown()
+
+
+async def test_message_is_acknowledged_only_after_pubsub_accepted_it() -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions)
+    await h.service.start()
+    acks: list[str] = []
+    try:
+        await eventually(lambda: "a1" in h.service.accounts)
+        h.transport.down = True
+        h.service.messages._retry_base_s = 0.02
+        message = MessageReceived(account_id="a1", message_id="M1", chat="1@s.whatsapp.net",
+                                  sender="1@s.whatsapp.net", timestamp=1, type="text", payload=b"\x01")
+
+        async def ack() -> None:
+            acks.append("M1")
+
+        h.links.of("a1")[0].push(Incoming(message, ack))
+        await asyncio.sleep(0.2)
+        assert acks == []
+        h.transport.down = False
+        await eventually(lambda: acks == ["M1"])
+        assert h.transport.on(MESSAGES)[0].attributes["messageId"] == "M1"
+    finally:
+        await h.service.shutdown()
+
+
+async def test_pairing_claim_and_remove_command() -> None:
+    functions = FakeFunctions()
+    functions.add("p1", pairing=PairingRequest("code", "+40700000001"))
+    h = Harness(functions)
+    await h.service.start()
+    try:
+        await eventually(lambda: "p1" in h.service.accounts)
+        assert h.links.of("p1")[0].pairing == PairingRequest("code", "+40700000001")
+        functions.commands.append(Command("p1", "remove"))
+        await eventually(lambda: "p1" not in functions.leases)
+        assert any(e["type"] == "account.removed" for e in h.events("p1"))
+        assert all(s.closed for s in h.links.of("p1"))
+    finally:
+        await h.service.shutdown()
+
+
+async def test_cache_lets_the_next_generation_start_from_newer_keys(tmp_path: Path) -> None:
+    functions = FakeFunctions()
+    stored = AuthState.generate()
+    functions.add("a1", stored)
+    cache = StateCache(tmp_path)
+    h = Harness(functions, config(shutdown_budget_s=1.0), cache=cache)
+    await h.service.start()
+    await eventually(lambda: "a1" in h.service.accounts)
+    h.transport.down = True  # the newest keys never reach the vault
+    h.service.accounts["a1"].store.set_keys({"session": {"peer": {"n": 1}}})
+    await h.service.shutdown()
+    functions.leases.pop("a1", None)  # the lease ran out; nobody else took it
+    h2 = Harness(functions, cache=cache)
+    await h2.service.start()
+    try:
+        await eventually(lambda: "a1" in h2.service.accounts)
+        assert h2.service.accounts["a1"].store.snapshot().keys["session"]["peer"] == {"n": 1}
+        await eventually(lambda: len(h2.snapshots("a1")) == 1)  # and the vault catches up at once
+        assert h2.snapshots("a1")[0].generation == 2  # type: ignore[attr-defined]
+    finally:
+        await h2.service.shutdown()
+
+
+async def test_replaced_account_is_not_reconnected() -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions)
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts and
+                         h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        h.links.of("a1")[0].push(Closed("replaced", "stop_replaced", 440))
+        await eventually(lambda: any(e["state"] == "replaced" for e in h.events("a1")))
+        await asyncio.sleep(0.2)
+        assert len(h.links.of("a1")) == 1
+    finally:
+        await h.service.shutdown()
+
+
+async def test_http_endpoints() -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions)
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts and
+                         h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        base = f"http://127.0.0.1:{h.service.http.port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/healthz") as r:
+                assert r.status == 200
+            async with http.get(base + "/readyz") as r:
+                assert r.status == 200
+            async with http.get(base + "/metrics") as r:
+                text = await r.text()
+        assert 'keeper_connector_accounts{state="open"} 1' in text
+        assert 'keeper_connector_lease_renewals_total{result="ok"}' in text
+        assert "keeper_connector_snapshot_publish_seconds_count" in text
+    finally:
+        await h.service.shutdown()

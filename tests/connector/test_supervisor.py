@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import asyncio
+
+from connector.backoff import Backoff
+from connector.link import Closed, Incoming, Opened, Paired, PairingCodeShown
+from connector.states import AccountState
+from connector.supervisor import AccountSupervisor
+from connector.sync import PairingRequest
+from shared.authstate import AuthState
+from shared.authstore import MemoryAuthStore
+from shared.events import ConnectionState
+from tests.connector.fakes import FakeLinkFactory, FakeSession, eventually
+
+
+class Hooks:
+    def __init__(self) -> None:
+        self.reports: list[tuple[ConnectionState, str | None, int]] = []
+        self.reconnects: list[str] = []
+        self.codes: list[str] = []
+        self.paired_jids: list[str] = []
+        self.messages: list[Incoming] = []
+        self.transitions: list[tuple[AccountState, AccountState]] = []
+
+    def report(self, account_id: str, state: ConnectionState, reason: str | None, code: int | None,
+               attempt: int) -> None:
+        self.reports.append((state, reason, attempt))
+
+    def pairing_code(self, account_id: str, code: str) -> None:
+        self.codes.append(code)
+
+    def pairing_qr(self, account_id: str, qr: str) -> None:
+        pass
+
+    def paired(self, account_id: str, jid: str) -> None:
+        self.paired_jids.append(jid)
+
+    def message(self, account_id: str, incoming: Incoming) -> None:
+        self.messages.append(incoming)
+
+    def state_changed(self, account_id: str, old: AccountState, new: AccountState) -> None:
+        self.transitions.append((old, new))
+
+    def reconnecting(self, account_id: str, reason: str) -> None:
+        self.reconnects.append(reason)
+
+
+def opens(session: FakeSession) -> None:
+    session.push(Opened())
+
+
+def make(factory: FakeLinkFactory, hooks: Hooks, **kwargs: object) -> AccountSupervisor:
+    store = MemoryAuthStore(AuthState.generate())
+    return AccountSupervisor("a1", store, factory, hooks, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_restart_required_reconnects_at_once() -> None:
+    factory = FakeLinkFactory(opens)
+    hooks = Hooks()
+    sup = make(factory, hooks)
+    sup.start()
+    await eventually(lambda: sup.state is AccountState.OPEN)
+    factory.sessions[0].push(Closed("restart_required", "restart_now", 515))
+    await eventually(lambda: len(factory.sessions) == 2 and sup.state is AccountState.OPEN)
+    assert hooks.reconnects == ["restart_required"]
+    assert AccountState.BACKING_OFF not in {new for _, new in hooks.transitions}
+    await sup.stop("test")
+    assert sup.state is AccountState.STOPPED
+    assert all(s.closed for s in factory.sessions)
+
+
+async def test_temporary_failure_backs_off_with_the_policy_delay() -> None:
+    factory = FakeLinkFactory(opens)
+    hooks = Hooks()
+    delays: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        delays.append((low, high))
+        return 0.05
+
+    sup = make(factory, hooks, backoff=Backoff(uniform=uniform))
+    sup.start()
+    await eventually(lambda: sup.state is AccountState.OPEN)
+    factory.sessions[0].push(Closed("connection_lost", "backoff", 408))
+    await eventually(lambda: sup.state is AccountState.BACKING_OFF)
+    await eventually(lambda: len(factory.sessions) == 2 and sup.state is AccountState.OPEN)
+    assert delays == [(0.0, 1.0)]
+    assert (ConnectionState.RECONNECTING, None, 1) in hooks.reports
+    await sup.stop("test")
+
+
+async def test_logged_out_waits_for_pairing_and_never_reconnects_alone() -> None:
+    factory = FakeLinkFactory(opens)
+    hooks = Hooks()
+    sup = make(factory, hooks)
+    sup.start()
+    await eventually(lambda: sup.state is AccountState.OPEN)
+    factory.sessions[0].push(Closed("logged_out", "stop_logged_out", 401))
+    await eventually(lambda: sup.state is AccountState.NEEDS_PAIRING)
+    await asyncio.sleep(0.1)
+    assert len(factory.sessions) == 1
+    assert hooks.reports[-1] == (ConnectionState.NEEDS_PAIRING, "logged_out", 0)
+    sup.reconnect()  # an operator insists: try again with the same keys
+    await eventually(lambda: len(factory.sessions) == 2 and sup.state is AccountState.OPEN)
+    await sup.stop("test")
+
+
+async def test_replaced_stands_down_without_fighting() -> None:
+    factory = FakeLinkFactory(opens)
+    hooks = Hooks()
+    sup = make(factory, hooks)
+    task = sup.start()
+    await eventually(lambda: sup.state is AccountState.OPEN)
+    factory.sessions[0].push(Closed("replaced", "stop_replaced", 440))
+    await asyncio.wait_for(task, 1.0)
+    assert sup.state is AccountState.STOPPED
+    assert len(factory.sessions) == 1
+    assert hooks.reports[-1][0] is ConnectionState.REPLACED
+
+
+async def test_endless_restart_required_falls_back_to_backoff() -> None:
+    def restart_at_once(session: FakeSession) -> None:
+        session.push(Closed("restart_required", "restart_now", 515))
+
+    factory = FakeLinkFactory(restart_at_once)
+    hooks = Hooks()
+    sup = make(factory, hooks, backoff=Backoff(uniform=lambda lo, hi: 10.0))
+    sup.start()
+    await eventually(lambda: sup.state is AccountState.BACKING_OFF)
+    assert len(factory.sessions) == 4  # three immediate restarts, then a delay
+    await sup.stop("test")
+    assert sup.state is AccountState.STOPPED
+
+
+async def test_pairing_request_is_used_until_paired_then_dropped() -> None:
+    pairing = PairingRequest("code", "+40700000001")
+
+    def pair_flow(session: FakeSession) -> None:
+        if session.pairing is not None:
+            session.push(PairingCodeShown("ABCD1234"))
+            session.push(Paired("40700000001:1@s.whatsapp.net"))
+            session.push(Closed("restart_required", "restart_now", 515))
+        else:
+            session.push(Opened())
+
+    factory = FakeLinkFactory(pair_flow)
+    hooks = Hooks()
+    sup = make(factory, hooks, pairing=pairing)
+    sup.start()
+    await eventually(lambda: sup.state is AccountState.OPEN)
+    assert [s.pairing for s in factory.sessions] == [pairing, None]
+    assert hooks.codes == ["ABCD1234"]
+    assert hooks.paired_jids == ["40700000001:1@s.whatsapp.net"]
+    await sup.stop("test")
+
+
+async def test_stop_during_backoff_ends_promptly() -> None:
+    factory = FakeLinkFactory(lambda s: s.push(Closed("connection_lost", "backoff")))
+    sup = make(factory, Hooks(), backoff=Backoff(uniform=lambda lo, hi: 30.0))
+    sup.start()
+    await eventually(lambda: sup.state is AccountState.BACKING_OFF)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await sup.stop("shutdown")
+    assert loop.time() - started < 0.5
+    assert sup.state is AccountState.STOPPED
