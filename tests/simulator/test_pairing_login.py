@@ -6,22 +6,10 @@ import pytest
 
 from connector.protocol.errors import CertificateError
 from simulator.companion import ScriptedCompanion
-from simulator.testing import ControlClient, ControlError, SimulatorHandle, running_simulator
+from simulator.testing import ControlError, running_simulator
+from tests.simulator.support import PHONE, pair_by_qr
 
 pytestmark = pytest.mark.integration
-
-PHONE = "+40700000001"
-
-
-async def pair_by_qr(sim: SimulatorHandle, control: ControlClient, phone: str = PHONE) -> ScriptedCompanion:
-    companion = ScriptedCompanion(sim.ws_url, sim.root_public_key)
-    refs = await companion.connect_and_register()
-    answer = await control.scan(phone, companion.qr(refs[0]))
-    stream_error = await companion.complete_pairing()
-    assert stream_error.attrs == {"code": "515"}
-    await companion.wait_closed()
-    assert answer["device"] == f"{companion.creds.user}:{companion.creds.device_id}@s.whatsapp.net"
-    return companion
 
 
 async def test_qr_pairing_then_login() -> None:
