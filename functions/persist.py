@@ -51,7 +51,7 @@ class SnapshotPersister:
             raise MalformedMessageError(f"snapshot attributes: {exc}") from None
         account_id = attrs.account_id
         try:
-            snapshot = self._sealer.open_snapshot(data)
+            snapshot = self._sealer.open_snapshot(data, account_id)
         except (shared_errors.SealingError, shared_errors.StateValidationError) as exc:
             raise MalformedMessageError(f"account {account_id}: snapshot does not open: "
                                         f"{type(exc).__name__}") from None

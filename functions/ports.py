@@ -88,8 +88,10 @@ class TransitSealer(Protocol):
         """(raw X25519 public key, key id) the connector seals snapshots to."""
         ...
 
-    def open_snapshot(self, sealed: bytes) -> OpenedSnapshot:
-        """Open a sealed snapshot. Raises ``shared.errors.SealingError`` / ``StateValidationError``."""
+    def open_snapshot(self, sealed: bytes, account_id: str) -> OpenedSnapshot:
+        """Open a snapshot sealed for ``account_id`` (the account is bound into the sealing).
+
+        Raises ``shared.errors.SealingError`` / ``StateValidationError``."""
         ...
 
     def seal_restore(self, public_key: bytes, snapshot: OpenedSnapshot) -> bytes:

@@ -1,0 +1,69 @@
+"""Who may call the non-frontend endpoints (connectorSync, healthCheck, cleanup).
+
+Production: a Google-signed identity token of an allowed service account (the connector's, or
+Cloud Scheduler's), verified against the configured audience. Local: a shared bearer token from
+the environment, compared in constant time. With neither configured every call is refused.
+Frontend callables are verified by firebase-functions (Firebase ID tokens) and mapped to a
+:class:`functions.accounts.Caller` by :func:`caller_from_token`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from functions.accounts import Caller
+from functions.errors import PermissionDeniedError, UnauthenticatedError
+
+_log = logging.getLogger(__name__)
+
+_BEARER = "Bearer "
+_MAX_TOKEN_CHARS = 8192
+
+
+class BearerVerifier:
+    def __init__(self, *, shared_token: str | None, audience: str | None,
+                 allowed_emails: frozenset[str]) -> None:
+        self._shared_token = shared_token
+        self._audience = audience
+        self._allowed = allowed_emails
+
+    def verify(self, authorization: str | None) -> str:
+        """The caller's identity (``token`` or the service-account e-mail); raises when not allowed."""
+        if not authorization or not authorization.startswith(_BEARER):
+            raise UnauthenticatedError("a bearer token is required")
+        token = authorization[len(_BEARER):].strip()
+        if not token or len(token) > _MAX_TOKEN_CHARS:
+            raise UnauthenticatedError("the bearer token is malformed")
+        if self._shared_token is not None and hmac.compare_digest(token.encode(), self._shared_token.encode()):
+            return "token"
+        if self._audience is None:
+            raise UnauthenticatedError("the bearer token is not valid")
+        return self._verify_google(token)
+
+    def _verify_google(self, token: str) -> str:
+        from google.auth.transport import requests as google_requests
+        from google.oauth2 import id_token
+
+        try:
+            claims: Mapping[str, Any] = id_token.verify_oauth2_token(  # type: ignore[no-untyped-call]
+                token, google_requests.Request(), audience=self._audience)
+        except Exception as exc:  # the library raises ValueError and transport errors alike
+            _log.warning("identity token refused: %s", type(exc).__name__)
+            raise UnauthenticatedError("the identity token is not valid") from None
+        email = claims.get("email")
+        if not isinstance(email, str) or not claims.get("email_verified") or email not in self._allowed:
+            raise PermissionDeniedError("this identity may not call this endpoint")
+        return email
+
+
+def caller_from_token(token: Mapping[str, Any] | None) -> Caller:
+    """The frontend caller from a verified Firebase ID token; ``admin`` is the custom claim."""
+    if token is None:
+        raise UnauthenticatedError("sign in first: a Firebase ID token is required")
+    uid = token.get("uid") or token.get("sub")
+    if not isinstance(uid, str) or not uid:
+        raise UnauthenticatedError("the ID token names no user")
+    return Caller(uid=uid, admin=token.get("admin") is True)

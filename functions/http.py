@@ -1,0 +1,145 @@
+"""HTTP plumbing shared by the entry points in ``main.py``: callable guard, JSON replies, Pub/Sub.
+
+firebase-functions' callable handler turns a body that is not JSON into an INTERNAL error, and
+reads bodies of any size. :func:`guard_callable` checks method, content type, size and JSON shape
+first, answering in the callable error format with the matching code, so bad input never reaches
+INTERNAL. :func:`pubsub_message` reads a Pub/Sub message out of a CloudEvent the same way for
+Eventarc deliveries (production) and emulator push deliveries converted by functions-framework.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import flask
+
+from functions.errors import FunctionsError, MalformedMessageError, MessageRejectedError, to_https_error
+from functions.validation import MAX_CALLABLE_BODY_BYTES
+
+_log = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+
+_STATUS = {
+    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "RESOURCE_EXHAUSTED": 429, "INTERNAL": 500,
+}
+
+
+def error_response(status: str, message: str, details: Any = None, http_status: int | None = None
+                   ) -> flask.Response:
+    body: dict[str, Any] = {"status": status, "message": message}
+    if details is not None:
+        body["details"] = details
+    response = flask.make_response(flask.jsonify(error=body), http_status or _STATUS.get(status, 400))
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def error_from(exc: BaseException) -> flask.Response:
+    """The callable wire form of any error (unknown errors become INTERNAL)."""
+    https_error = to_https_error(exc)
+    wire = https_error._as_dict()
+    return error_response(wire["status"], wire["message"], wire.get("details"),
+                          https_error._http_error_code.status)
+
+
+def guard_callable(max_bytes: int = MAX_CALLABLE_BODY_BYTES) -> Callable[[Handler], Handler]:
+    """Refuse malformed callable requests before firebase-functions sees them."""
+
+    def decorate(inner: Handler) -> Handler:
+        @functools.wraps(inner)
+        def guarded(request: flask.Request) -> Any:
+            if request.method == "OPTIONS":
+                return inner(request)  # CORS preflight, answered by the inner handler
+            if request.method != "POST":
+                return error_response("INVALID_ARGUMENT", "callables accept POST only")
+            content_type = (request.content_type or "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                return error_response("INVALID_ARGUMENT", "Content-Type must be application/json")
+            if request.content_length is not None and request.content_length > max_bytes:
+                return error_response("RESOURCE_EXHAUSTED", f"request body over {max_bytes} bytes")
+            raw = request.get_data(cache=True)
+            if len(raw) > max_bytes:
+                return error_response("RESOURCE_EXHAUSTED", f"request body over {max_bytes} bytes")
+            try:
+                body = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                return error_response("INVALID_ARGUMENT", "request body is not JSON")
+            if not isinstance(body, dict) or "data" not in body:
+                return error_response("INVALID_ARGUMENT", 'request body must be {"data": ...}')
+            if set(body) != {"data"}:
+                return error_response("INVALID_ARGUMENT", 'request body must have only the "data" field')
+            return inner(request)
+
+        return guarded
+
+    return decorate
+
+
+def json_request(request: flask.Request, max_bytes: int) -> Any:
+    """The JSON body of a plain HTTP endpoint, or a FunctionsError for the caller."""
+    from functions.errors import InvalidArgumentError, ResourceExhaustedError
+
+    if request.method != "POST":
+        raise InvalidArgumentError("POST only")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ResourceExhaustedError(f"request body over {max_bytes} bytes")
+    raw = request.get_data(cache=True)
+    if len(raw) > max_bytes:
+        raise ResourceExhaustedError(f"request body over {max_bytes} bytes")
+    try:
+        return json.loads(raw) if raw else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidArgumentError("request body is not JSON") from None
+
+
+def json_endpoint(run: Callable[[], Any]) -> flask.Response:
+    """Run a plain HTTP endpoint: the result as JSON, errors in the callable error format."""
+    try:
+        result = run()
+    except FunctionsError as exc:
+        return error_from(exc)
+    except Exception as exc:
+        return error_from(exc)  # logged there, sent as INTERNAL
+    return flask.make_response(flask.jsonify(result), 200)
+
+
+@dataclass(frozen=True, slots=True)
+class PubSubMessage:
+    message_id: str
+    data: bytes = field(repr=False)
+    attributes: Mapping[str, str]
+
+
+def pubsub_message(event_data: Any) -> PubSubMessage:
+    """The message inside a Pub/Sub CloudEvent's data (``{"message": {...}, "subscription": ...}``)."""
+    message = event_data.get("message") if isinstance(event_data, dict) else None
+    if not isinstance(message, dict):
+        raise MalformedMessageError("CloudEvent carries no Pub/Sub message")
+    attributes = message.get("attributes") or {}
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        raise MalformedMessageError("Pub/Sub attributes are malformed")
+    try:
+        data = base64.b64decode(message.get("data") or "", validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise MalformedMessageError("Pub/Sub data is not base64") from None
+    message_id = str(message.get("messageId") or message.get("message_id") or "")
+    return PubSubMessage(message_id, data, attributes)
+
+
+def handle_pubsub(name: str, event_data: Any, handle: Callable[[PubSubMessage], object]) -> None:
+    """Acknowledge rejected messages with a log line; let everything else raise (Pub/Sub retries)."""
+    try:
+        message = pubsub_message(event_data)
+        handle(message)
+    except MessageRejectedError as exc:
+        level = logging.ERROR if isinstance(exc, MalformedMessageError) else logging.WARNING
+        _log.log(level, "%s: message dropped: %s", name, exc.message)

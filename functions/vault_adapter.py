@@ -1,0 +1,95 @@
+"""Adapters from ``shared.vault`` / ``shared.sealing`` to the interfaces in :mod:`functions.ports`.
+
+Restored states travel to the connector as a ``shared.snapshot.Snapshot`` under the newly claimed
+generation, sealed with ``shared.sealing.seal`` to the connector's ephemeral public key (key id
+``connector``, empty associated data); the connector checks account and generation on opening.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from functions.ports import OpenedSnapshot, RestoredState, SavedVersion, SessionCheck
+from shared import sealing
+from shared.authstate import AuthState
+from shared.snapshot import Snapshot
+from shared.vault import Vault, VaultStore
+
+_log = logging.getLogger(__name__)
+
+RESTORE_KEY_ID = "connector"
+RESTORE_AAD = b""
+_DECRYPT_WORDS = ("IntegrityError", "KekUnavailableError", "SealingError", "decrypt")
+
+
+def problem_kind(reasons: list[str]) -> str:
+    """``cannot_decrypt`` when any failure is cryptographic, else ``invalid``."""
+    if any(word in reason for reason in reasons for word in _DECRYPT_WORDS):
+        return "cannot_decrypt"
+    return "invalid"
+
+
+class VaultSessions:
+    """:class:`functions.ports.SessionVault` over a ``shared.vault.Vault`` and its store."""
+
+    def __init__(self, vault: Vault, store: VaultStore) -> None:
+        self._vault = vault
+        self._store = store
+
+    def save(self, account_id: str, state: AuthState, generation: int) -> SavedVersion:
+        result = self._vault.save(account_id, state, generation)
+        head = self._store.get_head(account_id)
+        kept = len(head.versions) if head is not None else 0
+        return SavedVersion(result.version, not result.created, kept)
+
+    def restore(self, account_id: str) -> RestoredState:
+        result = self._vault.restore(account_id)
+        return RestoredState(result.state, result.version, tuple((s.version, s.reason) for s in result.skipped))
+
+    def check(self, account_id: str) -> SessionCheck:
+        info = self._vault.inspect(account_id)
+        report = self._vault.verify(account_id)
+        usable = max(report.ok) if report.ok else None
+        failed = [(s.version, s.reason) for s in report.failed]
+        newer_failed = [f for f in failed if usable is None or f[0] > usable]
+        problem = problem_kind([r for _, r in failed]) if usable is None else None
+        return SessionCheck(latest_version=info.latest_version, usable_version=usable, saved_at=info.saved_at,
+                            versions=len(info.versions), problem=problem, skipped=tuple(newer_failed))
+
+    def delete(self, account_id: str) -> None:
+        self._vault.delete(account_id)
+
+    def list_accounts(self) -> list[str]:
+        return list(self._vault.list_accounts())
+
+    def record_health(self, account_id: str, health: str, at: datetime) -> None:
+        self._store.set_health(account_id, {"status": health, "at": at, "by": "health_check"})
+
+    def prune(self, account_id: str) -> int:
+        """Versions beyond the number kept are dropped by each save in the same commit; stores that
+        can also find orphaned versions and chunks expose ``prune(account_id)``."""
+        prune = getattr(self._store, "prune", None)
+        return int(prune(account_id)) if prune is not None else 0
+
+
+class VaultSealer:
+    """:class:`functions.ports.TransitSealer` over the vault's sealing keys."""
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+
+    def vault_public_key(self) -> tuple[bytes, str]:
+        key = self._vault.sealing_public_key()
+        return key.public, key.key_id
+
+    def open_snapshot(self, sealed: bytes, account_id: str) -> OpenedSnapshot:
+        snapshot = self._vault.open_snapshot(sealed, account_id)
+        return OpenedSnapshot(snapshot.account_id, snapshot.generation, snapshot.connector_id,
+                              snapshot.produced_at, snapshot.state)
+
+    def seal_restore(self, public_key: bytes, snapshot: OpenedSnapshot) -> bytes:
+        data = Snapshot(account_id=snapshot.account_id, generation=snapshot.generation,
+                        produced_at=snapshot.produced_at, connector_id=snapshot.connector_id,
+                        state=snapshot.state).to_bytes()
+        return sealing.seal(data, public_key, RESTORE_KEY_ID, RESTORE_AAD)

@@ -1,0 +1,134 @@
+"""Builds the functions' services once per process from the environment.
+
+functions-framework re-executes ``main.py`` for every target it loads, so nothing stateful lives
+there: the services are built here on first use (under a lock) and shared by every function the
+process serves. Tests build :class:`Services` directly with memory stores.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from functions.accounts import AccountService
+from functions.alerts import Alerter
+from functions.auth import BearerVerifier
+from functions.cleanup import Cleaner, CleanupSettings
+from functions.config import FunctionsConfig
+from functions.connection_events import ConnectionEventRecorder
+from functions.health import HealthChecker
+from functions.model import Clock
+from functions.persist import SnapshotPersister
+from functions.ports import SessionVault, TransitSealer
+from functions.restore import ConnectorSyncService
+from functions.stores import AlertPublisher, Stores
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PubSubAlertPublisher:
+    """Publishes alerts to the alerts topic, waiting for the server's acceptance."""
+
+    PUBLISH_TIMEOUT_S = 10.0
+
+    def __init__(self, project: str, topic: str) -> None:
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+        self._client = pubsub_v1.PublisherClient()
+        self._topic = self._client.topic_path(project, topic)
+
+    def publish(self, data: bytes, attributes: Mapping[str, str]) -> None:
+        self._client.publish(self._topic, data, **attributes).result(timeout=self.PUBLISH_TIMEOUT_S)
+
+
+@dataclass(frozen=True)
+class Services:
+    config: FunctionsConfig
+    stores: Stores
+    vault: SessionVault
+    accounts: AccountService
+    sync: ConnectorSyncService
+    persister: SnapshotPersister
+    events: ConnectionEventRecorder
+    health: HealthChecker
+    cleaner: Cleaner
+    connector_auth: BearerVerifier
+    scheduler_auth: BearerVerifier
+    clock: Clock
+
+
+def build_services(config: FunctionsConfig, stores: Stores, vault: SessionVault, sealer: TransitSealer,
+                   publisher: AlertPublisher, *, clock: Clock = utc_now) -> Services:
+    alerter = Alerter(stores.alerts, publisher, clock)
+    return Services(
+        config=config,
+        stores=stores,
+        vault=vault,
+        accounts=AccountService(stores, clock, max_accounts_per_user=config.max_accounts_per_user),
+        sync=ConnectorSyncService(stores, vault, sealer, alerter, clock, lease_ttl_s=config.lease_ttl_s,
+                                  pairing_ttl_s=config.pairing_ttl_s),
+        persister=SnapshotPersister(stores, vault, sealer, clock),
+        events=ConnectionEventRecorder(stores, vault, alerter, clock),
+        health=HealthChecker(stores, vault, alerter, clock, stale_after_s=config.stale_after_s),
+        cleaner=Cleaner(stores, vault, clock, CleanupSettings(config.removed_grace_s, config.pairing_ttl_s)),
+        connector_auth=BearerVerifier(shared_token=config.connector_token, audience=config.connector_audience,
+                                      allowed_emails=config.connector_service_accounts),
+        scheduler_auth=BearerVerifier(shared_token=config.scheduler_token, audience=config.connector_audience,
+                                      allowed_emails=config.connector_service_accounts),
+        clock=clock,
+    )
+
+
+def _from_environment() -> Services:
+    from google.cloud import firestore
+
+    from functions.firestore_stores import firestore_stores
+    from functions.vault_adapter import VaultSealer, VaultSessions
+    from shared.vault import Vault
+    from shared.vault.config import VaultConfig
+    from shared.vault.firestore_store import FirestoreVaultStore
+
+    config = FunctionsConfig.from_env()
+    init_firebase_admin(config.project)
+    client = firestore.Client(project=config.project)
+    vault_config = VaultConfig.from_env()
+    vault_store = FirestoreVaultStore(client)
+    vault = Vault(vault_store, vault_config.kek(), versions_kept=config.versions_kept)
+    return build_services(config, firestore_stores(client), VaultSessions(vault, vault_store),
+                          VaultSealer(vault), PubSubAlertPublisher(config.project, config.topic_alerts))
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The process-wide services, built on first use."""
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = _from_environment()
+    return _services
+
+
+def install(built: Services | None) -> None:
+    """Replace the process-wide services (tests; None rebuilds from the environment on next use)."""
+    global _services
+    with _lock:
+        _services = built
+
+
+def init_firebase_admin(project: str) -> Any:
+    """The default firebase_admin app, created once (callables verify ID tokens with it)."""
+    import firebase_admin
+
+    try:
+        return firebase_admin.get_app()
+    except ValueError:
+        return firebase_admin.initialize_app(options={"projectId": project})
