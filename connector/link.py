@@ -17,7 +17,8 @@ from shared.authstore import MemoryAuthStore
 from shared.events import MessageReceived
 
 #: What to do after a close, decided by the engine from the close code (FACTS: disconnect codes).
-ClosePolicy = Literal["restart_now", "backoff", "stop_logged_out", "stop_replaced", "stop_outdated"]
+ClosePolicy = Literal["restart_now", "backoff", "stop_logged_out", "stop_replaced", "stop_outdated",
+                      "stop_pairing", "stop_requested"]
 
 
 @dataclass(frozen=True)

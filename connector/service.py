@@ -49,6 +49,7 @@ from shared.events import (
     ConnectionState,
     ConnectionUpdate,
     PairingCode,
+    PairingFailed,
     PairingQr,
     PairingSuccess,
     SnapshotAttributes,
@@ -399,6 +400,11 @@ class ConnectorService:
     def paired(self, account_id: str, jid: str) -> None:
         log.info("paired", extra={"account_id": account_id})
         event = PairingSuccess(account_id=account_id, jid=jid)
+        self.events.submit(account_id, event.to_json(), event.attributes())
+
+    def pairing_failed(self, account_id: str, reason: str) -> None:
+        log.warning("pairing failed", extra={"account_id": account_id, "fields": {"reason": reason}})
+        event = PairingFailed(account_id=account_id, reason="expired" if reason == "pairing_expired" else reason)
         self.events.submit(account_id, event.to_json(), event.attributes())
 
     def message(self, account_id: str, incoming: Incoming) -> None:

@@ -18,9 +18,12 @@ from shared import errors as shared_errors
 from shared.authstate import AuthState
 from shared.sealing import open_sealed, public_key_bytes, seal
 from shared.snapshot import Snapshot
+from shared.vault.vault import snapshot_aad
 
+#: Associated data of restored states sealed to this connector (``functions/vault_adapter.py``).
+RESTORE_AAD = b""
 #: Associated data of sealed snapshots in both directions.
-SEAL_AAD = b""
+
 
 
 @dataclass
@@ -41,11 +44,13 @@ class SnapshotCodec:
             raise RestoreError("the vault public key is not known yet (no connectorSync answer)")
         snapshot = Snapshot(account_id=account_id, generation=generation, produced_at=datetime.now(UTC),
                             connector_id=self.connector_id, state=state)
-        return seal(snapshot.to_bytes(), self.vault_public_key, self.vault_key_id or "vault", SEAL_AAD)
+        # Bound to the account: a sealed snapshot replayed under another account's id does not open.
+        return seal(snapshot.to_bytes(), self.vault_public_key, self.vault_key_id or "vault",
+                    snapshot_aad(account_id))
 
     def open_restored(self, account_id: str, generation: int, sealed: bytes) -> AuthState:
         try:
-            snapshot = Snapshot.from_bytes(open_sealed(sealed, self.private_key, SEAL_AAD))
+            snapshot = Snapshot.from_bytes(open_sealed(sealed, self.private_key, RESTORE_AAD))
         except shared_errors.KeeperError as exc:
             raise RestoreError(f"restored state does not open: {type(exc).__name__}") from exc
         if snapshot.account_id != account_id or snapshot.generation != generation:

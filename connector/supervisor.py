@@ -11,6 +11,8 @@ The close policy comes from the engine (FACTS: disconnect codes) and is applied 
   is paired again (a new claim) or removed. Never retried with the old keys.
 - ``stop_replaced`` (440): another socket holds the account. Stop and report; never fight it.
 - ``stop_outdated`` (405): the client version is refused; stop and report.
+- ``stop_pairing``: pairing expired or failed; report it and stop (a new pairing must be asked).
+- ``stop_requested``: the socket was closed on our request (stop or reconnect handle it).
 
 Stopping from outside (lease lost or expiring, removed, shutdown) closes the socket and ends the
 supervisor in ``stopped``.
@@ -50,6 +52,8 @@ class SupervisorHooks(Protocol):
     def pairing_qr(self, account_id: str, qr: str) -> None: ...
 
     def paired(self, account_id: str, jid: str) -> None: ...
+
+    def pairing_failed(self, account_id: str, reason: str) -> None: ...
 
     def message(self, account_id: str, incoming: Incoming) -> None: ...
 
@@ -234,6 +238,16 @@ class AccountSupervisor:
             log.warning("replaced by another socket: standing down", extra=fields(code=closed.code))
             self.machine.to(AccountState.STOPPED)
             self._hooks.report(self.account_id, ConnectionState.REPLACED, closed.reason, closed.code, attempt)
+            return False
+        if closed.policy == "stop_pairing":
+            log.warning("pairing did not complete", extra=fields(reason=closed.reason))
+            self.machine.to(AccountState.STOPPED)
+            self._hooks.pairing_failed(self.account_id, closed.reason)
+            return False
+        if closed.policy == "stop_requested":
+            # Closed on our side without a stop or reconnect pending: nothing more to do.
+            self.machine.to(AccountState.STOPPED)
+            self._hooks.report(self.account_id, ConnectionState.STOPPED, closed.reason, closed.code, attempt)
             return False
         log.error("client refused by the server: stopped", extra=fields(reason=closed.reason, code=closed.code))
         self.machine.to(AccountState.STOPPED)

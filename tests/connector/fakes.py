@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connector.errors import PublishError
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from connector.errors import PublishError, SyncUnavailable
+from connector.link import Closed, LinkEvent
+from connector.sync import Claim, Command, LeaseRef, Lost, PairingRequest, SyncRequest, SyncResponse
+from shared.authstate import AuthState
+from shared.authstore import MemoryAuthStore
+from shared.sealing import open_sealed, public_key_bytes, seal
+from shared.snapshot import Snapshot
+from shared.vault.vault import snapshot_aad
 
 
 @dataclass(frozen=True)
@@ -45,11 +54,7 @@ class MemoryTransport:
 
 # --- link (engine) ----------------------------------------------------------------------------------
 
-from collections.abc import AsyncIterator  # noqa: E402
 
-from connector.link import Closed, LinkEvent  # noqa: E402
-from connector.sync import PairingRequest  # noqa: E402
-from shared.authstore import MemoryAuthStore  # noqa: E402
 
 
 class FakeSession:
@@ -115,13 +120,7 @@ async def eventually(check: Callable[[], bool], timeout_s: float = 3.0) -> None:
 
 # --- connectorSync ----------------------------------------------------------------------------------
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
 
-from connector.errors import SyncUnavailable  # noqa: E402
-from connector.sync import Claim, Command, LeaseRef, Lost, SyncRequest, SyncResponse  # noqa: E402
-from shared.authstate import AuthState  # noqa: E402
-from shared.sealing import open_sealed, public_key_bytes, seal  # noqa: E402
-from shared.snapshot import Snapshot  # noqa: E402
 
 
 class FakeFunctions:
@@ -145,8 +144,8 @@ class FakeFunctions:
         if pairing is not None:
             self.pairing[account_id] = pairing
 
-    def open_snapshot(self, sealed: bytes) -> Snapshot:
-        return Snapshot.from_bytes(open_sealed(sealed, self.vault_key))
+    def open_snapshot(self, sealed: bytes, account_id: str) -> Snapshot:
+        return Snapshot.from_bytes(open_sealed(sealed, self.vault_key, snapshot_aad(account_id)))
 
     def client(self) -> FakeSyncClient:
         return FakeSyncClient(self)

@@ -43,7 +43,8 @@ class Harness:
         return [json.loads(p.data) for p in self.transport.on(EVENTS) if p.ordering_key == account_id]
 
     def snapshots(self, account_id: str) -> list[object]:
-        return [self.functions.open_snapshot(p.data) for p in self.transport.on(SNAPS) if p.ordering_key == account_id]
+        return [self.functions.open_snapshot(p.data, account_id)
+                for p in self.transport.on(SNAPS) if p.ordering_key == account_id]
 
 
 async def test_boot_restores_every_account_and_reports_open() -> None:

@@ -35,6 +35,9 @@ class Hooks:
     def paired(self, account_id: str, jid: str) -> None:
         self.paired_jids.append(jid)
 
+    def pairing_failed(self, account_id: str, reason: str) -> None:
+        self.reports.append((ConnectionState.STOPPED, reason, -1))
+
     def message(self, account_id: str, incoming: Incoming) -> None:
         self.messages.append(incoming)
 
@@ -164,3 +167,14 @@ async def test_stop_during_backoff_ends_promptly() -> None:
     await sup.stop("shutdown")
     assert loop.time() - started < 0.5
     assert sup.state is AccountState.STOPPED
+
+
+async def test_pairing_that_expires_stops_and_is_reported() -> None:
+    factory = FakeLinkFactory(lambda s: s.push(Closed("pairing_expired", "stop_pairing", 408)))
+    hooks = Hooks()
+    sup = make(factory, hooks, pairing=PairingRequest("qr", None))
+    task = sup.start()
+    await asyncio.wait_for(task, 1.0)
+    assert sup.state is AccountState.STOPPED
+    assert hooks.reports[-1] == (ConnectionState.STOPPED, "pairing_expired", -1)
+    assert len(factory.sessions) == 1
