@@ -1,0 +1,291 @@
+"""The vault's Firestore store (google-cloud-firestore).
+
+Layout (docs/ARCHITECTURE.md)::
+
+    whatsapp_sessions/{accountId}                      head: latestVersion, generation, sha256, sizes,
+                                                       createdAt, savedAt, health, versions[] (kept refs)
+    whatsapp_sessions/{accountId}/versions/{v:010d}    version, generation, header, ciphertext | chunks
+    .../versions/{v:010d}/chunks/{i}                   data (ciphertext bytes i*CHUNK .. ), index
+
+The head document is the reference system's document too: head fields are written with field-path
+merges so a legacy ``creds`` map (and ``accountId``, ``updatedAt``) next to them survives until
+migration removes it. A save writes the version, its chunks, the head and the deletion of dropped
+versions in one transaction, so a version is visible only once all of it is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from shared.errors import IntegrityError, NotFoundError, VaultConflictError, VaultError
+from shared.vault.crypto import EnvelopeHeader
+from shared.vault.legacy import parse_legacy_time
+from shared.vault.store import Decision, Head, HeadOnly, LegacyRecord, NewVersion, Planner, VersionRecord, VersionRef
+from shared.vault.vault import CHUNK_BYTES
+
+log = logging.getLogger(__name__)
+
+SESSIONS: Final = "whatsapp_sessions"
+VERSIONS: Final = "versions"
+CHUNKS: Final = "chunks"
+HEAD_FORMAT: Final = "keeper.vault.v1"
+_DELETE_BATCH: Final = 400
+TRANSACTION_ATTEMPTS: Final = 8
+
+
+def version_id(version: int) -> str:
+    return f"{version:010d}"
+
+
+def _ref_to_record(ref: VersionRef) -> dict[str, Any]:
+    return {"version": ref.version, "generation": ref.generation, "chunks": ref.chunks,
+            "storedSize": ref.stored_size, "kekVersion": ref.kek_version, "createdAt": ref.created_at}
+
+
+def _ref_from_record(record: Mapping[str, Any]) -> VersionRef:
+    return VersionRef(version=int(record["version"]), generation=int(record["generation"]),
+                      chunks=int(record.get("chunks", 0)), stored_size=int(record["storedSize"]),
+                      kek_version=str(record["kekVersion"]), created_at=record["createdAt"])
+
+
+def _head_to_record(head: Head) -> dict[str, Any]:
+    return {
+        "format": HEAD_FORMAT, "latestVersion": head.latest_version, "generation": head.generation,
+        "sha256": head.sha256, "rawSize": head.raw_size, "storedSize": head.stored_size,
+        "createdAt": head.created_at, "savedAt": head.saved_at, "health": dict(head.health),
+        "versions": [_ref_to_record(ref) for ref in head.versions],
+    }
+
+
+def _head_from_record(account_id: str, record: Mapping[str, Any] | None) -> Head | None:
+    if not record or "latestVersion" not in record:
+        return None
+    try:
+        return Head(
+            account_id=account_id, latest_version=int(record["latestVersion"]),
+            generation=int(record["generation"]), sha256=str(record["sha256"]),
+            raw_size=int(record["rawSize"]), stored_size=int(record["storedSize"]),
+            versions=tuple(_ref_from_record(item) for item in record.get("versions", [])),
+            created_at=record["createdAt"], saved_at=record["savedAt"],
+            health=dict(record.get("health") or {}),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"account {account_id}: head document is malformed ({exc})") from exc
+
+
+class FirestoreVaultStore:
+    """:class:`shared.vault.store.VaultStore` on Firestore."""
+
+    def __init__(self, client: firestore.Client, collection: str = SESSIONS) -> None:
+        self._db = client
+        self._collection = collection
+
+    def _transaction(self) -> Any:
+        return self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS)
+
+    def _head_ref(self, account_id: str) -> Any:
+        return self._db.collection(self._collection).document(account_id)
+
+    def _version_ref(self, account_id: str, version: int) -> Any:
+        return self._head_ref(account_id).collection(VERSIONS).document(version_id(version))
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except VaultError:
+            raise
+        except (gexc.Aborted, gexc.Conflict) as exc:
+            raise VaultConflictError(f"{what}: concurrent change ({exc.message})") from exc
+        except ValueError as exc:
+            # google-cloud-firestore gives up on a contended transaction with a bare ValueError.
+            if "Failed to commit transaction" in str(exc):
+                raise VaultConflictError(f"{what}: gave up after repeated concurrent changes") from exc
+            raise
+        except gexc.GoogleAPICallError as exc:
+            raise VaultError(f"{what}: Firestore error {exc.__class__.__name__}: {exc.message}") from exc
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def get_head(self, account_id: str) -> Head | None:
+        snap = self._call(f"account {account_id}: read head", self._head_ref(account_id).get)
+        return _head_from_record(account_id, snap.to_dict() if snap.exists else None)
+
+    def get_version(self, account_id: str, ref: VersionRef) -> VersionRecord:
+        where = f"account {account_id} v{ref.version}"
+        snap = self._call(f"{where}: read", self._version_ref(account_id, ref.version).get)
+        if not snap.exists:
+            raise NotFoundError(f"{where}: version document is missing")
+        data = snap.to_dict()
+        chunk_count = int(data.get("chunks", 0))
+        if chunk_count == 0:
+            ciphertext = data.get("ciphertext")
+            if not isinstance(ciphertext, bytes):
+                raise IntegrityError(f"{where}: version document holds no ciphertext")
+        else:
+            chunk_refs = [snap.reference.collection(CHUNKS).document(str(i)) for i in range(chunk_count)]
+            chunks = {
+                chunk.id: chunk.to_dict()
+                for chunk in self._call(f"{where}: read chunks", lambda: list(self._db.get_all(chunk_refs)))
+                if chunk.exists
+            }
+            parts: list[bytes] = []
+            for i in range(chunk_count):
+                part = chunks.get(str(i), {}).get("data")
+                if not isinstance(part, bytes):
+                    raise IntegrityError(f"{where}: chunk {i} of {chunk_count} is missing")
+                parts.append(part)
+            ciphertext = b"".join(parts)
+        try:
+            header_record = data["header"]
+            return VersionRecord(version=int(data["version"]), generation=int(data["generation"]),
+                                 header=EnvelopeHeader.from_record(header_record), ciphertext=ciphertext,
+                                 created_at=data["createdAt"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"{where}: version document is malformed ({exc})") from exc
+
+    # --- the save transaction ----------------------------------------------------------------------
+
+    def _write_version(self, txn: Any, account_id: str, record: VersionRecord, chunk_count: int) -> None:
+        ref = self._version_ref(account_id, record.version)
+        doc: dict[str, Any] = {"version": record.version, "generation": record.generation,
+                               "header": record.header.to_record(), "chunks": chunk_count,
+                               "createdAt": record.created_at}
+        if chunk_count == 0:
+            doc["ciphertext"] = record.ciphertext
+        txn.create(ref, doc)
+        for i in range(chunk_count):
+            data = record.ciphertext[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
+            txn.set(ref.collection(CHUNKS).document(str(i)), {"index": i, "data": data})
+
+    def _delete_version(self, txn: Any, account_id: str, ref: VersionRef) -> None:
+        version_ref = self._version_ref(account_id, ref.version)
+        for i in range(ref.chunks):
+            txn.delete(version_ref.collection(CHUNKS).document(str(i)))
+        txn.delete(version_ref)
+
+    def commit(self, account_id: str, planner: Planner) -> Decision:
+        head_ref = self._head_ref(account_id)
+
+        @firestore.transactional
+        def run(txn: Any) -> Decision:
+            snap = head_ref.get(transaction=txn)
+            head = _head_from_record(account_id, snap.to_dict() if snap.exists else None)
+            decision = planner(head)
+            if isinstance(decision, NewVersion):
+                chunk_count = next(r.chunks for r in decision.head.versions
+                                   if r.version == decision.record.version)
+                self._write_version(txn, account_id, decision.record, chunk_count)
+                for ref in decision.drop:
+                    self._delete_version(txn, account_id, ref)
+            if isinstance(decision, NewVersion | HeadOnly):
+                record = _head_to_record(decision.head)
+                record["accountId"] = account_id
+                txn.set(head_ref, record, merge=list(record))
+            return decision
+
+        result: Decision = self._call(f"account {account_id}: save", run, self._transaction())
+        return result
+
+    # --- header swaps (KEK rotation), health, deletion ----------------------------------------------
+
+    def replace_header(self, account_id: str, version: int, header: EnvelopeHeader, expected_kek: str) -> bool:
+        version_ref = self._version_ref(account_id, version)
+        head_ref = self._head_ref(account_id)
+
+        @firestore.transactional
+        def run(txn: Any) -> bool:
+            version_snap = version_ref.get(transaction=txn)
+            head_snap = head_ref.get(transaction=txn)
+            if not version_snap.exists:
+                return False
+            current = version_snap.to_dict().get("header", {})
+            if str(current.get("kekVersion")) != expected_kek:
+                return False
+            txn.update(version_ref, {"header": header.to_record()})
+            head_record = head_snap.to_dict() if head_snap.exists else None
+            if head_record and "versions" in head_record:
+                refs = [dict(item, kekVersion=header.kek_version) if int(item["version"]) == version else item
+                        for item in head_record["versions"]]
+                txn.update(head_ref, {"versions": refs})
+            return True
+
+        done: bool = self._call(f"account {account_id} v{version}: replace header", run, self._transaction())
+        return done
+
+    def set_health(self, account_id: str, health: Mapping[str, Any]) -> None:
+        try:
+            self._head_ref(account_id).update({"health": dict(health)})
+        except gexc.NotFound:
+            return
+        except gexc.GoogleAPICallError as exc:
+            log.warning("account %s: could not record health: %s", account_id, exc.__class__.__name__)
+
+    def delete(self, account_id: str) -> bool:
+        head_ref = self._head_ref(account_id)
+
+        def run() -> bool:
+            existed = bool(head_ref.get().exists)
+            doomed: list[Any] = []
+            for version_ref in head_ref.collection(VERSIONS).list_documents():
+                doomed.extend(version_ref.collection(CHUNKS).list_documents())
+                doomed.append(version_ref)
+            existed = existed or bool(doomed)
+            # The head goes first: from then on no restore sees the account, even if the rest fails.
+            head_ref.delete()
+            for start in range(0, len(doomed), _DELETE_BATCH):
+                batch = self._db.batch()
+                for ref in doomed[start : start + _DELETE_BATCH]:
+                    batch.delete(ref)
+                batch.commit()
+            return existed
+
+        deleted: bool = self._call(f"account {account_id}: delete", run)
+        return deleted
+
+    # --- listings -----------------------------------------------------------------------------------
+
+    def list_accounts(self) -> Iterator[str]:
+        query = (self._db.collection(self._collection)
+                 .where(filter=FieldFilter("latestVersion", ">=", 1)).select(["latestVersion"]))
+        ids: list[str] = self._call("list accounts", lambda: sorted(snap.id for snap in query.stream()))
+        return iter(ids)
+
+    def list_legacy(self) -> Iterator[str]:
+        query = (self._db.collection(self._collection)
+                 .where(filter=FieldFilter("creds", "!=", None)).select(["accountId"]))
+        ids: list[str] = self._call("list legacy documents", lambda: sorted(snap.id for snap in query.stream()))
+        return iter(ids)
+
+    # --- legacy documents ----------------------------------------------------------------------------
+
+    def get_legacy(self, account_id: str) -> LegacyRecord | None:
+        snap = self._call(f"account {account_id}: read legacy", self._head_ref(account_id).get)
+        data = snap.to_dict() if snap.exists else None
+        if not data or data.get("creds") is None:
+            return None
+        return LegacyRecord(account_id=account_id, creds=data["creds"],
+                            updated_at=parse_legacy_time(data.get("updatedAt")),
+                            token=(data["creds"], data.get("updatedAt")))
+
+    def remove_legacy(self, record: LegacyRecord) -> bool:
+        head_ref = self._head_ref(record.account_id)
+
+        @firestore.transactional
+        def run(txn: Any) -> bool:
+            snap = head_ref.get(transaction=txn)
+            data = snap.to_dict() if snap.exists else None
+            if not data or (data.get("creds"), data.get("updatedAt")) != record.token:
+                return False  # the reference system wrote again: keep its plaintext for the next run
+            txn.update(head_ref, {"creds": firestore.DELETE_FIELD, "updatedAt": firestore.DELETE_FIELD,
+                                  "legacyMigratedAt": firestore.SERVER_TIMESTAMP})
+            return True
+
+        done: bool = self._call(f"account {record.account_id}: remove legacy", run, self._transaction())
+        return done
+
