@@ -1,25 +1,20 @@
 """The connector's configuration, read once from the environment.
 
-=========================== ============================================= ===========================
-variable                    meaning                                       default
-=========================== ============================================= ===========================
-KEEPER_FUNCTIONS_URL        base URL of the functions (``/connectorSync``) required
-KEEPER_CONNECTOR_TOKEN      bearer token for connectorSync                 none (no header)
-KEEPER_CONNECTOR_ID         this connector's id                           ``<hostname>-<random>``
-KEEPER_CAPACITY             most accounts this connector will hold         1000
-KEEPER_WA_URL               WhatsApp Web websocket URL                    ``wss://web.whatsapp.com/ws/chat``
-KEEPER_WA_ROOT_KEY          server certificate root public key (hex/b64)  the engine's built-in root
-PORT                        HTTP port for /healthz, /readyz, /metrics      8080
-KEEPER_CACHE_DIR            local auth-state cache directory ("" = off)    ``~/.cache/keeper-connector``
-GOOGLE_CLOUD_PROJECT        project of the Pub/Sub topics                  ``demo-keeper``
-KEEPER_TOPIC_SNAPSHOTS      snapshot topic                                ``session-snapshots``
-KEEPER_TOPIC_CONNECTION     connection-event topic                        ``connection-events``
-KEEPER_TOPIC_MESSAGES       message topic                                 ``messages``
-KEEPER_COALESCE_WINDOW_S    how long routine key churn is coalesced        2.0
-KEEPER_SYNC_INTERVAL_S      connectorSync period (capped at lease TTL/3)   5.0
-KEEPER_SHUTDOWN_BUDGET_S    SIGTERM to exit                                8.0
-KEEPER_LOG_LEVEL            log level                                      INFO
-=========================== ============================================= ===========================
+- ``KEEPER_FUNCTIONS_URL`` (required): base URL of the functions; connectorSync is ``{base}/connectorSync``.
+- ``KEEPER_CONNECTOR_TOKEN``: bearer token for connectorSync (none: no header).
+- ``KEEPER_CONNECTOR_ID``: this connector's id (default ``<hostname>-<random>``).
+- ``KEEPER_CAPACITY``: most accounts this connector holds (1000).
+- ``KEEPER_WA_URL``: WhatsApp Web websocket URL (``wss://web.whatsapp.com/ws/chat``).
+- ``KEEPER_WA_ROOT_KEY``: server certificate root public key, hex or base64 (the engine's built-in root).
+- ``PORT``: HTTP port of ``/healthz``, ``/readyz``, ``/metrics`` (8080).
+- ``KEEPER_CACHE_DIR``: local auth-state cache directory, empty to turn it off (``~/.cache/keeper-connector``).
+- ``GOOGLE_CLOUD_PROJECT`` / ``KEEPER_PROJECT``: project of the Pub/Sub topics (``demo-keeper``).
+- ``KEEPER_TOPIC_SNAPSHOTS``, ``KEEPER_TOPIC_CONNECTION_EVENTS``, ``KEEPER_TOPIC_MESSAGES``: topic ids
+  (``session-snapshots``, ``connection-events``, ``messages``).
+- ``KEEPER_COALESCE_WINDOW_S``: how long routine key churn is coalesced (2.0).
+- ``KEEPER_SYNC_INTERVAL_S``: connectorSync period, capped at a third of the lease TTL (5.0).
+- ``KEEPER_SHUTDOWN_BUDGET_S``: SIGTERM to exit (8.0; Cloud Run kills at 10).
+- ``KEEPER_LOG_LEVEL``: log level (INFO).
 """
 
 from __future__ import annotations
@@ -82,10 +77,10 @@ class ConnectorConfig:
             wa_root_key=_key(env, "KEEPER_WA_ROOT_KEY"),
             port=_int(env, "PORT", 8080, minimum=0),
             cache_dir=env.get("KEEPER_CACHE_DIR", DEFAULT_CACHE_DIR) or None,
-            project_id=env.get("GOOGLE_CLOUD_PROJECT") or env.get("KEEPER_PROJECT_ID") or "demo-keeper",
+            project_id=env.get("GOOGLE_CLOUD_PROJECT") or env.get("KEEPER_PROJECT") or "demo-keeper",
             topics=Topics(
                 snapshots=env.get("KEEPER_TOPIC_SNAPSHOTS") or Topics.snapshots,
-                connection=env.get("KEEPER_TOPIC_CONNECTION") or Topics.connection,
+                connection=env.get("KEEPER_TOPIC_CONNECTION_EVENTS") or Topics.connection,
                 messages=env.get("KEEPER_TOPIC_MESSAGES") or Topics.messages,
             ),
             coalesce_window_s=_float(env, "KEEPER_COALESCE_WINDOW_S", 2.0),
