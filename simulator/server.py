@@ -192,7 +192,8 @@ class SimulatorServer:
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         if self.core.faults.refuses_everyone(self.core.now()):
             return web.Response(status=503, text="refused by fault injection")
-        ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE_BYTES, autoping=True)
+        # No permessage-deflate: frames are Noise ciphertext (incompressible) and zlib contexts cost ~100 KiB a socket.
+        ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE_BYTES, autoping=True, compress=False)
         await ws.prepare(request)
         conn_id = self.core.open_connection()
         sock = _Socket(conn_id, ws, request)
