@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from connector.cache import StateCache
+
+
+def test_round_trip_and_permissions(tmp_path: Path) -> None:
+    cache = StateCache(tmp_path / "c")
+    cache.put("acct-1", 4, b'{"creds":{}}')
+    entry = cache.get("acct-1")
+    assert entry is not None and entry.generation == 4 and entry.state == b'{"creds":{}}'
+    assert stat.S_IMODE(os.stat(tmp_path / "c").st_mode) == 0o700
+    for path in (tmp_path / "c").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert b"creds" not in path.read_bytes()  # encrypted at rest
+
+
+def test_fence_allows_same_or_next_generation_only(tmp_path: Path) -> None:
+    cache = StateCache(tmp_path)
+    cache.put("a", 7, b"state")
+    assert cache.usable_for("a", 7) is not None
+    assert cache.usable_for("a", 8) is not None
+    assert cache.usable_for("a", 9) is None  # someone else held it at 8
+    assert cache.usable_for("a", 6) is None
+    assert cache.usable_for("b", 7) is None
+
+
+def test_entry_renamed_to_another_account_does_not_open(tmp_path: Path) -> None:
+    cache = StateCache(tmp_path)
+    cache.put("a", 1, b"state-a")
+    cache.put("b", 1, b"state-b")
+    cache._path("a").replace(cache._path("b"))
+    assert cache.get("b") is None
+
+
+def test_key_survives_a_new_instance_and_delete_works(tmp_path: Path) -> None:
+    StateCache(tmp_path).put("a", 1, b"x")
+    again = StateCache(tmp_path)
+    assert again.get("a") is not None
+    again.delete("a")
+    again.delete("a")
+    assert again.get("a") is None

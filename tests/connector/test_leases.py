@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import pytest
+
+from connector.errors import SyncUnavailable
+from connector.leases import LeaseKeeper, LeaseTable
+from connector.sync import Claim, Command, LeaseRef, Lost, SyncRequest, SyncResponse
+
+
+def test_deadline_counts_from_the_time_the_request_was_sent() -> None:
+    table = LeaseTable(guard_s=3.0)
+    table.add("a", 1, sent_at=100.0, ttl_s=30.0)
+    assert table.expiring(126.9) == []
+    assert [lease.account_id for lease in table.expiring(127.0)] == ["a"]
+    assert table.renew(LeaseRef("a", 1), sent_at=120.0, ttl_s=30.0)
+    assert table.expiring(146.9) == []
+    assert not table.renew(LeaseRef("a", 2), sent_at=130.0, ttl_s=30.0)  # other generation
+    assert not table.renew(LeaseRef("b", 1), sent_at=130.0, ttl_s=30.0)
+
+
+class Owner:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def on_vault_key(self, public_key: bytes, key_id: str) -> None:
+        self.log.append(f"key:{key_id}")
+
+    def on_claimed(self, claim: Claim) -> None:
+        self.log.append(f"claimed:{claim.account_id}")
+
+    def on_lost(self, lost: Lost) -> None:
+        self.log.append(f"lost:{lost.account_id}")
+
+    def on_expiring(self, account_id: str) -> None:
+        self.log.append(f"expiring:{account_id}")
+
+    def on_command(self, command: Command) -> None:
+        self.log.append(f"{command.action}:{command.account_id}")
+
+
+class ScriptedClient:
+    def __init__(self, answers: list[SyncResponse | Exception]) -> None:
+        self.answers = answers
+        self.requests: list[SyncRequest] = []
+
+    async def sync(self, request: SyncRequest) -> SyncResponse:
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def close(self) -> None:
+        pass
+
+
+def response(**kwargs: object) -> SyncResponse:
+    return SyncResponse(lease_ttl_s=30.0, vault_public_key=bytes(32), vault_key_id="k", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_keeper_applies_claims_renewals_losses_and_commands() -> None:
+    now = [0.0]
+    owner = Owner()
+    client = ScriptedClient([
+        response(claimed=[Claim("a", 1, "restore"), Claim("b", 4, "restore")]),
+        response(renewed=[LeaseRef("a", 1)], lost=[Lost("b", "taken")],
+                 commands=[Command("a", "reconnect"), Command("zz", "remove")]),
+        SyncUnavailable("down"),
+    ])
+    keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=5,
+                         clock=lambda: now[0])
+    await keeper.sync_once()
+    assert keeper.synced_once.is_set()
+    now[0] = 10.0
+    await keeper.sync_once()
+    assert client.requests[1].held == [LeaseRef("a", 1), LeaseRef("b", 4)]
+    assert owner.log == ["key:k", "claimed:a", "claimed:b", "key:k", "lost:b", "reconnect:a"]
+    now[0] = 20.0
+    with pytest.raises(SyncUnavailable):
+        await keeper.sync_once()
+    # "a" was renewed by the request sent at 10 s: deadline 40 s, guard 3 s.
+    now[0] = 36.9
+    assert keeper.check_expiring() == []
+    now[0] = 37.0
+    assert keeper.check_expiring() == ["a"]
+    assert owner.log[-1] == "expiring:a"
+    assert len(keeper.table) == 0
+
+
+async def test_release_is_sent_once_and_claims_while_draining_go_back() -> None:
+    owner = Owner()
+    client = ScriptedClient([
+        response(claimed=[Claim("a", 1, "restore")]),
+        response(claimed=[Claim("late", 2, "restore")]),
+        response(),
+    ])
+    keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=5)
+    await keeper.sync_once()
+    keeper.stop_taking_work()
+    keeper.release("a")
+    await keeper.sync_once()
+    assert client.requests[1].capacity == 0
+    assert client.requests[1].release == [LeaseRef("a", 1)]
+    assert client.requests[1].held == []
+    await keeper.sync_once()
+    assert client.requests[2].release == [LeaseRef("late", 2)]
+    assert "claimed:late" not in owner.log
