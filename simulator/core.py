@@ -26,6 +26,7 @@ iq encrypt count/set/      pre-key count / store uploaded keys / key digest / si
 digest/rotate/key          rotation / a contact's bundle (consumes one pre-key; a count under
                            ``PRE_KEY_LOW_WATERMARK`` is announced with ``notification encrypt``)
 iq passive, iq w:p ping    empty result (pings go unanswered under the ``stop_pings`` fault)
+iq w props                 ``<props protocol=2 hash/>`` without flags
 phone unlinks a device     ``<stream:error code=401><conflict type=device_removed/>``; later
                            logins of that device fail with 401
 =========================  ====================================================================
@@ -66,6 +67,7 @@ PHONE_PLATFORM = "android"
 FAILURE_LOGGED_OUT = 401
 FAILURE_BAD_REGISTRATION = 400
 STREAM_RESTART_REQUIRED = 515
+SERVER_PROPS_HASH = "sim-1"
 
 Clock = Callable[[], float]
 
@@ -505,6 +507,10 @@ class SimulatorCore:
             return self._remove_self(conn, iq)
         if xmlns == "encrypt":
             return self._encrypt_iq(conn, iq, tag)
+        if xmlns == "w" and tag == "props":
+            # Server feature flags (Baileys fetchProps, protocol 2): the simulator has none to offer.
+            props = Node("props", {"protocol": "2", "hash": SERVER_PROPS_HASH})
+            return [Send(conn.conn_id, _iq_result(iq, [props]))]
         return [Send(conn.conn_id, _iq_error(iq, 501, "feature-not-implemented"))]
 
     def _device_of(self, conn: Connection) -> CompanionDevice:
