@@ -44,7 +44,7 @@ from functions.config import FunctionsConfig  # noqa: E402
 from functions.errors import to_https_error  # noqa: E402
 from functions.http import guard_callable, handle_pubsub, json_endpoint, json_request  # noqa: E402
 from functions.metrics import metrics  # noqa: E402
-from functions.wiring import init_firebase_admin, services  # noqa: E402
+from functions.wiring import endpoint_verifiers, init_firebase_admin, services  # noqa: E402
 
 _CONFIG = FunctionsConfig.from_env()
 init_firebase_admin(_CONFIG.project)
@@ -118,10 +118,9 @@ def getMetrics(request: Request) -> Any:
 @https_fn.on_request()
 def connectorSync(request: flask.Request) -> flask.Response:
     def run() -> Any:
-        built = services()
-        built.connector_auth.verify(request.headers.get("Authorization"))
+        endpoint_verifiers()[0].verify(request.headers.get("Authorization"))
         body = json_request(request, validation.MAX_SYNC_BODY_BYTES)
-        return built.sync.sync(validation.parse_sync_request(body))
+        return services().sync.sync(validation.parse_sync_request(body))
 
     return json_endpoint(run)
 
@@ -129,9 +128,8 @@ def connectorSync(request: flask.Request) -> flask.Response:
 @https_fn.on_request()
 def healthCheck(request: flask.Request) -> flask.Response:
     def run() -> Any:
-        built = services()
-        built.scheduler_auth.verify(request.headers.get("Authorization"))
-        return built.health.run()
+        endpoint_verifiers()[1].verify(request.headers.get("Authorization"))
+        return services().health.run()
 
     return json_endpoint(run)
 
@@ -139,9 +137,8 @@ def healthCheck(request: flask.Request) -> flask.Response:
 @https_fn.on_request()
 def cleanup(request: flask.Request) -> flask.Response:
     def run() -> Any:
-        built = services()
-        built.scheduler_auth.verify(request.headers.get("Authorization"))
-        return built.cleaner.run()
+        endpoint_verifiers()[1].verify(request.headers.get("Authorization"))
+        return services().cleaner.run()
 
     return json_endpoint(run)
 
@@ -162,3 +159,8 @@ def recordConnectionEvent(event: CloudEvent) -> None:
 CALLABLES = ("addAccount", "listAccounts", "getAccount", "reconnectAccount", "removeAccount", "getMetrics")
 HTTP_FUNCTIONS = ("connectorSync", "healthCheck", "cleanup")
 PUBSUB_FUNCTIONS = {"persistSnapshot": "topic_snapshots", "recordConnectionEvent": "topic_connection_events"}
+
+__all__ = [
+    "addAccount", "cleanup", "connectorSync", "getAccount", "getMetrics", "healthCheck", "listAccounts",
+    "persistSnapshot", "reconnectAccount", "recordConnectionEvent", "removeAccount",
+]

@@ -76,10 +76,8 @@ def build_services(config: FunctionsConfig, stores: Stores, vault: SessionVault,
         events=ConnectionEventRecorder(stores, vault, alerter, clock),
         health=HealthChecker(stores, vault, alerter, clock, stale_after_s=config.stale_after_s),
         cleaner=Cleaner(stores, vault, clock, CleanupSettings(config.removed_grace_s, config.pairing_ttl_s)),
-        connector_auth=BearerVerifier(shared_token=config.connector_token, audience=config.connector_audience,
-                                      allowed_emails=config.connector_service_accounts),
-        scheduler_auth=BearerVerifier(shared_token=config.scheduler_token, audience=config.connector_audience,
-                                      allowed_emails=config.connector_service_accounts),
+        connector_auth=_verifier(config.connector_token, config),
+        scheduler_auth=_verifier(config.scheduler_token, config),
         clock=clock,
     )
 
@@ -122,6 +120,25 @@ def install(built: Services | None) -> None:
     global _services
     with _lock:
         _services = built
+
+
+_verifiers: tuple[BearerVerifier, BearerVerifier] | None = None
+
+
+def endpoint_verifiers() -> tuple[BearerVerifier, BearerVerifier]:
+    """(connector, scheduler) verifiers from configuration alone: refusing a caller needs no database."""
+    global _verifiers
+    if _services is not None:
+        return _services.connector_auth, _services.scheduler_auth
+    if _verifiers is None:
+        config = FunctionsConfig.from_env()
+        _verifiers = (_verifier(config.connector_token, config), _verifier(config.scheduler_token, config))
+    return _verifiers
+
+
+def _verifier(token: str | None, config: FunctionsConfig) -> BearerVerifier:
+    return BearerVerifier(shared_token=token, audience=config.connector_audience,
+                          allowed_emails=config.connector_service_accounts)
 
 
 def init_firebase_admin(project: str) -> Any:

@@ -1,0 +1,41 @@
+"""`keeper functions`: serve every Cloud Function locally from one process (Firebase emulator URLs)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "functions",
+        help="serve all functions at http://127.0.0.1:<port>/<project>/<region>/<function>",
+    )
+    parser.add_argument("--port", type=int, default=None, help="port (default KEEPER_FUNCTIONS_PORT or 5001)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--no-pubsub", action="store_true",
+                        help="do not create topics and push subscriptions on the Pub/Sub emulator")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from keeper.config import StackConfig
+    from keeper.gateway import FunctionsGateway, GatewayServer, ensure_local_pubsub
+
+    config = StackConfig.from_env()
+    port = args.port if args.port is not None else config.ports["functions"]
+    # The functions read their project from the environment; keep them on the stack's project.
+    os.environ.setdefault("KEEPER_PROJECT", config.project)
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", config.project)
+    server = GatewayServer(FunctionsGateway(config.project, config.region), args.host, port)
+    base = f"http://127.0.0.1:{server.port}/{config.project}/{config.region}"
+    if not args.no_pubsub and os.environ.get("PUBSUB_EMULATOR_HOST"):
+        ensure_local_pubsub(config.project, base)
+    logging.getLogger(__name__).info("functions at %s/<function>: %s", base,
+                                     ", ".join(sorted(server.gateway.apps)))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0

@@ -1,0 +1,99 @@
+"""The frontend's account operations over memory stores: ownership, admin, duplicates, removal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from functions.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+)
+from functions.model import AccountStatus, PairingInfo
+from tests.functions.support import ADMIN, ALICE, BOB, T0, FakeConnector, world
+
+
+def test_add_creates_a_pairing_account_visible_to_its_owner_only(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = w.add(ALICE, "+40700000001", "qr")
+    view = w.services.accounts.get(ALICE, account_id)
+    assert view["status"] == "pairing"
+    assert view["phoneNumber"] == "+40700000001"
+    assert view["method"] == "qr"
+    assert view["createdAt"] == "2026-11-25T12:00:00.000Z"
+    assert [a["accountId"] for a in w.services.accounts.list_accounts(ALICE)["accounts"]] == [account_id]
+    assert w.services.accounts.list_accounts(BOB)["accounts"] == []
+    with pytest.raises(PermissionDeniedError):
+        w.services.accounts.get(BOB, account_id)
+    with pytest.raises(PermissionDeniedError):
+        w.services.accounts.remove(BOB, account_id)
+
+
+def test_admin_sees_and_acts_on_every_account(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    a = w.add(ALICE, "+40700000001")
+    b = w.add(BOB, "+40700000002")
+    listed = {x["accountId"] for x in w.services.accounts.list_accounts(ADMIN)["accounts"]}
+    assert listed == {a, b}
+    assert w.services.accounts.get(ADMIN, b)["accountId"] == b
+
+
+def test_unknown_account_is_not_found(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    with pytest.raises(NotFoundError):
+        w.services.accounts.get(ALICE, "acc_missing")
+
+
+def test_a_phone_number_is_managed_once_until_removed(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    first = w.add(ALICE, "+40700000001")
+    with pytest.raises(AlreadyExistsError):
+        w.add(BOB, "+40700000001")
+    w.services.accounts.remove(ALICE, first)
+    assert w.add(BOB, "+40700000001") != first
+
+
+def test_accounts_per_user_are_limited(tmp_path: Path) -> None:
+    w = world(tmp_path, max_accounts_per_user=2)
+    w.add(ALICE, "+40700000001")
+    w.add(ALICE, "+40700000002")
+    with pytest.raises(ResourceExhaustedError):
+        w.add(ALICE, "+40700000003")
+
+
+def test_pairing_code_shows_only_while_pairing_and_never_key_material(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = w.add()
+    w.services.stores.accounts.update(account_id, {"pairing": PairingInfo(code="ABCD1234", expires_at=T0)})
+    view = w.services.accounts.get(ALICE, account_id)
+    assert view["pairing"] == {"code": "ABCD1234", "qr": None, "expiresAt": "2026-11-25T12:00:00.000Z"}
+    w.services.stores.accounts.update(account_id, {"status": AccountStatus.CONNECTED})
+    view = w.services.accounts.get(ALICE, account_id)
+    assert view["pairing"] is None
+    text = repr(view).lower()
+    assert "noisekey" not in text and "private" not in text and "creds" not in text
+
+
+def test_removing_a_never_linked_unheld_account_is_immediate_and_idempotent(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = w.add()
+    assert w.services.accounts.remove(ALICE, account_id)["status"] == "removed"
+    assert w.services.accounts.remove(ALICE, account_id)["status"] == "removed"
+    assert w.services.accounts.list_accounts(ALICE)["accounts"] == []
+    with pytest.raises(FailedPreconditionError):
+        w.services.accounts.reconnect(ALICE, account_id)
+
+
+def test_removing_a_held_account_waits_for_the_connector(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = w.add()
+    connector = FakeConnector("c-1")
+    connector.sync(w.services)
+    assert w.services.accounts.remove(ALICE, account_id)["status"] == "removing"
+    response = connector.sync(w.services)
+    assert response["commands"] == [{"accountId": account_id, "action": "remove"}]
+    assert w.services.accounts.remove(ALICE, account_id)["status"] == "removing"

@@ -1,0 +1,154 @@
+"""connectorSync over memory stores and a real vault: claims, fencing, restore sealing, outcomes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from functions.model import AccountStatus, RestoreOutcomeKind
+from tests.functions.support import ALICE, FakeConnector, World, registered_state, world
+
+
+def _linked(w: World, phone: str = "+40700000001", seed: int = 1) -> str:
+    """An account that paired and saved one version under generation 1, then was released."""
+    account_id = w.add(ALICE, phone)
+    c = FakeConnector("c-pair")
+    c.sync(w.services)
+    w.vault.save(account_id, registered_state(seed), c.held[account_id])
+    w.services.stores.accounts.update(account_id, {"status": AccountStatus.CONNECTED,
+                                                   "linked_jid": "40700000001:7@s.whatsapp.net"})
+    c.sync(w.services, release=dict(c.held))
+    return account_id
+
+
+def test_pairing_account_is_claimed_in_pair_mode_with_generation_one(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = w.add(ALICE, "+40700000001", "code")
+    response = FakeConnector("c-1").sync(w.services)
+    [claim] = response["claimed"]
+    assert claim["accountId"] == account_id
+    assert claim["generation"] == 1
+    assert claim["mode"] == "pair"
+    assert claim["sealedState"] is None
+    assert claim["pairing"] == {"method": "code", "phoneNumber": "+40700000001"}
+    assert response["leaseTtlS"] == 30.0
+    assert response["vaultKeyId"] == w.vault.sealing_public_key().key_id
+
+
+def test_a_live_lease_is_not_claimed_twice_and_passes_on_only_after_expiry(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = w.add()
+    first, second = FakeConnector("c-1"), FakeConnector("c-2")
+    first.sync(w.services)
+    assert second.sync(w.services)["claimed"] == []
+    w.clock.advance(20)
+    renewed = first.sync(w.services)["renewed"]
+    assert [r["generation"] for r in renewed] == [1]
+    w.clock.advance(20)  # 40 s after the claim, 20 s after the renewal: still live
+    assert second.sync(w.services)["claimed"] == []
+    w.clock.advance(31)
+    [claim] = second.sync(w.services)["claimed"]
+    assert claim["generation"] == 2, "every change of owner increments the fencing token"
+    assert first.sync(w.services)["lost"] == [{"accountId": account_id, "reason": "taken"}]
+
+
+def test_capacity_bounds_claims(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    for i in range(5):
+        w.add(ALICE, f"+4070000000{i}")
+    small = FakeConnector("c-1", capacity=2)
+    assert len(small.sync(w.services)["claimed"]) == 2
+    assert small.sync(w.services)["claimed"] == []  # full: renews two, claims none
+    assert len(FakeConnector("c-2", capacity=10).sync(w.services)["claimed"]) == 3
+
+
+def test_restore_hands_out_the_state_sealed_to_the_connector_key(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _linked(w)
+    connector = FakeConnector("c-2")
+    [claim] = connector.sync(w.services)["claimed"]
+    assert claim["mode"] == "restore"
+    assert claim["version"] == 1
+    assert claim["fellBack"] is False
+    assert claim["generation"] == 2
+    snapshot = connector.open_claim(claim)
+    assert snapshot.account_id == account_id
+    assert snapshot.generation == 2
+    assert snapshot.connector_id == "c-2"
+    assert snapshot.state == registered_state(1)
+    # Nobody else can open it.
+    other = FakeConnector("c-3")
+    try:
+        other.open_claim(claim)
+        raise AssertionError("opened with the wrong key")
+    except Exception as exc:
+        assert type(exc).__name__ == "SealingError"
+    [outcome] = w.services.stores.outcomes.since(w.clock.now)
+    assert outcome.outcome is RestoreOutcomeKind.RESTORED and outcome.version == 1
+
+
+def test_restore_falls_back_to_an_older_version_and_alerts(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _linked(w)
+    w.vault.save(account_id, registered_state(2), 1)
+    damaged = w.vault_store.raw_versions(account_id)[2]
+    flipped = bytes([damaged.ciphertext[0] ^ 1]) + damaged.ciphertext[1:]
+    w.vault_store.put_version(account_id, dataclasses.replace(damaged, ciphertext=flipped))
+    connector = FakeConnector("c-2")
+    [claim] = connector.sync(w.services)["claimed"]
+    assert claim["fellBack"] is True
+    assert claim["version"] == 1
+    assert connector.open_claim(claim).state == registered_state(1)
+    [outcome] = w.services.stores.outcomes.since(w.clock.now)
+    assert outcome.outcome is RestoreOutcomeKind.FELL_BACK and outcome.reason == "cannot_decrypt"
+    assert [a[1]["kind"] for a in w.alerts_out.published] == ["fell_back"]
+
+
+def test_unrestorable_account_is_failed_released_and_not_served(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _linked(w)
+    record = w.vault_store.raw_versions(account_id)[1]
+    w.vault_store.put_version(account_id, dataclasses.replace(record, ciphertext=b"\x00" * 64))
+    connector = FakeConnector("c-2")
+    assert connector.sync(w.services)["claimed"] == []
+    account = w.services.stores.accounts.get(account_id)
+    assert account is not None
+    assert account.status is AccountStatus.RESTORE_FAILED and not account.serve
+    lease = w.services.stores.leases.get(account_id)
+    assert lease is not None and lease.connector_id is None
+    [outcome] = w.services.stores.outcomes.since(w.clock.now)
+    assert outcome.outcome is RestoreOutcomeKind.FAILED and outcome.reason == "cannot_decrypt"
+    assert "restore_failed" in [a[1]["kind"] for a in w.alerts_out.published]
+    # The owner asks again: served again.
+    w.services.accounts.reconnect(ALICE, account_id)
+    assert w.services.stores.accounts.get(account_id).serve  # type: ignore[union-attr]
+
+
+def test_release_keeps_the_generation_and_the_next_claim_increments_it(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = w.add()
+    c = FakeConnector("c-1")
+    c.sync(w.services)
+    c.sync(w.services, release={account_id: 1})
+    lease = w.services.stores.leases.get(account_id)
+    assert lease is not None and lease.connector_id is None and lease.generation == 1
+    [claim] = FakeConnector("c-2").sync(w.services)["claimed"]
+    assert claim["generation"] == 2
+
+
+def test_pairing_attempt_past_its_ttl_is_not_handed_out(tmp_path: Path) -> None:
+    w = world(tmp_path, pairing_ttl_s=60.0)
+    account_id = w.add()
+    w.clock.advance(61)
+    assert FakeConnector("c-1").sync(w.services)["claimed"] == []
+    assert w.services.stores.accounts.get(account_id).status is AccountStatus.PAIRING_EXPIRED  # type: ignore[union-attr]
+
+
+def test_reconnect_request_becomes_one_command(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _linked(w)
+    c = FakeConnector("c-2")
+    c.sync(w.services)
+    w.services.accounts.reconnect(ALICE, account_id)
+    assert c.sync(w.services)["commands"] == [{"accountId": account_id, "action": "reconnect"}]
+    assert c.sync(w.services)["commands"] == []

@@ -1,0 +1,119 @@
+"""Scheduled health check, cleanup and the metrics callable over memory stores and a real vault."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from functions.metrics import metrics
+from functions.model import AccountStatus, Health
+from tests.functions.support import ADMIN, ALICE, BOB, FakeConnector, World, registered_state, world
+
+DAY_S = 86400
+
+
+def _stored(w: World, phone: str, seed: int, caller: object = ALICE) -> str:
+    account_id = w.add(caller, phone)  # type: ignore[arg-type]
+    c = FakeConnector(f"c-{seed}")
+    c.sync(w.services)
+    w.vault.save(account_id, registered_state(seed), c.held[account_id])
+    w.services.stores.accounts.update(account_id, {"status": AccountStatus.CONNECTED,
+                                                   "linked_jid": f"{phone[1:]}:7@s.whatsapp.net"})
+    return account_id
+
+
+def _health(w: World, account_id: str) -> Health | None:
+    account = w.services.stores.accounts.get(account_id)
+    return None if account is None else account.health
+
+
+def test_health_check_classifies_each_session_and_alerts_once(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    ok = _stored(w, "+40700000001", 1)
+    fell_back = _stored(w, "+40700000002", 2)
+    w.vault.save(fell_back, registered_state(22), 1)
+    rec = w.vault_store.raw_versions(fell_back)[2]
+    w.vault_store.put_version(fell_back, dataclasses.replace(rec, ciphertext=b"\x01" * len(rec.ciphertext)))
+    broken = _stored(w, "+40700000003", 3)
+    rec = w.vault_store.raw_versions(broken)[1]
+    w.vault_store.put_version(broken, dataclasses.replace(rec, ciphertext=b"\x01" * len(rec.ciphertext)))
+    logged_out = _stored(w, "+40700000004", 4)
+    w.services.stores.accounts.update(logged_out, {"status": AccountStatus.NEEDS_PAIRING})
+    missing = w.add(ALICE, "+40700000005")
+    w.services.stores.accounts.update(missing, {"status": AccountStatus.CONNECTED, "linked_jid": "x@s.whatsapp.net"})
+
+    summary = w.services.health.run()
+    assert summary["sessions"] == 4
+    assert summary["byHealth"] == {"ok": 1, "fell_back": 1, "cannot_decrypt": 1, "logged_out": 1, "missing": 1}
+    assert summary["problems"] == 4
+    assert [_health(w, a) for a in (ok, fell_back, broken, logged_out, missing)] == [
+        Health.OK, Health.FELL_BACK, Health.CANNOT_DECRYPT, Health.LOGGED_OUT, Health.MISSING]
+    assert w.vault_store.get_head(broken).health["status"] == "cannot_decrypt"  # type: ignore[union-attr]
+    kinds = sorted(a[1]["kind"] for a in w.alerts_out.published)
+    assert kinds == ["cannot_decrypt", "fell_back", "logged_out", "missing"]
+    w.services.health.run()
+    assert len(w.alerts_out.published) == 4, "a lasting problem is alerted once"
+    stored = w.services.stores.status.health_summary()
+    assert stored is not None and stored.problems == 4
+
+
+def test_stale_sessions_are_reported_and_recover(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _stored(w, "+40700000001", 1)
+    w.clock.advance(15 * DAY_S)
+    assert w.services.health.run()["byHealth"] == {"stale": 1}
+    assert [a.kind for a in w.services.stores.alerts.open_alerts()] == ["stale"]
+    w.vault.save(account_id, registered_state(5), 1)
+    assert w.services.health.run()["byHealth"] == {"ok": 1}
+    assert w.services.stores.alerts.open_alerts() == []
+
+
+def test_cleanup_expires_pairing_and_purges_removed_after_grace(tmp_path: Path) -> None:
+    w = world(tmp_path, removed_grace_s=7 * DAY_S, pairing_ttl_s=600.0)
+    pairing = w.add(ALICE, "+40700000001")
+    removed = _stored(w, "+40700000002", 2)
+    w.services.accounts.remove(ALICE, removed)
+    w.clock.advance(601)
+    assert w.services.cleaner.run() == {"purged": 0, "pairingExpired": 1, "orphanSessions": 0, "pruned": 0}
+    assert w.services.stores.accounts.get(pairing).status is AccountStatus.PAIRING_EXPIRED  # type: ignore[union-attr]
+    assert w.vault_store.get_head(removed) is not None, "kept during the grace period"
+    w.clock.advance(7 * DAY_S)
+    assert w.services.cleaner.run()["purged"] == 1
+    assert w.services.stores.accounts.get(removed) is None
+    assert w.vault_store.get_head(removed) is None
+    assert w.services.stores.leases.get(removed) is None
+
+
+def test_cleanup_deletes_orphaned_sessions_only_after_grace(tmp_path: Path) -> None:
+    w = world(tmp_path, removed_grace_s=DAY_S)
+    w.vault.save("acc_orphan", registered_state(1), 1)
+    assert w.services.cleaner.run()["orphanSessions"] == 0
+    w.clock.advance(DAY_S + 1)
+    assert w.services.cleaner.run()["orphanSessions"] == 1
+    assert w.vault_store.get_head("acc_orphan") is None
+
+
+def test_metrics_are_scoped_to_the_caller_unless_admin(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    mine = _stored(w, "+40700000001", 1)
+    theirs = _stored(w, "+40700000002", 2, BOB)
+    w.add(ALICE, "+40700000003")
+    for c in ("c-1", "c-2"):
+        w.services.sync.sync(FakeConnector(c).request(release={}))  # nothing claimable: leases live
+    w.clock.advance(31)
+    FakeConnector("c-9").sync(w.services)  # restores both stored accounts
+    w.services.stores.accounts.update(theirs, {"status": AccountStatus.NEEDS_PAIRING})
+    w.services.health.run()
+    mine_view = metrics(w.services.stores, w.services.vault, ALICE, w.clock)
+    assert mine_view["accounts"] == 2
+    assert mine_view["accountsByStatus"] == {"connected": 1, "pairing": 1}
+    assert mine_view["sessionsStored"] == 1
+    assert mine_view["restores24h"]["total"] == 1
+    assert mine_view["restores24h"]["successRate"] == 1.0
+    assert mine_view["openAlerts"] == 0
+    assert mine_view["lastHealthCheck"]["sessions"] == 2
+    admin_view = metrics(w.services.stores, w.services.vault, ADMIN, w.clock)
+    assert admin_view["accounts"] == 3 and admin_view["sessionsStored"] == 2
+    assert admin_view["restores24h"]["restored"] == 2
+    assert admin_view["openAlerts"] == 1 and admin_view["alerts"][0]["accountId"] == theirs
+    assert mine != theirs

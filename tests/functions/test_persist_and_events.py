@@ -1,0 +1,176 @@
+"""Persisting snapshots (fencing, duplicates, malformed input) and recording connection events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from functions.errors import MalformedMessageError, StaleMessageError
+from functions.model import AccountStatus
+from shared.events import (
+    AccountRemoved,
+    ConnectionState,
+    ConnectionUpdate,
+    PairingCode,
+    PairingFailed,
+    PairingQr,
+    PairingSuccess,
+)
+from tests.functions.support import (
+    ALICE,
+    T0,
+    FakeConnector,
+    World,
+    registered_state,
+    seal_snapshot,
+    snapshot_attrs,
+    world,
+)
+
+
+def _held(w: World) -> tuple[str, FakeConnector]:
+    account_id = w.add()
+    connector = FakeConnector("c-1")
+    connector.sync(w.services)
+    return account_id, connector
+
+
+def test_snapshot_is_saved_as_a_version_and_a_redelivery_changes_nothing(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    sealed = seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1))
+    first = w.services.persister.handle(sealed, snapshot_attrs(account_id, 1, "c-1"))
+    assert (first.version, first.noop) == (1, False)
+    w.clock.advance(5)
+    again = w.services.persister.handle(sealed, snapshot_attrs(account_id, 1, "c-1"))
+    assert (again.version, again.noop) == (1, True)
+    account = w.services.stores.accounts.get(account_id)
+    assert account is not None and account.last_version == 1 and account.last_saved_at == T0
+    assert w.vault.restore(account_id).state == registered_state(1)
+
+
+def test_snapshot_from_an_older_generation_is_refused(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id, _old = _held(w)
+    w.clock.advance(31)
+    FakeConnector("c-2").sync(w.services)  # lease passes on: generation 2
+    sealed = seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1))
+    with pytest.raises(StaleMessageError):
+        w.services.persister.handle(sealed, snapshot_attrs(account_id, 1, "c-1"))
+    assert w.vault_store.get_head(account_id) is None
+
+
+def test_snapshot_claiming_a_generation_never_granted_is_malformed(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    sealed = seal_snapshot(w.vault, account_id, 9, "c-1", registered_state(1))
+    with pytest.raises(MalformedMessageError):
+        w.services.persister.handle(sealed, snapshot_attrs(account_id, 9, "c-1"))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "attrs", "other_account", "truncated"])
+def test_unreadable_snapshots_are_malformed(tmp_path: Path, damage: str) -> None:
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    other = w.add(ALICE, "+40700000009")
+    sealed = seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1))
+    attrs = snapshot_attrs(account_id, 1, "c-1")
+    if damage == "garbage":
+        sealed = b"not sealed at all"
+    elif damage == "attrs":
+        attrs = {**attrs, "generation": "one"}
+    elif damage == "other_account":
+        attrs = snapshot_attrs(other, 1, "c-1")  # the account is bound into the sealing
+    else:
+        sealed = sealed[:-5]
+    with pytest.raises(MalformedMessageError):
+        w.services.persister.handle(sealed, attrs)
+
+
+def test_pairing_events_move_the_account_to_connected(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    events = w.services.events
+    events.handle(PairingCode(account_id, "ABCD1234", T0 + timedelta(minutes=1)).to_json())
+    assert w.services.accounts.get(ALICE, account_id)["pairing"]["code"] == "ABCD1234"
+    events.handle(PairingQr(account_id, "2@ref,a,b,c", T0 + timedelta(minutes=1)).to_json())
+    assert w.services.accounts.get(ALICE, account_id)["pairing"]["qr"] == "2@ref,a,b,c"
+    events.handle(ConnectionUpdate(account_id, "c-1", 1, T0, ConnectionState.CONNECTING).to_json())
+    assert w.services.accounts.get(ALICE, account_id)["status"] == "pairing"
+    events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net").to_json())
+    view = w.services.accounts.get(ALICE, account_id)
+    assert (view["status"], view["linkedJid"], view["pairing"]) == ("connecting", "40700000001:7@s.whatsapp.net",
+                                                                    None)
+    w.clock.advance(3)
+    events.handle(ConnectionUpdate(account_id, "c-1", 1, w.clock.now, ConnectionState.OPEN).to_json())
+    view = w.services.accounts.get(ALICE, account_id)
+    assert view["status"] == "connected"
+    assert view["lastConnectedAt"] == "2026-11-25T12:00:03.000Z"
+
+
+@pytest.mark.parametrize(("reason", "status"), [("expired", "pairing_expired"), ("rejected", "pairing_failed")])
+def test_pairing_failure(tmp_path: Path, reason: str, status: str) -> None:
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    w.services.events.handle(PairingFailed(account_id, reason).to_json())
+    assert w.services.accounts.get(ALICE, account_id)["status"] == status
+    assert not w.services.stores.accounts.get(account_id).serve  # type: ignore[union-attr]
+
+
+def test_logged_out_account_needs_pairing_alerts_and_is_taken_back(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id, connector = _held(w)
+    w.services.events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net").to_json())
+    w.services.events.handle(ConnectionUpdate(account_id, "c-1", 1, T0, ConnectionState.NEEDS_PAIRING,
+                                              "logged_out", 401).to_json())
+    view = w.services.accounts.get(ALICE, account_id)
+    assert (view["status"], view["statusReason"]) == ("needs_pairing", "logged_out")
+    [(_data, attrs)] = w.alerts_out.published
+    assert attrs["kind"] == "logged_out" and attrs["accountId"] == account_id
+    assert [a.kind for a in w.services.stores.alerts.open_alerts()] == ["logged_out"]
+    assert connector.sync(w.services)["lost"] == [{"accountId": account_id, "reason": "not_served"}]
+    # Re-pairing: the account is handed out to pair again under a new generation.
+    w.services.accounts.reconnect(ALICE, account_id)
+    [claim] = FakeConnector("c-2").sync(w.services)["claimed"]
+    assert (claim["mode"], claim["generation"]) == ("pair", 2)
+
+
+def test_connection_update_from_an_older_generation_is_stale(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    w.services.events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net").to_json())
+    w.services.persister.handle(seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1)),
+                                snapshot_attrs(account_id, 1, "c-1"))
+    w.clock.advance(31)
+    [claim] = FakeConnector("c-2").sync(w.services)["claimed"]
+    assert (claim["mode"], claim["generation"]) == ("restore", 2)
+    with pytest.raises(StaleMessageError):
+        w.services.events.handle(ConnectionUpdate(account_id, "c-1", 1, w.clock.now,
+                                                  ConnectionState.CLOSED, "connection_lost").to_json())
+    assert w.services.accounts.get(ALICE, account_id)["status"] == "connecting"
+
+
+def test_account_removed_deletes_stored_state_and_lease(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    w.services.persister.handle(seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1)),
+                                snapshot_attrs(account_id, 1, "c-1"))
+    w.services.accounts.remove(ALICE, account_id)
+    w.services.events.handle(AccountRemoved(account_id).to_json())
+    assert w.services.stores.accounts.get(account_id).status is AccountStatus.REMOVED  # type: ignore[union-attr]
+    assert w.vault_store.get_head(account_id) is None
+    assert w.services.stores.leases.get(account_id) is None
+    # A late snapshot for the removed account is dropped, not stored again.
+    with pytest.raises(StaleMessageError):
+        w.services.persister.handle(seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(2)),
+                                    snapshot_attrs(account_id, 1, "c-1"))
+
+
+def test_garbage_and_unknown_accounts_are_rejected_not_retried(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    with pytest.raises(MalformedMessageError):
+        w.services.events.handle(b"{nope")
+    with pytest.raises(StaleMessageError):
+        w.services.events.handle(AccountRemoved("acc_unknown").to_json())
