@@ -1,0 +1,695 @@
+"""The WhatsApp Web client as a sans-I/O state machine.
+
+Feed it what the socket received (``receive_data``) and the passage of time (``tick``); take from it the
+bytes to write (``data_to_send``) and what happened (``events``). It never reads a clock, never sleeps and
+never touches a socket: the asyncio driver in ``connector.engine`` does.
+
+States and the transitions allowed between them (anything else raises ``IllegalTransitionError`` and leaves
+the state unchanged)::
+
+    IDLE ──start──► HANDSHAKING ──server_hello──► AUTHENTICATING ──success──► OPEN
+                                                       │
+                                                  pair_device
+                                                       ▼
+                                         PAIRING ◄─pair_device─┘ (refs rotate)
+                                            │
+                                       pair_success
+                                            ▼
+                                         PAIRED   (the server then sends stream:error 515)
+
+    every state except CLOSED ──close──► CLOSED
+
+Rules the caller must follow:
+
+* handle ``CredsChanged(kind="critical")`` (persist it) before writing the bytes from ``data_to_send``
+  that follow it: the pair-device-sign reply must not reach the server before the credentials it commits
+  us to are safe;
+* acknowledge a ``MessageReceived`` with ``ack_message`` only once the message is stored elsewhere;
+* call ``tick`` no later than ``next_deadline()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from connector.protocol import certs, pairing, prekeys
+from connector.protocol.binary import S_WHATSAPP_NET, Node, decode_node, encode_node
+from connector.protocol.close import CloseInfo, CloseReason, classify_failure, classify_stream_error, close_info
+from connector.protocol.crypto import KeyPair, RandomSource
+from connector.protocol.errors import IllegalTransitionError, MessageFormatError, PairingError, ProtocolError
+from connector.protocol.events import (
+    Closed,
+    CredsChanged,
+    EncryptedPayload,
+    Event,
+    IncomingMessage,
+    MessageReceived,
+    OfflineSyncDone,
+    Opened,
+    Paired,
+    PairingCodeShown,
+    PreKeysUploaded,
+    QrCodeShown,
+)
+from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, edge_routing_intro, encode_frame
+from connector.protocol.noise import NoiseHandshake, NoiseTransport
+from connector.protocol.payload import DeviceDescription, login_payload, registration_payload
+from connector.protocol.proto import wa_pb2
+from shared.authstate import CRITICAL_CREDS_FIELDS, AdvSignedDeviceIdentity, Contact, Credentials
+from shared.authstore import CREDS, AuthStore, ChangeKind, KeyUpdates
+from shared.bufferjson import JsonValue
+
+
+class ClientState(enum.Enum):
+    IDLE = "idle"
+    HANDSHAKING = "handshaking"
+    AUTHENTICATING = "authenticating"
+    PAIRING = "pairing"
+    PAIRED = "paired"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Trigger(enum.Enum):
+    START = "start"
+    SERVER_HELLO = "server_hello"
+    PAIR_DEVICE = "pair_device"
+    PAIR_SUCCESS = "pair_success"
+    LOGIN_SUCCESS = "login_success"
+    CLOSE = "close"
+
+
+S = ClientState
+TRANSITIONS: Final[dict[tuple[ClientState, Trigger], ClientState]] = {
+    (S.IDLE, Trigger.START): S.HANDSHAKING,
+    (S.HANDSHAKING, Trigger.SERVER_HELLO): S.AUTHENTICATING,
+    (S.AUTHENTICATING, Trigger.LOGIN_SUCCESS): S.OPEN,
+    (S.AUTHENTICATING, Trigger.PAIR_DEVICE): S.PAIRING,
+    (S.PAIRING, Trigger.PAIR_DEVICE): S.PAIRING,
+    (S.PAIRING, Trigger.PAIR_SUCCESS): S.PAIRED,
+    **{(state, Trigger.CLOSE): S.CLOSED for state in ClientState if state is not S.CLOSED},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Knobs of the protocol client. Times are seconds."""
+
+    root_public_key: bytes = certs.WHATSAPP_ROOT_PUBLIC_KEY
+    device: DeviceDescription = field(default_factory=DeviceDescription)
+    pairing_phone_number: str | None = None
+    """Set to pair by code (digits only, international); leave unset to pair by QR."""
+    handshake_timeout_s: float = 20.0
+    keepalive_min_s: float = 20.0
+    keepalive_max_s: float = 30.0
+    ping_timeout_s: float = 10.0
+    iq_timeout_s: float = 60.0
+    first_qr_ttl_s: float = 60.0
+    next_qr_ttl_s: float = 20.0
+    min_pre_key_count: int = 5
+    upload_pre_key_count: int = 50
+    initial_pre_key_count: int = 812
+
+
+class _Iq(enum.Enum):
+    PING = "ping"
+    PRE_KEY_COUNT = "pre_key_count"
+    PRE_KEY_UPLOAD = "pre_key_upload"
+    DIGEST = "digest"
+    PASSIVE = "passive"
+    LINK_CODE_HELLO = "link_code_hello"
+    LINK_CODE_FINISH = "link_code_finish"
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: _Iq
+    deadline: float
+    batch: prekeys.PreKeyBatch | None = None
+    server_count: int = 0
+
+
+class _RecordingStore:
+    """Passes writes to the real store and reports each effective change as a ``CredsChanged`` event."""
+
+    def __init__(self, store: AuthStore, events: list[Event]) -> None:
+        self._store = store
+        self._events = events
+
+    def get_creds(self) -> Credentials:
+        return self._store.get_creds()
+
+    def update_creds(self, changes: Mapping[str, JsonValue]) -> None:
+        current = self._store.get_creds().as_json()
+        changed = frozenset(key for key, value in changes.items() if current.get(key) != value)
+        if not changed:
+            return
+        self._store.update_creds(changes)
+        kind: ChangeKind = "critical" if changed & CRITICAL_CREDS_FIELDS else "routine"
+        self._events.append(CredsChanged(kind=kind, creds_fields=changed, categories=frozenset({CREDS})))
+
+    def get_keys(self, category: str, ids: Iterable[str]) -> dict[str, JsonValue]:
+        return self._store.get_keys(category, ids)
+
+    def set_keys(self, updates: KeyUpdates) -> None:
+        self._store.set_keys(updates)
+        categories = frozenset(category for category, entries in updates.items() if entries)
+        if categories:
+            self._events.append(CredsChanged(kind="routine", categories=categories))
+
+
+class Client:
+    """One connection attempt of one account. Create a new ``Client`` for every reconnect."""
+
+    def __init__(self, store: AuthStore, config: ClientConfig, rand: RandomSource) -> None:
+        self._events: list[Event] = []
+        self._store = _RecordingStore(store, self._events)
+        self._config = config
+        self._rand = rand
+        self._state = ClientState.IDLE
+        self._outgoing: list[bytes] = []
+        self._frames = FrameDecoder()
+        self._noise: NoiseHandshake | None = None
+        self._transport: NoiseTransport | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._id_prefix = f"{int.from_bytes(rand(2), 'big')}.{int.from_bytes(rand(2), 'big')}-"
+        self._id_counter = 0
+        self._handshake_deadline: float | None = None
+        self._next_ping_at: float | None = None
+        self._qr_refs: list[str] = []
+        self._qr_shown = 0
+        self._qr_expires_at: float | None = None
+        self._link_code_ref: bytes | None = None
+        self._uploading_pre_keys = False
+        self.close_info: CloseInfo | None = None
+
+    # ------------------------------------------------------------------------------ public surface
+
+    @property
+    def state(self) -> ClientState:
+        return self._state
+
+    @property
+    def is_registered(self) -> bool:
+        """Whether the stored credentials belong to a linked device (login) or a new one (registration)."""
+        creds = self._store.get_creds()
+        return creds.get("me") is not None and creds.get("account") is not None
+
+    def start(self, now: float) -> None:
+        """Queue the intro header and the Noise client hello."""
+        self._transition(Trigger.START)
+        creds = self._store.get_creds()
+        noise_key = creds.noise_key
+        self._noise = NoiseHandshake(
+            "initiator", WA_INTRO_HEADER, KeyPair(private=noise_key.private, public=noise_key.public), self._rand
+        )
+        routing_info = creds.routing_info
+        intro = edge_routing_intro(routing_info) if routing_info else WA_INTRO_HEADER
+        self._outgoing.append(encode_frame(self._noise.write_client_hello(), intro=intro))
+        self._handshake_deadline = now + self._config.handshake_timeout_s
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed bytes read from the socket."""
+        if self._state in (ClientState.IDLE, ClientState.CLOSED):
+            return
+        try:
+            for frame in self._frames.feed(data):
+                if self._state is ClientState.HANDSHAKING:
+                    self._on_server_hello(frame, now)
+                else:
+                    assert self._transport is not None
+                    self._on_node(decode_node(self._transport.decrypt(frame)), now)
+                if self._is_closed():
+                    break
+        except ProtocolError as exc:
+            self._close(close_info(CloseReason.PROTOCOL_ERROR, detail=f"{type(exc).__name__}: {exc}"))
+
+    def tick(self, now: float) -> None:
+        """Advance timers: handshake deadline, QR rotation, keepalive pings and their deadline."""
+        if self._state in (ClientState.IDLE, ClientState.CLOSED):
+            return
+        if self._handshake_deadline is not None and now >= self._handshake_deadline:
+            self._close(close_info(CloseReason.TIMED_OUT, detail="handshake did not complete"))
+            return
+        for iq_id, pending in list(self._pending.items()):
+            if now >= pending.deadline:
+                del self._pending[iq_id]
+                if pending.kind is _Iq.PING:
+                    self._close(close_info(CloseReason.CONNECTION_LOST, detail="keepalive ping unanswered"))
+                    return
+                if pending.kind is _Iq.PRE_KEY_UPLOAD:
+                    self._uploading_pre_keys = False
+        if self._qr_expires_at is not None and now >= self._qr_expires_at:
+            self._show_next_qr(now)
+            if self._is_closed():
+                return
+        if self._next_ping_at is not None and now >= self._next_ping_at:
+            self._send_ping(now)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which ``tick`` has work to do."""
+        if self._state in (ClientState.IDLE, ClientState.CLOSED):
+            return None
+        times = [p.deadline for p in self._pending.values()]
+        times += [t for t in (self._handshake_deadline, self._qr_expires_at, self._next_ping_at) if t is not None]
+        return min(times, default=None)
+
+    def data_to_send(self) -> list[bytes]:
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def events(self) -> list[Event]:
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    def ack_message(self, message: IncomingMessage) -> bool:
+        """Queue the delivery receipt and the ack for ``message``; False if the connection is gone."""
+        if self._state is not ClientState.OPEN:
+            return False
+        attrs = {"id": message.id, "to": message.sender}
+        if message.participant:
+            attrs["participant"] = message.participant
+        self._send(Node("receipt", dict(attrs)))
+        self._send(self._ack_for(message.node))
+        return True
+
+    def close(self) -> None:
+        """End the connection at the caller's request (the driver closes the socket)."""
+        if self._state is not ClientState.CLOSED:
+            self._close(close_info(CloseReason.CLOSED_BY_CLIENT))
+
+    def connection_lost(self, detail: str = "socket closed") -> None:
+        """The driver reports that the socket closed without a stanza explaining why."""
+        if self._state is not ClientState.CLOSED:
+            reason = CloseReason.TIMED_OUT if self._state is ClientState.HANDSHAKING else CloseReason.CONNECTION_CLOSED
+            self._close(close_info(reason, detail=detail))
+
+    def send_node(self, node: Node) -> None:
+        """Send any stanza once the transport is up (for callers that extend the client)."""
+        self._send(node)
+
+    # ------------------------------------------------------------------------------ state machine
+
+    def _is_closed(self) -> bool:
+        return self._state is ClientState.CLOSED
+
+    def _transition(self, trigger: Trigger) -> None:
+        target = TRANSITIONS.get((self._state, trigger))
+        if target is None:
+            raise IllegalTransitionError(f"{trigger.value} is not allowed in state {self._state.value}")
+        self._state = target
+
+    def _close(self, info: CloseInfo) -> None:
+        if self._state is ClientState.CLOSED:
+            return
+        self._transition(Trigger.CLOSE)
+        self.close_info = info
+        self._pending.clear()
+        self._next_ping_at = self._qr_expires_at = self._handshake_deadline = None
+        self._events.append(Closed(info))
+
+    # ------------------------------------------------------------------------------ handshake
+
+    def _on_server_hello(self, frame: bytes, now: float) -> None:
+        assert self._noise is not None
+        chain = self._noise.read_server_hello(frame)
+        assert self._noise.remote_static is not None
+        certs.verify_cert_chain(chain, self._noise.remote_static, root_public_key=self._config.root_public_key, now=now)
+        creds = self._store.get_creds()
+        if self.is_registered:
+            me = creds.me
+            assert me is not None
+            payload = login_payload(me.id, self._config.device)
+        else:
+            signed = creds.signed_pre_key
+            payload = registration_payload(
+                registration_id=creds.registration_id,
+                identity_public=creds.signed_identity_key.public,
+                signed_pre_key_id=signed.key_id,
+                signed_pre_key_public=signed.key_pair.public,
+                signed_pre_key_signature=signed.signature,
+                device=self._config.device,
+            )
+        self._outgoing.append(encode_frame(self._noise.write_client_finish(payload)))
+        self._transport = self._noise.split()
+        self._noise = None
+        self._transition(Trigger.SERVER_HELLO)
+
+    # ------------------------------------------------------------------------------ stanzas
+
+    def _on_node(self, node: Node, now: float) -> None:
+        tag = node.tag
+        if tag == "iq":
+            self._on_iq(node, now)
+        elif tag == "success":
+            self._on_success(node, now)
+        elif tag == "failure":
+            self._close(classify_failure(node))
+        elif tag == "stream:error":
+            self._close(classify_stream_error(node))
+        elif tag == "xmlstreamend":
+            self._close(close_info(CloseReason.CONNECTION_CLOSED, detail="server ended the stream"))
+        elif tag == "ib":
+            self._on_ib(node)
+        elif tag == "message":
+            self._on_message(node)
+        elif tag == "notification":
+            self._send(self._ack_for(node))
+            if node.attrs.get("type") == "link_code_companion_reg":
+                self._on_link_code_notification(node)
+        elif tag in ("receipt", "call"):
+            self._send(self._ack_for(node))
+
+    def _on_iq(self, node: Node, now: float) -> None:
+        kind = node.attrs.get("type")
+        if kind in ("result", "error"):
+            pending = self._pending.pop(node.attrs.get("id", ""), None)
+            if pending is not None:
+                self._on_iq_response(pending, node, ok=kind == "result", now=now)
+            return
+        if node.child("pair-device") is not None:
+            self._on_pair_device(node, now)
+        elif node.child("pair-success") is not None:
+            self._on_pair_success(node)
+        elif node.attrs.get("xmlns") == "urn:xmpp:ping":
+            self._send(Node("iq", {"id": node.attrs.get("id", ""), "to": S_WHATSAPP_NET, "type": "result"}))
+
+    def _on_iq_response(self, pending: _Pending, node: Node, *, ok: bool, now: float) -> None:
+        if pending.kind is _Iq.PRE_KEY_COUNT and ok:
+            count_node = node.child("count")
+            value = count_node.attrs.get("value", "") if count_node is not None else ""
+            if not value.isdigit():
+                raise MessageFormatError("pre-key count response has no value")
+            server_count = int(value)
+            if server_count < self._config.min_pre_key_count:
+                wanted = self._config.initial_pre_key_count if server_count == 0 else self._config.upload_pre_key_count
+                self._upload_pre_keys(wanted, server_count, now)
+        elif pending.kind is _Iq.PRE_KEY_UPLOAD:
+            self._uploading_pre_keys = False
+            if ok and pending.batch is not None:
+                prekeys.mark_uploaded(self._store, pending.batch)
+                self._events.append(PreKeysUploaded(len(pending.batch.keys), pending.server_count))
+        elif pending.kind is _Iq.DIGEST and ok and node.child("digest") is None:
+            self._upload_pre_keys(self._config.upload_pre_key_count, -1, now)
+        elif pending.kind is _Iq.LINK_CODE_HELLO:
+            ref = node.child_bytes("link_code_companion_reg", "link_code_pairing_ref")
+            if not ok or ref is None:
+                self._close(close_info(CloseReason.PAIRING_FAILED, detail="pairing code request refused"))
+                return
+            self._link_code_ref = ref
+            code = self._store.get_creds().pairing_code or ""
+            phone = self._config.pairing_phone_number or ""
+            self._events.append(PairingCodeShown(pairing.format_pairing_code(code), phone))
+        elif pending.kind is _Iq.LINK_CODE_FINISH and not ok:
+            self._close(close_info(CloseReason.PAIRING_FAILED, detail="companion_finish refused"))
+
+    # ------------------------------------------------------------------------------ login
+
+    def _on_success(self, node: Node, now: float) -> None:
+        creds = self._store.get_creds()
+        me = creds.me
+        if me is None:
+            raise MessageFormatError("login success without stored identity")
+        lid = node.attrs.get("lid") or me.lid
+        if lid != me.lid:
+            self._store.update_creds({"me": Contact(id=me.id, lid=lid, name=me.name).to_json()})
+        self._transition(Trigger.LOGIN_SUCCESS)
+        self._handshake_deadline = None
+        self._events.append(Opened(jid=me.id, lid=lid))
+        encrypt = {"xmlns": "encrypt", "to": S_WHATSAPP_NET}
+        self._query(Node("iq", {**encrypt, "type": "get"}, [Node("count")]), _Iq.PRE_KEY_COUNT, now)
+        self._query(
+            Node("iq", {"xmlns": "passive", "to": S_WHATSAPP_NET, "type": "set"}, [Node("active")]), _Iq.PASSIVE, now
+        )
+        self._query(Node("iq", {**encrypt, "type": "get"}, [Node("digest")]), _Iq.DIGEST, now)
+        self._schedule_ping(now)
+
+    def _upload_pre_keys(self, count: int, server_count: int, now: float) -> None:
+        if self._uploading_pre_keys:
+            return
+        batch = prekeys.prepare_pre_keys(self._store, count, self._rand)
+        self._uploading_pre_keys = True
+        iq_id = self._query(prekeys.upload_stanza(self._store, batch), _Iq.PRE_KEY_UPLOAD, now)
+        self._pending[iq_id].batch = batch
+        self._pending[iq_id].server_count = server_count
+
+    def _schedule_ping(self, now: float) -> None:
+        spread = self._config.keepalive_max_s - self._config.keepalive_min_s
+        fraction = int.from_bytes(self._rand(2), "big") / 0xFFFF
+        self._next_ping_at = now + self._config.keepalive_min_s + spread * fraction
+
+    def _send_ping(self, now: float) -> None:
+        node = Node("iq", {"to": S_WHATSAPP_NET, "type": "get", "xmlns": "w:p"}, [Node("ping")])
+        iq_id = self._query(node, _Iq.PING, now)
+        self._pending[iq_id].deadline = now + self._config.ping_timeout_s
+        self._schedule_ping(now)
+
+    # ------------------------------------------------------------------------------ pairing
+
+    def _on_pair_device(self, node: Node, now: float) -> None:
+        if self.is_registered:
+            raise MessageFormatError("pair-device sent to an already linked device")
+        first = self._state is ClientState.AUTHENTICATING
+        self._transition(Trigger.PAIR_DEVICE)
+        self._handshake_deadline = None
+        self._send(Node("iq", {"to": node.attrs.get("from", S_WHATSAPP_NET), "id": node.attrs.get("id", ""),
+                               "type": "result"}))
+        pair_device = node.child("pair-device")
+        assert pair_device is not None
+        refs = pair_device.children("ref")
+        self._qr_refs = [ref.content.decode("utf-8", "replace") for ref in refs if isinstance(ref.content, bytes)]
+        if first:
+            self._qr_shown = 0
+            self._schedule_ping(now)
+            if self._config.pairing_phone_number:
+                self._request_pairing_code(now)
+        self._show_next_qr(now)
+
+    def _show_next_qr(self, now: float) -> None:
+        if not self._qr_refs:
+            self._close(close_info(CloseReason.PAIRING_EXPIRED, detail="all pairing refs expired"))
+            return
+        ref = self._qr_refs.pop(0)
+        ttl = self._config.first_qr_ttl_s if self._qr_shown == 0 else self._config.next_qr_ttl_s
+        self._qr_expires_at = now + ttl
+        self._qr_shown += 1
+        if self._config.pairing_phone_number:
+            return  # pairing by code: refs only pace the pairing window
+        creds = self._store.get_creds()
+        qr = pairing.QrData(
+            ref=ref,
+            noise_public=creds.noise_key.public,
+            identity_public=creds.signed_identity_key.public,
+            adv_secret=creds.adv_secret_key_bytes,
+            platform_id=self._config.device.platform_id,
+        )
+        self._events.append(QrCodeShown(pairing.format_qr_data(qr), self._qr_shown, self._qr_expires_at))
+
+    def _request_pairing_code(self, now: float) -> None:
+        phone = "".join(c for c in self._config.pairing_phone_number or "" if c.isdigit())
+        if len(phone) <= 6 or phone.startswith("0"):
+            raise PairingError("pairing phone number must be international, digits only")
+        code = pairing.generate_pairing_code(self._rand)
+        self._store.update_creds({"pairingCode": code})
+        creds = self._store.get_creds()
+        wrapped = pairing.wrap_link_code_ephemeral(code, creds.pairing_ephemeral_key_pair.public, self._rand)
+        device = self._config.device
+        node = Node(
+            "iq",
+            {"to": S_WHATSAPP_NET, "type": "set", "xmlns": "md"},
+            [
+                Node(
+                    "link_code_companion_reg",
+                    {
+                        "jid": f"{phone}@s.whatsapp.net",
+                        "stage": "companion_hello",
+                        "should_show_push_notification": "true",
+                    },
+                    [
+                        Node("link_code_pairing_wrapped_companion_ephemeral_pub", {}, wrapped),
+                        Node("companion_server_auth_key_pub", {}, creds.noise_key.public),
+                        Node("companion_platform_id", {}, device.platform_id.encode()),
+                        Node("companion_platform_display", {}, device.display_name.encode()),
+                        Node("link_code_pairing_nonce", {}, b"0"),
+                    ],
+                )
+            ],
+        )
+        self._query(node, _Iq.LINK_CODE_HELLO, now)
+
+    def _on_link_code_notification(self, node: Node) -> None:
+        reg = node.child("link_code_companion_reg")
+        if reg is None or self._state is not ClientState.PAIRING or not self._config.pairing_phone_number:
+            return
+        ref = reg.child_bytes("link_code_pairing_ref")
+        primary_identity = reg.child_bytes("primary_identity_pub")
+        wrapped = reg.child_bytes("link_code_pairing_wrapped_primary_ephemeral_pub")
+        if ref is None or primary_identity is None or wrapped is None:
+            raise MessageFormatError("link code notification lacks ref, identity or ephemeral key")
+        if self._link_code_ref is not None and ref != self._link_code_ref:
+            raise PairingError("link code notification for another pairing ref")
+        creds = self._store.get_creds()
+        code = creds.pairing_code
+        if code is None:
+            raise PairingError("no pairing code in progress")
+        ephemeral = creds.pairing_ephemeral_key_pair
+        identity = creds.signed_identity_key
+        finish = pairing.companion_finish_link_code(
+            companion_ephemeral=KeyPair(private=ephemeral.private, public=ephemeral.public),
+            primary_ephemeral_public=pairing.unwrap_link_code_ephemeral(code, wrapped),
+            companion_identity=KeyPair(private=identity.private, public=identity.public),
+            primary_identity_public=primary_identity,
+            rand=self._rand,
+        )
+        self._store.update_creds({"advSecretKey": base64.b64encode(finish.adv_secret).decode()})
+        phone = "".join(c for c in self._config.pairing_phone_number if c.isdigit())
+        reply = Node(
+            "iq",
+            {"to": S_WHATSAPP_NET, "type": "set", "xmlns": "md"},
+            [
+                Node(
+                    "link_code_companion_reg",
+                    {"jid": f"{phone}@s.whatsapp.net", "stage": "companion_finish"},
+                    [
+                        Node("link_code_pairing_wrapped_key_bundle", {}, finish.wrapped_key_bundle),
+                        Node("companion_identity_public", {}, identity.public),
+                        Node("link_code_pairing_ref", {}, ref),
+                    ],
+                )
+            ],
+        )
+        self._query(reply, _Iq.LINK_CODE_FINISH, self._qr_expires_at or 0.0)
+
+    def _on_pair_success(self, node: Node) -> None:
+        if self._state is not ClientState.PAIRING:
+            raise MessageFormatError(f"pair-success in state {self._state.value}")
+        iq_id = node.attrs.get("id", "")
+        success = node.child("pair-success")
+        assert success is not None
+        identity_bytes = success.child_bytes("device-identity")
+        device = success.child("device")
+        jid = device.attrs.get("jid") if device is not None else None
+        if identity_bytes is None or not jid:
+            raise MessageFormatError("pair-success lacks device-identity or device jid")
+        lid = device.attrs.get("lid") if device is not None else None
+        platform_node, biz_node = success.child("platform"), success.child("biz")
+        platform = platform_node.attrs.get("name") if platform_node is not None else None
+        business_name = biz_node.attrs.get("name") if biz_node is not None else None
+        creds = self._store.get_creds()
+        identity = creds.signed_identity_key
+        try:
+            verified = pairing.companion_verify_device_identity(
+                identity_bytes,
+                adv_secret=creds.adv_secret_key_bytes,
+                identity=KeyPair(private=identity.private, public=identity.public),
+                rand=self._rand,
+            )
+        except PairingError as exc:
+            text = "hmac-mismatch" if "HMAC" in str(exc) else "signature-mismatch"
+            self._send(Node("iq", {"to": S_WHATSAPP_NET, "type": "error", "id": iq_id},
+                            [Node("error", {"code": "401", "text": text})]))
+            self._close(close_info(CloseReason.PAIRING_FAILED, detail=text))
+            return
+        account = wa_pb2.ADVSignedDeviceIdentity.FromString(verified.account)
+        signal_identities = list(creds.as_json().get("signalIdentities") or [])  # type: ignore[arg-type]
+        signal_identities.append({
+            "identifier": {"name": lid or jid, "deviceId": 0},
+            "identifierKey": b"\x05" + verified.account_signature_key,
+        })
+        self._store.update_creds({
+            "me": Contact(id=jid, lid=lid, name=business_name).to_json(),
+            "account": AdvSignedDeviceIdentity(
+                details=account.details,
+                account_signature_key=account.accountSignatureKey,
+                account_signature=account.accountSignature,
+                device_signature=account.deviceSignature,
+            ).to_json(),
+            "signalIdentities": signal_identities,
+            "platform": platform,
+            "pairingCode": None,
+        })
+        self._send(Node(
+            "iq",
+            {"to": S_WHATSAPP_NET, "type": "result", "id": iq_id},
+            [Node("pair-device-sign", {}, [
+                Node("device-identity", {"key-index": str(verified.key_index)}, verified.reply_identity)
+            ])],
+        ))
+        self._transition(Trigger.PAIR_SUCCESS)
+        self._qr_expires_at = None
+        self._events.append(Paired(jid=jid, lid=lid, platform=platform, business_name=business_name))
+
+    # ------------------------------------------------------------------------------ other stanzas
+
+    def _on_ib(self, node: Node) -> None:
+        for child in node.children():
+            if child.tag == "downgrade_webclient":
+                self._close(close_info(CloseReason.MULTIDEVICE_MISMATCH, detail="downgrade_webclient"))
+                return
+            if child.tag == "offline_preview":
+                self._send(Node("ib", {}, [Node("offline_batch", {"count": "100"})]))
+            elif child.tag == "offline":
+                count = child.attrs.get("count", "0")
+                self._events.append(OfflineSyncDone(int(count) if count.isdigit() else 0))
+            elif child.tag == "edge_routing":
+                routing = child.child_bytes("routing_info")
+                if routing:
+                    self._store.update_creds({"routingInfo": routing})
+
+    def _on_message(self, node: Node) -> None:
+        if self._state is not ClientState.OPEN:
+            return
+        attrs = node.attrs
+        if not attrs.get("id") or not attrs.get("from"):
+            raise MessageFormatError("message stanza lacks id or from")
+        payloads = tuple(
+            EncryptedPayload(type=enc.attrs.get("type", ""), version=enc.attrs.get("v", ""), ciphertext=enc.content)
+            for enc in node.children("enc")
+            if isinstance(enc.content, bytes)
+        )
+        timestamp = attrs.get("t", "")
+        message = IncomingMessage(
+            id=attrs["id"],
+            sender=attrs["from"],
+            participant=attrs.get("participant"),
+            recipient=attrs.get("recipient"),
+            timestamp=int(timestamp) if timestamp.isdigit() else None,
+            type=attrs.get("type"),
+            payloads=payloads,
+            node=node,
+        )
+        self._events.append(MessageReceived(message))
+
+    def _ack_for(self, node: Node) -> Node:
+        """``<ack>`` for a received stanza (Baileys ``buildAckStanza``)."""
+        attrs = {"id": node.attrs.get("id", ""), "to": node.attrs.get("from", S_WHATSAPP_NET), "class": node.tag}
+        for name in ("participant", "recipient", "type"):
+            if node.attrs.get(name):
+                attrs[name] = node.attrs[name]
+        me = self._store.get_creds().get("me")
+        if node.tag == "message" and isinstance(me, dict) and isinstance(me.get("id"), str):
+            attrs["from"] = str(me["id"])
+        return Node("ack", attrs)
+
+    # ------------------------------------------------------------------------------ output
+
+    def _next_id(self) -> str:
+        self._id_counter += 1
+        return f"{self._id_prefix}{self._id_counter}"
+
+    def _query(self, node: Node, kind: _Iq, now: float) -> str:
+        iq_id = node.attrs.get("id") or self._next_id()
+        node.attrs["id"] = iq_id
+        self._pending[iq_id] = _Pending(kind=kind, deadline=now + self._config.iq_timeout_s)
+        self._send(node)
+        return iq_id
+
+    def _send(self, node: Node) -> None:
+        if self._transport is None or self._state is ClientState.CLOSED:
+            return
+        self._outgoing.append(encode_frame(self._transport.encrypt(encode_node(node))))

@@ -1,0 +1,59 @@
+"""A minimal in-test WhatsApp server side built from the protocol codecs (responder role).
+
+It only does what the client tests need: the Noise responder handshake with a certificate chain from a
+test root, and stanza encode/decode over the transport. Flows (success, pair-device, ...) are written
+by each test as explicit stanzas, so tests read like protocol transcripts.
+"""
+
+from __future__ import annotations
+
+from connector.protocol.binary import Node, decode_node, encode_node
+from connector.protocol.certs import build_cert_chain
+from connector.protocol.crypto import KeyPair
+from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, encode_frame
+from connector.protocol.noise import NoiseHandshake, NoiseTransport
+from connector.protocol.proto import wa_pb2
+
+from .helpers import SeededRandom
+
+NOW = 1_780_000_000.0
+
+
+class FakeServer:
+    def __init__(self, seed: str = "server", *, root: KeyPair | None = None) -> None:
+        self.rand = SeededRandom(seed)
+        self.root = root or KeyPair.generate(self.rand)
+        self.static = KeyPair.generate(self.rand)
+        self.intermediate = KeyPair.generate(self.rand)
+        self.frames = FrameDecoder(expect_intro=True)
+        self.noise = NoiseHandshake("responder", WA_INTRO_HEADER, self.static, self.rand)
+        self.transport: NoiseTransport | None = None
+        self.client_payload: wa_pb2.ClientPayload | None = None
+        self.client_static: bytes | None = None
+
+    def handshake(self, client_bytes: list[bytes]) -> bytes:
+        """Consume the client hello; return the server hello frame."""
+        (frame,) = self.frames.feed(b"".join(client_bytes))
+        self.noise.read_client_hello(frame)
+        chain = build_cert_chain(
+            root=self.root, intermediate=self.intermediate, server_static_public=self.static.public,
+            rand=self.rand, not_before=int(NOW) - 86400, not_after=int(NOW) + 86400,
+        )
+        return encode_frame(self.noise.write_server_hello(chain))
+
+    def finish(self, client_bytes: list[bytes]) -> list[Node]:
+        """Consume the client finish (and any stanzas after it)."""
+        frames = self.frames.feed(b"".join(client_bytes))
+        payload = self.noise.read_client_finish(frames[0])
+        self.client_static = self.noise.remote_static
+        self.client_payload = wa_pb2.ClientPayload.FromString(payload)
+        self.transport = self.noise.split()
+        return [decode_node(self.transport.decrypt(f)) for f in frames[1:]]
+
+    def receive(self, client_bytes: list[bytes]) -> list[Node]:
+        assert self.transport is not None
+        return [decode_node(self.transport.decrypt(f)) for f in self.frames.feed(b"".join(client_bytes))]
+
+    def send(self, *nodes: Node) -> bytes:
+        assert self.transport is not None
+        return b"".join(encode_frame(self.transport.encrypt(encode_node(n))) for n in nodes)
