@@ -99,8 +99,15 @@ def load_or_create_state(store: StateStore, *, now: float) -> SimulatorState:
 class SimulatorServer:
     """Owns the core, the sockets and the persistence loop. ``app`` is the aiohttp application."""
 
-    def __init__(self, store: StateStore | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: StateStore | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
+    ) -> None:
         self.store: StateStore = store or MemoryStateStore()
+        self.handshake_timeout_s = handshake_timeout_s
         self.state = load_or_create_state(self.store, now=clock())
         self.core = SimulatorCore(
             self.state, clock=clock, random_bytes=os.urandom, on_change=self._mark_dirty
@@ -215,7 +222,7 @@ class SimulatorServer:
         decoder = FrameDecoder(expect_intro=True)
         handshake: NoiseHandshake | None = None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + HANDSHAKE_TIMEOUT_S
+        deadline = loop.time() + self.handshake_timeout_s
         while True:
             timeout = None if sock.transport is not None else max(0.0, deadline - loop.time())
             message = await asyncio.wait_for(sock.ws.receive(), timeout)

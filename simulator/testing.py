@@ -37,7 +37,7 @@ import aiohttp
 from aiohttp import web
 
 from keeper.procs import ChildProcess, free_port, http_ok
-from simulator.server import WS_PATH, SimulatorServer
+from simulator.server import HANDSHAKE_TIMEOUT_S, WS_PATH, SimulatorServer
 from simulator.store import JsonFileStateStore, MemoryStateStore, StateStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -138,12 +138,16 @@ class ControlClient:
 
 @asynccontextmanager
 async def running_simulator(
-    *, state_dir: Path | None = None, host: str = "127.0.0.1", store: StateStore | None = None
+    *,
+    state_dir: Path | None = None,
+    host: str = "127.0.0.1",
+    store: StateStore | None = None,
+    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
 ) -> AsyncIterator[SimulatorHandle]:
     """Run a simulator inside the current event loop on a free port."""
     if store is None:
         store = MemoryStateStore() if state_dir is None else JsonFileStateStore(state_dir)
-    server = SimulatorServer(store)
+    server = SimulatorServer(store, handshake_timeout_s=handshake_timeout_s)
     runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, 0, backlog=2048)

@@ -297,3 +297,60 @@ def test_core_registration_with_a_bad_signed_pre_key_is_refused() -> None:
     )
     assert isinstance(failure, Send) and failure.node.attrs["reason"] == "400"
     assert isinstance(close, Close)
+
+
+def registered_core() -> tuple[SimulatorCore, int, CompanionCreds, Node]:
+    """A core with one phone and one registering companion whose QR was scanned: returns the pair-success iq."""
+    core = make_core()
+    core.create_phone("+40700000001")
+    creds = CompanionCreds.generate(seeded(10))
+    companion = ScriptedCompanion("ws://unused", bytes(32), creds)
+    conn = core.open_connection()
+    [send] = core.client_hello(conn, creds.noise.public, companion.registration_payload().SerializeToString())
+    assert isinstance(send, Send)
+    ref = send.node.children("pair-device")[0].children("ref")[0].content
+    assert isinstance(ref, bytes)
+    jid, [pair_success] = core.scan_qr("+40700000001", companion.qr(ref))
+    assert jid == "40700000001:1@s.whatsapp.net"
+    assert isinstance(pair_success, Send)
+    return core, conn, creds, pair_success.node
+
+
+def test_pair_device_sign_with_a_bad_device_signature_links_nothing() -> None:
+    core, conn, creds, iq = registered_core()
+    container = iq.child_bytes("pair-success", "device-identity")
+    assert container is not None
+    verified = companion_side.companion_verify_device_identity(
+        container, adv_secret=creds.adv_secret, identity=creds.identity, rand=seeded(11)
+    )
+    forged = verified.reply_identity[:-1] + bytes([verified.reply_identity[-1] ^ 1])
+    sign = Node("pair-device-sign", {}, [Node("device-identity", {"key-index": "1"}, forged)])
+    actions = core.receive(conn, Node("iq", {"type": "result", "id": iq.attrs["id"]}, [sign]))
+    assert actions == [Close(conn)]
+    assert core.state.phones["40700000001"].devices == {}
+
+
+def test_pair_device_sign_links_the_device_then_515() -> None:
+    core, conn, creds, iq = registered_core()
+    container = iq.child_bytes("pair-success", "device-identity")
+    assert container is not None
+    verified = companion_side.companion_verify_device_identity(
+        container, adv_secret=creds.adv_secret, identity=creds.identity, rand=seeded(12)
+    )
+    sign = Node("pair-device-sign", {}, [Node("device-identity", {"key-index": "1"}, verified.reply_identity)])
+    stream_error, close = core.receive(conn, Node("iq", {"type": "result", "id": iq.attrs["id"]}, [sign]))
+    assert isinstance(stream_error, Send) and stream_error.node.tag == "stream:error"
+    assert stream_error.node.attrs == {"code": "515"}
+    assert close == Close(conn)
+    device = core.state.phones["40700000001"].devices[1]
+    assert device.noise_public == creds.noise.public
+    assert device.identity_public == creds.identity.public
+    assert device.registration_id == creds.registration_id
+
+
+def test_companion_refusing_pair_success_closes_and_links_nothing() -> None:
+    core, conn, _, iq = registered_core()
+    error = Node("error", {"code": "401", "text": "hmac-mismatch"})
+    actions = core.receive(conn, Node("iq", {"type": "error", "id": iq.attrs["id"]}, [error]))
+    assert actions == [Close(conn)]
+    assert core.state.phones["40700000001"].devices == {}
