@@ -1,0 +1,224 @@
+"""The functions over HTTP: callables with emulator ID tokens, connectorSync, scheduler endpoints,
+and persistence through real Pub/Sub push deliveries, all against the emulators."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared import sealing
+from shared.events import PairingCode, SnapshotAttributes
+from shared.snapshot import Snapshot
+from shared.vault import snapshot_aad
+from tests.functions.conftest import CONNECTOR_TOKEN, SCHEDULER_TOKEN, Gateway
+from tests.shared.helpers import registered_state
+
+pytestmark = pytest.mark.integration
+
+POLL_TIMEOUT_S = 30.0
+CALLABLES = ("addAccount", "listAccounts", "getAccount", "reconnectAccount", "removeAccount", "getMetrics")
+
+
+def _wait_for(what: str, probe: Callable[[], Any], timeout_s: float = POLL_TIMEOUT_S) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _error(response: requests.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["status"]
+
+
+def _connector_body(connector_id: str, key: X25519PrivateKey, held: dict[str, int] | None = None) -> dict[str, Any]:
+    return {"connectorId": connector_id, "capacity": 100,
+            "publicKey": base64.b64encode(sealing.public_key_bytes(key)).decode(),
+            "held": [{"accountId": a, "generation": g} for a, g in (held or {}).items()]}
+
+
+def test_add_list_get_are_scoped_to_the_owner(functions_gateway: Gateway, firestore_client: Any) -> None:
+    gw = functions_gateway
+    added = gw.call("addAccount", {"phoneNumber": "+40700000001", "method": "code"}, "alice")
+    assert added.status_code == 200, added.text
+    account_id = added.json()["result"]["accountId"]
+    doc = firestore_client.collection("accounts").document(account_id).get().to_dict()
+    assert (doc["ownerUid"], doc["status"], doc["phoneNumber"]) == ("alice", "pairing", "+40700000001")
+    mine = gw.call("listAccounts", None, "alice").json()["result"]["accounts"]
+    assert [a["accountId"] for a in mine] == [account_id]
+    assert gw.call("listAccounts", {}, "bob").json()["result"]["accounts"] == []
+    assert _error(gw.call("getAccount", {"accountId": account_id}, "bob")) == (403, "PERMISSION_DENIED")
+    got = gw.call("getAccount", {"accountId": account_id}, "root", admin=True)
+    assert got.json()["result"]["status"] == "pairing"
+    assert _error(gw.call("addAccount", {"phoneNumber": "+40700000001", "method": "qr"}, "bob")) == (
+        409, "ALREADY_EXISTS")
+    removed = gw.call("removeAccount", {"accountId": account_id}, "alice").json()["result"]
+    assert removed == {"accountId": account_id, "status": "removed"}
+    assert gw.call("removeAccount", {"accountId": account_id}, "alice").json()["result"] == removed
+
+
+BAD_INPUTS = [
+    ("addAccount", {"phoneNumber": "+40700000001", "method": "code"}, "no-auth", (401, "UNAUTHENTICATED")),
+    ("addAccount", {"phoneNumber": "+40700000001", "method": "code"}, "bad-auth", (401, "UNAUTHENTICATED")),
+    ("addAccount", {"method": "code"}, "alice", (400, "INVALID_ARGUMENT")),
+    ("addAccount", {"phoneNumber": "0700 000 001", "method": "code"}, "alice", (400, "INVALID_ARGUMENT")),
+    ("addAccount", {"phoneNumber": 40700000001, "method": "code"}, "alice", (400, "INVALID_ARGUMENT")),
+    ("addAccount", {"phoneNumber": "+40700000001", "method": "sms"}, "alice", (400, "INVALID_ARGUMENT")),
+    ("addAccount", {"phoneNumber": "+40700000001", "method": "code", "x": 1}, "alice", (400, "INVALID_ARGUMENT")),
+    ("addAccount", ["+40700000001"], "alice", (400, "INVALID_ARGUMENT")),
+    ("addAccount", {"phoneNumber": "+4" + "0" * 20000, "method": "code"}, "alice", (429, "RESOURCE_EXHAUSTED")),
+    ("getAccount", {"accountId": "acc_does_not_exist"}, "alice", (404, "NOT_FOUND")),
+    ("getAccount", {"accountId": "../../etc"}, "alice", (400, "INVALID_ARGUMENT")),
+    ("getAccount", {"accountId": True}, "alice", (400, "INVALID_ARGUMENT")),
+    ("getAccount", {}, "alice", (400, "INVALID_ARGUMENT")),
+    ("reconnectAccount", {"accountId": "acc_does_not_exist"}, "alice", (404, "NOT_FOUND")),
+    ("listAccounts", {"all": True}, "alice", (400, "INVALID_ARGUMENT")),
+    ("getMetrics", "everything", "alice", (400, "INVALID_ARGUMENT")),
+]
+
+
+@pytest.mark.parametrize(("function", "data", "who", "expected"), BAD_INPUTS)
+def test_bad_input_gets_the_matching_error(functions_gateway: Gateway, function: str, data: Any, who: str,
+                                           expected: tuple[int, str]) -> None:
+    if who == "no-auth":
+        response = functions_gateway.call(function, data, None)
+    elif who == "bad-auth":
+        response = functions_gateway.call(function, data, token="Bearer not.a.token")
+    else:
+        response = functions_gateway.call(function, data, who)
+    assert _error(response) == expected
+    assert response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b'{"data": 1, "extra": 2}', b'"just a string"', b"\xff\xfe"])
+def test_malformed_bodies_are_invalid_argument(functions_gateway: Gateway, body: bytes) -> None:
+    response = requests.post(functions_gateway.url("listAccounts"), data=body, timeout=10,
+                             headers={"Content-Type": "application/json"})
+    assert _error(response) == (400, "INVALID_ARGUMENT")
+
+
+def test_get_and_wrong_content_type_are_refused(functions_gateway: Gateway) -> None:
+    assert requests.get(functions_gateway.url("listAccounts"), timeout=10).status_code == 400
+    response = requests.post(functions_gateway.url("listAccounts"), data="data=1", timeout=10,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert _error(response) == (400, "INVALID_ARGUMENT")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+callable_inputs = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"phoneNumber": json_values | st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True),
+                           "method": json_values | st.sampled_from(["code", "qr"])}),
+    st.fixed_dictionaries({"accountId": json_values | st.from_regex(r"[A-Za-z0-9_-]{1,40}", fullmatch=True)}),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(function=st.sampled_from(CALLABLES), data=callable_inputs, admin=st.booleans())
+def test_no_callable_input_ever_gets_a_server_error(functions_gateway: Gateway, function: str, data: Any,
+                                                    admin: bool) -> None:
+    response = functions_gateway.call(function, data, "fuzzer", admin=admin)
+    assert response.status_code < 500, response.text
+    body = response.json()
+    assert ("result" in body) != ("error" in body)
+    if "error" in body:
+        assert body["error"]["status"] != "INTERNAL"
+
+
+def test_connector_sync_needs_the_connector_token(functions_gateway: Gateway) -> None:
+    body = _connector_body("c-1", X25519PrivateKey.generate())
+    assert _error(functions_gateway.sync(body, token="wrong")) == (401, "UNAUTHENTICATED")
+    response = requests.post(functions_gateway.url("connectorSync"), json=body, timeout=10)
+    assert _error(response) == (401, "UNAUTHENTICATED")
+    bad = {**body, "publicKey": "AAAA"}
+    assert _error(functions_gateway.sync(bad)) == (400, "INVALID_ARGUMENT")
+
+
+def test_scheduled_endpoints_need_the_scheduler_token(functions_gateway: Gateway, firestore_client: Any) -> None:
+    for name in ("healthCheck", "cleanup"):
+        assert requests.post(functions_gateway.url(name), timeout=10).status_code == 401
+        response = requests.post(functions_gateway.url(name), timeout=30,
+                                 headers={"Authorization": f"Bearer {SCHEDULER_TOKEN}"})
+        assert response.status_code == 200, response.text
+    summary = firestore_client.collection("health").document("summary").get()
+    assert summary.exists and summary.to_dict()["sessions"] == 0
+
+
+def _publish(gw: Gateway, role: str, data: bytes, attributes: dict[str, str]) -> None:
+    publisher = pubsub_v1.PublisherClient(
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True))
+    topic = publisher.topic_path(gw.project, gw.topics[role])
+    publisher.publish(topic, data, ordering_key=attributes["accountId"], **attributes).result(timeout=30)
+
+
+def test_snapshots_published_on_pubsub_land_in_the_vault(functions_gateway: Gateway, firestore_client: Any) -> None:
+    gw = functions_gateway
+    account_id = gw.call("addAccount", {"phoneNumber": "+40700000042", "method": "qr"}, "alice").json()[
+        "result"]["accountId"]
+    key = X25519PrivateKey.generate()
+    response = gw.sync(_connector_body("c-http", key)).json()
+    [claim] = [c for c in response["claimed"] if c["accountId"] == account_id]
+    generation = claim["generation"]
+    vault_key = base64.b64decode(response["vaultPublicKey"])
+
+    # A pairing code event on the connection-events topic shows up on the account.
+    event = PairingCode(account_id, "ABCD1234", _soon())
+    _publish(gw, "connection_events", event.to_json(), event.attributes())
+    _wait_for("the pairing code", lambda: (firestore_client.collection("accounts").document(account_id).get()
+                                           .to_dict().get("pairing") or {}).get("code") == "ABCD1234")
+
+    def publish_state(seed: int) -> None:
+        snapshot = Snapshot(account_id=account_id, generation=generation, produced_at=_soon(),
+                            connector_id="c-http", state=registered_state(seed))
+        sealed = sealing.seal(snapshot.to_bytes(), vault_key, response["vaultKeyId"], snapshot_aad(account_id))
+        _publish(gw, "snapshots", sealed, SnapshotAttributes(account_id, generation, "c-http").to_attributes())
+
+    head_ref = firestore_client.collection("whatsapp_sessions").document(account_id)
+    publish_state(1)
+    head = _wait_for("version 1", lambda: (head_ref.get().to_dict() or {}).get("latestVersion") == 1)
+    assert head
+    publish_state(1)  # a duplicate: changes nothing
+    publish_state(2)  # then a real change
+    _wait_for("version 2", lambda: (head_ref.get().to_dict() or {}).get("latestVersion") == 2)
+    versions = [d.id for d in head_ref.collection("versions").stream()]
+    assert len(versions) == 2, versions
+    stored = json.dumps(head_ref.get().to_dict(), default=str)
+    assert "noiseKey" not in stored and "private" not in stored
+    account = _wait_for("lastSavedAt", lambda: firestore_client.collection("accounts").document(account_id)
+                        .get().to_dict().get("lastVersion") == 2)
+    assert account
+
+    # The next owner gets version 2 back, sealed to its own key, under a new generation.
+    requests.post(gw.url("connectorSync"), timeout=10, headers={"Authorization": f"Bearer {CONNECTOR_TOKEN}"},
+                  json={**_connector_body("c-http", key), "release": [{"accountId": account_id,
+                                                                       "generation": generation}]})
+    firestore_client.collection("accounts").document(account_id).update({"status": "connected"})
+    other = X25519PrivateKey.generate()
+    claims = gw.sync(_connector_body("c-next", other)).json()["claimed"]
+    [restored] = [c for c in claims if c["accountId"] == account_id]
+    assert (restored["mode"], restored["version"], restored["generation"]) == ("restore", 2, generation + 1)
+    opened = Snapshot.from_bytes(sealing.open_sealed(base64.b64decode(restored["sealedState"]), other, b""))
+    assert opened.state == registered_state(2)
+
+
+def _soon() -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) + timedelta(minutes=2)
