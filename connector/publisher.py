@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 from collections import deque
@@ -46,8 +47,10 @@ class PubSubTransport:
     """:class:`MessageTransport` over ``google.cloud.pubsub_v1.PublisherClient``."""
 
     def __init__(self, project_id: str, timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
-        from google.api_core import retry as api_retry
-        from google.cloud import pubsub_v1
+        # Imported by name: google-cloud-pubsub ships no type information, and importing it only
+        # here keeps the rest of the connector importable (and testable) without it.
+        pubsub_v1: Any = importlib.import_module("google.cloud.pubsub_v1")
+        api_retry: Any = importlib.import_module("google.api_core.retry")
 
         self._project = project_id
         self._timeout_s = timeout_s
