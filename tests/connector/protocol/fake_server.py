@@ -20,7 +20,8 @@ NOW = 1_780_000_000.0
 
 
 class FakeServer:
-    def __init__(self, seed: str = "server", *, root: KeyPair | None = None) -> None:
+    def __init__(self, seed: str = "server", *, root: KeyPair | None = None, now: float = NOW) -> None:
+        self.now = now
         self.rand = SeededRandom(seed)
         self.root = root or KeyPair.generate(self.rand)
         self.static = KeyPair.generate(self.rand)
@@ -37,7 +38,7 @@ class FakeServer:
         self.noise.read_client_hello(frame)
         chain = build_cert_chain(
             root=self.root, intermediate=self.intermediate, server_static_public=self.static.public,
-            rand=self.rand, not_before=int(NOW) - 86400, not_after=int(NOW) + 86400,
+            rand=self.rand, not_before=int(self.now) - 86400, not_after=int(self.now) + 86400,
         )
         return encode_frame(self.noise.write_server_hello(chain))
 

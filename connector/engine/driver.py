@@ -1,0 +1,214 @@
+"""Runs one protocol ``Client`` over one websocket: the only place where sockets, clocks and timers live.
+
+``EngineSession`` connects (with a timeout), feeds received bytes and the passage of time to the client,
+writes what the client wants written, and hands the client's events to the caller through an async
+iterator that ends with ``Closed``. It never reconnects: the caller reads ``Closed.info.policy`` and
+decides. Credentials live in the caller's ``AuthStore``; the optional ``before_send`` hook is awaited
+with every critical change before the bytes that depend on it go out (so a pairing is never confirmed
+to the server before its credentials are persisted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.typing import Origin
+
+from connector.protocol.client import Client, ClientConfig, ClientState
+from connector.protocol.close import CloseInfo, CloseReason, close_info
+from connector.protocol.crypto import RandomSource
+from connector.protocol.events import Closed, CredsChanged, Event, IncomingMessage
+from connector.protocol.frames import FRAME_MAX_SIZE
+from shared.authstore import AuthStore
+
+log = logging.getLogger(__name__)
+
+WHATSAPP_WEB_URL: Final = "wss://web.whatsapp.com/ws/chat"
+WHATSAPP_WEB_ORIGIN: Final = "https://web.whatsapp.com"
+
+BeforeSend = Callable[[list[CredsChanged]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    url: str = WHATSAPP_WEB_URL
+    origin: str = WHATSAPP_WEB_ORIGIN
+    connect_timeout_s: float = 20.0
+    close_timeout_s: float = 5.0
+    client: ClientConfig = field(default_factory=ClientConfig)
+
+
+class EngineSession:
+    """One connection attempt for one account. Use once: ``start()``, read ``events()``, ``close()``."""
+
+    def __init__(
+        self,
+        store: AuthStore,
+        config: EngineConfig,
+        *,
+        rand: RandomSource = os.urandom,
+        clock: Callable[[], float] = time.time,
+        before_send: BeforeSend | None = None,
+    ) -> None:
+        self._config = config
+        self._client = Client(store, config.client, rand)
+        self._clock = clock
+        self._before_send = before_send
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._send_lock = asyncio.Lock()
+        self._ws: ClientConnection | None = None
+        self._task: asyncio.Task[CloseInfo] | None = None
+        self._closed = asyncio.Event()
+        self.close_info: CloseInfo | None = None
+
+    # ------------------------------------------------------------------------------ caller API
+
+    def start(self) -> asyncio.Task[CloseInfo]:
+        """Connect and run in a task; the task's result is the ``CloseInfo``."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="engine-session")
+        return self._task
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event in order; the last one is ``Closed``."""
+        self.start()
+        while True:
+            event = await self._events.get()
+            yield event
+            if isinstance(event, Closed):
+                return
+
+    async def ack(self, message: IncomingMessage) -> bool:
+        """Acknowledge a message to the server; False when the connection is already gone."""
+        async with self._send_lock:
+            queued = self._client.ack_message(message)
+            await self._flush_locked()
+        return queued
+
+    async def close(self) -> CloseInfo:
+        """Close cleanly (if still open) and wait for the session to end."""
+        async with self._send_lock:
+            self._client.close()
+            await self._flush_locked()
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), self._config.close_timeout_s)
+        if self._task is None:
+            info = self._client.close_info or close_info(CloseReason.CLOSED_BY_CLIENT)
+            self._finish(info)
+            return info
+        return await self._task
+
+    @property
+    def state(self) -> ClientState:
+        return self._client.state
+
+    # ------------------------------------------------------------------------------ the loop
+
+    async def _run(self) -> CloseInfo:
+        try:
+            ws = await self._connect()
+        except _ConnectFailed as failed:
+            log.info("connect failed", extra={"fields": {"reason": failed.info.reason, "detail": failed.info.detail}})
+            return self._finish(failed.info)
+        self._ws = ws
+        try:
+            async with self._send_lock:
+                self._client.start(self._clock())
+                await self._flush_locked()
+            await self._pump(ws)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), self._config.close_timeout_s)
+        info = self._client.close_info or close_info(CloseReason.CONNECTION_CLOSED)
+        log.info(
+            "connection closed",
+            extra={"fields": {"reason": info.reason, "code": info.code, "policy": info.policy, "detail": info.detail}},
+        )
+        return self._finish(info)
+
+    async def _connect(self) -> ClientConnection:
+        try:
+            return await asyncio.wait_for(
+                connect(
+                    self._config.url,
+                    origin=Origin(self._config.origin),
+                    open_timeout=None,
+                    ping_interval=None,  # liveness is the protocol's own ping iq
+                    max_size=FRAME_MAX_SIZE + 64,
+                    compression=None,
+                    proxy=None,
+                    user_agent_header=None,
+                ),
+                self._config.connect_timeout_s,
+            )
+        except TimeoutError as exc:
+            raise _ConnectFailed(close_info(CloseReason.TIMED_OUT, detail="websocket connect timed out")) from exc
+        except (OSError, InvalidHandshake, InvalidURI) as exc:
+            detail = f"websocket connect failed: {type(exc).__name__}"
+            raise _ConnectFailed(close_info(CloseReason.CONNECTION_CLOSED, detail=detail)) from exc
+
+    async def _pump(self, ws: ClientConnection) -> None:
+        client = self._client
+        while client.state is not ClientState.CLOSED:
+            deadline = client.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            try:
+                data = await asyncio.wait_for(ws.recv(), timeout)
+            except TimeoutError:
+                async with self._send_lock:
+                    client.tick(self._clock())
+                    await self._flush_locked()
+                continue
+            except ConnectionClosed as exc:
+                async with self._send_lock:
+                    client.connection_lost(f"socket closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})")
+                    await self._flush_locked()
+                return
+            if isinstance(data, str):
+                continue  # WhatsApp speaks binary frames only
+            async with self._send_lock:
+                now = self._clock()
+                client.receive_data(data, now)
+                client.tick(now)
+                await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        """Deliver events (persisting critical changes first), then write the client's bytes."""
+        events = self._client.events()
+        critical = [e for e in events if isinstance(e, CredsChanged) and e.kind == "critical"]
+        if critical and self._before_send is not None:
+            await self._before_send(critical)
+        for event in events:
+            if not isinstance(event, Closed):  # the single Closed is queued by _finish
+                self._events.put_nowait(event)
+        frames = self._client.data_to_send()
+        if not frames or self._ws is None:
+            return
+        try:
+            for frame in frames:
+                await self._ws.send(frame)
+        except ConnectionClosed:
+            self._client.connection_lost("socket closed while sending")
+
+    def _finish(self, info: CloseInfo) -> CloseInfo:
+        if not self._closed.is_set():
+            self._closed.set()
+            self.close_info = info
+            self._events.put_nowait(Closed(info))
+        return self.close_info or info
+
+
+class _ConnectFailed(Exception):
+    def __init__(self, info: CloseInfo) -> None:
+        super().__init__(info.detail)
+        self.info = info

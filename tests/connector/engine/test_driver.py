@@ -1,0 +1,204 @@
+"""The asyncio driver over real loopback websockets, against an in-test server built from the codecs."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from connector.engine.driver import EngineConfig, EngineSession
+from connector.protocol import pairing
+from connector.protocol.binary import S_WHATSAPP_NET, Node
+from connector.protocol.client import ClientConfig
+from connector.protocol.close import ClosePolicy, CloseReason
+from connector.protocol.crypto import KeyPair
+from connector.protocol.events import Closed, CredsChanged, Event, MessageReceived, Opened, Paired, QrCodeShown
+from shared.authstate import AuthState
+from shared.authstore import MemoryAuthStore
+from tests.connector.protocol.fake_server import FakeServer
+from tests.connector.protocol.helpers import SeededRandom
+from tests.connector.protocol.test_client import registered_store
+
+Script = Callable[[FakeServer, ServerConnection], Awaitable[None]]
+ROOT = KeyPair.generate(SeededRandom("engine-root"))
+
+
+@asynccontextmanager
+async def wa_server(script: Script) -> AsyncIterator[str]:
+    """A websocket server that runs the Noise handshake, then ``script``; yields its ws:// URL."""
+    seen_origin: list[str | None] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        seen_origin.append(ws.request.headers.get("Origin") if ws.request else None)
+        fake = FakeServer("engine-server", root=ROOT, now=time.time())
+        hello = await ws.recv()
+        assert isinstance(hello, bytes)
+        await ws.send(fake.handshake([hello]))
+        finish = await ws.recv()
+        assert isinstance(finish, bytes)
+        fake.finish([finish])
+        await script(fake, ws)
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/ws/chat"
+    assert all(origin == "https://web.whatsapp.com" for origin in seen_origin)
+
+
+def engine_config(url: str, **client: Any) -> EngineConfig:
+    client_config = dataclasses.replace(ClientConfig(root_public_key=ROOT.public), **client)
+    return EngineConfig(url=url, connect_timeout_s=2.0, close_timeout_s=1.0, client=client_config)
+
+
+async def collect(session: EngineSession, until: type[Event] = Closed, timeout: float = 5.0) -> list[Event]:
+    seen: list[Event] = []
+
+    async def run() -> None:
+        async for event in session.events():
+            seen.append(event)
+            if isinstance(event, until):
+                return
+
+    await asyncio.wait_for(run(), timeout)
+    return seen
+
+
+async def recv_nodes(fake: FakeServer, ws: ServerConnection) -> list[Node]:
+    data = await asyncio.wait_for(ws.recv(), 5)
+    assert isinstance(data, bytes)
+    return fake.receive([data])
+
+
+async def test_login_message_ack_and_clean_close() -> None:
+    server_saw: list[Node] = []
+
+    async def script(fake: FakeServer, ws: ServerConnection) -> None:
+        await ws.send(fake.send(Node("success", {"lid": "1:3@lid"})))
+        for _ in range(3):  # count, passive, digest
+            server_saw.extend(await recv_nodes(fake, ws))
+        await ws.send(fake.send(Node("message", {"id": "M1", "from": "155500001@s.whatsapp.net", "t": "1"},
+                                     [Node("enc", {"type": "msg", "v": "2"}, b"c")])))
+        while True:
+            try:
+                server_saw.extend(await recv_nodes(fake, ws))
+            except Exception:
+                return
+
+    async with wa_server(script) as url:
+        session = EngineSession(registered_store(), engine_config(url))
+        events = await collect(session, until=MessageReceived)
+        assert any(isinstance(e, Opened) for e in events)
+        message = events[-1]
+        assert isinstance(message, MessageReceived)
+        assert await session.ack(message.message)
+        await asyncio.sleep(0.1)
+        info = await session.close()
+    assert info.reason is CloseReason.CLOSED_BY_CLIENT and info.policy is ClosePolicy.STOP_REQUESTED
+    assert [n.tag for n in server_saw][-2:] == ["receipt", "ack"]
+
+
+async def test_server_stream_error_515_ends_with_restart_now() -> None:
+    async def script(fake: FakeServer, ws: ServerConnection) -> None:
+        await ws.send(fake.send(Node("stream:error", {"code": "515"})))
+        await asyncio.wait_for(ws.wait_closed(), 5)
+
+    async with wa_server(script) as url:
+        session = EngineSession(registered_store(), engine_config(url))
+        events = await collect(session)
+    closed = events[-1]
+    assert isinstance(closed, Closed) and closed.info.policy is ClosePolicy.RESTART_NOW
+
+
+async def test_dropped_socket_is_connection_closed() -> None:
+    async def script(fake: FakeServer, ws: ServerConnection) -> None:
+        await ws.send(fake.send(Node("success", {})))
+        await ws.close()
+
+    async with wa_server(script) as url:
+        events = await collect(EngineSession(registered_store(), engine_config(url)))
+    closed = events[-1]
+    assert isinstance(closed, Closed) and closed.info.reason is CloseReason.CONNECTION_CLOSED
+    assert closed.info.policy is ClosePolicy.BACKOFF
+
+
+async def test_unanswered_keepalive_detects_dead_socket() -> None:
+    async def script(fake: FakeServer, ws: ServerConnection) -> None:
+        await ws.send(fake.send(Node("success", {})))
+        await asyncio.wait_for(ws.wait_closed(), 5)  # reads nothing: pings go unanswered
+
+    async with wa_server(script) as url:
+        config = engine_config(url, keepalive_min_s=0.2, keepalive_max_s=0.3, ping_timeout_s=0.3)
+        events = await collect(EngineSession(registered_store(), config), timeout=4)
+    closed = events[-1]
+    assert isinstance(closed, Closed) and closed.info.reason is CloseReason.CONNECTION_LOST
+
+
+async def test_connect_timeout_and_refused_connection() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)  # accepts TCP, never answers the websocket upgrade
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = dataclasses.replace(engine_config(f"ws://127.0.0.1:{port}/"), connect_timeout_s=0.3)
+    events = await collect(EngineSession(registered_store(), config))
+    server.close()
+    assert isinstance(events[-1], Closed) and events[-1].info.reason is CloseReason.TIMED_OUT
+
+    await server.wait_closed()
+    events = await collect(EngineSession(registered_store(), engine_config(f"ws://127.0.0.1:{port}/")))
+    assert isinstance(events[-1], Closed) and events[-1].info.reason is CloseReason.CONNECTION_CLOSED
+
+
+async def test_critical_change_is_persisted_before_pairing_reply_is_sent() -> None:
+    order: list[str] = []
+    phone = KeyPair.generate(SeededRandom("engine-phone"))
+
+    async def script(fake: FakeServer, ws: ServerConnection) -> None:
+        await ws.send(fake.send(Node("iq", {"id": "pd", "type": "set", "from": S_WHATSAPP_NET},
+                                     [Node("pair-device", {}, [Node("ref", {}, b"R1")])])))
+        await recv_nodes(fake, ws)  # pair-device result
+        while not qr_holder:
+            await asyncio.sleep(0.01)
+        scanned = pairing.parse_qr_data(qr_holder[0])
+        container = pairing.primary_sign_device_identity(
+            account_identity=phone, companion_identity_public=scanned.identity_public,
+            adv_secret=scanned.adv_secret, raw_id=1, key_index=1, timestamp=1, rand=SeededRandom("x"),
+        )
+        await ws.send(fake.send(Node("iq", {"id": "ps", "type": "set", "from": S_WHATSAPP_NET}, [
+            Node("pair-success", {}, [Node("device-identity", {}, container),
+                                      Node("device", {"jid": "155512345:4@s.whatsapp.net"})])])))
+        for node in await recv_nodes(fake, ws):
+            order.append(f"server got {node.children()[0].tag}")
+        await ws.send(fake.send(Node("stream:error", {"code": "515"})))
+        await asyncio.wait_for(ws.wait_closed(), 5)
+
+    qr_holder: list[str] = []
+
+    async def persist(changes: list[CredsChanged]) -> None:
+        await asyncio.sleep(0.05)
+        order.append("persisted " + ",".join(sorted(changes[0].creds_fields & {"me", "account"})))
+
+    store = MemoryAuthStore(AuthState.generate(SeededRandom("engine-fresh")))
+    async with wa_server(script) as url:
+        session = EngineSession(store, engine_config(url), before_send=persist)
+        events: list[Event] = []
+        async for event in session.events():
+            events.append(event)
+            if isinstance(event, QrCodeShown):
+                qr_holder.append(event.qr)
+    assert order == ["persisted account,me", "server got pair-device-sign"]
+    assert any(isinstance(e, Paired) for e in events)
+    last = events[-1]
+    assert isinstance(last, Closed) and last.info.policy is ClosePolicy.RESTART_NOW
+
+
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:1/", "not a url"])
+async def test_unreachable_or_invalid_url(url: str) -> None:
+    events = await collect(EngineSession(registered_store(), engine_config(url)))
+    assert isinstance(events[-1], Closed) and events[-1].info.policy is ClosePolicy.BACKOFF
