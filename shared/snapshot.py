@@ -5,8 +5,10 @@ BufferJSON with keys sorted and no spaces, UTF-8, so the same state always gives
 an unchanged state is recognised by its hash.
 
 A :class:`Snapshot` adds where and when the state was produced (account, lease generation, connector,
-time). It travels sealed (:mod:`shared.sealing`) on the ``session-snapshots`` topic with the
-attributes listed in docs/ARCHITECTURE.md.
+time). On the ``session-snapshots`` topic it travels sealed to the vault's key (key id = KEK version)
+with :func:`snapshot_aad` as associated data: :func:`seal_snapshot` on the connector,
+``Vault.open_snapshot`` in the functions. (``connectorSync``'s ``sealedState`` going the other way
+has its own convention, written in docs/ARCHITECTURE.md.)
 """
 
 from __future__ import annotations
@@ -15,11 +17,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from shared import sealing
 from shared.authstate import MAX_STATE_BYTES, AuthState
 from shared.bufferjson import JsonValue, dumps, revive
-from shared.errors import BaileysFormatError, StateTooLargeError, StateValidationError
+from shared.errors import BaileysFormatError, SealingError, StateTooLargeError, StateValidationError
 
 SNAPSHOT_SCHEMA: Final = "keeper.snapshot.v1"
+SNAPSHOT_AAD_PREFIX: Final = b"keeper.snapshot.v1\x00"
+
+
+def snapshot_aad(account_id: str) -> bytes:
+    """Associated data of a sealed snapshot: a blob published for one account opens for no other."""
+    return SNAPSHOT_AAD_PREFIX + account_id.encode("utf-8")
 
 
 def canonical_bytes(value: JsonValue) -> bytes:
@@ -92,3 +103,16 @@ class Snapshot:
             raise StateValidationError("snapshot producedAt is not RFC 3339") from exc
         return cls(account_id=account_id, generation=generation, produced_at=moment,
                    connector_id=connector_id, state=AuthState.from_json(obj.get("state")))
+
+
+def seal_snapshot(snapshot: Snapshot, recipient_public: bytes, key_id: str) -> bytes:
+    """Seal ``snapshot`` to ``recipient_public`` (raw X25519), bound to its account id."""
+    return sealing.seal(snapshot.to_bytes(), recipient_public, key_id, snapshot_aad(snapshot.account_id))
+
+
+def open_snapshot(blob: bytes, private_key: X25519PrivateKey, account_id: str) -> Snapshot:
+    """Open a snapshot sealed for ``account_id``; a blob for another account does not open."""
+    snapshot = Snapshot.from_bytes(sealing.open_sealed(blob, private_key, snapshot_aad(account_id)))
+    if snapshot.account_id != account_id:
+        raise SealingError(f"snapshot for {snapshot.account_id} arrived as {account_id}")
+    return snapshot

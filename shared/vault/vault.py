@@ -41,7 +41,7 @@ from shared.errors import (
     StateValidationError,
     VaultError,
 )
-from shared.snapshot import Snapshot, canonical_state_bytes, parse_state
+from shared.snapshot import Snapshot, canonical_state_bytes, parse_state, snapshot_aad
 from shared.vault import crypto
 from shared.vault.kek import KekProvider, sealing_private_key
 from shared.vault.legacy import legacy_state
@@ -54,14 +54,6 @@ DEFAULT_VERSIONS_KEPT: Final = 3
 CHUNK_BYTES: Final = 900_000
 #: Largest ciphertext of one version: it is written in one commit, and commits are limited to 10 MiB.
 MAX_STORED_BYTES: Final = 9 * 1024 * 1024
-#: Associated data prefix for snapshots sealed to the vault (followed by the account id).
-SNAPSHOT_AAD_PREFIX: Final = b"keeper.snapshot.v1\x00"
-
-
-def snapshot_aad(account_id: str) -> bytes:
-    """The associated data a snapshot for ``account_id`` is sealed with."""
-    return SNAPSHOT_AAD_PREFIX + account_id.encode("utf-8")
-
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from shared.authstate import MAX_STATE_BYTES, AuthState
 from shared.bufferjson import to_plain
@@ -20,9 +21,9 @@ from shared.errors import (
     StateTooLargeError,
     StateValidationError,
 )
-from shared.sealing import seal
-from shared.snapshot import Snapshot, canonical_state_bytes
-from shared.vault import MemoryVaultStore, Vault, snapshot_aad
+from shared.sealing import public_key_bytes, read_header
+from shared.snapshot import Snapshot, canonical_state_bytes, open_snapshot, seal_snapshot
+from shared.vault import MemoryVaultStore, Vault
 from shared.vault.kek import LocalFileKek
 from tests.shared.helpers import grow, registered_state
 
@@ -179,7 +180,7 @@ def test_rotation_rewraps_and_old_versions_keep_opening(vault: Vault, kek: Local
 def test_sealed_snapshots_open_only_for_their_account(vault: Vault, kek: LocalFileKek) -> None:
     key = vault.sealing_public_key()
     snapshot = Snapshot("acct-1", 3, datetime(2026, 11, 1, tzinfo=UTC), "c-1", registered_state())
-    blob = seal(snapshot.to_bytes(), key.public, key.key_id, snapshot_aad("acct-1"))
+    blob = seal_snapshot(snapshot, key.public, key.key_id)
     kek.add_version()  # rotation: the old sealing key must still open blobs sealed to it
     assert vault.sealing_public_key().key_id == "2"
     opened = vault.open_snapshot(blob, "acct-1")
@@ -187,6 +188,16 @@ def test_sealed_snapshots_open_only_for_their_account(vault: Vault, kek: LocalFi
     assert canonical_state_bytes(opened.state) == canonical_state_bytes(snapshot.state)
     with pytest.raises(SealingError):
         vault.open_snapshot(blob, "acct-2")
+
+
+def test_open_snapshot_with_a_private_key() -> None:
+    recipient = X25519PrivateKey.generate()
+    snapshot = Snapshot("acct-1", 4, datetime(2026, 11, 1, tzinfo=UTC), "c-9", registered_state())
+    blob = seal_snapshot(snapshot, public_key_bytes(recipient), "7")
+    assert read_header(blob).key_id == "7"
+    assert open_snapshot(blob, recipient, "acct-1").generation == 4
+    with pytest.raises(SealingError):
+        open_snapshot(blob, recipient, "acct-2")
 
 
 def legacy_document(state: AuthState, updated_at: object) -> dict[str, object]:
