@@ -1,0 +1,97 @@
+"""The Firestore stores on the emulator: document round trips and lease transactions under races."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from functions.firestore_stores import firestore_stores
+from functions.model import Account, AccountStatus, Alert, Health, PairingInfo, PairingMethod
+from tests.functions.support import T0
+
+pytestmark = pytest.mark.integration
+
+
+def _account(account_id: str, owner: str = "alice", **changes: Any) -> Account:
+    base = Account(account_id=account_id, owner_uid=owner, phone_number="+40700000001", method=PairingMethod.CODE,
+                   status=AccountStatus.PAIRING, serve=True, created_at=T0, updated_at=T0, pairing_started_at=T0)
+    return Account(**{**{f: getattr(base, f) for f in base.__slots__}, **changes})
+
+
+def test_account_documents_round_trip(firestore_client: Any) -> None:
+    stores = firestore_stores(firestore_client)
+    stores.accounts.create(_account("a1"))
+    assert stores.accounts.update("a1", {
+        "pairing": PairingInfo(code="ABCD1234", expires_at=T0), "health": Health.STALE,
+        "status": AccountStatus.CONNECTED, "linked_jid": "1@s.whatsapp.net"})
+    got = stores.accounts.get("a1")
+    assert got == _account("a1", pairing=PairingInfo("ABCD1234", None, T0), health=Health.STALE,
+                           status=AccountStatus.CONNECTED, linked_jid="1@s.whatsapp.net")
+    doc = firestore_client.collection("accounts").document("a1").get().to_dict()
+    assert doc["ownerUid"] == "alice" and doc["status"] == "connected" and doc["pairing"]["code"] == "ABCD1234"
+    assert not stores.accounts.update("missing", {"serve": False})
+    with pytest.raises(ValueError, match="unknown account fields"):
+        stores.accounts.update("a1", {"nope": 1})
+    stores.accounts.create(_account("a2", owner="bob", serve=False, status=AccountStatus.REMOVING))
+    assert [a.account_id for a in stores.accounts.list_accounts("alice")] == ["a1"]
+    assert [a.account_id for a in stores.accounts.servable(10)] == ["a1"]
+    assert [a.account_id for a in stores.accounts.removing(10)] == ["a2"]
+    assert set(stores.accounts.get_many(["a1", "a2", "zz"])) == {"a1", "a2"}
+
+
+def test_concurrent_claims_give_each_account_to_exactly_one_connector(firestore_client: Any) -> None:
+    stores = firestore_stores(firestore_client)
+    accounts = [f"acc{i}" for i in range(6)]
+    won: dict[str, list[str]] = {a: [] for a in accounts}
+    lock = threading.Lock()
+
+    def connector(name: str) -> None:
+        for account_id in accounts:
+            lease = stores.leases.claim(account_id, name, T0, 30)
+            if lease is not None:
+                with lock:
+                    won[account_id].append(f"{name}@{lease.generation}")
+
+    threads = [threading.Thread(target=connector, args=(f"c{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert all(len(winners) == 1 for winners in won.values()), won
+    assert all(w[0].endswith("@1") for w in won.values())
+
+
+def test_lease_renew_release_revoke(firestore_client: Any) -> None:
+    leases = firestore_stores(firestore_client).leases
+    first = leases.claim("a1", "c1", T0, 30)
+    assert first is not None and first.generation == 1
+    assert leases.claim("a1", "c2", T0 + timedelta(seconds=10), 30) is None
+    renewed = leases.renew("a1", "c1", 1, T0 + timedelta(seconds=20), 30)
+    assert renewed is not None and renewed.expires_at == T0 + timedelta(seconds=50)
+    assert leases.renew("a1", "c2", 1, T0, 30) is None
+    assert leases.renew("a1", "c1", 2, T0, 30) is None
+    assert leases.release("a1", "c1", 1, T0 + timedelta(seconds=21))
+    assert not leases.release("a1", "c1", 1, T0 + timedelta(seconds=21))
+    second = leases.claim("a1", "c2", T0 + timedelta(seconds=22), 30)
+    assert second is not None and second.generation == 2
+    leases.revoke("a1", T0 + timedelta(seconds=23))
+    assert leases.renew("a1", "c2", 2, T0 + timedelta(seconds=24), 30) is None
+    third = leases.claim("a1", "c3", T0 + timedelta(seconds=25), 30)
+    assert third is not None and third.generation == 3
+
+
+def test_alerts_are_raised_once_while_open(firestore_client: Any) -> None:
+    alerts = firestore_stores(firestore_client).alerts
+    alert = Alert("a1.stale", "a1", "stale", "Account a1: no save.", T0)
+    assert alerts.raise_alert(alert)
+    assert not alerts.raise_alert(alert)
+    assert [a.alert_id for a in alerts.open_alerts(["a1"])] == ["a1.stale"]
+    assert alerts.open_alerts(["a2"]) == []
+    assert alerts.close("a1", ["stale"]) == 1
+    assert alerts.open_alerts() == []
+    assert alerts.raise_alert(alert), "a closed alert is raised anew"
+    alerts.delete_for("a1")
+    assert alerts.open_alerts() == []
