@@ -12,6 +12,8 @@ Endpoints (documented with examples in ``simulator/README.md``)::
     GET    /v1/phones/{phone}/devices                     linked devices, live sockets, login counts
     DELETE /v1/phones/{phone}/devices/{device}            unlink (the device gets 401)
     POST   /v1/phones/{phone}/devices/{device}/consume-prekeys   {"count": 3}: contacts fetch bundles
+    POST   /v1/phones/{phone}/messages                    {"from": "+4071..."}: a contact sends a message
+    GET    /v1/phones/{phone}/devices/{device}/messages   messages not yet acknowledged by the device
     POST   /v1/faults                                     inject a fault (see simulator.faults)
     GET    /v1/faults                                     lasting faults in force
     DELETE /v1/faults                                     clear every lasting fault
@@ -24,6 +26,7 @@ status in ``_STATUS`` and nowhere else. ``{phone}`` may be written with or witho
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -164,6 +167,48 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
         await server.run_actions(actions)
         return web.json_response({"preKeyCount": left, "notified": bool(actions)})
 
+    async def send_message(request: web.Request) -> web.Response:
+        data = await _body(request)
+        ciphertext = None
+        if "ciphertext" in data:
+            try:
+                ciphertext = base64.b64decode(_required_str(data, "ciphertext"), validate=True)
+            except binascii.Error:
+                raise InvalidRequestError("ciphertext must be base64") from None
+        message_id = data.get("id")
+        if message_id is not None and (not isinstance(message_id, str) or not message_id):
+            raise InvalidRequestError("id must be a non-empty string")
+        message, sent_to, actions = core.deliver_message(
+            request.match_info["phone"],
+            _required_str(data, "from"),
+            message_id=message_id,
+            message_type=str(data.get("type", "text")),
+            enc_type=str(data.get("encType", "msg")),
+            ciphertext=ciphertext,
+        )
+        await server.run_actions(actions)
+        pending_on = sorted(core.state.phone(request.match_info["phone"]).devices)
+        return web.json_response(
+            {"id": message.message_id, "sentTo": sent_to, "pendingOn": pending_on}, status=201
+        )
+
+    async def pending_messages(request: web.Request) -> web.Response:
+        messages = core.pending_messages(request.match_info["phone"], _device_id(request))
+        return web.json_response(
+            {
+                "messages": [
+                    {
+                        "id": m.message_id,
+                        "from": m.sender,
+                        "t": m.timestamp,
+                        "type": m.type,
+                        "encType": m.enc_type,
+                    }
+                    for m in messages
+                ]
+            }
+        )
+
     async def add_fault(request: web.Request) -> web.Response:
         fault = Fault.from_json(await _body(request))
         active, actions = core.inject(fault)
@@ -196,6 +241,8 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     app.router.add_get("/v1/phones/{phone}/devices", devices)
     app.router.add_delete("/v1/phones/{phone}/devices/{device}", unlink)
     app.router.add_post("/v1/phones/{phone}/devices/{device}/consume-prekeys", consume_pre_keys)
+    app.router.add_post("/v1/phones/{phone}/messages", send_message)
+    app.router.add_get("/v1/phones/{phone}/devices/{device}/messages", pending_messages)
     app.router.add_post("/v1/faults", add_fault)
     app.router.add_get("/v1/faults", list_faults)
     app.router.add_delete("/v1/faults", clear_faults)

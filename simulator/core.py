@@ -29,6 +29,9 @@ iq passive, iq w:p ping    empty result (pings go unanswered under the ``stop_pi
 iq w props                 ``<props protocol=2 hash/>`` without flags
 phone unlinks a device     ``<stream:error code=401><conflict type=device_removed/>``; later
                            logins of that device fail with 401
+a contact sends a message  ``<message><enc/></message>`` (opaque ciphertext) to every linked device;
+                           kept until the device sends ``<ack class=message id/>`` and sent again
+                           after each login, before ``<ib><offline count=N/>``
 =========================  ====================================================================
 
 Any other iq gets ``<error code=501 text=feature-not-implemented/>``; other stanzas are ignored.
@@ -46,17 +49,25 @@ from dataclasses import dataclass, field
 from connector.protocol.binary import S_WHATSAPP_NET, Jid, Node
 from connector.protocol.errors import JidError
 from simulator import adv, crypto, pairing
-from simulator.errors import ClientProtocolError, InvalidRequestError, NotFoundError, PairingError
+from simulator.errors import (
+    ClientProtocolError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PairingError,
+)
 from simulator.faults import ActiveFault, Fault, FaultBook, FaultKind, FaultTarget, MalformedVariant
 from simulator.payloads import LoginHello, RegistrationHello, parse_client_payload
 from simulator.state import (
     LID_SERVER,
     CompanionDevice,
+    PendingMessage,
     Phone,
     SignedPreKey,
     SimulatorState,
     device_jid,
     normalize_phone,
+    user_jid,
 )
 
 log = logging.getLogger(__name__)
@@ -149,6 +160,16 @@ def _stream_error(code: int | None, conflict: str | None = None) -> Node:
     return Node("stream:error", attrs, content)
 
 
+def _message_node(message: PendingMessage) -> Node:
+    attrs = {
+        "from": message.sender,
+        "id": message.message_id,
+        "t": str(message.timestamp),
+        "type": message.type,
+    }
+    return Node("message", attrs, [Node("enc", {"v": "2", "type": message.enc_type}, message.ciphertext)])
+
+
 def _key_node(tag: str, key_id: int, public: bytes, signature: bytes | None = None) -> Node:
     children = [Node("id", {}, key_id.to_bytes(3, "big")), Node("value", {}, public)]
     if signature is not None:
@@ -233,8 +254,11 @@ class SimulatorCore:
             return []
         if conn.phase is Phase.AWAITING_HELLO:
             raise ClientProtocolError("stanza before the handshake finished")
+        if node.tag == "ack" and node.attrs.get("class") == "message":
+            self._message_acked(conn, node.attrs.get("id", ""))
+            return []
         if node.tag != "iq":
-            return []  # ack, receipt, presence, ib: nothing the simulator must answer
+            return []  # receipts, presence, ib and other acks: nothing the simulator must answer
         if "id" not in node.attrs:
             raise ClientProtocolError("iq without id")
         kind = node.attrs.get("type")
@@ -281,8 +305,11 @@ class SimulatorCore:
                 "lid": device_jid(phone.lid_user, device.device_id, LID_SERVER),
             },
         )
-        offline = Node("ib", {"from": S_WHATSAPP_NET}, [Node("offline", {"count": "0"})])
-        return [*actions, Send(conn.conn_id, success), Send(conn.conn_id, offline)]
+        # Messages that arrived while the device was away (or were never acknowledged) come first,
+        # then <ib><offline count=N/> tells the client the backlog is done.
+        backlog = [Send(conn.conn_id, _message_node(m)) for m in device.pending_messages]
+        offline = Node("ib", {"from": S_WHATSAPP_NET}, [Node("offline", {"count": str(len(backlog))})])
+        return [*actions, Send(conn.conn_id, success), *backlog, Send(conn.conn_id, offline)]
 
     # ------------------------------------------------------------------ registration (QR)
 
@@ -656,6 +683,57 @@ class SimulatorCore:
             *self._close(conn),
         ]
 
+    # ------------------------------------------------------------------ messages
+
+    def deliver_message(
+        self,
+        phone: str,
+        sender: str,
+        *,
+        message_id: str | None = None,
+        message_type: str = "text",
+        enc_type: str = "msg",
+        ciphertext: bytes | None = None,
+    ) -> tuple[PendingMessage, list[int], list[Action]]:
+        """A contact sends the account a message: every linked device gets it and keeps it pending
+        until it acknowledges it; returns the message, the device ids it was sent to now, and actions."""
+        owner = self.state.phone(phone)
+        if enc_type not in ("msg", "pkmsg", "skmsg"):
+            raise InvalidRequestError("encType must be msg, pkmsg or skmsg")
+        message = PendingMessage(
+            message_id=message_id or "3EB0" + self._random(8).hex().upper(),
+            sender=user_jid(normalize_phone(sender)),
+            timestamp=int(self._clock()),
+            type=message_type,
+            enc_type=enc_type,
+            ciphertext=ciphertext if ciphertext is not None else self._random(64),
+        )
+        for device in owner.devices.values():
+            if any(m.message_id == message.message_id for m in device.pending_messages):
+                raise ConflictError(f"message {message.message_id} is already pending")
+        sent_to: list[int] = []
+        actions: list[Action] = []
+        for device_id, device in sorted(owner.devices.items()):
+            device.pending_messages.append(message)
+            live = self._live.get((owner.user, device_id))
+            if live is not None:
+                sent_to.append(device_id)
+                actions.append(Send(live, _message_node(message)))
+        self._on_change()
+        return message, sent_to, actions
+
+    def _message_acked(self, conn: Connection, message_id: str) -> None:
+        if conn.phase is not Phase.LOGGED_IN:
+            return
+        device = self._device_of(conn)
+        kept = [m for m in device.pending_messages if m.message_id != message_id]
+        if len(kept) != len(device.pending_messages):
+            device.pending_messages = kept
+            self._on_change()
+
+    def pending_messages(self, phone: str, device_id: int) -> list[PendingMessage]:
+        return list(self.state.phone(phone).device(device_id).pending_messages)
+
     # ------------------------------------------------------------------ phone and control operations
 
     def create_phone(self, phone: str, *, push_name: str = "", business_name: str = "") -> Phone:
@@ -721,6 +799,7 @@ class SimulatorCore:
                 "lastLoginAt": d.last_login_at,
                 "replacedCount": self._replaced.get((owner.user, d.device_id), 0),
                 "preKeyCount": len(d.pre_keys),
+                "pendingMessages": len(d.pending_messages),
             }
             for _, d in sorted(owner.devices.items())
         ]

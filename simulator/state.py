@@ -72,6 +72,42 @@ class SignedPreKey:
 
 
 @dataclass
+class PendingMessage:
+    """A message the server holds for a device until the device acknowledges it (``<ack class=message>``).
+
+    The content is opaque ciphertext: the simulator relays, it does not encrypt or read messages.
+    """
+
+    message_id: str
+    sender: str  # user JID of the contact who sent it
+    timestamp: int
+    type: str
+    enc_type: str
+    ciphertext: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.message_id,
+            "from": self.sender,
+            "t": self.timestamp,
+            "type": self.type,
+            "encType": self.enc_type,
+            "ciphertext": _b64(self.ciphertext),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PendingMessage:
+        return cls(
+            str(data["id"]),
+            str(data["from"]),
+            int(data["t"]),
+            str(data["type"]),
+            str(data["encType"]),
+            _unb64(data["ciphertext"]),
+        )
+
+
+@dataclass
 class CompanionDevice:
     """A linked companion (a WhatsApp Web client) as the server knows it."""
 
@@ -86,6 +122,7 @@ class CompanionDevice:
     pre_keys: dict[int, bytes] = field(default_factory=dict)
     login_count: int = 0
     last_login_at: float | None = None
+    pending_messages: list[PendingMessage] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +137,7 @@ class CompanionDevice:
             "preKeys": {str(k): _b64(v) for k, v in sorted(self.pre_keys.items())},
             "loginCount": self.login_count,
             "lastLoginAt": self.last_login_at,
+            "pendingMessages": [m.to_json() for m in self.pending_messages],
         }
 
     @classmethod
@@ -116,6 +154,7 @@ class CompanionDevice:
             pre_keys={int(k): _unb64(v) for k, v in data.get("preKeys", {}).items()},
             login_count=int(data.get("loginCount", 0)),
             last_login_at=data.get("lastLoginAt"),
+            pending_messages=[PendingMessage.from_json(m) for m in data.get("pendingMessages", [])],
         )
 
 

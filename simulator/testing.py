@@ -129,6 +129,14 @@ class ControlClient:
         path = f"/v1/phones/{self._p(phone)}/devices/{device_id}/consume-prekeys"
         return dict(await self.request("POST", path, {"count": count}))
 
+    async def send_message(self, phone: str, sender: str, **fields: Any) -> dict[str, Any]:
+        body = {"from": sender, **fields}
+        return dict(await self.request("POST", f"/v1/phones/{self._p(phone)}/messages", body))
+
+    async def pending_messages(self, phone: str, device_id: int) -> list[dict[str, Any]]:
+        path = f"/v1/phones/{self._p(phone)}/devices/{device_id}/messages"
+        return list((await self.request("GET", path))["messages"])
+
     async def fault(self, kind: str, **fields: Any) -> dict[str, Any]:
         return dict(await self.request("POST", "/v1/faults", {"kind": kind, **fields}))
 

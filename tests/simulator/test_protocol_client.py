@@ -42,10 +42,10 @@ class Run:
     async def start(self) -> Run:
         self.ws = await websockets.connect(self.url, max_size=None, ping_interval=None, compression=None)
         self.client.start(time.time())
-        await self._flush()
+        await self.flush()
         return self
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
         assert self.ws is not None
         for data in self.client.data_to_send():
             try:
@@ -74,7 +74,7 @@ class Run:
             except ConnectionClosed:
                 self.client.connection_lost()
             self.client.tick(time.time())
-            await self._flush()
+            await self.flush()
             self.seen += self.client.events()
 
     async def close(self) -> None:
