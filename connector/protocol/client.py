@@ -362,6 +362,8 @@ class Client:
             self._send(self._ack_for(node))
             if node.attrs.get("type") == "link_code_companion_reg":
                 self._on_link_code_notification(node)
+            elif node.attrs.get("type") == "encrypt":
+                self._on_encrypt_notification(node, now)
         elif tag in ("receipt", "call"):
             self._send(self._ack_for(node))
 
@@ -437,6 +439,13 @@ class Client:
         iq_id = self._query(prekeys.upload_stanza(self._store, batch), _Iq.PRE_KEY_UPLOAD, now)
         self._pending[iq_id].batch = batch
         self._pending[iq_id].server_count = server_count
+
+    def _on_encrypt_notification(self, node: Node, now: float) -> None:
+        """``<notification type="encrypt"><count value=N/>``: the server's pre-key stock ran low."""
+        count_node = node.child("count")
+        value = count_node.attrs.get("value", "") if count_node is not None else ""
+        if self._state is ClientState.OPEN and value.isdigit() and int(value) < self._config.min_pre_key_count:
+            self._upload_pre_keys(self._config.upload_pre_key_count, int(value), now)
 
     def _schedule_ping(self, now: float) -> None:
         spread = self._config.keepalive_max_s - self._config.keepalive_min_s

@@ -118,6 +118,18 @@ def test_enough_pre_keys_on_server_means_no_upload() -> None:
     assert server.receive(client.data_to_send()) == []
 
 
+def test_pre_key_low_notification_triggers_upload() -> None:
+    store, server = registered_store(), FakeServer()
+    client, queries = open_client(store, server)
+    client.receive_data(server.send(Node("iq", {"id": queries[0].attrs["id"], "type": "result"},
+                                         [Node("count", {"value": "40"})])), NOW)
+    client.receive_data(server.send(Node("notification", {"id": "n9", "type": "encrypt", "from": S_WHATSAPP_NET},
+                                         [Node("count", {"value": "3"})])), NOW)
+    ack, upload = server.receive(client.data_to_send())
+    assert ack.attrs == {"id": "n9", "to": S_WHATSAPP_NET, "class": "notification", "type": "encrypt"}
+    assert len(upload.child("list").children("key")) == 50  # type: ignore[union-attr]
+
+
 def test_keepalive_ping_and_dead_socket_detection() -> None:
     store, server = registered_store(), FakeServer()
     client, _ = open_client(store, server)
