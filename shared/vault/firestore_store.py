@@ -248,6 +248,44 @@ class FirestoreVaultStore:
         deleted: bool = self._call(f"account {account_id}: delete", run)
         return deleted
 
+    def prune(self, account_id: str) -> int:
+        """Delete version and chunk documents the head does not refer to; returns how many went.
+
+        Saves drop old versions in their own commit, so orphans only come from interrupted deletions
+        or hand edits. Versions are listed before the head is read, and only those at or below the
+        head's latest version are candidates, so a save committing meanwhile loses nothing.
+        """
+        head_ref = self._head_ref(account_id)
+
+        def run() -> int:
+            listed = list(head_ref.collection(VERSIONS).list_documents())
+            head = self.get_head(account_id)
+            kept = {ref.version: ref.chunks for ref in head.versions} if head is not None else {}
+            latest = head.latest_version if head is not None else None
+            doomed: list[Any] = []
+            for version_ref in listed:
+                try:
+                    version = int(version_ref.id)
+                except ValueError:
+                    version = -1
+                if version in kept:
+                    doomed.extend(chunk for chunk in version_ref.collection(CHUNKS).list_documents()
+                                  if not chunk.id.isdigit() or int(chunk.id) >= kept[version])
+                elif latest is None or version <= latest:
+                    doomed.extend(version_ref.collection(CHUNKS).list_documents())
+                    doomed.append(version_ref)
+            for start in range(0, len(doomed), _DELETE_BATCH):
+                batch = self._db.batch()
+                for ref in doomed[start : start + _DELETE_BATCH]:
+                    batch.delete(ref)
+                batch.commit()
+            if doomed:
+                log.info("account %s: pruned %d orphaned documents", account_id, len(doomed))
+            return len(doomed)
+
+        pruned: int = self._call(f"account {account_id}: prune", run)
+        return pruned
+
     # --- listings -----------------------------------------------------------------------------------
 
     def list_accounts(self) -> Iterator[str]:

@@ -214,6 +214,18 @@ class MemoryVaultStore:
         with self._lock:
             return self._accounts.pop(account_id, None) is not None
 
+    def prune(self, account_id: str) -> int:
+        """Drop versions the head does not refer to (see ``FirestoreVaultStore.prune``)."""
+        with self._lock:
+            account = self._accounts.get(account_id)
+            if account is None:
+                return 0
+            kept = {ref.version for ref in account.head.versions} if account.head is not None else set()
+            doomed = [version for version in account.versions if version not in kept]
+            for version in doomed:
+                del account.versions[version]
+            return len(doomed)
+
     def list_accounts(self) -> Iterator[str]:
         with self._lock:
             ids = sorted(key for key, account in self._accounts.items() if account.head is not None)

@@ -274,3 +274,12 @@ def test_integrity_error_is_typed(vault: Vault, store: MemoryVaultStore) -> None
     store.put_version("acct-1", replace(record, generation=2))
     report = vault.verify("acct-1")
     assert "IntegrityError" in report.failed[0].reason
+
+
+def test_memory_prune_drops_unreferenced_versions(vault: Vault, store: MemoryVaultStore) -> None:
+    vault.save("acct-1", registered_state(), 1)
+    stray = replace(store.raw_versions("acct-1")[1], version=9)
+    store.put_version("acct-1", stray)
+    assert store.prune("acct-1") == 1
+    assert sorted(store.raw_versions("acct-1")) == [1]
+    assert store.prune("nobody") == 0

@@ -166,3 +166,17 @@ def test_legacy_migration_on_firestore(vault: Vault, firestore_client: Any) -> N
     assert canonical_state_bytes(vault.restore("acct-1").state) == canonical_state_bytes(state)
     assert vault.migrate_legacy("acct-1").outcome == "absent"
     assert list(vault.list_accounts()) == ["acct-1"]
+
+
+def test_prune_removes_only_orphans(vault: Vault, firestore_client: Any) -> None:
+    store = FirestoreVaultStore(firestore_client)
+    vault.save("acct-1", registered_state(), 1)
+    vault.save("acct-1", grow(registered_state(), 1_500_000), 1)
+    versions = sessions(firestore_client).collection("versions")
+    versions.document("0000000001").collection("chunks").document("0").set({"index": 0, "data": b"x"})
+    versions.document("0000000002").collection("chunks").document("7").set({"index": 7, "data": b"x"})
+    versions.document("0000000000").collection("chunks").document("0").set({"index": 0, "data": b"x"})
+    assert store.prune("acct-1") == 4  # v0's chunk and v0 itself, the stray chunks of v1 and v2
+    assert store.prune("acct-1") == 0
+    assert vault.verify("acct-1").passed
+    assert vault.restore("acct-1").version == 2
