@@ -22,6 +22,8 @@ from connector.protocol.events import (
     Closed,
     CredsChanged,
     Event,
+    MessageReceived,
+    OfflineSyncDone,
     Opened,
     Paired,
     PairingCodeShown,
@@ -215,3 +217,40 @@ async def test_qr_refs_expire_without_a_scan() -> None:
         closed = await session.wait(Closed)
         assert sum(isinstance(e, QrCodeShown) for e in session.seen) == 6
         assert (closed.info.reason, closed.info.policy) == (CloseReason.PAIRING_EXPIRED, ClosePolicy.STOP_PAIRING)
+
+
+async def test_messages_stay_pending_until_acked_and_are_redelivered_after_a_restart() -> None:
+    async with running_simulator() as sim, sim.control() as control:
+        await control.create_phone(PHONE)
+        store = fresh_store()
+        await pair_by_qr(sim, control, store)
+        session = Session(sim, store)
+        await session.wait(Opened)
+        await control.send_message(PHONE, "+40711111111", id="3EB0AAAA", encType="pkmsg")
+        await control.send_message(PHONE, "+40711111111", id="3EB0BBBB")
+        first = (await session.wait(MessageReceived, lambda e: e.message.id == "3EB0AAAA")).message
+        assert first.sender.startswith("40711111111") and first.payloads[0].type == "pkmsg"
+        assert first.payloads[0].ciphertext
+        await session.wait(MessageReceived, lambda e: e.message.id == "3EB0BBBB")
+        assert await session.engine.ack(first)  # only the first one reached durable storage
+        for _ in range(50):
+            pending = [m["id"] for m in await control.pending_messages(PHONE, 1)]
+            if pending == ["3EB0BBBB"]:
+                break
+            await asyncio.sleep(0.05)
+        assert pending == ["3EB0BBBB"]
+        await session.engine.close()
+
+        resumed = Session(sim, restarted(store))
+        await resumed.wait(Opened)
+        redelivered = (await resumed.wait(MessageReceived)).message
+        assert redelivered.id == "3EB0BBBB"
+        offline = await resumed.wait(OfflineSyncDone)
+        assert offline.count == 1
+        assert await resumed.engine.ack(redelivered)
+        for _ in range(50):
+            if not await control.pending_messages(PHONE, 1):
+                break
+            await asyncio.sleep(0.05)
+        assert await control.pending_messages(PHONE, 1) == []
+        await resumed.engine.close()
