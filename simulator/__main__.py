@@ -1,7 +1,8 @@
 """``python -m simulator --port P [--host H] [--state-dir DIR]``: run the simulator in the foreground.
 
 Prints one line ``simulator: root-key <base64>`` before serving (the key clients must trust), then
-``simulator: listening on ws://HOST:PORT/ws/chat``. SIGINT/SIGTERM stop it after saving state.
+``simulator: listening on ws://HOST:PORT/ws/chat``; with a state dir the public root key is also
+written to ``DIR/root-key.b64``. SIGINT/SIGTERM stop it after saving state.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from aiohttp import web
 from simulator.server import WS_PATH, SimulatorServer
 from simulator.store import JsonFileStateStore, MemoryStateStore, StateStore
 
+ROOT_KEY_FILE = "root-key.b64"
+
 
 def serve(*, host: str, port: int, state_dir: Path | None, sock: socket.socket | None = None) -> int:
     store: StateStore = MemoryStateStore() if state_dir is None else JsonFileStateStore(state_dir)
@@ -26,6 +29,8 @@ def serve(*, host: str, port: int, state_dir: Path | None, sock: socket.socket |
         f"simulator: listening on ws://{host}:{port}{WS_PATH} (control http://{host}:{port}/v1)", flush=True
     )
     if state_dir is not None:
+        # The public root key beside the state, for the local stack to hand to the connector.
+        (state_dir / ROOT_KEY_FILE).write_text(server.root_public_key_b64 + "\n", encoding="ascii")
         print(f"simulator: state in {state_dir}", flush=True)
     web.run_app(
         server.app,

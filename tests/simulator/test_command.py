@@ -35,3 +35,4 @@ def test_keeper_simulator_prints_the_root_key_it_serves(tmp_path: Path) -> None:
         assert len(base64.b64decode(served)) == 32
         assert f"simulator: root-key {served}" in child.log_tail(20)
     assert json.loads((tmp_path / "s" / "state.json").read_text())["format"] == "keeper.simulator.state.v1"
+    assert (tmp_path / "s" / "root-key.b64").read_text().strip() == served
