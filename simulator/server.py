@@ -40,6 +40,7 @@ WS_PATH = "/ws/chat"
 HANDSHAKE_TIMEOUT_S = 20.0  # whatsmeow NoiseHandshakeResponseTimeout
 CLOSE_TIMEOUT_S = 2.0
 SAVE_INTERVAL_S = 0.5
+SAVE_DUTY_FACTOR = 10
 MAX_WS_MESSAGE_BYTES = 1 << 24
 BAD_NODE_PLAINTEXT = b"\x00\xf8\x09\x01"  # flags, LIST_8 of 9 items, then the stream ends
 
@@ -146,13 +147,17 @@ class SimulatorServer:
             self.store.save(self.state)
 
     async def _save_loop(self) -> None:
+        pause_s = SAVE_INTERVAL_S
         while True:
-            await asyncio.sleep(SAVE_INTERVAL_S)
+            await asyncio.sleep(pause_s)
+            started = time.monotonic()
             try:
                 self.save_now()
             except OSError:
                 log.exception("saving simulator state failed; will retry")
                 self._dirty = True
+            # A save serializes the whole state on the event loop: keep it under ~10% of the time.
+            pause_s = max(SAVE_INTERVAL_S, SAVE_DUTY_FACTOR * (time.monotonic() - started))
 
     async def _on_startup(self, app: web.Application) -> None:
         self._saver = asyncio.create_task(self._save_loop())

@@ -28,15 +28,17 @@ class StateStore(Protocol):
 
 
 class MemoryStateStore:
+    """Keeps the state object itself: nothing is serialized, a save costs nothing."""
+
     def __init__(self) -> None:
-        self._saved: str | None = None
+        self._saved: SimulatorState | None = None
         self.saves = 0
 
     def load(self) -> SimulatorState | None:
-        return None if self._saved is None else SimulatorState.from_json(json.loads(self._saved))
+        return self._saved
 
     def save(self, state: SimulatorState) -> None:
-        self._saved = json.dumps(state.to_json())
+        self._saved = state
         self.saves += 1
 
 
