@@ -154,12 +154,19 @@ def xeddsa_sign(private: bytes, message: bytes, rand: RandomBytes) -> bytes:
 
 
 def xeddsa_verify(public: bytes, message: bytes, signature: bytes) -> bool:
-    """Check an XEdDSA signature against a Curve25519 public key (raw or 0x05-prefixed)."""
+    """Check a Signal curve25519 signature against a Curve25519 public key (raw or 0x05-prefixed).
+
+    XEdDSA signers force the Ed25519 sign bit to 0; older signers (curve25519-js, used by
+    libsignal-node and so by Baileys) keep it and carry it in the top bit of the signature's last
+    byte. Verifiers take it from there, as libsignal does, which accepts both.
+    """
     raw = public[1:] if len(public) == KEY_LEN + 1 else public
     if len(raw) != KEY_LEN or len(signature) != SIGNATURE_LEN:
         return False
-    ed_public = xeddsa.curve25519_pub_to_ed25519_pub(raw, False)
-    return bool(xeddsa.ed25519_verify(signature, ed_public, message))
+    sign_bit = bool(signature[-1] & 0x80)
+    ed_signature = signature[:-1] + bytes([signature[-1] & 0x7F])
+    ed_public = xeddsa.curve25519_pub_to_ed25519_pub(raw, sign_bit)
+    return bool(xeddsa.ed25519_verify(ed_signature, ed_public, message))
 
 
 @dataclass(frozen=True)

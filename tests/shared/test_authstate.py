@@ -116,3 +116,27 @@ def test_repr_never_shows_private_keys() -> None:
     assert pair.private.hex() not in repr(pair)
     state = AuthState.generate(seeded())
     assert state.creds.noise_key.private.hex() not in repr(state)
+
+
+# Signatures made by libsignal-node 6.0.0 (curve25519-js), the signer Baileys uses: (identity key,
+# signed message = 0x05-prefixed pre-key, signature). The first carries the Ed25519 sign bit in the top
+# bit of its last byte, as curve25519-js does; the second has it clear.
+LIBSIGNAL_NODE_VECTORS = [
+    ("0506a02b0f282dbdb7478ad4aa32f92f4fc2a2a5ac501175014ca2c1cbf1452836",
+     "05ad949ca8f9c9afcf0c166f6c738fce36e63e1257c7c41e522b39fc1a65a79a7e",
+     "2524711e6793a3c78edbe18caaea56ce5075851d3feb8333b76a923bf4a23fb5"
+     "a5a15ed09a6bd3a62c6b386ca54b0b3df12c73d843839a05e9380548a80d7688"),
+    ("05f1d0da65e9dfd83b36781641bd0708765bf3752850b282416e1bf6dbda450a3b",
+     "050ada0c9d2879270683ffc848a61bf01898c64f53201bbdd7c292da3c4fc3720e",
+     "6172666bdc45ad09a5c1013ff3a0c5a676bbf58fba1b692c747e779805ed51f5"
+     "bcd8db5c7fdd022c72a4fe6949c80595384bffd06741b88a94026d219cd80600"),
+]
+
+
+@pytest.mark.parametrize(("public", "message", "signature"), LIBSIGNAL_NODE_VECTORS)
+def test_verifies_libsignal_node_signatures(public: str, message: str, signature: str) -> None:
+    pub, msg, sig = bytes.fromhex(public), bytes.fromhex(message), bytes.fromhex(signature)
+    assert xeddsa_verify(pub, msg, sig)
+    assert xeddsa_verify(pub[1:], msg, sig)  # raw 32-byte form of the same key
+    assert not xeddsa_verify(pub, msg[:-1] + bytes([msg[-1] ^ 1]), sig)
+    assert not xeddsa_verify(pub, msg, sig[:-1] + bytes([sig[-1] ^ 0x80]))
