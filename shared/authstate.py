@@ -165,8 +165,11 @@ def xeddsa_verify(public: bytes, message: bytes, signature: bytes) -> bool:
         return False
     sign_bit = bool(signature[-1] & 0x80)
     ed_signature = signature[:-1] + bytes([signature[-1] & 0x7F])
-    ed_public = xeddsa.curve25519_pub_to_ed25519_pub(raw, sign_bit)
-    return bool(xeddsa.ed25519_verify(ed_signature, ed_public, message))
+    try:
+        ed_public = xeddsa.curve25519_pub_to_ed25519_pub(raw, sign_bit)
+        return bool(xeddsa.ed25519_verify(ed_signature, ed_public, message))
+    except (xeddsa.XEdDSAException, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
