@@ -29,6 +29,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("functions", "shared")
 ENTRY_SOURCE = Path("functions") / "main.py"
+#: Where the bundle goes, relative to the repo (firebase.json and cloudbuild.yaml point here).
+DEFAULT_OUT = Path("build") / "functions"
 COPIED_SUFFIXES = frozenset({".py", ".pyi", ".typed", ".proto", ".json"})
 #: Always installed: the runtime that serves the entry points, whatever the code imports.
 RUNTIME_REQUIREMENTS = ("functions-framework", "firebase-functions", "firebase-admin")
@@ -193,7 +195,7 @@ def entry_module(names: Iterable[str]) -> str:
 
 def stage(repo_root: Path = REPO_ROOT, out_dir: Path | None = None) -> Bundle:
     """Write a fresh bundle to ``out_dir`` (default ``<repo>/build/functions``) and describe it."""
-    out_dir = (out_dir or repo_root / "build" / "functions").resolve()
+    out_dir = (out_dir or repo_root / DEFAULT_OUT).resolve()
     entry = repo_root / ENTRY_SOURCE
     if not entry.is_file():
         raise BundleError(f"{entry} does not exist: nothing to deploy")

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -64,9 +65,22 @@ def load_deploy_script(name: str) -> ModuleType:
     return module
 
 
-def load_functions_main_tables() -> dict[str, Any]:
-    """The trigger tables functions/main.py declares (CALLABLES, HTTP_FUNCTIONS, PUBSUB_FUNCTIONS), read
-    from its source so the module's import-time side effects do not run in the test process."""
+@dataclass(frozen=True)
+class FunctionTables:
+    """The trigger tables functions/main.py declares."""
+
+    callables: tuple[str, ...]
+    http: tuple[str, ...]
+    pubsub: dict[str, str]  # function -> FunctionsConfig field naming its topic
+
+    @property
+    def all(self) -> set[str]:
+        return {*self.callables, *self.http, *self.pubsub}
+
+
+def load_functions_main_tables() -> FunctionTables:
+    """CALLABLES, HTTP_FUNCTIONS and PUBSUB_FUNCTIONS of functions/main.py, read from its source so the
+    module's import-time side effects do not run in the test process."""
     tree = ast.parse((REPO_ROOT / "functions" / "main.py").read_text())
     tables: dict[str, Any] = {}
     for node in tree.body:
@@ -77,7 +91,11 @@ def load_functions_main_tables() -> dict[str, Any]:
                     tables[target.id] = ast.literal_eval(node.value)
     missing = set(MAIN_TABLES) - set(tables)
     assert not missing, f"functions/main.py no longer declares {sorted(missing)}"
-    return tables
+    return FunctionTables(
+        callables=tuple(tables["CALLABLES"]),
+        http=tuple(tables["HTTP_FUNCTIONS"]),
+        pubsub=dict(tables["PUBSUB_FUNCTIONS"]),
+    )
 
 
 MAIN_TABLES = ("CALLABLES", "HTTP_FUNCTIONS", "PUBSUB_FUNCTIONS")

@@ -153,8 +153,7 @@ def test_real_bundle_imports_cleanly_and_exposes_every_function(tmp_path: Path) 
     out = tmp_path / "functions-bundle"
     staged = bundle.stage(REPO_ROOT, out)
 
-    source = load_functions_main_tables()
-    expected = [*source["CALLABLES"], *source["HTTP_FUNCTIONS"], *source["PUBSUB_FUNCTIONS"]]
+    expected = sorted(load_functions_main_tables().all)
     assert sorted(staged.functions) == sorted(expected)
 
     report = import_bundle(out, {"GOOGLE_CLOUD_PROJECT": "demo-keeper-bundle"})

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Deploy one Cloud Function (gen2, python312) from the staged bundle (deploy/bundle_functions.py).
+#
+#   deploy/deploy_function.sh NAME callable
+#       Firebase callable over HTTPS. The URL is public (browsers call it); the function itself checks
+#       the Firebase ID token (and App Check when KEEPER_ENFORCE_APP_CHECK is on).
+#   deploy/deploy_function.sh NAME private INVOKER_EMAIL
+#       HTTPS for one service account only: Cloud Run IAM lets INVOKER_EMAIL in (roles/run.invoker on
+#       this function alone), and the function checks the identity token again (audience
+#       INTERNAL_AUDIENCE, e-mail in KEEPER_CONNECTOR_SERVICE_ACCOUNTS).
+#   deploy/deploy_function.sh NAME pubsub TOPIC
+#       Eventarc trigger on TOPIC, retried on failure (the function raises on transient errors and
+#       acknowledges messages it rejects for good); pushed with INVOKER_SA's identity.
+#
+# The same function code and environment go to every function; see functions/config.py and
+# shared/vault/config.py for what each variable means.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/lib.sh
+
+require_env PROJECT_ID REGION FUNCTIONS_SA CONNECTOR_SA INVOKER_SA KEK_SECRET INTERNAL_AUDIENCE \
+  TOPIC_SNAPSHOTS TOPIC_CONNECTION_EVENTS TOPIC_ALERTS VERSIONS_KEPT ENFORCE_APP_CHECK
+
+usage() {
+  echo "usage: $0 NAME callable | NAME private INVOKER_EMAIL | NAME pubsub TOPIC" >&2
+  exit 2
+}
+
+(($# >= 2)) || usage
+name=$1
+kind=$2
+source_dir=${FUNCTIONS_SOURCE:-build/functions}
+if [[ "${DRY_RUN:-}" != 1 && ! -f "$source_dir/main.py" ]]; then
+  echo "$0: $source_dir/main.py is missing: run deploy/bundle_functions.py first" >&2
+  exit 2
+fi
+
+# ^|^ switches gcloud's list delimiter to "|", so values may hold commas.
+env_vars="^|^KEEPER_PROJECT=${PROJECT_ID}|GOOGLE_CLOUD_PROJECT=${PROJECT_ID}|KEEPER_REGION=${REGION}"
+env_vars+="|KEEPER_TOPIC_SNAPSHOTS=${TOPIC_SNAPSHOTS}|KEEPER_TOPIC_CONNECTION_EVENTS=${TOPIC_CONNECTION_EVENTS}"
+env_vars+="|KEEPER_TOPIC_ALERTS=${TOPIC_ALERTS}|KEEPER_VERSIONS_KEPT=${VERSIONS_KEPT}"
+env_vars+="|KEEPER_KEK_PROVIDER=secretmanager|KEEPER_KEK_SECRET=${KEK_SECRET}"
+env_vars+="|KEEPER_CONNECTOR_AUDIENCE=${INTERNAL_AUDIENCE}"
+env_vars+="|KEEPER_CONNECTOR_SERVICE_ACCOUNTS=${CONNECTOR_SA},${INVOKER_SA}"
+env_vars+="|KEEPER_ENFORCE_APP_CHECK=${ENFORCE_APP_CHECK}"
+
+common=(
+  functions deploy "$name"
+  --gen2 --runtime=python312 --region="$REGION" --project="$PROJECT_ID"
+  --source="$source_dir" --entry-point="$name"
+  --service-account="$FUNCTIONS_SA"
+  --set-env-vars="$env_vars"
+  --memory=512Mi
+  --quiet
+)
+
+# The Cloud Run service behind a gen2 function (for IAM and audiences).
+service_of() {
+  if [[ "${DRY_RUN:-}" == 1 ]]; then
+    echo "$(tr '[:upper:]' '[:lower:]' <<<"$1")"
+    return
+  fi
+  gcloud functions describe "$1" --gen2 --region="$REGION" --project="$PROJECT_ID" \
+    --format='value(serviceConfig.service)' | awk -F/ '{print $NF}'
+}
+
+grant_invoker() {
+  run gcloud functions add-invoker-policy-binding "$name" --region="$REGION" --project="$PROJECT_ID" \
+    --member="serviceAccount:$1" --quiet
+}
+
+case "$kind" in
+  callable)
+    (($# == 2)) || usage
+    run gcloud "${common[@]}" --trigger-http --allow-unauthenticated --timeout=60s
+    ;;
+  private)
+    (($# == 3)) || usage
+    run gcloud "${common[@]}" --trigger-http --no-allow-unauthenticated --timeout=300s
+    grant_invoker "$3"
+    # Identity tokens name INTERNAL_AUDIENCE (one audience for every private function, which is what
+    # the function checks); Cloud Run accepts it once it is one of the service's custom audiences.
+    run gcloud run services update "$(service_of "$name")" --region="$REGION" --project="$PROJECT_ID" \
+      --add-custom-audiences="$INTERNAL_AUDIENCE" --quiet
+    ;;
+  pubsub)
+    (($# == 3)) || usage
+    run gcloud "${common[@]}" --trigger-topic="$3" --retry --trigger-service-account="$INVOKER_SA" \
+      --no-allow-unauthenticated --timeout=120s
+    grant_invoker "$INVOKER_SA"
+    ;;
+  *)
+    usage
+    ;;
+esac

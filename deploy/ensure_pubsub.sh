@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Create keeper's Pub/Sub topics and subscriptions if missing, and grant publish rights per topic.
+# Safe to run again: it creates only what is missing and IAM bindings are idempotent.
+#
+# Topics (docs/ARCHITECTURE.md): snapshots, connection events, messages (connector publishes); alerts
+# (functions publish); a dead-letter topic for the messages subscription.
+# Subscriptions: the Pub/Sub-triggered functions get theirs from Eventarc at deploy time; this script
+# creates the ones for consumers outside keeper: messages (ordered by account, dead-lettered) and
+# alerts (for the on-call tooling), plus one to read the dead letters.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/lib.sh
+
+require_env PROJECT_ID CONNECTOR_SA FUNCTIONS_SA \
+  TOPIC_SNAPSHOTS TOPIC_CONNECTION_EVENTS TOPIC_MESSAGES TOPIC_ALERTS TOPIC_DEAD_LETTER
+
+project=(--project="$PROJECT_ID")
+TOPICS=("$TOPIC_SNAPSHOTS" "$TOPIC_CONNECTION_EVENTS" "$TOPIC_MESSAGES" "$TOPIC_ALERTS" "$TOPIC_DEAD_LETTER")
+RETENTION=7d
+
+for topic in "${TOPICS[@]}"; do
+  if ! exists gcloud pubsub topics describe "$topic" "${project[@]}"; then
+    run gcloud pubsub topics create "$topic" "${project[@]}" --message-retention-duration="$RETENTION"
+  fi
+done
+
+ensure_subscription() {
+  local name=$1 topic=$2
+  shift 2
+  if ! exists gcloud pubsub subscriptions describe "$name" "${project[@]}"; then
+    run gcloud pubsub subscriptions create "$name" --topic="$topic" "${project[@]}" "$@"
+  fi
+}
+
+ensure_subscription "${TOPIC_MESSAGES}-consumer" "$TOPIC_MESSAGES" \
+  --enable-message-ordering --ack-deadline=60 --message-retention-duration="$RETENTION" \
+  --dead-letter-topic="$TOPIC_DEAD_LETTER" --max-delivery-attempts=20 \
+  --min-retry-delay=10s --max-retry-delay=600s
+ensure_subscription "${TOPIC_ALERTS}-oncall" "$TOPIC_ALERTS" --ack-deadline=60 --message-retention-duration="$RETENTION"
+ensure_subscription "${TOPIC_DEAD_LETTER}-inspect" "$TOPIC_DEAD_LETTER" --message-retention-duration="$RETENTION"
+
+# Least privilege: publish rights on the topics each identity writes, not project-wide.
+grant_publisher() {
+  run gcloud pubsub topics add-iam-policy-binding "$1" "${project[@]}" \
+    --member="serviceAccount:$2" --role=roles/pubsub.publisher --quiet
+}
+for topic in "$TOPIC_SNAPSHOTS" "$TOPIC_CONNECTION_EVENTS" "$TOPIC_MESSAGES"; do
+  grant_publisher "$topic" "$CONNECTOR_SA"
+done
+grant_publisher "$TOPIC_ALERTS" "$FUNCTIONS_SA"
+
+# Dead-lettering: the Pub/Sub service agent forwards to the dead-letter topic and acks the source.
+if [[ "${DRY_RUN:-}" == 1 ]]; then
+  number=PROJECT_NUMBER
+else
+  number=$(gcloud projects describe "$PROJECT_ID" --format='value(projectNumber)')
+fi
+agent="service-${number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+grant_publisher "$TOPIC_DEAD_LETTER" "$agent"
+run gcloud pubsub subscriptions add-iam-policy-binding "${TOPIC_MESSAGES}-consumer" "${project[@]}" \
+  --member="serviceAccount:$agent" --role=roles/pubsub.subscriber --quiet
