@@ -121,15 +121,20 @@ class EngineSession:
             log.info("connect failed", extra={"fields": {"reason": failed.info.reason, "detail": failed.info.detail}})
             return self._finish(failed.info)
         self._ws = ws
+        failure: CloseInfo | None = None
         try:
             async with self._send_lock:
                 self._client.start(self._clock())
                 await self._flush_locked()
             await self._pump(ws)
+        except Exception as exc:
+            # A bug here, or the caller's before_send hook failing to persist: nothing more is sent.
+            log.exception("engine session failed", extra={"fields": {"error": type(exc).__name__}})
+            failure = close_info(CloseReason.PROTOCOL_ERROR, detail=f"engine error: {type(exc).__name__}")
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), self._config.close_timeout_s)
-        info = self._client.close_info or close_info(CloseReason.CONNECTION_CLOSED)
+        info = failure or self._client.close_info or close_info(CloseReason.CONNECTION_CLOSED)
         log.info(
             "connection closed",
             extra={"fields": {"reason": info.reason, "code": info.code, "policy": info.policy, "detail": info.detail}},

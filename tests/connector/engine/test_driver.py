@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -202,3 +203,43 @@ async def test_critical_change_is_persisted_before_pairing_reply_is_sent() -> No
 async def test_unreachable_or_invalid_url(url: str) -> None:
     events = await collect(EngineSession(registered_store(), engine_config(url)))
     assert isinstance(events[-1], Closed) and events[-1].info.policy is ClosePolicy.BACKOFF
+
+
+async def test_failed_persistence_stops_the_session_before_the_pairing_reply() -> None:
+    server_got: list[str] = []
+
+    async def script(fake: FakeServer, ws: ServerConnection) -> None:
+        await ws.send(fake.send(Node("iq", {"id": "pd", "type": "set", "from": S_WHATSAPP_NET},
+                                     [Node("pair-device", {}, [Node("ref", {}, b"R1")])])))
+        await recv_nodes(fake, ws)
+        while not qr_holder:
+            await asyncio.sleep(0.01)
+        scanned = pairing.parse_qr_data(qr_holder[0])
+        container = pairing.primary_sign_device_identity(
+            account_identity=KeyPair.generate(SeededRandom("p")), companion_identity_public=scanned.identity_public,
+            adv_secret=scanned.adv_secret, raw_id=1, key_index=1, timestamp=1, rand=SeededRandom("x"),
+        )
+        await ws.send(fake.send(Node("iq", {"id": "ps", "type": "set", "from": S_WHATSAPP_NET}, [
+            Node("pair-success", {}, [Node("device-identity", {}, container),
+                                      Node("device", {"jid": "155512345:4@s.whatsapp.net"})])])))
+        with contextlib.suppress(Exception):
+            while True:
+                server_got.extend(n.tag for n in await recv_nodes(fake, ws))
+
+    qr_holder: list[str] = []
+
+    async def persist(changes: list[CredsChanged]) -> None:
+        raise OSError("disk full")
+
+    store = MemoryAuthStore(AuthState.generate(SeededRandom("engine-fresh-2")))
+    async with wa_server(script) as url:
+        session = EngineSession(store, engine_config(url), before_send=persist)
+        events: list[Event] = []
+        async for event in session.events():
+            events.append(event)
+            if isinstance(event, QrCodeShown):
+                qr_holder.append(event.qr)
+    last = events[-1]
+    assert isinstance(last, Closed) and last.info.reason is CloseReason.PROTOCOL_ERROR
+    assert "OSError" in last.info.detail
+    assert "iq" not in server_got  # the pair-device-sign reply never left
