@@ -96,3 +96,21 @@ def test_missing_creds(tmp_path: Path) -> None:
     (tmp_path / "auth" / "creds.json").unlink()
     with pytest.raises(BaileysFormatError, match=r"creds\.json"):
         read_folder(tmp_path / "auth")
+
+
+REAL_FOLDER = Path(__file__).parent / "fixtures" / "baileys-6.17.16"
+
+
+def test_folder_written_by_real_baileys_imports_and_exports_unchanged(tmp_path: Path) -> None:
+    state = read_folder(REAL_FOLDER)
+    validate_state(state)
+    # the signed pre-key was signed by libsignal-node; it must verify here
+    assert state.creds.signed_pre_key.verify(state.creds.signed_identity_key.public)
+    assert state.creds.account is not None  # protobufjs wrote it as base64 text
+    assert sorted(state.keys["sender-key"]) == ["1234@g.us::40700000001::0",
+                                                "40700000001-1600000000@g.us::123456789012345_1::12"]
+    assert sorted(state.keys["app-state-sync-key"]) == ["AAAAAH4A", "AB/cd+e=="]
+    written = write_folder(state, tmp_path / "out")
+    assert written == sorted(p.name for p in REAL_FOLDER.iterdir())
+    for name in written:
+        assert revive((tmp_path / "out" / name).read_text()) == revive((REAL_FOLDER / name).read_text()), name
