@@ -55,6 +55,21 @@ CHUNK_BYTES: Final = 900_000
 #: Largest ciphertext of one version: it is written in one commit, and commits are limited to 10 MiB.
 MAX_STORED_BYTES: Final = 9 * 1024 * 1024
 
+MAX_ACCOUNT_ID_LEN: Final = 256
+
+
+def check_account_id(account_id: str) -> None:
+    """Refuse ids that are not usable as Firestore document ids (or would alias another path)."""
+    if (
+        not account_id
+        or len(account_id) > MAX_ACCOUNT_ID_LEN
+        or "/" in account_id
+        or account_id in {".", ".."}
+        or (account_id.startswith("__") and account_id.endswith("__"))
+    ):
+        raise StateValidationError(f"account id {account_id!r} is not a valid document id")
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -187,8 +202,7 @@ class Vault:
 
     def save(self, account_id: str, state: AuthState, generation: int) -> SaveResult:
         """Store ``state`` as a new version (see the module docstring for the rules)."""
-        if not account_id or "/" in account_id:
-            raise StateValidationError(f"account id {account_id!r} is not a valid document id")
+        check_account_id(account_id)
         if generation < 0:
             raise StateValidationError("generation must be non-negative")
         plaintext = canonical_state_bytes(state)

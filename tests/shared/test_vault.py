@@ -283,3 +283,9 @@ def test_memory_prune_drops_unreferenced_versions(vault: Vault, store: MemoryVau
     assert store.prune("acct-1") == 1
     assert sorted(store.raw_versions("acct-1")) == [1]
     assert store.prune("nobody") == 0
+
+
+@pytest.mark.parametrize("account_id", ["", "a/b", ".", "..", "__x__", "x" * 300])
+def test_unusable_account_ids_are_refused(vault: Vault, account_id: str) -> None:
+    with pytest.raises(StateValidationError, match="account id"):
+        vault.save(account_id, registered_state(), 1)
