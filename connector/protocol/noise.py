@@ -24,6 +24,7 @@ import enum
 from typing import Final, Literal
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import DecodeError
 
@@ -72,6 +73,9 @@ class NoiseHandshake:
         self.role: Role = role
         self._static = static_keypair
         self._ephemeral = ephemeral_keypair or KeyPair.generate(rand)
+        # Key objects built once: constructing one from bytes costs as much as a DH.
+        self._static_key = X25519PrivateKey.from_private_bytes(static_keypair.private)
+        self._ephemeral_key = X25519PrivateKey.from_private_bytes(self._ephemeral.private)
         self._hash = NOISE_PROTOCOL_NAME
         self._chaining_key = NOISE_PROTOCOL_NAME
         self._key: bytes | None = None
@@ -110,10 +114,10 @@ class NoiseHandshake:
         self._mix_hash(ciphertext)
         return plaintext
 
-    def _dh(self, private: bytes, public: bytes) -> bytes:
+    def _dh(self, private: X25519PrivateKey, public: bytes) -> bytes:
         try:
-            return crypto.x25519(private, public)
-        except CryptoError as exc:
+            return private.exchange(X25519PublicKey.from_public_bytes(public))
+        except ValueError as exc:  # wrong size, or a low-order point (all-zero shared secret)
             raise NoiseError(f"bad peer key: {exc}") from exc
 
     def _expect(self, role: Role, step: _Step) -> None:
@@ -140,12 +144,12 @@ class NoiseHandshake:
             raise NoiseError("server hello is missing parts")
         self.remote_ephemeral = hello.ephemeral
         self._mix_hash(hello.ephemeral)
-        self._mix_key(self._dh(self._ephemeral.private, hello.ephemeral))
+        self._mix_key(self._dh(self._ephemeral_key, hello.ephemeral))
         remote_static = self._decrypt_and_hash(hello.static)
         if len(remote_static) != 32:
             raise NoiseError(f"server static key has {len(remote_static)} bytes")
         self.remote_static = remote_static
-        self._mix_key(self._dh(self._ephemeral.private, remote_static))
+        self._mix_key(self._dh(self._ephemeral_key, remote_static))
         payload = self._decrypt_and_hash(hello.payload)
         self._step = _Step.CLIENT_FINISH
         return payload
@@ -155,7 +159,7 @@ class NoiseHandshake:
         self._expect("initiator", _Step.CLIENT_FINISH)
         assert self.remote_ephemeral is not None
         encrypted_static = self._encrypt_and_hash(self._static.public)
-        self._mix_key(self._dh(self._static.private, self.remote_ephemeral))
+        self._mix_key(self._dh(self._static_key, self.remote_ephemeral))
         encrypted_payload = self._encrypt_and_hash(payload)
         message = wa_pb2.HandshakeMessage(
             clientFinish=wa_pb2.HandshakeMessage.ClientFinish(static=encrypted_static, payload=encrypted_payload)
@@ -180,9 +184,9 @@ class NoiseHandshake:
         self._expect("responder", _Step.SERVER_HELLO)
         assert self.remote_ephemeral is not None
         self._mix_hash(self._ephemeral.public)
-        self._mix_key(self._dh(self._ephemeral.private, self.remote_ephemeral))
+        self._mix_key(self._dh(self._ephemeral_key, self.remote_ephemeral))
         encrypted_static = self._encrypt_and_hash(self._static.public)
-        self._mix_key(self._dh(self._static.private, self.remote_ephemeral))
+        self._mix_key(self._dh(self._static_key, self.remote_ephemeral))
         encrypted_payload = self._encrypt_and_hash(payload)
         message = wa_pb2.HandshakeMessage(
             serverHello=wa_pb2.HandshakeMessage.ServerHello(
@@ -202,7 +206,7 @@ class NoiseHandshake:
         if len(remote_static) != 32:
             raise NoiseError(f"client static key has {len(remote_static)} bytes")
         self.remote_static = remote_static
-        self._mix_key(self._dh(self._ephemeral.private, remote_static))
+        self._mix_key(self._dh(self._ephemeral_key, remote_static))
         payload = self._decrypt_and_hash(finish.payload)
         self._step = _Step.DONE
         return payload
