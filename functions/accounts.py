@@ -22,7 +22,7 @@ from functions.errors import (
     PermissionDeniedError,
     ResourceExhaustedError,
 )
-from functions.model import GONE, NEEDS_NEW_PAIRING, Account, AccountStatus, Clock
+from functions.model import GONE, NEEDS_NEW_PAIRING, Account, AccountStatus, Clock, serving
 from functions.stores import Stores
 from functions.validation import AddAccountInput
 from shared.events import format_time
@@ -102,7 +102,7 @@ class AccountService:
         account = Account(
             account_id=self._new_id(), owner_uid=caller.uid, phone_number=request.phone_number,
             method=request.method, status=AccountStatus.PAIRING, serve=True, created_at=now,
-            updated_at=now, pairing_started_at=now,
+            updated_at=now, pairing_started_at=now, claimable_after=now,
         )
         self._stores.accounts.create(account)
         _log.info("account %s: added, pairing by %s", account.account_id, request.method.value)
@@ -123,14 +123,16 @@ class AccountService:
         now = self._clock()
         if account.status in NEEDS_NEW_PAIRING:
             changes: dict[str, Any] = {
-                "status": AccountStatus.PAIRING, "serve": True, "pairing": None, "pairing_started_at": now,
+                "status": AccountStatus.PAIRING, **serving(True, now), "pairing": None, "pairing_started_at": now,
                 "status_reason": None, "linked_jid": None,
             }
             action = "pairing"
             # Whoever still holds it holds dead credentials: take it back so it is claimed to pair.
             self._stores.leases.revoke(account_id, now)
         else:
-            changes = {"serve": True, "reconnect_requested_at": now}
+            changes = {"reconnect_requested_at": now}
+            if not account.serve:
+                changes.update(serving(True, now))
             if account.status in (AccountStatus.RESTORE_FAILED, AccountStatus.REPLACED,
                                   AccountStatus.STOPPED):
                 changes["status"] = AccountStatus.RECONNECTING
@@ -155,7 +157,7 @@ class AccountService:
         nothing_linked = account.linked_jid is None and account.last_saved_at is None
         status = AccountStatus.REMOVED if (nothing_linked and not held) else AccountStatus.REMOVING
         self._stores.accounts.update(account_id, {
-            "status": status, "serve": False, "removed_at": now, "updated_at": now, "pairing": None,
+            "status": status, **serving(False, now), "removed_at": now, "updated_at": now, "pairing": None,
         })
         _log.info("account %s: removal requested (%s)", account_id, status.value)
         return {"accountId": account_id, "status": status.value}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from functions.model import GONE, AccountStatus, Clock
+from functions.model import GONE, AccountStatus, Clock, serving
 from functions.ports import SessionVault
 from functions.stores import Stores
 
@@ -51,7 +51,7 @@ class Cleaner:
                 started = account.pairing_started_at or account.created_at
                 if started + pairing_ttl < now:
                     self._stores.accounts.update(account.account_id, {
-                        "status": AccountStatus.PAIRING_EXPIRED, "serve": False, "pairing": None,
+                        "status": AccountStatus.PAIRING_EXPIRED, **serving(False, now), "pairing": None,
                         "status_reason": "expired", "updated_at": now})
                     self._stores.leases.revoke(account.account_id, now)
                     expired += 1

@@ -14,7 +14,7 @@ from typing import Any
 
 from functions.alerts import Alerter
 from functions.errors import MalformedMessageError, StaleMessageError
-from functions.model import GONE, Account, AccountStatus, Clock, PairingInfo
+from functions.model import GONE, Account, AccountStatus, Clock, PairingInfo, serving
 from functions.ports import SessionVault
 from functions.stores import Stores
 from shared.events import (
@@ -91,13 +91,13 @@ class ConnectionEventRecorder:
             changes.update(last_connected_at=event.at, pairing=None, status_reason=None)
             self._alerter.resolve(account.account_id, ("logged_out", "replaced"))
         elif event.state is ConnectionState.NEEDS_PAIRING:
-            changes["serve"] = False
+            changes.update(serving(False, self._clock()))
             self._alerter.raise_alert(account.account_id, "logged_out",
                                       f"Account {account.account_id} ({account.phone_number}) was logged "
                                       "out from the phone and needs pairing again.")
         elif event.state is ConnectionState.REPLACED:
             # 440: another socket holds the account; serving it again would fight that socket.
-            changes["serve"] = False
+            changes.update(serving(False, self._clock()))
             self._alerter.raise_alert(account.account_id, "replaced",
                                       f"Account {account.account_id} was taken over by another session.")
         self._update(account, changes)
@@ -118,7 +118,7 @@ class ConnectionEventRecorder:
                                    "pairing": None, "status_reason": None})
         else:
             status = AccountStatus.PAIRING_EXPIRED if event.reason == "expired" else AccountStatus.PAIRING_FAILED
-            self._update(account, {"status": status, "serve": False, "pairing": None,
+            self._update(account, {"status": status, **serving(False, self._clock()), "pairing": None,
                                    "status_reason": event.reason})
         _log.info("account %s: %s recorded", account.account_id, event.TYPE)
 
@@ -126,5 +126,5 @@ class ConnectionEventRecorder:
         self._vault.delete(account.account_id)
         self._stores.leases.delete(account.account_id)
         self._alerter.resolve(account.account_id)
-        self._update(account, {"status": AccountStatus.REMOVED, "serve": False, "pairing": None})
+        self._update(account, {"status": AccountStatus.REMOVED, **serving(False, self._clock()), "pairing": None})
         _log.info("account %s: removed, stored state deleted", account.account_id)

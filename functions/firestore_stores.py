@@ -89,6 +89,7 @@ def account_from_doc(account_id: str, doc: Mapping[str, Any]) -> Account:
         status_reason=doc.get("statusReason"),
         reconnect_requested_at=doc.get("reconnectRequestedAt"),
         removed_at=doc.get("removedAt"),
+        claimable_after=doc.get("claimableAfter"),
     )
 
 
@@ -132,9 +133,12 @@ class FirestoreAccountStore:
     def find_by_phone(self, phone_number: str) -> list[Account]:
         return _sorted(self._read(self._col.where(filter=FieldFilter("phoneNumber", "==", phone_number)).stream()))
 
-    def servable(self, limit: int) -> list[Account]:
-        query = self._col.where(filter=FieldFilter("serve", "==", True)).limit(limit)
-        return _sorted(self._read(query.stream()))
+    def claimable(self, now: datetime, limit: int) -> list[Account]:
+        # One range filter ordered by the same field: no composite index. Documents whose
+        # claimableAfter is null (not served) never match a timestamp range.
+        query = (self._col.where(filter=FieldFilter("claimableAfter", "<=", now))
+                 .order_by("claimableAfter").limit(limit))
+        return self._read(query.stream())
 
     def removing(self, limit: int) -> list[Account]:
         query = self._col.where(filter=FieldFilter("status", "==", AccountStatus.REMOVING.value)).limit(limit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from functions.model import Account, AccountStatus, Lease
@@ -45,8 +45,12 @@ def _lost_reason(lease: Lease | None, held: HeldAccount) -> str:
 
 
 def release_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...], now: datetime) -> None:
+    accounts = stores.accounts.get_many([i.account_id for i in items]) if items else {}
     for item in items:
         if stores.leases.release(item.account_id, connector_id, item.generation, now):
+            account = accounts.get(item.account_id)
+            if account is not None and account.serve:
+                stores.accounts.update(item.account_id, {"claimable_after": now})  # claimable at once
             _log.info("account %s: released by %s (generation %d)", item.account_id, connector_id,
                       item.generation)
 
@@ -89,5 +93,9 @@ def renew_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...],
             continue
         held_ids.add(item.account_id)
         renewed.append(lease_entry(lease))
+        # Keep the claimable index ahead of the clock, writing it only every half lease.
+        stale_index = account.claimable_after is None or account.claimable_after < now + timedelta(seconds=ttl_s / 2)
+        if account.serve and stale_index:
+            stores.accounts.update(item.account_id, {"claimable_after": lease.expires_at})
         commands.extend(_commands_for(stores, account, now))
     return RenewResult(renewed, lost, commands, held_ids)

@@ -47,9 +47,10 @@ class MemoryAccountStore:
         with self._lock:
             return [a for a in self._sorted() if a.phone_number == phone_number]
 
-    def servable(self, limit: int) -> list[Account]:
+    def claimable(self, now: datetime, limit: int) -> list[Account]:
         with self._lock:
-            return [a for a in self._sorted() if a.serve][:limit]
+            waiting = [a for a in self._accounts.values() if a.claimable_after is not None and a.claimable_after <= now]
+        return sorted(waiting, key=lambda a: (a.claimable_after or now, a.account_id))[:limit]
 
     def removing(self, limit: int) -> list[Account]:
         with self._lock:

@@ -33,6 +33,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 Clock = Callable[[], datetime]
 
@@ -57,6 +58,11 @@ NEEDS_NEW_PAIRING = frozenset({
     AccountStatus.NEEDS_PAIRING, AccountStatus.PAIRING_FAILED, AccountStatus.PAIRING_EXPIRED,
 })
 GONE = frozenset({AccountStatus.REMOVING, AccountStatus.REMOVED})
+
+
+def serving(on: bool, now: datetime) -> dict[str, Any]:
+    """Account changes that start or stop serving an account (keeps ``claimable_after`` in step)."""
+    return {"serve": on, "claimable_after": now if on else None}
 
 
 class PairingMethod(enum.StrEnum):
@@ -113,6 +119,9 @@ class Account:
     status_reason: str | None = None
     reconnect_requested_at: datetime | None = None
     removed_at: datetime | None = None
+    #: When a connector may claim it: the lease's expiry while held, None while not served. An index
+    #: for finding claimable accounts in one single-field query; the lease stays the authority.
+    claimable_after: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,16 @@ from typing import Any
 
 from functions.alerts import Alerter
 from functions.leases import lease_entry, release_all, renew_all
-from functions.model import Account, AccountStatus, Clock, ConnectorRecord, Lease, RestoreOutcome, RestoreOutcomeKind
+from functions.model import (
+    Account,
+    AccountStatus,
+    Clock,
+    ConnectorRecord,
+    Lease,
+    RestoreOutcome,
+    RestoreOutcomeKind,
+    serving,
+)
 from functions.ports import OpenedSnapshot, SessionVault, TransitSealer
 from functions.stores import Stores
 from functions.validation import SyncRequest
@@ -80,8 +89,8 @@ class ConnectorSyncService:
 
     def _candidates(self, free: int, skip: set[str], now: Any) -> list[Account]:
         limit = free * _CANDIDATE_FACTOR + _CANDIDATE_EXTRA
-        accounts = self._stores.accounts.servable(limit) + self._stores.accounts.removing(limit)
-        accounts = [a for a in accounts if a.account_id not in skip]
+        accounts = self._stores.accounts.claimable(now, limit) + self._stores.accounts.removing(limit)
+        accounts = [a for a in accounts if a.account_id not in skip and (a.serve or a.status is AccountStatus.REMOVING)]
         leases = self._stores.leases.get_many([a.account_id for a in accounts])
         return [a for a in accounts if not (a.account_id in leases and leases[a.account_id].live(now))]
 
@@ -89,13 +98,15 @@ class ConnectorSyncService:
         now = self._clock()
         if account.status is AccountStatus.PAIRING and self._pairing_expired(account, now):
             self._stores.accounts.update(account.account_id, {
-                "status": AccountStatus.PAIRING_EXPIRED, "serve": False, "pairing": None, "updated_at": now})
+                "status": AccountStatus.PAIRING_EXPIRED, **serving(False, now), "pairing": None, "updated_at": now})
             return None
         lease = self._stores.leases.claim(account.account_id, request.connector_id, now, self._lease_ttl_s)
         if lease is None:
             return None  # another connector was faster
         _log.info("account %s: claimed by %s (generation %d)", account.account_id, request.connector_id,
                   lease.generation)
+        if account.serve:
+            self._stores.accounts.update(account.account_id, {"claimable_after": lease.expires_at})
         if account.status is AccountStatus.PAIRING:
             return {**lease_entry(lease), "mode": "pair", "sealedState": None, "version": None,
                     "fellBack": False,
@@ -105,6 +116,8 @@ class ConnectorSyncService:
         except Exception:
             # Transient trouble (Firestore, KEK): give the lease back so another sync retries soon.
             self._stores.leases.release(account.account_id, request.connector_id, lease.generation, now)
+            if account.serve:
+                self._stores.accounts.update(account.account_id, {"claimable_after": now})
             _log.exception("account %s: restore interrupted, lease released", account.account_id)
             return None
 
@@ -152,7 +165,7 @@ class ConnectorSyncService:
         self._stores.leases.release(account_id, request.connector_id, lease.generation, now)
         if account.status is not AccountStatus.REMOVING:
             self._stores.accounts.update(account_id, {
-                "status": AccountStatus.RESTORE_FAILED, "serve": False, "status_reason": reason,
+                "status": AccountStatus.RESTORE_FAILED, **serving(False, now), "status_reason": reason,
                 "updated_at": now})
             self._alerter.raise_alert(account_id, "restore_failed",
                                       f"Account {account_id} cannot be restored: {reason}.")

@@ -32,8 +32,8 @@ class AccountStore(Protocol):
 
     def find_by_phone(self, phone_number: str) -> list[Account]: ...
 
-    def servable(self, limit: int) -> list[Account]:
-        """Accounts a connector should hold (``serve`` true), oldest first, at most ``limit``."""
+    def claimable(self, now: datetime, limit: int) -> list[Account]:
+        """Served accounts whose ``claimable_after`` is not after ``now``, longest waiting first."""
         ...
 
     def removing(self, limit: int) -> list[Account]:

@@ -152,3 +152,20 @@ def test_reconnect_request_becomes_one_command(tmp_path: Path) -> None:
     w.services.accounts.reconnect(ALICE, account_id)
     assert c.sync(w.services)["commands"] == [{"accountId": account_id, "action": "reconnect"}]
     assert c.sync(w.services)["commands"] == []
+
+
+def test_free_accounts_are_found_behind_many_held_ones(tmp_path: Path) -> None:
+    """The claim query must reach unheld accounts however many live leases sit in front of them."""
+    w = world(tmp_path, max_accounts_per_user=1000)
+    ids = [w.add(ALICE, f"+4071{i:07d}") for i in range(300)]
+    busy = FakeConnector("c-busy", capacity=300)
+    assert len(busy.sync(w.services)["claimed"]) == 300
+    freed = {ids[7]: 1, ids[150]: 1, ids[299]: 1}
+    busy.capacity = 297  # it gives three up for good
+    busy.sync(w.services, release=freed)
+    w.clock.advance(20)
+    busy.sync(w.services)  # renewals keep the other 297 live
+    w.clock.advance(20)
+    helper = FakeConnector("c-helper", capacity=5)
+    claimed = {c["accountId"] for c in helper.sync(w.services)["claimed"]}
+    assert claimed == set(freed)

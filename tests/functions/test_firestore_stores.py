@@ -23,12 +23,12 @@ def _account(account_id: str, owner: str = "alice", **changes: Any) -> Account:
 
 def test_account_documents_round_trip(firestore_client: Any) -> None:
     stores = firestore_stores(firestore_client)
-    stores.accounts.create(_account("a1"))
+    stores.accounts.create(_account("a1", claimable_after=T0))
     assert stores.accounts.update("a1", {
         "pairing": PairingInfo(code="ABCD1234", expires_at=T0), "health": Health.STALE,
         "status": AccountStatus.CONNECTED, "linked_jid": "1@s.whatsapp.net"})
     got = stores.accounts.get("a1")
-    assert got == _account("a1", pairing=PairingInfo("ABCD1234", None, T0), health=Health.STALE,
+    assert got == _account("a1", claimable_after=T0, pairing=PairingInfo("ABCD1234", None, T0), health=Health.STALE,
                            status=AccountStatus.CONNECTED, linked_jid="1@s.whatsapp.net")
     doc = firestore_client.collection("accounts").document("a1").get().to_dict()
     assert doc["ownerUid"] == "alice" and doc["status"] == "connected" and doc["pairing"]["code"] == "ABCD1234"
@@ -37,7 +37,8 @@ def test_account_documents_round_trip(firestore_client: Any) -> None:
         stores.accounts.update("a1", {"nope": 1})
     stores.accounts.create(_account("a2", owner="bob", serve=False, status=AccountStatus.REMOVING))
     assert [a.account_id for a in stores.accounts.list_accounts("alice")] == ["a1"]
-    assert [a.account_id for a in stores.accounts.servable(10)] == ["a1"]
+    assert [a.account_id for a in stores.accounts.claimable(T0 + timedelta(seconds=1), 10)] == ["a1"]
+    assert stores.accounts.claimable(T0 - timedelta(seconds=1), 10) == []
     assert [a.account_id for a in stores.accounts.removing(10)] == ["a2"]
     assert set(stores.accounts.get_many(["a1", "a2", "zz"])) == {"a1", "a2"}
 
