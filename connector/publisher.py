@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import time
@@ -75,7 +76,9 @@ class PubSubTransport:
             message_id = await asyncio.wait_for(asyncio.wrap_future(future), self._timeout_s + 2.0)
         except Exception as exc:
             # After a failure the client pauses the ordering key; resume it so the retry can go.
-            self._client.resume_publish(path, ordering_key)
+            # (After our own timeout it may not be paused, and resuming then raises.)
+            with contextlib.suppress(Exception):
+                self._client.resume_publish(path, ordering_key)
             raise PublishError(f"publish to {topic} failed: {type(exc).__name__}") from exc
         return str(message_id)
 
@@ -184,7 +187,7 @@ class OrderedPublisher:
                 item = self._inflight[key] = queue.popleft()
                 try:
                     await self.transport.publish(self.topic, item.data, item.attributes, key)
-                except PublishError as exc:
+                except Exception as exc:  # PublishError, or a transport bug: the worker must live on
                     self.failures += 1
                     delay = max(self._retry_base_s, backoff.next_delay_s())
                     log.warning(

@@ -8,12 +8,15 @@ snapshots accepted by the persist function, generation fencing, and outages.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connector.cache import StateCache
 from connector.config import ConnectorConfig, Topics
 from connector.link import Closed, Opened, Paired, PairingCodeShown
 from connector.publisher import PubSubTransport
@@ -21,11 +24,15 @@ from connector.service import ConnectorService
 from connector.states import AccountState
 from connector.sync import HttpSyncClient
 from shared.authstate import AuthState
+from shared.snapshot import canonical_state_bytes
 from tests.connector.fakes import FakeLinkFactory, FakeSession, eventually
+from tests.connector.proxy import CuttableProxy
 from tests.connector.stack import TOKEN, Stack, start_stack
 from tests.shared.helpers import registered_state
 
 pytestmark = pytest.mark.integration
+
+OUTAGE_S = 30.0
 
 
 def pair_then_open(registered: AuthState) -> Any:
@@ -102,3 +109,82 @@ async def test_paired_account_survives_a_connector_restart(stack: Stack, firesto
         assert doc(firestore_client, "leases", account_id)["generation"] == 2
     finally:
         await second.shutdown()
+
+
+def state_hash(state: AuthState) -> str:
+    return hashlib.sha256(canonical_state_bytes(state)).hexdigest()
+
+
+async def churn(store: Any, seconds: float, every_s: float = 1.0) -> int:
+    """Move keys like traffic does: one new session every ``every_s`` for ``seconds``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    count = 0
+    while loop.time() < end:
+        store.set_keys({"session": {f"churn-{count}.0": {"counter": count}}})
+        count += 1
+        await asyncio.sleep(every_s)
+    return count
+
+
+@pytest.mark.slow
+async def test_pubsub_outage_of_30s_loses_no_snapshot(stack: Stack, firestore_client: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    host, port = os.environ["PUBSUB_EMULATOR_HOST"].split(":")
+    proxy = CuttableProxy(host, int(port))
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", proxy.address)  # the connector's publisher only
+    registered = registered_state(seed=5)
+    account_id = await asyncio.to_thread(stack.add_account, "+40700000002")
+    links = FakeLinkFactory(pair_then_open(registered))
+    connector = service(stack, "c-outage", links, tmp_path)
+    await connector.start()
+    try:
+        await wait_for(lambda: (head(firestore_client, account_id) or {}).get("latestVersion") == 1)
+        store = connector.accounts[account_id].store
+        proxy.cut()
+        await churn(store, OUTAGE_S)
+        assert connector.snapshots.pending() >= 1
+        assert (head(firestore_client, account_id) or {})["latestVersion"] == 1  # nothing got through
+        proxy.restore()
+        await wait_for(lambda: (head(firestore_client, account_id) or {}).get("sha256")
+                       == state_hash(store.snapshot()), timeout_s=30)
+        assert connector.snapshots.failures > 0
+        assert connector.metrics.snapshot_latency.count >= 2
+    finally:
+        await connector.shutdown()
+        proxy.close()
+
+
+@pytest.mark.slow
+async def test_firestore_outage_of_30s_loses_no_snapshot(children: Any, project_id: str, firestore_client: Any,
+                                                         pubsub_emulator: str, tmp_path: Path) -> None:
+    host, port = os.environ["FIRESTORE_EMULATOR_HOST"].split(":")
+    proxy = CuttableProxy(host, int(port))
+    stack = start_stack(children, project_id, uuid.uuid4().hex[:10], tmp_path / "home",
+                        FIRESTORE_EMULATOR_HOST=proxy.address)
+    registered = registered_state(seed=6)
+    account_id = await asyncio.to_thread(stack.add_account, "+40700000003")
+    links = FakeLinkFactory(pair_then_open(registered))
+    connector = service(stack, "c-fs-outage", links, tmp_path)
+    connector.cache = StateCache(tmp_path / "cache")
+    await connector.start()
+    try:
+        await wait_for(lambda: (head(firestore_client, account_id) or {}).get("latestVersion") == 1)
+        store = connector.accounts[account_id].store
+        proxy.cut()
+        # connectorSync cannot renew: the connector closes the socket before the lease can expire.
+        await churn(store, 3.0, every_s=0.5)
+        await wait_for(lambda: account_id not in connector.accounts, timeout_s=15)
+        last_state = store.snapshot()
+        await asyncio.sleep(max(0.0, OUTAGE_S - 15))
+        proxy.restore()
+        # The final snapshot waited in Pub/Sub; the account comes back under the next generation.
+        await wait_for(lambda: account_id in connector.accounts, timeout_s=30)
+        restored = connector.accounts[account_id].store.snapshot()
+        assert restored.keys.get("session", {}).keys() >= last_state.keys["session"].keys()
+        await wait_for(lambda: (head(firestore_client, account_id) or {}).get("sha256")
+                       == state_hash(connector.accounts[account_id].store.snapshot()), timeout_s=30)
+        assert links.live(account_id)
+    finally:
+        await connector.shutdown()
+        proxy.close()
