@@ -48,6 +48,16 @@ class Opened:
 
 
 @dataclass(frozen=True)
+class CredsChanged:
+    """The engine changed the auth state. After a ``critical`` change the engine waits for the next
+    event to be pulled before it goes on, and the supervisor pulls it only once the snapshot is
+    accepted by Pub/Sub (e.g. the pair-device-sign reply must not leave before its credentials are
+    safe). ``routine`` changes are left to the coalescer."""
+
+    kind: Literal["critical", "routine"]
+
+
+@dataclass(frozen=True)
 class Closed:
     """The socket closed; ``reason`` is a slug (``restart_required``, ``connection_lost``, ...)."""
 
@@ -64,7 +74,7 @@ class Incoming:
     ack: Callable[[], Awaitable[None]] = field(repr=False)
 
 
-LinkEvent = QrShown | PairingCodeShown | Paired | Opened | Closed | Incoming
+LinkEvent = QrShown | PairingCodeShown | Paired | Opened | CredsChanged | Closed | Incoming
 
 
 class LinkSession(Protocol):

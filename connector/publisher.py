@@ -121,6 +121,7 @@ class OrderedPublisher:
         self._queues: dict[str, deque[Outgoing]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._inflight: dict[str, Outgoing] = {}
+        self._latest: dict[str, asyncio.Future[bool]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self.failures = 0
@@ -145,6 +146,7 @@ class OrderedPublisher:
             item.accepted.set_exception(PublishError(f"{self.topic}: queue for one key is full"))
             return item.accepted
         queue.append(item)
+        self._latest[key] = item.accepted
         self._idle.clear()
         if key not in self._workers:
             self._workers[key] = loop.create_task(self._drain(key), name=f"publish:{self.topic}:{key}")
@@ -153,6 +155,26 @@ class OrderedPublisher:
     def pending(self) -> int:
         """Messages not yet accepted (waiting or in flight)."""
         return sum(len(q) for q in self._queues.values()) + len(self._inflight)
+
+    async def settled(self, key: str, timeout_s: float) -> bool:
+        """Wait until everything queued for ``key`` so far was accepted (or replaced by something
+        newer that was); False if ``timeout_s`` passed first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            latest = self._latest.get(key)
+            if latest is None or (latest.done() and not latest.cancelled() and latest.exception() is None
+                                  and latest.result()):
+                return True
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(asyncio.shield(latest), left)
+            except TimeoutError:
+                return False
+            except (asyncio.CancelledError, PublishError):
+                return False
 
     def pending_keys(self) -> set[str]:
         return set(self._workers)
@@ -215,6 +237,9 @@ class OrderedPublisher:
             self._inflight.pop(key, None)
             if not queue:
                 self._queues.pop(key, None)
+                latest = self._latest.get(key)
+                if latest is not None and latest.done():
+                    del self._latest[key]
             self._workers.pop(key, None)
             if not self._workers:
                 self._idle.set()

@@ -62,6 +62,8 @@ PAIRING_CODE_TTL_S = 180.0
 QR_TTL_S = 20.0
 STOP_SOCKETS_BUDGET_S = 2.0
 RELEASE_BUDGET_S = 1.5
+#: How long a critical change may hold the engine back waiting for Pub/Sub (it stays queued after).
+CRITICAL_PERSIST_TIMEOUT_S = 10.0
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -363,6 +365,15 @@ class ConnectorService:
         attributes = SnapshotAttributes(slot.account_id, slot.generation, self.config.connector_id)
         self.snapshots.submit(slot.account_id, sealed, attributes.to_attributes(), since)
         slot.published_revision = revision
+
+    async def persist_now(self, account_id: str) -> bool:
+        slot = self.accounts.get(account_id)
+        if slot is None:
+            return False
+        if slot.store.revision != slot.published_revision:
+            self.flusher.coalescer.mark(account_id, "critical", self._clock())
+            self._flush_slot(slot, self._clock())
+        return await self.snapshots.settled(account_id, CRITICAL_PERSIST_TIMEOUT_S)
 
     def _snapshot_accepted(self, item: Outgoing, latency_s: float) -> None:
         self.metrics.snapshot_latency.observe(latency_s)

@@ -28,7 +28,17 @@ from collections.abc import Callable
 from typing import Protocol
 
 from connector.backoff import Backoff
-from connector.link import Closed, Incoming, LinkFactory, LinkSession, Opened, Paired, PairingCodeShown, QrShown
+from connector.link import (
+    Closed,
+    CredsChanged,
+    Incoming,
+    LinkFactory,
+    LinkSession,
+    Opened,
+    Paired,
+    PairingCodeShown,
+    QrShown,
+)
 from connector.logs import account_context, fields
 from connector.states import AccountState, AccountStateMachine
 from connector.sync import PairingRequest
@@ -60,6 +70,10 @@ class SupervisorHooks(Protocol):
     def state_changed(self, account_id: str, old: AccountState, new: AccountState) -> None: ...
 
     def reconnecting(self, account_id: str, reason: str) -> None: ...
+
+    async def persist_now(self, account_id: str) -> bool:
+        """Snapshot now and wait until Pub/Sub accepted it; False if that did not happen in time."""
+        ...
 
 
 class AccountSupervisor:
@@ -187,6 +201,11 @@ class AccountSupervisor:
                 if isinstance(event, Closed):
                     closed = event
                     break
+                if isinstance(event, CredsChanged):
+                    if event.kind == "critical" and not await self._hooks.persist_now(self.account_id):
+                        log.warning("critical credentials not yet accepted by Pub/Sub; going on "
+                                    "(they are in the local cache and the retry queue)")
+                    continue
                 self._handle(event)
         except Exception as exc:
             log.warning("socket failed", extra=fields(error=f"{type(exc).__name__}: {exc}"[:200]))

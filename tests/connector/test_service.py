@@ -8,7 +8,7 @@ import aiohttp
 
 from connector.cache import StateCache
 from connector.config import ConnectorConfig
-from connector.link import Closed, Incoming, Opened
+from connector.link import Closed, CredsChanged, Incoming, Opened
 from connector.service import ConnectorService
 from connector.states import AccountState
 from connector.sync import Command, Lost, PairingRequest
@@ -256,5 +256,32 @@ async def test_http_endpoints() -> None:
         assert 'keeper_connector_accounts{state="open"} 1' in text
         assert 'keeper_connector_lease_renewals_total{result="ok"}' in text
         assert "keeper_connector_snapshot_publish_seconds_count" in text
+    finally:
+        await h.service.shutdown()
+
+
+async def test_engine_waits_for_critical_credentials_to_reach_pubsub() -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions, config(coalesce_window_s=60.0))
+
+    def critical_then_open(session: FakeSession) -> None:
+        session.store.update_creds({"registrationId": 777})
+        session.push(CredsChanged("critical"))
+        session.push(Opened())
+
+    h.links.script = critical_then_open
+    h.transport.down = True
+    h.service.snapshots._retry_base_s = 0.02
+    h.service.snapshots._retry_cap_s = 0.05
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts)
+        await asyncio.sleep(0.3)
+        assert h.service.accounts["a1"].supervisor.state is AccountState.CONNECTING  # held back
+        h.transport.down = False
+        await eventually(lambda: h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        (snap,) = h.snapshots("a1")
+        assert snap.state.creds.get("registrationId") == 777  # type: ignore[attr-defined]
     finally:
         await h.service.shutdown()

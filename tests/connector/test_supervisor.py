@@ -47,6 +47,9 @@ class Hooks:
     def reconnecting(self, account_id: str, reason: str) -> None:
         self.reconnects.append(reason)
 
+    async def persist_now(self, account_id: str) -> bool:
+        return True
+
 
 def opens(session: FakeSession) -> None:
     session.push(Opened())
