@@ -158,7 +158,9 @@ class FirestoreVaultStore:
                                "createdAt": record.created_at}
         if chunk_count == 0:
             doc["ciphertext"] = record.ciphertext
-        txn.create(ref, doc)
+        # set, not create: the head read in this transaction already decided the number, and a
+        # leftover document of an interrupted deletion must not block the account forever.
+        txn.set(ref, doc)
         for i in range(chunk_count):
             data = record.ciphertext[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
             txn.set(ref.collection(CHUNKS).document(str(i)), {"index": i, "data": data})

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.errors import NotFoundError, VaultConflictError
+from shared.errors import NotFoundError
 from shared.vault.crypto import EnvelopeHeader
 
 
@@ -177,8 +177,6 @@ class MemoryVaultStore:
             account = self._accounts.setdefault(account_id, _Account())
             decision = planner(account.head)
             if isinstance(decision, NewVersion):
-                if decision.record.version in account.versions:
-                    raise VaultConflictError(f"account {account_id} already has v{decision.record.version}")
                 account.versions[decision.record.version] = decision.record
                 for ref in decision.drop:
                     account.versions.pop(ref.version, None)

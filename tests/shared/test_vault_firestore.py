@@ -180,3 +180,11 @@ def test_prune_removes_only_orphans(vault: Vault, firestore_client: Any) -> None
     assert store.prune("acct-1") == 0
     assert vault.verify("acct-1").passed
     assert vault.restore("acct-1").version == 2
+
+
+def test_leftovers_of_an_interrupted_delete_do_not_block_a_new_save(vault: Vault, firestore_client: Any) -> None:
+    vault.save("acct-1", registered_state(1), 1)
+    sessions(firestore_client).delete()  # as if delete() stopped right after removing the head
+    fresh = registered_state(2)
+    assert vault.save("acct-1", fresh, 1).version == 1
+    assert canonical_state_bytes(vault.restore("acct-1").state) == canonical_state_bytes(fresh)
