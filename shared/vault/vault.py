@@ -280,16 +280,30 @@ class Vault:
         """The newest version that decrypts and validates; older ones are tried when newer fail."""
         head = self._head(account_id)
         skipped: list[SkippedVersion] = []
-        for ref in head.versions:
-            try:
-                record, _, state = self._open(account_id, ref)
-            except (VaultError, StateValidationError) as exc:
-                log.warning("account %s: v%d skipped in restore: %s", account_id, ref.version,
-                            exc.__class__.__name__)
-                skipped.append(SkippedVersion(ref.version, _reason(exc)))
-                continue
-            self._record_health(head, skipped)
-            return RestoreResult(account_id, record.version, record.generation, state, tuple(skipped))
+        tried: set[int] = set()
+        for _attempt in range(2):
+            for ref in head.versions:
+                if ref.version in tried:
+                    continue
+                tried.add(ref.version)
+                try:
+                    record, _, state = self._open(account_id, ref)
+                except (VaultError, StateValidationError) as exc:
+                    log.warning("account %s: v%d skipped in restore: %s", account_id, ref.version,
+                                exc.__class__.__name__)
+                    skipped.append(SkippedVersion(ref.version, _reason(exc)))
+                    continue
+                self._record_health(head, skipped)
+                return RestoreResult(account_id, record.version, record.generation, state, tuple(skipped))
+            # A save may have committed while we read, dropping the versions we were reading: if the
+            # head moved on, its new versions are worth one more pass.
+            fresh = self._store.get_head(account_id)
+            if fresh is None or fresh.latest_version == head.latest_version:
+                break
+            head = fresh
+            # versions the save dropped were superseded, not broken: they are not a fallback
+            still_kept = {ref.version for ref in head.versions}
+            skipped = [s for s in skipped if s.version in still_kept]
         self._record_health(head, skipped, failed=True)
         raise NoUsableVersionError(account_id, [(s.version, s.reason) for s in skipped])
 

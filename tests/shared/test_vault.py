@@ -25,6 +25,7 @@ from shared.sealing import public_key_bytes, read_header
 from shared.snapshot import Snapshot, canonical_state_bytes, open_snapshot, seal_snapshot
 from shared.vault import MemoryVaultStore, Vault
 from shared.vault.kek import LocalFileKek
+from shared.vault.store import VersionRecord, VersionRef
 from tests.shared.helpers import grow, registered_state
 
 
@@ -289,3 +290,22 @@ def test_memory_prune_drops_unreferenced_versions(vault: Vault, store: MemoryVau
 def test_unusable_account_ids_are_refused(vault: Vault, account_id: str) -> None:
     with pytest.raises(StateValidationError, match="account id"):
         vault.save(account_id, registered_state(), 1)
+
+
+def test_restore_retries_when_a_save_drops_the_version_being_read(kek: LocalFileKek) -> None:
+    class RacingStore(MemoryVaultStore):
+        """Commits a newer version (dropping v1) the first time v1 is read, as a concurrent save would."""
+
+        raced = False
+
+        def get_version(self, account_id: str, ref: VersionRef) -> VersionRecord:
+            if not self.raced:
+                self.raced = True
+                racing_vault.save(account_id, changed(registered_state(), 1), 1)
+            return super().get_version(account_id, ref)
+
+    store = RacingStore()
+    racing_vault = Vault(store, kek, versions_kept=1)
+    racing_vault.save("acct-1", registered_state(), 1)
+    restored = racing_vault.restore("acct-1")
+    assert (restored.version, restored.skipped, restored.fell_back) == (2, (), False)
