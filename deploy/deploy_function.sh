@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
 
-require_env PROJECT_ID REGION FUNCTIONS_SA CONNECTOR_SA INVOKER_SA KEK_SECRET INTERNAL_AUDIENCE \
+require_env PROJECT_ID REGION FUNCTIONS_SA CONNECTOR_SA INVOKER_SA BUILD_SA KEK_SECRET INTERNAL_AUDIENCE \
   TOPIC_SNAPSHOTS TOPIC_CONNECTION_EVENTS TOPIC_ALERTS VERSIONS_KEPT ENFORCE_APP_CHECK
 
 usage() {
@@ -49,6 +49,7 @@ common=(
   --gen2 --runtime=python312 --region="$REGION" --project="$PROJECT_ID"
   --source="$source_dir" --entry-point="$name"
   --service-account="$FUNCTIONS_SA"
+  --build-service-account="projects/${PROJECT_ID}/serviceAccounts/${BUILD_SA}"
   --set-env-vars="$env_vars"
   --memory=512Mi
   --quiet

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/lib.sh
 
-require_env PROJECT_ID CONNECTOR_SA FUNCTIONS_SA \
+require_env PROJECT_ID PROJECT_NUMBER CONNECTOR_SA FUNCTIONS_SA \
   TOPIC_SNAPSHOTS TOPIC_CONNECTION_EVENTS TOPIC_MESSAGES TOPIC_ALERTS TOPIC_DEAD_LETTER
 
 project=(--project="$PROJECT_ID")
@@ -50,12 +50,7 @@ done
 grant_publisher "$TOPIC_ALERTS" "$FUNCTIONS_SA"
 
 # Dead-lettering: the Pub/Sub service agent forwards to the dead-letter topic and acks the source.
-if [[ "${DRY_RUN:-}" == 1 ]]; then
-  number=PROJECT_NUMBER
-else
-  number=$(gcloud projects describe "$PROJECT_ID" --format='value(projectNumber)')
-fi
-agent="service-${number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+agent="service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 grant_publisher "$TOPIC_DEAD_LETTER" "$agent"
 run gcloud pubsub subscriptions add-iam-policy-binding "${TOPIC_MESSAGES}-consumer" "${project[@]}" \
   --member="serviceAccount:$agent" --role=roles/pubsub.subscriber --quiet

@@ -22,7 +22,7 @@ CLOUDBUILD = REPO_ROOT / "cloudbuild.yaml"
 SCRIPT_TIMEOUT_S = 30.0
 
 #: Cloud Build's built-in substitutions the file may use, with the values the tests give them.
-BUILTINS = {"PROJECT_ID": "demo-deploy-test", "BUILD_ID": "build-1234"}
+BUILTINS = {"PROJECT_ID": "demo-deploy-test", "PROJECT_NUMBER": "123456789012", "BUILD_ID": "build-1234"}
 _VARIABLE_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
@@ -101,7 +101,7 @@ class Plan:
         return [c for step in self.steps.values() for c in step.commands if c.startswith(*words)]
 
 
-def _dry_run(script: str, args: Sequence[str], env: Mapping[str, str]) -> list[Command]:
+def dry_run(script: str, args: Sequence[str], env: Mapping[str, str]) -> list[Command]:
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env, "DRY_RUN": "1"}
     completed = subprocess.run(
         ["bash", script, *args], cwd=REPO_ROOT, env=full_env, capture_output=True, text=True,
@@ -127,6 +127,6 @@ def build_plan(overrides: Mapping[str, str] | None = None) -> Plan:
         )
         if raw.get("entrypoint") == "bash" and step.args and step.args[0].startswith("deploy/") \
                 and step.args[0] != "deploy/ci_test.sh":
-            step.commands = _dry_run(step.args[0], step.args[1:], env)
+            step.commands = dry_run(step.args[0], step.args[1:], env)
         steps[step.id] = step
     return Plan(values=values, env=env, steps=steps)

@@ -7,10 +7,11 @@ non-default substitutions so a misnamed environment variable cannot hide behind 
 
 from __future__ import annotations
 
+import ast
 import json
-import os
 import subprocess
 from functools import cache
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ from tests.deploy.plan import (
     Command,
     Plan,
     build_plan,
+    dry_run,
     load_cloudbuild,
     variables_used,
 )
@@ -281,24 +283,82 @@ def test_firebase_json() -> None:
         assert emulators[part]["port"] == PORT_DEFAULTS[part][1], part
 
 
+@pytest.fixture(scope="module")
+def bootstrap() -> list[Command]:
+    return dry_run("deploy/bootstrap.sh", [], {"PROJECT_ID": PROJECT, "REGION": OVERRIDES["_REGION"],
+                                               "PROJECT_NUMBER": BUILTINS["PROJECT_NUMBER"]})
+
+
+def _select(commands: list[Command], *words: str) -> list[Command]:
+    return [c for c in commands if c.startswith(*words)]
+
+
+def test_bootstrap_creates_every_identity_the_build_uses(plan: Plan, bootstrap: list[Command]) -> None:
+    created = {f"{c.words[4]}@{PROJECT}.iam.gserviceaccount.com"
+               for c in _select(bootstrap, "gcloud", "iam", "service-accounts", "create")}
+    used = {plan.env[k] for k in ("FUNCTIONS_SA", "CONNECTOR_SA", "INVOKER_SA", "BUILD_SA")}
+    assert created == used
+    data = load_cloudbuild()
+    assert data["serviceAccount"].rsplit("/", 1)[1].replace("$PROJECT_ID", PROJECT) == plan.env["BUILD_SA"]
+    assert not [c for c in bootstrap if "keys" in c.words], "no service-account key may be created"
+
+
+def test_runtime_identities_hold_the_least_roles(bootstrap: list[Command]) -> None:
+    project_roles: dict[str, set[str]] = {}
+    for c in _select(bootstrap, "gcloud", "projects", "add-iam-policy-binding"):
+        project_roles.setdefault(str(c.flags["--member"]), set()).add(str(c.flags["--role"]))
+    assert project_roles.pop(f"serviceAccount:{FUNCTIONS_SA}") == {"roles/datastore.user"}
+    deployer = project_roles.pop(f"serviceAccount:keeper-deployer@{PROJECT}.iam.gserviceaccount.com")
+    # The deployer ships code but reads no data and no secret, and grants no project-wide roles.
+    assert not deployer & {
+        "roles/owner", "roles/editor", "roles/resourcemanager.projectIamAdmin", "roles/iam.securityAdmin",
+        "roles/iam.serviceAccountAdmin", "roles/iam.serviceAccountKeyAdmin", "roles/secretmanager.admin",
+        "roles/secretmanager.secretAccessor", "roles/datastore.owner", "roles/datastore.user",
+    }
+    assert project_roles == {}, f"unexpected project-wide grants: {project_roles}"
+
+    (secret_grant,) = _select(bootstrap, "gcloud", "secrets", "add-iam-policy-binding")
+    assert secret_grant.words[3] == load_cloudbuild()["substitutions"]["_KEK_SECRET"]
+    assert secret_grant.flags["--member"] == f"serviceAccount:{FUNCTIONS_SA}"
+    assert secret_grant.flags["--role"] == "roles/secretmanager.secretAccessor"
+
+
+def test_bootstrap_enables_every_api_the_deploy_calls(plan: Plan, bootstrap: list[Command]) -> None:
+    (enable,) = _select(bootstrap, "gcloud", "services", "enable")
+    enabled = set(enable.words[3:])
+    api_of = {"functions": "cloudfunctions", "run": "run", "pubsub": "pubsub", "scheduler": "cloudscheduler",
+              "secrets": "secretmanager", "firestore": "firestore", "artifacts": "artifactregistry", "iam": "iam"}
+    groups = {c.words[1] for step in plan.steps.values() for c in step.commands} | {c.words[1] for c in bootstrap}
+    for group in groups - {"services", "projects"}:
+        assert f"{api_of[group]}.googleapis.com" in enabled, group
+    assert {"eventarc.googleapis.com", "cloudbuild.googleapis.com", "identitytoolkit.googleapis.com"} <= enabled
+
+
+def _gcloud_cli_tree() -> dict[str, Any]:
+    """The installed Google Cloud CLI's static command tree (commands and flags of every command)."""
+    from keeper.emulators import find_gcloud
+
+    source = (find_gcloud().sdk_root / "data" / "cli" / "gcloud_completions.py").read_text()
+    tree: dict[str, Any] = ast.literal_eval(source[source.index("{"):])
+    return tree
+
+
 @pytest.mark.integration
-def test_every_gcloud_flag_exists(plan: Plan) -> None:
-    # Catches a mistyped or retired flag before a deploy does: each printed command's flags must appear
-    # in `gcloud <command> --help` of the installed Google Cloud CLI.
-    by_command: dict[tuple[str, ...], set[str]] = {}
-    for step in plan.steps.values():
-        for command in step.commands:
-            path = command.words[1:-1]  # drop "gcloud" and the one positional argument every command has
-            by_command.setdefault(path, set()).update(command.flags)
-    for path, flags in sorted(by_command.items()):
-        completed = subprocess.run(
-            ["gcloud", *path, "--help"], capture_output=True, text=True, timeout=60, check=False,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-                 "PAGER": "cat", "TERM": "dumb"},
-        )
-        assert completed.returncode == 0, f"gcloud {' '.join(path)} --help: {completed.stderr[-500:]}"
-        unknown = {flag for flag in flags if flag not in completed.stdout}
-        assert not unknown, f"gcloud {' '.join(path)} has no {sorted(unknown)}"
+def test_every_gcloud_flag_exists(plan: Plan, bootstrap: list[Command]) -> None:
+    # Catches a mistyped or retired command or flag before a deploy does, against the tree the installed
+    # Google Cloud CLI completes from.
+    tree = _gcloud_cli_tree()
+    global_flags = set(tree["flags"])
+    for command in [c for step in plan.steps.values() for c in step.commands] + bootstrap:
+        node = tree
+        for word in command.words[1:]:
+            if word not in node["commands"]:
+                break  # the positional argument
+            node = node["commands"][word]
+        assert node is not tree and not node["commands"], f"not a gcloud command: {command.words}"
+        known = set(node["flags"]) | global_flags
+        unknown = {f for f in command.flags if f not in known and f.replace("--no-", "--", 1) not in known}
+        assert not unknown, f"{' '.join(command.words[:4])} has no {sorted(unknown)}"
 
 
 def test_plan_helper_reads_alternative_delimiters() -> None:
