@@ -30,21 +30,19 @@ Rules the caller must follow:
 
 from __future__ import annotations
 
-import base64
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from connector.protocol import certs, pairing, prekeys
-from connector.protocol.binary import S_WHATSAPP_NET, Node, decode_node, encode_node
+from connector.protocol import certs, linking, pairing, prekeys, stanzas
+from connector.protocol.binary import Node, decode_node, encode_node
 from connector.protocol.close import CloseInfo, CloseReason, classify_failure, classify_stream_error, close_info
 from connector.protocol.crypto import KeyPair, RandomSource
 from connector.protocol.errors import IllegalTransitionError, MessageFormatError, PairingError, ProtocolError
 from connector.protocol.events import (
     Closed,
     CredsChanged,
-    EncryptedPayload,
     Event,
     IncomingMessage,
     MessageReceived,
@@ -58,8 +56,7 @@ from connector.protocol.events import (
 from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, edge_routing_intro, encode_frame
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
 from connector.protocol.payload import DeviceDescription, login_payload, registration_payload
-from connector.protocol.proto import wa_pb2
-from shared.authstate import CRITICAL_CREDS_FIELDS, AdvSignedDeviceIdentity, Contact, Credentials
+from shared.authstate import CRITICAL_CREDS_FIELDS, Contact, Credentials
 from shared.authstore import CREDS, AuthStore, ChangeKind, KeyUpdates
 from shared.bufferjson import JsonValue
 
@@ -185,6 +182,8 @@ class Client:
         self._qr_expires_at: float | None = None
         self._link_code_ref: bytes | None = None
         self._uploading_pre_keys = False
+        phone = config.pairing_phone_number
+        self._pairing_phone = linking.phone_digits(phone) if phone else None
         self.close_info: CloseInfo | None = None
 
     # ------------------------------------------------------------------------------ public surface
@@ -271,10 +270,7 @@ class Client:
         """Queue the delivery receipt and the ack for ``message``; False if the connection is gone."""
         if self._state is not ClientState.OPEN:
             return False
-        attrs = {"id": message.id, "to": message.sender}
-        if message.participant:
-            attrs["participant"] = message.participant
-        self._send(Node("receipt", dict(attrs)))
+        self._send(stanzas.delivery_receipt(message))
         self._send(self._ack_for(message.node))
         return True
 
@@ -361,7 +357,7 @@ class Client:
         elif tag == "notification":
             self._send(self._ack_for(node))
             if node.attrs.get("type") == "link_code_companion_reg":
-                self._on_link_code_notification(node)
+                self._on_link_code_notification(node, now)
             elif node.attrs.get("type") == "encrypt":
                 self._on_encrypt_notification(node, now)
         elif tag in ("receipt", "call"):
@@ -379,15 +375,13 @@ class Client:
         elif node.child("pair-success") is not None:
             self._on_pair_success(node)
         elif node.attrs.get("xmlns") == "urn:xmpp:ping":
-            self._send(Node("iq", {"id": node.attrs.get("id", ""), "to": S_WHATSAPP_NET, "type": "result"}))
+            self._send(stanzas.iq_result(node))
 
     def _on_iq_response(self, pending: _Pending, node: Node, *, ok: bool, now: float) -> None:
         if pending.kind is _Iq.PRE_KEY_COUNT and ok:
-            count_node = node.child("count")
-            value = count_node.attrs.get("value", "") if count_node is not None else ""
-            if not value.isdigit():
+            server_count = stanzas.count_value(node)
+            if server_count is None:
                 raise MessageFormatError("pre-key count response has no value")
-            server_count = int(value)
             if server_count < self._config.min_pre_key_count:
                 wanted = self._config.initial_pre_key_count if server_count == 0 else self._config.upload_pre_key_count
                 self._upload_pre_keys(wanted, server_count, now)
@@ -399,7 +393,7 @@ class Client:
         elif pending.kind is _Iq.DIGEST and ok and node.child("digest") is None:
             self._upload_pre_keys(self._config.upload_pre_key_count, -1, now)
         elif pending.kind is _Iq.LINK_CODE_HELLO:
-            ref = node.child_bytes("link_code_companion_reg", "link_code_pairing_ref")
+            ref = linking.companion_hello_ref(node)
             if not ok or ref is None:
                 self._close(close_info(CloseReason.PAIRING_FAILED, detail="pairing code request refused"))
                 return
@@ -423,12 +417,9 @@ class Client:
         self._transition(Trigger.LOGIN_SUCCESS)
         self._handshake_deadline = None
         self._events.append(Opened(jid=me.id, lid=lid))
-        encrypt = {"xmlns": "encrypt", "to": S_WHATSAPP_NET}
-        self._query(Node("iq", {**encrypt, "type": "get"}, [Node("count")]), _Iq.PRE_KEY_COUNT, now)
-        self._query(
-            Node("iq", {"xmlns": "passive", "to": S_WHATSAPP_NET, "type": "set"}, [Node("active")]), _Iq.PASSIVE, now
-        )
-        self._query(Node("iq", {**encrypt, "type": "get"}, [Node("digest")]), _Iq.DIGEST, now)
+        self._query(stanzas.pre_key_count(), _Iq.PRE_KEY_COUNT, now)
+        self._query(stanzas.set_active(), _Iq.PASSIVE, now)
+        self._query(stanzas.key_digest(), _Iq.DIGEST, now)
         self._schedule_ping(now)
 
     def _upload_pre_keys(self, count: int, server_count: int, now: float) -> None:
@@ -442,10 +433,9 @@ class Client:
 
     def _on_encrypt_notification(self, node: Node, now: float) -> None:
         """``<notification type="encrypt"><count value=N/>``: the server's pre-key stock ran low."""
-        count_node = node.child("count")
-        value = count_node.attrs.get("value", "") if count_node is not None else ""
-        if self._state is ClientState.OPEN and value.isdigit() and int(value) < self._config.min_pre_key_count:
-            self._upload_pre_keys(self._config.upload_pre_key_count, int(value), now)
+        count = stanzas.count_value(node)
+        if self._state is ClientState.OPEN and count is not None and count < self._config.min_pre_key_count:
+            self._upload_pre_keys(self._config.upload_pre_key_count, count, now)
 
     def _schedule_ping(self, now: float) -> None:
         spread = self._config.keepalive_max_s - self._config.keepalive_min_s
@@ -453,8 +443,7 @@ class Client:
         self._next_ping_at = now + self._config.keepalive_min_s + spread * fraction
 
     def _send_ping(self, now: float) -> None:
-        node = Node("iq", {"to": S_WHATSAPP_NET, "type": "get", "xmlns": "w:p"}, [Node("ping")])
-        iq_id = self._query(node, _Iq.PING, now)
+        iq_id = self._query(stanzas.ping(), _Iq.PING, now)
         self._pending[iq_id].deadline = now + self._config.ping_timeout_s
         self._schedule_ping(now)
 
@@ -466,20 +455,17 @@ class Client:
         first = self._state is ClientState.AUTHENTICATING
         self._transition(Trigger.PAIR_DEVICE)
         self._handshake_deadline = None
-        self._send(Node("iq", {"to": node.attrs.get("from", S_WHATSAPP_NET), "id": node.attrs.get("id", ""),
-                               "type": "result"}))
-        pair_device = node.child("pair-device")
-        assert pair_device is not None
-        refs = pair_device.children("ref")
-        self._qr_refs = [ref.content.decode("utf-8", "replace") for ref in refs if isinstance(ref.content, bytes)]
+        self._send(stanzas.iq_result(node))
+        self._qr_refs = linking.pair_device_refs(node)
         if first:
             self._qr_shown = 0
             self._schedule_ping(now)
-            if self._config.pairing_phone_number:
-                self._request_pairing_code(now)
+            if self._pairing_phone is not None:
+                self._request_pairing_code(self._pairing_phone, now)
         self._show_next_qr(now)
 
     def _show_next_qr(self, now: float) -> None:
+        """Rotate to the next ref; the refs also pace the pairing window when pairing by code."""
         if not self._qr_refs:
             self._close(close_info(CloseReason.PAIRING_EXPIRED, detail="all pairing refs expired"))
             return
@@ -487,151 +473,42 @@ class Client:
         ttl = self._config.first_qr_ttl_s if self._qr_shown == 0 else self._config.next_qr_ttl_s
         self._qr_expires_at = now + ttl
         self._qr_shown += 1
-        if self._config.pairing_phone_number:
-            return  # pairing by code: refs only pace the pairing window
-        creds = self._store.get_creds()
-        qr = pairing.QrData(
-            ref=ref,
-            noise_public=creds.noise_key.public,
-            identity_public=creds.signed_identity_key.public,
-            adv_secret=creds.adv_secret_key_bytes,
-            platform_id=self._config.device.platform_id,
-        )
-        self._events.append(QrCodeShown(pairing.format_qr_data(qr), self._qr_shown, self._qr_expires_at))
+        if self._pairing_phone is None:
+            qr = linking.qr_text(ref, self._store.get_creds(), self._config.device)
+            self._events.append(QrCodeShown(qr, self._qr_shown, self._qr_expires_at))
 
-    def _request_pairing_code(self, now: float) -> None:
-        phone = "".join(c for c in self._config.pairing_phone_number or "" if c.isdigit())
-        if len(phone) <= 6 or phone.startswith("0"):
-            raise PairingError("pairing phone number must be international, digits only")
-        code = pairing.generate_pairing_code(self._rand)
-        self._store.update_creds({"pairingCode": code})
+    def _request_pairing_code(self, phone: str, now: float) -> None:
+        self._store.update_creds({"pairingCode": pairing.generate_pairing_code(self._rand)})
         creds = self._store.get_creds()
-        wrapped = pairing.wrap_link_code_ephemeral(code, creds.pairing_ephemeral_key_pair.public, self._rand)
-        device = self._config.device
-        node = Node(
-            "iq",
-            {"to": S_WHATSAPP_NET, "type": "set", "xmlns": "md"},
-            [
-                Node(
-                    "link_code_companion_reg",
-                    {
-                        "jid": f"{phone}@s.whatsapp.net",
-                        "stage": "companion_hello",
-                        "should_show_push_notification": "true",
-                    },
-                    [
-                        Node("link_code_pairing_wrapped_companion_ephemeral_pub", {}, wrapped),
-                        Node("companion_server_auth_key_pub", {}, creds.noise_key.public),
-                        Node("companion_platform_id", {}, device.platform_id.encode()),
-                        Node("companion_platform_display", {}, device.display_name.encode()),
-                        Node("link_code_pairing_nonce", {}, b"0"),
-                    ],
-                )
-            ],
-        )
-        self._query(node, _Iq.LINK_CODE_HELLO, now)
+        code = creds.pairing_code or ""
+        hello = linking.companion_hello(phone, code, creds, self._config.device, self._rand)
+        self._query(hello, _Iq.LINK_CODE_HELLO, now)
 
-    def _on_link_code_notification(self, node: Node) -> None:
-        reg = node.child("link_code_companion_reg")
-        if reg is None or self._state is not ClientState.PAIRING or not self._config.pairing_phone_number:
+    def _on_link_code_notification(self, node: Node, now: float) -> None:
+        if self._state is not ClientState.PAIRING or self._pairing_phone is None:
             return
-        ref = reg.child_bytes("link_code_pairing_ref")
-        primary_identity = reg.child_bytes("primary_identity_pub")
-        wrapped = reg.child_bytes("link_code_pairing_wrapped_primary_ephemeral_pub")
-        if ref is None or primary_identity is None or wrapped is None:
-            raise MessageFormatError("link code notification lacks ref, identity or ephemeral key")
-        if self._link_code_ref is not None and ref != self._link_code_ref:
-            raise PairingError("link code notification for another pairing ref")
-        creds = self._store.get_creds()
-        code = creds.pairing_code
-        if code is None:
-            raise PairingError("no pairing code in progress")
-        ephemeral = creds.pairing_ephemeral_key_pair
-        identity = creds.signed_identity_key
-        finish = pairing.companion_finish_link_code(
-            companion_ephemeral=KeyPair(private=ephemeral.private, public=ephemeral.public),
-            primary_ephemeral_public=pairing.unwrap_link_code_ephemeral(code, wrapped),
-            companion_identity=KeyPair(private=identity.private, public=identity.public),
-            primary_identity_public=primary_identity,
+        finish = linking.companion_finish(
+            node, phone=self._pairing_phone, expected_ref=self._link_code_ref, creds=self._store.get_creds(),
             rand=self._rand,
         )
-        self._store.update_creds({"advSecretKey": base64.b64encode(finish.adv_secret).decode()})
-        phone = "".join(c for c in self._config.pairing_phone_number if c.isdigit())
-        reply = Node(
-            "iq",
-            {"to": S_WHATSAPP_NET, "type": "set", "xmlns": "md"},
-            [
-                Node(
-                    "link_code_companion_reg",
-                    {"jid": f"{phone}@s.whatsapp.net", "stage": "companion_finish"},
-                    [
-                        Node("link_code_pairing_wrapped_key_bundle", {}, finish.wrapped_key_bundle),
-                        Node("companion_identity_public", {}, identity.public),
-                        Node("link_code_pairing_ref", {}, ref),
-                    ],
-                )
-            ],
-        )
-        self._query(reply, _Iq.LINK_CODE_FINISH, self._qr_expires_at or 0.0)
+        self._store.update_creds({"advSecretKey": finish.adv_secret_b64})  # critical: persisted before sending
+        self._query(finish.request, _Iq.LINK_CODE_FINISH, now)
 
     def _on_pair_success(self, node: Node) -> None:
         if self._state is not ClientState.PAIRING:
             raise MessageFormatError(f"pair-success in state {self._state.value}")
-        iq_id = node.attrs.get("id", "")
-        success = node.child("pair-success")
-        assert success is not None
-        identity_bytes = success.child_bytes("device-identity")
-        device = success.child("device")
-        jid = device.attrs.get("jid") if device is not None else None
-        if identity_bytes is None or not jid:
-            raise MessageFormatError("pair-success lacks device-identity or device jid")
-        lid = device.attrs.get("lid") if device is not None else None
-        platform_node, biz_node = success.child("platform"), success.child("biz")
-        platform = platform_node.attrs.get("name") if platform_node is not None else None
-        business_name = biz_node.attrs.get("name") if biz_node is not None else None
-        creds = self._store.get_creds()
-        identity = creds.signed_identity_key
         try:
-            verified = pairing.companion_verify_device_identity(
-                identity_bytes,
-                adv_secret=creds.adv_secret_key_bytes,
-                identity=KeyPair(private=identity.private, public=identity.public),
-                rand=self._rand,
-            )
+            outcome = linking.pair_success(node, self._store.get_creds(), self._rand)
         except PairingError as exc:
-            text = "hmac-mismatch" if "HMAC" in str(exc) else "signature-mismatch"
-            self._send(Node("iq", {"to": S_WHATSAPP_NET, "type": "error", "id": iq_id},
-                            [Node("error", {"code": "401", "text": text})]))
+            text = linking.pair_error_text(exc)
+            self._send(stanzas.iq_error(node.attrs.get("id", ""), 401, text))
             self._close(close_info(CloseReason.PAIRING_FAILED, detail=text))
             return
-        account = wa_pb2.ADVSignedDeviceIdentity.FromString(verified.account)
-        signal_identities = list(creds.as_json().get("signalIdentities") or [])  # type: ignore[arg-type]
-        signal_identities.append({
-            "identifier": {"name": lid or jid, "deviceId": 0},
-            "identifierKey": b"\x05" + verified.account_signature_key,
-        })
-        self._store.update_creds({
-            "me": Contact(id=jid, lid=lid, name=business_name).to_json(),
-            "account": AdvSignedDeviceIdentity(
-                details=account.details,
-                account_signature_key=account.accountSignatureKey,
-                account_signature=account.accountSignature,
-                device_signature=account.deviceSignature,
-            ).to_json(),
-            "signalIdentities": signal_identities,
-            "platform": platform,
-            "pairingCode": None,
-        })
-        self._send(Node(
-            "iq",
-            {"to": S_WHATSAPP_NET, "type": "result", "id": iq_id},
-            [Node("pair-device-sign", {}, [
-                Node("device-identity", {"key-index": str(verified.key_index)}, verified.reply_identity)
-            ])],
-        ))
+        self._store.update_creds(outcome.creds_changes)  # critical: persisted before the reply goes out
+        self._send(outcome.reply)
         self._transition(Trigger.PAIR_SUCCESS)
         self._qr_expires_at = None
-        self._events.append(Paired(jid=jid, lid=lid, platform=platform, business_name=business_name))
+        self._events.append(Paired(outcome.jid, outcome.lid, outcome.platform, outcome.business_name))
 
     # ------------------------------------------------------------------------------ other stanzas
 
@@ -641,7 +518,7 @@ class Client:
                 self._close(close_info(CloseReason.MULTIDEVICE_MISMATCH, detail="downgrade_webclient"))
                 return
             if child.tag == "offline_preview":
-                self._send(Node("ib", {}, [Node("offline_batch", {"count": "100"})]))
+                self._send(stanzas.offline_batch())
             elif child.tag == "offline":
                 count = child.attrs.get("count", "0")
                 self._events.append(OfflineSyncDone(int(count) if count.isdigit() else 0))
@@ -651,39 +528,13 @@ class Client:
                     self._store.update_creds({"routingInfo": routing})
 
     def _on_message(self, node: Node) -> None:
-        if self._state is not ClientState.OPEN:
-            return
-        attrs = node.attrs
-        if not attrs.get("id") or not attrs.get("from"):
-            raise MessageFormatError("message stanza lacks id or from")
-        payloads = tuple(
-            EncryptedPayload(type=enc.attrs.get("type", ""), version=enc.attrs.get("v", ""), ciphertext=enc.content)
-            for enc in node.children("enc")
-            if isinstance(enc.content, bytes)
-        )
-        timestamp = attrs.get("t", "")
-        message = IncomingMessage(
-            id=attrs["id"],
-            sender=attrs["from"],
-            participant=attrs.get("participant"),
-            recipient=attrs.get("recipient"),
-            timestamp=int(timestamp) if timestamp.isdigit() else None,
-            type=attrs.get("type"),
-            payloads=payloads,
-            node=node,
-        )
-        self._events.append(MessageReceived(message))
+        if self._state is ClientState.OPEN:
+            self._events.append(MessageReceived(stanzas.incoming_message(node)))
 
     def _ack_for(self, node: Node) -> Node:
-        """``<ack>`` for a received stanza (Baileys ``buildAckStanza``)."""
-        attrs = {"id": node.attrs.get("id", ""), "to": node.attrs.get("from", S_WHATSAPP_NET), "class": node.tag}
-        for name in ("participant", "recipient", "type"):
-            if node.attrs.get(name):
-                attrs[name] = node.attrs[name]
         me = self._store.get_creds().get("me")
-        if node.tag == "message" and isinstance(me, dict) and isinstance(me.get("id"), str):
-            attrs["from"] = str(me["id"])
-        return Node("ack", attrs)
+        me_id = me.get("id") if isinstance(me, dict) else None
+        return stanzas.ack_for(node, me_id if isinstance(me_id, str) else None)
 
     # ------------------------------------------------------------------------------ output
 
