@@ -34,7 +34,11 @@ def snapshot_aad(account_id: str) -> bytes:
 
 
 def canonical_bytes(value: JsonValue) -> bytes:
-    return dumps(value, canonical=True).encode("utf-8")
+    """Canonical JSON; a value JSON cannot carry (NaN, a set, ...) is a :class:`StateValidationError`."""
+    try:
+        return dumps(value, canonical=True).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise StateValidationError(f"state holds a value JSON cannot carry: {exc}") from exc
 
 
 def canonical_state_bytes(state: AuthState) -> bytes:

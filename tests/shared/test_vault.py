@@ -309,3 +309,10 @@ def test_restore_retries_when_a_save_drops_the_version_being_read(kek: LocalFile
     racing_vault.save("acct-1", registered_state(), 1)
     restored = racing_vault.restore("acct-1")
     assert (restored.version, restored.skipped, restored.fell_back) == (2, (), False)
+
+
+def test_values_json_cannot_carry_are_refused(vault: Vault) -> None:
+    state = registered_state()
+    state.keys["session"]["nan.0"] = float("nan")
+    with pytest.raises(StateValidationError, match="JSON cannot carry"):
+        vault.save("acct-1", state, 1)
