@@ -2,6 +2,7 @@
 
 An alert's id is derived from its account and kind, so one problem that persists across health
 checks keeps one open alert and is published once; once closed, the same problem raises it anew.
+Publishing is best effort: the ``alerts/{id}`` document is written first and is the record.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ class Alerter:
         if not self._store.raise_alert(alert):
             return False
         event = AlertRaised(alert.alert_id, account_id, kind, message, alert.created_at)
-        self._publisher.publish(event.to_json(), event.attributes())
+        try:
+            self._publisher.publish(event.to_json(), event.attributes())
+        except Exception:
+            # The document is the durable record (metrics list it); a missing or unreachable topic
+            # must not fail the persist / restore / event flow that found the problem.
+            _log.exception("account %s: alert %s stored but not published", account_id, kind)
         _log.warning("account %s: alert %s raised", account_id, kind)
         return True
 

@@ -41,6 +41,8 @@ OUTCOMES = "restore_outcomes"
 CONNECTORS = "connectors"
 HEALTH = "health"
 _BATCH = 400
+#: Leases renewed per transaction (Firestore allows 500 writes per transaction).
+_RENEW_CHUNK = 200
 
 
 def _camel(name: str) -> str:
@@ -154,6 +156,20 @@ class FirestoreAccountStore:
             return False
         return True
 
+    def update_many(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        items = list(changes.items())
+        for start in range(0, len(items), _BATCH):
+            chunk = items[start:start + _BATCH]
+            batch = self._client.batch()
+            for account_id, account_changes in chunk:
+                batch.update(self._col.document(account_id),
+                             {_ACCOUNT_FIELDS[k]: _value(v) for k, v in account_changes.items()})
+            try:
+                batch.commit()
+            except gexc.NotFound:  # one was purged meanwhile: fall back to one by one
+                for account_id, account_changes in chunk:
+                    self.update(account_id, account_changes)
+
     def delete(self, account_id: str) -> None:
         self._col.document(account_id).delete()
 
@@ -203,6 +219,35 @@ class FirestoreLeaseStore:
             return lease
 
         result: Lease | None = self._in_transaction(account_id, step)
+        return result
+
+    def renew_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,
+                   ttl_s: float) -> dict[str, Lease | None]:
+        """One transaction per chunk of leases (reads and writes stay within Firestore's limits)."""
+        results: dict[str, Lease | None] = {}
+        for start in range(0, len(held), _RENEW_CHUNK):
+            results.update(self._renew_chunk(held[start:start + _RENEW_CHUNK], connector_id, now, ttl_s))
+        return results
+
+    def _renew_chunk(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,
+                     ttl_s: float) -> dict[str, Lease | None]:
+        wanted = dict(held)
+        refs = [self._col.document(account_id) for account_id in wanted]
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> dict[str, Lease | None]:
+            out: dict[str, Lease | None] = dict.fromkeys(wanted)
+            for snap in self._client.get_all(refs, transaction=transaction):
+                if not snap.exists:
+                    continue
+                current = _lease_from(snap.id, snap.to_dict() or {})
+                if current.held_by(connector_id, wanted[snap.id]):
+                    lease = dataclasses.replace(current, expires_at=now + timedelta(seconds=ttl_s))
+                    transaction.set(snap.reference, self._doc(lease, now))
+                    out[snap.id] = lease
+            return out
+
+        result: dict[str, Lease | None] = run(self._client.transaction())
         return result
 
     def renew(self, account_id: str, connector_id: str, generation: int, now: datetime,

@@ -72,30 +72,38 @@ def renew_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...],
     commands: list[dict[str, Any]] = []
     held_ids: set[str] = set()
     accounts = stores.accounts.get_many([i.account_id for i in items])
+    to_renew: list[HeldAccount] = []
     for item in items:
         account = accounts.get(item.account_id)
         if account is None or account.status is AccountStatus.REMOVED:
             stores.leases.release(item.account_id, connector_id, item.generation, now)
             lost.append({"accountId": item.account_id, "reason": "removed"})
-            continue
-        if not account.serve and account.status is not AccountStatus.REMOVING:
+        elif not account.serve and account.status is not AccountStatus.REMOVING:
             stores.leases.release(item.account_id, connector_id, item.generation, now)
             lost.append({"accountId": item.account_id, "reason": "not_served"})
             _log.info("account %s: taken back from %s (status %s)", item.account_id, connector_id,
                       account.status.value)
-            continue
-        lease = stores.leases.renew(item.account_id, connector_id, item.generation, now, ttl_s)
+        else:
+            to_renew.append(item)
+    leases = stores.leases.renew_many([(i.account_id, i.generation) for i in to_renew], connector_id, now, ttl_s)
+    failed = [i for i in to_renew if leases.get(i.account_id) is None]
+    current = stores.leases.get_many([i.account_id for i in failed]) if failed else {}
+    index: dict[str, dict[str, Any]] = {}
+    # Keep the claimable index ahead of the clock, writing it only about every half lease.
+    index_horizon = now + timedelta(seconds=ttl_s / 2)
+    for item in to_renew:
+        lease = leases.get(item.account_id)
+        account = accounts[item.account_id]
         if lease is None:
-            current = stores.leases.get(item.account_id)
-            reason = _lost_reason(current, item)
+            reason = _lost_reason(current.get(item.account_id), item)
             lost.append({"accountId": item.account_id, "reason": reason})
             _log.warning("account %s: %s lost its lease (%s)", item.account_id, connector_id, reason)
             continue
         held_ids.add(item.account_id)
         renewed.append(lease_entry(lease))
-        # Keep the claimable index ahead of the clock, writing it only every half lease.
-        stale_index = account.claimable_after is None or account.claimable_after < now + timedelta(seconds=ttl_s / 2)
-        if account.serve and stale_index:
-            stores.accounts.update(item.account_id, {"claimable_after": lease.expires_at})
+        if account.serve and (account.claimable_after is None or account.claimable_after < index_horizon):
+            index[item.account_id] = {"claimable_after": lease.expires_at}
         commands.extend(_commands_for(stores, account, now))
+    if index:
+        stores.accounts.update_many(index)
     return RenewResult(renewed, lost, commands, held_ids)

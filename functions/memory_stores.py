@@ -67,6 +67,10 @@ class MemoryAccountStore:
             self._accounts[account_id] = dataclasses.replace(account, **changes)
             return True
 
+    def update_many(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        for account_id, account_changes in changes.items():
+            self.update(account_id, account_changes)
+
     def delete(self, account_id: str) -> None:
         with self._lock:
             self._accounts.pop(account_id, None)
@@ -94,6 +98,11 @@ class MemoryLeaseStore:
             lease = Lease(account_id, connector_id, generation, now + timedelta(seconds=ttl_s))
             self._leases[account_id] = lease
             return lease
+
+    def renew_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,
+                   ttl_s: float) -> dict[str, Lease | None]:
+        return {account_id: self.renew(account_id, connector_id, generation, now, ttl_s)
+                for account_id, generation in held}
 
     def renew(self, account_id: str, connector_id: str, generation: int, now: datetime,
               ttl_s: float) -> Lease | None:

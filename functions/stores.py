@@ -44,6 +44,10 @@ class AccountStore(Protocol):
         """Set the given Account fields; False when the account does not exist."""
         ...
 
+    def update_many(self, changes: Mapping[str, AccountChanges]) -> None:
+        """:meth:`update` for many accounts in batches; accounts that no longer exist are skipped."""
+        ...
+
     def delete(self, account_id: str) -> None: ...
 
 
@@ -54,6 +58,11 @@ class LeaseStore(Protocol):
 
     def claim(self, account_id: str, connector_id: str, now: datetime, ttl_s: float) -> Lease | None:
         """Take the account when nobody holds a live lease: generation + 1. None if taken."""
+        ...
+
+    def renew_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,
+                   ttl_s: float) -> dict[str, Lease | None]:
+        """:meth:`renew` for many (account id, generation) pairs, in as few round trips as possible."""
         ...
 
     def renew(self, account_id: str, connector_id: str, generation: int, now: datetime,

@@ -1,4 +1,8 @@
-"""`keeper functions`: serve every Cloud Function locally from one process (Firebase emulator URLs)."""
+"""`keeper functions`: serve every Cloud Function locally from one process (Firebase emulator URLs).
+
+`keeper functions --run healthCheck` (or `cleanup`) runs a scheduled job once in this process against
+the configured Firestore (the emulator when FIRESTORE_EMULATOR_HOST is set) and prints its summary.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--no-pubsub", action="store_true",
                         help="do not create topics and push subscriptions on the Pub/Sub emulator")
+    parser.add_argument("--run", choices=("healthCheck", "cleanup"), default=None,
+                        help="run one scheduled job once, print its JSON summary, and exit")
     parser.set_defaults(func=run)
 
 
@@ -30,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     # The functions read their project from the environment; keep them on the stack's project.
     os.environ.setdefault("KEEPER_PROJECT", config.project)
     os.environ.setdefault("GOOGLE_CLOUD_PROJECT", config.project)
+    if args.run is not None:
+        return run_job(args.run)
     server = GatewayServer(FunctionsGateway(config.project, config.region), args.host, port)
     base = f"http://127.0.0.1:{server.port}/{config.project}/{config.region}"
     if not args.no_pubsub and os.environ.get("PUBSUB_EMULATOR_HOST"):
@@ -38,4 +46,15 @@ def run(args: argparse.Namespace) -> int:
                                      ", ".join(sorted(server.gateway.apps)))
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+    return 0
+
+
+def run_job(name: str) -> int:
+    import json
+
+    from functions.wiring import services
+
+    built = services()
+    summary = built.health.run() if name == "healthCheck" else built.cleaner.run()
+    print(json.dumps(summary, indent=2, sort_keys=True))
     return 0

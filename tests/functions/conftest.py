@@ -57,6 +57,7 @@ class Gateway:
     auth_port: int
     topics: dict[str, str]
     process: ChildProcess
+    env: dict[str, str]
 
     def url(self, function: str) -> str:
         return f"{self.base}/{function}"
@@ -106,7 +107,7 @@ def functions_gateway(firestore_emulator: str, pubsub_emulator: str, project_id:
     process.start()
     try:
         ensure_local_pubsub(project_id, base, topics=topics, suffix=f"-{suffix}")
-        yield Gateway(base, port, project_id, auth_port, topics, process)
+        yield Gateway(base, port, project_id, auth_port, topics, process, env)
     finally:
         process.stop()
         if os.environ.get("KEEPER_SHOW_GATEWAY_LOG"):

@@ -96,3 +96,16 @@ def test_alerts_are_raised_once_while_open(firestore_client: Any) -> None:
     assert alerts.raise_alert(alert), "a closed alert is raised anew"
     alerts.delete_for("a1")
     assert alerts.open_alerts() == []
+
+
+def test_renew_many_renews_only_what_is_still_held(firestore_client: Any) -> None:
+    leases = firestore_stores(firestore_client).leases
+    for i in range(5):
+        leases.claim(f"a{i}", "c1", T0, 30)
+    leases.release("a3", "c1", 1, T0)
+    leases.claim("a4", "c2", T0 + timedelta(seconds=40), 30)  # expired, taken: generation 2
+    later = T0 + timedelta(seconds=41)
+    result = leases.renew_many([(f"a{i}", 1) for i in range(5)] + [("missing", 1)], "c1", later, 30)
+    assert {k for k, v in result.items() if v is not None} == {"a0", "a1", "a2"}
+    assert result["a3"] is None and result["a4"] is None and result["missing"] is None
+    assert result["a0"] is not None and result["a0"].expires_at == later + timedelta(seconds=30)

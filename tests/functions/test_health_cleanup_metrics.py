@@ -117,3 +117,16 @@ def test_metrics_are_scoped_to_the_caller_unless_admin(tmp_path: Path) -> None:
     assert admin_view["restores24h"]["restored"] == 2
     assert admin_view["openAlerts"] == 1 and admin_view["alerts"][0]["accountId"] == theirs
     assert mine != theirs
+
+
+def test_an_unpublishable_alert_is_still_recorded(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _stored(w, "+40700000001", 1)
+
+    def broken(data: bytes, attributes: object) -> None:
+        raise ConnectionError("topic unreachable")
+
+    w.alerts_out.publish = broken  # type: ignore[method-assign]
+    w.clock.advance(15 * DAY_S)
+    assert w.services.health.run()["byHealth"] == {"stale": 1}
+    assert [a.account_id for a in w.services.stores.alerts.open_alerts()] == [account_id]

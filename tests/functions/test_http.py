@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -159,6 +161,13 @@ def test_scheduled_endpoints_need_the_scheduler_token(functions_gateway: Gateway
         assert response.status_code == 200, response.text
     summary = firestore_client.collection("health").document("summary").get()
     assert summary.exists and summary.to_dict()["sessions"] == 0
+
+
+def test_scheduled_jobs_run_from_the_cli(functions_gateway: Gateway, firestore_client: Any) -> None:
+    completed = subprocess.run([sys.executable, "-m", "keeper.cli", "functions", "--run", "cleanup"],
+                               env=functions_gateway.env, capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert json.loads(completed.stdout) == {"orphanSessions": 0, "pairingExpired": 0, "pruned": 0, "purged": 0}
 
 
 def _publish(gw: Gateway, role: str, data: bytes, attributes: dict[str, str]) -> None:
