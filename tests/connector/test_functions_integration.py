@@ -188,3 +188,44 @@ async def test_firestore_outage_of_30s_loses_no_snapshot(children: Any, project_
     finally:
         await connector.shutdown()
         proxy.close()
+
+
+async def test_a_stale_connectors_snapshot_is_refused(stack: Stack, firestore_client: Any,
+                                                      tmp_path: Path) -> None:
+    registered = registered_state(seed=7)
+    account_id = await asyncio.to_thread(stack.add_account, "+40700000004")
+    functions_port = stack.functions_port
+    cut_off = CuttableProxy("127.0.0.1", functions_port)
+    stack_via_proxy = Stack(stack.project, stack.suffix, stack.home, cut_off.port, stack.topics,
+                            stack.base_env, stack.children)
+    stale = service(stack_via_proxy, "c-stale", FakeLinkFactory(pair_then_open(registered)), tmp_path)
+    await stale.start()
+    fresh: ConnectorService | None = None
+    try:
+        await wait_for(lambda: (head(firestore_client, account_id) or {}).get("generation") == 1)
+        old_slot = stale.accounts[account_id]
+        cut_off.cut()  # the stale connector can no longer reach the functions
+        await wait_for(lambda: account_id not in stale.accounts, timeout_s=15)
+        assert all(s.closed for s in old_slot.supervisor._factory.of(account_id))  # type: ignore[attr-defined]
+        fresh = service(stack, "c-fresh", FakeLinkFactory(pair_then_open(registered)), tmp_path)
+        await fresh.start()
+        await wait_for(lambda: account_id in fresh.accounts, timeout_s=20)
+        fresh.accounts[account_id].store.set_keys({"session": {"fresh.0": {"n": 1}}})
+        await wait_for(lambda: (head(firestore_client, account_id) or {}).get("generation") == 2)
+        fresh_head = head(firestore_client, account_id)
+        assert fresh_head is not None
+        # The stale connector wakes up with a change and publishes under its old generation.
+        old_slot.store.set_keys({"session": {"stale.0": {"n": 1}}})
+        stale._flush_slot(old_slot, stale._clock())
+        assert await stale.snapshots.settled(account_id, 10.0)
+        await asyncio.sleep(3.0)  # the persist function has had the message
+        after = head(firestore_client, account_id)
+        assert after is not None
+        assert after["generation"] == 2
+        assert after["sha256"] == fresh_head["sha256"]
+        assert after["sha256"] != state_hash(old_slot.store.snapshot())
+    finally:
+        await stale.shutdown()
+        if fresh is not None:
+            await fresh.shutdown()
+        cut_off.close()
