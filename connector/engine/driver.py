@@ -76,6 +76,8 @@ class EngineSession:
         """Connect and run in a task; the task's result is the ``CloseInfo``."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="engine-session")
+            if self._closed.is_set():  # closed before it started: nothing to connect
+                self._task.cancel()
         return self._task
 
     async def events(self) -> AsyncIterator[Event]:
@@ -102,10 +104,12 @@ class EngineSession:
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws.close(), self._config.close_timeout_s)
-        if self._task is None:
-            info = self._client.close_info or close_info(CloseReason.CLOSED_BY_CLIENT)
-            self._finish(info)
-            return info
+        elif self._task is not None and not self._task.done():
+            self._task.cancel()  # still connecting: give up the attempt
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._task is None or self._task.cancelled():
+            return self._finish(self._client.close_info or close_info(CloseReason.CLOSED_BY_CLIENT))
         return await self._task
 
     @property

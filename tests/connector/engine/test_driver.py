@@ -243,3 +243,27 @@ async def test_failed_persistence_stops_the_session_before_the_pairing_reply() -
     assert isinstance(last, Closed) and last.info.reason is CloseReason.PROTOCOL_ERROR
     assert "OSError" in last.info.detail
     assert "iq" not in server_got  # the pair-device-sign reply never left
+
+
+async def test_close_while_connecting_ends_promptly_as_requested() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = EngineSession(registered_store(), engine_config(f"ws://127.0.0.1:{port}/"))
+    session.start()
+    await asyncio.sleep(0.1)
+    info = await asyncio.wait_for(session.close(), 1)
+    server.close()
+    assert info.reason is CloseReason.CLOSED_BY_CLIENT
+    events = await collect(session)
+    assert len(events) == 1 and isinstance(events[0], Closed) and events[0].info == info
+
+
+async def test_close_before_start() -> None:
+    session = EngineSession(registered_store(), engine_config("ws://127.0.0.1:1/"))
+    info = await session.close()
+    assert info.policy is ClosePolicy.STOP_REQUESTED
+    events = await collect(session, timeout=1)
+    assert [type(e) for e in events] == [Closed]
