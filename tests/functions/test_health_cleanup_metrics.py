@@ -130,3 +130,13 @@ def test_an_unpublishable_alert_is_still_recorded(tmp_path: Path) -> None:
     w.clock.advance(15 * DAY_S)
     assert w.services.health.run()["byHealth"] == {"stale": 1}
     assert [a.account_id for a in w.services.stores.alerts.open_alerts()] == [account_id]
+
+
+def test_cleanup_prunes_orphaned_versions(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _stored(w, "+40700000001", 1)
+    record = w.vault_store.raw_versions(account_id)[1]
+    w.vault_store.put_version(account_id, dataclasses.replace(record, version=0))  # left by a torn delete
+    assert w.services.cleaner.run()["pruned"] == 1
+    assert set(w.vault_store.raw_versions(account_id)) == {1}
+    assert w.vault.restore(account_id).version == 1
