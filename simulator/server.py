@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/ws/chat"
 HANDSHAKE_TIMEOUT_S = 20.0  # whatsmeow NoiseHandshakeResponseTimeout
+# The real server's first stanza after ClientFinish comes no sooner than a network round trip.
+# Baileys 6.7 relies on that: it derives its transport keys asynchronously after sending
+# ClientFinish and drops a frame that arrives before; on loopback that race is lost without this.
+POST_HANDSHAKE_DELAY_S = 0.05
 CLOSE_TIMEOUT_S = 2.0
 SAVE_INTERVAL_S = 0.5
 SAVE_DUTY_FACTOR = 10
@@ -106,9 +110,11 @@ class SimulatorServer:
         *,
         clock: Callable[[], float] = time.time,
         handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
+        post_handshake_delay_s: float = POST_HANDSHAKE_DELAY_S,
     ) -> None:
         self.store: StateStore = store or MemoryStateStore()
         self.handshake_timeout_s = handshake_timeout_s
+        self.post_handshake_delay_s = post_handshake_delay_s
         self.state = load_or_create_state(self.store, now=clock())
         self.core = SimulatorCore(
             self.state, clock=clock, random_bytes=os.urandom, on_change=self._mark_dirty
@@ -249,6 +255,8 @@ class SimulatorServer:
                     assert handshake.remote_static is not None
                     sock.transport = handshake.split()
                     actions = self.core.client_hello(sock.conn_id, handshake.remote_static, payload)
+                    if self.post_handshake_delay_s > 0:
+                        await asyncio.sleep(self.post_handshake_delay_s)
                     await self.run_actions(actions)
 
     # ------------------------------------------------------------------ introspection
