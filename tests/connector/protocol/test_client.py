@@ -16,6 +16,7 @@ from connector.protocol.events import (
     CredsChanged,
     Event,
     MessageReceived,
+    OfflineSyncDone,
     Opened,
     Paired,
     PairingCodeShown,
@@ -397,3 +398,27 @@ def test_pairing_by_code() -> None:
     client.receive_data(pair_success(server, container), NOW + 6)
     assert of_type(client.events(), Paired)
     assert store.get_creds().get("pairingCode") is None
+
+
+def test_edge_routing_is_stored_and_used_for_the_next_intro() -> None:
+    store, server = registered_store(), FakeServer()
+    client, _ = open_client(store, server)
+    client.events()
+    routing = Node("ib", {}, [Node("edge_routing", {}, [Node("routing_info", {}, b"\x08\x08\x08\x05")])])
+    client.receive_data(server.send(routing, Node("ib", {}, [Node("offline_preview", {"count": "3"})]),
+                                    Node("ib", {}, [Node("offline", {"count": "3"})])), NOW)
+    (batch,) = server.receive(client.data_to_send())
+    assert batch.child("offline_batch") is not None
+    events = client.events()
+    assert any("routingInfo" in e.creds_fields for e in of_type(events, CredsChanged))
+    assert of_type(events, OfflineSyncDone) == [OfflineSyncDone(3)]
+    assert store.get_creds().routing_info == b"\x08\x08\x08\x05"
+
+    next_server = FakeServer("server-3", root=server.root)
+    again = Client(store, config_for(next_server), SeededRandom("again"))
+    again.start(NOW)
+    hello = b"".join(again.data_to_send())
+    assert hello.startswith(b"ED\x00\x01\x00\x00\x04\x08\x08\x08\x05WA\x06\x03")
+    again.receive_data(next_server.handshake([hello]), NOW)
+    assert next_server.frames.routing_info == b"\x08\x08\x08\x05"
+    assert again.state is ClientState.AUTHENTICATING
