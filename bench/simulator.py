@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -30,6 +31,12 @@ from simulator.testing import ControlClient, SimulatorHandle, simulator_process 
 
 DEVICES_PER_PHONE = 100
 T = TypeVar("T")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -75,9 +82,10 @@ async def bench(devices: int, concurrency: int) -> None:
             pairing_s = time.perf_counter() - started
             rss_paired = rss_mib(pid)
 
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), cpu_s(pid)
             results = await asyncio.gather(*(c.connect_and_login(timeout=120) for c in companions))
             login_s = time.perf_counter() - started
+            login_cpu_s = cpu_s(pid) - cpu_before
             succeeded = sum(1 for r in results if r.tag == "success")
             health = await control.healthz()
             rss_holding = rss_mib(pid)
@@ -106,7 +114,9 @@ async def bench(devices: int, concurrency: int) -> None:
     p99_ms = rtts[int(len(rtts) * 0.99) - 1] * 1000
     print(f"devices paired over QR:        {devices} in {pairing_s:.1f} s "
           f"({devices / pairing_s:.0f}/s, concurrency {concurrency})")
-    print(f"concurrent logins accepted:    {succeeded}/{devices} in {login_s:.2f} s ({succeeded / login_s:.0f}/s)")
+    print(f"concurrent logins accepted:    {succeeded}/{devices} in {login_s:.2f} s ({succeeded / login_s:.0f}/s); "
+          f"simulator CPU {login_cpu_s:.2f} s ({login_cpu_s * 1000 / max(succeeded, 1):.2f} ms per login)")
+    print(f"machine load average:          {os.getloadavg()[0]:.1f} (client and simulator share the cores)")
     print(f"live sockets (control API):    {live}; simulator reports {health['loggedIn']} logged in, "
           f"{health['sockets']} sockets")
     print(f"ping round trip, all at once:  {ping_all_s:.2f} s total; "
