@@ -438,6 +438,8 @@ class SimulatorCore:
             return [Send(conn.conn_id, _iq_error(iq, 400, "bad-request"))]
         if not crypto.constant_time_equal(auth_key, conn.noise_public):
             return [Send(conn.conn_id, _iq_error(iq, 400, "bad-request"))]
+        if conn.code_pairing is not None:  # a new hello replaces the companion's previous one
+            self._code_pairings.pop(conn.code_pairing.ref, None)
         ref = self._new_ref()
         pending = CodePairing(ref, conn.conn_id, phone.user, wrapped, self._clock())
         self._code_pairings[ref] = pending
@@ -615,7 +617,9 @@ class SimulatorCore:
     def _fetch_bundles(self, conn: Connection, iq: Node) -> list[Action]:
         users: list[Node] = []
         actions: list[Action] = []
-        for request in iq.children("key")[0].children("user") if iq.child("key") else []:
+        key = iq.child("key")
+        requests = [] if key is None else key.children("user")
+        for request in requests:
             jid_text = request.attrs.get("jid", "")
             try:
                 jid = Jid.parse(jid_text)
