@@ -56,7 +56,7 @@ from connector.protocol.events import (
 from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, edge_routing_intro, encode_frame
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
 from connector.protocol.payload import DeviceDescription, login_payload, registration_payload
-from shared.authstate import CRITICAL_CREDS_FIELDS, Contact, Credentials
+from shared.authstate import CRITICAL_CREDS_FIELDS, PRE_KEY, Contact, Credentials
 from shared.authstore import CREDS, AuthStore, ChangeKind, KeyUpdates
 from shared.bufferjson import JsonValue
 
@@ -156,7 +156,10 @@ class _RecordingStore:
         self._store.set_keys(updates)
         categories = frozenset(category for category, entries in updates.items() if entries)
         if categories:
-            self._events.append(CredsChanged(kind="routine", categories=categories))
+            # New pre-keys are about to be uploaded: once the server hands one out, a message will need
+            # it, so they must be persisted before the upload leaves (hence critical for the sender).
+            kind: ChangeKind = "critical" if PRE_KEY in categories else "routine"
+            self._events.append(CredsChanged(kind=kind, categories=categories))
 
 
 class Client:

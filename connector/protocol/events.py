@@ -51,7 +51,12 @@ class Opened:
 
 @dataclass(frozen=True, slots=True)
 class CredsChanged:
-    """The client wrote to the auth store. ``critical`` changes must be persisted before going on."""
+    """The client wrote to the auth store. ``critical`` changes must be persisted before going on.
+
+    Critical: identity, registration and pairing fields of the creds (``CRITICAL_CREDS_FIELDS``), and new
+    pre-keys (they are uploaded right after, and a message may soon need one). Routine: counters and the
+    rest, which may be batched but never dropped.
+    """
 
     kind: Literal["critical", "routine"]
     creds_fields: frozenset[str] = frozenset()
