@@ -190,11 +190,17 @@ class SimulatorServer:
             sock = self._sockets.get(action.conn)
             if sock is None:
                 continue
-            if isinstance(action, Send):
-                await sock.send_node(action.node)
-            elif isinstance(action, SendMalformed):
-                await sock.send_malformed(action.variant)
-            elif isinstance(action, Close):
+            try:
+                if isinstance(action, Send):
+                    await sock.send_node(action.node)
+                elif isinstance(action, SendMalformed):
+                    await sock.send_malformed(action.variant)
+            except ConnectionError:
+                # That socket is already gone (its reader will report it); never let it fail the
+                # socket whose stanza caused this action.
+                sock.abort()
+                continue
+            if isinstance(action, Close):
                 if action.abrupt:
                     sock.abort()
                 else:
@@ -224,6 +230,8 @@ class SimulatorServer:
         except TimeoutError:
             log.info("connection %d closed: handshake timed out", conn_id)
             sock.abort()
+        except ConnectionError as exc:
+            log.info("connection %d lost: %s", conn_id, exc)
         finally:
             self.core.connection_lost(conn_id)
             self._sockets.pop(conn_id, None)
