@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -38,6 +40,7 @@ from simulator.testing import ControlClient, SimulatorHandle, running_simulator
 pytestmark = pytest.mark.integration
 
 PHONE = "+40700000001"
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DEVICE_JID = "40700000001:1@s.whatsapp.net"
 E = TypeVar("E", bound=Event)
 
@@ -254,3 +257,29 @@ async def test_messages_stay_pending_until_acked_and_are_redelivered_after_a_res
             await asyncio.sleep(0.05)
         assert await control.pending_messages(PHONE, 1) == []
         await resumed.engine.close()
+
+
+async def test_login_from_a_separate_process_with_the_persisted_state(tmp_path: Path) -> None:
+    async with running_simulator() as sim, sim.control() as control:
+        await control.create_phone(PHONE)
+        store = fresh_store()
+        await pair_by_qr(sim, control, store)
+        state_file = tmp_path / "state.json"
+        state_file.write_text(bufferjson.dumps(store.snapshot().to_json()))
+        for attempt in (1, 2):  # two process lifetimes on the same persisted state
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.connector.engine.login_child", str(state_file), sim.ws_url,
+                sim.root_public_key_b64, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                stdout, stderr = await asyncio.wait_for(child.communicate(), 30)
+            finally:
+                if child.returncode is None:
+                    child.kill()
+                    await child.wait()
+            assert child.returncode == 0, stderr.decode()[-2000:]
+            assert stdout.decode().strip() == f"opened {DEVICE_JID}"
+            assert (await control.device(PHONE, 1))["loginCount"] == attempt
+        restored = AuthState.from_json(bufferjson.revive(state_file.read_text()))
+        assert len(restored.keys.get("pre-key", {})) == 15  # uploaded by the first process, kept by the second
+        assert (await control.device(PHONE, 1))["preKeyCount"] == 15
