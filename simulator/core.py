@@ -105,10 +105,28 @@ Action = Send | Close | SendMalformed
 
 
 class Phase(enum.Enum):
+    """Where a connection is. A registering socket never logs in: after pairing it gets 515 and the
+    companion opens a new socket."""
+
     AWAITING_HELLO = "awaiting_hello"
     REGISTERING = "registering"
     LOGGED_IN = "logged_in"
     CLOSED = "closed"
+
+
+_TRANSITIONS: dict[Phase, frozenset[Phase]] = {
+    Phase.AWAITING_HELLO: frozenset({Phase.REGISTERING, Phase.LOGGED_IN, Phase.CLOSED}),
+    Phase.REGISTERING: frozenset({Phase.CLOSED}),
+    Phase.LOGGED_IN: frozenset({Phase.CLOSED}),
+    Phase.CLOSED: frozenset(),
+}
+
+
+def _move(conn: Connection, phase: Phase) -> None:
+    """Change ``conn``'s phase; an illegal transition raises and leaves it unchanged."""
+    if phase not in _TRANSITIONS[conn.phase]:
+        raise ClientProtocolError(f"connection {conn.conn_id} cannot go from {conn.phase.value} to {phase.value}")
+    conn.phase = phase
 
 
 @dataclass
@@ -288,7 +306,8 @@ class SimulatorCore:
             self._replaced[key] = self._replaced.get(key, 0) + 1
             actions += [Send(old.conn_id, _stream_error(None, "replaced")), *self._close(old)]
         now = self._clock()
-        conn.phase, conn.user, conn.device_id = Phase.LOGGED_IN, phone.user, device.device_id
+        _move(conn, Phase.LOGGED_IN)
+        conn.user, conn.device_id = phone.user, device.device_id
         self._live[key] = conn.conn_id
         device.login_count += 1
         device.last_login_at = now
@@ -320,7 +339,8 @@ class SimulatorCore:
             log.info("registration refused: signed pre-key signature does not verify")
             failure = Node("failure", {"reason": str(FAILURE_BAD_REGISTRATION), "location": "sim"})
             return [Send(conn.conn_id, failure), *self._close(conn)]
-        conn.phase, conn.registration = Phase.REGISTERING, hello
+        _move(conn, Phase.REGISTERING)
+        conn.registration = hello
         conn.refs = [self._new_ref() for _ in range(PAIR_DEVICE_REF_COUNT)]
         for ref in conn.refs:
             self._refs[ref] = conn.conn_id
@@ -829,7 +849,8 @@ class SimulatorCore:
     def _close(self, conn: Connection, *, abrupt: bool = False) -> list[Action]:
         """Stop serving ``conn`` now (it no longer counts as live) and ask the driver to close it."""
         self._forget(conn)
-        conn.phase = Phase.CLOSED
+        if conn.phase is not Phase.CLOSED:
+            _move(conn, Phase.CLOSED)
         return [Close(conn.conn_id, abrupt)]
 
     def _forget(self, conn: Connection) -> None:
