@@ -60,10 +60,11 @@ async def test_stop_pings_expires_after_its_seconds() -> None:
     async with running_simulator() as sim, sim.control() as control:
         await control.create_phone(PHONE)
         companion = await paired_and_logged_in(sim, control)
-        await control.fault("stop_pings", phone=PHONE, seconds=0.3)
+        fault = await control.fault("stop_pings", phone=PHONE, seconds=1.5)
         with pytest.raises(TimeoutError):
-            await companion.iq("w:p", "get", [Node("ping")], timeout=0.2)
-        await asyncio.sleep(0.3)
+            await companion.iq("w:p", "get", [Node("ping")], timeout=0.3)
+        assert fault["fault"]["expiresAt"] == fault["fault"]["startedAt"] + 1.5
+        await asyncio.sleep(1.5)
         pong = await companion.iq("w:p", "get", [Node("ping")])
         assert pong.attrs["type"] == "result"
         await companion.close()
@@ -73,11 +74,13 @@ async def test_refuse_for_a_device_closes_its_new_sockets_for_n_seconds() -> Non
     async with running_simulator() as sim, sim.control() as control:
         await control.create_phone(PHONE)
         companion = await pair_by_qr(sim, control)
-        await control.fault("refuse", phone=PHONE, device=1, seconds=0.5)
+        await control.fault("refuse", phone=PHONE, device=1, seconds=2)
         with pytest.raises((CompanionClosed, ConnectionError)):
             await companion.connect_and_login(timeout=2)
         assert (await control.device(PHONE, 1))["loginCount"] == 0
-        await asyncio.sleep(0.5)
+        async with asyncio.timeout(10):
+            while await control.request("GET", "/v1/faults") != {"faults": []}:
+                await asyncio.sleep(0.1)
         assert (await companion.connect_and_login()).tag == "success"
         await companion.close()
 
