@@ -398,7 +398,7 @@ class ConnectorService:
 
     def pairing_code(self, account_id: str, code: str) -> None:
         log.info("pairing code ready", extra={"account_id": account_id})
-        event = PairingCode(account_id=account_id, code=code,
+        event = PairingCode(account_id=account_id, code=code.replace("-", "").upper(),
                             expires_at=datetime.now(UTC) + timedelta(seconds=PAIRING_CODE_TTL_S))
         self.events.submit(account_id, event.to_json(), event.attributes())
 

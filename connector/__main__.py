@@ -1,0 +1,104 @@
+"""Run the connector: ``python -m connector`` (or ``keeper connector``).
+
+Configuration comes from the environment (``connector/config.py``). SIGTERM and SIGINT start the
+graceful shutdown (``ConnectorService.shutdown``); a watchdog ends the process one second after
+the shutdown budget whatever is still running, so the platform's SIGKILL never has to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+
+from connector import logs
+from connector.cache import StateCache
+from connector.config import ConnectorConfig
+from connector.errors import CacheError, ConfigError
+from connector.link import LinkFactory
+from connector.publisher import PubSubTransport
+from connector.service import ConnectorService
+from connector.sync import HttpSyncClient
+
+log = logging.getLogger("connector")
+
+EXIT_WATCHDOG_GRACE_S = 1.0
+
+
+def _arm_watchdog(budget_s: float) -> None:
+    def force_exit() -> None:
+        log.error("shutdown overran its budget: exiting now")
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(budget_s + EXIT_WATCHDOG_GRACE_S, force_exit)
+    timer.daemon = True
+    timer.start()
+
+
+def default_link_factory(config: ConnectorConfig, persist_now: Callable[[str], Awaitable[bool]]) -> LinkFactory:
+    """The real engine; critical credential changes wait for :meth:`ConnectorService.persist_now`."""
+    from connector.engine_link import EngineLinkFactory
+
+    async def persist_critical(account_id: str, changes: Sequence[object]) -> None:
+        # Bounded wait: if Pub/Sub is down the snapshot stays queued (and cached) and the engine
+        # goes on, rather than failing a pairing the phone has already confirmed.
+        await persist_now(account_id)
+
+    return EngineLinkFactory(config.wa_url, config.wa_root_key, persist_critical=persist_critical)
+
+
+async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None) -> int:
+    cache = None
+    if config.cache_dir:
+        try:
+            cache = StateCache(config.cache_dir)
+        except CacheError as exc:
+            log.warning("local cache disabled", extra=logs.fields(error=str(exc)))
+    holder: list[ConnectorService] = []
+
+    async def persist_now(account_id: str) -> bool:
+        return await holder[0].persist_now(account_id)
+
+    service = ConnectorService(
+        config,
+        sync_client=HttpSyncClient(config.functions_url, config.token),
+        transport=PubSubTransport(config.project_id),
+        link_factory=link_factory or default_link_factory(config, persist_now),
+        cache=cache,
+    )
+    holder.append(service)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info("signal received: shutting down", extra=logs.fields(signal=signum.name))
+            _arm_watchdog(config.shutdown_budget_s)
+            stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await service.run_until(stop)
+    return 0
+
+
+def main() -> int:
+    try:
+        config = ConnectorConfig.from_env()
+    except ConfigError as exc:
+        print(f"connector: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(config.log_level)
+    code = asyncio.run(serve(config))
+    logging.shutdown()
+    # Library threads (gRPC, executors) must not hold the exit past the budget.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""End to end: emulators, the functions gateway, the simulator and connector processes, all real.
+
+Each connector is ``python -m connector`` in its own process, so it can be SIGTERMed or killed -9.
+The simulator's control API is the witness of what happened on the WhatsApp side: linked devices,
+live sockets per device, login counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.testing import ControlClient, SimulatorHandle, simulator_process
+from tests.connector.stack import Stack, kill_hard, start_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def stack(children: Any, project_id: str, firestore_client: Any, pubsub_emulator: str, tmp_path: Path) -> Stack:
+    return start_stack(children, project_id, uuid.uuid4().hex[:10], tmp_path / "home")
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimulatorHandle]:
+    with simulator_process(log_path=tmp_path / "simulator.log", state_dir=tmp_path / "sim") as handle:
+        yield handle
+
+
+@pytest.fixture
+async def control(sim: SimulatorHandle) -> AsyncIterator[ControlClient]:
+    client = sim.control()
+    yield client
+    await client.close()
+
+
+def wa_env(sim: SimulatorHandle, **extra: str) -> dict[str, str]:
+    return {"KEEPER_WA_URL": sim.ws_url, "KEEPER_WA_ROOT_KEY": sim.root_public_key_b64, **extra}
+
+
+def account(firestore_client: Any, account_id: str) -> dict[str, Any]:
+    return firestore_client.collection("accounts").document(account_id).get().to_dict() or {}
+
+
+def head(firestore_client: Any, account_id: str) -> dict[str, Any]:
+    return firestore_client.collection("whatsapp_sessions").document(account_id).get().to_dict() or {}
+
+
+async def until(check: Any, timeout_s: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout_s:.0f} s")
+        await asyncio.sleep(0.25)
+
+
+async def pair_by_code(stack: Stack, control: ControlClient, firestore_client: Any, phone: str,
+                       timeout_s: float = 60.0) -> str:
+    """Add an account for ``phone`` and type its pairing code on the simulated phone."""
+    await control.create_phone(phone)
+    account_id = await asyncio.to_thread(stack.add_account, phone, "code")
+    pairing = await until(lambda: (account(firestore_client, account_id).get("pairing") or {}).get("code"),
+                          timeout_s, "pairing code published")
+    await control.link_code(phone, pairing)
+    await until(lambda: account(firestore_client, account_id).get("status") == "connected", timeout_s,
+                "account connected after pairing")
+    return account_id
+
+
+async def live_sockets(control: ControlClient, phone: str) -> list[int]:
+    return [d["liveSockets"] for d in await control.devices(phone)]
+
+
+def sigterm_and_time(proc: Any) -> float:
+    started = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    proc.process.wait(timeout=15)
+    return time.monotonic() - started
+
+
+async def test_account_paired_by_code_survives_a_connector_restart(
+        stack: Stack, sim: SimulatorHandle, control: ControlClient, firestore_client: Any) -> None:
+    phone = "+40700000021"
+    first, _ = stack.start_connector("c-one", **wa_env(sim))
+    account_id = await pair_by_code(stack, control, firestore_client, phone)
+    await until(lambda: head(firestore_client, account_id).get("generation") == 1, what="state stored")
+    (device,) = await control.devices(phone)
+    assert device["liveSockets"] == 1
+    logins = device["loginCount"]
+
+    assert sigterm_and_time(first) < 8.5
+    assert first.process is not None and first.process.returncode == 0
+    assert await live_sockets(control, phone) == [0]
+
+    stack.start_connector("c-two", **wa_env(sim))
+    await until(lambda: head(firestore_client, account_id).get("generation", 0) >= 1
+                and account(firestore_client, account_id).get("status") == "connected", what="reconnected")
+
+    async def logged_in_again() -> bool:
+        (d,) = await control.devices(phone)
+        return bool(d["liveSockets"] == 1 and d["loginCount"] > logins)
+
+    await until(logged_in_again, what="the same device logged in again")
+    devices = await control.devices(phone)
+    assert [d["device"] for d in devices] == [device["device"]]  # no second pairing
+    lease = firestore_client.collection("leases").document(account_id).get().to_dict()
+    assert lease["connectorId"] == "c-two" and lease["generation"] == 2
+
+
+async def churn_pre_keys(control: ControlClient, phone: str, rounds: int, pause_s: float = 0.4) -> None:
+    """Contacts take almost every one-time pre-key: the device uploads new ones (key churn)."""
+    for _ in range(rounds):
+        (device,) = await control.devices(phone)
+        if device["preKeyCount"] > 2:
+            await control.consume_pre_keys(phone, device["device"], device["preKeyCount"] - 2)
+        await asyncio.sleep(pause_s)
+
+
+def restore_outcomes(firestore_client: Any, account_id: str) -> list[dict[str, Any]]:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = firestore_client.collection("restore_outcomes").where(filter=FieldFilter("accountId", "==", account_id))
+    docs = query.stream()
+    return [d.to_dict() for d in docs]
+
+
+async def test_kill_9_during_key_churn_then_a_new_connector_restores_the_last_published_state(
+        stack: Stack, sim: SimulatorHandle, control: ControlClient, firestore_client: Any) -> None:
+    phone = "+40700000022"
+    first, _ = stack.start_connector("c-killed", **wa_env(sim, KEEPER_COALESCE_WINDOW_S="0.5"))
+    account_id = await pair_by_code(stack, control, firestore_client, phone)
+    await until(lambda: head(firestore_client, account_id).get("generation") == 1, what="state stored")
+    version_before = head(firestore_client, account_id)["latestVersion"]
+    await churn_pre_keys(control, phone, rounds=4)
+    await until(lambda: head(firestore_client, account_id)["latestVersion"] > version_before,
+                what="churn reached the vault")
+    churn = asyncio.create_task(churn_pre_keys(control, phone, rounds=3, pause_s=0.2))
+    await asyncio.sleep(0.3)
+    kill_hard(first)  # mid-churn: no flush, no lease release, socket just dies
+    await churn
+    await asyncio.sleep(2.0)  # whatever was accepted by Pub/Sub gets stored
+    last_stored = head(firestore_client, account_id)["latestVersion"]
+
+    (device,) = await control.devices(phone)
+    logins = device["loginCount"]
+    stack.start_connector("c-successor", **wa_env(sim))  # another container: no local cache
+
+    async def logged_in_again() -> bool:
+        (d,) = await control.devices(phone)
+        return bool(d["liveSockets"] == 1 and d["loginCount"] > logins)
+
+    # The dead connector's lease must run out first (6 s TTL here), then the successor claims it.
+    await until(logged_in_again, timeout_s=60, what="successor logged in with the restored state")
+    outcomes = [o for o in restore_outcomes(firestore_client, account_id) if o.get("connectorId") == "c-successor"]
+    assert outcomes and outcomes[-1]["outcome"] == "restored"
+    assert outcomes[-1]["version"] == last_stored
+    await until(lambda: head(firestore_client, account_id).get("generation") == 2, timeout_s=30,
+                what="successor's snapshots stored under generation 2")
