@@ -2,9 +2,9 @@
 
 Prints: persist (open sealed snapshot + validate + encrypt + save) per snapshot, connectorSync claim
 of pairing accounts, restore claims (decrypt + validate + seal to the connector), and renewals.
-With FIRESTORE_EMULATOR_HOST set it also times lease claims through Firestore transactions.
+With ``--firestore N`` it starts a Firestore emulator and times the same paths for N accounts there.
 
-    .venv/bin/python bench/functions_sync.py [--accounts 1000] [--restores 100]
+    .venv/bin/python bench/functions_sync.py [--accounts 1000] [--restores 100] [--firestore 200]
 """
 
 from __future__ import annotations
@@ -29,9 +29,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--restores", type=int, default=100)
+    parser.add_argument("--firestore", type=int, default=0, metavar="N",
+                        help="also time N accounts on a Firestore emulator started for the run")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    w = world(tmp, max_accounts_per_user=10**6)
+    w = world(tmp, max_accounts_per_user=10**6, max_claims_per_sync=10**6)
 
     ids = [w.add(ALICE, f"+4071{i:07d}") for i in range(args.accounts)]
     connector = FakeConnector("bench-1", capacity=args.accounts)
@@ -64,19 +66,76 @@ def main() -> None:
                 if c["mode"] == "restore"]
     print(f"claim with restore + seal: {_ms(time.perf_counter() - t, len(restored))}")
 
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        from google.cloud import firestore
+    if args.firestore:
+        firestore_figures(tmp, args.firestore)
 
-        from functions.firestore_stores import firestore_stores
-        from tests.functions.support import T0
 
-        leases = firestore_stores(firestore.Client(project="demo-keeper-bench")).leases
-        n = 100
+def firestore_figures(tmp: Path, n: int) -> None:
+    """The same paths on the Firestore emulator (started here): transactions and round trips."""
+    from google.cloud import firestore
+
+    from functions.firestore_stores import firestore_stores
+    from functions.model import AccountStatus
+    from functions.vault_adapter import VaultSealer, VaultSessions
+    from functions.wiring import build_services
+    from keeper import emulators
+    from keeper.procs import free_port
+    from shared.vault import Vault
+    from shared.vault.firestore_store import FirestoreVaultStore
+    from shared.vault.kek import LocalFileKek
+    from tests.functions.support import Clock, RecordingPublisher, config
+
+    port = free_port()
+    proc = emulators.firestore(port, log_dir=tmp / "logs")
+    proc.start()
+    try:
+        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+        client = firestore.Client(project="demo-keeper-bench")
+        clock = Clock()
+        vault_store = FirestoreVaultStore(client)
+        vault = Vault(vault_store, LocalFileKek(tmp / "fs-kek.json"), clock=clock)
+        settings = config(max_accounts_per_user=10**6, max_claims_per_sync=10**6)
+        services = build_services(settings, firestore_stores(client), VaultSessions(vault, vault_store),
+                                  VaultSealer(vault), RecordingPublisher(), clock=clock)
+        from functions.model import PairingMethod
+        from functions.validation import AddAccountInput
+
         t = time.perf_counter()
-        for i in range(n):
-            leases.claim(f"bench{time.time_ns()}-{i}", "bench", T0, 30)
-        print(f"Firestore emulator lease claim (transaction): {_ms(time.perf_counter() - t, n)}")
-
+        ids = [services.accounts.add(ALICE, AddAccountInput(f"+4072{i:07d}", PairingMethod.CODE))["accountId"]
+               for i in range(n)]
+        print(f"[firestore] addAccount: {_ms(time.perf_counter() - t, n)}")
+        connector = FakeConnector("fs-1", capacity=n)
+        t = time.perf_counter()
+        calls = []
+        while len(connector.held) < n:
+            c0 = time.perf_counter()
+            got = len(connector.sync(services)["claimed"])
+            calls.append((got, time.perf_counter() - c0))
+            clock.advance(1)
+        print(f"[firestore] claiming {n} (pair mode): {time.perf_counter() - t:.2f} s in {len(calls)} syncs "
+              f"(per call: {', '.join(f'{g} in {d:.1f} s' for g, d in calls)})")
+        for _ in range(3):
+            clock.advance(20)
+            t = time.perf_counter()
+            renewed = connector.sync(services)["renewed"]
+            print(f"[firestore] connectorSync renewing {len(renewed)}: {time.perf_counter() - t:.2f} s")
+        restores = min(n, 50)
+        for i in range(restores):
+            blob = seal_snapshot(vault, ids[i], 1, "fs-1", registered_state(i))
+            services.persister.handle(blob, snapshot_attrs(ids[i], 1, "fs-1"))
+        t = time.perf_counter()
+        for i in range(restores):
+            blob = seal_snapshot(vault, ids[i], 1, "fs-1", registered_state(i + 1000))
+            services.persister.handle(blob, snapshot_attrs(ids[i], 1, "fs-1"))
+        print(f"[firestore] persist snapshot: {_ms(time.perf_counter() - t, restores)}")
+        for account_id in ids[:restores]:
+            services.stores.accounts.update(account_id, {"status": AccountStatus.CONNECTED})
+        connector.sync(services, release={a: 1 for a in ids[:restores]})
+        t = time.perf_counter()
+        got = FakeConnector("fs-2", capacity=restores).sync(services)["claimed"]
+        print(f"[firestore] claim with restore + seal: {_ms(time.perf_counter() - t, len(got))}")
+    finally:
+        proc.stop()
 
 if __name__ == "__main__":
     main()

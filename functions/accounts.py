@@ -95,8 +95,7 @@ class AccountService:
         if active:
             raise AlreadyExistsError("this phone number is already managed by an account",
                                      {"field": "phoneNumber"})
-        mine = [a for a in self._stores.accounts.list_accounts(caller.uid) if a.status not in GONE]
-        if len(mine) >= self._max_accounts:
+        if self._stores.accounts.count_active(caller.uid) >= self._max_accounts:
             raise ResourceExhaustedError(f"at most {self._max_accounts} accounts per user")
         now = self._clock()
         account = Account(

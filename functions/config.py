@@ -14,6 +14,7 @@ KEEPER_PAIRING_TTL_S                   600                 a pairing attempt exp
 KEEPER_STALE_AFTER_S                   1209600 (14 days)   no save for this long marks a session stale
 KEEPER_REMOVED_GRACE_S                 604800 (7 days)     removed accounts are purged after this long
 KEEPER_MAX_ACCOUNTS_PER_USER           50                  addAccount refuses more active accounts
+KEEPER_MAX_CLAIMS_PER_SYNC             100                 accounts handed out per connectorSync call
 KEEPER_CONNECTOR_TOKEN                 (unset)             shared bearer token for connectorSync (local)
 KEEPER_CONNECTOR_AUDIENCE              (unset)             audience of connector identity tokens (prod)
 KEEPER_CONNECTOR_SERVICE_ACCOUNTS      (unset)             comma-separated service-account e-mails allowed
@@ -68,6 +69,7 @@ class FunctionsConfig:
     stale_after_s: float
     removed_grace_s: float
     max_accounts_per_user: int
+    max_claims_per_sync: int
     connector_token: str | None
     connector_audience: str | None
     connector_service_accounts: frozenset[str]
@@ -91,6 +93,7 @@ class FunctionsConfig:
             stale_after_s=_number(env, "KEEPER_STALE_AFTER_S", 14 * 86400.0, low=1),
             removed_grace_s=_number(env, "KEEPER_REMOVED_GRACE_S", 7 * 86400.0),
             max_accounts_per_user=int(_number(env, "KEEPER_MAX_ACCOUNTS_PER_USER", 50, low=1)),
+            max_claims_per_sync=int(_number(env, "KEEPER_MAX_CLAIMS_PER_SYNC", 100, low=1)),
             connector_token=env.get("KEEPER_CONNECTOR_TOKEN") or None,
             connector_audience=env.get("KEEPER_CONNECTOR_AUDIENCE") or None,
             connector_service_accounts=frozenset(a.strip() for a in accounts.split(",") if a.strip()),

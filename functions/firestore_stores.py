@@ -19,6 +19,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.model import (
+    GONE,
     Account,
     AccountStatus,
     Alert,
@@ -131,6 +132,11 @@ class FirestoreAccountStore:
     def list_accounts(self, owner_uid: str | None = None) -> list[Account]:
         query = self._col if owner_uid is None else self._col.where(filter=FieldFilter("ownerUid", "==", owner_uid))
         return _sorted(self._read(query.stream()))
+
+    def count_active(self, owner_uid: str) -> int:
+        query = self._col.where(filter=FieldFilter("ownerUid", "==", owner_uid)).select(["status"])
+        gone = {s.value for s in GONE}
+        return sum(1 for snap in query.stream() if (snap.to_dict() or {}).get("status") not in gone)
 
     def find_by_phone(self, phone_number: str) -> list[Account]:
         return _sorted(self._read(self._col.where(filter=FieldFilter("phoneNumber", "==", phone_number)).stream()))

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from functions.model import Account, AccountStatus, Alert, ConnectorRecord, Lease, RestoreOutcome
+from functions.model import GONE, Account, AccountStatus, Alert, ConnectorRecord, Lease, RestoreOutcome
 from functions.stores import HealthSummary, Stores
 
 _ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account))
@@ -46,6 +46,10 @@ class MemoryAccountStore:
     def find_by_phone(self, phone_number: str) -> list[Account]:
         with self._lock:
             return [a for a in self._sorted() if a.phone_number == phone_number]
+
+    def count_active(self, owner_uid: str) -> int:
+        with self._lock:
+            return sum(1 for a in self._accounts.values() if a.owner_uid == owner_uid and a.status not in GONE)
 
     def claimable(self, now: datetime, limit: int) -> list[Account]:
         with self._lock:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -43,11 +44,15 @@ _log = logging.getLogger(__name__)
 #: How many more candidates than free slots to look at (some are taken by other connectors).
 _CANDIDATE_FACTOR = 2
 _CANDIDATE_EXTRA = 10
+#: Claiming stops after this long in one call, so the answer reaches the connector well inside its
+#: request timeout (8 s); what is left is claimed on the next sync a few seconds later. A lease taken
+#: for an answer the connector never read would sit idle until it expired.
+CLAIM_BUDGET_S = 3.0
 
 
 class ConnectorSyncService:
     def __init__(self, stores: Stores, vault: SessionVault, sealer: TransitSealer, alerter: Alerter,
-                 clock: Clock, *, lease_ttl_s: float, pairing_ttl_s: float) -> None:
+                 clock: Clock, *, lease_ttl_s: float, pairing_ttl_s: float, max_claims: int = 100) -> None:
         self._stores = stores
         self._vault = vault
         self._sealer = sealer
@@ -55,18 +60,22 @@ class ConnectorSyncService:
         self._clock = clock
         self._lease_ttl_s = lease_ttl_s
         self._pairing_ttl_s = pairing_ttl_s
+        self._max_claims = max_claims
 
     def sync(self, request: SyncRequest) -> dict[str, Any]:
         now = self._clock()
         release_all(self._stores, request.connector_id, request.release, now)
-        renewal = renew_all(self._stores, request.connector_id, request.held, now, self._lease_ttl_s)
+        released = {r.account_id for r in request.release}
+        held = tuple(h for h in request.held if h.account_id not in released)  # released wins
+        renewal = renew_all(self._stores, request.connector_id, held, now, self._lease_ttl_s)
         claimed: list[dict[str, Any]] = []
         commands = list(renewal.commands)
-        free = request.capacity - len(renewal.held_ids)
+        free = min(request.capacity - len(renewal.held_ids), self._max_claims)
+        deadline = time.monotonic() + CLAIM_BUDGET_S
         if free > 0:
             skip = renewal.held_ids | {r.account_id for r in request.release}
             for account in self._candidates(free, skip, now):
-                if len(claimed) >= free:
+                if len(claimed) >= free or time.monotonic() > deadline:
                     break
                 entry = self._claim(request, account)
                 if entry is None:

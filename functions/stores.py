@@ -32,6 +32,10 @@ class AccountStore(Protocol):
 
     def find_by_phone(self, phone_number: str) -> list[Account]: ...
 
+    def count_active(self, owner_uid: str) -> int:
+        """How many of the owner's accounts are not removing or removed."""
+        ...
+
     def claimable(self, now: datetime, limit: int) -> list[Account]:
         """Served accounts whose ``claimable_after`` is not after ``now``, longest waiting first."""
         ...

@@ -156,7 +156,7 @@ def test_reconnect_request_becomes_one_command(tmp_path: Path) -> None:
 
 def test_free_accounts_are_found_behind_many_held_ones(tmp_path: Path) -> None:
     """The claim query must reach unheld accounts however many live leases sit in front of them."""
-    w = world(tmp_path, max_accounts_per_user=1000)
+    w = world(tmp_path, max_accounts_per_user=1000, max_claims_per_sync=1000)
     ids = [w.add(ALICE, f"+4071{i:07d}") for i in range(300)]
     busy = FakeConnector("c-busy", capacity=300)
     assert len(busy.sync(w.services)["claimed"]) == 300
@@ -169,3 +169,13 @@ def test_free_accounts_are_found_behind_many_held_ones(tmp_path: Path) -> None:
     helper = FakeConnector("c-helper", capacity=5)
     claimed = {c["accountId"] for c in helper.sync(w.services)["claimed"]}
     assert claimed == set(freed)
+
+
+def test_claims_per_call_are_capped_and_the_rest_follow_on_the_next_sync(tmp_path: Path) -> None:
+    w = world(tmp_path, max_claims_per_sync=3)
+    for i in range(5):
+        w.add(ALICE, f"+4070000000{i}")
+    connector = FakeConnector("c-1", capacity=100)
+    assert len(connector.sync(w.services)["claimed"]) == 3
+    second = connector.sync(w.services)
+    assert (len(second["renewed"]), len(second["claimed"])) == (3, 2)
