@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from connector.protocol.errors import ProtocolError
+from connector.protocol.errors import CryptoError
 
 RandomSource = Callable[[int], bytes]
 """A function returning n random bytes (``os.urandom`` in production, seeded in tests)."""
@@ -28,10 +28,6 @@ KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 SIGNAL_KEY_TYPE = 0x05
 """Type byte Signal puts in front of a Curve25519 public key (``KEY_BUNDLE_TYPE`` in Baileys)."""
-
-
-class CryptoError(ProtocolError):
-    """Raised when an AEAD tag does not verify or a key has the wrong shape."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ Every error the core raises for bad peer input, failed cryptography or misuse de
 
     ProtocolError
     ├── FrameError               a frame is too large or the intro header is wrong
+    ├── CryptoError              an AEAD tag does not verify, a key has the wrong shape, a DH is degenerate
     ├── NoiseError               a Noise handshake or transport message does not decrypt or parse
     ├── CertificateError         the server certificate chain does not verify against the root key
     ├── NodeCodecError           a binary node cannot be encoded or decoded
@@ -23,6 +24,10 @@ class ProtocolError(Exception):
 
 class FrameError(ProtocolError):
     """Raised by the frame codec: oversized frame, bad intro header."""
+
+
+class CryptoError(ProtocolError):
+    """Raised by ``crypto``: AES-GCM authentication failure, malformed key, low-order X25519 point."""
 
 
 class NoiseError(ProtocolError):

@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import DecodeError
 
 from connector.protocol import crypto
-from connector.protocol.crypto import CryptoError, KeyPair, RandomSource
-from connector.protocol.errors import NoiseError
+from connector.protocol.crypto import KeyPair, RandomSource
+from connector.protocol.errors import CryptoError, NoiseError
 from connector.protocol.proto import wa_pb2
 
 NOISE_PROTOCOL_NAME: Final = b"Noise_XX_25519_AESGCM_SHA256\x00\x00\x00\x00"

@@ -35,8 +35,8 @@ from typing import Final, TypeVar
 from google.protobuf.message import DecodeError, Message
 
 from connector.protocol import crypto
-from connector.protocol.crypto import CryptoError, KeyPair, RandomSource
-from connector.protocol.errors import PairingError
+from connector.protocol.crypto import KeyPair, RandomSource
+from connector.protocol.errors import CryptoError, PairingError
 from connector.protocol.proto import wa_pb2
 
 PAIRING_CODE_ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"

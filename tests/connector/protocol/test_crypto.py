@@ -5,7 +5,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from connector.protocol import crypto
-from connector.protocol.crypto import CryptoError, KeyPair
+from connector.protocol.crypto import KeyPair
+from connector.protocol.errors import CryptoError
 
 from .helpers import SeededRandom
 
