@@ -20,7 +20,13 @@ from typing import Any
 
 import flask
 
-from functions.errors import FunctionsError, MalformedMessageError, MessageRejectedError, to_https_error
+from functions.errors import (
+    InvalidArgumentError,
+    MalformedMessageError,
+    MessageRejectedError,
+    ResourceExhaustedError,
+    to_https_error,
+)
 from functions.validation import MAX_CALLABLE_BODY_BYTES
 
 _log = logging.getLogger(__name__)
@@ -29,7 +35,7 @@ Handler = Callable[..., Any]
 
 _STATUS = {
     "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
-    "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "RESOURCE_EXHAUSTED": 429, "INTERNAL": 500,
+    "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "RESOURCE_EXHAUSTED": 429, "INTERNAL": 500, "UNAVAILABLE": 503,
 }
 
 
@@ -46,9 +52,8 @@ def error_response(status: str, message: str, details: Any = None, http_status: 
 def error_from(exc: BaseException) -> flask.Response:
     """The callable wire form of any error (unknown errors become INTERNAL)."""
     https_error = to_https_error(exc)
-    wire = https_error._as_dict()
-    return error_response(wire["status"], wire["message"], wire.get("details"),
-                          https_error._http_error_code.status)
+    status = https_error.code.value.upper().replace("-", "_")  # "invalid-argument" -> "INVALID_ARGUMENT"
+    return error_response(status, https_error.message, https_error.details, _STATUS.get(status, 500))
 
 
 def guard_callable(max_bytes: int = MAX_CALLABLE_BODY_BYTES) -> Callable[[Handler], Handler]:
@@ -86,8 +91,6 @@ def guard_callable(max_bytes: int = MAX_CALLABLE_BODY_BYTES) -> Callable[[Handle
 
 def json_request(request: flask.Request, max_bytes: int) -> Any:
     """The JSON body of a plain HTTP endpoint, or a FunctionsError for the caller."""
-    from functions.errors import InvalidArgumentError, ResourceExhaustedError
-
     if request.method != "POST":
         raise InvalidArgumentError("POST only")
     if request.content_length is not None and request.content_length > max_bytes:
@@ -105,10 +108,8 @@ def json_endpoint(run: Callable[[], Any]) -> flask.Response:
     """Run a plain HTTP endpoint: the result as JSON, errors in the callable error format."""
     try:
         result = run()
-    except FunctionsError as exc:
+    except Exception as exc:  # FunctionsError keeps its code; anything else is logged, sent as INTERNAL
         return error_from(exc)
-    except Exception as exc:
-        return error_from(exc)  # logged there, sent as INTERNAL
     return flask.make_response(flask.jsonify(result), 200)
 
 
