@@ -8,6 +8,7 @@ live sockets per device, login counts.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 import uuid
@@ -168,3 +169,71 @@ async def test_kill_9_during_key_churn_then_a_new_connector_restores_the_last_pu
     assert outcomes[-1]["version"] == last_stored
     await until(lambda: head(firestore_client, account_id).get("generation") == 2, timeout_s=30,
                 what="successor's snapshots stored under generation 2")
+
+
+async def test_sigterm_publishes_what_was_pending(
+        stack: Stack, sim: SimulatorHandle, control: ControlClient, firestore_client: Any,
+        tmp_path: Path) -> None:
+    phone = "+40700000023"
+    proc, _ = stack.start_connector("c-term", **wa_env(sim, KEEPER_COALESCE_WINDOW_S="60"))
+    account_id = await pair_by_code(stack, control, firestore_client, phone)
+    await until(lambda: head(firestore_client, account_id).get("generation") == 1, what="state stored")
+    # Key churn (pre-key uploads), and SIGTERM while its snapshots are still on their way.
+    (device,) = await control.devices(phone)
+    await control.consume_pre_keys(phone, device["device"], device["preKeyCount"] - 2)
+    await asyncio.sleep(0.05)
+    assert sigterm_and_time(proc) < 8.5
+    lines = [json.loads(line) for line in proc.log_path.read_text().splitlines() if line.startswith("{")]
+    messages = [line["message"] for line in lines]
+    assert "connector stopped" in messages
+    assert not any("not accepted in time" in m for m in messages)
+    lease = firestore_client.collection("leases").document(account_id).get().to_dict()
+    assert lease["connectorId"] is None  # released: only done once its snapshots were accepted
+    await asyncio.sleep(2.0)
+    stored = head(firestore_client, account_id)["latestVersion"]
+
+    (device,) = await control.devices(phone)
+    logins = device["loginCount"]
+    stack.start_connector("c-after-term", **wa_env(sim))
+
+    async def logged_in_again() -> bool:
+        (d,) = await control.devices(phone)
+        return bool(d["liveSockets"] == 1 and d["loginCount"] > logins)
+
+    # Released, so the successor takes over at once instead of waiting for the lease to expire.
+    await until(logged_in_again, timeout_s=20, what="successor logged in")
+    outcomes = [o for o in restore_outcomes(firestore_client, account_id) if o.get("connectorId") == "c-after-term"]
+    assert outcomes[-1]["version"] == stored
+
+
+async def test_two_connectors_started_together_never_hold_two_sockets_for_one_device(
+        stack: Stack, sim: SimulatorHandle, control: ControlClient, firestore_client: Any) -> None:
+    phones = [f"+4070000003{i}" for i in range(3)]
+    pairer, _ = stack.start_connector("c-pairer", **wa_env(sim))
+    accounts = [await pair_by_code(stack, control, firestore_client, phone) for phone in phones]
+    for account_id in accounts:
+        await until(lambda a=account_id: head(firestore_client, a).get("generation") == 1, what="stored")
+    sigterm_and_time(pairer)
+
+    import sys
+
+    from keeper.procs import ChildProcess, free_port
+
+    started: list[ChildProcess] = []
+    for name in ("c-left", "c-right"):
+        env = stack.connector_env(name, free_port(), **wa_env(sim, KEEPER_CAPACITY="2"))
+        started.append(stack.children(name, [sys.executable, "-m", "connector"], env=env))
+    worst: dict[str, int] = dict.fromkeys(phones, 0)
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline:
+        for phone in phones:
+            for device in await control.devices(phone):
+                worst[phone] = max(worst[phone], device["liveSockets"])
+        await asyncio.sleep(0.1)
+    assert worst == dict.fromkeys(phones, 1)  # every device came back, never twice at once
+    for phone in phones:
+        (device,) = await control.devices(phone)
+        assert device["liveSockets"] == 1
+        assert device["replacedCount"] == 0  # no 440: nobody fought over a device
+    owners = [firestore_client.collection("leases").document(a).get().to_dict()["connectorId"] for a in accounts]
+    assert set(owners) == {"c-left", "c-right"}  # capacity 2 each: the work was shared
