@@ -185,8 +185,8 @@ class Client:
         self._qr_expires_at: float | None = None
         self._link_code_ref: bytes | None = None
         self._uploading_pre_keys = False
-        phone = config.pairing_phone_number
-        self._pairing_phone = linking.phone_digits(phone) if phone else None
+        self._pairing_by_code = bool(config.pairing_phone_number)
+        self._pairing_phone: str | None = None  # digits only, set when pairing by code starts
         self.close_info: CloseInfo | None = None
 
     # ------------------------------------------------------------------------------ public surface
@@ -463,7 +463,12 @@ class Client:
         if first:
             self._qr_shown = 0
             self._schedule_ping(now)
-            if self._pairing_phone is not None:
+            if self._pairing_by_code:
+                try:
+                    self._pairing_phone = linking.phone_digits(self._config.pairing_phone_number or "")
+                except PairingError as exc:
+                    self._close(close_info(CloseReason.PAIRING_FAILED, detail=str(exc)))
+                    return
                 self._request_pairing_code(self._pairing_phone, now)
         self._show_next_qr(now)
 
@@ -476,7 +481,7 @@ class Client:
         ttl = self._config.first_qr_ttl_s if self._qr_shown == 0 else self._config.next_qr_ttl_s
         self._qr_expires_at = now + ttl
         self._qr_shown += 1
-        if self._pairing_phone is None:
+        if not self._pairing_by_code:
             qr = linking.qr_text(ref, self._store.get_creds(), self._config.device)
             self._events.append(QrCodeShown(qr, self._qr_shown, self._qr_expires_at))
 

@@ -422,3 +422,12 @@ def test_edge_routing_is_stored_and_used_for_the_next_intro() -> None:
     again.receive_data(next_server.handshake([hello]), NOW)
     assert next_server.frames.routing_info == b"\x08\x08\x08\x05"
     assert again.state is ClientState.AUTHENTICATING
+
+
+def test_invalid_pairing_phone_number_ends_pairing_without_retry() -> None:
+    store, server = MemoryAuthStore(AuthState.generate(SeededRandom("fresh"))), FakeServer()
+    client = connect(store, server, pairing_phone_number="0700 000 001")  # a local number
+    client.receive_data(pair_device(server, ["r1"]), NOW)
+    (closed,) = of_type(client.events(), Closed)
+    assert (closed.info.reason, closed.info.policy) == (CloseReason.PAIRING_FAILED, ClosePolicy.STOP_PAIRING)
+    assert store.get_creds().get("pairingCode") is None
