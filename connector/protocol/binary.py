@@ -299,12 +299,17 @@ def decode_node(data: bytes) -> Node:
     return reader.read_node()
 
 
+MAX_DEPTH: Final = 64
+"""Deepest nesting accepted from a peer (real stanzas nest a handful of levels)."""
+
+
 class _Reader:
-    __slots__ = ("data", "index")
+    __slots__ = ("data", "depth", "index")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.index = 0
+        self.depth = 0
 
     def take(self, n: int) -> bytes:
         end = self.index + n
@@ -334,6 +339,15 @@ class _Reader:
         raise NodeCodecError(f"expected a list, got tag {tag} at {self.index - 1}")
 
     def read_node(self) -> Node:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise NodeCodecError(f"stanza nested deeper than {MAX_DEPTH} levels")
+        try:
+            return self._read_node()
+        finally:
+            self.depth -= 1
+
+    def _read_node(self) -> Node:
         size = self.list_size(self.byte())
         if size == 0:
             raise NodeCodecError("empty node")

@@ -175,3 +175,12 @@ def test_random_nodes_roundtrip(node: Node, compress: bool) -> None:
 @pytest.mark.parametrize("value", ["a_1@c.us", "1_1:2@s.whatsapp.net", "5:0@s.whatsapp.net", "x:3@g.us", "1:300@lid"])
 def test_unusual_jid_like_strings_roundtrip_exactly(value: str) -> None:
     assert roundtrip(Node("n", {"k": value})).attrs["k"] == value
+
+
+def test_absurd_nesting_is_a_codec_error_not_a_recursion_error() -> None:
+    # each level: a 2-item node (tag "n" as 1 raw byte, then a 1-item child list)
+    level = bytes((tokens.LIST_8, 2, tokens.BINARY_8, 1, ord("n"), tokens.LIST_8, 1))
+    leaf = bytes((tokens.LIST_8, 1, tokens.BINARY_8, 1, ord("x")))
+    with pytest.raises(NodeCodecError, match="nested"):
+        decode_node(b"\x00" + level * 2000 + leaf)
+    assert decode_node(b"\x00" + level * 10 + leaf).child(*["n"] * 9 + ["x"]) is not None
