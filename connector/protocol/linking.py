@@ -155,6 +155,9 @@ def pair_success(node: Node, creds: Credentials, rand: RandomSource) -> PairSucc
         "signalIdentities": signal_identities,
         "platform": platform,
         "pairingCode": None,
+        # Baileys sets this after code pairing only; user code then skips requesting a code. Setting it for
+        # QR pairings too keeps an exported state from being re-paired by such code.
+        "registered": True,
     }
     reply = Node("iq", {"to": S_WHATSAPP_NET, "type": "result", "id": node.attrs.get("id", "")}, [
         Node("pair-device-sign", {}, [

@@ -297,6 +297,7 @@ def test_registration_payload_and_qr_pairing_then_515_then_login() -> None:
     assert of_type(events, Paired) == [Paired("15551234567:9@s.whatsapp.net", "987654321:9@lid", "smba", None)]
     assert any(e.kind == "critical" and {"me", "account"} <= e.creds_fields for e in of_type(events, CredsChanged))
     assert events.index(of_type(events, CredsChanged)[0]) < events.index(of_type(events, Paired)[0])
+    assert store.get_creds().registered and store.get_creds().platform == "smba"
     (reply,) = [n for n in server.receive(client.data_to_send()) if n.attrs.get("id") == "ps1"]
     identity = reply.child("pair-device-sign", "device-identity")
     assert reply.attrs["id"] == "ps1" and identity is not None and identity.attrs["key-index"] == "7"
