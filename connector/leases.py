@@ -213,8 +213,12 @@ class LeaseKeeper:
         """Sync every period, retry sooner after a failure, watch deadlines in between."""
         while True:
             try:
-                await self.sync_once()
+                response = await self.sync_once()
                 next_sync = self._clock() + self._period_s()
+                if response.claimed and self._taking_work and len(self.table) < self.capacity:
+                    # The functions hand out a bounded batch per call: while there is work and room
+                    # (a restart restoring a thousand accounts), ask again at once.
+                    next_sync = self._clock()
             except SyncError as exc:
                 log.warning("connectorSync failed", extra={"fields": {"error": str(exc),
                                                                       "held": len(self.table)}})

@@ -105,3 +105,26 @@ async def test_release_is_sent_once_and_claims_while_draining_go_back() -> None:
     await keeper.sync_once()
     assert client.requests[2].release == [LeaseRef("late", 2)]
     assert "claimed:late" not in owner.log
+
+
+async def test_keeper_asks_again_at_once_while_claims_keep_coming() -> None:
+    import asyncio
+
+    owner = Owner()
+    client = ScriptedClient([
+        response(claimed=[Claim("a", 1, "restore")]),
+        response(claimed=[Claim("b", 1, "restore")]),
+        response(),
+        response(),
+    ])
+    keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=30)
+    task = asyncio.create_task(keeper.run())
+    try:
+        for _ in range(100):
+            if len(client.requests) >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert len(client.requests) == 3  # two batches back to back, then the 30 s period
+    assert owner.log.count("claimed:a") == 1 and owner.log.count("claimed:b") == 1
