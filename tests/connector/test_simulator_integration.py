@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 import uuid
@@ -237,3 +238,42 @@ async def test_two_connectors_started_together_never_hold_two_sockets_for_one_de
         assert device["replacedCount"] == 0  # no 440: nobody fought over a device
     owners = [firestore_client.collection("leases").document(a).get().to_dict()["connectorId"] for a in accounts]
     assert set(owners) == {"c-left", "c-right"}  # capacity 2 each: the work was shared
+
+
+async def test_a_message_is_acknowledged_only_after_pubsub_accepted_it(
+        stack: Stack, sim: SimulatorHandle, control: ControlClient, firestore_client: Any) -> None:
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    from tests.connector.proxy import CuttableProxy
+
+    host, port = os.environ["PUBSUB_EMULATOR_HOST"].split(":")
+    proxy = CuttableProxy(host, int(port))
+    subscriber = pubsub_v1.SubscriberClient()
+    subscription = subscriber.subscription_path(stack.project, f"messages-check-{stack.suffix}")
+    subscriber.create_subscription(request={
+        "name": subscription, "topic": f"projects/{stack.project}/topics/{stack.topics['messages']}"})
+    try:
+        phone = "+40700000024"
+        stack.start_connector("c-msg", **wa_env(sim, PUBSUB_EMULATOR_HOST=proxy.address))
+        await pair_by_code(stack, control, firestore_client, phone)
+        (device,) = await control.devices(phone)
+        proxy.cut()  # Pub/Sub unreachable from the connector
+        sent = await control.send_message(phone, "+40711111111")
+        message_id = sent["id"]
+        await asyncio.sleep(4.0)
+        pending = await control.pending_messages(phone, device["device"])
+        assert [m["id"] for m in pending] == [message_id]  # delivered, but not acknowledged
+        proxy.restore()
+        await until(lambda: _no_pending(control, phone, device["device"]), timeout_s=30,
+                    what="message acknowledged once published")
+        response = subscriber.pull(request={"subscription": subscription, "max_messages": 10}, timeout=10)
+        ids = [m.message.attributes["messageId"] for m in response.received_messages]
+        assert message_id in ids
+    finally:
+        subscriber.delete_subscription(request={"subscription": subscription})
+        subscriber.close()
+        proxy.close()
+
+
+async def _no_pending(control: ControlClient, phone: str, device_id: int) -> bool:
+    return not await control.pending_messages(phone, device_id)
