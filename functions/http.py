@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import io
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -56,6 +57,32 @@ def error_from(exc: BaseException) -> flask.Response:
     return error_response(status, https_error.message, https_error.details, _STATUS.get(status, 500))
 
 
+def read_body(request: flask.Request, max_bytes: int) -> bytes | None:
+    """The body (cached for later readers), or None when it is over ``max_bytes``, declared or
+    streamed: reading stops at the limit, so a huge chunked body is never held in memory."""
+    if request.content_length is not None:
+        if request.content_length > max_bytes:
+            return None
+        return request.get_data(cache=True)
+    # Chunked (no Content-Length): read at most one byte past the limit from the server's input,
+    # then hand the body back as a sized stream for the handlers that read it after us.
+    source = request.environ.get("wsgi.input")
+    parts: list[bytes] = []
+    size = 0
+    while source is not None and size <= max_bytes:
+        part = source.read(max_bytes + 1 - size)  # a dechunking reader may return less than asked
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > max_bytes:
+        return None
+    raw = b"".join(parts)
+    request.environ["wsgi.input"] = io.BytesIO(raw)
+    request.environ["wsgi.input_terminated"] = True  # a buffer ends by itself: read it to its end
+    return request.get_data(cache=True)
+
+
 def guard_callable(max_bytes: int = MAX_CALLABLE_BODY_BYTES) -> Callable[[Handler], Handler]:
     """Refuse malformed callable requests before firebase-functions sees them."""
 
@@ -69,10 +96,8 @@ def guard_callable(max_bytes: int = MAX_CALLABLE_BODY_BYTES) -> Callable[[Handle
             content_type = (request.content_type or "").split(";")[0].strip().lower()
             if content_type != "application/json":
                 return error_response("INVALID_ARGUMENT", "Content-Type must be application/json")
-            if request.content_length is not None and request.content_length > max_bytes:
-                return error_response("RESOURCE_EXHAUSTED", f"request body over {max_bytes} bytes")
-            raw = request.get_data(cache=True)
-            if len(raw) > max_bytes:
+            raw = read_body(request, max_bytes)
+            if raw is None:
                 return error_response("RESOURCE_EXHAUSTED", f"request body over {max_bytes} bytes")
             try:
                 body = json.loads(raw)
@@ -93,10 +118,8 @@ def json_request(request: flask.Request, max_bytes: int) -> Any:
     """The JSON body of a plain HTTP endpoint, or a FunctionsError for the caller."""
     if request.method != "POST":
         raise InvalidArgumentError("POST only")
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise ResourceExhaustedError(f"request body over {max_bytes} bytes")
-    raw = request.get_data(cache=True)
-    if len(raw) > max_bytes:
+    raw = read_body(request, max_bytes)
+    if raw is None:
         raise ResourceExhaustedError(f"request body over {max_bytes} bytes")
     try:
         return json.loads(raw) if raw else None

@@ -231,3 +231,29 @@ def _soon() -> Any:
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) + timedelta(minutes=2)
+
+
+def test_oversized_chunked_body_is_refused_without_reading_it_all(functions_gateway: Gateway) -> None:
+    def body() -> Any:
+        yield b'{"data": {"phoneNumber": "'
+        for _ in range(64):
+            yield b"9" * 4096
+        yield b'", "method": "code"}}'
+
+    response = requests.post(functions_gateway.url("addAccount"), data=body(), timeout=15,
+                             headers={"Content-Type": "application/json"})
+    assert _error(response) == (429, "RESOURCE_EXHAUSTED")
+
+
+def test_small_chunked_body_is_served(functions_gateway: Gateway) -> None:
+    from tests.functions.conftest import emulator_id_token
+
+    def body() -> Any:
+        yield b'{"data": '
+        yield b"null}"
+
+    token = emulator_id_token(functions_gateway.project, "chunky")
+    response = requests.post(functions_gateway.url("listAccounts"), data=body(), timeout=15,
+                             headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"result": {"accounts": []}}
