@@ -184,6 +184,10 @@ class LeaseKeeper:
         for lost in response.lost:
             if self.table.drop(lost.account_id) is not None:
                 self.owner.on_lost(lost)
+        if response.claimed:
+            modes = [claim.mode for claim in response.claimed]
+            log.info("sessions found", extra={"fields": {
+                "toRestore": modes.count("restore"), "toPair": modes.count("pair"), "held": len(self.table)}})
         for claim in response.claimed:
             if not self._taking_work:
                 # Claimed while shutting down: hand it straight back.

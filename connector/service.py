@@ -24,14 +24,15 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from connector.cache import StateCache
 from connector.coalescer import CoalescingFlusher
 from connector.config import ConnectorConfig
-from connector.errors import CacheError, ConnectorError, PublishError, RestoreError, SyncError
+from connector.errors import CacheError, PublishError, RestoreError, SyncError
 from connector.http import HealthServer
 from connector.leases import LeaseKeeper
 from connector.link import Incoming, LinkFactory
@@ -334,9 +335,8 @@ class ConnectorService:
 
         self._spawn(go())
 
-    def _spawn(self, coro: object) -> None:
-        assert asyncio.iscoroutine(coro)
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 
@@ -447,8 +447,8 @@ class ConnectorService:
         log.debug("state", extra={"account_id": account_id, "fields": {"from": old.value, "to": new.value}})
 
     def reconnecting(self, account_id: str, reason: str) -> None:
+        # The supervisor logs the reconnect with its reason and delay; count it here.
         self.metrics.reconnects.inc(reason)
-        log.info("reconnecting", extra={"account_id": account_id, "fields": {"reason": reason}})
 
     # --- metrics ------------------------------------------------------------------------------------
 
@@ -457,6 +457,3 @@ class ConnectorService:
         for slot in self.accounts.values():
             counts[(slot.supervisor.state.value,)] += 1
         return counts
-
-
-__all__ = ["ConnectorError", "ConnectorService"]
