@@ -2,9 +2,9 @@
 
 The real stack runs as child processes with their logs kept: the functions gateway (callables,
 connectorSync, Pub/Sub push persistence) on the Firestore and Pub/Sub emulators, the WhatsApp
-simulator, and the connector with the real protocol engine. One account is paired with a pairing code,
-connects, receives a message, is saved, and survives a graceful connector restart (restore through
-connectorSync). Then every log line of every process is searched for every secret the run produced:
+simulator, and the connector with the real protocol engine (at DEBUG). One account is paired with a
+pairing code and one by QR; they connect, the first receives a message, is saved, and survives a
+graceful connector restart (restore through connectorSync). Then every log line of every process is searched for every secret the run produced:
 the account's private keys, ADV secret and Signal keys (from the stored state), the KEK and the
 vault's sealing key, the connector's cache key, and the message's ciphertext.
 """
@@ -33,6 +33,7 @@ from tests.connector.stack import Stack, start_stack
 from tests.security.secrets_scan import Secret, encodings, scan, secrets_in_state
 
 PHONE = "+40700000001"
+QR_PHONE = "+40700000002"
 CONTACT = "+40711111111"
 STEP_TIMEOUT_S = 60.0
 POLL_S = 0.25
@@ -61,6 +62,10 @@ def _account(stack: Stack, account_id: str) -> dict[str, Any]:
     return dict(stack.call("getAccount", {"accountId": account_id}))
 
 
+def _status_is(stack: Stack, account_id: str, status: str) -> Callable[[], bool]:
+    return lambda: _account(stack, account_id)["status"] == status
+
+
 def _device(sim_base: str) -> dict[str, Any]:
     (device,) = _control(sim_base, "GET", f"/v1/phones/{quote(PHONE)}/devices")["devices"]
     return dict(device)
@@ -87,12 +92,18 @@ def test_no_key_material_in_the_logs_of_an_end_to_end_run(
     engine = {"KEEPER_WA_URL": sim_base.replace("http://", "ws://") + "/ws/chat", "KEEPER_WA_ROOT_KEY": root_key,
               "KEEPER_LOG_LEVEL": "DEBUG"}  # the widest logs the connector writes
 
-    # Pair with a code, as a user would: the code reaches the frontend through the functions.
+    # Pair one account with a code and one by QR, as a user would: both reach the frontend through the
+    # functions (the QR text carries the ADV secret, so its path must not log it either).
+    _control(sim_base, "POST", "/v1/phones", {"phone": QR_PHONE})
     account_id = stack.add_account(PHONE, "code")
+    qr_account_id = stack.add_account(QR_PHONE, "qr")
     first, _ = stack.start_connector("c-first", **engine)
     code = _eventually(lambda: (_account(stack, account_id).get("pairing") or {}).get("code"), "a pairing code")
     _control(sim_base, "POST", f"/v1/phones/{quote(PHONE)}/link-code", {"code": code})
-    _eventually(lambda: _account(stack, account_id)["status"] == "connected", "the account to connect")
+    qr = _eventually(lambda: (_account(stack, qr_account_id).get("pairing") or {}).get("qr"), "a QR")
+    _control(sim_base, "POST", f"/v1/phones/{quote(QR_PHONE)}/scan", {"qr": qr})
+    for pending in (account_id, qr_account_id):
+        _eventually(_status_is(stack, pending, "connected"), f"{pending} to connect")
 
     # A contact's message (its ciphertext is secret too): the connector acknowledges it to WhatsApp only
     # once Pub/Sub has it, so an empty pending list means the whole message path ran.
@@ -113,7 +124,10 @@ def test_no_key_material_in_the_logs_of_an_end_to_end_run(
     second.stop()
     simulator.stop()
 
-    secrets_found = _secrets_of_the_run(project_id, home, firestore_client, account_id, tmp_path)
+    vault = VaultConfig.from_env({"KEEPER_PROJECT": project_id, "KEEPER_KEK_PROVIDER": "local",
+                                  "KEEPER_KEK_FILE": str(home / "kek.json")}).vault(firestore_client)
+    secrets_found = [*_state_secrets(vault, account_id), *_state_secrets(vault, qr_account_id),
+                     *_service_secrets(home)]
     secrets_found.append(Secret("message ciphertext", ciphertext))
     log_dir = first.log_path.parent
     logs = {path.name: path.read_text(errors="replace") for path in sorted(log_dir.glob("*.log"))}
@@ -122,27 +136,28 @@ def test_no_key_material_in_the_logs_of_an_end_to_end_run(
     assert {"functions.log", "simulator.log", "connector-c-first.log", "connector-c-second.log"} <= set(logs)
     assert "session restored" in logs["connector-c-second.log"]
     assert account_id in logs["connector-c-first.log"] and account_id in logs["functions.log"]
-    assert len(secrets_found) >= 40, [s.name for s in secrets_found]
+    assert len(secrets_found) >= 80, [s.name for s in secrets_found]
+    assert any(s.name.startswith("connector cache key") for s in secrets_found)
 
     findings = scan(logs, secrets_found)
     assert not findings, "key material in the logs:\n" + "\n".join(
         f"  {f.secret} as {f.encoding} in {f.source}:{f.line_number}" for f in findings[:20])
 
 
-def _secrets_of_the_run(project: str, home: Path, firestore_client: Any, account_id: str,
-                        tmp_path: Path) -> list[Secret]:
-    env = {"KEEPER_PROJECT": project, "KEEPER_KEK_PROVIDER": "local", "KEEPER_KEK_FILE": str(home / "kek.json")}
-    vault = VaultConfig.from_env(env).vault(firestore_client)
-    found = list(secrets_in_state(vault.restore(account_id).state.to_json()))
+def _state_secrets(vault: Any, account_id: str) -> list[Secret]:
+    found = [Secret(f"{account_id}{s.name}", s.value)
+             for s in secrets_in_state(vault.restore(account_id).state.to_json())]
     names = {s.name for s in found}
-    assert "/creds/noiseKey/private" in names and "/creds/signedIdentityKey/private" in names
-    assert "/creds/advSecretKey" in names
+    assert {f"{account_id}/creds/{key}" for key in ("noiseKey/private", "signedIdentityKey/private",
+                                                     "advSecretKey")} <= names
+    return found
 
+
+def _service_secrets(home: Path) -> list[Secret]:
     kek = LocalFileKek(home / "kek.json")
     version = kek.current_version()
-    found.append(Secret(f"KEK v{version}", kek.key(version)))
     sealing = sealing_private_key(kek.key(version)).private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    found.append(Secret("vault sealing key", sealing))
+    found = [Secret(f"KEK v{version}", kek.key(version)), Secret("vault sealing key", sealing)]
     for key_file in home.glob("cache-*/cache.key"):
         found.append(Secret(f"connector cache key {key_file.parent.name}", key_file.read_bytes()))
     return found
