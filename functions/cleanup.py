@@ -5,7 +5,8 @@
 - stored sessions whose account document is gone, once their last save is older than the grace
   period (a session imported a moment ago has no account yet);
 - versions beyond the number kept, and chunks no version refers to (``vault.prune``);
-- pairing attempts that ran past ``pairing_ttl_s``: ``pairing_expired``, no longer served.
+- pairing attempts that ran past ``pairing_ttl_s``: ``pairing_expired``, no longer served;
+- restore outcomes and closed alerts older than :data:`HISTORY_RETENTION`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from functions.ports import SessionVault
 from functions.stores import Stores
 
 _log = logging.getLogger(__name__)
+
+
+#: Restore outcomes and closed alerts are history: kept this long for the dashboard, then deleted.
+HISTORY_RETENTION = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +71,12 @@ class Cleaner:
                     _log.info("account %s: orphaned session deleted", account_id)
                 continue
             pruned += self._vault.prune(account_id)
-        _log.info("cleanup: %d purged, %d pairing expired, %d orphans, %d documents pruned",
-                  purged, expired, orphans, pruned)
-        return {"purged": purged, "pairingExpired": expired, "orphanSessions": orphans, "pruned": pruned}
+        history = (self._stores.outcomes.delete_before(now - HISTORY_RETENTION)
+                   + self._stores.alerts.delete_closed_before(now - HISTORY_RETENTION))
+        _log.info("cleanup: %d purged, %d pairing expired, %d orphans, %d documents pruned, %d history records",
+                  purged, expired, orphans, pruned, history)
+        return {"purged": purged, "pairingExpired": expired, "orphanSessions": orphans, "pruned": pruned,
+                "history": history}
 
     def _purge(self, account_id: str) -> None:
         self._vault.delete(account_id)

@@ -96,6 +96,15 @@ def account_from_doc(account_id: str, doc: Mapping[str, Any]) -> Account:
     )
 
 
+def _delete_all(client: firestore.Client, refs: list[Any]) -> int:
+    for start in range(0, len(refs), _BATCH):
+        batch = client.batch()
+        for ref in refs[start:start + _BATCH]:
+            batch.delete(ref)
+        batch.commit()
+    return len(refs)
+
+
 def _sorted(accounts: Iterable[Account]) -> list[Account]:
     return sorted(accounts, key=lambda a: (a.created_at, a.account_id))
 
@@ -332,13 +341,23 @@ class FirestoreAlertStore:
         return [a for a in alerts if wanted is None or a.account_id in wanted]
 
     def delete_for(self, account_id: str) -> None:
-        for snap in self._col.where(filter=FieldFilter("accountId", "==", account_id)).stream():
-            snap.reference.delete()
+        _delete_all(self._client, [s.reference for s in
+                                   self._col.where(filter=FieldFilter("accountId", "==", account_id)).stream()])
+
+    def delete_closed_before(self, at: datetime) -> int:
+        closed = self._col.where(filter=FieldFilter("open", "==", False)).stream()
+        return _delete_all(self._client, [s.reference for s in closed
+                                          if (s.to_dict() or {}).get("createdAt", at) < at])
 
 
 class FirestoreOutcomeStore:
     def __init__(self, client: firestore.Client) -> None:
+        self._client = client
         self._col = client.collection(OUTCOMES)
+
+    def delete_before(self, at: datetime) -> int:
+        old = self._col.where(filter=FieldFilter("at", "<", at)).select([]).stream()
+        return _delete_all(self._client, [s.reference for s in old])
 
     def record(self, outcome: RestoreOutcome) -> None:
         self._col.add({"accountId": outcome.account_id, "outcome": outcome.outcome.value, "at": outcome.at,

@@ -174,6 +174,13 @@ class MemoryAlertStore:
             for alert_id in [i for i, a in self._alerts.items() if a.account_id == account_id]:
                 del self._alerts[alert_id]
 
+    def delete_closed_before(self, at: datetime) -> int:
+        with self._lock:
+            doomed = [i for i, a in self._alerts.items() if not a.open and a.created_at < at]
+            for alert_id in doomed:
+                del self._alerts[alert_id]
+            return len(doomed)
+
 
 class MemoryOutcomeStore:
     def __init__(self) -> None:
@@ -187,6 +194,13 @@ class MemoryOutcomeStore:
     def since(self, at: datetime) -> list[RestoreOutcome]:
         with self._lock:
             return [o for o in self.outcomes if o.at >= at]
+
+    def delete_before(self, at: datetime) -> int:
+        with self._lock:
+            kept = [o for o in self.outcomes if o.at >= at]
+            removed = len(self.outcomes) - len(kept)
+            self.outcomes = kept
+            return removed
 
 
 class MemoryStatusStore:

@@ -101,11 +101,19 @@ class AlertStore(Protocol):
 
     def delete_for(self, account_id: str) -> None: ...
 
+    def delete_closed_before(self, at: datetime) -> int:
+        """Delete closed alerts created before ``at``; returns how many."""
+        ...
+
 
 class OutcomeStore(Protocol):
     def record(self, outcome: RestoreOutcome) -> None: ...
 
     def since(self, at: datetime) -> list[RestoreOutcome]: ...
+
+    def delete_before(self, at: datetime) -> int:
+        """Delete outcomes recorded before ``at``; returns how many."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,3 +109,19 @@ def test_renew_many_renews_only_what_is_still_held(firestore_client: Any) -> Non
     assert {k for k, v in result.items() if v is not None} == {"a0", "a1", "a2"}
     assert result["a3"] is None and result["a4"] is None and result["missing"] is None
     assert result["a0"] is not None and result["a0"].expires_at == later + timedelta(seconds=30)
+
+
+def test_history_retention_queries(firestore_client: Any) -> None:
+    from functions.model import RestoreOutcome, RestoreOutcomeKind
+
+    stores = firestore_stores(firestore_client)
+    stores.outcomes.record(RestoreOutcome("a1", RestoreOutcomeKind.RESTORED, T0, "c1", 1))
+    stores.outcomes.record(RestoreOutcome("a1", RestoreOutcomeKind.FAILED, T0 + timedelta(days=40), "c1"))
+    stores.alerts.raise_alert(Alert("a1.stale", "a1", "stale", "m", T0))
+    stores.alerts.close("a1")
+    stores.alerts.raise_alert(Alert("a1.invalid", "a1", "invalid", "m", T0))  # open: kept
+    cutoff = T0 + timedelta(days=10)
+    assert stores.outcomes.delete_before(cutoff) == 1
+    assert stores.alerts.delete_closed_before(cutoff) == 1
+    assert [o.outcome for o in stores.outcomes.since(T0)] == [RestoreOutcomeKind.FAILED]
+    assert [a.alert_id for a in stores.alerts.open_alerts()] == ["a1.invalid"]

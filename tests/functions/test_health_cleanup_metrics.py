@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from pathlib import Path
 
 from functions.metrics import metrics
@@ -74,7 +75,8 @@ def test_cleanup_expires_pairing_and_purges_removed_after_grace(tmp_path: Path) 
     removed = _stored(w, "+40700000002", 2)
     w.services.accounts.remove(ALICE, removed)
     w.clock.advance(601)
-    assert w.services.cleaner.run() == {"purged": 0, "pairingExpired": 1, "orphanSessions": 0, "pruned": 0}
+    assert w.services.cleaner.run() == {"purged": 0, "pairingExpired": 1, "orphanSessions": 0, "pruned": 0,
+                                        "history": 0}
     assert w.services.stores.accounts.get(pairing).status is AccountStatus.PAIRING_EXPIRED  # type: ignore[union-attr]
     assert w.vault_store.get_head(removed) is not None, "kept during the grace period"
     w.clock.advance(7 * DAY_S)
@@ -140,3 +142,20 @@ def test_cleanup_prunes_orphaned_versions(tmp_path: Path) -> None:
     assert w.services.cleaner.run()["pruned"] == 1
     assert set(w.vault_store.raw_versions(account_id)) == {1}
     assert w.vault.restore(account_id).version == 1
+
+
+def test_cleanup_keeps_thirty_days_of_history(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _stored(w, "+40700000001", 1)
+    w.clock.advance(31)
+    FakeConnector("c-late").sync(w.services)  # one restore outcome
+    alerter_store = w.services.stores.alerts
+    from functions.model import Alert
+
+    alerter_store.raise_alert(Alert("old.stale", account_id, "stale", "old", w.clock.now))
+    alerter_store.close(account_id)
+    w.clock.advance(29 * DAY_S)
+    assert w.services.cleaner.run()["history"] == 0
+    w.clock.advance(2 * DAY_S)
+    assert w.services.cleaner.run()["history"] == 2
+    assert w.services.stores.outcomes.since(w.clock.now - 365 * timedelta(days=1)) == []
