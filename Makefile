@@ -44,5 +44,8 @@ test: lint typecheck pytest ## everything CI runs
 up: $(STAMP) $(NPM_STAMP) ## run the whole local stack in the foreground (Ctrl-C stops it)
 	$(VENV)/bin/keeper up
 
+proto: $(STAMP) ## regenerate connector/protocol/proto/*_pb2.py from wa.proto
+	$(PY) -m connector.protocol.proto.generate
+
 clean: ## remove local state (.keeper/) and caches
 	rm -rf .keeper .pytest_cache .mypy_cache .ruff_cache
