@@ -4,9 +4,10 @@ The real stack runs as child processes with their logs kept: the functions gatew
 connectorSync, Pub/Sub push persistence) on the Firestore and Pub/Sub emulators, the WhatsApp
 simulator, and the connector with the real protocol engine (at DEBUG). One account is paired with a
 pairing code and one by QR; they connect, the first receives a message, is saved, and survives a
-graceful connector restart (restore through connectorSync). Then every log line of every process is searched for every secret the run produced:
-the account's private keys, ADV secret and Signal keys (from the stored state), the KEK and the
-vault's sealing key, the connector's cache key, and the message's ciphertext.
+graceful connector restart (restore through connectorSync). Then every log line of every process is
+searched for every secret the run produced: the accounts' private keys, ADV secrets and Signal keys
+(from the stored states), the KEK and the vault's sealing key, the connectors' cache keys, and the
+message's ciphertext.
 """
 
 from __future__ import annotations
