@@ -174,7 +174,9 @@ class ConnectorService:
         log.info("shutting down", extra=fields(accounts=len(held), pendingSnapshots=self.snapshots.pending()))
         await asyncio.gather(*(slot.supervisor.stop("shutdown", min(STOP_SOCKETS_BUDGET_S, left() / 3))
                                for slot in held), return_exceptions=True)
-        await asyncio.gather(*self._stopping, return_exceptions=True)
+        if self._stopping:
+            # Removals and retirements in flight: bounded, they may be waiting on Pub/Sub.
+            await asyncio.wait(list(self._stopping), timeout=max(0.1, left() / 4))
         for slot in held:
             if slot.store.revision != slot.published_revision:
                 self.flusher.coalescer.mark(slot.account_id, "critical", self._clock())
