@@ -258,3 +258,38 @@ def test_small_chunked_body_is_served(functions_gateway: Gateway) -> None:
                              headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
     assert response.json() == {"result": {"accounts": []}}
+
+
+def test_logged_out_event_raises_an_alert_on_the_alerts_topic(functions_gateway: Gateway,
+                                                             firestore_client: Any) -> None:
+    from datetime import UTC, datetime
+
+    from shared.events import AlertRaised, ConnectionState, ConnectionUpdate, parse_event
+
+    gw = functions_gateway
+    subscriber = pubsub_v1.SubscriberClient()
+    alerts_sub = subscriber.subscription_path(gw.project, f"alerts-watch-{gw.topics['alerts']}")
+    subscriber.create_subscription(request={
+        "name": alerts_sub, "topic": subscriber.topic_path(gw.project, gw.topics["alerts"])})
+    account_id = gw.call("addAccount", {"phoneNumber": "+40733333333", "method": "code"}, "dave").json()[
+        "result"]["accountId"]
+    [claim] = [c for c in gw.sync(_connector_body("c-alerts", X25519PrivateKey.generate())).json()["claimed"]
+               if c["accountId"] == account_id]
+    event = ConnectionUpdate(account_id, "c-alerts", claim["generation"], datetime.now(UTC),
+                             ConnectionState.NEEDS_PAIRING, "logged_out", 401)
+    _publish(gw, "connection_events", event.to_json(), event.attributes())
+    doc = firestore_client.collection("accounts").document(account_id)
+    _wait_for("needs_pairing", lambda: doc.get().to_dict()["status"] == "needs_pairing")
+
+    def pulled() -> list[Any]:
+        response = subscriber.pull(request={"subscription": alerts_sub, "max_messages": 10}, timeout=10)
+        return [m.message for m in response.received_messages]
+
+    [message] = _wait_for("the alert message", pulled)
+    alert = parse_event(message.data)
+    assert isinstance(alert, AlertRaised)
+    assert (alert.account_id, alert.kind) == (account_id, "logged_out")
+    assert message.attributes["kind"] == "logged_out"
+    alert_doc = firestore_client.collection("alerts").document(alert.alert_id).get().to_dict()
+    assert alert_doc["open"] is True and alert_doc["accountId"] == account_id
+    subscriber.delete_subscription(request={"subscription": alerts_sub})
