@@ -11,7 +11,8 @@ Delivery is at least once, so a message may arrive twice or late:
   acknowledged (:class:`StaleMessageError`): retrying could never make it current;
 - a message that does not parse or open is acknowledged with an error log
   (:class:`MalformedMessageError`): retrying would fail the same way;
-- anything else (Firestore, KEK provider unavailable) propagates, so Pub/Sub redelivers.
+- anything else (Firestore, KEK provider unavailable, also while opening) propagates, so Pub/Sub
+  redelivers.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class SnapshotPersister:
         try:
             snapshot = self._sealer.open_snapshot(data, account_id)
         except (shared_errors.SealingError, shared_errors.StateValidationError) as exc:
+            if isinstance(exc.__cause__, shared_errors.KekUnavailableError):
+                raise  # the key could not be fetched (Secret Manager down?): let Pub/Sub retry
             raise MalformedMessageError(f"account {account_id}: snapshot does not open: "
                                         f"{type(exc).__name__}") from None
         if (snapshot.account_id, snapshot.generation, snapshot.connector_id) != (

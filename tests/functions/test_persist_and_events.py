@@ -174,3 +174,24 @@ def test_garbage_and_unknown_accounts_are_rejected_not_retried(tmp_path: Path) -
         w.services.events.handle(b"{nope")
     with pytest.raises(StaleMessageError):
         w.services.events.handle(AccountRemoved("acc_unknown").to_json())
+
+
+def test_an_unavailable_kek_is_retried_not_dropped(tmp_path: Path) -> None:
+    from shared.errors import KekUnavailableError
+
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    sealed = seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1))
+    w.vault._sealing_keys.clear()  # forget the cached sealing key, as a fresh instance would
+    kek = w.vault.kek
+
+    def unavailable(version: str) -> bytes:
+        raise KekUnavailableError(f"secret version {version} cannot be read")
+
+    original = kek.key
+    kek.key = unavailable  # type: ignore[method-assign]
+    with pytest.raises(Exception) as caught:
+        w.services.persister.handle(sealed, snapshot_attrs(account_id, 1, "c-1"))
+    assert not isinstance(caught.value, MalformedMessageError | StaleMessageError)
+    kek.key = original  # type: ignore[method-assign]
+    assert w.services.persister.handle(sealed, snapshot_attrs(account_id, 1, "c-1")).version == 1
