@@ -19,6 +19,7 @@ from connector import logs
 from connector.cache import StateCache
 from connector.config import ConnectorConfig
 from connector.errors import CacheError, ConfigError
+from connector.identity import MetadataIdentityTokens
 from connector.link import LinkFactory
 from connector.publisher import PubSubTransport
 from connector.service import ConnectorService
@@ -66,7 +67,8 @@ async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None
 
     service = ConnectorService(
         config,
-        sync_client=HttpSyncClient(config.functions_url, config.token),
+        sync_client=HttpSyncClient(config.functions_url, config.token, token_source=(
+            MetadataIdentityTokens(config.audience) if config.audience else None)),
         transport=PubSubTransport(config.project_id),
         link_factory=link_factory or default_link_factory(config, persist_now),
         cache=cache,

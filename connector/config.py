@@ -2,6 +2,8 @@
 
 - ``KEEPER_FUNCTIONS_URL`` (required): base URL of the functions; connectorSync is ``{base}/connectorSync``.
 - ``KEEPER_CONNECTOR_TOKEN``: bearer token for connectorSync (none: no header).
+- ``KEEPER_CONNECTOR_AUDIENCE``: deployed, send an identity token for this audience from the metadata
+  server instead (``connector/identity.py``; none: off).
 - ``KEEPER_CONNECTOR_ID``: this connector's id (default ``<hostname>-<random>``).
 - ``KEEPER_CAPACITY``: most accounts this connector holds (1000).
 - ``KEEPER_WA_URL``: WhatsApp Web websocket URL (``wss://web.whatsapp.com/ws/chat``).
@@ -49,6 +51,7 @@ class ConnectorConfig:
     functions_url: str
     connector_id: str = field(default_factory=_default_connector_id)
     token: str | None = None
+    audience: str | None = None
     capacity: int = 1000
     wa_url: str = DEFAULT_WA_URL
     wa_root_key: bytes | None = None
@@ -72,6 +75,7 @@ class ConnectorConfig:
             functions_url=url,
             connector_id=env.get("KEEPER_CONNECTOR_ID") or _default_connector_id(),
             token=env.get("KEEPER_CONNECTOR_TOKEN") or None,
+            audience=env.get("KEEPER_CONNECTOR_AUDIENCE") or None,
             capacity=_int(env, "KEEPER_CAPACITY", 1000, minimum=0),
             wa_url=env.get("KEEPER_WA_URL") or DEFAULT_WA_URL,
             wa_root_key=_key(env, "KEEPER_WA_ROOT_KEY"),

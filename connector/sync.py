@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 import aiohttp
 
 from connector.errors import SyncRejected, SyncUnavailable
+from connector.identity import TokenSource
 
 SYNC_TIMEOUT_S = 8.0
 
@@ -186,20 +187,27 @@ class SyncClient(Protocol):
 class HttpSyncClient:
     """:class:`SyncClient` over HTTP(S) with aiohttp."""
 
-    def __init__(self, functions_url: str, token: str | None, timeout_s: float = SYNC_TIMEOUT_S) -> None:
+    def __init__(self, functions_url: str, token: str | None, timeout_s: float = SYNC_TIMEOUT_S,
+                 token_source: TokenSource | None = None) -> None:
+        """``token`` is a fixed bearer token (local stack); ``token_source`` gives one per call (deployed:
+        identity tokens, :mod:`connector.identity`) and wins when both are set."""
         self.url = functions_url.rstrip("/") + "/connectorSync"
         self._headers = {"Content-Type": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
+        self._token_source = token_source
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     async def sync(self, request: SyncRequest) -> SyncResponse:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+        headers = self._headers
+        if self._token_source is not None:
+            headers = {**headers, "Authorization": f"Bearer {await self._token_source.token()}"}
         try:
             async with self._session.post(self.url, data=json.dumps(request.to_json()),
-                                          headers=self._headers) as response:
+                                          headers=headers) as response:
                 text = await response.text()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -219,3 +227,5 @@ class HttpSyncClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._token_source is not None:
+            await self._token_source.close()

@@ -179,6 +179,7 @@ def test_connector_runs_always_on_as_its_own_identity(plan: Plan) -> None:
     assert config.project_id == PROJECT
     assert config.capacity == int(OVERRIDES["_CONNECTOR_CAPACITY"])
     assert config.token is None, "the connector must not carry a shared token in production"
+    assert config.audience == OVERRIDES["_INTERNAL_AUDIENCE"], "connectorSync needs an identity token"
 
 
 def test_every_topic_in_use_is_created(plan: Plan) -> None:
