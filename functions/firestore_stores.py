@@ -382,6 +382,14 @@ class FirestoreStatusStore:
         self._client.collection(CONNECTORS).document(record.connector_id).set(
             {"lastSyncAt": record.last_sync_at, "capacity": record.capacity, "held": record.held})
 
+    def connectors(self) -> list[ConnectorRecord]:
+        out = []
+        for snap in self._client.collection(CONNECTORS).stream():
+            doc = snap.to_dict() or {}
+            out.append(ConnectorRecord(snap.id, doc["lastSyncAt"], int(doc.get("capacity", 0)),
+                                       int(doc.get("held", 0))))
+        return out
+
     def put_health_summary(self, summary: HealthSummary) -> None:
         self._client.collection(HEALTH).document("summary").set({
             "checkedAt": summary.checked_at, "byHealth": dict(summary.by_health), "sessions": summary.sessions,

@@ -205,11 +205,14 @@ class MemoryOutcomeStore:
 
 class MemoryStatusStore:
     def __init__(self) -> None:
-        self.connectors: dict[str, ConnectorRecord] = {}
+        self.records: dict[str, ConnectorRecord] = {}
         self.summary: HealthSummary | None = None
 
     def record_connector(self, record: ConnectorRecord) -> None:
-        self.connectors[record.connector_id] = record
+        self.records[record.connector_id] = record
+
+    def connectors(self) -> list[ConnectorRecord]:
+        return list(self.records.values())
 
     def put_health_summary(self, summary: HealthSummary) -> None:
         self.summary = summary

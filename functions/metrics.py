@@ -1,7 +1,7 @@
 """getMetrics: the numbers on the frontend's dashboard.
 
-An admin sees the whole system; any other user sees the same figures restricted to the accounts
-they own (the last health-check time is global).
+An admin sees the whole system, including the connectors and when each last synced; any other
+user sees the same figures restricted to the accounts they own (the last health check is global).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from shared.events import format_time
 
 RESTORE_WINDOW = timedelta(hours=24)
 MAX_ALERTS_LISTED = 50
+CONNECTOR_LIVE_WINDOW = timedelta(minutes=1)
 
 
 def metrics(stores: Stores, vault: SessionVault, caller: Caller, clock: Clock) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def metrics(stores: Stores, vault: SessionVault, caller: Caller, clock: Clock) -
     alerts = stores.alerts.open_alerts(None if caller.admin else sorted(ids))
     alerts.sort(key=lambda a: a.created_at, reverse=True)
     summary = stores.status.health_summary()
-    return {
+    view: dict[str, Any] = {
         "accounts": len(accounts),
         "accountsByStatus": dict(by_status),
         "sessionsStored": sessions,
@@ -53,3 +54,11 @@ def metrics(stores: Stores, vault: SessionVault, caller: Caller, clock: Clock) -
         "alerts": [{"alertId": a.alert_id, "accountId": a.account_id, "kind": a.kind, "message": a.message,
                     "createdAt": format_time(a.created_at)} for a in alerts[:MAX_ALERTS_LISTED]],
     }
+    if caller.admin:
+        # A connector is live while it synced within a couple of lease lifetimes.
+        live_after = now - CONNECTOR_LIVE_WINDOW
+        view["connectors"] = sorted(
+            ({"connectorId": c.connector_id, "lastSyncAt": format_time(c.last_sync_at), "capacity": c.capacity,
+              "held": c.held, "live": c.last_sync_at >= live_after} for c in stores.status.connectors()),
+            key=lambda c: str(c["connectorId"]))
+    return view

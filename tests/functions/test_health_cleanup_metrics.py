@@ -118,6 +118,12 @@ def test_metrics_are_scoped_to_the_caller_unless_admin(tmp_path: Path) -> None:
     assert admin_view["accounts"] == 3 and admin_view["sessionsStored"] == 2
     assert admin_view["restores24h"]["restored"] == 2
     assert admin_view["openAlerts"] == 1 and admin_view["alerts"][0]["accountId"] == theirs
+    connectors = {c["connectorId"]: c for c in admin_view["connectors"]}
+    assert connectors["c-9"]["live"] and connectors["c-9"]["held"] == 3  # two restored, one to pair
+    assert "connectors" not in mine_view
+    w.clock.advance(120)
+    later = metrics(w.services.stores, w.services.vault, ADMIN, w.clock)
+    assert not any(c["live"] for c in later["connectors"])
     assert mine != theirs
 
 

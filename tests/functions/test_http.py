@@ -293,3 +293,14 @@ def test_logged_out_event_raises_an_alert_on_the_alerts_topic(functions_gateway:
     alert_doc = firestore_client.collection("alerts").document(alert.alert_id).get().to_dict()
     assert alert_doc["open"] is True and alert_doc["accountId"] == account_id
     subscriber.delete_subscription(request={"subscription": alerts_sub})
+
+
+def test_admin_metrics_show_connectors_and_accounts(functions_gateway: Gateway, firestore_client: Any) -> None:
+    gw = functions_gateway
+    gw.call("addAccount", {"phoneNumber": "+40744444444", "method": "qr"}, "erin")
+    assert gw.sync(_connector_body("c-metrics", X25519PrivateKey.generate())).status_code == 200
+    admin = gw.call("getMetrics", None, "root", admin=True).json()["result"]
+    assert admin["accountsByStatus"] == {"pairing": 1}
+    assert [(c["connectorId"], c["held"], c["live"]) for c in admin["connectors"]] == [("c-metrics", 1, True)]
+    user = gw.call("getMetrics", {}, "frank").json()["result"]
+    assert user["accounts"] == 0 and "connectors" not in user
