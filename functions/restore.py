@@ -101,7 +101,18 @@ class ConnectorSyncService:
         accounts = self._stores.accounts.claimable(now, limit) + self._stores.accounts.removing(limit)
         accounts = [a for a in accounts if a.account_id not in skip and (a.serve or a.status is AccountStatus.REMOVING)]
         leases = self._stores.leases.get_many([a.account_id for a in accounts])
-        return [a for a in accounts if not (a.account_id in leases and leases[a.account_id].live(now))]
+        free_accounts: list[Account] = []
+        behind: dict[str, dict[str, Any]] = {}
+        for account in accounts:
+            lease = leases.get(account.account_id)
+            if lease is None or not lease.live(now):
+                free_accounts.append(account)
+            elif account.serve:
+                # The index fell behind a live lease: move it forward so it stops taking a slot here.
+                behind[account.account_id] = {"claimable_after": lease.expires_at}
+        if behind:
+            self._stores.accounts.update_many(behind)
+        return free_accounts
 
     def _claim(self, request: SyncRequest, account: Account) -> dict[str, Any] | None:
         now = self._clock()

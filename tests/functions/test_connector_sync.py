@@ -179,3 +179,15 @@ def test_claims_per_call_are_capped_and_the_rest_follow_on_the_next_sync(tmp_pat
     assert len(connector.sync(w.services)["claimed"]) == 3
     second = connector.sync(w.services)
     assert (len(second["renewed"]), len(second["claimed"])) == (3, 2)
+
+
+def test_a_stale_claimable_index_heals_itself(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = w.add()
+    FakeConnector("c-1").sync(w.services)
+    w.services.stores.accounts.update(account_id, {"claimable_after": w.clock.now})  # as if a write was lost
+    assert FakeConnector("c-2").sync(w.services)["claimed"] == []
+    account = w.services.stores.accounts.get(account_id)
+    lease = w.services.stores.leases.get(account_id)
+    assert account is not None and lease is not None
+    assert account.claimable_after == lease.expires_at
