@@ -97,8 +97,11 @@ def _ready_check(config: StackConfig, part: Part) -> Callable[[], bool]:
     host, port = "127.0.0.1", config.ports[part.port_key]
     if part.ready_path is None:
         if part.name == "emulators":
+            # the Auth emulator (firebase-tools) is part of it when installed; it is the slowest to start
+            keys = ("firestore", "pubsub", "auth") if emulators.firebase_tools() else ("firestore", "pubsub")
+
             def all_emulators() -> bool:
-                return all(port_open(host, config.ports[k]) for k in ("firestore", "pubsub"))
+                return all(port_open(host, config.ports[k]) for k in keys)
             return all_emulators
         return lambda: port_open(host, port)
     url = f"http://{host}:{port}{part.ready_path}"
@@ -175,7 +178,7 @@ def run_stack(only: Sequence[str] | None = None, for_seconds: float | None = Non
             continue
         specs.append((part, ChildProcess(
             part.name, _keeper_argv(part.command), log_path=log_dir / f"{part.name}.log", env=env,
-            cwd=REPO_ROOT, ready=_ready_check(config, part), ready_timeout_s=120.0,
+            cwd=REPO_ROOT, ready=_ready_check(config, part), ready_timeout_s=180.0,
             # a part stops its own children first (the connector has an 8 s shutdown budget)
             stop_grace_s=PART_STOP_GRACE_S,
         )))
