@@ -52,6 +52,24 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float = 0) -
     return value
 
 
+def _project(env: Mapping[str, str] | None) -> str:
+    """The project from the environment; deployed without one, the runtime's own project (ADC)."""
+    source = os.environ if env is None else env
+    named = source.get("KEEPER_PROJECT") or source.get("GOOGLE_CLOUD_PROJECT") or source.get("GCLOUD_PROJECT")
+    if named:
+        return named
+    if env is None and os.environ.get("K_SERVICE"):  # on Cloud Functions / Cloud Run
+        import google.auth
+
+        try:
+            _, project = google.auth.default()
+        except Exception:  # no credentials: fall through to the local default
+            project = None
+        if project:
+            return str(project)
+    return DEFAULT_PROJECT
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -78,11 +96,11 @@ class FunctionsConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FunctionsConfig:
+        project = _project(env)
         env = os.environ if env is None else env
         accounts = env.get("KEEPER_CONNECTOR_SERVICE_ACCOUNTS", "")
         return cls(
-            project=env.get("KEEPER_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT")
-            or env.get("GCLOUD_PROJECT") or DEFAULT_PROJECT,
+            project=project,
             region=env.get("KEEPER_REGION") or DEFAULT_REGION,
             topic_snapshots=env.get("KEEPER_TOPIC_SNAPSHOTS") or TOPIC_SESSION_SNAPSHOTS,
             topic_connection_events=env.get("KEEPER_TOPIC_CONNECTION_EVENTS") or TOPIC_CONNECTION_EVENTS,
