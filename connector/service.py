@@ -174,6 +174,7 @@ class ConnectorService:
         log.info("shutting down", extra=fields(accounts=len(held), pendingSnapshots=self.snapshots.pending()))
         await asyncio.gather(*(slot.supervisor.stop("shutdown", min(STOP_SOCKETS_BUDGET_S, left() / 3))
                                for slot in held), return_exceptions=True)
+        sockets_closed_s = self._clock() - started
         if self._stopping:
             # Removals and retirements in flight: bounded, they may be waiting on Pub/Sub.
             await asyncio.wait(list(self._stopping), timeout=max(0.1, left() / 4))
@@ -190,6 +191,7 @@ class ConnectorService:
         await self.events.drained(min(0.5, left()))
         if message_tasks:
             await asyncio.wait(message_tasks, timeout=min(0.5, left()))
+        published_s = self._clock() - started
         for slot in held:
             if slot.account_id not in unpublished:
                 self.keeper.release(slot.account_id)
@@ -205,7 +207,9 @@ class ConnectorService:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.transport.close(), max(0.1, left()))
         await self.http.stop()
-        log.info("connector stopped", extra=fields(seconds=round(self._clock() - started, 2)))
+        log.info("connector stopped", extra=fields(seconds=round(self._clock() - started, 2),
+                                                   socketsClosedAtS=round(sockets_closed_s, 2),
+                                                   snapshotsPublishedAtS=round(published_s, 2)))
 
     # --- LeaseOwner -------------------------------------------------------------------------------
 
