@@ -9,7 +9,10 @@ Frontend callables are verified by firebase-functions (Firebase ID tokens) and m
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -47,6 +50,8 @@ class BearerVerifier:
         from google.auth.transport import requests as google_requests
         from google.oauth2 import id_token
 
+        if not _looks_like_google_jwt(token):  # refuse junk before fetching Google's certificates
+            raise UnauthenticatedError("the identity token is not valid")
         try:
             claims: Mapping[str, Any] = id_token.verify_oauth2_token(  # type: ignore[no-untyped-call]
                 token, google_requests.Request(), audience=self._audience)
@@ -57,6 +62,17 @@ class BearerVerifier:
         if not isinstance(email, str) or not claims.get("email_verified") or email not in self._allowed:
             raise PermissionDeniedError("this identity may not call this endpoint")
         return email
+
+
+def _looks_like_google_jwt(token: str) -> bool:
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts):
+        return False
+    try:
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except (ValueError, binascii.Error):
+        return False
+    return isinstance(header, dict) and header.get("alg") == "RS256"
 
 
 def caller_from_token(token: Mapping[str, Any] | None) -> Caller:
