@@ -80,6 +80,8 @@ class ScriptedCompanion:
         self.creds = creds or CompanionCreds.generate()
         self.inbox: list[Node] = []
         self.closed = asyncio.Event()
+        #: Why the read loop ended when the stream broke (undecryptable or undecodable data), else None.
+        self.stream_error: Exception | None = None
         self._arrived = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._transport: NoiseTransport | None = None
@@ -94,6 +96,7 @@ class ScriptedCompanion:
         await self.close()
         self.inbox.clear()
         self.closed = asyncio.Event()
+        self.stream_error = None
         ws = await websockets.connect(self.ws_url, max_size=None, ping_interval=None, open_timeout=timeout)
         self._ws = ws
         decoder = FrameDecoder()
@@ -121,8 +124,8 @@ class ScriptedCompanion:
             async for data in ws:
                 for frame in decoder.feed(data if isinstance(data, bytes) else data.encode()):
                     self._deliver(decode_node(transport.decrypt(frame)))
-        except Exception:  # noqa: S110 - a broken stream ends the connection like a close does
-            pass
+        except Exception as exc:  # a broken stream ends the connection like a close does; keep why
+            self.stream_error = exc
         finally:
             self.closed.set()
             self._arrived.set()
@@ -158,7 +161,8 @@ class ScriptedCompanion:
                 if match(node):
                     return self.inbox.pop(index)
             if self.closed.is_set():
-                raise CompanionClosed(f"socket closed; inbox: {self.inbox!r}")
+                why = "" if self.stream_error is None else f" (stream broke: {self.stream_error!r})"
+                raise CompanionClosed(f"socket closed{why}; inbox: {self.inbox!r}")
             self._arrived.clear()
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:

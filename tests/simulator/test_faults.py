@@ -106,6 +106,8 @@ async def test_malformed_frame_breaks_the_clients_stream(variant: str) -> None:
         assert answer["affectedSockets"] == 1
         # the scripted companion, like a real client, cannot go on after an undecodable frame
         await companion.wait_closed()
+        # it ended because the frame did not decrypt / decode, not because the server hung up
+        assert companion.stream_error is not None
         await companion.close()
 
 
