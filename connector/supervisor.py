@@ -152,7 +152,7 @@ class AccountSupervisor:
             try:
                 await self._run()
             finally:
-                if self.machine.can(AccountState.STOPPED) and self.state is not AccountState.NEEDS_PAIRING:
+                if self.machine.can(AccountState.STOPPED):
                     self.machine.to(AccountState.STOPPED)
 
     async def _run(self) -> None:
