@@ -316,3 +316,16 @@ def test_values_json_cannot_carry_are_refused(vault: Vault) -> None:
     state.keys["session"]["nan.0"] = float("nan")
     with pytest.raises(StateValidationError, match="JSON cannot carry"):
         vault.save("acct-1", state, 1)
+
+
+def test_real_baileys_folder_through_the_vault_exports_the_same_json(vault: Vault, tmp_path: Path) -> None:
+    """import-baileys then export-baileys: every file of a folder real Baileys wrote comes back equal."""
+    from shared.baileys import read_folder, write_folder
+    from shared.bufferjson import revive
+    from tests.shared.test_baileys import REAL_FOLDER
+
+    vault.save("acct-1", read_folder(REAL_FOLDER), generation=0)
+    written = write_folder(vault.restore("acct-1").state, tmp_path / "out")
+    assert written == sorted(p.name for p in REAL_FOLDER.iterdir())
+    for name in written:
+        assert revive((tmp_path / "out" / name).read_text()) == revive((REAL_FOLDER / name).read_text()), name
