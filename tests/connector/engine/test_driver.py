@@ -164,8 +164,9 @@ async def test_critical_change_is_persisted_before_pairing_reply_is_sent() -> No
         await ws.send(fake.send(Node("iq", {"id": "pd", "type": "set", "from": S_WHATSAPP_NET},
                                      [Node("pair-device", {}, [Node("ref", {}, b"R1")])])))
         await recv_nodes(fake, ws)  # pair-device result
-        while not qr_holder:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(5):  # bounded: a client that never shows the QR must not hang the server
+            while not qr_holder:
+                await asyncio.sleep(0.01)
         scanned = pairing.parse_qr_data(qr_holder[0])
         container = pairing.primary_sign_device_identity(
             account_identity=phone, companion_identity_public=scanned.identity_public,
@@ -212,8 +213,9 @@ async def test_failed_persistence_stops_the_session_before_the_pairing_reply() -
         await ws.send(fake.send(Node("iq", {"id": "pd", "type": "set", "from": S_WHATSAPP_NET},
                                      [Node("pair-device", {}, [Node("ref", {}, b"R1")])])))
         await recv_nodes(fake, ws)
-        while not qr_holder:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(5):  # bounded: a client that never shows the QR must not hang the server
+            while not qr_holder:
+                await asyncio.sleep(0.01)
         scanned = pairing.parse_qr_data(qr_holder[0])
         container = pairing.primary_sign_device_identity(
             account_identity=KeyPair.generate(SeededRandom("p")), companion_identity_public=scanned.identity_public,
