@@ -9,11 +9,11 @@ reason                 code    policy              source
 =====================  ======  ==================  ===========================================================
 restart_required       515     restart_now         ``<stream:error code="515">`` (after pairing, server move)
 replaced               440     stop_replaced       ``<stream:error><conflict type="replaced">``: another socket
-logged_out             401     stop_logged_out     ``<failure reason=401|403|406>``, ``<stream:error code=401|403>``
+logged_out             401     stop_logged_out     ``<failure reason=401|403|406>``, ``<stream:error code=401>``
 device_removed         401     stop_logged_out     ``<stream:error code=401><conflict type="device_removed">``
 multidevice_mismatch   411     stop_logged_out     ``<ib><downgrade_webclient>``, failure or stream error 411
 client_outdated        405     stop_outdated       ``<failure reason=405>``
-bad_session            500     backoff             ``<stream:error code=500>``, unknown stream errors, failure 500
+bad_session            500     backoff             stream error 500 and any other (403 too), failure 500
 service_unavailable    503     backoff             ``<stream:error code=503>``, ``<failure reason=503>``
 temporarily_banned     402     backoff             ``<failure reason=402>`` (whatsmeow ``ConnectFailureTempBanned``)
 connection_closed      428     backoff             the socket closed, ``<xmlstreamend/>``, stream error 428
@@ -134,8 +134,8 @@ def classify_stream_error(node: Node) -> CloseInfo:
         return close_info(CloseReason.RESTART_REQUIRED, detail="restart required")
     if conflict_type == "device_removed":
         return close_info(CloseReason.DEVICE_REMOVED, code=code or 401, detail="device_removed")
-    if code in (401, 403):  # 401 logged out, 403 forbidden: the same codes end a login as <failure>
-        return close_info(CloseReason.LOGGED_OUT, code=code, detail=detail or f"stream error {code}")
+    if code == 401:
+        return close_info(CloseReason.LOGGED_OUT, detail=detail or "stream error 401")
     if conflict is not None or code == 440:  # "replaced", or a bare <conflict/> (Baileys maps it to 440)
         return close_info(CloseReason.REPLACED, code=code or 440, detail=conflict_type or "conflict")
     if code == 411:
@@ -145,6 +145,8 @@ def classify_stream_error(node: Node) -> CloseInfo:
     if code in (408, 428):  # Baileys' timed out / connection closed: transient, like a dropped socket
         reason = CloseReason.CONNECTION_LOST if code == 408 else CloseReason.CONNECTION_CLOSED
         return close_info(reason, detail=detail or f"stream error {code}")
+    # Anything else, 403 "forbidden" included, is retried with backoff as Baileys and whatsmeow do: a
+    # device that really lost its link is told so by <failure reason=403> at its next login.
     return close_info(CloseReason.BAD_SESSION, code=code or 500, detail=detail or "stream error")
 
 

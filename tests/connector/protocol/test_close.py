@@ -38,7 +38,7 @@ def test_only_restart_and_transient_reasons_reconnect() -> None:
         (Node("stream:error", {"code": "401"}, [Node("conflict", {"type": "device_removed"})]),
          CloseReason.DEVICE_REMOVED, 401),
         (Node("stream:error", {"code": "401"}), CloseReason.LOGGED_OUT, 401),
-        (Node("stream:error", {"code": "403"}), CloseReason.LOGGED_OUT, 403),
+        (Node("stream:error", {"code": "403"}), CloseReason.BAD_SESSION, 403),
         (Node("stream:error", {"code": "440"}), CloseReason.REPLACED, 440),
         (Node("stream:error", {"code": "411"}), CloseReason.MULTIDEVICE_MISMATCH, 411),
         (Node("stream:error", {"code": "408"}), CloseReason.CONNECTION_LOST, 408),
@@ -80,7 +80,7 @@ def test_failures(reason_attr: str, reason: CloseReason, policy: ClosePolicy) ->
     [
         (428, ClosePolicy.BACKOFF), (408, ClosePolicy.BACKOFF), (440, ClosePolicy.STOP_REPLACED),
         (401, ClosePolicy.STOP_LOGGED_OUT), (500, ClosePolicy.BACKOFF), (515, ClosePolicy.RESTART_NOW),
-        (411, ClosePolicy.STOP_LOGGED_OUT), (403, ClosePolicy.STOP_LOGGED_OUT), (503, ClosePolicy.BACKOFF),
+        (411, ClosePolicy.STOP_LOGGED_OUT), (403, ClosePolicy.BACKOFF), (503, ClosePolicy.BACKOFF),
     ],
 )
 def test_every_facts_disconnect_code_as_a_stream_error(code: int, policy: ClosePolicy) -> None:
