@@ -16,7 +16,9 @@ from typing import Any
 
 import requests
 
-TIMEOUT_S = 10.0
+TIMEOUT_S = 30.0
+#: Loading rules compiles them on the emulator's JVM, slow on a cold, loaded machine.
+SETUP_TIMEOUT_S = 120.0
 ADMIN_SDK_TOKEN = "owner"
 
 
@@ -101,12 +103,12 @@ class FirestoreRest:
         """Replace the project's rules with the file's current text (fails loudly if it does not compile)."""
         body = {"rules": {"files": [{"name": "firestore.rules", "content": rules_file.read_text()}]}}
         url = f"http://{self.host}/emulator/v1/projects/{self.project}:securityRules"
-        response = requests.put(url, json=body, timeout=TIMEOUT_S)
+        response = requests.put(url, json=body, timeout=SETUP_TIMEOUT_S)
         assert response.status_code == 200, f"rules rejected: {response.text}"
 
     def clear(self) -> None:
         url = f"http://{self.host}/emulator/v1/projects/{self.project}/databases/(default)/documents"
-        response = requests.delete(url, timeout=TIMEOUT_S)
+        response = requests.delete(url, timeout=SETUP_TIMEOUT_S)
         assert response.status_code == 200, response.text
 
     # Calls as a principal return the response: 200 means allowed, 403 denied by the rules.
