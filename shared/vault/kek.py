@@ -20,6 +20,7 @@ import binascii
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -39,6 +40,19 @@ KEK_LEN: Final = 32
 SEALING_INFO: Final = b"keeper/vault/sealing-x25519/v1"
 LOCAL_FILE_MODE: Final = 0o600
 CURRENT_VERSION_TTL_S: Final = 60.0
+#: KEK version names are positive integers (Secret Manager version ids, local file counters).
+_VERSION_RE: Final = re.compile(r"[1-9][0-9]{0,9}")
+
+
+def check_version(version: str) -> str:
+    """Refuse a version name that is not a version number.
+
+    Version names come from stored headers and sealed blobs, i.e. from data: one must not be able
+    to name ``latest`` or another resource path of the secret.
+    """
+    if not _VERSION_RE.fullmatch(version):
+        raise KekUnavailableError(f"KEK version {version[:40]!r} is not a version number")
+    return version
 
 
 class KekProvider(Protocol):
@@ -128,6 +142,7 @@ class LocalFileKek:
             return str(self._load()["current"])
 
     def key(self, version: str) -> bytes:
+        check_version(version)
         with self._lock:
             encoded = self._load()["versions"].get(version)
         if encoded is None:
@@ -211,6 +226,7 @@ class SecretManagerKek:
             return version
 
     def key(self, version: str) -> bytes:
+        check_version(version)
         with self._lock:
             cached = self._keys.get(version)
             if cached is not None:

@@ -88,3 +88,26 @@ def test_vault_rotation_with_secret_manager(fake: FakeSecretManager) -> None:
     report = vault.rotate_kek("acct-1")
     assert (report.kek_version, report.rewrapped) == ("2", (1,))
     assert fresh.restore("acct-1").version == 1
+
+
+@pytest.mark.parametrize("version", ["latest", "1/../../other/versions/1", "0", "", "01", "1 "])
+def test_version_names_from_data_are_numbers_only(fake: FakeSecretManager, version: str) -> None:
+    """Key ids come from stored headers and sealed blobs: none may name another resource or `latest`."""
+    fake.add_version(SECRET, os.urandom(32))
+    kek = SecretManagerKek(SECRET, fake.client())
+    with pytest.raises(KekUnavailableError, match="not a version number"):
+        kek.key(version)
+    assert fake.calls == []
+
+
+def test_sealed_blob_naming_latest_is_refused_before_any_secret_access(fake: FakeSecretManager) -> None:
+    from shared.errors import SealingError
+    from shared.sealing import seal
+
+    fake.add_version(SECRET, os.urandom(32))
+    vault = Vault(MemoryVaultStore(), SecretManagerKek(SECRET, fake.client()))
+    blob = seal(b"{}", vault.sealing_public_key().public, key_id="latest")
+    calls = list(fake.calls)
+    with pytest.raises(SealingError, match="not a version number"):
+        vault.open_sealed(blob)
+    assert fake.calls == calls
