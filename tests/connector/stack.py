@@ -49,6 +49,11 @@ class Stack:
     base_env: dict[str, str]
     children: Callable[..., ChildProcess]
     connectors: list[ChildProcess] = field(default_factory=list)
+    functions: ChildProcess | None = None
+
+    def functions_log(self) -> str:
+        assert self.functions is not None
+        return self.functions.log_path.read_text(errors="replace")
 
     @property
     def functions_base(self) -> str:
@@ -62,7 +67,7 @@ class Stack:
             f"{self.functions_base}/{function}", data=body, method="POST",
             headers={"Content-Type": "application/json",
                      "Authorization": f"Bearer {unsigned_id_token(self.project, uid)}"})
-        with urllib.request.urlopen(request, timeout=20) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return json.load(response)["result"]
 
     def add_account(self, phone: str, method: str = "code", uid: str = "alice") -> str:
@@ -113,9 +118,10 @@ def start_stack(children: Callable[..., ChildProcess], project: str, suffix: str
     })
     env.update(extra_env)
     port = free_port()
-    children("functions", [sys.executable, "-m", "keeper.cli", "functions", "--port", str(port), "--no-pubsub"],
-             env=env, ready=lambda: port_open("127.0.0.1", port), ready_timeout_s=60)
-    stack = Stack(project, suffix, home, port, topics, env, children)
+    functions = children("functions", [sys.executable, "-m", "keeper.cli", "functions", "--port", str(port),
+                                       "--no-pubsub"],
+                         env=env, ready=lambda: port_open("127.0.0.1", port), ready_timeout_s=60)
+    stack = Stack(project, suffix, home, port, topics, env, children, functions=functions)
     ensure_local_pubsub(project, stack.functions_base, topics=topics, suffix=f"-{suffix}")
     return stack
 

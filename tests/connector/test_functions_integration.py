@@ -218,7 +218,8 @@ async def test_a_stale_connectors_snapshot_is_refused(stack: Stack, firestore_cl
         old_slot.store.set_keys({"session": {"stale.0": {"n": 1}}})
         stale._flush_slot(old_slot, stale._clock())
         assert await stale.snapshots.settled(account_id, 10.0)
-        await asyncio.sleep(3.0)  # the persist function has had the message
+        await wait_for(lambda: "snapshot of generation 1 is older than the lease (generation 2)"
+                       in stack.functions_log(), timeout_s=30)
         after = head(firestore_client, account_id)
         assert after is not None
         assert after["generation"] == 2
