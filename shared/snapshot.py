@@ -105,6 +105,8 @@ class Snapshot:
             moment = datetime.fromisoformat(produced_at)
         except ValueError as exc:
             raise StateValidationError("snapshot producedAt is not RFC 3339") from exc
+        if moment.tzinfo is None:  # a naive time cannot be ordered against the stored (UTC) ones
+            raise StateValidationError("snapshot producedAt has no UTC offset")
         return cls(account_id=account_id, generation=generation, produced_at=moment,
                    connector_id=connector_id, state=AuthState.from_json(obj.get("state")))
 
