@@ -216,6 +216,21 @@ async def test_replaced_logged_out_and_refused() -> None:
         assert refused.info.policy is ClosePolicy.BACKOFF
 
 
+async def test_refused_device_backs_off_until_the_refusal_ends() -> None:
+    async with running_simulator() as sim, sim.control() as control:
+        await control.create_phone(PHONE)
+        store = fresh_store()
+        await pair_by_qr(sim, control, store)
+        await control.fault("refuse", phone=PHONE, device=1, seconds=1.0)
+        refused = await Session(sim, store).wait(Closed)
+        assert (refused.info.reason, refused.info.policy) == (CloseReason.CONNECTION_CLOSED, ClosePolicy.BACKOFF)
+        assert (await control.device(PHONE, 1))["loginCount"] == 0
+        await asyncio.sleep(1.2)
+        again = Session(sim, store)
+        await again.wait(Opened)
+        await again.engine.close()
+
+
 async def test_qr_refs_expire_without_a_scan() -> None:
     async with running_simulator() as sim, sim.control() as control:
         await control.create_phone(PHONE)
