@@ -124,6 +124,11 @@ class EngineSession:
         except _ConnectFailed as failed:
             log.info("connect failed", extra={"fields": {"reason": failed.info.reason, "detail": failed.info.detail}})
             return self._finish(failed.info)
+        except Exception as exc:
+            # Whatever else connecting raises, the caller still gets its one Closed event.
+            log.exception("engine connect failed", extra={"fields": {"error": type(exc).__name__}})
+            detail = f"connect error: {type(exc).__name__}"
+            return self._finish(close_info(CloseReason.CONNECTION_CLOSED, detail=detail))
         self._ws = ws
         failure: CloseInfo | None = None
         try:
@@ -162,7 +167,8 @@ class EngineSession:
             )
         except TimeoutError as exc:
             raise _ConnectFailed(close_info(CloseReason.TIMED_OUT, detail="websocket connect timed out")) from exc
-        except (OSError, InvalidHandshake, InvalidURI) as exc:
+        except (OSError, InvalidHandshake, InvalidURI, ValueError) as exc:
+            # ValueError: a URL urllib cannot parse (bad IPv6 literal, port out of range)
             detail = f"websocket connect failed: {type(exc).__name__}"
             raise _ConnectFailed(close_info(CloseReason.CONNECTION_CLOSED, detail=detail)) from exc
 

@@ -200,10 +200,21 @@ async def test_critical_change_is_persisted_before_pairing_reply_is_sent() -> No
     assert isinstance(last, Closed) and last.info.policy is ClosePolicy.RESTART_NOW
 
 
-@pytest.mark.parametrize("url", ["ws://127.0.0.1:1/", "not a url"])
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:1/", "not a url", "ws://[::1/", "ws://127.0.0.1:99999/"])
 async def test_unreachable_or_invalid_url(url: str) -> None:
     events = await collect(EngineSession(registered_store(), engine_config(url)))
     assert isinstance(events[-1], Closed) and events[-1].info.policy is ClosePolicy.BACKOFF
+
+
+async def test_any_error_while_connecting_still_ends_with_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_connect(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the websocket library")
+
+    monkeypatch.setattr("connector.engine.driver.connect", broken_connect)
+    events = await collect(EngineSession(registered_store(), engine_config("ws://127.0.0.1:1/")))
+    assert [type(e) for e in events] == [Closed]
+    last = events[-1]
+    assert isinstance(last, Closed) and last.info.detail == "connect error: RuntimeError"
 
 
 async def test_failed_persistence_stops_the_session_before_the_pairing_reply() -> None:
