@@ -277,3 +277,23 @@ async def test_a_message_is_acknowledged_only_after_pubsub_accepted_it(
 
 async def _no_pending(control: ControlClient, phone: str, device_id: int) -> bool:
     return not await control.pending_messages(phone, device_id)
+
+
+async def test_unlinked_on_the_phone_means_needs_pairing_and_no_retry(
+        stack: Stack, sim: SimulatorHandle, control: ControlClient, firestore_client: Any) -> None:
+    phone = "+40700000025"
+    stack.start_connector("c-unlink", **wa_env(sim))
+    account_id = await pair_by_code(stack, control, firestore_client, phone)
+    (device,) = await control.devices(phone)
+    await control.unlink(phone, device["device"])
+    await until(lambda: account(firestore_client, account_id).get("status") == "needs_pairing",
+                what="account marked as needing pairing")
+    logins_then = (await control.healthz())["loginsTotal"]
+    await asyncio.sleep(5.0)
+    health = await control.healthz()
+    # Never retried with the old keys: no login attempt, no socket.
+    assert health["loginsTotal"] == logins_then
+    assert health.get("loggedIn", 0) == 0
+    assert await control.devices(phone) == []
+    alerts = [a.to_dict() for a in firestore_client.collection("alerts").stream()]
+    assert any(a.get("accountId") == account_id and a.get("kind") == "logged_out" for a in alerts)
