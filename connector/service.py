@@ -321,6 +321,8 @@ class ConnectorService:
             self._spawn(self._remove(slot))
 
     async def _remove(self, slot: AccountSlot) -> None:
+        # Gap: the engine cannot yet send remove-companion-device, so the socket is closed and the
+        # local state dropped, but the phone keeps listing the device until it is unlinked there.
         await slot.supervisor.stop("removed")
         self.accounts.pop(slot.account_id, None)
         self.flusher.forget(slot.account_id)
