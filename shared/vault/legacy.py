@@ -17,6 +17,13 @@ from shared.errors import BaileysFormatError, StateValidationError
 _EPOCH_MS_THRESHOLD = 10**11  # numbers above this are milliseconds (year 5138 in seconds)
 
 
+def _from_epoch(seconds: float) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):  # out of datetime's range: unreadable, not fatal
+        return None
+
+
 def parse_legacy_time(value: Any) -> datetime | None:
     """``updatedAt`` in any of the forms the reference wrote; None when absent or unreadable."""
     if value is None:
@@ -24,8 +31,7 @@ def parse_legacy_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value / 1000 if value > _EPOCH_MS_THRESHOLD else value
-        return datetime.fromtimestamp(seconds, UTC)
+        return _from_epoch(value / 1000 if value > _EPOCH_MS_THRESHOLD else value)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -34,8 +40,8 @@ def parse_legacy_time(value: Any) -> datetime | None:
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if isinstance(value, dict):
         stamp = value.get("_seconds", value.get("seconds"))
-        if isinstance(stamp, int | float):
-            return datetime.fromtimestamp(stamp, UTC)
+        if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+            return _from_epoch(stamp)
     return None
 
 
