@@ -68,7 +68,9 @@ def test_image_installs_every_distribution_the_connector_imports() -> None:
     installed = closure(requirement_names(DOCKERFILE.read_text()))
     imported = set(json.loads(imported_line))
     assert {"google-cloud-pubsub", "websockets", "cryptography", "aiohttp"} <= imported
-    assert imported - installed == set()
+    # grpc imports grpc_tools (and with it setuptools) only when it happens to be installed.
+    optional = {"grpcio-tools", "setuptools"}
+    assert imported - installed - optional == set()
     assert json.loads(forbidden_line) == []  # nothing from functions/, simulator/, keeper/ or tests/
 
 
