@@ -122,7 +122,11 @@ class FirestoreVaultStore:
         if not snap.exists:
             raise NotFoundError(f"{where}: version document is missing")
         data = snap.to_dict()
-        chunk_count = int(data.get("chunks", 0))
+        chunk_count = data.get("chunks", 0)
+        # The head (written in the same commit) says how many chunks there are; a version document
+        # that disagrees was edited, and its count must not drive how many documents are read.
+        if type(chunk_count) is not int or chunk_count != ref.chunks:
+            raise IntegrityError(f"{where}: version document says {chunk_count!r} chunks, the head {ref.chunks}")
         if chunk_count == 0:
             ciphertext = data.get("ciphertext")
             if not isinstance(ciphertext, bytes):

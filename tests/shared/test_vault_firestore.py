@@ -188,3 +188,15 @@ def test_leftovers_of_an_interrupted_delete_do_not_block_a_new_save(vault: Vault
     fresh = registered_state(2)
     assert vault.save("acct-1", fresh, 1).version == 1
     assert canonical_state_bytes(vault.restore("acct-1").state) == canonical_state_bytes(fresh)
+
+
+@pytest.mark.parametrize("chunks", ["x", 5_000_000, 0])
+def test_a_version_document_with_an_edited_chunk_count_falls_back(vault: Vault, firestore_client: Any,
+                                                                  chunks: object) -> None:
+    small = registered_state()
+    vault.save("acct-1", small, 1)
+    vault.save("acct-1", grow(small, 1_500_000), 1)
+    sessions(firestore_client).collection("versions").document("0000000002").update({"chunks": chunks})
+    restored = vault.restore("acct-1")
+    assert restored.version == 1
+    assert "chunks, the head" in restored.skipped[0].reason
