@@ -379,8 +379,11 @@ class ConnectorService:
         if slot is None:
             return False
         if slot.store.revision != slot.published_revision:
-            self.flusher.coalescer.mark(account_id, "critical", self._clock())
-            self._flush_slot(slot, self._clock())
+            try:
+                self._flush_slot(slot, self._clock())
+            except Exception:
+                log.exception("critical snapshot could not be built", extra={"account_id": account_id})
+                return False
         return await self.snapshots.settled(account_id, CRITICAL_PERSIST_TIMEOUT_S)
 
     def _snapshot_accepted(self, item: Outgoing, latency_s: float) -> None:
