@@ -22,12 +22,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from connector.errors import SyncError, SyncRejected
 from connector.sync import Claim, Command, LeaseRef, Lost, SyncClient, SyncRequest, SyncResponse
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 LEASE_GUARD_S = 3.0
 RETRY_AFTER_FAILURE_S = 1.0
@@ -183,7 +184,7 @@ class LeaseKeeper:
                 self._on_renewals(len(request.held) - renewed, "not_renewed")
         for lost in response.lost:
             if self.table.drop(lost.account_id) is not None:
-                self.owner.on_lost(lost)
+                self._tell(self.owner.on_lost, lost, lost.account_id)
         if response.claimed:
             modes = [claim.mode for claim in response.claimed]
             log.info("sessions found", extra={"fields": {
@@ -194,10 +195,10 @@ class LeaseKeeper:
                 self._to_release[claim.account_id] = LeaseRef(claim.account_id, claim.generation)
                 continue
             self.table.add(claim.account_id, claim.generation, sent_at, ttl)
-            self.owner.on_claimed(claim)
+            self._tell(self.owner.on_claimed, claim, claim.account_id)
         for command in response.commands:
             if command.account_id in self.table:
-                self.owner.on_command(command)
+                self._tell(self.owner.on_command, command, command.account_id)
         self.check_expiring()
 
     def check_expiring(self) -> list[str]:
@@ -205,8 +206,16 @@ class LeaseKeeper:
         expired = [lease.account_id for lease in self.table.expiring(self._clock())]
         for account_id in expired:
             self.table.drop(account_id)
-            self.owner.on_expiring(account_id)
+            self._tell(self.owner.on_expiring, account_id, account_id)
         return expired
+
+    @staticmethod
+    def _tell(callback: Callable[[_T], None], arg: _T, account_id: str) -> None:
+        """One account's failure must not stop the lease loop that keeps every other account."""
+        try:
+            callback(arg)
+        except Exception:
+            log.exception("handling a lease change failed", extra={"account_id": account_id})
 
     def _period_s(self) -> float:
         if self.lease_ttl_s is None:

@@ -128,3 +128,17 @@ async def test_keeper_asks_again_at_once_while_claims_keep_coming() -> None:
         task.cancel()
     assert len(client.requests) == 3  # two batches back to back, then the 30 s period
     assert owner.log.count("claimed:a") == 1 and owner.log.count("claimed:b") == 1
+
+
+async def test_a_failing_owner_callback_does_not_stop_the_others() -> None:
+    class Fragile(Owner):
+        def on_claimed(self, claim: Claim) -> None:
+            if claim.account_id == "bad":
+                raise RuntimeError("boom")
+            super().on_claimed(claim)
+
+    owner = Fragile()
+    client = ScriptedClient([response(claimed=[Claim("bad", 1, "restore"), Claim("good", 1, "restore")])])
+    keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=5)
+    await keeper.sync_once()
+    assert "claimed:good" in owner.log
