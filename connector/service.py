@@ -301,12 +301,14 @@ class ConnectorService:
             return
         log.error("lease about to expire without renewal: closing the socket first",
                   extra={"account_id": account_id})
+        self._retire(slot, "lease_expiring", report=True)
         # Still ours for a moment: try to get the latest state out before anyone else restores.
         if slot.store.revision != slot.published_revision:
-            self.flusher.coalescer.mark(account_id, "critical", self._clock())
-            self._flush_slot(slot, self._clock())
+            try:
+                self._flush_slot(slot, self._clock())
+            except Exception:
+                log.exception("last snapshot before the lease expires failed", extra={"account_id": account_id})
         self.flusher.forget(account_id)
-        self._retire(slot, "lease_expiring", report=True)
 
     def on_command(self, command: Command) -> None:
         slot = self.accounts.get(command.account_id)
