@@ -83,6 +83,24 @@ def read_body(request: flask.Request, max_bytes: int) -> bytes | None:
     return request.get_data(cache=True)
 
 
+def decode_json(raw: bytes) -> Any:
+    """Parse a request body; anything the decoder refuses is :class:`InvalidArgumentError`.
+
+    Python's decoder raises more than ``JSONDecodeError`` on hostile input: ``RecursionError`` for
+    arrays nested thousands deep and ``ValueError`` for integers over 4300 digits. A body of a few
+    kilobytes can carry either, and neither may surface as INTERNAL.
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise InvalidArgumentError("request body is nested too deeply") from None
+    except json.JSONDecodeError:
+        raise InvalidArgumentError("request body is not JSON") from None
+    except ValueError:  # UnicodeDecodeError, or an integer over the digit limit
+        raise InvalidArgumentError("request body is not JSON the functions accept "
+                                   "(invalid UTF-8 or a number too long)") from None
+
+
 def guard_callable(max_bytes: int = MAX_CALLABLE_BODY_BYTES) -> Callable[[Handler], Handler]:
     """Refuse malformed callable requests before firebase-functions sees them."""
 
@@ -100,9 +118,9 @@ def guard_callable(max_bytes: int = MAX_CALLABLE_BODY_BYTES) -> Callable[[Handle
             if raw is None:
                 return error_response("RESOURCE_EXHAUSTED", f"request body over {max_bytes} bytes")
             try:
-                body = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                return error_response("INVALID_ARGUMENT", "request body is not JSON")
+                body = decode_json(raw)
+            except InvalidArgumentError as exc:
+                return error_response("INVALID_ARGUMENT", exc.message)
             if not isinstance(body, dict) or "data" not in body:
                 return error_response("INVALID_ARGUMENT", 'request body must be {"data": ...}')
             if set(body) != {"data"}:
@@ -121,10 +139,7 @@ def json_request(request: flask.Request, max_bytes: int) -> Any:
     raw = read_body(request, max_bytes)
     if raw is None:
         raise ResourceExhaustedError(f"request body over {max_bytes} bytes")
-    try:
-        return json.loads(raw) if raw else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidArgumentError("request body is not JSON") from None
+    return decode_json(raw) if raw else None
 
 
 def json_endpoint(run: Callable[[], Any]) -> flask.Response:

@@ -120,3 +120,40 @@ def test_rejected_messages_are_acknowledged_and_others_retried(caplog: pytest.Lo
 
     with pytest.raises(ConnectionError):
         handle_pubsub("persistSnapshot", _envelope(b"x"), transient)
+
+
+HOSTILE_BODIES = {
+    "nested": b'{"data": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "long_integer": b'{"data": {"accountId": ' + b"7" * 5000 + b"}}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+def test_bodies_the_json_decoder_chokes_on_are_invalid_argument(name: str) -> None:
+    """Deep nesting raises RecursionError and 5000-digit integers ValueError inside json.loads."""
+    from werkzeug.test import Client
+
+    from functions.http import decode_json
+    from keeper.gateway import FunctionsGateway
+
+    body = HOSTILE_BODIES[name]
+    with pytest.raises(InvalidArgumentError):
+        decode_json(body)
+    client = Client(FunctionsGateway("demo-p", "us-central1", names=["listAccounts"]))
+    reply = client.post("/demo-p/us-central1/listAccounts", data=body, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400
+    assert reply.json is not None and reply.json["error"]["status"] == "INVALID_ARGUMENT"
+    assert reply.json["error"]["message"]
+
+
+def test_json_request_of_plain_endpoints_refuses_hostile_bodies() -> None:
+    import flask
+
+    from functions.http import json_request
+
+    app = flask.Flask(__name__)
+    for body in HOSTILE_BODIES.values():
+        with app.test_request_context("/", method="POST", data=body), pytest.raises(InvalidArgumentError):
+            json_request(flask.request, 1 << 20)
+    with app.test_request_context("/", method="POST", data=b'{"capacity": 1}'):
+        assert json_request(flask.request, 1 << 20) == {"capacity": 1}
