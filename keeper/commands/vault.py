@@ -187,12 +187,19 @@ def _verify(vault: Vault, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _rotate_kek(vault: Vault, args: argparse.Namespace, out: TextIO) -> int:
+    from shared.errors import KeeperError
+
     if args.new_key:
         print(f"rotate-kek: added KEK version {vault.kek.add_version()} to {vault.kek.description}", file=out)
     accounts = [args.account] if args.account else list(vault.list_accounts())
     failures = 0
     for index, total, account in _progress(accounts):
-        report = vault.rotate_kek(account)
+        try:
+            report = vault.rotate_kek(account)
+        except KeeperError as exc:  # one unreadable account must not stop the rotation of the others
+            failures += 1
+            print(f"[{index}/{total}] {account}: FAILED {exc.__class__.__name__}: {exc}", file=out)
+            continue
         failures += len(report.failed)
         print(f"[{index}/{total}] {account}: {len(report.rewrapped)} re-wrapped, {len(report.current)} already "
               f"under KEK v{report.kek_version}, {len(report.failed)} failed", file=out)

@@ -86,6 +86,17 @@ def test_verify_fails_on_damage_and_rotation_rewraps(env: Path, firestore_client
     assert "[1/2] acct-1: ok" in out and "[2/2] acct-2: FAILED" in out and "truncated" in out
 
 
+def test_rotation_goes_on_past_an_unreadable_account(env: Path, firestore_client: Any,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    vault = VaultConfig.from_env().vault(firestore_client)
+    vault.save("acct-1", registered_state(1), 1)
+    firestore_client.collection("whatsapp_sessions").document("acct-0").set({"latestVersion": 1, "versions": "junk"})
+    assert main(["vault", "rotate-kek", "--new-key"]) == 1
+    out = capsys.readouterr().out
+    assert "[1/2] acct-0: FAILED IntegrityError" in out and "[2/2] acct-1: 1 re-wrapped" in out
+    assert vault.inspect("acct-1").versions[0].kek_version == "2"
+
+
 def test_migrate_legacy_command(env: Path, firestore_client: Any, capsys: pytest.CaptureFixture[str]) -> None:
     state = registered_state()
     collection = firestore_client.collection("whatsapp_sessions")
