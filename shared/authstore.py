@@ -14,6 +14,7 @@ message, and a restore without them ends in "Bad MAC" / "No session record".
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -64,11 +65,18 @@ class AuthStore(Protocol):
         ...
 
 
+def _detached(value: JsonValue) -> JsonValue:
+    """A copy of a key value that shares no mutable part with the stored one."""
+    return copy.deepcopy(value) if isinstance(value, dict | list) else value
+
+
 class MemoryAuthStore:
     """The in-memory :class:`AuthStore` the connector runs accounts on.
 
     ``revision`` counts the calls that changed something, so a snapshot publisher can tell whether
-    the state moved since its last snapshot.
+    the state moved since its last snapshot. Key values are copied in and out: a caller that edits
+    a value it read (a session record, say) and writes it back is seen as a change, and no edit can
+    reach the stored state without going through :meth:`set_keys` and its change report.
     """
 
     def __init__(self, state: AuthState, listener: ChangeListener | None = None) -> None:
@@ -96,7 +104,7 @@ class MemoryAuthStore:
 
     def get_keys(self, category: str, ids: Iterable[str]) -> dict[str, JsonValue]:
         entries = self._state.keys.get(category, {})
-        return {key_id: entries[key_id] for key_id in ids if key_id in entries}
+        return {key_id: _detached(entries[key_id]) for key_id in ids if key_id in entries}
 
     def set_keys(self, updates: KeyUpdates) -> None:
         touched: set[str] = set()
@@ -107,7 +115,7 @@ class MemoryAuthStore:
                     if stored.pop(key_id, None) is not None:
                         touched.add(category)
                 elif stored.get(key_id) != value:
-                    stored[key_id] = value
+                    stored[key_id] = _detached(value)
                     touched.add(category)
             if not stored:
                 del self._state.keys[category]

@@ -57,3 +57,18 @@ def test_snapshot_is_independent() -> None:
     snap = store.snapshot()
     store.set_keys({"session": {"a.0": b"\x02"}})
     assert snap.keys["session"]["a.0"] == b"\x01"
+
+
+def test_a_value_edited_after_reading_is_a_change_when_written_back() -> None:
+    """The read-modify-write of a session record must be reported, never stay only in memory."""
+    store, changes = make_store()
+    store.set_keys({"session": {"a.0": {"counter": 1, "chain": [b"k1"]}}})
+    record = store.get_keys("session", ["a.0"])["a.0"]
+    assert isinstance(record, dict) and isinstance(record["chain"], list)
+    record["counter"] = 2
+    record["chain"].append(b"k2")
+    assert store.get_keys("session", ["a.0"])["a.0"] == {"counter": 1, "chain": [b"k1"]}
+    store.set_keys({"session": {"a.0": record}})
+    assert len(changes) == 2 and store.revision == 2
+    record["counter"] = 3  # editing what was written does not reach the store either
+    assert store.snapshot().keys["session"]["a.0"] == {"counter": 2, "chain": [b"k1", b"k2"]}
