@@ -7,11 +7,34 @@ States pass through as opaque ``AuthState`` objects: the functions never look in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from shared.authstate import AuthState
+
+#: Error classes (the ``ErrorClass:`` prefix of a skipped version's reason) that mean the stored
+#: bytes do not open; any other failure means they opened but hold no valid auth state.
+_CRYPTO_ERRORS = frozenset({"IntegrityError", "SealingError"})
+KEK_UNAVAILABLE = "KekUnavailableError"
+
+
+def reason_class(reason: str) -> str:
+    """The error class a skipped version's reason (``"IntegrityError: ..."``) starts with."""
+    return reason.split(":", 1)[0].strip()
+
+
+def failure_kind(skipped: Sequence[tuple[int, str]]) -> str:
+    """One word for why versions failed: ``cannot_decrypt`` when any did not open, else ``invalid``."""
+    if any(reason_class(reason) in _CRYPTO_ERRORS for _, reason in skipped):
+        return "cannot_decrypt"
+    return "invalid"
+
+
+def kek_was_unavailable(skipped: Sequence[tuple[int, str]]) -> bool:
+    """True when a version was not judged at all because its KEK could not be fetched."""
+    return any(reason_class(reason) == KEK_UNAVAILABLE for _, reason in skipped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +73,14 @@ class SessionVault(Protocol):
 
     def restore(self, account_id: str) -> RestoredState:
         """Newest version that decrypts and validates. Raises ``shared.errors.NotFoundError`` or
-        ``shared.errors.NoUsableVersionError``."""
+        ``shared.errors.NoUsableVersionError``, and ``shared.errors.KekUnavailableError`` when a
+        version newer than the one that would be returned could not be judged for want of its KEK
+        (an older state must not stand in for a newer one that is merely out of reach)."""
         ...
 
-    def check(self, account_id: str) -> SessionCheck: ...
+    def check(self, account_id: str) -> SessionCheck:
+        """Decrypt and validate the kept versions; ``KekUnavailableError`` when a KEK is out of reach."""
+        ...
 
     def delete(self, account_id: str) -> None:
         """Remove every version and chunk; nothing stored is not an error."""

@@ -11,7 +11,9 @@ A claim takes the lease (generation + 1) first, then:
 
 Every restore records its outcome (restored / fell back / failed and why) for the metrics. An
 account that cannot be restored is not served again until its owner asks (``restore_failed``); its
-lease is released at once so the generation sequence stays meaningful.
+lease is released at once so the generation sequence stays meaningful. A KEK that cannot be fetched
+is not a verdict on the stored state: the lease is given back, the account waits
+:data:`KEK_RETRY_S` before the next attempt, and a ``kek_unavailable`` alert is opened.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from functions.alerts import Alerter
@@ -34,7 +36,7 @@ from functions.model import (
     RestoreOutcomeKind,
     serving,
 )
-from functions.ports import OpenedSnapshot, SessionVault, TransitSealer
+from functions.ports import OpenedSnapshot, SessionVault, TransitSealer, failure_kind
 from functions.stores import Stores
 from functions.validation import SyncRequest
 from shared import errors as shared_errors
@@ -48,6 +50,9 @@ _CANDIDATE_EXTRA = 10
 #: request timeout (8 s); what is left is claimed on the next sync a few seconds later. A lease taken
 #: for an answer the connector never read would sit idle until it expired.
 CLAIM_BUDGET_S = 3.0
+#: After a restore found the KEK out of reach, the account is offered again this much later (not on
+#: every connector's next sync, which would hammer Secret Manager while it is down).
+KEK_RETRY_S = 60.0
 
 
 class ConnectorSyncService:
@@ -133,13 +138,23 @@ class ConnectorSyncService:
                     "pairing": {"method": account.method.value, "phoneNumber": account.phone_number}}
         try:
             return self._restore(request, account, lease)
+        except shared_errors.KekUnavailableError:
+            self._give_back(account, request.connector_id, lease, now + timedelta(seconds=KEK_RETRY_S))
+            self._alerter.raise_alert(account.account_id, "kek_unavailable",
+                                      f"Account {account.account_id} cannot be restored for now: "
+                                      "the key-encryption key cannot be fetched.")
+            _log.error("account %s: restore postponed, the KEK cannot be fetched", account.account_id)
+            return None
         except Exception:
-            # Transient trouble (Firestore, KEK): give the lease back so another sync retries soon.
-            self._stores.leases.release(account.account_id, request.connector_id, lease.generation, now)
-            if account.serve:
-                self._stores.accounts.update(account.account_id, {"claimable_after": now})
+            # Transient trouble (Firestore): give the lease back so another sync retries soon.
+            self._give_back(account, request.connector_id, lease, now)
             _log.exception("account %s: restore interrupted, lease released", account.account_id)
             return None
+
+    def _give_back(self, account: Account, connector_id: str, lease: Lease, retry_at: datetime) -> None:
+        self._stores.leases.release(account.account_id, connector_id, lease.generation, self._clock())
+        if account.serve:
+            self._stores.accounts.update(account.account_id, {"claimable_after": retry_at})
 
     def _pairing_expired(self, account: Account, now: Any) -> bool:
         started = account.pairing_started_at or account.created_at
@@ -157,7 +172,7 @@ class ConnectorSyncService:
             self._fail(request, account, lease, "no_stored_state", ())
             return None
         except shared_errors.NoUsableVersionError as exc:
-            self._fail(request, account, lease, _failure_kind(exc.skipped), tuple(exc.skipped))
+            self._fail(request, account, lease, failure_kind(exc.skipped), tuple(exc.skipped))
             return None
         sealed = self._sealer.seal_restore(request.public_key, OpenedSnapshot(
             account_id, lease.generation, request.connector_id, now, restored.state))
@@ -165,7 +180,8 @@ class ConnectorSyncService:
         outcome = RestoreOutcomeKind.FELL_BACK if fell_back else RestoreOutcomeKind.RESTORED
         self._stores.outcomes.record(RestoreOutcome(
             account_id, outcome, now, request.connector_id, restored.version,
-            _failure_kind(list(restored.skipped)) if fell_back else None, len(restored.skipped)))
+            failure_kind(restored.skipped) if fell_back else None, len(restored.skipped)))
+        self._alerter.resolve(account_id, ("kek_unavailable",))
         if fell_back:
             self._alerter.raise_alert(account_id, "fell_back",
                                       f"Account {account_id} restored from older version "
@@ -197,12 +213,3 @@ class ConnectorSyncService:
         self._stores.accounts.update(account.account_id, {"status": AccountStatus.REMOVED, "updated_at": now})
         _log.info("account %s: removed (no stored state to log out with)", account.account_id)
 
-
-def _failure_kind(skipped: list[tuple[int, str]] | tuple[tuple[int, str], ...]) -> str:
-    """One word for why versions were skipped: decryption problems win over validation ones."""
-    reasons = " ".join(reason.lower() for _, reason in skipped)
-    if any(word in reasons for word in ("decrypt", "integrity", "authenticat", "kek", "tag")):
-        return "cannot_decrypt"
-    if skipped:
-        return "invalid"
-    return "unknown"

@@ -10,9 +10,19 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from functions.ports import OpenedSnapshot, RestoredState, SavedVersion, SessionCheck
+from functions.ports import (
+    KEK_UNAVAILABLE,
+    OpenedSnapshot,
+    RestoredState,
+    SavedVersion,
+    SessionCheck,
+    failure_kind,
+    kek_was_unavailable,
+    reason_class,
+)
 from shared import sealing
 from shared.authstate import AuthState
+from shared.errors import KekUnavailableError, NoUsableVersionError
 from shared.snapshot import Snapshot
 from shared.vault import Vault, VaultStore
 
@@ -20,14 +30,11 @@ _log = logging.getLogger(__name__)
 
 RESTORE_KEY_ID = "connector"
 RESTORE_AAD = b""
-_DECRYPT_WORDS = ("IntegrityError", "KekUnavailableError", "SealingError", "decrypt")
 
 
-def problem_kind(reasons: list[str]) -> str:
-    """``cannot_decrypt`` when any failure is cryptographic, else ``invalid``."""
-    if any(word in reason for reason in reasons for word in _DECRYPT_WORDS):
-        return "cannot_decrypt"
-    return "invalid"
+def _kek_unavailable(account_id: str, skipped: list[tuple[int, str]]) -> KekUnavailableError:
+    versions = ", ".join(f"v{version}" for version, reason in skipped if reason_class(reason) == KEK_UNAVAILABLE)
+    return KekUnavailableError(f"account {account_id}: the KEK of {versions} cannot be fetched; not judged")
 
 
 class VaultSessions:
@@ -44,16 +51,28 @@ class VaultSessions:
         return SavedVersion(result.version, not result.created, kept)
 
     def restore(self, account_id: str) -> RestoredState:
-        result = self._vault.restore(account_id)
-        return RestoredState(result.state, result.version, tuple((s.version, s.reason) for s in result.skipped))
+        # The vault skips a version whose KEK cannot be fetched like a broken one; here that is a
+        # transient failure: neither "no usable version" nor a reason to hand out an older state.
+        try:
+            result = self._vault.restore(account_id)
+        except NoUsableVersionError as exc:
+            if kek_was_unavailable(exc.skipped):
+                raise _kek_unavailable(account_id, exc.skipped) from exc
+            raise
+        skipped = [(s.version, s.reason) for s in result.skipped]
+        if kek_was_unavailable(skipped):
+            raise _kek_unavailable(account_id, skipped)
+        return RestoredState(result.state, result.version, tuple(skipped))
 
     def check(self, account_id: str) -> SessionCheck:
         info = self._vault.inspect(account_id)
         report = self._vault.verify(account_id)
         usable = max(report.ok) if report.ok else None
         failed = [(s.version, s.reason) for s in report.failed]
+        if kek_was_unavailable(failed):
+            raise _kek_unavailable(account_id, failed)
         newer_failed = [f for f in failed if usable is None or f[0] > usable]
-        problem = problem_kind([r for _, r in failed]) if usable is None else None
+        problem = failure_kind(failed) if usable is None else None
         return SessionCheck(latest_version=info.latest_version, usable_version=usable, saved_at=info.saved_at,
                             versions=len(info.versions), problem=problem, skipped=tuple(newer_failed))
 

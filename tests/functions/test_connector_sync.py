@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from functions.model import AccountStatus, RestoreOutcomeKind
+from functions.restore import KEK_RETRY_S
 from tests.functions.support import ALICE, FakeConnector, World, registered_state, world
 
 
@@ -191,3 +196,73 @@ def test_a_stale_claimable_index_heals_itself(tmp_path: Path) -> None:
     lease = w.services.stores.leases.get(account_id)
     assert account is not None and lease is not None
     assert account.claimable_after == lease.expires_at
+
+
+def _kek_out_of_reach(w: World, versions: set[str] | None = None) -> Callable[[], None]:
+    """Make the KEK's ``versions`` (all when None) unfetchable; returns the undo."""
+    from shared.errors import KekUnavailableError
+
+    kek = w.vault.kek
+    original = kek.key
+
+    def key(version: str) -> bytes:
+        if versions is None or version in versions:
+            raise KekUnavailableError(f"secret version {version} cannot be read")
+        return original(version)
+
+    kek.key = key  # type: ignore[method-assign]
+
+    def undo() -> None:
+        kek.key = original  # type: ignore[method-assign]
+
+    return undo
+
+
+def test_a_kek_out_of_reach_postpones_the_restore_instead_of_failing_it(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _linked(w)
+    undo = _kek_out_of_reach(w)
+    connector = FakeConnector("c-2")
+    assert connector.sync(w.services)["claimed"] == []
+    account = w.services.stores.accounts.get(account_id)
+    assert account is not None
+    assert account.status is AccountStatus.CONNECTED and account.serve, "still to be served"
+    assert account.claimable_after == w.clock.now + timedelta(seconds=KEK_RETRY_S)
+    lease = w.services.stores.leases.get(account_id)
+    assert lease is not None and lease.connector_id is None
+    assert w.services.stores.outcomes.since(w.clock.now) == [], "no verdict on the stored state"
+    assert [a.kind for a in w.services.stores.alerts.open_alerts()] == ["kek_unavailable"]
+    assert connector.sync(w.services)["claimed"] == [], "not retried on every sync"
+    undo()
+    w.clock.advance(KEK_RETRY_S + 1)
+    [claim] = connector.sync(w.services)["claimed"]
+    assert (claim["mode"], claim["version"], claim["fellBack"]) == ("restore", 1, False)
+    assert w.services.stores.alerts.open_alerts() == []
+
+
+def test_an_older_version_never_stands_in_for_a_newer_one_out_of_reach(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _linked(w)
+    newer_kek = w.vault.kek.add_version()  # type: ignore[attr-defined]
+    w.vault.save(account_id, registered_state(2), 1)
+    w.vault.sealing_public_key()  # a warm instance: the (public) sealing key is cached
+    undo = _kek_out_of_reach(w, {newer_kek})
+    assert FakeConnector("c-2").sync(w.services)["claimed"] == []
+    undo()
+    w.clock.advance(KEK_RETRY_S + 1)
+    connector = FakeConnector("c-3")
+    [claim] = connector.sync(w.services)["claimed"]
+    assert (claim["version"], claim["fellBack"]) == (2, False)
+    assert connector.open_claim(claim).state == registered_state(2)
+
+
+def test_the_health_check_does_not_call_a_kek_outage_broken_sessions(tmp_path: Path) -> None:
+    from shared.errors import KekUnavailableError
+
+    w = world(tmp_path)
+    account_id = _linked(w)
+    _kek_out_of_reach(w)
+    with pytest.raises(KekUnavailableError):
+        w.services.health.run()
+    assert w.services.stores.accounts.get(account_id).health is None  # type: ignore[union-attr]
+    assert w.alerts_out.published == []
