@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install keeper with its dev extras
 
+# --omit=optional skips re2 (a native build of an optional firebase-tools dependency: minutes, and unused here)
 $(NPM_STAMP): $(wildcard package.json package-lock.json)
 	@if [ -f package.json ]; then \
 	  command -v npm >/dev/null || { echo "npm is missing: install Node.js 20+ (tests drive the Firebase JS SDK)"; exit 1; }; \
-	  npm ci --no-audit --no-fund --loglevel=error; \
+	  npm ci --omit=optional --no-audit --no-fund --loglevel=error; \
 	fi
 	@mkdir -p node_modules && touch $(NPM_STAMP)
 
