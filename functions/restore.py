@@ -165,14 +165,14 @@ class ConnectorSyncService:
         now = self._clock()
         try:
             restored = self._vault.restore(account_id)
-        except shared_errors.NotFoundError:
+        except (shared_errors.NotFoundError, shared_errors.NoUsableVersionError) as exc:
             if account.status is AccountStatus.REMOVING:
+                # Nothing to log the device out with: the removal ends here (not a failed restore).
                 self._finish_removal_without_state(account, request.connector_id, lease)
-                return None
-            self._fail(request, account, lease, "no_stored_state", ())
-            return None
-        except shared_errors.NoUsableVersionError as exc:
-            self._fail(request, account, lease, failure_kind(exc.skipped), tuple(exc.skipped))
+            elif isinstance(exc, shared_errors.NoUsableVersionError):
+                self._fail(request, account, lease, failure_kind(exc.skipped), tuple(exc.skipped))
+            else:
+                self._fail(request, account, lease, "no_stored_state", ())
             return None
         sealed = self._sealer.seal_restore(request.public_key, OpenedSnapshot(
             account_id, lease.generation, request.connector_id, now, restored.state))
@@ -199,17 +199,21 @@ class ConnectorSyncService:
         self._stores.outcomes.record(RestoreOutcome(
             account_id, RestoreOutcomeKind.FAILED, now, request.connector_id, None, reason, len(skipped)))
         self._stores.leases.release(account_id, request.connector_id, lease.generation, now)
-        if account.status is not AccountStatus.REMOVING:
-            self._stores.accounts.update(account_id, {
-                "status": AccountStatus.RESTORE_FAILED, **serving(False, now), "status_reason": reason,
-                "updated_at": now})
-            self._alerter.raise_alert(account_id, "restore_failed",
-                                      f"Account {account_id} cannot be restored: {reason}.")
+        self._stores.accounts.update(account_id, {
+            "status": AccountStatus.RESTORE_FAILED, **serving(False, now), "status_reason": reason,
+            "updated_at": now})
+        self._alerter.raise_alert(account_id, "restore_failed", f"Account {account_id} cannot be restored: {reason}.")
         _log.error("account %s: restore failed (%s)", account_id, reason)
 
     def _finish_removal_without_state(self, account: Account, connector_id: str, lease: Lease) -> None:
+        """A removing account with no usable stored state cannot be logged out by any connector:
+        what is stored goes now (as ``account.removed`` would do), so it is not claimed again."""
         now = self._clock()
-        self._stores.leases.release(account.account_id, connector_id, lease.generation, now)
-        self._stores.accounts.update(account.account_id, {"status": AccountStatus.REMOVED, "updated_at": now})
-        _log.info("account %s: removed (no stored state to log out with)", account.account_id)
-
+        account_id = account.account_id
+        self._vault.delete(account_id)
+        self._stores.leases.release(account_id, connector_id, lease.generation, now)
+        self._alerter.resolve(account_id)
+        self._stores.accounts.update(account_id, {"status": AccountStatus.REMOVED, **serving(False, now),
+                                                  "updated_at": now})
+        _log.warning("account %s: removed without a logout (no usable stored state); unlink the device "
+                     "from the phone", account_id)

@@ -243,7 +243,7 @@ def test_a_kek_out_of_reach_postpones_the_restore_instead_of_failing_it(tmp_path
 def test_an_older_version_never_stands_in_for_a_newer_one_out_of_reach(tmp_path: Path) -> None:
     w = world(tmp_path)
     account_id = _linked(w)
-    newer_kek = w.vault.kek.add_version()  # type: ignore[attr-defined]
+    newer_kek = w.vault.kek.add_version()
     w.vault.save(account_id, registered_state(2), 1)
     w.vault.sealing_public_key()  # a warm instance: the (public) sealing key is cached
     undo = _kek_out_of_reach(w, {newer_kek})
@@ -266,3 +266,20 @@ def test_the_health_check_does_not_call_a_kek_outage_broken_sessions(tmp_path: P
         w.services.health.run()
     assert w.services.stores.accounts.get(account_id).health is None  # type: ignore[union-attr]
     assert w.alerts_out.published == []
+
+
+def test_removing_an_account_whose_state_cannot_be_restored_ends_the_removal(tmp_path: Path) -> None:
+    """No connector can log it out; it must not be claimed, failed and released on every sync."""
+    w = world(tmp_path)
+    account_id = _linked(w)
+    record = w.vault_store.raw_versions(account_id)[1]
+    w.vault_store.put_version(account_id, dataclasses.replace(record, ciphertext=b"\x00" * 64))
+    assert w.services.accounts.remove(ALICE, account_id)["status"] == "removing"
+    connector = FakeConnector("c-2")
+    assert connector.sync(w.services)["claimed"] == []
+    account = w.services.stores.accounts.get(account_id)
+    assert account is not None and account.status is AccountStatus.REMOVED and not account.serve
+    assert w.vault_store.get_head(account_id) is None
+    assert w.services.stores.outcomes.since(w.clock.now) == [], "a removal is not a failed restore"
+    assert w.services.stores.alerts.open_alerts() == []
+    assert connector.sync(w.services)["claimed"] == []
