@@ -195,3 +195,24 @@ def test_an_unavailable_kek_is_retried_not_dropped(tmp_path: Path) -> None:
     assert not isinstance(caught.value, MalformedMessageError | StaleMessageError)
     kek.key = original  # type: ignore[method-assign]
     assert w.services.persister.handle(sealed, snapshot_attrs(account_id, 1, "c-1")).version == 1
+
+
+def test_an_older_snapshot_redelivered_after_a_newer_one_changes_nothing(tmp_path: Path) -> None:
+    """Unordered redelivery: A (older keys) arriving again after B must not become the newest version."""
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    older = seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1), at=T0)
+    newer = seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(2), at=T0 + timedelta(seconds=2))
+    attrs = snapshot_attrs(account_id, 1, "c-1")
+    assert w.services.persister.handle(older, attrs).version == 1
+    assert w.services.persister.handle(newer, attrs).version == 2
+    with pytest.raises(StaleMessageError):
+        w.services.persister.handle(older, attrs)
+    assert w.vault.restore(account_id).state == registered_state(2)
+    assert w.services.persister.handle(newer, attrs).noop
+    # A new owner's clock is its own: its first snapshot is judged by generation, not by time.
+    w.clock.advance(31)
+    c2 = FakeConnector("c-2")
+    c2.sync(w.services)
+    earlier_clock = seal_snapshot(w.vault, account_id, 2, "c-2", registered_state(3), at=T0 - timedelta(hours=1))
+    assert w.services.persister.handle(earlier_clock, snapshot_attrs(account_id, 2, "c-2")).version == 3
