@@ -102,7 +102,7 @@ async def test_paired_account_survives_a_connector_restart(stack: Stack, firesto
     second = service(stack, "c-second", links2, tmp_path)
     await second.start()
     try:
-        await wait_for(lambda: account_id in second.accounts, timeout_s=15)
+        await wait_for(lambda: links2.of(account_id), timeout_s=15)
         session = links2.of(account_id)[0]
         assert session.pairing is None  # restored, not paired again
         assert session.store.snapshot() == registered  # every key category, not just the creds
