@@ -96,9 +96,11 @@ def main() -> int:
         print(f"connector: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log_level)
-    code = asyncio.run(serve(config))
+    # Not asyncio.run: its teardown waits without limit for executor threads (a Pub/Sub client
+    # stopping against an unreachable endpoint), and the exit must stay within the budget.
+    loop = asyncio.new_event_loop()
+    code = loop.run_until_complete(serve(config))
     logging.shutdown()
-    # Library threads (gRPC, executors) must not hold the exit past the budget.
     os._exit(code)
 
 

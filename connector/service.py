@@ -63,6 +63,7 @@ PAIRING_CODE_TTL_S = 180.0
 QR_TTL_S = 20.0
 STOP_SOCKETS_BUDGET_S = 2.0
 RELEASE_BUDGET_S = 1.5
+PROCESS_EXIT_MARGIN_S = 0.5
 #: How long a critical change may hold the engine back waiting for Pub/Sub (it stays queued after).
 CRITICAL_PERSIST_TIMEOUT_S = 10.0
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -160,7 +161,8 @@ class ConnectorService:
     async def shutdown(self) -> None:
         """See the module docstring; returns within ``shutdown_budget_s``."""
         started = self._clock()
-        budget = self.config.shutdown_budget_s
+        # Keep a margin for the process itself to exit after the service has stopped.
+        budget = max(0.5, self.config.shutdown_budget_s - PROCESS_EXIT_MARGIN_S)
 
         def left() -> float:
             return max(0.0, budget - (self._clock() - started))
