@@ -4,7 +4,8 @@
 ``KEEPER_PROJECT``         Google Cloud project (falls back to ``GOOGLE_CLOUD_PROJECT``, then
                            ``demo-keeper``)
 ``FIRESTORE_EMULATOR_HOST``  host:port of the Firestore emulator (read by the client library)
-``KEEPER_KEK_PROVIDER``    ``local`` (default) or ``secretmanager``
+``KEEPER_KEK_PROVIDER``    ``local`` (default with the emulator or a ``demo-`` project; must be
+                           set explicitly against a real project) or ``secretmanager``
 ``KEEPER_KEK_FILE``        local provider: KEK file (default ``$KEEPER_HOME/kek.json``,
                            ``KEEPER_HOME`` defaulting to ``.keeper``); created with mode 0600
 ``KEEPER_KEK_SECRET``      secretmanager provider: ``projects/P/secrets/S`` or just ``S``
@@ -29,6 +30,8 @@ from shared.vault.vault import DEFAULT_VERSIONS_KEPT, Vault
 
 DEFAULT_PROJECT: Final = "demo-keeper"
 DEFAULT_SECRET: Final = "keeper-vault-kek"
+#: Firebase "demo-" projects exist only in emulators.
+EMULATOR_PROJECT_PREFIX: Final = "demo-"
 
 
 class VaultConfigError(ValueError):
@@ -51,6 +54,14 @@ class VaultConfig:
         provider = (env.get("KEEPER_KEK_PROVIDER") or "local").strip().lower()
         if provider not in {"local", "secretmanager"}:
             raise VaultConfigError(f"KEEPER_KEK_PROVIDER={provider!r}: use 'local' or 'secretmanager'")
+        if not env.get("KEEPER_KEK_PROVIDER") and not env.get("FIRESTORE_EMULATOR_HOST") \
+                and not project.startswith(EMULATOR_PROJECT_PREFIX):
+            # The default key file against real Firestore would wrap new versions under a key the
+            # functions do not have (a restore then falls back past them): say so instead.
+            raise VaultConfigError(
+                f"project {project} is a real one (no FIRESTORE_EMULATOR_HOST): set KEEPER_KEK_PROVIDER "
+                "(secretmanager, or local to use a key file with it on purpose)"
+            )
         home = Path(env.get("KEEPER_HOME") or ".keeper")
         secret = env.get("KEEPER_KEK_SECRET") or DEFAULT_SECRET
         if not secret.startswith("projects/"):
