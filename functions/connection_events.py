@@ -1,10 +1,10 @@
 """Recording connection and pairing events from the ``connection-events`` topic on ``accounts/{id}``.
 
-Connection updates carry the lease generation they were produced under; one from an older
-generation than the account's lease is stale (a connector that lost the account still talking)
-and is dropped. A logged-out account (``needs_pairing``) stops being served and raises an alert;
-an account replaced by another socket (440) likewise. ``account.removed`` confirms a logout: the
-stored state, the lease and the open alerts go with it.
+Connection updates carry the lease generation they were produced under, pairing events may (see
+``shared.events``); one from an older generation than the account's lease is stale (a connector
+that lost the account still talking) and is dropped. A logged-out account (``needs_pairing``)
+stops being served and raises an alert; an account replaced by another socket (440) likewise.
+``account.removed`` confirms a logout: the stored state, the lease and the open alerts go with it.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ _STATUS_FOR_STATE = {
     ConnectionState.REPLACED: AccountStatus.REPLACED,
     ConnectionState.STOPPED: AccountStatus.STOPPED,
 }
+
+#: Statuses a freshly paired account can reach before its ``pairing.success`` is delivered.
+_LINKED_WITHOUT_JID = frozenset({AccountStatus.CONNECTING, AccountStatus.CONNECTED, AccountStatus.RECONNECTING})
 
 
 class ConnectionEventRecorder:
@@ -106,6 +109,18 @@ class ConnectionEventRecorder:
 
     def _pairing(self, account: Account, event: PairingCode | PairingQr | PairingSuccess | PairingFailed
                  ) -> None:
+        if event.generation is not None:
+            lease = self._stores.leases.get(account.account_id)
+            if lease is not None and lease.generation > event.generation:
+                # A connector that lost the account still pairing: its code or QR is dead.
+                raise StaleMessageError(f"account {account.account_id}: {event.TYPE} from generation "
+                                        f"{event.generation}, lease is at {lease.generation}")
+        if (isinstance(event, PairingSuccess) and account.linked_jid is None
+                and account.status in _LINKED_WITHOUT_JID):
+            # The connection opened before this event was delivered (unordered delivery): keep the JID.
+            self._update(account, {"linked_jid": event.jid})
+            _log.info("account %s: %s recorded late", account.account_id, event.TYPE)
+            return
         if account.status is not AccountStatus.PAIRING:
             raise StaleMessageError(f"account {account.account_id}: {event.TYPE} while {account.status.value}")
         if isinstance(event, PairingCode):

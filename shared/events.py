@@ -8,6 +8,11 @@ reads any event by its ``type`` field. On the wire an event is one JSON object::
      "at": "2026-11-25T12:00:00.000Z", "state": "open", "reason": null, "code": null,
      "attempt": 0}
 
+``pairing.*`` events may name their sender, ``connectorId`` and ``generation`` (the lease
+generation it pairs under), both or neither; the functions then drop one from an older generation
+than the account's lease, as they do for ``connection.update``. Producers should always set them;
+they are optional only so that events from connectors that predate them still parse.
+
 Field names are camelCase; times are RFC 3339 in UTC with milliseconds; binary values are
 standard base64. ``message.received`` carries its message type under ``messageType`` (``type``
 is the event tag). Unknown keys are ignored so that an older function keeps reading events
@@ -218,6 +223,23 @@ def _check_aware(at: datetime, name: str) -> None:
     _check(isinstance(at, datetime) and at.tzinfo is not None, f"{name} must be timezone-aware")
 
 
+def _check_sender(connector_id: str | None, generation: int | None) -> None:
+    """Pairing events name their sender as a pair (connector, lease generation), or not at all."""
+    _check((connector_id is None) == (generation is None), "connectorId and generation go together")
+    _check(connector_id is None or bool(_CONNECTOR_ID_RE.fullmatch(connector_id)), "connectorId is malformed")
+    _check(generation is None or (isinstance(generation, int) and not isinstance(generation, bool)
+                                  and 0 <= generation <= _MAX_INT), "generation out of range")
+
+
+def _sender_dict(connector_id: str | None, generation: int | None) -> dict[str, Any]:
+    return {} if connector_id is None else {"connectorId": connector_id, "generation": generation}
+
+
+def _sender_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {"connector_id": _opt_str(obj, "connectorId", _CONNECTOR_ID_RE),
+            "generation": _opt_int(obj, "generation")}
+
+
 def _decode_object(data: bytes | str) -> dict[str, Any]:
     if len(data) > MAX_EVENT_BYTES:
         raise InvalidEventError("event too large")
@@ -353,21 +375,24 @@ class PairingCode(_EventBase):
     account_id: str
     code: str = field(repr=False)
     expires_at: datetime
+    connector_id: str | None = None
+    generation: int | None = None
 
     def __post_init__(self) -> None:
         _check_account_id(self.account_id)
         _check(bool(_PAIRING_CODE_RE.fullmatch(self.code)), "code must be 8 characters A-Z0-9")
         _check_aware(self.expires_at, "expiresAt")
+        _check_sender(self.connector_id, self.generation)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.TYPE, "accountId": self.account_id, "code": self.code,
-                "expiresAt": format_time(self.expires_at)}
+                "expiresAt": format_time(self.expires_at), **_sender_dict(self.connector_id, self.generation)}
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Self:
         return _construct(cls, account_id=_str(obj, "accountId", ACCOUNT_ID_RE),
                           code=_str(obj, "code", _PAIRING_CODE_RE),
-                          expires_at=_time(obj, "expiresAt"))
+                          expires_at=_time(obj, "expiresAt"), **_sender_fields(obj))
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,21 +403,24 @@ class PairingQr(_EventBase):
     account_id: str
     qr: str = field(repr=False)
     expires_at: datetime
+    connector_id: str | None = None
+    generation: int | None = None
 
     def __post_init__(self) -> None:
         _check_account_id(self.account_id)
         _check(isinstance(self.qr, str) and 0 < len(self.qr) <= _MAX_QR_CHARS, "qr length out of range")
         _check_aware(self.expires_at, "expiresAt")
+        _check_sender(self.connector_id, self.generation)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.TYPE, "accountId": self.account_id, "qr": self.qr,
-                "expiresAt": format_time(self.expires_at)}
+                "expiresAt": format_time(self.expires_at), **_sender_dict(self.connector_id, self.generation)}
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Self:
         return _construct(cls, account_id=_str(obj, "accountId", ACCOUNT_ID_RE),
                           qr=_str(obj, "qr", max_len=_MAX_QR_CHARS),
-                          expires_at=_time(obj, "expiresAt"))
+                          expires_at=_time(obj, "expiresAt"), **_sender_fields(obj))
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,18 +430,22 @@ class PairingSuccess(_EventBase):
     TYPE: ClassVar[str] = "pairing.success"
     account_id: str
     jid: str
+    connector_id: str | None = None
+    generation: int | None = None
 
     def __post_init__(self) -> None:
         _check_account_id(self.account_id)
         _check(bool(_JID_RE.fullmatch(self.jid)), "jid is malformed")
+        _check_sender(self.connector_id, self.generation)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "accountId": self.account_id, "jid": self.jid}
+        return {"type": self.TYPE, "accountId": self.account_id, "jid": self.jid,
+                **_sender_dict(self.connector_id, self.generation)}
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Self:
         return _construct(cls, account_id=_str(obj, "accountId", ACCOUNT_ID_RE),
-                          jid=_str(obj, "jid", _JID_RE))
+                          jid=_str(obj, "jid", _JID_RE), **_sender_fields(obj))
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,18 +457,22 @@ class PairingFailed(_EventBase):
     TYPE: ClassVar[str] = "pairing.failed"
     account_id: str
     reason: str
+    connector_id: str | None = None
+    generation: int | None = None
 
     def __post_init__(self) -> None:
         _check_account_id(self.account_id)
         _check(bool(_SLUG_RE.fullmatch(self.reason)), "reason is malformed")
+        _check_sender(self.connector_id, self.generation)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "accountId": self.account_id, "reason": self.reason}
+        return {"type": self.TYPE, "accountId": self.account_id, "reason": self.reason,
+                **_sender_dict(self.connector_id, self.generation)}
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Self:
         return _construct(cls, account_id=_str(obj, "accountId", ACCOUNT_ID_RE),
-                          reason=_str(obj, "reason", _SLUG_RE))
+                          reason=_str(obj, "reason", _SLUG_RE), **_sender_fields(obj))
 
 
 @dataclass(frozen=True, slots=True)

@@ -216,3 +216,29 @@ def test_an_older_snapshot_redelivered_after_a_newer_one_changes_nothing(tmp_pat
     c2.sync(w.services)
     earlier_clock = seal_snapshot(w.vault, account_id, 2, "c-2", registered_state(3), at=T0 - timedelta(hours=1))
     assert w.services.persister.handle(earlier_clock, snapshot_attrs(account_id, 2, "c-2")).version == 3
+
+
+def test_pairing_events_from_a_connector_that_lost_the_account_are_dropped(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    w.clock.advance(31)
+    FakeConnector("c-2").sync(w.services)  # generation 2 pairs now
+    events = w.services.events
+    events.handle(PairingCode(account_id, "NEWC0DE2", T0 + timedelta(minutes=2), "c-2", 2).to_json())
+    for stale in (PairingCode(account_id, "OLDC0DE1", T0 + timedelta(minutes=1), "c-1", 1),
+                  PairingQr(account_id, "2@old,a,b,c", T0 + timedelta(minutes=1), "c-1", 1),
+                  PairingFailed(account_id, "expired", "c-1", 1),
+                  PairingSuccess(account_id, "40700000001:7@s.whatsapp.net", "c-1", 1)):
+        with pytest.raises(StaleMessageError):
+            events.handle(stale.to_json())
+    view = w.services.accounts.get(ALICE, account_id)
+    assert (view["status"], view["pairing"]["code"], view["linkedJid"]) == ("pairing", "NEWC0DE2", None)
+
+
+def test_pairing_success_delivered_after_the_connection_opened_still_records_the_jid(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    w.services.events.handle(ConnectionUpdate(account_id, "c-1", 1, T0, ConnectionState.OPEN).to_json())
+    w.services.events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net", "c-1", 1).to_json())
+    view = w.services.accounts.get(ALICE, account_id)
+    assert (view["status"], view["linkedJid"]) == ("connected", "40700000001:7@s.whatsapp.net")

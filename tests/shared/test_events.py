@@ -15,6 +15,7 @@ from shared.events import (
     AlertRaised,
     ConnectionState,
     ConnectionUpdate,
+    Event,
     InvalidEventError,
     MessageReceived,
     PairingCode,
@@ -40,16 +41,20 @@ SAMPLES = [
                     1_764_072_000, "text", b"\x00\x01secret-node"),
     AccountRemoved("a1"),
     AlertRaised("al-1", "a1", "logged_out", "Account a1 was logged out from the phone.", AT),
+    PairingCode("a1", "ABCD1234", AT, "c-1", 4),
+    PairingQr("a1", "2@ref,noise,identity,adv", AT, "c-1", 4),
+    PairingSuccess("a1", "40700000001:5@s.whatsapp.net", "c-1", 4),
+    PairingFailed("a1", "rejected", "c-1", 0),
 ]
 
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.TYPE)
-def test_round_trip_through_json(event: object) -> None:
-    data = event.to_json()  # type: ignore[attr-defined]
+def test_round_trip_through_json(event: Event) -> None:
+    data = event.to_json()
     assert parse_event(data) == event
-    assert type(event).from_json(data) == event  # type: ignore[attr-defined]
+    assert type(event).from_json(data) == event
     obj = json.loads(data)
-    assert obj["type"] == event.TYPE  # type: ignore[attr-defined]
+    assert obj["type"] == event.TYPE
     assert obj["accountId"] == "a1"
 
 
@@ -177,3 +182,19 @@ def test_parse_event_on_arbitrary_objects(obj: dict[str, object]) -> None:
     except InvalidEventError:
         return
     assert parse_event(event.to_json()) == event
+
+
+def test_pairing_events_name_their_sender_as_a_pair_or_not_at_all() -> None:
+    with_sender = json.loads(PairingSuccess("a1", "1@s.whatsapp.net", "c-1", 4).to_json())
+    assert (with_sender["connectorId"], with_sender["generation"]) == ("c-1", 4)
+    without = json.loads(PairingSuccess("a1", "1@s.whatsapp.net").to_json())
+    assert "connectorId" not in without and "generation" not in without, "the older wire shape is kept"
+    old_wire = b'{"type":"pairing.code","accountId":"a1","code":"ABCD1234","expiresAt":"2026-11-25T12:00:00Z"}'
+    parsed = parse_event(old_wire)
+    assert isinstance(parsed, PairingCode) and (parsed.connector_id, parsed.generation) == (None, None)
+    for bad in ({"connectorId": "c-1"}, {"generation": 4}, {"connectorId": "c 1", "generation": 4},
+                {"connectorId": "c-1", "generation": -1}, {"connectorId": "c-1", "generation": True}):
+        with pytest.raises(InvalidEventError):
+            parse_event(json.dumps({"type": "pairing.failed", "accountId": "a1", "reason": "expired", **bad}))
+    with pytest.raises(InvalidEventError):
+        PairingFailed("a1", "expired", "c-1")
