@@ -31,7 +31,7 @@ from functions.model import (
     RestoreOutcome,
     RestoreOutcomeKind,
 )
-from functions.stores import HealthSummary, Stores
+from functions.stores import HealthSummary, Stores, VaultKeyRecord
 
 _log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ ALERTS = "alerts"
 OUTCOMES = "restore_outcomes"
 CONNECTORS = "connectors"
 HEALTH = "health"
+#: ``health/vaultSealingKey``: the public sealing key last handed to connectors.
+VAULT_KEY_DOC = "vaultSealingKey"
 _BATCH = 400
 #: Leases renewed per transaction (Firestore allows 500 writes per transaction).
 _RENEW_CHUNK = 200
@@ -404,6 +406,18 @@ class FirestoreStatusStore:
         doc = snap.to_dict() or {}
         return HealthSummary(doc["checkedAt"], dict(doc.get("byHealth") or {}), int(doc.get("sessions", 0)),
                              int(doc.get("problems", 0)), int(doc.get("durationMs", 0)))
+
+    def put_vault_key(self, record: VaultKeyRecord) -> None:
+        self._client.collection(HEALTH).document(VAULT_KEY_DOC).set(
+            {"publicKey": record.public_key, "keyId": record.key_id})
+
+    def vault_key(self) -> VaultKeyRecord | None:
+        snap = self._client.collection(HEALTH).document(VAULT_KEY_DOC).get()
+        doc = snap.to_dict() or {} if snap.exists else {}
+        public_key, key_id = doc.get("publicKey"), doc.get("keyId")
+        if not isinstance(public_key, bytes) or not isinstance(key_id, str):
+            return None
+        return VaultKeyRecord(public_key, key_id)
 
 
 def firestore_stores(client: firestore.Client) -> Stores:

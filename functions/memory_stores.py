@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.model import GONE, Account, AccountStatus, Alert, ConnectorRecord, Lease, RestoreOutcome
-from functions.stores import HealthSummary, Stores
+from functions.stores import HealthSummary, Stores, VaultKeyRecord
 
 _ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account))
 
@@ -207,6 +207,7 @@ class MemoryStatusStore:
     def __init__(self) -> None:
         self.records: dict[str, ConnectorRecord] = {}
         self.summary: HealthSummary | None = None
+        self.key: VaultKeyRecord | None = None
 
     def record_connector(self, record: ConnectorRecord) -> None:
         self.records[record.connector_id] = record
@@ -219,6 +220,12 @@ class MemoryStatusStore:
 
     def health_summary(self) -> HealthSummary | None:
         return self.summary
+
+    def put_vault_key(self, record: VaultKeyRecord) -> None:
+        self.key = record
+
+    def vault_key(self) -> VaultKeyRecord | None:
+        return self.key
 
 
 def memory_stores() -> Stores:

@@ -13,7 +13,9 @@ Every restore records its outcome (restored / fell back / failed and why) for th
 account that cannot be restored is not served again until its owner asks (``restore_failed``); its
 lease is released at once so the generation sequence stays meaningful. A KEK that cannot be fetched
 is not a verdict on the stored state: the lease is given back, the account waits
-:data:`KEK_RETRY_S` before the next attempt, and a ``kek_unavailable`` alert is opened.
+:data:`KEK_RETRY_S` before the next attempt, and a ``kek_unavailable`` alert is opened. Renewals
+do not need the KEK at all, and the reply's vault key falls back to the last one handed out, so a
+Secret Manager outage never costs connectors the accounts they hold.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from functions.model import (
     serving,
 )
 from functions.ports import OpenedSnapshot, SessionVault, TransitSealer, failure_kind
-from functions.stores import Stores
+from functions.stores import Stores, VaultKeyRecord
 from functions.validation import SyncRequest
 from shared import errors as shared_errors
 
@@ -66,6 +68,7 @@ class ConnectorSyncService:
         self._lease_ttl_s = lease_ttl_s
         self._pairing_ttl_s = pairing_ttl_s
         self._max_claims = max_claims
+        self._known_key: VaultKeyRecord | None = None
 
     def sync(self, request: SyncRequest) -> dict[str, Any]:
         now = self._clock()
@@ -90,7 +93,7 @@ class ConnectorSyncService:
                     commands.append({"accountId": account.account_id, "action": "remove"})
         self._stores.status.record_connector(ConnectorRecord(
             request.connector_id, now, request.capacity, len(renewal.held_ids) + len(claimed)))
-        public_key, key_id = self._sealer.vault_public_key()
+        public_key, key_id = self._vault_key()
         return {
             "leaseTtlS": self._lease_ttl_s,
             "vaultPublicKey": base64.b64encode(public_key).decode("ascii"),
@@ -100,6 +103,24 @@ class ConnectorSyncService:
             "claimed": claimed,
             "commands": commands,
         }
+
+    def _vault_key(self) -> tuple[bytes, str]:
+        """The vault's public sealing key. While the KEK is out of reach (Secret Manager down), the
+        key last handed out: a failed reply would cost every connector its renewals, and so every
+        socket, for want of a public key that has not changed."""
+        try:
+            public_key, key_id = self._sealer.vault_public_key()
+        except shared_errors.KekUnavailableError:
+            known = self._known_key or self._stores.status.vault_key()
+            if known is None:
+                raise
+            _log.warning("vault sealing key out of reach (KEK unavailable): handing out key %s as before",
+                         known.key_id)
+            return known.public_key, known.key_id
+        if self._known_key != (record := VaultKeyRecord(public_key, key_id)):
+            self._stores.status.put_vault_key(record)  # once per process and key
+            self._known_key = record
+        return public_key, key_id
 
     def _candidates(self, free: int, skip: set[str], now: Any) -> list[Account]:
         limit = free * _CANDIDATE_FACTOR + _CANDIDATE_EXTRA

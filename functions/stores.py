@@ -125,8 +125,16 @@ class HealthSummary:
     duration_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class VaultKeyRecord:
+    """The vault's public sealing key as last handed to connectors (public: no secret in it)."""
+
+    public_key: bytes
+    key_id: str
+
+
 class StatusStore(Protocol):
-    """Connector heartbeats and the health-check summary."""
+    """Connector heartbeats, the health-check summary, the last vault sealing key handed out."""
 
     def record_connector(self, record: ConnectorRecord) -> None: ...
 
@@ -135,6 +143,10 @@ class StatusStore(Protocol):
     def put_health_summary(self, summary: HealthSummary) -> None: ...
 
     def health_summary(self) -> HealthSummary | None: ...
+
+    def put_vault_key(self, record: VaultKeyRecord) -> None: ...
+
+    def vault_key(self) -> VaultKeyRecord | None: ...
 
 
 class AlertPublisher(Protocol):

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from functions.alerts import Alerter
 from functions.model import AccountStatus, RestoreOutcomeKind
-from functions.restore import KEK_RETRY_S
+from functions.restore import KEK_RETRY_S, ConnectorSyncService
+from functions.vault_adapter import VaultSealer
 from tests.functions.support import ALICE, FakeConnector, World, registered_state, world
 
 
@@ -283,3 +285,23 @@ def test_removing_an_account_whose_state_cannot_be_restored_ends_the_removal(tmp
     assert w.services.stores.outcomes.since(w.clock.now) == [], "a removal is not a failed restore"
     assert w.services.stores.alerts.open_alerts() == []
     assert connector.sync(w.services)["claimed"] == []
+
+
+def test_renewals_reach_connectors_while_the_kek_is_out_of_reach(tmp_path: Path) -> None:
+    """A cold instance during a Secret Manager outage still answers with the last known vault key."""
+    w = world(tmp_path)
+    account_id = _linked(w)
+    holder = FakeConnector("c-1")
+    first = holder.sync(w.services)
+    assert [c["accountId"] for c in first["claimed"]] == [account_id]
+    cold = world(tmp_path)  # a fresh process (same KEK file, nothing cached) on the same stores
+    stores = w.services.stores
+    cold_sync = ConnectorSyncService(stores, cold.services.vault, VaultSealer(cold.vault),
+                                     Alerter(stores.alerts, cold.alerts_out, w.clock), w.clock,
+                                     lease_ttl_s=30.0, pairing_ttl_s=600.0)
+    cold_services = dataclasses.replace(w.services, sync=cold_sync)
+    _kek_out_of_reach(cold)
+    w.clock.advance(20)
+    response = holder.sync(cold_services)
+    assert [r["accountId"] for r in response["renewed"]] == [account_id]
+    assert (response["vaultPublicKey"], response["vaultKeyId"]) == (first["vaultPublicKey"], first["vaultKeyId"])

@@ -10,6 +10,7 @@ import pytest
 
 from functions.firestore_stores import firestore_stores
 from functions.model import Account, AccountStatus, Alert, Health, PairingInfo, PairingMethod
+from functions.stores import VaultKeyRecord
 from tests.functions.support import T0
 
 pytestmark = pytest.mark.integration
@@ -127,3 +128,10 @@ def test_history_retention_queries(firestore_client: Any) -> None:
     assert stores.alerts.delete_closed_before(cutoff) == 1
     assert [o.outcome for o in stores.outcomes.since(T0)] == [RestoreOutcomeKind.FAILED]
     assert [a.alert_id for a in stores.alerts.open_alerts()] == ["a1.invalid"]
+
+
+def test_the_last_vault_key_handed_out_is_kept(firestore_client: Any) -> None:
+    status = firestore_stores(firestore_client).status
+    assert status.vault_key() is None
+    status.put_vault_key(VaultKeyRecord(b"\x01" * 32, "7"))
+    assert firestore_stores(firestore_client).status.vault_key() == VaultKeyRecord(b"\x01" * 32, "7")
