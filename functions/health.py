@@ -8,7 +8,8 @@ result is recorded on the session head and the account:
 ``missing`` (the account is linked but nothing is stored).
 
 Each problem opens an alert (``alerts/{id}`` + the alerts topic), once while it lasts; a session
-found healthy again closes its health alerts. A summary goes to ``health/summary``.
+found healthy again closes its health alerts. Sessions of removing / removed accounts are not
+checked (cleanup deletes them). A summary goes to ``health/summary``.
 """
 
 from __future__ import annotations
@@ -68,9 +69,14 @@ class HealthChecker:
         accounts = {a.account_id: a for a in self._stores.accounts.list_accounts()}
         counts: Counter[str] = Counter()
         errors = 0
+        checked = 0
         for account_id in stored:
+            account = accounts.get(account_id)
+            if account is not None and account.status in GONE:
+                continue  # removed: its state goes with the removal, nobody needs an alert about it
+            checked += 1
             try:
-                health = self._check_one(account_id, accounts.get(account_id))
+                health = self._check_one(account_id, account)
             except shared_errors.KekUnavailableError:
                 raise  # nothing can be judged without the KEK: fail the run, the scheduler retries
             except Exception:
@@ -85,11 +91,11 @@ class HealthChecker:
                 self._record(account, Health.MISSING)
                 counts[Health.MISSING.value] += 1
         problems = sum(n for kind, n in counts.items() if kind != Health.OK.value)
-        summary = HealthSummary(checked_at=now, by_health=dict(counts), sessions=len(stored),
+        summary = HealthSummary(checked_at=now, by_health=dict(counts), sessions=checked,
                                 problems=problems, duration_ms=int((time.monotonic() - started) * 1000))
         self._stores.status.put_health_summary(summary)
-        _log.info("health check: %d sessions, %d problems, %d errors", len(stored), problems, errors)
-        return {"checkedAt": format_time(now), "sessions": len(stored), "problems": problems,
+        _log.info("health check: %d sessions, %d problems, %d errors", checked, problems, errors)
+        return {"checkedAt": format_time(now), "sessions": checked, "problems": problems,
                 "errors": errors, "byHealth": dict(counts), "durationMs": summary.duration_ms}
 
     def _check_one(self, account_id: str, account: Account | None) -> Health:

@@ -165,3 +165,34 @@ def test_cleanup_keeps_thirty_days_of_history(tmp_path: Path) -> None:
     w.clock.advance(2 * DAY_S)
     assert w.services.cleaner.run()["history"] == 2
     assert w.services.stores.outcomes.since(w.clock.now - 365 * timedelta(days=1)) == []
+
+
+def _store_invalid_state(w: World, account_id: str, version: int) -> None:
+    """Replace a version with one that decrypts to JSON that is no auth state."""
+    from shared.vault import crypto
+
+    record = w.vault_store.raw_versions(account_id)[version]
+    kek_version = record.header.kek_version
+    header, ciphertext = crypto.encrypt(crypto.prepare(b'{"creds":{}}'),
+                                        crypto.Binding(account_id, record.version, record.generation),
+                                        kek_version, w.vault.kek.key(kek_version))
+    w.vault_store.put_version(account_id, dataclasses.replace(record, header=header, ciphertext=ciphertext))
+
+
+def test_a_session_that_decrypts_to_no_valid_state_is_invalid(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _stored(w, "+40700000001", 1)
+    _store_invalid_state(w, account_id, 1)
+    assert w.services.health.run()["byHealth"] == {"invalid": 1}
+    assert _health(w, account_id) is Health.INVALID
+    assert [a[1]["kind"] for a in w.alerts_out.published] == ["invalid"]
+
+
+def test_sessions_of_removed_accounts_are_not_checked_or_alerted(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _stored(w, "+40700000001", 1)
+    assert w.services.accounts.remove(ALICE, account_id)["status"] == "removing"
+    w.clock.advance(15 * DAY_S)  # would be stale
+    summary = w.services.health.run()
+    assert (summary["sessions"], summary["problems"], summary["byHealth"]) == (0, 0, {})
+    assert w.alerts_out.published == []
