@@ -98,7 +98,7 @@ class MemoryAuthStore:
         )
         if not changed:
             return
-        self._state.creds = self._state.creds.updated({key: changes[key] for key in changed})
+        self._state.creds = self._state.creds.updated({key: _detached(changes[key]) for key in changed})
         kind: ChangeKind = "critical" if changed & CRITICAL_CREDS_FIELDS else "routine"
         self._report(StateChange(kind=kind, categories=frozenset({CREDS}), creds_fields=changed))
 

@@ -72,3 +72,14 @@ def test_a_value_edited_after_reading_is_a_change_when_written_back() -> None:
     assert len(changes) == 2 and store.revision == 2
     record["counter"] = 3  # editing what was written does not reach the store either
     assert store.snapshot().keys["session"]["a.0"] == {"counter": 2, "chain": [b"k1", b"k2"]}
+
+
+def test_creds_written_are_not_shared_with_the_caller() -> None:
+    store, changes = make_store()
+    me = Contact(id="40700000001:2@s.whatsapp.net").to_json()
+    store.update_creds({"me": me})
+    assert isinstance(me, dict)
+    me["id"] = "40799999999:9@s.whatsapp.net"  # the caller reuses its dict: the store must not see it
+    stored = store.get_creds().me
+    assert stored is not None and stored.id == "40700000001:2@s.whatsapp.net"
+    assert len(changes) == 1
