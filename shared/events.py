@@ -554,8 +554,9 @@ class AccountRemoved(_EventBase):
 class AlertRaised(_EventBase):
     """A problem found by the functions (health check, logged-out account, failed restore).
 
-    ``kind`` is a slug (``logged_out``, ``cannot_decrypt``, ``invalid``, ``stale``,
-    ``fell_back``, ``restore_failed``); ``message`` is a short human sentence with no secrets.
+    ``kind`` is a slug (``logged_out``, ``replaced``, ``cannot_decrypt``, ``invalid``, ``stale``,
+    ``missing``, ``fell_back``, ``restore_failed``, ``kek_unavailable``; docs/DEPLOY.md has a
+    runbook row for each); ``message`` is a short human sentence with no secrets.
     """
 
     TYPE: ClassVar[str] = "alert.raised"
