@@ -63,6 +63,11 @@ class ConnectionEventRecorder:
         if account is None:
             raise StaleMessageError(f"account {event.account_id}: unknown, {event.TYPE} dropped")
         if isinstance(event, AccountRemoved):
+            if account.status not in GONE:
+                # Only a removal the owner asked for ends in deleting the stored state: a stray
+                # account.removed (a connector bug) must not wipe a live account's sessions.
+                raise MalformedMessageError(f"account {account.account_id}: account.removed while "
+                                            f"{account.status.value}, not removing; ignored")
             self._removed(account)
         elif account.status is AccountStatus.REMOVED:
             raise StaleMessageError(f"account {account.account_id}: removed, {event.TYPE} dropped")

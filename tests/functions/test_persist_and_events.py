@@ -242,3 +242,14 @@ def test_pairing_success_delivered_after_the_connection_opened_still_records_the
     w.services.events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net", "c-1", 1).to_json())
     view = w.services.accounts.get(ALICE, account_id)
     assert (view["status"], view["linkedJid"]) == ("connected", "40700000001:7@s.whatsapp.net")
+
+
+def test_account_removed_for_an_account_nobody_is_removing_deletes_nothing(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    w.services.persister.handle(seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1)),
+                                snapshot_attrs(account_id, 1, "c-1"))
+    with pytest.raises(MalformedMessageError):
+        w.services.events.handle(AccountRemoved(account_id).to_json())
+    assert w.vault.restore(account_id).state == registered_state(1)
+    assert w.services.stores.accounts.get(account_id).status is AccountStatus.PAIRING  # type: ignore[union-attr]
