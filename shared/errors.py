@@ -11,6 +11,7 @@
         ├── IntegrityError           a stored blob is truncated, altered, moved to another account or
         │                            version, or wrapped under a different KEK than the one presented
         ├── StaleGenerationError     a save under a generation lower than the head's (fencing)
+        │   └── OutOfOrderSnapshotError  same generation, but produced before the stored one
         ├── KekUnavailableError      the key-encryption key (or one of its versions) cannot be obtained
         ├── VaultConflictError       a concurrent writer changed the head while a save was in progress
         ├── NoUsableVersionError     restore found versions, but none decrypts and validates
@@ -67,6 +68,24 @@ class StaleGenerationError(VaultError):
         self.account_id = account_id
         self.generation = generation
         self.head_generation = head_generation
+
+
+class OutOfOrderSnapshotError(StaleGenerationError):
+    """A snapshot of the head's generation produced before the one already stored (a late delivery).
+
+    Pub/Sub push delivery keeps no publish order and retries arrive late; saving such a snapshot would
+    roll the Signal keys back to an older state ("Bad MAC" later). It is refused like a stale writer.
+    """
+
+    def __init__(self, account_id: str, generation: int, produced_at: str, head_produced_at: str) -> None:
+        VaultError.__init__(
+            self,
+            f"account {account_id}: refusing snapshot of generation {generation} produced at {produced_at}, "
+            f"the stored one was produced later ({head_produced_at})",
+        )
+        self.account_id = account_id
+        self.generation = generation
+        self.head_generation = generation
 
 
 class KekUnavailableError(VaultError):

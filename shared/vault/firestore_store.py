@@ -59,6 +59,7 @@ def _head_to_record(head: Head) -> dict[str, Any]:
         "format": HEAD_FORMAT, "latestVersion": head.latest_version, "generation": head.generation,
         "sha256": head.sha256, "rawSize": head.raw_size, "storedSize": head.stored_size,
         "createdAt": head.created_at, "savedAt": head.saved_at, "health": dict(head.health),
+        "producedAt": head.produced_at,
         "versions": [_ref_to_record(ref) for ref in head.versions],
     }
 
@@ -74,6 +75,7 @@ def _head_from_record(account_id: str, record: Mapping[str, Any] | None) -> Head
             versions=tuple(_ref_from_record(item) for item in record.get("versions", [])),
             created_at=record["createdAt"], saved_at=record["savedAt"],
             health=dict(record.get("health") or {}),
+            produced_at=record.get("producedAt"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise IntegrityError(f"account {account_id}: head document is malformed ({exc})") from exc

@@ -56,6 +56,8 @@ class Head:
     created_at: datetime
     saved_at: datetime
     health: Mapping[str, Any] = field(default_factory=dict)
+    #: when the connector produced the stored state (orders snapshots within one generation)
+    produced_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from shared.errors import (
     KekUnavailableError,
     NotFoundError,
     NoUsableVersionError,
+    OutOfOrderSnapshotError,
     SealingError,
     StaleGenerationError,
     StateTooLargeError,
@@ -200,8 +201,14 @@ class Vault:
 
     # --- save ------------------------------------------------------------------------------------
 
-    def save(self, account_id: str, state: AuthState, generation: int) -> SaveResult:
-        """Store ``state`` as a new version (see the module docstring for the rules)."""
+    def save(self, account_id: str, state: AuthState, generation: int,
+             produced_at: datetime | None = None) -> SaveResult:
+        """Store ``state`` as a new version (see the module docstring for the rules).
+
+        ``produced_at`` (when the connector produced the state) orders saves within one generation: a state
+        produced before the stored one is refused with :class:`OutOfOrderSnapshotError`, checked inside the
+        same atomic commit as the write, so concurrent late deliveries cannot interleave.
+        """
         check_account_id(account_id)
         if generation < 0:
             raise StateValidationError("generation must be non-negative")
@@ -220,8 +227,12 @@ class Vault:
                 raise StaleGenerationError(account_id, generation, head.generation)
             if head is not None and head.sha256 == digest:
                 if generation > head.generation:
-                    return HeadOnly(replace(head, generation=generation))
+                    return HeadOnly(replace(head, generation=generation, produced_at=produced_at))
                 return None
+            if (head is not None and produced_at is not None and head.produced_at is not None
+                    and generation == head.generation and produced_at < head.produced_at):
+                raise OutOfOrderSnapshotError(account_id, generation, produced_at.isoformat(),
+                                              head.produced_at.isoformat())
             version = head.latest_version + 1 if head is not None else 1
             binding = crypto.Binding(account_id, version, generation)
             header, ciphertext = crypto.encrypt(prepared, binding, kek_version, kek, rand=self._rand)
@@ -235,6 +246,7 @@ class Vault:
                 versions=refs[: self._versions_kept],
                 created_at=head.created_at if head is not None else now, saved_at=now,
                 health={"status": "ok"},
+                produced_at=produced_at,
             )
             record = VersionRecord(version=version, generation=generation, header=header,
                                    ciphertext=ciphertext, created_at=now)
@@ -255,7 +267,7 @@ class Vault:
                           head.raw_size, head.stored_size)
 
     def save_snapshot(self, snapshot: Snapshot) -> SaveResult:
-        return self.save(snapshot.account_id, snapshot.state, snapshot.generation)
+        return self.save(snapshot.account_id, snapshot.state, snapshot.generation, snapshot.produced_at)
 
     # --- restore ---------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from shared.bufferjson import to_plain
 from shared.errors import (
     NotFoundError,
     NoUsableVersionError,
+    OutOfOrderSnapshotError,
     SealingError,
     StaleGenerationError,
     StateTooLargeError,
@@ -329,3 +330,27 @@ def test_real_baileys_folder_through_the_vault_exports_the_same_json(vault: Vaul
     assert written == sorted(p.name for p in REAL_FOLDER.iterdir())
     for name in written:
         assert revive((tmp_path / "out" / name).read_text()) == revive((REAL_FOLDER / name).read_text()), name
+
+
+def test_a_late_older_snapshot_of_the_same_generation_is_refused(vault: Vault, store: MemoryVaultStore) -> None:
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    older, newer = changed(registered_state(), 1), changed(registered_state(), 2)
+    vault.save("acct-1", newer, 3, produced_at=t0 + timedelta(seconds=10))
+    with pytest.raises(OutOfOrderSnapshotError, match="produced later"):
+        vault.save("acct-1", older, 3, produced_at=t0)
+    assert isinstance(OutOfOrderSnapshotError("a", 1, "x", "y"), StaleGenerationError)  # fenced like one
+    assert list(store.raw_versions("acct-1")) == [1]
+    assert canonical_state_bytes(vault.restore("acct-1").state) == canonical_state_bytes(newer)
+    # a later snapshot of the same generation, and any snapshot of a newer generation, are saved
+    assert vault.save("acct-1", changed(newer, 3), 3, produced_at=t0 + timedelta(seconds=11)).created
+    assert vault.save("acct-1", older, 4, produced_at=t0).created
+
+
+def test_save_snapshot_orders_by_produced_at(vault: Vault) -> None:
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    first = Snapshot("acct-1", 2, t0 + timedelta(seconds=5), "c-1", changed(registered_state(), 1))
+    late = Snapshot("acct-1", 2, t0, "c-1", changed(registered_state(), 2))
+    vault.save_snapshot(first)
+    with pytest.raises(OutOfOrderSnapshotError):
+        vault.save_snapshot(late)
+    assert vault.inspect("acct-1").latest_version == 1

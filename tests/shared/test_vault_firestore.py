@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 
 from shared.authstate import AuthState
 from shared.bufferjson import to_plain
-from shared.errors import StaleGenerationError, VaultConflictError
+from shared.errors import OutOfOrderSnapshotError, StaleGenerationError, VaultConflictError
 from shared.snapshot import canonical_state_bytes
 from shared.vault import Vault
 from shared.vault.firestore_store import FirestoreVaultStore
@@ -200,3 +200,38 @@ def test_a_version_document_with_an_edited_chunk_count_falls_back(vault: Vault, 
     restored = vault.restore("acct-1")
     assert restored.version == 1
     assert "chunks, the head" in restored.skipped[0].reason
+
+
+def test_concurrent_late_deliveries_never_roll_the_state_back(vault: Vault, firestore_client: Any) -> None:
+    """Pub/Sub push retries arrive late and in parallel: whatever the interleaving, the newest produced
+    state of the generation is what the head ends on (the order check runs inside the commit)."""
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    states = [changed(registered_state(), n) for n in range(6)]
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def deliver(n: int) -> None:
+        outcome = "conflict"
+        for _attempt in range(10):  # a conflict is retried, as Pub/Sub redelivers an unacknowledged push
+            try:
+                vault.save("acct-1", states[n], 1, produced_at=t0 + timedelta(seconds=n))
+                outcome = "saved"
+            except OutOfOrderSnapshotError:
+                outcome = "refused"
+            except VaultConflictError:
+                continue
+            break
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in (5, 0, 3, 1, 4, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(outcomes) == 6 and "conflict" not in outcomes
+    assert "refused" in outcomes or outcomes.count("saved") == 6
+    head = sessions(firestore_client).get().to_dict()
+    assert head["producedAt"] == t0 + timedelta(seconds=5)
+    restored = vault.restore("acct-1").state
+    assert canonical_state_bytes(restored) == canonical_state_bytes(states[5])
