@@ -82,7 +82,7 @@ class SnapshotPersister:
             raise StaleMessageError(f"account {account_id}: snapshot produced before the last one saved "
                                     f"under generation {snapshot.generation}")
         try:
-            saved = self._vault.save(account_id, snapshot.state, snapshot.generation)
+            saved = self._vault.save(account_id, snapshot.state, snapshot.generation, snapshot.produced_at)
         except shared_errors.StaleGenerationError as exc:
             raise StaleMessageError(str(exc)) from None
         except shared_errors.StateValidationError as exc:

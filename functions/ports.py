@@ -67,8 +67,11 @@ class SessionCheck:
 class SessionVault(Protocol):
     """Versioned, encrypted storage of whole auth states (``shared.vault``)."""
 
-    def save(self, account_id: str, state: AuthState, generation: int) -> SavedVersion:
-        """Store a new version. Raises ``shared.errors.StaleGenerationError`` for an older generation."""
+    def save(self, account_id: str, state: AuthState, generation: int,
+             produced_at: datetime | None = None) -> SavedVersion:
+        """Store a new version. Raises ``shared.errors.StaleGenerationError`` for an older generation, and
+        its subclass ``OutOfOrderSnapshotError`` for a state of the same generation produced before the
+        stored one (checked atomically with the write)."""
         ...
 
     def restore(self, account_id: str) -> RestoredState:

@@ -44,8 +44,9 @@ class VaultSessions:
         self._vault = vault
         self._store = store
 
-    def save(self, account_id: str, state: AuthState, generation: int) -> SavedVersion:
-        result = self._vault.save(account_id, state, generation)
+    def save(self, account_id: str, state: AuthState, generation: int,
+             produced_at: datetime | None = None) -> SavedVersion:
+        result = self._vault.save(account_id, state, generation, produced_at)
         head = self._store.get_head(account_id)
         kept = len(head.versions) if head is not None else 0
         return SavedVersion(result.version, not result.created, kept)

@@ -1,7 +1,7 @@
-"""Open findings of SECURITY.md, written as the behaviour they should have.
+"""Findings of SECURITY.md, written as the behaviour they should have.
 
-Each test is a strict xfail: it fails today for the reason given, and turns CI red the day the
-behaviour is fixed, so that the marker (and the finding in SECURITY.md) are removed with the fix.
+A finding still open is a strict xfail (it turns CI red the day it is fixed, so the marker and the
+finding's status change together); a fixed one is a plain test that keeps it fixed.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from functions.errors import StaleMessageError
+from shared.errors import OutOfOrderSnapshotError
 from tests.functions.support import T0, FakeConnector, registered_state, seal_snapshot, snapshot_attrs, world
 
 
-@pytest.mark.xfail(strict=True, reason="SECURITY.md finding 1: persist fences generations only, not order "
-                                       "within one generation")
 def test_a_late_older_snapshot_of_the_same_generation_does_not_replace_a_newer_one(tmp_path: Path) -> None:
     w = world(tmp_path)
     account_id = w.add()
@@ -32,4 +31,16 @@ def test_a_late_older_snapshot_of_the_same_generation_does_not_replace_a_newer_o
     with contextlib.suppress(StaleMessageError):
         w.services.persister.handle(older, attrs)
 
+    assert w.vault.restore(account_id).state == registered_state(2)
+
+
+def test_late_older_snapshots_are_refused_inside_the_vault_commit(tmp_path: Path) -> None:
+    """The functions' own check reads the account before saving; two deliveries in flight at once both
+    pass it. The vault refuses the older one again inside its atomic commit (finding 1)."""
+    w = world(tmp_path)
+    account_id = w.add()
+    FakeConnector("c-1").sync(w.services)
+    w.vault.save(account_id, registered_state(2), 1, T0 + timedelta(seconds=10))
+    with pytest.raises(OutOfOrderSnapshotError):
+        w.vault.save(account_id, registered_state(1), 1, T0)
     assert w.vault.restore(account_id).state == registered_state(2)
