@@ -95,8 +95,6 @@ def account_from_doc(account_id: str, doc: Mapping[str, Any]) -> Account:
         reconnect_requested_at=doc.get("reconnectRequestedAt"),
         removed_at=doc.get("removedAt"),
         claimable_after=doc.get("claimableAfter"),
-        last_snapshot_at=doc.get("lastSnapshotAt"),
-        last_snapshot_generation=doc.get("lastSnapshotGeneration"),
     )
 
 

@@ -122,10 +122,6 @@ class Account:
     #: When a connector may claim it: the lease's expiry while held, None while not served. An index
     #: for finding claimable accounts in one single-field query; the lease stays the authority.
     claimable_after: datetime | None = None
-    #: When the connector produced the newest snapshot saved, and under which generation: within one
-    #: generation (one connector, one clock) an older snapshot delivered late is refused.
-    last_snapshot_at: datetime | None = None
-    last_snapshot_generation: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,10 @@ Delivery is at least once, so a message may arrive twice or late:
 
 - the same state again is a no-op in the vault (same hash), nothing changes;
 - an older snapshot of the current generation arriving after a newer one was saved (a redelivery
-  overtaking, Eventarc does not order) is refused: stored as the newest version it would roll the
-  Signal keys back. Within one generation one connector produced them all, so their ``producedAt``
-  times come from one clock and order them;
+  overtaking, Eventarc does not order) is refused by the vault, atomically with the write
+  (``OutOfOrderSnapshotError``, a ``StaleGenerationError``): stored as the newest version it would
+  roll the Signal keys back. Within one generation one connector produced them all, so their
+  ``producedAt`` times come from one clock and order them;
 - a snapshot from an older generation than the lease, or than the stored head, is refused and
   acknowledged (:class:`StaleMessageError`): retrying could never make it current;
 - a message that does not parse or open is acknowledged with an error log
@@ -24,7 +25,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from functions.errors import MalformedMessageError, StaleMessageError
 from functions.model import GONE, Clock
@@ -77,10 +77,6 @@ class SnapshotPersister:
         if lease.generation < snapshot.generation:
             raise MalformedMessageError(f"account {account_id}: snapshot claims generation "
                                         f"{snapshot.generation}, never granted (lease at {lease.generation})")
-        if (account.last_snapshot_generation == snapshot.generation and account.last_snapshot_at is not None
-                and snapshot.produced_at < account.last_snapshot_at):
-            raise StaleMessageError(f"account {account_id}: snapshot produced before the last one saved "
-                                    f"under generation {snapshot.generation}")
         try:
             saved = self._vault.save(account_id, snapshot.state, snapshot.generation, snapshot.produced_at)
         except shared_errors.StaleGenerationError as exc:
@@ -89,14 +85,11 @@ class SnapshotPersister:
             raise MalformedMessageError(f"account {account_id}: state refused by the vault: "
                                         f"{type(exc).__name__}") from None
         now = self._clock()
-        changes: dict[str, Any] = {}
         if not saved.noop:
-            changes.update(last_saved_at=now, last_version=saved.version, versions_kept=saved.versions_kept)
-        if (account.last_snapshot_generation != snapshot.generation or account.last_snapshot_at is None
-                or snapshot.produced_at > account.last_snapshot_at):
-            changes.update(last_snapshot_at=snapshot.produced_at, last_snapshot_generation=snapshot.generation)
-        if changes:
-            self._stores.accounts.update(account_id, {**changes, "updated_at": now})
+            self._stores.accounts.update(account_id, {
+                "last_saved_at": now, "last_version": saved.version, "versions_kept": saved.versions_kept,
+                "updated_at": now,
+            })
         _log.info("account %s: snapshot of generation %d %s version %d", account_id, snapshot.generation,
                   "matched" if saved.noop else "saved as", saved.version)
         return PersistResult(account_id, saved.version, saved.noop)

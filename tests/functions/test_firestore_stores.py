@@ -27,12 +27,10 @@ def test_account_documents_round_trip(firestore_client: Any) -> None:
     stores.accounts.create(_account("a1", claimable_after=T0))
     assert stores.accounts.update("a1", {
         "pairing": PairingInfo(code="ABCD1234", expires_at=T0), "health": Health.STALE,
-        "status": AccountStatus.CONNECTED, "linked_jid": "1@s.whatsapp.net",
-        "last_snapshot_at": T0, "last_snapshot_generation": 4})
+        "status": AccountStatus.CONNECTED, "linked_jid": "1@s.whatsapp.net"})
     got = stores.accounts.get("a1")
     assert got == _account("a1", claimable_after=T0, pairing=PairingInfo("ABCD1234", None, T0), health=Health.STALE,
-                           status=AccountStatus.CONNECTED, linked_jid="1@s.whatsapp.net",
-                           last_snapshot_at=T0, last_snapshot_generation=4)
+                           status=AccountStatus.CONNECTED, linked_jid="1@s.whatsapp.net")
     doc = firestore_client.collection("accounts").document("a1").get().to_dict()
     assert doc["ownerUid"] == "alice" and doc["status"] == "connected" and doc["pairing"]["code"] == "ABCD1234"
     assert not stores.accounts.update("missing", {"serve": False})
