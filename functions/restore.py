@@ -57,6 +57,10 @@ CLAIM_BUDGET_S = 3.0
 KEK_RETRY_S = 60.0
 
 
+class _KekOutOfReach(Exception):
+    """A restore was postponed because the KEK could not be fetched (lease already given back)."""
+
+
 class ConnectorSyncService:
     def __init__(self, stores: Stores, vault: SessionVault, sealer: TransitSealer, alerter: Alerter,
                  clock: Clock, *, lease_ttl_s: float, pairing_ttl_s: float, max_claims: int = 100) -> None:
@@ -82,10 +86,19 @@ class ConnectorSyncService:
         deadline = time.monotonic() + CLAIM_BUDGET_S
         if free > 0:
             skip = renewal.held_ids | {r.account_id for r in request.release}
+            restores_paused = False
             for account in self._candidates(free, skip, now):
                 if len(claimed) >= free or time.monotonic() > deadline:
                     break
-                entry = self._claim(request, account)
+                if restores_paused and account.status is not AccountStatus.PAIRING:
+                    continue
+                try:
+                    entry = self._claim(request, account)
+                except _KekOutOfReach:
+                    # Each attempt may wait on Secret Manager's retries: one per call is enough, the
+                    # answer (with the renewals in it) must reach the connector in time.
+                    restores_paused = True
+                    continue
                 if entry is None:
                     continue
                 claimed.append(entry)
@@ -165,7 +178,7 @@ class ConnectorSyncService:
                                       f"Account {account.account_id} cannot be restored for now: "
                                       "the key-encryption key cannot be fetched.")
             _log.error("account %s: restore postponed, the KEK cannot be fetched", account.account_id)
-            return None
+            raise _KekOutOfReach from None
         except Exception:
             # Transient trouble (Firestore): give the lease back so another sync retries soon.
             self._give_back(account, request.connector_id, lease, now)

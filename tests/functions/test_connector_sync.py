@@ -305,3 +305,29 @@ def test_renewals_reach_connectors_while_the_kek_is_out_of_reach(tmp_path: Path)
     response = holder.sync(cold_services)
     assert [r["accountId"] for r in response["renewed"]] == [account_id]
     assert (response["vaultPublicKey"], response["vaultKeyId"]) == (first["vaultPublicKey"], first["vaultKeyId"])
+
+
+def test_one_sync_waits_on_an_unreachable_kek_once(tmp_path: Path) -> None:
+    """Secret Manager calls may each block for its retry deadline: after the first failure the rest of
+    the call claims no more accounts to restore (pairing ones still go out)."""
+    w = world(tmp_path)
+    first, second = _linked(w, "+40700000001", 1), _linked(w, "+40700000002", 2)
+    pairing = w.add(ALICE, "+40700000003")
+    attempts: list[str] = []
+    undo = _kek_out_of_reach(w)
+    failing = w.vault.kek.key
+
+    def counted(version: str) -> bytes:
+        attempts.append(version)
+        return failing(version)
+
+    w.vault.kek.key = counted  # type: ignore[method-assign]
+    before = w.services.stores.leases.get_many([first, second])
+    response = FakeConnector("c-2").sync(w.services)
+    assert [c["accountId"] for c in response["claimed"]] == [pairing]
+    assert len(attempts) == 1, attempts
+    untouched = {first, second} - {a.account_id for a in w.services.stores.alerts.open_alerts()}
+    assert len(untouched) == 1
+    assert [w.services.stores.leases.get(a) for a in untouched] == [before[a] for a in untouched], \
+        "not taken only to be given back"
+    undo()
