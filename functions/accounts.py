@@ -104,6 +104,14 @@ class AccountService:
             updated_at=now, pairing_started_at=now, claimable_after=now,
         )
         self._stores.accounts.create(account)
+        # Two requests for one number can both pass the check above (a double click). Queries are
+        # strongly consistent, so after creating each sees the other: the earliest account stays.
+        rivals = [a for a in self._stores.accounts.find_by_phone(request.phone_number) if a.status not in GONE]
+        first = min(rivals, key=lambda a: (a.created_at, a.account_id), default=account)
+        if first.account_id != account.account_id:
+            self._stores.accounts.delete(account.account_id)
+            raise AlreadyExistsError("this phone number is already managed by an account",
+                                     {"field": "phoneNumber"})
         _log.info("account %s: added, pairing by %s", account.account_id, request.method.value)
         return {"accountId": account.account_id}
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,3 +100,23 @@ def test_removing_a_held_account_waits_for_the_connector(tmp_path: Path) -> None
     response = connector.sync(w.services)
     assert response["commands"] == [{"accountId": account_id, "action": "remove"}]
     assert w.services.accounts.remove(ALICE, account_id)["status"] == "removing"
+
+
+def test_two_concurrent_adds_of_one_number_leave_one_account(tmp_path: Path) -> None:
+    """Both pass the duplicate check before either is stored; the later one withdraws."""
+    w = world(tmp_path)
+    accounts = w.services.stores.accounts
+    create = accounts.create
+    rival: list[str] = []
+
+    def create_while_a_rival_lands_first(account: Any) -> None:
+        if not rival:  # the other request's account is stored between our check and our create
+            rival.append("acc_rival")
+            create(dataclasses.replace(account, account_id="acc_rival", owner_uid="bob",
+                                       created_at=account.created_at - timedelta(milliseconds=1)))
+        create(account)
+
+    accounts.create = create_while_a_rival_lands_first  # type: ignore[method-assign]
+    with pytest.raises(AlreadyExistsError):
+        w.add(ALICE, "+40700000001")
+    assert [a.account_id for a in accounts.find_by_phone("+40700000001")] == ["acc_rival"]
