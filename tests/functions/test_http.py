@@ -304,3 +304,19 @@ def test_admin_metrics_show_connectors_and_accounts(functions_gateway: Gateway, 
     assert [(c["connectorId"], c["held"], c["live"]) for c in admin["connectors"]] == [("c-metrics", 1, True)]
     user = gw.call("getMetrics", {}, "frank").json()["result"]
     assert user["accounts"] == 0 and "connectors" not in user
+
+
+def test_a_double_click_on_add_leaves_one_account(functions_gateway: Gateway, firestore_client: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    data = {"phoneNumber": "+40755555555", "method": "qr"}
+    for _ in range(3):  # a few rounds: the requests interleave differently each time
+        firestore_client.recursive_delete(firestore_client.collection("accounts"))
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            replies = list(pool.map(lambda _: functions_gateway.call("addAccount", data, "gina"), range(4)))
+        assert sorted(r.status_code for r in replies) == [200, 409, 409, 409], [r.text for r in replies]
+        stored = firestore_client.collection("accounts").where(
+            filter=FieldFilter("phoneNumber", "==", "+40755555555")).get()
+        assert len(stored) == 1
