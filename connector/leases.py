@@ -32,6 +32,7 @@ _T = TypeVar("_T")
 
 LEASE_GUARD_S = 3.0
 RETRY_AFTER_FAILURE_S = 1.0
+RELEASE_PARALLEL_CALLS = 8
 
 
 @dataclass
@@ -136,6 +137,33 @@ class LeaseKeeper:
         if lease is not None:
             self._to_release[account_id] = LeaseRef(lease.account_id, lease.generation)
             self._wake.set()
+
+    async def release_pending(self, parallel: int = RELEASE_PARALLEL_CALLS) -> int:
+        """Shutdown: send every queued release now, split over ``parallel`` concurrent calls that
+        hold and claim nothing (the functions release leases one transaction each, so a thousand
+        in one call would not finish within the shutdown budget). Returns how many were confirmed
+        sent; raises :class:`SyncError` if every call failed."""
+        refs = list(self._to_release.values())
+        if not refs:
+            return 0
+        size = -(-len(refs) // max(1, parallel))
+        chunks = [refs[i:i + size] for i in range(0, len(refs), size)]
+        results = await asyncio.gather(
+            *(self.client.sync(SyncRequest(self.connector_id, 0, self.public_key, held=(), release=chunk))
+              for chunk in chunks),
+            return_exceptions=True)
+        sent = 0
+        for chunk, result in zip(chunks, results, strict=True):
+            if isinstance(result, BaseException):
+                continue
+            sent += len(chunk)
+            for ref in chunk:
+                if self._to_release.get(ref.account_id) == ref:
+                    del self._to_release[ref.account_id]
+        if sent == 0:
+            errors = [r for r in results if isinstance(r, BaseException)]
+            raise errors[0] if isinstance(errors[0], SyncError) else SyncError(str(errors[0]))
+        return sent
 
     def stop_taking_work(self) -> None:
         self._taking_work = False

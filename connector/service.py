@@ -198,10 +198,11 @@ class ConnectorService:
             if slot.account_id not in unpublished:
                 self.keeper.release(slot.account_id)
         try:
-            await asyncio.wait_for(self.keeper.sync_once(), max(0.1, left() - 0.3))
-            log.info("leases released", extra=fields(count=len(held) - len(unpublished)))
+            released = await asyncio.wait_for(self.keeper.release_pending(), max(0.1, left() - 0.3))
+            log.info("leases released", extra=fields(count=released))
         except (TimeoutError, SyncError) as exc:
             log.warning("could not release leases; they will expire", extra=fields(error=str(exc)))
+        released_s = self._clock() - started
         for publisher in (self.snapshots, self.events, self.messages):
             await publisher.close()
         with contextlib.suppress(Exception):
@@ -211,7 +212,8 @@ class ConnectorService:
         await self.http.stop()
         log.info("connector stopped", extra=fields(seconds=round(self._clock() - started, 2),
                                                    socketsClosedAtS=round(sockets_closed_s, 2),
-                                                   snapshotsPublishedAtS=round(published_s, 2)))
+                                                   snapshotsPublishedAtS=round(published_s, 2),
+                                                   leasesReleasedAtS=round(released_s, 2)))
 
     # --- LeaseOwner -------------------------------------------------------------------------------
 

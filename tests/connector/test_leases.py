@@ -142,3 +142,21 @@ async def test_a_failing_owner_callback_does_not_stop_the_others() -> None:
     keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=5)
     await keeper.sync_once()
     assert "claimed:good" in owner.log
+
+
+async def test_release_pending_splits_over_parallel_calls_that_claim_nothing() -> None:
+    owner = Owner()
+    claims = [Claim(f"a{i}", 1, "restore") for i in range(10)]
+    client = ScriptedClient([response(claimed=claims), response(), SyncUnavailable("one call lost"), response(),
+                             response(), response()])
+    keeper = LeaseKeeper(client, owner, connector_id="c", capacity=10, public_key=bytes(32), interval_s=5)
+    await keeper.sync_once()
+    keeper.stop_taking_work()
+    for claim in claims:
+        keeper.release(claim.account_id)
+    assert await keeper.release_pending(parallel=4) == 7  # one chunk of 3 failed
+    calls = client.requests[1:]
+    assert [len(c.release) for c in calls] == [3, 3, 3, 1]
+    assert all(c.capacity == 0 and not c.held for c in calls)
+    assert {r.account_id for r in calls[1].release} == set(keeper._to_release)  # kept for a retry
+    assert await keeper.release_pending(parallel=1) == 3
