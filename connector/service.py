@@ -209,7 +209,8 @@ class ConnectorService:
             await asyncio.wait_for(self.keeper.client.close(), 0.2)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.transport.close(), max(0.1, left()))
-        await self.http.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.http.stop(), max(0.2, left()))
         log.info("connector stopped", extra=fields(seconds=round(self._clock() - started, 2),
                                                    socketsClosedAtS=round(sockets_closed_s, 2),
                                                    snapshotsPublishedAtS=round(published_s, 2),
