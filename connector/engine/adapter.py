@@ -15,6 +15,7 @@ from connector.engine.driver import WHATSAPP_WEB_URL, EngineConfig, EngineSessio
 from connector.protocol import certs
 from connector.protocol.binary import encode_node
 from connector.protocol.client import ClientConfig
+from connector.protocol.close import CloseInfo
 from connector.protocol.events import (
     Closed,
     CredsChanged,
@@ -84,6 +85,15 @@ class EngineLink:
     async def close(self) -> None:
         await self._session.close()
 
+    async def logout(self, timeout_s: float | None = None) -> link.Closed:
+        """Unlink the device from the account, then close (an extra to ``LinkSession``, for removal).
+
+        Returns the same ``Closed`` the event iterator ends with: reason ``logged_out_by_client`` when
+        WhatsApp confirmed that the device is unlinked, ``logout_failed`` otherwise (policy
+        ``stop_requested`` in both cases). Connects first when the socket is not open yet.
+        """
+        return self._closed(await self._session.logout(timeout_s))
+
     def _translate(self, event: object) -> link.LinkEvent | None:
         if isinstance(event, QrCodeShown):
             return link.QrShown(qr=event.qr)
@@ -94,10 +104,14 @@ class EngineLink:
         if isinstance(event, Opened):
             return link.Opened()
         if isinstance(event, Closed):
-            return link.Closed(reason=event.info.reason.value, policy=event.info.policy.value, code=event.info.code)
+            return self._closed(event.info)
         if isinstance(event, MessageReceived):
             return link.Incoming(message=self._message_event(event.message), ack=self._acker(event.message))
         return None
+
+    @staticmethod
+    def _closed(info: CloseInfo) -> link.Closed:
+        return link.Closed(reason=info.reason.value, policy=info.policy.value, code=info.code)
 
     def _message_event(self, message: IncomingMessage) -> shared_events.MessageReceived:
         return shared_events.MessageReceived(

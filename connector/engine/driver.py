@@ -5,7 +5,8 @@ writes what the client wants written, and hands the client's events to the calle
 iterator that ends with ``Closed``. It never reconnects: the caller reads ``Closed.info.policy`` and
 decides. Credentials live in the caller's ``AuthStore``; the optional ``before_send`` hook is awaited
 with every critical change before the bytes that depend on it go out (so a pairing is never confirmed
-to the server before its credentials are persisted).
+to the server before its credentials are persisted). ``logout()`` unlinks the device
+(``remove-companion-device``), logging in first if needed, and ends the session, bounded in time.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Origin
 
 from connector.protocol.client import Client, ClientConfig, ClientState
-from connector.protocol.close import CloseInfo, CloseReason, close_info
+from connector.protocol.close import CloseInfo, CloseReason, close_info, logout_outcome
 from connector.protocol.crypto import RandomSource
 from connector.protocol.events import Closed, CredsChanged, Event, IncomingMessage
 from connector.protocol.frames import FRAME_MAX_SIZE
@@ -68,6 +69,7 @@ class EngineSession:
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[CloseInfo] | None = None
         self._closed = asyncio.Event()
+        self._wakeup = asyncio.Event()  # set when a caller moved the client's next deadline
         self.close_info: CloseInfo | None = None
 
     # ------------------------------------------------------------------------------ caller API
@@ -95,6 +97,25 @@ class EngineSession:
             queued = self._client.ack_message(message)
             await self._flush_locked()
         return queued
+
+    async def logout(self, timeout_s: float | None = None) -> CloseInfo:
+        """Unlink this device from the account (``remove-companion-device``), then close.
+
+        Connects and logs in first when the session is not open yet. Returns how the session ended:
+        ``logged_out_by_client`` when the server confirmed, ``logout_failed`` when it refused, did not
+        answer or the connection ended first (the phone may then still list the device). Bounded by
+        ``timeout_s`` (default ``ClientConfig.logout_timeout_s``) plus the socket close timeout.
+        """
+        bound = self._config.client.logout_timeout_s if timeout_s is None else timeout_s
+        task = self.start()
+        async with self._send_lock:
+            self._client.logout(self._clock(), bound)
+            await self._flush_locked()
+        self._wakeup.set()
+        done, _ = await asyncio.wait({task}, timeout=bound + self._config.close_timeout_s)
+        if not done or task.cancelled():
+            return await self.close()
+        return task.result()
 
     async def close(self) -> CloseInfo:
         """Close cleanly (if still open) and wait for the session to end."""
@@ -173,29 +194,58 @@ class EngineSession:
             raise _ConnectFailed(close_info(CloseReason.CONNECTION_CLOSED, detail=detail)) from exc
 
     async def _pump(self, ws: ClientConnection) -> None:
+        receiving: asyncio.Task[str | bytes] | None = None
+        try:
+            while self._client.state is not ClientState.CLOSED:
+                if receiving is None:
+                    receiving = asyncio.ensure_future(ws.recv())
+                if not await self._wait_for_data(receiving):
+                    continue
+                received, receiving = receiving, None
+                if not await self._on_received(received):
+                    return
+        finally:
+            if receiving is not None:
+                receiving.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await receiving
+
+    async def _wait_for_data(self, receiving: asyncio.Task[str | bytes]) -> bool:
+        """Wait for data, the client's next deadline, or a caller's request that moved it (``logout``);
+        True when data (or the end of the socket) arrived, else the client has been ticked."""
+        deadline = self._client.next_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - self._clock())
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({receiving, woken}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+        if receiving.done():
+            return True
+        self._wakeup.clear()
+        async with self._send_lock:
+            self._client.tick(self._clock())
+            await self._flush_locked()
+        return False
+
+    async def _on_received(self, receiving: asyncio.Task[str | bytes]) -> bool:
+        """Feed what the socket gave to the client; False when the socket is closed."""
         client = self._client
-        while client.state is not ClientState.CLOSED:
-            deadline = client.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
-            try:
-                data = await asyncio.wait_for(ws.recv(), timeout)
-            except TimeoutError:
-                async with self._send_lock:
-                    client.tick(self._clock())
-                    await self._flush_locked()
-                continue
-            except ConnectionClosed as exc:
-                async with self._send_lock:
-                    client.connection_lost(f"socket closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})")
-                    await self._flush_locked()
-                return
-            if isinstance(data, str):
-                continue  # WhatsApp speaks binary frames only
+        try:
+            data = receiving.result()
+        except ConnectionClosed as exc:
             async with self._send_lock:
-                now = self._clock()
-                client.receive_data(data, now)
-                client.tick(now)
+                client.connection_lost(f"socket closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})")
                 await self._flush_locked()
+            return False
+        if isinstance(data, str):
+            return True  # WhatsApp speaks binary frames only
+        async with self._send_lock:
+            now = self._clock()
+            client.receive_data(data, now)
+            client.tick(now)
+            await self._flush_locked()
+        return True
 
     async def _flush_locked(self) -> None:
         """Deliver events (persisting critical changes first), then write the client's bytes."""
@@ -216,6 +266,8 @@ class EngineSession:
             self._client.connection_lost("socket closed while sending")
 
     def _finish(self, info: CloseInfo) -> CloseInfo:
+        if self._client.logging_out:  # e.g. the connect failed: the logout did not happen
+            info = logout_outcome(info)
         if not self._closed.is_set():
             self._closed.set()
             self.close_info = info

@@ -19,6 +19,10 @@ the state unchanged)::
 
     every state except CLOSED ──close──► CLOSED
 
+Logout (``logout``) is not a state but a request carried through them: once logged in (at once when OPEN,
+right after ``<success>`` when still connecting) the client sends ``remove-companion-device`` and closes
+with ``logged_out_by_client`` when the server confirms, or ``logout_failed`` otherwise (see ``close.py``).
+
 Rules the caller must follow:
 
 * handle ``CredsChanged(kind="critical")`` (persist it) before writing the bytes from ``data_to_send``
@@ -26,6 +30,8 @@ Rules the caller must follow:
   us to are safe;
 * acknowledge a ``MessageReceived`` with ``ack_message`` only once the message is stored elsewhere;
 * call ``tick`` no later than ``next_deadline()``.
+* after ``logout`` the connection ends by itself (bounded by the logout timeout); no ``Opened`` is
+  reported for a login that only serves to log out.
 """
 
 from __future__ import annotations
@@ -37,7 +43,14 @@ from typing import Final
 
 from connector.protocol import certs, linking, pairing, prekeys, stanzas
 from connector.protocol.binary import Node, decode_node, encode_node
-from connector.protocol.close import CloseInfo, CloseReason, classify_failure, classify_stream_error, close_info
+from connector.protocol.close import (
+    CloseInfo,
+    CloseReason,
+    classify_failure,
+    classify_stream_error,
+    close_info,
+    logout_outcome,
+)
 from connector.protocol.crypto import KeyPair, RandomSource
 from connector.protocol.errors import IllegalTransitionError, MessageFormatError, PairingError, ProtocolError
 from connector.protocol.events import (
@@ -105,6 +118,8 @@ class ClientConfig:
     keepalive_max_s: float = 30.0
     ping_timeout_s: float = 10.0
     iq_timeout_s: float = 60.0
+    logout_timeout_s: float = 10.0
+    """From ``logout`` to the server's answer, logging in first if needed."""
     first_qr_ttl_s: float = 60.0
     next_qr_ttl_s: float = 20.0
     min_pre_key_count: int = 5
@@ -120,6 +135,7 @@ class _Iq(enum.Enum):
     PASSIVE = "passive"
     LINK_CODE_HELLO = "link_code_hello"
     LINK_CODE_FINISH = "link_code_finish"
+    LOGOUT = "logout"
 
 
 @dataclass(slots=True)
@@ -187,6 +203,7 @@ class Client:
         self._uploading_pre_keys = False
         self._pairing_by_code = bool(config.pairing_phone_number)
         self._pairing_phone: str | None = None  # digits only, set when pairing by code starts
+        self._logout_deadline: float | None = None  # set while a logout is in progress
         self.close_info: CloseInfo | None = None
 
     # ------------------------------------------------------------------------------ public surface
@@ -234,6 +251,10 @@ class Client:
         """Advance timers: handshake deadline, QR rotation, keepalive pings and their deadline."""
         if self._state in (ClientState.IDLE, ClientState.CLOSED):
             return
+        if self._logout_deadline is not None and now >= self._logout_deadline:
+            waited_for = "an answer" if self._state is ClientState.OPEN else "the login"
+            self._close(close_info(CloseReason.LOGOUT_FAILED, detail=f"logout timed out waiting for {waited_for}"))
+            return
         if self._handshake_deadline is not None and now >= self._handshake_deadline:
             self._close(close_info(CloseReason.TIMED_OUT, detail="handshake did not complete"))
             return
@@ -257,7 +278,8 @@ class Client:
         if self._state in (ClientState.IDLE, ClientState.CLOSED):
             return None
         times = [p.deadline for p in self._pending.values()]
-        times += [t for t in (self._handshake_deadline, self._qr_expires_at, self._next_ping_at) if t is not None]
+        timers = (self._handshake_deadline, self._qr_expires_at, self._next_ping_at, self._logout_deadline)
+        times += [t for t in timers if t is not None]
         return min(times, default=None)
 
     def data_to_send(self) -> list[bytes]:
@@ -281,6 +303,33 @@ class Client:
         """End the connection at the caller's request (the driver closes the socket)."""
         if self._state is not ClientState.CLOSED:
             self._close(close_info(CloseReason.CLOSED_BY_CLIENT))
+
+    @property
+    def logging_out(self) -> bool:
+        """A logout is in progress (asked for, connection not ended): however it ends, it ends as a logout."""
+        return self._logout_deadline is not None
+
+    def logout(self, now: float, timeout_s: float | None = None) -> None:
+        """Unlink this device from the account (the phone stops listing it), then close.
+
+        Sends ``remove-companion-device`` for the own device JID once logged in and closes with
+        ``logged_out_by_client`` when the server confirms it (or drops the device), or ``logout_failed``
+        when it refuses, gives no answer within ``timeout_s`` (default ``logout_timeout_s``) or the
+        connection ends first. A device that is not linked (no stored identity, still pairing) has nothing
+        to unlink and closes at once with ``logged_out_by_client``. A device paired on this very
+        connection cannot log out before the server's restart: ``logout_failed`` (log out after it).
+        """
+        if self._state is ClientState.CLOSED or self._logout_deadline is not None:
+            return
+        if self._state is ClientState.PAIRED:
+            self._close(close_info(CloseReason.LOGOUT_FAILED, detail="paired on this connection: log in first"))
+            return
+        if self._state is ClientState.PAIRING or not self.is_registered:
+            self._close(close_info(CloseReason.LOGGED_OUT_BY_CLIENT, detail="no linked device"))
+            return
+        self._logout_deadline = now + (self._config.logout_timeout_s if timeout_s is None else timeout_s)
+        if self._state is ClientState.OPEN:
+            self._send_logout(now)
 
     def connection_lost(self, detail: str = "socket closed") -> None:
         """The driver reports that the socket closed without a stanza explaining why."""
@@ -306,10 +355,12 @@ class Client:
     def _close(self, info: CloseInfo) -> None:
         if self._state is ClientState.CLOSED:
             return
+        if self._logout_deadline is not None:
+            info = logout_outcome(info)
         self._transition(Trigger.CLOSE)
         self.close_info = info
         self._pending.clear()
-        self._next_ping_at = self._qr_expires_at = self._handshake_deadline = None
+        self._next_ping_at = self._qr_expires_at = self._handshake_deadline = self._logout_deadline = None
         self._events.append(Closed(info))
 
     # ------------------------------------------------------------------------------ handshake
@@ -406,6 +457,16 @@ class Client:
             self._events.append(PairingCodeShown(pairing.format_pairing_code(code), phone))
         elif pending.kind is _Iq.LINK_CODE_FINISH and not ok:
             self._close(close_info(CloseReason.PAIRING_FAILED, detail="companion_finish refused"))
+        elif pending.kind is _Iq.LOGOUT:
+            if ok:
+                self._close(close_info(CloseReason.LOGGED_OUT_BY_CLIENT, detail="remove-companion-device accepted"))
+                return
+            error = node.child("error")
+            code = error.attrs.get("code", "") if error is not None else ""
+            text = error.attrs.get("text", "") if error is not None else ""
+            detail = f"remove-companion-device refused: {code} {text}".strip()
+            self._close(close_info(CloseReason.LOGOUT_FAILED, code=int(code) if code.isdigit() else None,
+                                   detail=detail))
 
     # ------------------------------------------------------------------------------ login
 
@@ -419,11 +480,21 @@ class Client:
             self._store.update_creds({"me": Contact(id=me.id, lid=lid, name=me.name).to_json()})
         self._transition(Trigger.LOGIN_SUCCESS)
         self._handshake_deadline = None
+        if self._logout_deadline is not None:
+            # Logged in only to log out: no Opened (the account must not look online), no key upkeep.
+            self._send_logout(now)
+            return
         self._events.append(Opened(jid=me.id, lid=lid))
         self._query(stanzas.pre_key_count(), _Iq.PRE_KEY_COUNT, now)
         self._query(stanzas.set_active(), _Iq.PASSIVE, now)
         self._query(stanzas.key_digest(), _Iq.DIGEST, now)
         self._schedule_ping(now)
+
+    def _send_logout(self, now: float) -> None:
+        me = self._store.get_creds().me
+        assert me is not None and self._logout_deadline is not None  # checked by logout()
+        iq_id = self._query(stanzas.remove_companion_device(me.id), _Iq.LOGOUT, now)
+        self._pending[iq_id].deadline = self._logout_deadline
 
     def _upload_pre_keys(self, count: int, server_count: int, now: float) -> None:
         if self._uploading_pre_keys:

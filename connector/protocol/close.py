@@ -23,6 +23,8 @@ protocol_error         500     backoff             undecodable or unverifiable d
 pairing_expired        408     stop_pairing        every QR ref shown and none scanned; code not entered
 pairing_failed         401     stop_pairing        pair-success did not verify (HMAC / signature)
 closed_by_client       0       stop_requested      ``Client.close()``
+logged_out_by_client   401     stop_requested      ``Client.logout()``: the server confirmed (or reported) the unlink
+logout_failed          500     stop_requested      ``Client.logout()``: refused, unanswered in time, or cut short
 =====================  ======  ==================  ===========================================================
 
 Codes and reasons follow FACTS.md (Baileys ``DisconnectReason``, whatsmeow ``connectionevents.go``).
@@ -54,6 +56,8 @@ class CloseReason(enum.StrEnum):
     PAIRING_EXPIRED = "pairing_expired"
     PAIRING_FAILED = "pairing_failed"
     CLOSED_BY_CLIENT = "closed_by_client"
+    LOGGED_OUT_BY_CLIENT = "logged_out_by_client"
+    LOGOUT_FAILED = "logout_failed"
 
 
 class ClosePolicy(enum.StrEnum):
@@ -92,6 +96,10 @@ _TABLE: Final[dict[CloseReason, tuple[int, ClosePolicy]]] = {
     CloseReason.PAIRING_EXPIRED: (408, ClosePolicy.STOP_PAIRING),
     CloseReason.PAIRING_FAILED: (401, ClosePolicy.STOP_PAIRING),
     CloseReason.CLOSED_BY_CLIENT: (0, ClosePolicy.STOP_REQUESTED),
+    # Logging out is asked for by the caller (the account is being removed): both outcomes stop, and the
+    # reason tells whether WhatsApp still lists the device (logout_failed) or not.
+    CloseReason.LOGGED_OUT_BY_CLIENT: (401, ClosePolicy.STOP_REQUESTED),
+    CloseReason.LOGOUT_FAILED: (500, ClosePolicy.STOP_REQUESTED),
 }
 
 
@@ -116,6 +124,23 @@ def close_info(reason: CloseReason, *, code: int | None = None, detail: str = ""
 
 def policy_for(reason: CloseReason) -> ClosePolicy:
     return _TABLE[reason][1]
+
+
+_LOGOUT_OUTCOMES: Final = (CloseReason.LOGGED_OUT_BY_CLIENT, CloseReason.LOGOUT_FAILED)
+
+
+def logout_outcome(info: CloseInfo) -> CloseInfo:
+    """How a connection that ended while a logout was in progress ended, seen as a logout.
+
+    The server dropping the device (401 / device_removed) means the device is unlinked, as asked; any other
+    end (network, timeout, a close by the caller, an error) leaves the device possibly still linked.
+    """
+    if info.reason in _LOGOUT_OUTCOMES:
+        return info
+    if info.reason in (CloseReason.LOGGED_OUT, CloseReason.DEVICE_REMOVED):
+        return close_info(CloseReason.LOGGED_OUT_BY_CLIENT, code=info.code, detail=f"server: {info.detail}")
+    detail = f"{info.reason.value}: {info.detail}" if info.detail else info.reason.value
+    return close_info(CloseReason.LOGOUT_FAILED, detail=detail)
 
 
 def _int_attr(node: Node, name: str) -> int | None:

@@ -33,6 +33,12 @@ def set_active() -> Node:
     return iq("set", "passive", Node("active"))
 
 
+def remove_companion_device(device_jid: str) -> Node:
+    """Logout: the companion asks to be unlinked (Baileys ``logout``, whatsmeow ``Logout``):
+    ``<iq xmlns="md" type="set"><remove-companion-device jid=<own device> reason="user_initiated"/></iq>``."""
+    return iq("set", "md", Node("remove-companion-device", {"jid": device_jid, "reason": "user_initiated"}))
+
+
 def iq_result(request: Node) -> Node:
     """The empty ``result`` that acknowledges a server iq."""
     return Node("iq", {"to": request.attrs.get("from", S_WHATSAPP_NET), "id": request.attrs.get("id", ""),

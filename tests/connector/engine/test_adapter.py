@@ -15,7 +15,7 @@ from connector.protocol.events import CredsChanged
 from connector.sync import PairingRequest
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
-from simulator.testing import running_simulator
+from simulator.testing import ControlClient, running_simulator
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +93,51 @@ async def test_code_pairing_shows_the_code() -> None:
         await next_of(events, link.Paired, seen)
         assert not any(isinstance(e, link.QrShown) for e in seen)
         await session.close()
+
+
+async def pair(control: ControlClient, factory: EngineLinkFactory, store: MemoryAuthStore) -> None:
+    session = factory.open("acct-3", store, PairingRequest(method="qr", phone_number=None))
+    seen: list[link.LinkEvent] = []
+    events = session.events()
+    qr = await next_of(events, link.QrShown, seen)
+    assert isinstance(qr, link.QrShown)
+    await control.scan(PHONE, qr.qr)
+    await next_of(events, link.Closed, seen)  # 515 after pairing
+
+
+async def test_logout_while_the_supervisor_reads_events_unlinks_the_device() -> None:
+    async with running_simulator() as sim, sim.control() as control:
+        await control.create_phone(PHONE)
+        factory = EngineLinkFactory(sim.ws_url, sim.root_public_key)
+        store = MemoryAuthStore(AuthState.generate(os.urandom))
+        await pair(control, factory, store)
+
+        session = factory.open("acct-3", store, None)
+        seen: list[link.LinkEvent] = []
+        events = session.events()
+        await next_of(events, link.Opened, seen)
+        reader = asyncio.ensure_future(next_of(events, link.Closed, seen))  # the supervisor's loop goes on
+        closed = await asyncio.wait_for(session.logout(5.0), 10)
+        assert closed == link.Closed(reason="logged_out_by_client", policy="stop_requested", code=401)
+        assert await reader == closed
+        assert await control.devices(PHONE) == []
+
+
+async def test_logout_of_a_socket_not_yet_read_connects_then_unlinks() -> None:
+    """A claimed account that comes with a remove command: log in only to log out."""
+    async with running_simulator() as sim, sim.control() as control:
+        await control.create_phone(PHONE)
+        factory = EngineLinkFactory(sim.ws_url, sim.root_public_key)
+        store = MemoryAuthStore(AuthState.generate(os.urandom))
+        await pair(control, factory, store)
+
+        session = factory.open("acct-3", store, None)
+        closed = await asyncio.wait_for(session.logout(), 15)
+        assert closed.reason == "logged_out_by_client"
+        seen: list[link.LinkEvent] = []
+        assert await next_of(session.events(), link.Closed, seen) == closed
+        assert not any(isinstance(e, link.Opened) for e in seen)  # never reported online
+        assert await control.devices(PHONE) == []
+        again = factory.open("acct-3", store, None)
+        refused = await next_of(again.events(), link.Closed, seen)
+        assert (refused.reason, refused.policy) == ("logged_out", "stop_logged_out")  # type: ignore[union-attr]

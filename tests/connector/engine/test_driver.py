@@ -280,3 +280,70 @@ async def test_close_before_start() -> None:
     assert info.policy is ClosePolicy.STOP_REQUESTED
     events = await collect(session, timeout=1)
     assert [type(e) for e in events] == [Closed]
+
+
+# ------------------------------------------------------------------------------------------ logout
+
+
+async def test_logout_before_start_logs_in_sends_remove_companion_device_and_ends_logged_out() -> None:
+    server_got: list[Node] = []
+
+    async def script(fake: FakeServer, ws: ServerConnection) -> None:
+        await ws.send(fake.send(Node("success", {"lid": "987654321:3@lid"})))
+        (request,) = await recv_nodes(fake, ws)
+        server_got.append(request)
+        await ws.send(fake.send(Node("iq", {"id": request.attrs["id"], "type": "result", "from": S_WHATSAPP_NET})))
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.wait_closed(), 2)
+
+    async with wa_server(script) as url:
+        session = EngineSession(registered_store(), engine_config(url))
+        info = await asyncio.wait_for(session.logout(3.0), 5)
+        events = await collect(session, timeout=1)
+    assert (info.reason, info.policy) == (CloseReason.LOGGED_OUT_BY_CLIENT, ClosePolicy.STOP_REQUESTED)
+    assert not any(isinstance(e, Opened) for e in events)
+    last = events[-1]
+    assert isinstance(last, Closed) and last.info == info and session.close_info == info
+    (request,) = server_got
+    assert (request.attrs["xmlns"], request.attrs["type"]) == ("md", "set")
+    assert request.children()[0].attrs == {"jid": "15551234567:3@s.whatsapp.net", "reason": "user_initiated"}
+
+
+async def test_unanswered_logout_on_an_open_session_ends_failed_at_its_bound() -> None:
+    async def script(fake: FakeServer, ws: ServerConnection) -> None:
+        await ws.send(fake.send(Node("success", {})))
+        with contextlib.suppress(Exception):
+            while True:
+                await recv_nodes(fake, ws)  # read everything, answer nothing
+
+    async with wa_server(script) as url:
+        session = EngineSession(registered_store(), engine_config(url))
+        await collect(session, until=Opened)
+        started = time.monotonic()
+        info = await asyncio.wait_for(session.logout(0.5), 5)
+        elapsed = time.monotonic() - started
+    assert info.reason is CloseReason.LOGOUT_FAILED and "waiting for an answer" in info.detail
+    assert 0.4 <= elapsed < 1.5
+
+
+async def test_logout_that_cannot_connect_fails_without_retry() -> None:
+    info = await asyncio.wait_for(EngineSession(registered_store(), engine_config("ws://127.0.0.1:1/")).logout(1.0), 3)
+    assert (info.reason, info.policy) == (CloseReason.LOGOUT_FAILED, ClosePolicy.STOP_REQUESTED)
+    assert not info.should_reconnect
+
+
+async def test_logout_against_a_server_that_hangs_while_connecting_is_bounded() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = dataclasses.replace(engine_config(f"ws://127.0.0.1:{port}/"), connect_timeout_s=4.0, close_timeout_s=0.2)
+    session = EngineSession(registered_store(), config)
+    started = time.monotonic()
+    info = await asyncio.wait_for(session.logout(0.3), 3)
+    elapsed = time.monotonic() - started
+    server.close()
+    assert info.reason is CloseReason.LOGOUT_FAILED and elapsed < 1.5
+    events = await collect(session, timeout=1)
+    assert [type(e) for e in events] == [Closed]

@@ -301,3 +301,22 @@ async def test_login_from_a_separate_process_with_the_persisted_state(tmp_path: 
         restored = AuthState.from_json(bufferjson.revive(state_file.read_text()))
         assert len(restored.keys.get("pre-key", {})) == 15  # uploaded by the first process, kept by the second
         assert (await control.device(PHONE, 1))["preKeyCount"] == 15
+
+
+async def test_logout_unlinks_the_device_and_its_credentials_no_longer_log_in() -> None:
+    async with running_simulator() as sim, sim.control() as control:
+        await control.create_phone(PHONE)
+        store = fresh_store()
+        await pair_by_qr(sim, control, store)
+        session = Session(sim, store)
+        await session.wait(Opened)
+        assert [d["jid"] for d in await control.devices(PHONE)] == [DEVICE_JID]
+
+        info = await asyncio.wait_for(session.engine.logout(5.0), 10)
+        assert (info.reason, info.policy) == (CloseReason.LOGGED_OUT_BY_CLIENT, ClosePolicy.STOP_REQUESTED)
+        assert (await session.wait(Closed)).info == info
+        assert await control.devices(PHONE) == []
+
+        later = await Session(sim, restarted(store)).wait(Closed)
+        assert (later.info.reason, later.info.code, later.info.policy) == (
+            CloseReason.LOGGED_OUT, 401, ClosePolicy.STOP_LOGGED_OUT)
