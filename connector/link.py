@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from connector.sync import PairingRequest
 from shared.authstore import MemoryAuthStore
@@ -86,6 +86,15 @@ class LinkSession(Protocol):
 
     async def close(self) -> None:
         """Close the socket; the event iterator then ends."""
+        ...
+
+
+@runtime_checkable
+class SupportsLogout(Protocol):
+    """A session that can unlink its device (remove-companion-device) before closing."""
+
+    async def logout(self, timeout_s: float | None = None) -> Closed:
+        """Unlink, then close; ``Closed.reason`` is ``logged_out_by_client`` when WhatsApp confirmed."""
         ...
 
 

@@ -328,11 +328,19 @@ class ConnectorService:
             self._spawn(self._remove(slot))
 
     async def _remove(self, slot: AccountSlot) -> None:
-        # Gap: the engine cannot yet send remove-companion-device, so the socket is closed and the
-        # local state dropped, but the phone keeps listing the device until it is unlinked there.
-        await slot.supervisor.stop("removed")
+        """Unlink the device, drop local state, confirm with ``account.removed``. If WhatsApp did
+        not confirm the unlink, the lease goes back and the functions ask again on a later claim."""
+        closed = await slot.supervisor.logout()
         self.accounts.pop(slot.account_id, None)
         self.flusher.forget(slot.account_id)
+        unlinked = closed is not None and closed.reason == "logged_out_by_client"
+        if not unlinked:
+            log.warning("removal: WhatsApp did not confirm the unlink; giving the account back to retry",
+                        extra={"account_id": slot.account_id,
+                               "fields": {"reason": closed.reason if closed else None}})
+            self.keeper.release(slot.account_id)
+            return
+        log.info("removed: device unlinked and local state dropped", extra={"account_id": slot.account_id})
         if self.cache is not None:
             with contextlib.suppress(CacheError):
                 self.cache.delete(slot.account_id)

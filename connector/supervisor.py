@@ -38,6 +38,7 @@ from connector.link import (
     Paired,
     PairingCodeShown,
     QrShown,
+    SupportsLogout,
 )
 from connector.logs import account_context, fields
 from connector.states import AccountState, AccountStateMachine
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 MAX_RESTARTS_WITHOUT_OPEN = 3
 CLOSE_TIMEOUT_S = 2.0
+LOGOUT_TIMEOUT_S = 10.0
 
 
 class SupervisorHooks(Protocol):
@@ -125,6 +127,24 @@ class AccountSupervisor:
         self._kick.set()
         if self._session is not None:
             asyncio.get_running_loop().create_task(self._session.close())
+
+    async def logout(self, timeout_s: float = LOGOUT_TIMEOUT_S) -> Closed | None:
+        """Unlink the device from the account (removal), then stop. Uses the live socket, or opens
+        one just for this; returns how it ended, or None when the engine cannot log out."""
+        if self.stop_reason is None:
+            self.stop_reason = "removed"
+        self._stop.set()  # whatever happens next, no reconnect
+        session = self._session or self._factory.open(self.account_id, self.store, None)
+        closed: Closed | None = None
+        if isinstance(session, SupportsLogout):
+            try:
+                closed = await asyncio.wait_for(session.logout(timeout_s), timeout_s + CLOSE_TIMEOUT_S)
+            except Exception as exc:
+                log.warning("logout failed", extra=fields(error=f"{type(exc).__name__}: {exc}"[:200]))
+        else:
+            await session.close()
+        await self.stop("removed")
+        return closed
 
     async def stop(self, reason: str, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Close the socket and end in ``stopped``; returns once the socket is closed."""

@@ -66,6 +66,8 @@ class FakeSession:
         self.pairing = pairing
         self.queue: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
         self.closed = False
+        self.logged_out = False
+        self.logout_confirmed = True
 
     def push(self, event: LinkEvent) -> None:
         self.queue.put_nowait(event)
@@ -85,6 +87,14 @@ class FakeSession:
         if not self.closed:
             self.closed = True
             self.queue.put_nowait(None)
+
+    async def logout(self, timeout_s: float | None = None) -> Closed:
+        """Unlink (the fake WhatsApp confirms unless ``logout_confirmed`` is False), then close."""
+        self.logged_out = True
+        await self.close()
+        if self.logout_confirmed:
+            return Closed("logged_out_by_client", "stop_requested", 401)
+        return Closed("logout_failed", "stop_requested", 500)
 
 
 class FakeLinkFactory:

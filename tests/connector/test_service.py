@@ -193,7 +193,34 @@ async def test_pairing_claim_and_remove_command() -> None:
         functions.commands.append(Command("p1", "remove"))
         await eventually(lambda: "p1" not in functions.leases)
         assert any(e["type"] == "account.removed" for e in h.events("p1"))
+        assert h.links.of("p1")[0].logged_out
         assert all(s.closed for s in h.links.of("p1"))
+    finally:
+        await h.service.shutdown()
+
+
+async def test_remove_without_a_confirmed_unlink_gives_the_account_back(tmp_path: Path) -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    cache = StateCache(tmp_path)
+    h = Harness(functions, cache=cache)
+
+    def opens_but_logout_fails(session: FakeSession) -> None:
+        session.logout_confirmed = False
+        session.push(Opened())
+
+    h.links.script = opens_but_logout_fails
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts)
+        h.service.accounts["a1"].store.set_keys({"session": {"x": {"n": 1}}})
+        h.service.flusher.flush_now()
+        await eventually(lambda: cache.get("a1") is not None)
+        functions.states.pop("a1")  # not claimable again in this test
+        functions.commands.append(Command("a1", "remove"))
+        await eventually(lambda: "a1" not in functions.leases)
+        assert not any(e["type"] == "account.removed" for e in h.events("a1"))
+        assert cache.get("a1") is not None  # kept: the device is still linked
     finally:
         await h.service.shutdown()
 

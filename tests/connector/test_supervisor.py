@@ -181,3 +181,14 @@ async def test_pairing_that_expires_stops_and_is_reported() -> None:
     assert sup.state is AccountState.STOPPED
     assert hooks.reports[-1] == (ConnectionState.STOPPED, "pairing_expired", -1)
     assert len(factory.sessions) == 1
+
+
+async def test_logout_while_backing_off_opens_a_socket_only_to_unlink() -> None:
+    factory = FakeLinkFactory(lambda s: s.push(Closed("connection_lost", "backoff")))
+    sup = make(factory, Hooks(), backoff=Backoff(uniform=lambda lo, hi: 30.0))
+    sup.start()
+    await eventually(lambda: sup.state is AccountState.BACKING_OFF)
+    closed = await sup.logout()
+    assert closed is not None and closed.reason == "logged_out_by_client"
+    assert len(factory.sessions) == 2 and factory.sessions[1].logged_out
+    assert sup.state is AccountState.STOPPED
