@@ -297,3 +297,19 @@ async def test_unlinked_on_the_phone_means_needs_pairing_and_no_retry(
     assert await control.devices(phone) == []
     alerts = [a.to_dict() for a in firestore_client.collection("alerts").stream()]
     assert any(a.get("accountId") == account_id and a.get("kind") == "logged_out" for a in alerts)
+
+
+async def test_removing_an_account_unlinks_its_device(
+        stack: Stack, sim: SimulatorHandle, control: ControlClient, firestore_client: Any) -> None:
+    phone = "+40700000026"
+    stack.start_connector("c-remove", **wa_env(sim))
+    account_id = await pair_by_code(stack, control, firestore_client, phone)
+    assert len(await control.devices(phone)) == 1
+    await asyncio.to_thread(stack.call, "removeAccount", {"accountId": account_id})
+
+    async def unlinked() -> bool:
+        return await control.devices(phone) == []
+
+    await until(unlinked, timeout_s=30, what="device unlinked on the phone")
+    await until(lambda: account(firestore_client, account_id).get("status") == "removed", timeout_s=30,
+                what="removal confirmed to the functions")
