@@ -261,7 +261,9 @@ class FirestoreVaultStore:
 
         Saves drop old versions in their own commit, so orphans only come from interrupted deletions
         or hand edits. Versions are listed before the head is read, and only those at or below the
-        head's latest version are candidates, so a save committing meanwhile loses nothing.
+        head's latest version are candidates, so a save committing meanwhile loses nothing. Without a
+        head every listed document goes, in transactions that check the head is still absent: a first
+        save (which numbers from 1 again) cannot have its new version deleted under it.
         """
         head_ref = self._head_ref(account_id)
 
@@ -282,6 +284,8 @@ class FirestoreVaultStore:
                 elif latest is None or version <= latest:
                     doomed.extend(version_ref.collection(CHUNKS).list_documents())
                     doomed.append(version_ref)
+            if head is None:
+                return self._delete_while_headless(account_id, doomed)
             for start in range(0, len(doomed), _DELETE_BATCH):
                 batch = self._db.batch()
                 for ref in doomed[start : start + _DELETE_BATCH]:
@@ -294,12 +298,57 @@ class FirestoreVaultStore:
         pruned: int = self._call(f"account {account_id}: prune", run)
         return pruned
 
+    def _delete_while_headless(self, account_id: str, doomed: list[Any]) -> int:
+        head_ref = self._head_ref(account_id)
+        deleted = 0
+        for start in range(0, len(doomed), _DELETE_BATCH):
+            refs = doomed[start : start + _DELETE_BATCH]
+
+            @firestore.transactional
+            def run(txn: Any, refs: list[Any] = refs) -> bool:
+                snap = head_ref.get(transaction=txn)
+                if _head_from_record(account_id, snap.to_dict() if snap.exists else None) is not None:
+                    return False  # saved again meanwhile: the documents may be its new versions
+                for ref in refs:
+                    txn.delete(ref)
+                return True
+
+            if not run(self._transaction()):
+                break
+            deleted += len(refs)
+        if deleted:
+            log.info("account %s: pruned %d documents left without a head", account_id, deleted)
+        return deleted
+
     # --- listings -----------------------------------------------------------------------------------
 
     def list_accounts(self) -> Iterator[str]:
         query = (self._db.collection(self._collection)
                  .where(filter=FieldFilter("latestVersion", ">=", 1)).select(["latestVersion"]))
         ids: list[str] = self._call("list accounts", lambda: sorted(snap.id for snap in query.stream()))
+        return iter(ids)
+
+    def list_orphaned_accounts(self) -> Iterator[str]:
+        """Session documents that exist only through their versions or chunks (Firestore lists such
+        "missing" documents), or that hold no head fields but have versions (a legacy document written
+        again after a delete)."""
+        collection = self._db.collection(self._collection)
+
+        def run() -> list[str]:
+            # Listed before the existing documents are read: a first save committing in between shows up
+            # in both, so it is never taken for an orphan.
+            listed = {ref.id for ref in collection.list_documents()}
+            existing = {snap.id for snap in collection.select([]).stream()}
+            headed = {snap.id for snap in collection.where(filter=FieldFilter("latestVersion", ">=", 1))
+                      .select(["latestVersion"]).stream()}
+            orphans = listed - existing
+            for account_id in existing - headed:
+                versions = collection.document(account_id).collection(VERSIONS).list_documents(page_size=1)
+                if next(iter(versions), None) is not None:
+                    orphans.add(account_id)
+            return sorted(orphans)
+
+        ids: list[str] = self._call("list orphaned accounts", run)
         return iter(ids)
 
     def list_legacy(self) -> Iterator[str]:

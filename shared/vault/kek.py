@@ -8,7 +8,10 @@ Providers:
 
 * :class:`SecretManagerKek`: a Secret Manager secret; its versions are the KEK versions. Payload:
   32 raw bytes (or their base64 text). Versions are immutable, so each is fetched once and cached;
-  which version is newest is re-read every ``current_ttl_s`` seconds.
+  which version is newest is re-read every ``current_ttl_s`` seconds. Every call is bounded (``call_timeout_s``,
+  5 s by default, waiting for a concurrent call included, retries of UNAVAILABLE included), so a slow
+  Secret Manager surfaces as :class:`KekUnavailableError` before a caller's own request timeout (the
+  connector gives ``connectorSync`` 8 s).
 * :class:`LocalFileKek`: a JSON file for development, created on first use with mode 0600 (default
   ``$KEEPER_HOME/kek.json``, i.e. ``.keeper/kek.json``). Refuses a file others can read.
 """
@@ -40,6 +43,8 @@ KEK_LEN: Final = 32
 SEALING_INFO: Final = b"keeper/vault/sealing-x25519/v1"
 LOCAL_FILE_MODE: Final = 0o600
 CURRENT_VERSION_TTL_S: Final = 60.0
+#: Bound on one Secret Manager read, from the call to its answer (below the connector's 8 s sync timeout).
+SECRET_MANAGER_CALL_TIMEOUT_S: Final = 5.0
 #: KEK version names are positive integers (Secret Manager version ids, local file counters).
 _VERSION_RE: Final = re.compile(r"[1-9][0-9]{0,9}")
 
@@ -170,6 +175,7 @@ class SecretManagerKek:
         self, secret: str, client: Any = None, *,
         current_ttl_s: float = CURRENT_VERSION_TTL_S, clock: Callable[[], float] = time.monotonic,
         rand: Callable[[int], bytes] = secrets.token_bytes,
+        call_timeout_s: float = SECRET_MANAGER_CALL_TIMEOUT_S,
     ) -> None:
         if not secret.startswith("projects/") or "/secrets/" not in secret:
             raise KekUnavailableError(f"secret name {secret!r} is not projects/P/secrets/S")
@@ -181,6 +187,7 @@ class SecretManagerKek:
         self._keys: dict[str, bytes] = {}
         self._current: tuple[str, float] | None = None
         self._lock = threading.Lock()
+        self._call_timeout_s = call_timeout_s
 
     @property
     def description(self) -> str:
@@ -193,12 +200,26 @@ class SecretManagerKek:
             self._client = secretmanager.SecretManagerServiceClient()
         return self._client
 
-    def _access(self, version: str) -> tuple[str, bytes]:
+    def _locked(self, deadline: float) -> None:
+        """Take the lock by ``deadline``: a caller queued behind a slow call must not wait beyond its bound."""
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise KekUnavailableError(f"Secret Manager {self._secret}: an earlier call is still waiting for it")
+
+    def _access(self, version: str, deadline: float) -> tuple[str, bytes]:
         from google.api_core import exceptions as gexc
+        from google.api_core import retry as gretry
 
         name = f"{self._secret}/versions/{version}"
+        left_s = deadline - time.monotonic()
+        if left_s <= 0:
+            raise KekUnavailableError(f"Secret Manager did not answer for {name} in time")
+        # The client's default retries UNAVAILABLE for up to 60 s, each attempt waiting up to 60 s.
+        retry = gretry.Retry(
+            initial=0.2, maximum=1.0, multiplier=2.0, timeout=left_s,
+            predicate=gretry.if_exception_type(gexc.ServiceUnavailable, gexc.ResourceExhausted),
+        )
         try:
-            response = self._api().access_secret_version(request={"name": name})
+            response = self._api().access_secret_version(request={"name": name}, retry=retry, timeout=left_s)
         except gexc.GoogleAPICallError as exc:
             raise KekUnavailableError(
                 f"Secret Manager refused {name}: {exc.__class__.__name__}: {exc.message}"
@@ -216,24 +237,38 @@ class SecretManagerKek:
         return resolved, _kek_from_payload(payload, f"secret version {name}")
 
     def current_version(self) -> str:
-        with self._lock:
+        current = self._current
+        if current is not None and self._clock() - current[1] < self._ttl_s:
+            return current[0]
+        deadline = time.monotonic() + self._call_timeout_s
+        self._locked(deadline)
+        try:
             now = self._clock()
             if self._current is not None and now - self._current[1] < self._ttl_s:
                 return self._current[0]
-            version, key = self._access("latest")
+            version, key = self._access("latest", deadline)
             self._keys[version] = key
             self._current = (version, now)
             return version
+        finally:
+            self._lock.release()
 
     def key(self, version: str) -> bytes:
         check_version(version)
-        with self._lock:
+        cached = self._keys.get(version)  # versions never change: no need to queue behind a slow call
+        if cached is not None:
+            return cached
+        deadline = time.monotonic() + self._call_timeout_s
+        self._locked(deadline)
+        try:
             cached = self._keys.get(version)
             if cached is not None:
                 return cached
-            resolved, key = self._access(version)
+            resolved, key = self._access(version, deadline)
             self._keys[resolved] = key
             return key
+        finally:
+            self._lock.release()
 
     def add_version(self) -> str:
         from google.api_core import exceptions as gexc

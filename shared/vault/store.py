@@ -113,8 +113,18 @@ class VaultStore(Protocol):
         """Remove head, versions and chunks; False if there was nothing."""
         ...
 
+    def prune(self, account_id: str) -> int:
+        """Delete version and chunk documents the head does not refer to (all of them when there is no
+        head); returns how many went. A version a concurrent save is writing is never among them."""
+        ...
+
     def list_accounts(self) -> Iterator[str]:
         """Account ids with a vault head, sorted."""
+        ...
+
+    def list_orphaned_accounts(self) -> Iterator[str]:
+        """Account ids with versions or chunks but no head (left by an interrupted delete), sorted.
+        ``prune`` removes what they left; nothing else can reach it."""
         ...
 
     def list_legacy(self) -> Iterator[str]:
@@ -155,9 +165,9 @@ class MemoryVaultStore:
         return self._accounts[account_id].versions
 
     def put_version(self, account_id: str, record: VersionRecord) -> None:
-        """Overwrite a stored version as is (tests use it to plant damaged blobs)."""
+        """Store a version as is, head or not (tests plant damaged blobs and leftovers with it)."""
         with self._lock:
-            self._accounts[account_id].versions[record.version] = record
+            self._accounts.setdefault(account_id, _Account()).versions[record.version] = record
 
     # VaultStore -------------------------------------------------------------------------------
 
@@ -224,11 +234,19 @@ class MemoryVaultStore:
             doomed = [version for version in account.versions if version not in kept]
             for version in doomed:
                 del account.versions[version]
+            if account.head is None and account.legacy is None:
+                del self._accounts[account_id]
             return len(doomed)
 
     def list_accounts(self) -> Iterator[str]:
         with self._lock:
             ids = sorted(key for key, account in self._accounts.items() if account.head is not None)
+        return iter(ids)
+
+    def list_orphaned_accounts(self) -> Iterator[str]:
+        with self._lock:
+            ids = sorted(key for key, account in self._accounts.items()
+                         if account.head is None and account.versions)
         return iter(ids)
 
     def list_legacy(self) -> Iterator[str]:

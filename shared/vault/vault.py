@@ -367,6 +367,14 @@ class Vault:
     def list_accounts(self) -> Iterator[str]:
         return self._store.list_accounts()
 
+    def list_orphaned_accounts(self) -> Iterator[str]:
+        """Accounts whose versions or chunks outlived their head (an interrupted delete); ``prune`` each."""
+        return self._store.list_orphaned_accounts()
+
+    def prune(self, account_id: str) -> int:
+        """Delete the versions and chunks the head does not refer to (all, without a head); returns how many."""
+        return self._store.prune(account_id)
+
     # --- KEK rotation ------------------------------------------------------------------------------
 
     def rotate_kek(self, account_id: str) -> RotateReport:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import grpc
 import pytest
 
 from shared.errors import KekUnavailableError, NoUsableVersionError
 from shared.vault import MemoryVaultStore, Vault
-from shared.vault.kek import SecretManagerKek
+from shared.vault.kek import SECRET_MANAGER_CALL_TIMEOUT_S, SecretManagerKek
 from tests.shared.helpers import registered_state
 from tests.support.secretmanager import FakeSecretManager
 
@@ -111,3 +115,75 @@ def test_sealed_blob_naming_latest_is_refused_before_any_secret_access(fake: Fak
     with pytest.raises(SealingError, match="not a version number"):
         vault.open_sealed(blob)
     assert fake.calls == calls
+
+
+class SlowSecretManager(FakeSecretManager):
+    """Answers AccessSecretVersion only once ``release`` is set (or with UNAVAILABLE when ``unavailable``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.unavailable = False
+
+    def _access(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if self.unavailable:
+            self.calls.append(("AccessSecretVersion", str(request.name)))
+            context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+        self.release.wait(10)
+        return super()._access(request, context)
+
+
+@pytest.fixture
+def slow() -> Iterator[SlowSecretManager]:
+    server = SlowSecretManager()
+    with server:
+        try:
+            yield server
+        finally:
+            server.release.set()  # let the hanging handlers finish before the server stops
+
+
+def timed(call: Callable[[], object]) -> tuple[BaseException | None, float]:
+    started = time.monotonic()
+    try:
+        call()
+    except KekUnavailableError as exc:
+        return exc, time.monotonic() - started
+    return None, time.monotonic() - started
+
+
+def test_default_bound_stays_under_the_connector_sync_timeout() -> None:
+    assert SECRET_MANAGER_CALL_TIMEOUT_S <= 5.0 < 8.0
+
+
+@pytest.mark.parametrize("call", ["current_version", "key"])
+def test_hanging_secret_manager_is_unavailable_within_the_bound(slow: SlowSecretManager, call: str) -> None:
+    stored = os.urandom(32)
+    slow.add_version(SECRET, stored)
+    kek = SecretManagerKek(SECRET, slow.client(), call_timeout_s=0.5)
+    error, elapsed = timed(kek.current_version if call == "current_version" else lambda: kek.key("1"))
+    assert isinstance(error, KekUnavailableError) and 0.4 <= elapsed < 1.5
+    slow.release.set()
+    assert kek.key("1") == stored  # the same provider works once Secret Manager answers again
+
+
+def test_unavailable_secret_manager_is_retried_only_within_the_bound(slow: SlowSecretManager) -> None:
+    slow.add_version(SECRET, os.urandom(32))
+    slow.unavailable = True
+    kek = SecretManagerKek(SECRET, slow.client(), call_timeout_s=1.0)
+    error, elapsed = timed(kek.current_version)
+    assert isinstance(error, KekUnavailableError) and elapsed < 2.0
+    assert len(slow.calls) >= 2  # UNAVAILABLE is retried (the client's default would go on for 60 s)
+
+
+def test_a_caller_queued_behind_a_hanging_call_is_bounded_too(slow: SlowSecretManager) -> None:
+    slow.add_version(SECRET, os.urandom(32))
+    kek = SecretManagerKek(SECRET, slow.client(), call_timeout_s=0.6)
+    results: list[tuple[BaseException | None, float]] = []
+    first = threading.Thread(target=lambda: results.append(timed(kek.current_version)))
+    first.start()
+    time.sleep(0.2)  # the first call holds the lock, waiting on the server
+    second = timed(lambda: kek.key("1"))
+    first.join(5)
+    assert isinstance(second[0], KekUnavailableError) and second[1] < 1.2
+    assert isinstance(results[0][0], KekUnavailableError)

@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -24,7 +25,7 @@ from shared.errors import (
 )
 from shared.sealing import public_key_bytes, read_header
 from shared.snapshot import Snapshot, canonical_state_bytes, open_snapshot, seal_snapshot
-from shared.vault import MemoryVaultStore, Vault
+from shared.vault import MemoryVaultStore, Vault, VaultStore
 from shared.vault.kek import LocalFileKek
 from shared.vault.store import VersionRecord, VersionRef
 from tests.shared.helpers import grow, registered_state
@@ -285,6 +286,29 @@ def test_memory_prune_drops_unreferenced_versions(vault: Vault, store: MemoryVau
     assert store.prune("acct-1") == 1
     assert sorted(store.raw_versions("acct-1")) == [1]
     assert store.prune("nobody") == 0
+
+
+def test_versions_left_without_a_head_are_listed_then_pruned(vault: Vault, store: MemoryVaultStore) -> None:
+    vault.save("kept", registered_state(), 1)
+    record = store.raw_versions("kept")[1]
+    store.put_version("leftover", replace(record, version=2))  # what an interrupted delete leaves
+    store.put_legacy("legacy-with-versions", {"creds": {"me": None}})
+    store.put_version("legacy-with-versions", record)
+    store.put_legacy("legacy-only", {"creds": {"me": None}})
+    assert list(vault.list_orphaned_accounts()) == ["leftover", "legacy-with-versions"]
+    assert vault.prune("leftover") == 1 and vault.prune("legacy-with-versions") == 1
+    assert list(vault.list_orphaned_accounts()) == []
+    assert list(store.list_legacy()) == ["legacy-only", "legacy-with-versions"]  # plaintext left to migration
+    assert vault.restore("kept").version == 1
+
+
+def test_both_stores_implement_the_store_interface() -> None:
+    from shared.vault.firestore_store import FirestoreVaultStore
+
+    # The annotation is the real check: mypy --strict holds both classes to the Protocol.
+    stores: list[VaultStore] = [MemoryVaultStore(), FirestoreVaultStore(cast(Any, None))]
+    for store in stores:
+        assert callable(store.prune) and callable(store.list_orphaned_accounts)
 
 
 @pytest.mark.parametrize("account_id", ["", "a/b", ".", "..", "__x__", "x" * 300])
