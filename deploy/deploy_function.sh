@@ -10,7 +10,11 @@
 #       INTERNAL_AUDIENCE, e-mail in KEEPER_CONNECTOR_SERVICE_ACCOUNTS).
 #   deploy/deploy_function.sh NAME pubsub TOPIC
 #       Eventarc trigger on TOPIC, retried on failure (the function raises on transient errors and
-#       acknowledges messages it rejects for good); pushed with INVOKER_SA's identity.
+#       acknowledges messages it rejects for good); pushed with INVOKER_SA's identity. The subscription
+#       Eventarc made for the trigger then gets a dead-letter policy (TOPIC_DEAD_LETTER after
+#       DEAD_LETTER_ATTEMPTS deliveries), so a message that always fails stops being retried and is kept
+#       for the runbook (docs/DEPLOY.md) instead of expiring. Done on every deploy: a redeploy may
+#       recreate the trigger and its subscription.
 #
 # The same function code and environment go to every function; see functions/config.py and
 # shared/vault/config.py for what each variable means.
@@ -65,6 +69,46 @@ service_of() {
     --format='value(serviceConfig.service)' | awk -F/ '{print $NF}'
 }
 
+DEAD_LETTER_ATTEMPTS=20
+
+# The Pub/Sub subscription (its id) that Eventarc created for function $1's trigger.
+trigger_subscription() {
+  local trigger subscription
+  trigger=$(gcloud functions describe "$1" --region="$REGION" --project="$PROJECT_ID" \
+    --format='value(eventTrigger.trigger)')
+  if [[ -z "$trigger" ]]; then
+    echo "$0: function $1 has no Eventarc trigger" >&2
+    exit 1
+  fi
+  subscription=$(gcloud eventarc triggers describe "${trigger##*/}" --location="$REGION" --project="$PROJECT_ID" \
+    --format='value(transport.pubsub.subscription)')
+  if [[ -z "$subscription" ]]; then
+    echo "$0: trigger ${trigger##*/} of $1 has no Pub/Sub subscription" >&2
+    exit 1
+  fi
+  echo "${subscription##*/}"
+}
+
+# Dead letters for a trigger's subscription. The Pub/Sub service agent moves the message: it needs
+# subscriber on this subscription (here) and publisher on the dead-letter topic (ensure_pubsub.sh).
+ensure_dead_letter() {
+  local subscription agent="service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  if [[ "${DRY_RUN:-}" == 1 ]]; then
+    printf '# probe: gcloud functions describe %q --region=%q --project=%q --format=%q\n' \
+      "$1" "$REGION" "$PROJECT_ID" 'value(eventTrigger.trigger)'
+    printf '# probe: gcloud eventarc triggers describe TRIGGER --location=%q --project=%q --format=%q\n' \
+      "$REGION" "$PROJECT_ID" 'value(transport.pubsub.subscription)'
+    subscription="eventarc-${REGION}-$(tr '[:upper:]' '[:lower:]' <<<"$1")-000000-sub-000"
+  else
+    subscription=$(trigger_subscription "$1")
+  fi
+  run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT_ID" \
+    --dead-letter-topic="$TOPIC_DEAD_LETTER" --max-delivery-attempts="$DEAD_LETTER_ATTEMPTS" \
+    --min-retry-delay=10s --max-retry-delay=600s
+  run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$PROJECT_ID" \
+    --member="serviceAccount:$agent" --role=roles/pubsub.subscriber --quiet
+}
+
 grant_invoker() {
   run gcloud functions add-invoker-policy-binding "$name" --region="$REGION" --project="$PROJECT_ID" \
     --member="serviceAccount:$1" --quiet
@@ -86,9 +130,11 @@ case "$kind" in
     ;;
   pubsub)
     (($# == 3)) || usage
+    require_env PROJECT_NUMBER TOPIC_DEAD_LETTER
     run gcloud "${common[@]}" --trigger-topic="$3" --retry --trigger-service-account="$INVOKER_SA" \
       --no-allow-unauthenticated --timeout=120s
     grant_invoker "$INVOKER_SA"
+    ensure_dead_letter "$name"
     ;;
   *)
     usage
