@@ -263,7 +263,9 @@ class EngineSession:
             for frame in frames:
                 await self._ws.send(frame)
         except ConnectionClosed:
-            self._client.connection_lost("socket closed while sending")
+            # Not the end yet: frames the server sent before closing (the answer to a logout, a stream
+            # error saying why) are still buffered; the pump reads them, then learns of the close.
+            log.debug("socket closed while sending; reading what the server sent before")
 
     def _finish(self, info: CloseInfo) -> CloseInfo:
         if self._client.logging_out:  # e.g. the connect failed: the logout did not happen

@@ -347,3 +347,34 @@ async def test_logout_against_a_server_that_hangs_while_connecting_is_bounded() 
     assert info.reason is CloseReason.LOGOUT_FAILED and elapsed < 1.5
     events = await collect(session, timeout=1)
     assert [type(e) for e in events] == [Closed]
+
+
+async def test_answer_buffered_before_the_server_closed_is_read_even_when_a_send_fails() -> None:
+    """The server answers the logout and closes at once; a write that finds the socket closed must not
+    hide the answer already received (it would turn a done logout into logout_failed)."""
+
+    async def script(fake: FakeServer, ws: ServerConnection) -> None:
+        await ws.send(fake.send(Node("success", {})))
+        while True:
+            (node,) = await recv_nodes(fake, ws)
+            if node.child("remove-companion-device") is not None:
+                break
+        await ws.send(fake.send(Node("iq", {"id": node.attrs["id"], "type": "result"}),
+                                Node("stream:error", {"code": "401"}, [Node("conflict", {"type": "device_removed"})])))
+        await ws.close()
+
+    async with wa_server(script) as url:
+        session = EngineSession(registered_store(), engine_config(url))
+        await collect(session, until=Opened)
+        ws = session._ws
+        assert ws is not None
+        real_send = ws.send
+
+        async def send_then_write_again(frame: Any) -> None:
+            await real_send(frame)
+            await asyncio.sleep(0.3)  # the server answers and closes meanwhile; this task holds the lock
+            await real_send(frame)  # e.g. an ack queued in the same flush: the socket is closed now
+
+        ws.send = send_then_write_again  # type: ignore[method-assign,assignment]
+        info = await asyncio.wait_for(session.logout(3.0), 5)
+    assert info.reason is CloseReason.LOGGED_OUT_BY_CLIENT, info
