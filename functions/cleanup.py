@@ -5,6 +5,7 @@
 - stored sessions whose account document is gone, once their last save is older than the grace
   period (a session imported a moment ago has no account yet);
 - versions beyond the number kept, and chunks no version refers to (``vault.prune``);
+- versions and chunks left without a head by an interrupted delete (``vault.list_orphaned_accounts``);
 - pairing attempts that ran past ``pairing_ttl_s``: ``pairing_expired``, no longer served;
 - restore outcomes and closed alerts older than :data:`HISTORY_RETENTION`.
 """
@@ -71,6 +72,14 @@ class Cleaner:
                     _log.info("account %s: orphaned session deleted", account_id)
                 continue
             pruned += self._vault.prune(account_id)
+        # versions and chunks whose head is gone (a delete interrupted half-way) are invisible to
+        # list_accounts(); without this sweep they would stay forever
+        for account_id in self._vault.list_orphaned_accounts():
+            removed = self._vault.prune(account_id)
+            if removed:
+                pruned += removed
+                orphans += 1
+                _log.info("account %s: %d orphaned version documents deleted", account_id, removed)
         history = (self._stores.outcomes.delete_before(now - HISTORY_RETENTION)
                    + self._stores.alerts.delete_closed_before(now - HISTORY_RETENTION))
         _log.info("cleanup: %d purged, %d pairing expired, %d orphans, %d documents pruned, %d history records",

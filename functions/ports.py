@@ -95,6 +95,10 @@ class SessionVault(Protocol):
         """Note the health-check result on the session's head document."""
         ...
 
+    def list_orphaned_accounts(self) -> list[str]:
+        """Accounts whose versions or chunks outlived their head (an interrupted delete)."""
+        ...
+
     def prune(self, account_id: str) -> int:
         """Delete versions beyond the number kept and orphaned chunks; returns documents removed."""
         ...

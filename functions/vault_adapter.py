@@ -86,11 +86,12 @@ class VaultSessions:
     def record_health(self, account_id: str, health: str, at: datetime) -> None:
         self._store.set_health(account_id, {"status": health, "at": at, "by": "health_check"})
 
+    def list_orphaned_accounts(self) -> list[str]:
+        return list(self._vault.list_orphaned_accounts())
+
     def prune(self, account_id: str) -> int:
-        """Versions beyond the number kept are dropped by each save in the same commit; stores that
-        can also find orphaned versions and chunks expose ``prune(account_id)``."""
-        prune = getattr(self._store, "prune", None)
-        return int(prune(account_id)) if prune is not None else 0
+        """Delete versions and chunks the head no longer refers to (all of them when there is no head)."""
+        return self._vault.prune(account_id)
 
 
 class VaultSealer:

@@ -196,3 +196,16 @@ def test_sessions_of_removed_accounts_are_not_checked_or_alerted(tmp_path: Path)
     summary = w.services.health.run()
     assert (summary["sessions"], summary["problems"], summary["byHealth"]) == (0, 0, {})
     assert w.alerts_out.published == []
+
+
+def test_cleanup_deletes_versions_left_without_a_head(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = _stored(w, "+40700000001", 1)
+    record = w.vault_store.raw_versions(account_id)[1]
+    # a delete interrupted after the head went: the version is invisible to list_accounts()
+    w.vault_store.put_version("acc_torn", dataclasses.replace(record, version=1))
+    assert list(w.vault.list_orphaned_accounts()) == ["acc_torn"]
+    summary = w.services.cleaner.run()
+    assert (summary["orphanSessions"], summary["pruned"]) == (1, 1)
+    assert list(w.vault.list_orphaned_accounts()) == []
+    assert w.vault.restore(account_id).version == 1  # the live account is untouched
