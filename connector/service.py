@@ -244,7 +244,7 @@ class ConnectorService:
         self._log_found(claim, source)
         store = MemoryAuthStore(state)
         supervisor = AccountSupervisor(claim.account_id, store, self.link_factory, self,
-                                       pairing=claim.pairing if claim.mode == "pair" else None,
+                                       pairing=claim.pairing if source == "pairing" else None,
                                        clock=self._clock)
         slot = AccountSlot(claim.account_id, claim.generation, store, supervisor)
         store.set_listener(functools.partial(self._state_changed, claim.account_id))
@@ -264,12 +264,18 @@ class ConnectorService:
                 log.warning("cache unreadable", extra={"account_id": claim.account_id,
                                                       "fields": {"error": str(exc)}})
                 cached = None
-            if cached is not None and claim.mode == "restore":
+            if cached is not None:
                 try:
-                    return parse_state(cached.state), "cache"
+                    state = parse_state(cached.state)
                 except Exception as exc:
                     log.warning("cache entry unusable", extra={"account_id": claim.account_id,
                                                               "fields": {"error": type(exc).__name__}})
+                else:
+                    # A pair claim for an account this connector already linked (the functions had not
+                    # yet recorded pairing.success when the lease went): pairing again would orphan
+                    # the linked device. Logged-out states never get here: they leave the cache.
+                    if claim.mode == "restore" or (state.creds.me is not None and state.creds.account is not None):
+                        return state, "cache"
         if claim.sealed_state is not None:
             state = self.codec.open_restored(claim.account_id, claim.generation, claim.sealed_state)
             return state, "fell_back" if claim.fell_back else "restored"
@@ -411,6 +417,10 @@ class ConnectorService:
         slot = self.accounts.get(account_id)
         if slot is None:
             return
+        if state is ConnectionState.NEEDS_PAIRING and self.cache is not None:
+            # These keys were unlinked by the phone: never bring them back from the cache.
+            with contextlib.suppress(CacheError):
+                self.cache.delete(account_id)
         if state is ConnectionState.OPEN:
             log.info("connected", extra={"account_id": account_id, "fields": {"generation": slot.generation}})
         self._publish_update(account_id, slot.generation, state, reason, code=code, attempt=attempt)

@@ -170,6 +170,7 @@ async def test_firestore_outage_of_30s_loses_no_snapshot(children: Any, project_
     await connector.start()
     try:
         await wait_for(lambda: (head(firestore_client, account_id) or {}).get("latestVersion") == 1)
+        await wait_for(lambda: doc(firestore_client, "accounts", account_id).get("status") == "connected")
         store = connector.accounts[account_id].store
         proxy.cut()
         # connectorSync cannot renew: the connector closes the socket before the lease can expire.

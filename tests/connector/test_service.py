@@ -8,7 +8,7 @@ import aiohttp
 
 from connector.cache import StateCache
 from connector.config import ConnectorConfig
-from connector.link import Closed, CredsChanged, Incoming, Opened
+from connector.link import Closed, CredsChanged, Incoming, Opened, Paired
 from connector.service import ConnectorService
 from connector.states import AccountState
 from connector.sync import Command, Lost, PairingRequest
@@ -310,5 +310,57 @@ async def test_engine_waits_for_critical_credentials_to_reach_pubsub() -> None:
         await eventually(lambda: h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
         (snap,) = h.snapshots("a1")
         assert snap.state.creds.get("registrationId") == 777  # type: ignore[attr-defined]
+    finally:
+        await h.service.shutdown()
+
+
+async def test_pair_claim_for_an_account_this_connector_linked_restores_it(tmp_path: Path) -> None:
+    from tests.shared.helpers import registered_state
+
+    functions = FakeFunctions()
+    pairing = PairingRequest("code", "+40700000001")
+    functions.add("p1", pairing=pairing)
+    cache = StateCache(tmp_path)
+    linked = registered_state(seed=4)
+
+    def pair(session: FakeSession) -> None:
+        if session.pairing is not None:
+            session.store.update_creds(dict(linked.creds.as_json()))
+            session.push(Paired("40700000001:7@s.whatsapp.net"))
+            session.push(Closed("restart_required", "restart_now", 515))
+        else:
+            session.push(Opened())
+
+    h = Harness(functions, cache=cache)
+    h.links.script = pair
+    await h.service.start()
+    await eventually(lambda: "p1" in h.service.accounts
+                     and h.service.accounts["p1"].supervisor.state is AccountState.OPEN)
+    await h.service.shutdown()
+    # The functions never heard of pairing.success: they hand it out for pairing again.
+    h2 = Harness(functions, cache=cache)
+    await h2.service.start()
+    try:
+        await eventually(lambda: bool(h2.links.of("p1")))
+        assert h2.links.of("p1")[0].pairing is None
+        assert h2.service.accounts["p1"].store.get_creds().me == linked.creds.me
+    finally:
+        await h2.service.shutdown()
+
+
+async def test_logged_out_keys_leave_the_cache(tmp_path: Path) -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    cache = StateCache(tmp_path)
+    h = Harness(functions, cache=cache)
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts
+                         and h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        h.service.accounts["a1"].store.set_keys({"session": {"x": {"n": 1}}})
+        h.service.flusher.flush_now()
+        assert cache.get("a1") is not None
+        h.links.of("a1")[0].push(Closed("logged_out", "stop_logged_out", 401))
+        await eventually(lambda: cache.get("a1") is None)
     finally:
         await h.service.shutdown()

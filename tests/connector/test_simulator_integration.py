@@ -180,6 +180,11 @@ async def test_sigterm_publishes_what_was_pending(
     account_id = await pair_by_code(stack, control, firestore_client, phone)
     await until(lambda: head(firestore_client, account_id).get("generation") == 1, what="state stored")
     # Key churn (pre-key uploads), and SIGTERM while its snapshots are still on their way.
+    async def pre_keys_uploaded() -> bool:
+        (d,) = await control.devices(phone)
+        return bool(d["preKeyCount"] > 10)
+
+    await until(pre_keys_uploaded, what="first pre-key upload")
     (device,) = await control.devices(phone)
     await control.consume_pre_keys(phone, device["device"], device["preKeyCount"] - 2)
     await asyncio.sleep(0.05)
