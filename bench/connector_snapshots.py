@@ -145,12 +145,12 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
                 publish_lat.append(stored_copy[digest] - at)
                 change_lat.append(stored_copy[digest] - since)
             else:
-                missing += 1  # replaced by a newer snapshot before it was stored (newest-only queue)
+                missing += 1  # replaced in the queue by a newer one, or still in the persist backlog
         minutes = (args.seconds + args.window + 5) / 60
         saves = versions_after - versions_before
         per_save_writes = 3  # new version, head update, delete of the version rotated out
-        print(f"snapshots published: {len(publish_lat) + missing}, stored: {len(publish_lat)}, "
-              f"superseded before storing: {missing}")
+        print(f"snapshots published: {len(publish_lat) + missing}, seen stored: {len(publish_lat)}, "
+              f"not seen stored (superseded, or still in the persist backlog): {missing}")
         accepted = service.accepted[accepted_before:]
         if accepted:
             print(f"first change -> accepted by Pub/Sub (connector side): p50 "
