@@ -8,6 +8,7 @@ service needs no multiprocess support or default collectors.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -33,7 +34,7 @@ def _number(value: float) -> str:
     return repr(value)
 
 
-class _Metric:
+class _Metric(ABC):
     kind = ""
 
     def __init__(self, name: str, help_text: str, label_names: Sequence[str] = ()) -> None:
@@ -46,8 +47,9 @@ class _Metric:
             raise ValueError(f"{self.name} takes labels {self.label_names}, got {tuple(labels)}")
         return tuple(labels)
 
+    @abstractmethod
     def samples(self) -> Iterable[str]:
-        raise NotImplementedError
+        """The exposition lines of this metric's samples (each kind writes its own)."""
 
     def render(self) -> str:
         head = [f"# HELP {self.name} {self.help_text}", f"# TYPE {self.name} {self.kind}"]

@@ -37,6 +37,7 @@ import binascii
 import enum
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -260,15 +261,16 @@ def _encode(obj: Mapping[str, Any]) -> bytes:
 # events
 
 
-class _EventBase:
+class _EventBase(ABC):
     """Common behaviour: type tag, topic, Pub/Sub attributes, JSON round trip."""
 
     TYPE: ClassVar[str]
     DEFAULT_TOPIC: ClassVar[str] = TOPIC_CONNECTION_EVENTS
     account_id: str
 
+    @abstractmethod
     def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The event as a JSON object, ``type`` tag included."""
 
     def to_json(self) -> bytes:
         return _encode(self.to_dict())
@@ -278,8 +280,9 @@ class _EventBase:
         return {ATTR_TYPE: self.TYPE, ATTR_ACCOUNT_ID: self.account_id}
 
     @classmethod
+    @abstractmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Self:
-        raise NotImplementedError
+        """Parse and validate a decoded JSON object of this event's type."""
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Self:
