@@ -8,12 +8,10 @@ a part whose port already answers is assumed to be running already and is left a
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,26 +36,6 @@ class Part:
     port_key: str
     ready_path: str | None  # HTTP path that answers when ready; None = TCP port only
     describe: Callable[[StackConfig], str]
-    #: environment computed just before the part starts (after the parts before it are up)
-    late_env: Callable[[StackConfig], dict[str, str]] | None = None
-
-
-def _connector_env(config: StackConfig) -> dict[str, str]:
-    """Point the connector at the local simulator (URL and the root key it signs with), unless the
-    operator configured a WhatsApp URL of their own."""
-    env = {"KEEPER_CACHE_DIR": os.environ.get("KEEPER_CACHE_DIR", str(config.home / "connector-cache"))}
-    if os.environ.get("KEEPER_WA_URL"):
-        return env
-    control = f"http://{config.address('simulator')}"
-    try:
-        with urllib.request.urlopen(f"{control}/v1/root-key", timeout=5) as response:  # noqa: S310 (loopback)
-            root_key = str(json.load(response)["publicKey"])
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"keeper: connector: no simulator at {control} ({exc}); using KEEPER_WA_URL defaults", flush=True)
-        return env
-    env["KEEPER_WA_URL"] = f"ws://{config.address('simulator')}/ws/chat"
-    env["KEEPER_WA_ROOT_KEY"] = root_key
-    return env
 
 
 PARTS: tuple[Part, ...] = (
@@ -69,7 +47,7 @@ PARTS: tuple[Part, ...] = (
     Part("simulator", "simulator", "simulator", "/healthz",
          lambda c: f"ws://{c.address('simulator')}/ws/chat  control http://{c.address('simulator')}/v1"),
     Part("connector", "connector", "connector", "/healthz",
-         lambda c: f"http://{c.address('connector')}/healthz /readyz /metrics", late_env=_connector_env),
+         lambda c: f"http://{c.address('connector')}/healthz /readyz /metrics"),
 )
 
 
@@ -132,8 +110,6 @@ def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackCo
         for part, child in specs:
             label = part.name if part else child.name
             print(f"keeper: starting {label} (log: {child.log_path})", flush=True)
-            if part is not None and part.late_env is not None:
-                child.env.update(part.late_env(config))
             started.append(child)  # before start(): an interrupt during start must still stop it
             child.start()
             if part is not None:
