@@ -90,11 +90,6 @@ class AccountService:
         return account
 
     def add(self, caller: Caller, request: AddAccountInput) -> dict[str, Any]:
-        active = [a for a in self._stores.accounts.find_by_phone(request.phone_number)
-                  if a.status not in GONE]
-        if active:
-            raise AlreadyExistsError("this phone number is already managed by an account",
-                                     {"field": "phoneNumber"})
         if self._stores.accounts.count_active(caller.uid) >= self._max_accounts:
             raise ResourceExhaustedError(f"at most {self._max_accounts} accounts per user")
         now = self._clock()
@@ -103,13 +98,7 @@ class AccountService:
             method=request.method, status=AccountStatus.PAIRING, serve=True, created_at=now,
             updated_at=now, pairing_started_at=now, claimable_after=now,
         )
-        self._stores.accounts.create(account)
-        # Two requests for one number can both pass the check above (a double click). Queries are
-        # strongly consistent, so after creating each sees the other: the earliest account stays.
-        rivals = [a for a in self._stores.accounts.find_by_phone(request.phone_number) if a.status not in GONE]
-        first = min(rivals, key=lambda a: (a.created_at, a.account_id), default=account)
-        if first.account_id != account.account_id:
-            self._stores.accounts.delete(account.account_id)
+        if self._stores.accounts.add(account) is not None:  # atomic: of a double click, one request wins
             raise AlreadyExistsError("this phone number is already managed by an account",
                                      {"field": "phoneNumber"})
         _log.info("account %s: added, pairing by %s", account.account_id, request.method.value)

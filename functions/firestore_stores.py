@@ -41,6 +41,9 @@ ALERTS = "alerts"
 OUTCOMES = "restore_outcomes"
 CONNECTORS = "connectors"
 HEALTH = "health"
+#: ``phone_numbers/{e164}`` -> ``{accountId}``: which account manages a number. Read in the add
+#: transaction, it serialises concurrent adds of one number (a query alone would not).
+PHONE_NUMBERS = "phone_numbers"
 #: ``health/vaultSealingKey``: the public sealing key last handed to connectors.
 VAULT_KEY_DOC = "vaultSealingKey"
 _BATCH = 400
@@ -130,6 +133,25 @@ class FirestoreAccountStore:
     def create(self, account: Account) -> None:
         self._col.document(account.account_id).create(account_to_doc(account))
 
+    def add(self, account: Account) -> Account | None:
+        claim_ref = self._client.collection(PHONE_NUMBERS).document(account.phone_number)
+        same_number = self._col.where(filter=FieldFilter("phoneNumber", "==", account.phone_number))
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> Account | None:
+            claim_ref.get(transaction=transaction)  # the lock two adds of one number contend on
+            # The query also finds accounts stored before the phone_numbers index existed; a
+            # claim whose account is gone or going is simply taken over.
+            rivals = [a for a in _sorted(self._read(transaction.get(same_number))) if a.status not in GONE]
+            if rivals:
+                return rivals[0]
+            transaction.set(claim_ref, {"accountId": account.account_id, "claimedAt": account.created_at})
+            transaction.create(self._col.document(account.account_id), account_to_doc(account))
+            return None
+
+        rival: Account | None = run(self._client.transaction())
+        return rival
+
     def get(self, account_id: str) -> Account | None:
         found = self._read([self._col.document(account_id).get()])
         return found[0] if found else None
@@ -188,7 +210,20 @@ class FirestoreAccountStore:
                     self.update(account_id, account_changes)
 
     def delete(self, account_id: str) -> None:
-        self._col.document(account_id).delete()
+        ref = self._col.document(account_id)
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> None:
+            snap = ref.get(transaction=transaction)
+            phone = (snap.to_dict() or {}).get("phoneNumber") if snap.exists else None
+            claim_ref = self._client.collection(PHONE_NUMBERS).document(phone) if isinstance(phone, str) else None
+            if claim_ref is not None:
+                claim = claim_ref.get(transaction=transaction)
+                if claim.exists and (claim.to_dict() or {}).get("accountId") == account_id:
+                    transaction.delete(claim_ref)
+            transaction.delete(ref)
+
+        run(self._client.transaction())
 
 
 def _lease_from(account_id: str, doc: Mapping[str, Any]) -> Lease:

@@ -28,6 +28,17 @@ class MemoryAccountStore:
                 raise ValueError(f"account {account.account_id} exists")
             self._accounts[account.account_id] = account
 
+    def add(self, account: Account) -> Account | None:
+        with self._lock:
+            rival = next((a for a in self._sorted() if a.phone_number == account.phone_number
+                          and a.status not in GONE), None)
+            if rival is not None:
+                return rival
+            if account.account_id in self._accounts:
+                raise ValueError(f"account {account.account_id} exists")
+            self._accounts[account.account_id] = account
+            return None
+
     def get(self, account_id: str) -> Account | None:
         with self._lock:
             return self._accounts.get(account_id)

@@ -20,7 +20,15 @@ AccountChanges = Mapping[str, Any]
 
 
 class AccountStore(Protocol):
-    def create(self, account: Account) -> None: ...
+    def create(self, account: Account) -> None:
+        """Store a new account whatever else exists (imports, tests); :meth:`add` for new accounts."""
+        ...
+
+    def add(self, account: Account) -> Account | None:
+        """Store ``account`` unless another account that is not removing or removed manages its
+        phone number; then nothing is written and that account is returned. Atomic: of two
+        concurrent adds for one number exactly one succeeds."""
+        ...
 
     def get(self, account_id: str) -> Account | None: ...
 

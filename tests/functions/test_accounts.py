@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import timedelta
+import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from functions.accounts import Caller
 from functions.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -103,20 +102,22 @@ def test_removing_a_held_account_waits_for_the_connector(tmp_path: Path) -> None
 
 
 def test_two_concurrent_adds_of_one_number_leave_one_account(tmp_path: Path) -> None:
-    """Both pass the duplicate check before either is stored; the later one withdraws."""
+    """The duplicate check and the write are one atomic store operation: of a double click
+    (here: many users at once), exactly one add succeeds and the others are told why."""
+    from concurrent.futures import ThreadPoolExecutor
+
     w = world(tmp_path)
-    accounts = w.services.stores.accounts
-    create = accounts.create
-    rival: list[str] = []
+    start = threading.Barrier(8)
 
-    def create_while_a_rival_lands_first(account: Any) -> None:
-        if not rival:  # the other request's account is stored between our check and our create
-            rival.append("acc_rival")
-            create(dataclasses.replace(account, account_id="acc_rival", owner_uid="bob",
-                                       created_at=account.created_at - timedelta(milliseconds=1)))
-        create(account)
+    def add(uid: str) -> str:
+        start.wait()
+        try:
+            return w.add(Caller(uid), "+40700000001")
+        except AlreadyExistsError:
+            return "refused"
 
-    accounts.create = create_while_a_rival_lands_first  # type: ignore[method-assign]
-    with pytest.raises(AlreadyExistsError):
-        w.add(ALICE, "+40700000001")
-    assert [a.account_id for a in accounts.find_by_phone("+40700000001")] == ["acc_rival"]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(add, [f"user{i}" for i in range(8)]))
+    winners = [o for o in outcomes if o != "refused"]
+    assert len(winners) == 1 and outcomes.count("refused") == 7
+    assert [a.account_id for a in w.services.stores.accounts.find_by_phone("+40700000001")] == winners

@@ -133,3 +133,38 @@ def test_the_last_vault_key_handed_out_is_kept(firestore_client: Any) -> None:
     assert status.vault_key() is None
     status.put_vault_key(VaultKeyRecord(b"\x01" * 32, "7"))
     assert firestore_stores(firestore_client).status.vault_key() == VaultKeyRecord(b"\x01" * 32, "7")
+
+
+def test_concurrent_adds_of_one_number_store_exactly_one_account(firestore_client: Any) -> None:
+    stores = firestore_stores(firestore_client)
+    start = threading.Barrier(6)
+    rivals: dict[str, Account | None] = {}
+
+    def add(account_id: str) -> None:
+        start.wait()
+        rivals[account_id] = stores.accounts.add(_account(account_id))
+
+    threads = [threading.Thread(target=add, args=(f"dbl{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    [winner] = [account_id for account_id, rival in rivals.items() if rival is None]
+    assert {rival.account_id for rival in rivals.values() if rival is not None} == {winner}
+    assert [a.account_id for a in stores.accounts.find_by_phone("+40700000001")] == [winner]
+    assert firestore_client.collection("phone_numbers").document("+40700000001").get().to_dict()["accountId"] == winner
+
+
+def test_a_number_is_free_again_once_its_account_is_removed_or_deleted(firestore_client: Any) -> None:
+    stores = firestore_stores(firestore_client)
+    claim = firestore_client.collection("phone_numbers").document("+40700000001")
+    assert stores.accounts.add(_account("first")) is None
+    assert stores.accounts.add(_account("second")).account_id == "first"  # type: ignore[union-attr]
+    stores.accounts.update("first", {"status": AccountStatus.REMOVED})
+    assert stores.accounts.add(_account("second")) is None  # the claim of a removed account is taken over
+    stores.accounts.delete("first")  # purging the old account leaves the new account's claim alone
+    assert claim.get().to_dict()["accountId"] == "second"
+    stores.accounts.delete("second")
+    assert not claim.get().exists
+    stores.accounts.create(_account("legacy"))  # stored before the phone_numbers index existed
+    assert stores.accounts.add(_account("third")).account_id == "legacy"  # type: ignore[union-attr]

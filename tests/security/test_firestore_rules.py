@@ -56,6 +56,7 @@ DOCUMENTS: dict[str, tuple[dict[str, Any], set[str]]] = {
     "connectors/c-1": ({"capacity": 1000, "accounts": ["acc-alice"]}, set()),
     "alerts/al-1": ({"kind": "device_removed", "accountId": "acc-alice", "ownerUid": "alice", "open": True}, set()),
     "restore_outcomes/r-1": ({"accountId": "acc-alice", "ownerUid": "alice", "outcome": "restored"}, set()),
+    "phone_numbers/+40700000001": ({"accountId": "acc-alice"}, set()),
     "health/summary": ({"accounts": 2, "connected": 1}, {"admin"}),
     "health/other": ({"accounts": 2}, set()),
     "undeclared/x": ({"ownerUid": "alice"}, set()),
@@ -72,6 +73,7 @@ LISTABLE: dict[str, set[str]] = {
     "connectors": set(),
     "alerts": set(),
     "restore_outcomes": set(),
+    "phone_numbers": set(),
     "health": set(),
     "undeclared": set(),
 }
