@@ -94,7 +94,9 @@ def clear_firestore(host: str, project: str) -> None:
     """Delete every document of the emulator's default database (the emulator's reset endpoint)."""
     url = f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents"
     request = urllib.request.Request(url, method="DELETE")
-    with urllib.request.urlopen(request, timeout=10) as response:
+    # Generous: after a test that stored thousands of documents, on a loaded machine, the reset
+    # takes seconds; a timeout here fails an unrelated test.
+    with urllib.request.urlopen(request, timeout=60) as response:
         assert response.status == 200
 
 
