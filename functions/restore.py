@@ -3,7 +3,11 @@
 Claiming hands out accounts nobody holds a live lease on, up to the connector's free capacity.
 A claim takes the lease (generation + 1) first, then:
 
-- an account that is pairing is handed out in mode ``pair`` with its method and phone number;
+- an account that is pairing is handed out in mode ``pair`` with its method and phone number,
+  unless a linked state was saved since the pairing started: the status lags the vault (the
+  ``pairing.success`` event travels on another topic than the snapshot), and pairing again would
+  orphan the linked device and ask the user to re-pair. That account is restored, and recorded as
+  linked;
 - any other account is restored through the vault, which validates each version and falls back to
   older ones; the state is sealed to the connector's ephemeral public key, so it never crosses the
   wire in clear and only that connector process can open it. A removing account is restored too,
@@ -38,7 +42,7 @@ from functions.model import (
     RestoreOutcomeKind,
     serving,
 )
-from functions.ports import OpenedSnapshot, SessionVault, TransitSealer, failure_kind
+from functions.ports import OpenedSnapshot, RestoredState, SessionVault, TransitSealer, failure_kind
 from functions.stores import Stores, VaultKeyRecord
 from functions.validation import SyncRequest
 from shared import errors as shared_errors
@@ -155,7 +159,8 @@ class ConnectorSyncService:
 
     def _claim(self, request: SyncRequest, account: Account) -> dict[str, Any] | None:
         now = self._clock()
-        if account.status is AccountStatus.PAIRING and self._pairing_expired(account, now):
+        if (account.status is AccountStatus.PAIRING and self._pairing_expired(account, now)
+                and not self._saved_since_pairing(account)):
             self._stores.accounts.update(account.account_id, {
                 "status": AccountStatus.PAIRING_EXPIRED, **serving(False, now), "pairing": None, "updated_at": now})
             return None
@@ -166,12 +171,15 @@ class ConnectorSyncService:
                   lease.generation)
         if account.serve:
             self._stores.accounts.update(account.account_id, {"claimable_after": lease.expires_at})
-        if account.status is AccountStatus.PAIRING:
-            return {**lease_entry(lease), "mode": "pair", "sealedState": None, "version": None,
-                    "fellBack": False,
-                    "pairing": {"method": account.method.value, "phoneNumber": account.phone_number}}
         try:
-            return self._restore(request, account, lease)
+            linked = None
+            if account.status is AccountStatus.PAIRING:
+                linked = self._linked_while_pairing(account)
+                if linked is None:
+                    return {**lease_entry(lease), "mode": "pair", "sealedState": None, "version": None,
+                            "fellBack": False,
+                            "pairing": {"method": account.method.value, "phoneNumber": account.phone_number}}
+            return self._restore(request, account, lease, linked)
         except shared_errors.KekUnavailableError:
             self._give_back(account, request.connector_id, lease, now + timedelta(seconds=KEK_RETRY_S))
             self._alerter.raise_alert(account.account_id, "kek_unavailable",
@@ -194,11 +202,39 @@ class ConnectorSyncService:
         started = account.pairing_started_at or account.created_at
         return bool(started + timedelta(seconds=self._pairing_ttl_s) < now)
 
-    def _restore(self, request: SyncRequest, account: Account, lease: Lease) -> dict[str, Any] | None:
+    @staticmethod
+    def _saved_since_pairing(account: Account) -> bool:
+        started = account.pairing_started_at or account.created_at
+        return account.last_saved_at is not None and account.last_saved_at >= started
+
+    def _linked_while_pairing(self, account: Account) -> RestoredState | None:
+        """The stored state of a pairing account if it was linked since this pairing started.
+
+        Only a version saved after the pairing started counts: after a logout, the vault still keeps
+        the unlinked credentials, and handing those out would never let the account pair again."""
+        if not self._saved_since_pairing(account):
+            return None
+        try:
+            restored = self._vault.restore(account.account_id)
+        except (shared_errors.NotFoundError, shared_errors.NoUsableVersionError):
+            return None
+        creds = restored.state.creds
+        if creds.me is None or creds.account is None:
+            return None  # saved mid-pairing (e.g. the pairing code's keys), not linked yet
+        self._stores.accounts.update(account.account_id, {
+            "status": AccountStatus.CONNECTING, "linked_jid": creds.me.id, "pairing": None,
+            "status_reason": None, "updated_at": self._clock()})
+        _log.warning("account %s: linked while its status still said pairing; restoring instead of pairing "
+                     "again", account.account_id)
+        return restored
+
+    def _restore(self, request: SyncRequest, account: Account, lease: Lease,
+                 restored: RestoredState | None = None) -> dict[str, Any] | None:
         account_id = account.account_id
         now = self._clock()
         try:
-            restored = self._vault.restore(account_id)
+            if restored is None:
+                restored = self._vault.restore(account_id)
         except (shared_errors.NotFoundError, shared_errors.NoUsableVersionError) as exc:
             if account.status is AccountStatus.REMOVING:
                 # Nothing to log the device out with: the removal ends here (not a failed restore).
