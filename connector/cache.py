@@ -10,6 +10,13 @@ the entry was written under or the next one. Generations grow by one on every ch
 cache can exist elsewhere. Any larger gap means another connector may have moved the keys on, and
 the restore endpoint's state is used instead.
 
+Which wins when both are usable: the cache. Every snapshot this connector publishes is written to
+the cache first, so within the fence the entry is at least as new as any version the vault can hold
+(the restored version can only be one of those snapshots, or older), and it also has what Pub/Sub
+had not delivered yet, which the functions now refuse as an older generation. That holds only while
+the entry is never older than the last snapshot published: a failed write drops the entry, and if
+even that fails, this process stops offering it.
+
 At rest: the directory is 0700 and every file 0600; entries are AES-256-GCM encrypted under a key
 kept in the same directory, with the account id as associated data, so an entry copied to another
 account's name does not open. That stops casual reads of a copied file, not an attacker who can
@@ -49,6 +56,8 @@ class StateCache:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
+        #: Accounts whose entry may be older than their last snapshot (write and drop both failed).
+        self._distrusted: set[str] = set()
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(self.directory, 0o700)
@@ -75,7 +84,8 @@ class StateCache:
         return self.directory / (hashlib.sha256(account_id.encode()).hexdigest()[:32] + _SUFFIX)
 
     def put(self, account_id: str, generation: int, state: bytes) -> None:
-        """Write (atomically replace) the entry for ``account_id``."""
+        """Write (atomically replace) the entry for ``account_id``. When that fails, the older entry
+        is dropped (or, failing that too, no longer offered by this process) and CacheError raised."""
         nonce = secrets.token_bytes(_NONCE_LEN)
         body = struct.pack(">Q", generation) + state
         blob = nonce + self._aead.encrypt(nonce, body, _AAD_PREFIX + account_id.encode())
@@ -89,7 +99,12 @@ class StateCache:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                self._distrusted.add(account_id)
             raise CacheError(f"cache write failed: {exc.strerror}") from exc
+        self._distrusted.discard(account_id)
 
     def get(self, account_id: str) -> CachedState | None:
         """The entry for ``account_id``, or None when there is none or it does not open."""
@@ -108,11 +123,16 @@ class StateCache:
 
     def usable_for(self, account_id: str, claimed_generation: int) -> CachedState | None:
         """The entry if the fence in the module docstring allows it for this claim."""
+        if account_id in self._distrusted:
+            return None
         entry = self.get(account_id)
         if entry is None or claimed_generation - entry.generation not in (0, 1):
             return None
         return entry
 
     def delete(self, account_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(account_id).unlink()
+        try:
+            self._path(account_id).unlink(missing_ok=True)
+        except OSError as exc:
+            self._distrusted.add(account_id)
+            raise CacheError(f"cache delete failed: {exc.strerror}") from exc

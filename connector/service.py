@@ -312,14 +312,11 @@ class ConnectorService:
             return
         log.error("lease about to expire without renewal: closing the socket first",
                   extra={"account_id": account_id})
-        self._retire(slot, "lease_expiring", report=True)
-        # Still ours for a moment: try to get the latest state out before anyone else restores.
-        if slot.store.revision != slot.published_revision:
-            try:
-                self._flush_slot(slot, self._clock())
-            except Exception:
-                log.exception("last snapshot before the lease expires failed", extra={"account_id": account_id})
         self.flusher.forget(account_id)
+        # Still ours for a moment: get the latest state out (and into the cache) before anyone else
+        # restores. Taken once the socket is closed, like on shutdown: keys move until then, and a
+        # change made after the last snapshot would be rolled back on the next claim.
+        self._retire(slot, "lease_expiring", report=True, final_snapshot=True)
 
     def on_command(self, command: Command) -> None:
         slot = self.accounts.get(command.account_id)
@@ -356,9 +353,15 @@ class ConnectorService:
             await accepted
         self.keeper.release(slot.account_id)
 
-    def _retire(self, slot: AccountSlot, reason: str, report: bool = False) -> None:
+    def _retire(self, slot: AccountSlot, reason: str, report: bool = False, final_snapshot: bool = False) -> None:
         async def go() -> None:
             await slot.supervisor.stop(reason)
+            if final_snapshot and slot.store.revision != slot.published_revision:
+                try:
+                    self._flush_slot(slot, self._clock())
+                except Exception:
+                    log.exception("last snapshot before the lease expires failed",
+                                  extra={"account_id": slot.account_id})
             if report:
                 self._publish_update(slot.account_id, slot.generation, ConnectionState.STOPPED, reason)
 
@@ -388,6 +391,7 @@ class ConnectorService:
             try:
                 self.cache.put(slot.account_id, slot.generation, canonical_state_bytes(state))
             except CacheError as exc:
+                # The cache no longer offers the older entry (see StateCache.put): the vault wins.
                 log.warning("cache write failed", extra={"account_id": slot.account_id,
                                                         "fields": {"error": str(exc)}})
         sealed = self.codec.seal(slot.account_id, slot.generation, state)

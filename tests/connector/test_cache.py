@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from connector.cache import StateCache
+from connector.errors import CacheError
 
 
 def test_round_trip_and_permissions(tmp_path: Path) -> None:
@@ -43,3 +47,38 @@ def test_key_survives_a_new_instance_and_delete_works(tmp_path: Path) -> None:
     again.delete("a")
     again.delete("a")
     assert again.get("a") is None
+
+
+def test_a_failed_write_drops_the_older_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = StateCache(tmp_path)
+    cache.put("a", 1, b"older")
+
+    def disk_full(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(CacheError):
+        cache.put("a", 1, b"newer")
+    assert cache.usable_for("a", 2) is None  # the vault's newer version wins on the next claim
+    monkeypatch.undo()
+    cache.put("a", 1, b"newer")
+    entry = cache.usable_for("a", 2)
+    assert entry is not None and entry.state == b"newer"
+
+
+def test_an_entry_that_cannot_be_dropped_is_no_longer_offered(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = StateCache(tmp_path)
+    cache.put("a", 1, b"older")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(CacheError):
+        cache.put("a", 1, b"newer")
+    assert cache.get("a") is not None  # still on disk...
+    assert cache.usable_for("a", 2) is None  # ...but never handed out by this process
+    with pytest.raises(CacheError):
+        cache.delete("a")

@@ -364,3 +364,33 @@ async def test_logged_out_keys_leave_the_cache(tmp_path: Path) -> None:
         await eventually(lambda: cache.get("a1") is None)
     finally:
         await h.service.shutdown()
+
+
+async def test_an_expiring_lease_takes_its_last_snapshot_after_the_socket_closed(tmp_path: Path) -> None:
+    """Keys move until the socket is gone (issue 7): a frame handled while the close was under way
+    must be in the last snapshot and the cache, or the next claim rolls it back."""
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    cache = StateCache(tmp_path)
+    h = Harness(functions, cache=cache)
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts
+                         and h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        session = h.links.of("a1")[0]
+        close = session.close
+
+        async def close_after_one_last_frame() -> None:
+            session.store.set_keys({"session": {"last-frame": {"n": 1}}})
+            await close()
+
+        session.close = close_after_one_last_frame  # type: ignore[method-assign]
+        h.service.keeper.table.drop("a1")
+        h.service.on_expiring("a1")
+        await eventually(lambda: session.closed and any(
+            "last-frame" in s.state.keys.get("session", {}) for s in h.snapshots("a1")))  # type: ignore[attr-defined]
+        entry = cache.usable_for("a1", 2)
+        assert entry is not None and b"last-frame" in entry.state
+        await eventually(lambda: any(e["state"] == "stopped" for e in h.events("a1")))
+    finally:
+        await h.service.shutdown()
