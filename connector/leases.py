@@ -8,7 +8,9 @@ Rules:
 - An account whose renewal did not come back is not assumed lost: it keeps its old deadline.
 - ``guard_s`` before a deadline, if no renewal has moved it, the account is *expiring*: the
   connector must close that socket itself, before the lease can pass to another connector and
-  two sockets would fight over one device (440 loops).
+  two sockets would fight over one device (440 loops). Deadlines are watched also while a call is
+  in flight: a call that hangs until its timeout (longer than the guard) must not hold a socket
+  open past its lease.
 
 :class:`LeaseTable` is these rules with time passed in; :class:`LeaseKeeper` is the asyncio loop
 that calls connectorSync and hands claims, losses, commands and expiries to the service.
@@ -250,11 +252,25 @@ class LeaseKeeper:
             return self.interval_s
         return min(self.interval_s, self.lease_ttl_s / 3)
 
+    async def _sync_watching_deadlines(self) -> SyncResponse:
+        """:meth:`sync_once`, closing expiring accounts while the call is under way."""
+        call = asyncio.ensure_future(self.sync_once())
+        try:
+            while True:
+                check_at = self.table.next_expiry_check()
+                timeout = None if check_at is None else max(0.05, check_at - self._clock())
+                done, _ = await asyncio.wait({call}, timeout=timeout)
+                if done:
+                    return call.result()
+                self.check_expiring()
+        finally:
+            call.cancel()
+
     async def run(self) -> None:
         """Sync every period, retry sooner after a failure, watch deadlines in between."""
         while True:
             try:
-                response = await self.sync_once()
+                response = await self._sync_watching_deadlines()
                 next_sync = self._clock() + self._period_s()
                 if response.claimed and self._taking_work and len(self.table) < self.capacity:
                     # The functions hand out a bounded batch per call: while there is work and room

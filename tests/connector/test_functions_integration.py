@@ -115,12 +115,13 @@ def state_hash(state: AuthState) -> str:
     return hashlib.sha256(canonical_state_bytes(state)).hexdigest()
 
 
-async def churn(store: Any, seconds: float, every_s: float = 1.0) -> int:
-    """Move keys like traffic does: one new session every ``every_s`` for ``seconds``."""
+async def churn(store: Any, seconds: float, every_s: float = 1.0, live: Any = None) -> int:
+    """Move keys like traffic does: one new session every ``every_s`` for ``seconds``; with ``live``,
+    only while it says the socket is open (keys do not move once the socket is gone)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
     count = 0
-    while loop.time() < end:
+    while loop.time() < end and (live is None or live()):
         store.set_keys({"session": {f"churn-{count}.0": {"counter": count}}})
         count += 1
         await asyncio.sleep(every_s)
@@ -160,7 +161,9 @@ async def test_firestore_outage_of_30s_loses_no_snapshot(children: Any, project_
                                                          pubsub_emulator: str, tmp_path: Path) -> None:
     host, port = os.environ["FIRESTORE_EMULATOR_HOST"].split(":")
     proxy = CuttableProxy(host, int(port))
-    stack = start_stack(children, project_id, uuid.uuid4().hex[:10], tmp_path / "home",
+    # A 12 s lease: under a loaded machine a connectorSync can take seconds, and a 6 s lease (3 s
+    # guard) was lost before the outage even began.
+    stack = start_stack(children, project_id, uuid.uuid4().hex[:10], tmp_path / "home", lease_ttl_s=12.0,
                         FIRESTORE_EMULATOR_HOST=proxy.address)
     registered = registered_state(seed=6)
     account_id = await asyncio.to_thread(stack.add_account, "+40700000003")
@@ -172,17 +175,21 @@ async def test_firestore_outage_of_30s_loses_no_snapshot(children: Any, project_
         await wait_for(lambda: (head(firestore_client, account_id) or {}).get("latestVersion") == 1)
         await wait_for(lambda: doc(firestore_client, "accounts", account_id).get("status") == "connected")
         store = connector.accounts[account_id].store
+        loop = asyncio.get_running_loop()
+        cut_at = loop.time()
         proxy.cut()
         # connectorSync cannot renew: the connector closes the socket before the lease can expire.
-        await churn(store, 3.0, every_s=0.5)
+        churned = await churn(store, 15.0, every_s=0.5, live=lambda: bool(links.live(account_id)))
+        assert churned >= 2
         await wait_for(lambda: account_id not in connector.accounts, timeout_s=15)
         last_state = store.snapshot()
-        await asyncio.sleep(max(0.0, OUTAGE_S - 15))
+        await asyncio.sleep(max(0.0, cut_at + OUTAGE_S - loop.time()))
         proxy.restore()
         # The final snapshot waited in Pub/Sub; the account comes back under the next generation.
         await wait_for(lambda: account_id in connector.accounts, timeout_s=30)
         restored = connector.accounts[account_id].store.snapshot()
         assert restored.keys.get("session", {}).keys() >= last_state.keys["session"].keys()
+        assert [s.pairing is not None for s in links.of(account_id)].count(True) == 1  # never paired again
         await wait_for(lambda: (head(firestore_client, account_id) or {}).get("sha256")
                        == state_hash(connector.accounts[account_id].store.snapshot()), timeout_s=30)
         assert links.live(account_id)

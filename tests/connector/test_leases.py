@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from connector.errors import SyncUnavailable
 from connector.leases import LeaseKeeper, LeaseTable
 from connector.sync import Claim, Command, LeaseRef, Lost, SyncRequest, SyncResponse
+from tests.connector.fakes import eventually
 
 
 def test_deadline_counts_from_the_time_the_request_was_sent() -> None:
@@ -160,3 +164,37 @@ async def test_release_pending_splits_over_parallel_calls_that_claim_nothing() -
     assert all(c.capacity == 0 and not c.held for c in calls)
     assert {r.account_id for r in calls[1].release} == set(keeper._to_release)  # kept for a retry
     assert await keeper.release_pending(parallel=1) == 3
+
+
+async def test_a_hanging_call_does_not_hold_a_socket_past_its_lease() -> None:
+    """connectorSync can hang until the client's timeout (8 s), longer than the guard: the deadline
+    is watched meanwhile (issue 7: sockets were closed ~3 s after their lease had run out)."""
+    owner = Owner()
+    answer_now = asyncio.Event()
+
+    class HangingClient(ScriptedClient):
+        async def sync(self, request: SyncRequest) -> SyncResponse:
+            if self.requests:
+                self.requests.append(request)
+                await answer_now.wait()
+                raise SyncUnavailable("timed out")
+            return await super().sync(request)
+
+    first = SyncResponse(lease_ttl_s=1.0, vault_public_key=bytes(32), vault_key_id="k",
+                         claimed=[Claim("a", 1, "restore")])
+    client = HangingClient([first])
+    keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=0.1,
+                         guard_s=0.5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task = loop.create_task(keeper.run())
+    try:
+        await eventually(lambda: "expiring:a" in owner.log, timeout_s=3.0)
+        assert loop.time() - started < 1.0, "closed before the 1 s lease ran out"
+        assert len(client.requests) == 2 and not answer_now.is_set(), "while the second call still hangs"
+        assert len(keeper.table) == 0
+    finally:
+        answer_now.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
