@@ -117,7 +117,7 @@ async def test_a_pairing_linked_before_its_events_were_recorded_is_restored_not_
     """Issue 7: the pair-success snapshot is stored but pairing.success / open are still on their way
     (another topic; here one nobody delivers) when the account is claimed again, by a connector
     without the first one's cache. It must log in with the linked keys, not pair again."""
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     registered = registered_state(seed=8)
     account_id = await asyncio.to_thread(stack.add_account, "+40700000005")
