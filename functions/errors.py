@@ -14,8 +14,9 @@
         ├── MalformedMessageError   cannot be parsed or opened; retrying would not help
         └── StaleMessageError       produced under an older lease generation (fenced off)
 
-Callables: :func:`to_https_error` maps this tree to ``HttpsError``; anything else becomes
-``INTERNAL`` with no detail (the cause is logged, never sent). Pub/Sub handlers acknowledge a
+Callables: :func:`to_https_error` maps this tree to ``HttpsError``; transient storage errors
+(Firestore unavailable, deadline exceeded, contention) become ``UNAVAILABLE`` so the caller retries;
+anything else becomes ``INTERNAL`` with no detail (the cause is logged, never sent). Pub/Sub handlers acknowledge a
 :class:`MessageRejectedError` with a log line and let every other exception propagate so that
 Pub/Sub redelivers (transient: Firestore or KEK unavailable).
 """
@@ -26,8 +27,12 @@ import logging
 from typing import Any
 
 from firebase_functions.https_fn import FunctionsErrorCode, HttpsError
+from google.api_core import exceptions as gexc
 
 _log = logging.getLogger(__name__)
+
+#: Storage errors worth a retry by the caller (the Firestore client already retried them).
+_TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted)
 
 
 class FunctionsError(Exception):
@@ -101,5 +106,8 @@ def to_https_error(exc: BaseException) -> HttpsError:
         return exc
     if isinstance(exc, FunctionsError) and exc.code is not FunctionsErrorCode.INTERNAL:
         return HttpsError(exc.code, exc.message, exc.details)
+    if isinstance(exc, _TRANSIENT):
+        _log.warning("a callable met a transient storage error: %s", type(exc).__name__)
+        return HttpsError(FunctionsErrorCode.UNAVAILABLE, "the service is busy or briefly unavailable; try again")
     _log.error("internal error in a callable: %s", type(exc).__name__, exc_info=exc)
     return HttpsError(FunctionsErrorCode.INTERNAL, "INTERNAL")

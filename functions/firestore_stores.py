@@ -47,6 +47,8 @@ PHONE_NUMBERS = "phone_numbers"
 #: ``health/vaultSealingKey``: the public sealing key last handed to connectors.
 VAULT_KEY_DOC = "vaultSealingKey"
 _BATCH = 400
+#: How often :meth:`FirestoreAccountStore.add` re-reads after losing a race for a phone number.
+_ADD_ROUNDS = 5
 #: Leases renewed per transaction (Firestore allows 500 writes per transaction).
 _RENEW_CHUNK = 200
 
@@ -134,23 +136,32 @@ class FirestoreAccountStore:
         self._col.document(account.account_id).create(account_to_doc(account))
 
     def add(self, account: Account) -> Account | None:
+        # Optimistic, not a transaction: the claim document is written with a precondition (absent,
+        # or unchanged since read) in the same atomic batch as the account, so of two adds of one
+        # number exactly one commits; the loser reads the winner on its next round. Transactions
+        # here made concurrent adds wait on each other's locks and time out.
         claim_ref = self._client.collection(PHONE_NUMBERS).document(account.phone_number)
-        same_number = self._col.where(filter=FieldFilter("phoneNumber", "==", account.phone_number))
-
-        @firestore.transactional
-        def run(transaction: firestore.Transaction) -> Account | None:
-            claim_ref.get(transaction=transaction)  # the lock two adds of one number contend on
-            # The query also finds accounts stored before the phone_numbers index existed; a
-            # claim whose account is gone or going is simply taken over.
-            rivals = [a for a in _sorted(self._read(transaction.get(same_number))) if a.status not in GONE]
+        for _ in range(_ADD_ROUNDS):
+            # The claim is read before the query: an add that commits between the two is then
+            # either seen by the query or trips the precondition. The query also finds accounts
+            # stored before the phone_numbers index existed.
+            claim = claim_ref.get()
+            rivals = [a for a in self.find_by_phone(account.phone_number) if a.status not in GONE]
             if rivals:
                 return rivals[0]
-            transaction.set(claim_ref, {"accountId": account.account_id, "claimedAt": account.created_at})
-            transaction.create(self._col.document(account.account_id), account_to_doc(account))
+            batch = self._client.batch()
+            claim_doc = {"accountId": account.account_id, "claimedAt": account.created_at}
+            if claim.exists:  # its account is gone or going (else the query found it): take it over
+                batch.update(claim_ref, claim_doc, option=self._client.write_option(last_update_time=claim.update_time))
+            else:
+                batch.create(claim_ref, claim_doc)
+            batch.create(self._col.document(account.account_id), account_to_doc(account))
+            try:
+                batch.commit()
+            except (gexc.Conflict, gexc.FailedPrecondition):
+                continue  # another add of this number committed first
             return None
-
-        rival: Account | None = run(self._client.transaction())
-        return rival
+        raise gexc.Aborted("adding an account: its phone number kept changing hands, try again")
 
     def get(self, account_id: str) -> Account | None:
         found = self._read([self._col.document(account_id).get()])
@@ -271,6 +282,36 @@ class FirestoreLeaseStore:
             return lease
 
         result: Lease | None = self._in_transaction(account_id, step)
+        return result
+
+    def claim_many(self, account_ids: Sequence[str], connector_id: str, now: datetime,
+                   ttl_s: float) -> dict[str, Lease | None]:
+        """One transaction per chunk of leases: read them all, take those nobody holds live."""
+        results: dict[str, Lease | None] = {}
+        for start in range(0, len(account_ids), _RENEW_CHUNK):
+            results.update(self._claim_chunk(account_ids[start:start + _RENEW_CHUNK], connector_id, now, ttl_s))
+        return results
+
+    def _claim_chunk(self, account_ids: Sequence[str], connector_id: str, now: datetime,
+                     ttl_s: float) -> dict[str, Lease | None]:
+        refs = {account_id: self._col.document(account_id) for account_id in dict.fromkeys(account_ids)}
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> dict[str, Lease | None]:
+            out: dict[str, Lease | None] = dict.fromkeys(refs)
+            snaps = {snap.id: snap for snap in self._client.get_all(list(refs.values()), transaction=transaction)}
+            for account_id, ref in refs.items():
+                snap = snaps.get(account_id)
+                current = _lease_from(account_id, snap.to_dict() or {}) if snap is not None and snap.exists else None
+                if current is not None and current.live(now):
+                    continue
+                generation = (current.generation if current is not None else 0) + 1
+                lease = Lease(account_id, connector_id, generation, now + timedelta(seconds=ttl_s))
+                transaction.set(ref, self._doc(lease, now))
+                out[account_id] = lease
+            return out
+
+        result: dict[str, Lease | None] = run(self._client.transaction())
         return result
 
     def renew_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,
@@ -396,10 +437,21 @@ class FirestoreOutcomeStore:
         old = self._col.where(filter=FieldFilter("at", "<", at)).select([]).stream()
         return _delete_all(self._client, [s.reference for s in old])
 
+    @staticmethod
+    def _doc(outcome: RestoreOutcome) -> dict[str, Any]:
+        return {"accountId": outcome.account_id, "outcome": outcome.outcome.value, "at": outcome.at,
+                "connectorId": outcome.connector_id, "version": outcome.version,
+                "reason": outcome.reason, "skipped": outcome.skipped}
+
     def record(self, outcome: RestoreOutcome) -> None:
-        self._col.add({"accountId": outcome.account_id, "outcome": outcome.outcome.value, "at": outcome.at,
-                       "connectorId": outcome.connector_id, "version": outcome.version,
-                       "reason": outcome.reason, "skipped": outcome.skipped})
+        self._col.add(self._doc(outcome))
+
+    def record_many(self, outcomes: Sequence[RestoreOutcome]) -> None:
+        for start in range(0, len(outcomes), _BATCH):
+            batch = self._client.batch()
+            for outcome in outcomes[start:start + _BATCH]:
+                batch.set(self._col.document(), self._doc(outcome))
+            batch.commit()
 
     def since(self, at: datetime) -> list[RestoreOutcome]:
         out = []

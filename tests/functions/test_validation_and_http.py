@@ -91,6 +91,16 @@ def test_error_mapping_hides_unknown_errors() -> None:
     assert (hidden.code.value, hidden.message) == ("internal", "INTERNAL")
 
 
+def test_transient_storage_errors_ask_the_caller_to_retry() -> None:
+    from google.api_core import exceptions as gexc
+
+    for exc in (gexc.ServiceUnavailable("emulator down"), gexc.Aborted("lock timeout"),
+                gexc.DeadlineExceeded("slow")):
+        mapped = to_https_error(exc)
+        assert mapped.code.value == "unavailable" and "emulator" not in mapped.message
+    assert to_https_error(gexc.PermissionDenied("iam")).code.value == "internal"
+
+
 def _envelope(data: bytes, **attributes: str) -> dict[str, Any]:
     return {"message": {"data": base64.b64encode(data).decode(), "attributes": attributes, "messageId": "m1"},
             "subscription": "projects/p/subscriptions/s"}
