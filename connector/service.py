@@ -139,6 +139,8 @@ class ConnectorService:
         self.http = HealthServer(self.metrics.registry, self.ready, config.port)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping: set[asyncio.Task[None]] = set()
+        #: Slots whose socket is closing before their last snapshot (an expiring lease).
+        self._closing: dict[str, AccountSlot] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -226,6 +228,11 @@ class ConnectorService:
         old = self.accounts.pop(claim.account_id, None)
         if old is not None:
             self._retire(old, "reclaimed")
+        closing = self._closing.pop(claim.account_id, None)
+        if closing is not None:
+            # Claimed again before its last snapshot (the socket is still closing): take it now, so
+            # the cache read below has every key it moved.
+            self._final_snapshot(closing)
         try:
             state, source = self._initial_state(claim)
         except RestoreError as exc:
@@ -354,18 +361,26 @@ class ConnectorService:
         self.keeper.release(slot.account_id)
 
     def _retire(self, slot: AccountSlot, reason: str, report: bool = False, final_snapshot: bool = False) -> None:
+        if final_snapshot:
+            self._closing[slot.account_id] = slot
+
         async def go() -> None:
             await slot.supervisor.stop(reason)
-            if final_snapshot and slot.store.revision != slot.published_revision:
-                try:
-                    self._flush_slot(slot, self._clock())
-                except Exception:
-                    log.exception("last snapshot before the lease expires failed",
-                                  extra={"account_id": slot.account_id})
+            if final_snapshot and self._closing.get(slot.account_id) is slot:
+                del self._closing[slot.account_id]
+                self._final_snapshot(slot)
             if report:
                 self._publish_update(slot.account_id, slot.generation, ConnectionState.STOPPED, reason)
 
         self._spawn(go())
+
+    def _final_snapshot(self, slot: AccountSlot) -> None:
+        if slot.store.revision == slot.published_revision:
+            return
+        try:
+            self._flush_slot(slot, self._clock())
+        except Exception:
+            log.exception("last snapshot before the lease expires failed", extra={"account_id": slot.account_id})
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

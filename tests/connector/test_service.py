@@ -11,7 +11,7 @@ from connector.config import ConnectorConfig
 from connector.link import Closed, CredsChanged, Incoming, Opened, Paired
 from connector.service import ConnectorService
 from connector.states import AccountState
-from connector.sync import Command, Lost, PairingRequest
+from connector.sync import Claim, Command, Lost, PairingRequest
 from shared.authstate import AuthState
 from shared.events import MessageReceived
 from tests.connector.fakes import FakeFunctions, FakeLinkFactory, FakeSession, MemoryTransport, eventually
@@ -393,4 +393,33 @@ async def test_an_expiring_lease_takes_its_last_snapshot_after_the_socket_closed
         assert entry is not None and b"last-frame" in entry.state
         await eventually(lambda: any(e["state"] == "stopped" for e in h.events("a1")))
     finally:
+        await h.service.shutdown()
+
+
+async def test_a_claim_while_the_expiring_socket_still_closes_starts_from_its_last_keys(tmp_path: Path) -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    cache = StateCache(tmp_path)
+    h = Harness(functions, cache=cache)
+    await h.service.start()
+    let_close = asyncio.Event()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts
+                         and h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        session = h.links.of("a1")[0]
+        close = session.close
+
+        async def slow_close() -> None:
+            session.store.set_keys({"session": {"while-closing": {"n": 1}}})
+            await let_close.wait()
+            await close()
+
+        session.close = slow_close  # type: ignore[method-assign]
+        h.service.keeper.table.drop("a1")
+        h.service.on_expiring("a1")
+        await eventually(lambda: "while-closing" in session.store.snapshot().keys.get("session", {}))
+        h.service.on_claimed(Claim("a1", 2, "restore"))  # the cache fence allows generation 1 -> 2
+        assert "while-closing" in h.service.accounts["a1"].store.snapshot().keys["session"]
+    finally:
+        let_close.set()
         await h.service.shutdown()
