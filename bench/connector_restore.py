@@ -10,7 +10,13 @@ its start until the simulator reports N devices logged in (and the connector rep
 Memory: the connector's RSS once idle with N open sockets, minus the RSS of an identical connector
 holding no account, divided by N.
 
-    .venv/bin/python bench/connector_restore.py [--accounts 1000] [--concurrency 50]
+``--seed-dir DIR`` keeps the untimed setup for later runs: the first run seeds as above and saves the
+simulator's state, the KEK and every Firestore document in DIR; later runs with the same DIR and
+``--accounts`` load them instead of pairing again (the simulator then runs with that state dir, so
+it runs from a copy of that state and writes nothing back, as the in-memory one). The timed part is
+the same either way.
+
+    .venv/bin/python bench/connector_restore.py [--accounts 1000] [--concurrency 50] [--seed-dir DIR]
 """
 
 from __future__ import annotations
@@ -18,11 +24,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pickle
+import shutil
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,11 +49,38 @@ from keeper.procs import ChildProcess, free_port, http_ok
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
 from shared.vault.config import VaultConfig
+from simulator.store import JsonFileStateStore
 from simulator.testing import ControlClient, SimulatorHandle, simulator_process
 from tests.connector.stack import start_stack
 
 PROJECT = "demo-keeper-bench"
 DEVICES_PER_PHONE = 100
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and every live descendant."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
+def cpu_by_process(procs: list[ChildProcess]) -> dict[str, float]:
+    return {proc.name: _tree_cpu_s(proc.process.pid) for proc in procs if proc.process is not None}
 
 
 def rss_mib(pid: int) -> float:
@@ -83,7 +120,7 @@ async def seed(args: argparse.Namespace, sim: SimulatorHandle) -> None:
         await control.create_phone(phone)
     gate = asyncio.Semaphore(args.concurrency)
     vault = VaultConfig.from_env().vault()
-    from google.cloud import firestore  # type: ignore[attr-defined]
+    from google.cloud import firestore
 
     stores = firestore_stores(firestore.Client(project=PROJECT))
     done = 0
@@ -110,6 +147,109 @@ async def seed(args: argparse.Namespace, sim: SimulatorHandle) -> None:
     await control.close()
 
 
+def firestore_client() -> Any:
+    from google.cloud import firestore
+
+    return firestore.Client(project=PROJECT)
+
+
+def dump_firestore(path: Path) -> int:
+    """Every document (subcollections too) as (path, fields), pickled to ``path``."""
+    client = firestore_client()
+    docs: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(collections: Any) -> None:
+        for collection in collections:
+            for snap in collection.stream():
+                docs.append((snap.reference.path, snap.to_dict() or {}))
+                walk(snap.reference.collections())
+
+    walk(client.collections())
+    path.write_bytes(pickle.dumps(docs))
+    return len(docs)
+
+
+def load_firestore(path: Path) -> int:
+    client = firestore_client()
+    docs: list[tuple[str, dict[str, Any]]] = pickle.loads(path.read_bytes())
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(start: int) -> None:
+        batch = client.batch()
+        for doc_path, fields in docs[start:start + 50]:  # vault versions are large: stay under 4 MiB
+            batch.set(client.document(doc_path), fields)
+        batch.commit()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(0, len(docs), 50)))
+    return len(docs)
+
+
+def seed_saved(seed_dir: Path, accounts: int) -> bool:
+    marker = seed_dir / "complete"
+    return marker.exists() and marker.read_text().strip() == str(accounts)
+
+
+def seed_and_save(args: argparse.Namespace, tmp: Path, seed_dir: Path) -> None:
+    """Seed with the simulator persisting to ``seed_dir``, then save the KEK and Firestore beside it."""
+    shutil.rmtree(seed_dir, ignore_errors=True)
+    (seed_dir / "simulator").mkdir(parents=True)
+    with simulator_process(log_path=tmp / "simulator-seed.log", state_dir=seed_dir / "simulator") as sim:
+        asyncio.run(seed(args, sim))
+    shutil.copy(os.environ["KEEPER_KEK_FILE"], seed_dir / "kek.json")
+    count = dump_firestore(seed_dir / "firestore.pickle")
+    (seed_dir / "complete").write_text(f"{args.accounts}\n")
+    print(f"setup saved to {seed_dir} ({count} Firestore documents)", flush=True)
+
+
+class _LoadOnlyStore:
+    """The saved simulator state, loaded once; saves are dropped (a 1,000-device state is ~50 MB of
+    JSON: writing it back while serving would block the simulator's event loop for seconds)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._file = JsonFileStateStore(directory)
+
+    def load(self) -> Any:
+        return self._file.load()
+
+    def save(self, state: Any) -> None:
+        pass
+
+
+def serve_saved_simulator(state_dir: Path, port: int) -> None:
+    """Child-process mode: the simulator on ``port`` with the state saved in ``state_dir``."""
+    import logging
+
+    from aiohttp import web
+
+    from simulator.server import SimulatorServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = SimulatorServer(_LoadOnlyStore(state_dir))
+    web.run_app(server.app, host="127.0.0.1", port=port, print=None, shutdown_timeout=3.0, access_log=None,
+                backlog=2048)
+
+
+@contextmanager
+def saved_simulator(state_dir: Path, log_path: Path) -> Iterator[SimulatorHandle]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    child = ChildProcess("simulator", [sys.executable, __file__, "--serve-simulator", str(state_dir),
+                                       "--port", str(port)],
+                         log_path=log_path, ready=lambda: http_ok(base + "/healthz"), ready_timeout_s=120)
+    child.start()
+    try:
+        import base64
+        import json
+
+        with urllib.request.urlopen(base + "/v1/root-key", timeout=5) as response:
+            root = base64.b64decode(json.load(response)["publicKey"])
+        yield SimulatorHandle(ws_url=f"ws://127.0.0.1:{port}/ws/chat", control_url=base, root_public_key=root,
+                              process=child)
+    finally:
+        child.stop()
+
+
 def logged_in(sim: SimulatorHandle) -> int:
     import json
 
@@ -130,7 +270,14 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--idle-s", type=float, default=10.0, help="idle time before measuring memory")
+    parser.add_argument("--seed-dir", type=Path, default=None,
+                        help="save the setup here on the first run, load it on later runs")
+    parser.add_argument("--serve-simulator", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_simulator is not None:
+        serve_saved_simulator(args.serve_simulator, args.port)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench-restore-"))
     print(f"logs: {tmp}", flush=True)
     started: list[ChildProcess] = []
@@ -148,9 +295,26 @@ def main() -> None:
                            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{ps_port}",
                            "KEEPER_PROJECT": PROJECT, "GOOGLE_CLOUD_PROJECT": PROJECT,
                            "KEEPER_KEK_FILE": str(tmp / "home" / "kek.json")})
+        reuse = args.seed_dir is not None and seed_saved(args.seed_dir, args.accounts)
+        if reuse:
+            (tmp / "home").mkdir(parents=True, exist_ok=True)
+            shutil.copy(args.seed_dir / "kek.json", tmp / "home" / "kek.json")
         stack = start_stack(children, PROJECT, uuid.uuid4().hex[:8], tmp / "home", lease_ttl_s=30)
-        with simulator_process(log_path=tmp / "simulator.log") as sim:
-            asyncio.run(seed(args, sim))
+        sim_state: Path | None = None
+        if args.seed_dir is not None:
+            if not reuse:
+                seed_and_save(args, tmp, args.seed_dir)
+            else:
+                t_load = time.monotonic()
+                count = load_firestore(args.seed_dir / "firestore.pickle")
+                print(f"setup loaded from {args.seed_dir} ({count} Firestore documents) in "
+                      f"{time.monotonic() - t_load:.0f} s", flush=True)
+            sim_state = args.seed_dir / "simulator"
+        simulator = (simulator_process(log_path=tmp / "simulator.log") if sim_state is None
+                     else saved_simulator(sim_state, tmp / "simulator.log"))
+        with simulator as sim:
+            if sim_state is None:
+                asyncio.run(seed(args, sim))
 
             idle, idle_port = connector(children, stack, sim, "bench-empty", capacity=0)
             deadline = time.monotonic() + 60
@@ -162,6 +326,8 @@ def main() -> None:
             idle.stop()
 
             before = logged_in(sim)
+            watched = [*started, *([sim.process] if sim.process is not None else [])]
+            cpu_before = cpu_by_process(watched)
             t0 = time.monotonic()
             proc, port = connector(children, stack, sim, "bench-restore", capacity=args.accounts)
             ready_at = None
@@ -175,9 +341,14 @@ def main() -> None:
                     break
                 time.sleep(0.1)
             elapsed = time.monotonic() - t0
+            cpu_used = {name: used - cpu_before.get(name, 0.0)
+                        for name, used in cpu_by_process([*watched, proc]).items()}
             print(f"connector ready (first connectorSync) after {ready_at or float('nan'):.1f} s")
             print(f"restore {count}/{args.accounts} accounts to open sockets: {elapsed:.1f} s "
                   f"(target < 15 s for 1,000)")
+            print("CPU seconds used while restoring: " + ", ".join(
+                f"{name} {used:.1f}" for name, used in sorted(cpu_used.items(), key=lambda kv: -kv[1])
+                if name != "bench-empty") + f" (of {elapsed * (os.cpu_count() or 1):.0f} available)")
             time.sleep(args.idle_s)
             assert proc.process is not None
             rss = rss_mib(proc.process.pid)

@@ -114,6 +114,11 @@ class MemoryLeaseStore:
             self._leases[account_id] = lease
             return lease
 
+    def claim_many(self, account_ids: Sequence[str], connector_id: str, now: datetime,
+                   ttl_s: float) -> dict[str, Lease | None]:
+        return {account_id: self.claim(account_id, connector_id, now, ttl_s)
+                for account_id in dict.fromkeys(account_ids)}
+
     def renew_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,
                    ttl_s: float) -> dict[str, Lease | None]:
         return {account_id: self.renew(account_id, connector_id, generation, now, ttl_s)
@@ -201,6 +206,10 @@ class MemoryOutcomeStore:
     def record(self, outcome: RestoreOutcome) -> None:
         with self._lock:
             self.outcomes.append(outcome)
+
+    def record_many(self, outcomes: Sequence[RestoreOutcome]) -> None:
+        with self._lock:
+            self.outcomes.extend(outcomes)
 
     def since(self, at: datetime) -> list[RestoreOutcome]:
         with self._lock:

@@ -27,6 +27,9 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,8 +64,22 @@ CLAIM_BUDGET_S = 3.0
 KEK_RETRY_S = 60.0
 
 
-class _KekOutOfReach(Exception):
-    """A restore was postponed because the KEK could not be fetched (lease already given back)."""
+#: Accounts claimed per round: one lease transaction, one batch of index updates and one of
+#: outcome records each. The claim budget is checked between rounds, so a round is what it may overrun.
+CLAIM_ROUND = 25
+#: Restores of one round run on this many threads: each waits on Firestore reads (head, version)
+#: that overlap, while decrypting and sealing take turns on the interpreter.
+RESTORE_THREADS = 6
+
+
+@dataclass(slots=True)
+class _HandOut:
+    """What serving one claimed account produced; the store writes it needs are batched per round."""
+
+    entry: dict[str, Any] | None = None
+    outcome: RestoreOutcome | None = None
+    kek_unavailable: bool = False
+    commands: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ConnectorSyncService:
@@ -77,40 +94,31 @@ class ConnectorSyncService:
         self._pairing_ttl_s = pairing_ttl_s
         self._max_claims = max_claims
         self._known_key: VaultKeyRecord | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     def sync(self, request: SyncRequest) -> dict[str, Any]:
+        started = time.monotonic()
         now = self._clock()
         release_all(self._stores, request.connector_id, request.release, now)
         released = {r.account_id for r in request.release}
         held = tuple(h for h in request.held if h.account_id not in released)  # released wins
         renewal = renew_all(self._stores, request.connector_id, held, now, self._lease_ttl_s)
-        claimed: list[dict[str, Any]] = []
+        renewed_at = time.monotonic()
         commands = list(renewal.commands)
         free = min(request.capacity - len(renewal.held_ids), self._max_claims)
-        deadline = time.monotonic() + CLAIM_BUDGET_S
+        claimed: list[dict[str, Any]] = []
         if free > 0:
             skip = renewal.held_ids | {r.account_id for r in request.release}
-            restores_paused = False
-            for account in self._candidates(free, skip, now):
-                if len(claimed) >= free or time.monotonic() > deadline:
-                    break
-                if restores_paused and account.status is not AccountStatus.PAIRING:
-                    continue
-                try:
-                    entry = self._claim(request, account)
-                except _KekOutOfReach:
-                    # Each attempt may wait on Secret Manager's retries: one per call is enough, the
-                    # answer (with the renewals in it) must reach the connector in time.
-                    restores_paused = True
-                    continue
-                if entry is None:
-                    continue
-                claimed.append(entry)
-                if account.status is AccountStatus.REMOVING:
-                    commands.append({"accountId": account.account_id, "action": "remove"})
+            claimed, claim_commands = self._claim_work(request, self._candidates(free, skip, now), free)
+            commands.extend(claim_commands)
+        claimed_at = time.monotonic()
         self._stores.status.record_connector(ConnectorRecord(
             request.connector_id, now, request.capacity, len(renewal.held_ids) + len(claimed)))
         public_key, key_id = self._vault_key()
+        _log.info("connectorSync %s: %d released, %d renewed of %d held, %d lost, %d claimed in %.2f s "
+                  "(release + renew %.2f s, claim %.2f s)", request.connector_id, len(request.release),
+                  len(renewal.renewed), len(held), len(renewal.lost), len(claimed), time.monotonic() - started,
+                  renewed_at - started, claimed_at - renewed_at)
         return {
             "leaseTtlS": self._lease_ttl_s,
             "vaultPublicKey": base64.b64encode(public_key).decode("ascii"),
@@ -141,8 +149,10 @@ class ConnectorSyncService:
 
     def _candidates(self, free: int, skip: set[str], now: Any) -> list[Account]:
         limit = free * _CANDIDATE_FACTOR + _CANDIDATE_EXTRA
-        accounts = self._stores.accounts.claimable(now, limit) + self._stores.accounts.removing(limit)
-        accounts = [a for a in accounts if a.account_id not in skip and (a.serve or a.status is AccountStatus.REMOVING)]
+        found = self._stores.accounts.claimable(now, limit) + self._stores.accounts.removing(limit)
+        unique = {a.account_id: a for a in reversed(found)}  # first occurrence wins, order kept below
+        accounts = [a for a in found if unique.pop(a.account_id, None) is not None and a.account_id not in skip
+                    and (a.serve or a.status is AccountStatus.REMOVING)]
         leases = self._stores.leases.get_many([a.account_id for a in accounts])
         free_accounts: list[Account] = []
         behind: dict[str, dict[str, Any]] = {}
@@ -157,41 +167,131 @@ class ConnectorSyncService:
             self._stores.accounts.update_many(behind)
         return free_accounts
 
-    def _claim(self, request: SyncRequest, account: Account) -> dict[str, Any] | None:
+    def _needs_vault(self, account: Account) -> bool:
+        return account.status is not AccountStatus.PAIRING or self._saved_since_pairing(account)
+
+    def _claim_work(self, request: SyncRequest, candidates: list[Account],
+                    free: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Claim and serve up to ``free`` candidates in rounds, within :data:`CLAIM_BUDGET_S`.
+
+        The first account that needs the vault goes in a round of its own: if the KEK is out of
+        reach, that one attempt (which may wait on Secret Manager's retries) is the only one of the
+        call, and no other account is claimed only to be given back. Later rounds run in parallel."""
+        deadline = time.monotonic() + CLAIM_BUDGET_S
+        claimed: list[dict[str, Any]] = []
+        commands: list[dict[str, Any]] = []
+        restored_ids: list[str] = []
+        vault_proven = restores_paused = False
+        queue = list(candidates)
+        while queue and len(claimed) < free:
+            if restores_paused:
+                queue = [a for a in queue if not self._needs_vault(a)]
+            size = min(CLAIM_ROUND, free - len(claimed))
+            round_: list[Account] = []
+            while queue and len(round_) < size:
+                account = queue.pop(0)
+                round_.append(account)
+                if not vault_proven and self._needs_vault(account):
+                    break
+            outs = self._claim_round(request, round_)
+            outcomes = [o.outcome for o in outs if o.outcome is not None]
+            if outcomes:
+                self._stores.outcomes.record_many(outcomes)
+            for account, out in zip(round_, outs, strict=True):
+                if out.kek_unavailable:
+                    restores_paused = True
+                if out.entry is None:
+                    continue
+                claimed.append(out.entry)
+                commands.extend(out.commands)
+                if out.outcome is not None:
+                    restored_ids.append(account.account_id)
+                if self._needs_vault(account) and not out.kek_unavailable:
+                    vault_proven = True
+            if time.monotonic() > deadline:
+                break
+        self._resolve_kek_alerts(restored_ids)
+        return claimed, commands
+
+    def _claim_round(self, request: SyncRequest, accounts: Sequence[Account]) -> list[_HandOut]:
+        """Take the leases of ``accounts`` at once, then serve each claimed one (in parallel)."""
         now = self._clock()
-        if (account.status is AccountStatus.PAIRING and self._pairing_expired(account, now)
-                and not self._saved_since_pairing(account)):
-            self._stores.accounts.update(account.account_id, {
-                "status": AccountStatus.PAIRING_EXPIRED, **serving(False, now), "pairing": None, "updated_at": now})
-            return None
-        lease = self._stores.leases.claim(account.account_id, request.connector_id, now, self._lease_ttl_s)
-        if lease is None:
-            return None  # another connector was faster
-        _log.info("account %s: claimed by %s (generation %d)", account.account_id, request.connector_id,
-                  lease.generation)
-        if account.serve:
-            self._stores.accounts.update(account.account_id, {"claimable_after": lease.expires_at})
+        outs = [_HandOut() for _ in accounts]
+        wanted: list[Account] = []
+        for account in accounts:
+            if (account.status is AccountStatus.PAIRING and self._pairing_expired(account, now)
+                    and not self._saved_since_pairing(account)):
+                self._stores.accounts.update(account.account_id, {
+                    "status": AccountStatus.PAIRING_EXPIRED, **serving(False, now), "pairing": None,
+                    "updated_at": now})
+            else:
+                wanted.append(account)
+        if not wanted:
+            return outs
+        leases = self._stores.leases.claim_many([a.account_id for a in wanted], request.connector_id, now,
+                                                self._lease_ttl_s)
+        jobs: list[tuple[int, Account, Lease]] = []
+        index: dict[str, dict[str, Any]] = {}
+        for i, account in enumerate(accounts):
+            lease = leases.get(account.account_id)
+            if lease is None:
+                continue  # expired pairing, or another connector was faster
+            _log.info("account %s: claimed by %s (generation %d)", account.account_id, request.connector_id,
+                      lease.generation)
+            if account.serve:
+                index[account.account_id] = {"claimable_after": lease.expires_at}
+            jobs.append((i, account, lease))
+        if index:
+            self._stores.accounts.update_many(index)
+        if len(jobs) == 1:
+            results = [self._serve_claim(request, jobs[0][1], jobs[0][2])]
+        else:
+            results = list(self._pool().map(lambda job: self._serve_claim(request, job[1], job[2]), jobs))
+        for (i, _, _), out in zip(jobs, results, strict=True):
+            outs[i] = out
+        return outs
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(RESTORE_THREADS, thread_name_prefix="restore")
+        return self._executor
+
+    def _serve_claim(self, request: SyncRequest, account: Account, lease: Lease) -> _HandOut:
+        """Hand out one claimed account: pairing details, or its restored state sealed to the connector."""
+        now = self._clock()
         try:
             linked = None
             if account.status is AccountStatus.PAIRING:
                 linked = self._linked_while_pairing(account)
                 if linked is None:
-                    return {**lease_entry(lease), "mode": "pair", "sealedState": None, "version": None,
-                            "fellBack": False,
-                            "pairing": {"method": account.method.value, "phoneNumber": account.phone_number}}
-            return self._restore(request, account, lease, linked)
+                    return _HandOut({**lease_entry(lease), "mode": "pair", "sealedState": None, "version": None,
+                                     "fellBack": False,
+                                     "pairing": {"method": account.method.value,
+                                                 "phoneNumber": account.phone_number}})
+            out = self._restore(request, account, lease, linked)
         except shared_errors.KekUnavailableError:
             self._give_back(account, request.connector_id, lease, now + timedelta(seconds=KEK_RETRY_S))
             self._alerter.raise_alert(account.account_id, "kek_unavailable",
                                       f"Account {account.account_id} cannot be restored for now: "
                                       "the key-encryption key cannot be fetched.")
             _log.error("account %s: restore postponed, the KEK cannot be fetched", account.account_id)
-            raise _KekOutOfReach from None
+            return _HandOut(kek_unavailable=True)
         except Exception:
             # Transient trouble (Firestore): give the lease back so another sync retries soon.
             self._give_back(account, request.connector_id, lease, now)
             _log.exception("account %s: restore interrupted, lease released", account.account_id)
-            return None
+            return _HandOut()
+        if out.entry is not None and account.status is AccountStatus.REMOVING:
+            out.commands.append({"accountId": account.account_id, "action": "remove"})
+        return out
+
+    def _resolve_kek_alerts(self, account_ids: list[str]) -> None:
+        """Close the ``kek_unavailable`` alerts of accounts just restored (one query for all)."""
+        if not account_ids:
+            return
+        waiting = {a.account_id for a in self._stores.alerts.open_alerts(account_ids) if a.kind == "kek_unavailable"}
+        for account_id in sorted(waiting):
+            self._alerter.resolve(account_id, ("kek_unavailable",))
 
     def _give_back(self, account: Account, connector_id: str, lease: Lease, retry_at: datetime) -> None:
         self._stores.leases.release(account.account_id, connector_id, lease.generation, self._clock())
@@ -229,7 +329,7 @@ class ConnectorSyncService:
         return restored
 
     def _restore(self, request: SyncRequest, account: Account, lease: Lease,
-                 restored: RestoredState | None = None) -> dict[str, Any] | None:
+                 restored: RestoredState | None = None) -> _HandOut:
         account_id = account.account_id
         now = self._clock()
         try:
@@ -243,24 +343,22 @@ class ConnectorSyncService:
                 self._fail(request, account, lease, failure_kind(exc.skipped), tuple(exc.skipped))
             else:
                 self._fail(request, account, lease, "no_stored_state", ())
-            return None
+            return _HandOut()
         sealed = self._sealer.seal_restore(request.public_key, OpenedSnapshot(
             account_id, lease.generation, request.connector_id, now, restored.state))
         fell_back = bool(restored.skipped)
         outcome = RestoreOutcomeKind.FELL_BACK if fell_back else RestoreOutcomeKind.RESTORED
-        self._stores.outcomes.record(RestoreOutcome(
-            account_id, outcome, now, request.connector_id, restored.version,
-            failure_kind(restored.skipped) if fell_back else None, len(restored.skipped)))
-        self._alerter.resolve(account_id, ("kek_unavailable",))
+        record = RestoreOutcome(account_id, outcome, now, request.connector_id, restored.version,
+                                failure_kind(restored.skipped) if fell_back else None, len(restored.skipped))
         if fell_back:
             self._alerter.raise_alert(account_id, "fell_back",
                                       f"Account {account_id} restored from older version "
                                       f"{restored.version}; {len(restored.skipped)} newer version(s) unusable.")
         _log.info("account %s: restored version %d for %s%s", account_id, restored.version,
                   request.connector_id, " (fell back)" if fell_back else "")
-        return {**lease_entry(lease), "mode": "restore",
-                "sealedState": base64.b64encode(sealed).decode("ascii"), "version": restored.version,
-                "fellBack": fell_back, "pairing": None}
+        return _HandOut({**lease_entry(lease), "mode": "restore",
+                         "sealedState": base64.b64encode(sealed).decode("ascii"), "version": restored.version,
+                         "fellBack": fell_back, "pairing": None}, record)
 
     def _fail(self, request: SyncRequest, account: Account, lease: Lease, reason: str,
               skipped: tuple[tuple[int, str], ...]) -> None:

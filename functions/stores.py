@@ -72,6 +72,12 @@ class LeaseStore(Protocol):
         """Take the account when nobody holds a live lease: generation + 1. None if taken."""
         ...
 
+    def claim_many(self, account_ids: Sequence[str], connector_id: str, now: datetime,
+                   ttl_s: float) -> dict[str, Lease | None]:
+        """:meth:`claim` for many accounts, in as few round trips as possible; each claim stays atomic
+        (one that another connector won in the meantime comes back None)."""
+        ...
+
     def renew_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,
                    ttl_s: float) -> dict[str, Lease | None]:
         """:meth:`renew` for many (account id, generation) pairs, in as few round trips as possible."""
@@ -116,6 +122,10 @@ class AlertStore(Protocol):
 
 class OutcomeStore(Protocol):
     def record(self, outcome: RestoreOutcome) -> None: ...
+
+    def record_many(self, outcomes: Sequence[RestoreOutcome]) -> None:
+        """:meth:`record` for many outcomes in batches."""
+        ...
 
     def since(self, at: datetime) -> list[RestoreOutcome]: ...
 

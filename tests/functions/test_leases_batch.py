@@ -1,0 +1,87 @@
+"""Batched lease claims and outcome records, on both stores (memory, and Firestore on the emulator)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from functions.firestore_stores import firestore_stores
+from functions.memory_stores import memory_stores
+from functions.model import RestoreOutcome, RestoreOutcomeKind
+from functions.stores import Stores
+from tests.functions.support import T0
+
+
+def _check_claim_many(stores: Stores) -> None:
+    leases = stores.leases
+    assert leases.claim("held", "c2", T0, 30) is not None
+    assert leases.claim("expired", "c2", T0 - timedelta(seconds=60), 30) is not None
+    assert leases.claim("released", "c2", T0, 30) is not None
+    assert leases.release("released", "c2", 1, T0)
+    got = leases.claim_many(["new", "held", "expired", "released", "new"], "c1", T0, 30)
+    assert set(got) == {"new", "held", "expired", "released"}
+    assert got["held"] is None, "a live lease of another connector is not taken"
+    new, expired, released = got["new"], got["expired"], got["released"]
+    assert new is not None and (new.connector_id, new.generation) == ("c1", 1)
+    assert new.expires_at == T0 + timedelta(seconds=30)
+    assert expired is not None and expired.generation == 2, "a change of owner increments the generation"
+    assert released is not None and released.generation == 2
+    stored = leases.get_many(["new", "held", "expired", "released"])
+    assert {k: (v.connector_id, v.generation) for k, v in stored.items()} == {
+        "new": ("c1", 1), "held": ("c2", 1), "expired": ("c1", 2), "released": ("c1", 2)}
+    assert leases.claim_many([], "c1", T0, 30) == {}
+
+
+def _check_record_many(stores: Stores) -> None:
+    outcomes = [RestoreOutcome(f"a{i}", RestoreOutcomeKind.RESTORED, T0, "c1", 3, None, 0) for i in range(5)]
+    stores.outcomes.record_many(outcomes)
+    stores.outcomes.record_many([])
+    got = sorted(stores.outcomes.since(T0), key=lambda o: o.account_id)
+    assert got == outcomes
+
+
+def test_claim_many_in_memory() -> None:
+    _check_claim_many(memory_stores())
+
+
+def test_record_many_in_memory() -> None:
+    _check_record_many(memory_stores())
+
+
+@pytest.mark.integration
+def test_claim_many_on_firestore(firestore_client: Any) -> None:
+    _check_claim_many(firestore_stores(firestore_client))
+
+
+@pytest.mark.integration
+def test_record_many_on_firestore(firestore_client: Any) -> None:
+    _check_record_many(firestore_stores(firestore_client))
+
+
+@pytest.mark.integration
+def test_concurrent_batched_claims_give_each_account_to_exactly_one_connector(firestore_client: Any) -> None:
+    stores = firestore_stores(firestore_client)
+    accounts = [f"acc{i}" for i in range(12)]
+    won: dict[str, list[str]] = {a: [] for a in accounts}
+    lock = threading.Lock()
+
+    def connector(name: str, order: list[str]) -> None:
+        for start in range(0, len(order), 4):
+            for account_id, lease in stores.leases.claim_many(order[start:start + 4], name, T0, 30).items():
+                if lease is not None:
+                    with lock:
+                        won[account_id].append(f"{name}@{lease.generation}")
+
+    orders = [accounts, accounts[::-1], accounts[6:] + accounts[:6], accounts[3:] + accounts[:3]]
+    threads = [threading.Thread(target=connector, args=(f"c{i}", order)) for i, order in enumerate(orders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(len(winners) == 1 for winners in won.values()), won
+    assert all(w[0].endswith("@1") for w in won.values())
+    stored = stores.leases.get_many(accounts)
+    assert all(f"{stored[a].connector_id}@{stored[a].generation}" == won[a][0] for a in accounts)
