@@ -47,9 +47,7 @@ class VaultSessions:
     def save(self, account_id: str, state: AuthState, generation: int,
              produced_at: datetime | None = None) -> SavedVersion:
         result = self._vault.save(account_id, state, generation, produced_at)
-        head = self._store.get_head(account_id)
-        kept = len(head.versions) if head is not None else 0
-        return SavedVersion(result.version, not result.created, kept)
+        return SavedVersion(result.version, not result.created, result.versions_kept)
 
     def restore(self, account_id: str) -> RestoredState:
         # The vault skips a version whose KEK cannot be fetched like a broken one; here that is a

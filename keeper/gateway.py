@@ -7,9 +7,15 @@ functions-framework app (``create_app``), exactly as it runs when deployed; the 
 routes by path and hands the rest of the path to the function (Pub/Sub push endpoints end in
 ``/projects/P/topics/T``, which functions-framework reads to build the CloudEvent).
 
-:func:`ensure_local_pubsub` creates the topics and the push subscriptions that deliver to the
+:func:`ensure_local_pubsub` creates the topics and the subscriptions that deliver to the
 Pub/Sub-triggered functions on the emulator; it is idempotent and repoints existing
-subscriptions at the current gateway address.
+subscriptions at the current gateway address. Two deliveries:
+
+- ``relay`` (what ``keeper functions`` runs): pull subscriptions that :class:`keeper.relay.PubSubRelay`
+  drains into the functions as Eventarc-style CloudEvents, many messages at once, ordered per key;
+- ``push``: the emulator's own push to ``.../<function>/projects/P/topics/T``. Simple, but the
+  emulator keeps at most two pushes in flight per subscription, so it persists only a few
+  snapshots per second.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from keeper.relay import Route
 
 _log = logging.getLogger(__name__)
 
@@ -100,21 +108,36 @@ class GatewayServer:
             self._thread.join(timeout=5)
 
 
+Delivery = Literal["push", "relay"]
+#: Pub/Sub-triggered function -> the role of the topic it listens to.
+TRIGGERS = {"persistSnapshot": "snapshots", "recordConnectionEvent": "connection_events"}
+
+
 @dataclass(frozen=True)
 class LocalPubSub:
-    """What :func:`ensure_local_pubsub` set up: topic ids and subscription -> push endpoint."""
+    """What :func:`ensure_local_pubsub` set up: topic ids, and per trigger its subscription and endpoint."""
 
     topics: tuple[str, ...]
-    push: Mapping[str, str]
+    delivery: Delivery
+    routes: tuple[Route, ...]
+
+    @property
+    def push(self) -> Mapping[str, str]:
+        """Subscription path -> function endpoint it delivers to."""
+        return {route.subscription: route.endpoint for route in self.routes}
 
 
 def ensure_local_pubsub(project: str, functions_base: str, *, topics: Mapping[str, str] | None = None,
-                        suffix: str = "") -> LocalPubSub:
-    """Create the topics and push subscriptions of the local stack on the Pub/Sub emulator.
+                        suffix: str = "", delivery: Delivery = "push") -> LocalPubSub:
+    """Create the topics and subscriptions of the local stack on the Pub/Sub emulator.
 
     ``topics`` maps a role (``snapshots``, ``connection_events``, ``messages``, ``alerts``) to a
     topic id; defaults come from the functions' configuration. ``suffix`` is appended to
-    subscription ids (tests use it to keep runs apart). Needs ``PUBSUB_EMULATOR_HOST``.
+    subscription ids (tests use it to keep runs apart). With ``delivery="relay"`` the subscriptions
+    are pull subscriptions (``<function>-relay<suffix>``) for a :class:`~keeper.relay.PubSubRelay`
+    over the returned routes, and the push subscriptions of an earlier push set-up are deleted so
+    that nothing is delivered twice; with ``"push"`` it is the other way round. Ordering is on
+    either way. Needs ``PUBSUB_EMULATOR_HOST``.
     """
     from google.api_core import exceptions as gexc
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
@@ -130,22 +153,30 @@ def ensure_local_pubsub(project: str, functions_base: str, *, topics: Mapping[st
     for topic in names.values():
         with contextlib.suppress(gexc.AlreadyExists):
             publisher.create_topic(name=publisher.topic_path(project, topic))
-    routes = {"persistSnapshot": names["snapshots"], "recordConnectionEvent": names["connection_events"]}
-    push: dict[str, str] = {}
+    routes: list[Route] = []
     base = functions_base.rstrip("/")
     with subscriber:
-        for function, topic in routes.items():
-            sub_path = subscriber.subscription_path(project, f"{function}-push{suffix}")
-            endpoint = f"{base}/{function}/projects/{project}/topics/{topic}"
-            push_config = pubsub_v1.types.PushConfig(push_endpoint=endpoint)
+        for function, role in TRIGGERS.items():
+            topic_path = publisher.topic_path(project, names[role])
+            kinds = {"push": subscriber.subscription_path(project, f"{function}-push{suffix}"),
+                     "relay": subscriber.subscription_path(project, f"{function}-relay{suffix}")}
+            sub_path = kinds[delivery]
+            if delivery == "push":
+                endpoint = f"{base}/{function}/projects/{project}/topics/{names[role]}"
+                push_config = pubsub_v1.types.PushConfig(push_endpoint=endpoint)
+            else:
+                endpoint = f"{base}/{function}"
+                push_config = pubsub_v1.types.PushConfig()
             try:
                 subscriber.create_subscription(request={
-                    "name": sub_path, "topic": publisher.topic_path(project, topic),
-                    "push_config": push_config, "ack_deadline_seconds": 60,
-                    "enable_message_ordering": True,
+                    "name": sub_path, "topic": topic_path, "push_config": push_config,
+                    "ack_deadline_seconds": 60, "enable_message_ordering": True,
                 })
             except gexc.AlreadyExists:
                 subscriber.modify_push_config(request={"subscription": sub_path, "push_config": push_config})
-            push[sub_path] = endpoint
-            _log.info("push subscription %s -> %s", sub_path, endpoint)
-    return LocalPubSub(tuple(names.values()), push)
+            other = kinds["relay" if delivery == "push" else "push"]
+            with contextlib.suppress(gexc.NotFound):
+                subscriber.delete_subscription(request={"subscription": other})
+            routes.append(Route(function=function, topic=topic_path, subscription=sub_path, endpoint=endpoint))
+            _log.info("%s subscription %s -> %s", delivery, sub_path, endpoint)
+    return LocalPubSub(tuple(names.values()), delivery, tuple(routes))

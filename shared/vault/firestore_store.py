@@ -10,12 +10,15 @@ Layout (docs/ARCHITECTURE.md)::
 The head document is the reference system's document too: head fields are written with field-path
 merges so a legacy ``creds`` map (and ``accountId``, ``updatedAt``) next to them survives until
 migration removes it. A save writes the version, its chunks, the head and the deletion of dropped
-versions in one transaction, so a version is visible only once all of it is written.
+versions in one commit, guarded by a precondition on the head it planned against, so a version is
+visible only once all of it is written and two saves can never both build on the same head.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
@@ -26,7 +29,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.errors import IntegrityError, NotFoundError, VaultConflictError, VaultError
 from shared.vault.crypto import EnvelopeHeader
 from shared.vault.legacy import parse_legacy_time
-from shared.vault.store import Decision, Head, HeadOnly, LegacyRecord, NewVersion, Planner, VersionRecord, VersionRef
+from shared.vault.store import Decision, Head, LegacyRecord, NewVersion, Planner, VersionRecord, VersionRef
 from shared.vault.vault import CHUNK_BYTES
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,9 @@ CHUNKS: Final = "chunks"
 HEAD_FORMAT: Final = "keeper.vault.v1"
 _DELETE_BATCH: Final = 400
 TRANSACTION_ATTEMPTS: Final = 8
+#: A save that finds the head changed under it plans again, at most this many times in all.
+COMMIT_ATTEMPTS: Final = 8
+COMMIT_BACKOFF_S: Final = 0.02
 
 
 def version_id(version: int) -> str:
@@ -102,7 +108,7 @@ class FirestoreVaultStore:
             return fn(*args, **kwargs)
         except VaultError:
             raise
-        except (gexc.Aborted, gexc.Conflict) as exc:
+        except (gexc.Aborted, gexc.Conflict, gexc.FailedPrecondition) as exc:
             raise VaultConflictError(f"{what}: concurrent change ({exc.message})") from exc
         except ValueError as exc:
             # google-cloud-firestore gives up on a contended transaction with a bare ValueError.
@@ -178,27 +184,46 @@ class FirestoreVaultStore:
         txn.delete(version_ref)
 
     def commit(self, account_id: str, planner: Planner) -> Decision:
-        head_ref = self._head_ref(account_id)
+        """Read the head, plan, and write the plan in one commit guarded by a precondition on the head.
 
-        @firestore.transactional
-        def run(txn: Any) -> Decision:
-            snap = head_ref.get(transaction=txn)
+        Optimistic instead of a transaction: the commit carries "the head is unchanged since it was read"
+        (its update time, or "absent" for a first save), so the version, its chunks, the new head and the
+        deletion of rotated-out versions land together only if the plan was made against the current head;
+        otherwise nothing is written and the save plans again. Same guarantee, two calls instead of three,
+        and no locks held between them (the emulator's pessimistic transaction locks made concurrent saves
+        and account writes wait on each other).
+        """
+        head_ref = self._head_ref(account_id)
+        where = f"account {account_id}: save"
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            snap = self._call(f"{where}: read head", head_ref.get)
             head = _head_from_record(account_id, snap.to_dict() if snap.exists else None)
             decision = planner(head)
+            if decision is None:
+                return None
+            batch = self._db.batch()
             if isinstance(decision, NewVersion):
                 chunk_count = next(r.chunks for r in decision.head.versions
                                    if r.version == decision.record.version)
-                self._write_version(txn, account_id, decision.record, chunk_count)
+                self._write_version(batch, account_id, decision.record, chunk_count)
                 for ref in decision.drop:
-                    self._delete_version(txn, account_id, ref)
-            if isinstance(decision, NewVersion | HeadOnly):
-                record = _head_to_record(decision.head)
-                record["accountId"] = account_id
-                txn.set(head_ref, record, merge=list(record))
+                    self._delete_version(batch, account_id, ref)
+            record = _head_to_record(decision.head)
+            record["accountId"] = account_id
+            if snap.exists:
+                # Field by field, like a merge: a legacy document's plaintext fields stay beside the head.
+                batch.update(head_ref, record, option=self._db.write_option(last_update_time=snap.update_time))
+            else:
+                batch.create(head_ref, record)
+            try:
+                self._call(where, batch.commit)
+            except VaultConflictError:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, COMMIT_BACKOFF_S * attempt))
+                continue
             return decision
-
-        result: Decision = self._call(f"account {account_id}: save", run, self._transaction())
-        return result
+        raise AssertionError("unreachable")
 
     # --- header swaps (KEK rotation), health, deletion ----------------------------------------------
 

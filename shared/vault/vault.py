@@ -85,6 +85,7 @@ class SaveResult:
     raw_size: int
     stored_size: int
     dropped: tuple[int, ...] = ()
+    versions_kept: int = 0  # how many versions the head keeps after this save
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,10 @@ class Vault:
         kek_version = self._kek.current_version()
         kek = self._kek.key(kek_version)
         digest = prepared.plaintext_sha256.hex()
+        seen: list[Head | None] = [None]  # the head the last plan was made against
 
         def plan(head: Head | None) -> NewVersion | HeadOnly | None:
+            seen[0] = head
             now = self._clock()
             if head is not None and generation < head.generation:
                 raise StaleGenerationError(account_id, generation, head.generation)
@@ -258,13 +261,13 @@ class Vault:
                      decision.head.latest_version, generation, decision.head.stored_size)
             return SaveResult(account_id, decision.head.latest_version, generation, True, digest,
                               prepared.raw_size, decision.head.stored_size,
-                              tuple(ref.version for ref in decision.drop))
-        head = decision.head if isinstance(decision, HeadOnly) else self._store.get_head(account_id)
-        if head is None:  # deleted between commit and read: report the no-op as such
+                              tuple(ref.version for ref in decision.drop), len(decision.head.versions))
+        head = decision.head if isinstance(decision, HeadOnly) else seen[0]
+        if head is None:  # unreachable: a plan without a head always writes a first version
             raise NotFoundError(f"account {account_id} vanished during save")
         log.info("account %s: state unchanged, v%d kept", account_id, head.latest_version)
         return SaveResult(account_id, head.latest_version, head.generation, False, digest,
-                          head.raw_size, head.stored_size)
+                          head.raw_size, head.stored_size, versions_kept=len(head.versions))
 
     def save_snapshot(self, snapshot: Snapshot) -> SaveResult:
         return self.save(snapshot.account_id, snapshot.state, snapshot.generation, snapshot.produced_at)

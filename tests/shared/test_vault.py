@@ -83,6 +83,14 @@ def test_unchanged_state_is_a_no_op_but_raises_generation(vault: Vault, store: M
         vault.save("acct-1", changed(state, 1), 3)
 
 
+def test_save_reports_how_many_versions_the_head_keeps(vault: Vault) -> None:
+    states = [changed(registered_state(), n) for n in range(5)]
+    kept = [vault.save("acct-1", state, 1).versions_kept for state in states]
+    assert kept == [1, 2, 3, 3, 3]
+    again = vault.save("acct-1", states[-1], 1)  # no-op: the count comes from the head it matched
+    assert (again.created, again.versions_kept) == (False, 3)
+
+
 def test_stale_generation_is_refused_and_nothing_changes(vault: Vault, store: MemoryVaultStore) -> None:
     state = registered_state()
     vault.save("acct-1", state, 5)

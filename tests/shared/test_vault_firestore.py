@@ -239,3 +239,41 @@ def test_concurrent_late_deliveries_never_roll_the_state_back(vault: Vault, fire
     assert head["producedAt"] == t0 + timedelta(seconds=newest), outcomes
     restored = vault.restore("acct-1").state
     assert canonical_state_bytes(restored) == canonical_state_bytes(states[newest])
+
+
+def test_a_head_changed_between_read_and_commit_is_planned_again(firestore_client: Any, kek: LocalFileKek) -> None:
+    """The save's commit is guarded by the head it planned against: a writer slipping in between makes
+    nothing of the stale plan land, and the save numbers its version after the other writer's."""
+    store = FirestoreVaultStore(firestore_client)
+    vault = Vault(store, kek)
+    base = registered_state()
+    vault.save("acct-1", base, 1)
+    original_commit = store.commit
+    interfered: list[int] = []
+
+    def commit_with_a_writer_in_between(account_id: str, planner: Any) -> Any:
+        def planner_then_other_writer(head: Any) -> Any:
+            decision = planner(head)
+            if not interfered:  # after the first plan, before its commit: another save lands
+                interfered.append(head.latest_version)
+                Vault(FirestoreVaultStore(firestore_client), kek).save("acct-1", changed(base, 99), 1)
+            return decision
+
+        return original_commit(account_id, planner_then_other_writer)
+
+    store.commit = commit_with_a_writer_in_between  # type: ignore[method-assign]
+    result = vault.save("acct-1", changed(base, 1), 1)
+    assert interfered == [1]
+    assert result.version == 3 and result.versions_kept == 3
+    info = vault.inspect("acct-1")
+    assert [v.version for v in info.versions] == [3, 2, 1]
+    assert vault.restore("acct-1").state.keys["session"]["extra.1"] is not None
+    assert len(list(sessions(firestore_client).collection("versions").list_documents())) == 3
+
+
+def test_first_save_keeps_a_legacy_document_fields(firestore_client: Any, kek: LocalFileKek) -> None:
+    sessions(firestore_client).set({"creds": {"registered": True}, "updatedAt": "2026-01-01T00:00:00Z"})
+    result = Vault(FirestoreVaultStore(firestore_client), kek).save("acct-1", registered_state(), 1)
+    assert (result.version, result.versions_kept) == (1, 1)
+    document = sessions(firestore_client).get().to_dict()
+    assert document["creds"] == {"registered": True} and document["latestVersion"] == 1
