@@ -3,8 +3,12 @@
 Prints: persist (open sealed snapshot + validate + encrypt + save) per snapshot, connectorSync claim
 of pairing accounts, restore claims (decrypt + validate + seal to the connector), and renewals.
 With ``--firestore N`` it starts a Firestore emulator and times the same paths for N accounts there.
+With ``--startup N`` it times, on a Firestore emulator, what a connector starting with capacity N
+asks of connectorSync: N linked accounts claimed and restored over repeated calls (each call also
+renewing what is held, as a connector does), then steady-state renewals; it prints wall time and
+CPU seconds of the functions (this process) and of the emulator.
 
-    .venv/bin/python bench/functions_sync.py [--accounts 1000] [--restores 100] [--firestore 200]
+    .venv/bin/python bench/functions_sync.py [--accounts 1000] [--restores 100] [--firestore 200] [--startup 1000]
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,7 +36,12 @@ def main() -> None:
     parser.add_argument("--restores", type=int, default=100)
     parser.add_argument("--firestore", type=int, default=0, metavar="N",
                         help="also time N accounts on a Firestore emulator started for the run")
+    parser.add_argument("--startup", type=int, default=0, metavar="N",
+                        help="only time a connector starting up with N linked accounts (Firestore emulator)")
     args = parser.parse_args()
+    if args.startup:
+        startup_figures(Path(tempfile.mkdtemp()), args.startup)
+        return
     tmp = Path(tempfile.mkdtemp())
     w = world(tmp, max_accounts_per_user=10**6, max_claims_per_sync=10**6)
 
@@ -136,6 +146,126 @@ def firestore_figures(tmp: Path, n: int) -> None:
         print(f"[firestore] claim with restore + seal: {_ms(time.perf_counter() - t, len(got))}")
     finally:
         proc.stop()
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by ``pid`` and its live descendants (the emulator runs under gcloud)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        todo.extend(child for child, (parent, _) in stats.items() if parent == current)
+    return total
+
+
+def startup_figures(tmp: Path, n: int) -> None:
+    """A connector starting with capacity ``n`` against ``n`` linked accounts, on the emulator."""
+    import base64
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from google.cloud import firestore
+
+    from functions.firestore_stores import firestore_stores
+    from functions.model import Account, AccountStatus, PairingMethod
+    from functions.validation import parse_sync_request
+    from functions.vault_adapter import VaultSealer, VaultSessions
+    from functions.wiring import build_services
+    from keeper import emulators
+    from keeper.procs import free_port
+    from shared import sealing
+    from shared.vault import Vault
+    from shared.vault.firestore_store import FirestoreVaultStore
+    from shared.vault.kek import LocalFileKek
+    from tests.functions.support import Clock, RecordingPublisher, config
+
+    port = free_port()
+    proc = emulators.firestore(port, log_dir=tmp / "logs")
+    proc.start()
+    assert proc.process is not None
+    try:
+        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+        client = firestore.Client(project="demo-keeper-bench")
+        clock = Clock(datetime.now(UTC))
+        vault_store = FirestoreVaultStore(client)
+        vault = Vault(vault_store, LocalFileKek(tmp / "kek.json"), clock=clock)
+        stores = firestore_stores(client)
+        services = build_services(config(), stores, VaultSessions(vault, vault_store), VaultSealer(vault),
+                                  RecordingPublisher(), clock=clock)
+
+        def seed(i: int) -> None:
+            account_id = f"bench{i:05d}"
+            vault.save(account_id, registered_state(i), 0)
+            stores.accounts.create(Account(
+                account_id=account_id, owner_uid="bench", phone_number=f"+4074{i:07d}", method=PairingMethod.QR,
+                status=AccountStatus.CONNECTED, serve=True, created_at=clock.now, updated_at=clock.now,
+                claimable_after=clock.now))
+
+        t = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(seed, range(n)))
+        print(f"setup: {n} linked accounts stored in {time.perf_counter() - t:.0f} s", flush=True)
+
+        key = X25519PrivateKey.generate()
+        public = base64.b64encode(sealing.public_key_bytes(key)).decode()
+        held: dict[str, int] = {}
+        renewed_at: dict[str, datetime] = {}
+
+        def sync(renew_due_only: bool) -> dict[str, object]:
+            half = timedelta(seconds=15)
+            request = parse_sync_request({
+                "connectorId": "bench-1", "capacity": n, "publicKey": public,
+                "held": [{"accountId": a, "generation": g,
+                          **({"renew": False} if renew_due_only and clock.now - renewed_at[a] < half else {})}
+                         for a, g in held.items()]})
+            response = services.sync.sync(request)
+            for entry in response["renewed"]:
+                renewed_at[entry["accountId"]] = clock.now
+            for claim in response["claimed"]:
+                held[claim["accountId"]] = claim["generation"]
+                renewed_at[claim["accountId"]] = clock.now
+            for lost in response["lost"]:
+                held.pop(lost["accountId"], None)
+            return response
+
+        for due_only in (False, True):
+            label = "renewing only leases due" if due_only else "renewing every held lease"
+            if due_only:  # start over: every lease released, the same accounts claimable again
+                for account_id in held:
+                    stores.leases.revoke(account_id, clock.now)
+                stores.accounts.update_many({a: {"claimable_after": clock.now} for a in held})
+                held.clear()
+            calls: list[str] = []
+            cpu0, emu0, t0 = time.process_time(), _tree_cpu_s(proc.process.pid), time.perf_counter()
+            while len(held) < n and len(calls) < 200:
+                c0 = time.perf_counter()
+                got = len(sync(due_only)["claimed"])  # type: ignore[arg-type]
+                calls.append(f"{got} in {time.perf_counter() - c0:.1f} s")
+                clock.advance(time.perf_counter() - c0)
+            wall = time.perf_counter() - t0
+            print(f"[startup, {label}] {len(held)} accounts claimed + restored in {wall:.1f} s over {len(calls)} "
+                  f"calls; CPU: functions {time.process_time() - cpu0:.1f} s, emulator "
+                  f"{_tree_cpu_s(proc.process.pid) - emu0:.1f} s", flush=True)
+            print(f"  per call: {', '.join(calls)}", flush=True)
+            cpu0, emu0, t0 = time.process_time(), _tree_cpu_s(proc.process.pid), time.perf_counter()
+            for _ in range(6):
+                clock.advance(5)
+                sync(due_only)
+            print(f"[steady, {label}] 6 syncs holding {len(held)} (one per 5 s): {time.perf_counter() - t0:.1f} s, "
+                  f"CPU: functions {time.process_time() - cpu0:.1f} s, emulator "
+                  f"{_tree_cpu_s(proc.process.pid) - emu0:.1f} s", flush=True)
+    finally:
+        proc.stop()
+
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,10 @@ Rules:
   starts the TTL later than that, so the local deadline is never later than the server's, whatever
   the two clocks say (only durations on the local monotonic clock are used).
 - An account whose renewal did not come back is not assumed lost: it keeps its old deadline.
+- A lease is asked to be renewed only once its deadline is near enough that, if it were not, the
+  next call might answer too late: within ``guard_s`` + one sync period + one call timeout. The
+  others are sent with ``renew`` false: the functions confirm them without writing, and their
+  deadlines stay as they are.
 - ``guard_s`` before a deadline, if no renewal has moved it, the account is *expiring*: the
   connector must close that socket itself, before the lease can pass to another connector and
   two sockets would fight over one device (440 loops). Deadlines are watched also while a call is
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from connector.errors import SyncError, SyncRejected
-from connector.sync import Claim, Command, LeaseRef, Lost, SyncClient, SyncRequest, SyncResponse
+from connector.sync import SYNC_TIMEOUT_S, Claim, Command, LeaseRef, Lost, SyncClient, SyncRequest, SyncResponse
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -68,8 +72,11 @@ class LeaseTable:
     def get(self, account_id: str) -> Lease | None:
         return self._leases.get(account_id)
 
-    def refs(self) -> list[LeaseRef]:
-        return [LeaseRef(lease.account_id, lease.generation) for lease in self._leases.values()]
+    def refs(self, renew_before: float | None = None) -> list[LeaseRef]:
+        """Every held lease; with ``renew_before``, those whose deadline is later are marked not to renew."""
+        return [LeaseRef(lease.account_id, lease.generation,
+                         renew_before is None or lease.deadline <= renew_before)
+                for lease in self._leases.values()]
 
     def expiring(self, now: float) -> list[Lease]:
         return [lease for lease in self._leases.values() if now >= lease.deadline - self.guard_s]
@@ -113,6 +120,7 @@ class LeaseKeeper:
         guard_s: float = LEASE_GUARD_S,
         clock: Callable[[], float] = time.monotonic,
         on_renewals: Callable[[int, str], None] | None = None,
+        call_timeout_s: float = SYNC_TIMEOUT_S,
     ) -> None:
         self.client = client
         self.owner = owner
@@ -129,6 +137,7 @@ class LeaseKeeper:
         self._taking_work = True
         self._wake = asyncio.Event()
         self._on_renewals = on_renewals
+        self._call_timeout_s = call_timeout_s
         self._lock = asyncio.Lock()
 
     # --- service side -------------------------------------------------------------------------
@@ -184,7 +193,7 @@ class LeaseKeeper:
                 connector_id=self.connector_id,
                 capacity=self.capacity if self._taking_work else 0,
                 public_key=self.public_key,
-                held=self.table.refs(),
+                held=self.table.refs(renew_before=self._renew_before()),
                 release=release,
             )
             sent_at = self._clock()
@@ -193,7 +202,7 @@ class LeaseKeeper:
             except SyncError as exc:
                 renew_result = "rejected" if isinstance(exc, SyncRejected) else "unavailable"
                 if self._on_renewals is not None:
-                    self._on_renewals(len(request.held), renew_result)
+                    self._on_renewals(sum(1 for ref in request.held if ref.renew), renew_result)
                 raise
             for ref in release:
                 if self._to_release.get(ref.account_id) == ref:
@@ -203,15 +212,23 @@ class LeaseKeeper:
             self.synced_once.set()
             return response
 
+    def _renew_before(self) -> float | None:
+        """Leases with a deadline up to this are sent for renewal (module docstring); None: all of them
+        (the lease TTL is not known before the first answer)."""
+        if self.lease_ttl_s is None:
+            return None
+        return self._clock() + self.table.guard_s + self._period_s() + self._call_timeout_s
+
     def _apply(self, response: SyncResponse, request: SyncRequest, sent_at: float) -> None:
         ttl = response.lease_ttl_s
         self.lease_ttl_s = ttl
         self.owner.on_vault_key(response.vault_public_key, response.vault_key_id)
         renewed = sum(1 for ref in response.renewed if self.table.renew(ref, sent_at, ttl))
         if self._on_renewals is not None:
+            asked = sum(1 for ref in request.held if ref.renew)
             self._on_renewals(renewed, "ok")
-            if len(request.held) > renewed:
-                self._on_renewals(len(request.held) - renewed, "not_renewed")
+            if asked > renewed:
+                self._on_renewals(asked - renewed, "not_renewed")
         for lost in response.lost:
             if self.table.drop(lost.account_id) is not None:
                 self._tell(self.owner.on_lost, lost, lost.account_id)

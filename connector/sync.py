@@ -28,9 +28,13 @@ SYNC_TIMEOUT_S = 8.0
 class LeaseRef:
     account_id: str
     generation: int
+    #: In ``held``: False when the lease need not be extended yet, only confirmed (not sent when True).
+    renew: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"accountId": self.account_id, "generation": self.generation}
+        if self.renew:
+            return {"accountId": self.account_id, "generation": self.generation}
+        return {"accountId": self.account_id, "generation": self.generation, "renew": False}
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,8 @@ def parse_empty(data: Any) -> None:
 class HeldAccount:
     account_id: str
     generation: int
+    #: False: the connector does not need this lease extended yet, only confirmed (``held[].renew``).
+    renew: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +133,12 @@ def _held_list(obj: Mapping[str, Any], key: str) -> tuple[HeldAccount, ...]:
     out: list[HeldAccount] = []
     seen: set[str] = set()
     for item in items:
-        entry = _object(item, f"{key}[]", ("accountId", "generation"), ("accountId", "generation"))
-        held = HeldAccount(_account_id(entry), _integer(entry, "generation", 0, 2**53 - 1))
+        allowed = ("accountId", "generation", "renew") if key == "held" else ("accountId", "generation")
+        entry = _object(item, f"{key}[]", allowed, ("accountId", "generation"))
+        renew = entry.get("renew", True)
+        if not isinstance(renew, bool):
+            raise _fail(key, f"{key}[].renew must be a boolean")
+        held = HeldAccount(_account_id(entry), _integer(entry, "generation", 0, 2**53 - 1), renew)
         if held.account_id in seen:
             raise _fail(key, f"{key} lists an account twice")
         seen.add(held.account_id)

@@ -75,17 +75,17 @@ async def test_keeper_applies_claims_renewals_losses_and_commands() -> None:
                          clock=lambda: now[0])
     await keeper.sync_once()
     assert keeper.synced_once.is_set()
-    now[0] = 10.0
+    now[0] = 14.0  # 16 s left: within guard + period + call timeout, so both are sent for renewal
     await keeper.sync_once()
     assert client.requests[1].held == [LeaseRef("a", 1), LeaseRef("b", 4)]
     assert owner.log == ["key:k", "claimed:a", "claimed:b", "key:k", "lost:b", "reconnect:a"]
     now[0] = 20.0
     with pytest.raises(SyncUnavailable):
         await keeper.sync_once()
-    # "a" was renewed by the request sent at 10 s: deadline 40 s, guard 3 s.
-    now[0] = 36.9
+    # "a" was renewed by the request sent at 14 s: deadline 44 s, guard 3 s.
+    now[0] = 40.9
     assert keeper.check_expiring() == []
-    now[0] = 37.0
+    now[0] = 41.0
     assert keeper.check_expiring() == ["a"]
     assert owner.log[-1] == "expiring:a"
     assert len(keeper.table) == 0
@@ -198,3 +198,34 @@ async def test_a_hanging_call_does_not_hold_a_socket_past_its_lease() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_only_leases_near_their_deadline_are_sent_for_renewal() -> None:
+    """A lease is renewed once its deadline is within guard + period + call timeout (3 + 5 + 8 s of a
+    30 s lease); before that it is only confirmed, and its deadline stays where the last renewal put it."""
+    now = [100.0]
+    key = bytes(32)
+    answers: list[SyncResponse | Exception] = [
+        SyncResponse(lease_ttl_s=30.0, vault_public_key=key, vault_key_id="k", claimed=[Claim("a", 1, "restore")]),
+        SyncResponse(lease_ttl_s=30.0, vault_public_key=key, vault_key_id="k"),
+        SyncResponse(lease_ttl_s=30.0, vault_public_key=key, vault_key_id="k", renewed=[LeaseRef("a", 1)]),
+    ]
+    client = ScriptedClient(answers)
+    counted: list[tuple[int, str]] = []
+    keeper = LeaseKeeper(client, Owner(), connector_id="c", capacity=5, public_key=key, interval_s=5.0,
+                         guard_s=3.0, clock=lambda: now[0], on_renewals=lambda n, r: counted.append((n, r)),
+                         call_timeout_s=8.0)
+    await keeper.sync_once()  # claimed at 100: deadline 130
+    now[0] = 113.9  # 16.1 s left: not yet
+    await keeper.sync_once()
+    assert client.requests[1].held == [LeaseRef("a", 1, renew=False)]
+    assert client.requests[1].to_json()["held"] == [{"accountId": "a", "generation": 1, "renew": False}]
+    lease = keeper.table.get("a")
+    assert lease is not None and lease.deadline == 130.0, "a confirmation does not move the deadline"
+    assert ("not_renewed" not in {r for _, r in counted}), "nothing asked, nothing missed"
+    now[0] = 114.0  # 16 s left: due
+    await keeper.sync_once()
+    assert client.requests[2].held == [LeaseRef("a", 1)]
+    assert client.requests[2].to_json()["held"] == [{"accountId": "a", "generation": 1}]
+    assert lease.deadline == 144.0
+    assert (1, "ok") in counted
