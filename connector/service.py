@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.cache import StateCache
+from connector.cache import StateCache, state_digest
 from connector.coalescer import CoalescingFlusher
 from connector.config import ConnectorConfig
 from connector.errors import CacheError, PublishError, RestoreError, SyncError
@@ -80,6 +80,10 @@ class AccountSlot:
     published_revision: int = -1
     removing: bool = False
     message_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+def _digest(state: AuthState) -> bytes:
+    return state_digest(canonical_state_bytes(state))
 
 
 class ConnectorMetrics:
@@ -249,6 +253,8 @@ class ConnectorService:
             return
         self.metrics.claims.inc(source)
         self._log_found(claim, source)
+        if self.cache is not None and source in ("restored", "fell_back"):
+            self.cache.note_origin(claim.account_id, functools.partial(_digest, state))
         store = MemoryAuthStore(state)
         supervisor = AccountSupervisor(claim.account_id, store, self.link_factory, self,
                                        pairing=claim.pairing if source == "pairing" else None,
@@ -264,9 +270,24 @@ class ConnectorService:
         supervisor.start()
 
     def _initial_state(self, claim: Claim) -> tuple[AuthState | None, str]:
+        restored: list[AuthState] = []  # opened at most once, and only when needed
+
+        def restored_state() -> AuthState | None:
+            if not restored and claim.sealed_state is not None:
+                restored.append(self.codec.open_restored(claim.account_id, claim.generation, claim.sealed_state))
+            return restored[0] if restored else None
+
+        def vault_digest() -> bytes | None:
+            # A generation gap over one: the cache still wins if the vault's state is one it wrote.
+            try:
+                state = restored_state()
+            except RestoreError:
+                return None
+            return None if state is None else _digest(state)
+
         if self.cache is not None:
             try:
-                cached = self.cache.usable_for(claim.account_id, claim.generation)
+                cached = self.cache.usable_for(claim.account_id, claim.generation, vault_digest)
             except CacheError as exc:
                 log.warning("cache unreadable", extra={"account_id": claim.account_id,
                                                       "fields": {"error": str(exc)}})
@@ -283,9 +304,9 @@ class ConnectorService:
                     # the linked device. Logged-out states never get here: they leave the cache.
                     if claim.mode == "restore" or (state.creds.me is not None and state.creds.account is not None):
                         return state, "cache"
-        if claim.sealed_state is not None:
-            state = self.codec.open_restored(claim.account_id, claim.generation, claim.sealed_state)
-            return state, "fell_back" if claim.fell_back else "restored"
+        from_vault = restored_state()
+        if from_vault is not None:
+            return from_vault, "fell_back" if claim.fell_back else "restored"
         if claim.mode == "pair":
             return AuthState.generate(), "pairing"
         return None, "none"

@@ -3,11 +3,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from connector.cache import StateCache
+from connector.cache import LINEAGE_KEPT, StateCache, state_digest
 from connector.errors import CacheError
 
 
@@ -82,3 +84,49 @@ def test_an_entry_that_cannot_be_dropped_is_no_longer_offered(tmp_path: Path,
     assert cache.usable_for("a", 2) is None  # ...but never handed out by this process
     with pytest.raises(CacheError):
         cache.delete("a")
+
+
+def test_a_larger_gap_is_bridged_only_when_the_vault_holds_a_state_this_cache_wrote(tmp_path: Path) -> None:
+    cache = StateCache(tmp_path)
+    for state in (b"s1", b"s2", b"s3"):
+        cache.put("a", 1, state)
+    asked: list[str] = []
+
+    def vault(state: bytes) -> Callable[[], bytes | None]:
+        def digest() -> bytes | None:
+            asked.append("asked")
+            return state_digest(state)
+        return digest
+
+    entry = cache.usable_for("a", 4, vault(b"s1"))  # claims 2 and 3 were answers that never arrived
+    assert entry is not None and entry.state == b"s3"
+    assert cache.usable_for("a", 4, vault(b"someone else's")) is None  # another connector moved on
+    assert cache.usable_for("a", 4) is None
+    assert len(asked) == 2
+    assert cache.usable_for("a", 2, vault(b"someone else's")) is not None and len(asked) == 2  # not asked
+    again = StateCache(tmp_path).usable_for("a", 9, vault(b"s2"))  # the lineage is on disk
+    assert again is not None and again.state == b"s3"
+
+
+def test_the_restored_origin_joins_the_lineage_and_the_lineage_is_bounded(tmp_path: Path) -> None:
+    cache = StateCache(tmp_path)
+    cache.note_origin("a", lambda: state_digest(b"restored"))
+    cache.put("a", 5, b"moved on")
+    entry = cache.get("a")
+    assert entry is not None
+    assert entry.lineage == (state_digest(b"restored"), state_digest(b"moved on"))
+    for i in range(LINEAGE_KEPT + 5):
+        cache.put("a", 5, b"state %d" % i)
+    entry = cache.get("a")
+    assert entry is not None and len(entry.lineage) == LINEAGE_KEPT
+    assert entry.lineage[-1] == state_digest(b"state %d" % (LINEAGE_KEPT + 4))
+
+
+def test_an_entry_written_before_lineages_still_reads(tmp_path: Path) -> None:
+    cache = StateCache(tmp_path)
+    nonce = b"\x01" * 12
+    body = struct.pack(">Q", 3) + b"old state"
+    sealed = cache._aead.encrypt(nonce, body, b"keeper.connector.cache.v1|a")
+    cache._path("a").write_bytes(nonce + sealed)
+    entry = cache.usable_for("a", 4)
+    assert entry is not None and (entry.generation, entry.state, entry.lineage) == (3, b"old state", ())

@@ -423,3 +423,51 @@ async def test_a_claim_while_the_expiring_socket_still_closes_starts_from_its_la
     finally:
         let_close.set()
         await h.service.shutdown()
+
+
+async def _run_once_with_churn(functions: FakeFunctions, cache: StateCache) -> None:
+    """Claim, move a key (published, and cached), then stop; the vault never got the snapshot."""
+    h = Harness(functions, config(shutdown_budget_s=1.0), cache=cache)
+    await h.service.start()
+    await eventually(lambda: "a1" in h.service.accounts)
+    h.transport.down = True
+    h.service.accounts["a1"].store.set_keys({"session": {"moved": {"n": 1}}})
+    h.service.flusher.flush_now()
+    await h.service.shutdown()
+    functions.leases.pop("a1", None)
+
+
+async def test_a_claim_answer_that_never_arrived_does_not_roll_the_keys_back(tmp_path: Path) -> None:
+    """Issue 7: connectorSync claimed the account at generation 2 but answered after the connector's
+    timeout; the lease ran out and generation 3 came. The vault still holds the state this connector
+    started from, so its cache (with the newer keys) is used, not the vault's older state."""
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    cache = StateCache(tmp_path)
+    await _run_once_with_churn(functions, cache)
+    functions.generations["a1"] += 1  # the claim whose answer never arrived
+    h2 = Harness(functions, cache=cache)
+    await h2.service.start()
+    try:
+        await eventually(lambda: "a1" in h2.service.accounts)
+        assert h2.service.keeper.generation("a1") == 3
+        assert h2.service.accounts["a1"].store.snapshot().keys["session"]["moved"] == {"n": 1}
+    finally:
+        await h2.service.shutdown()
+
+
+async def test_after_another_connector_stored_newer_keys_the_vault_wins_over_the_cache(tmp_path: Path) -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    cache = StateCache(tmp_path)
+    await _run_once_with_churn(functions, cache)
+    functions.generations["a1"] += 1
+    theirs = AuthState.generate()  # generation 2 was served elsewhere and saved its own keys
+    functions.states["a1"] = theirs
+    h2 = Harness(functions, cache=cache)
+    await h2.service.start()
+    try:
+        await eventually(lambda: "a1" in h2.service.accounts)
+        assert h2.service.accounts["a1"].store.snapshot() == theirs
+    finally:
+        await h2.service.shutdown()
