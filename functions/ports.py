@@ -81,6 +81,10 @@ class SessionVault(Protocol):
         (an older state must not stand in for a newer one that is merely out of reach)."""
         ...
 
+    def restore_many(self, account_ids: Sequence[str]) -> dict[str, RestoredState | Exception]:
+        """:meth:`restore` for many accounts (batched reads): each one's state or the error it raised."""
+        ...
+
     def check(self, account_id: str) -> SessionCheck:
         """Decrypt and validate the kept versions; ``KekUnavailableError`` when a KEK is out of reach."""
         ...

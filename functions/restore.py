@@ -243,24 +243,40 @@ class ConnectorSyncService:
             jobs.append((i, account, lease))
         if index:
             self._stores.accounts.update_many(index)
+        prefetched = self._prefetch([account.account_id for _, account, _ in jobs
+                                     if account.status is not AccountStatus.PAIRING])
         if len(jobs) == 1:
-            results = [self._serve_claim(request, jobs[0][1], jobs[0][2])]
+            results = [self._serve_claim(request, jobs[0][1], jobs[0][2], prefetched.get(jobs[0][1].account_id))]
         else:
-            results = list(self._pool().map(lambda job: self._serve_claim(request, job[1], job[2]), jobs))
+            results = list(self._pool().map(
+                lambda job: self._serve_claim(request, job[1], job[2], prefetched.get(job[1].account_id)), jobs))
         for (i, _, _), out in zip(jobs, results, strict=True):
             outs[i] = out
         return outs
+
+    def _prefetch(self, account_ids: list[str]) -> dict[str, RestoredState | Exception]:
+        """The round's restores with batched reads; if that fails as a whole, each is read on its own."""
+        if len(account_ids) < 2:
+            return {}
+        try:
+            return self._vault.restore_many(account_ids)
+        except Exception:
+            _log.warning("batched restore of %d accounts failed; restoring them one by one", len(account_ids),
+                         exc_info=True)
+            return {}
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(RESTORE_THREADS, thread_name_prefix="restore")
         return self._executor
 
-    def _serve_claim(self, request: SyncRequest, account: Account, lease: Lease) -> _HandOut:
-        """Hand out one claimed account: pairing details, or its restored state sealed to the connector."""
+    def _serve_claim(self, request: SyncRequest, account: Account, lease: Lease,
+                     prefetched: RestoredState | Exception | None = None) -> _HandOut:
+        """Hand out one claimed account: pairing details, or its restored state sealed to the connector
+        (``prefetched``: what a batched restore already found, state or error)."""
         now = self._clock()
         try:
-            linked = None
+            linked = prefetched
             if account.status is AccountStatus.PAIRING:
                 linked = self._linked_while_pairing(account)
                 if linked is None:
@@ -329,10 +345,12 @@ class ConnectorSyncService:
         return restored
 
     def _restore(self, request: SyncRequest, account: Account, lease: Lease,
-                 restored: RestoredState | None = None) -> _HandOut:
+                 restored: RestoredState | Exception | None = None) -> _HandOut:
         account_id = account.account_id
         now = self._clock()
         try:
+            if isinstance(restored, Exception):
+                raise restored
             if restored is None:
                 restored = self._vault.restore(account_id)
         except (shared_errors.NotFoundError, shared_errors.NoUsableVersionError) as exc:

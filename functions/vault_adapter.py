@@ -8,6 +8,7 @@ generation, sealed with ``shared.sealing.seal`` to the connector's ephemeral pub
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from functions.ports import (
@@ -62,6 +63,20 @@ class VaultSessions:
         if kek_was_unavailable(skipped):
             raise _kek_unavailable(account_id, skipped)
         return RestoredState(result.state, result.version, tuple(skipped))
+
+    def restore_many(self, account_ids: Sequence[str]) -> dict[str, RestoredState | Exception]:
+        out: dict[str, RestoredState | Exception] = {}
+        for account_id, result in self._vault.restore_many(account_ids).items():
+            if isinstance(result, NoUsableVersionError) and kek_was_unavailable(result.skipped):
+                out[account_id] = _kek_unavailable(account_id, result.skipped)
+                continue
+            if isinstance(result, Exception):
+                out[account_id] = result
+                continue
+            skipped = [(s.version, s.reason) for s in result.skipped]
+            out[account_id] = (_kek_unavailable(account_id, skipped) if kek_was_unavailable(skipped)
+                               else RestoredState(result.state, result.version, tuple(skipped)))
+        return out
 
     def check(self, account_id: str) -> SessionCheck:
         info = self._vault.inspect(account_id)

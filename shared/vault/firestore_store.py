@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from google.api_core import exceptions as gexc
@@ -124,9 +124,41 @@ class FirestoreVaultStore:
         snap = self._call(f"account {account_id}: read head", self._head_ref(account_id).get)
         return _head_from_record(account_id, snap.to_dict() if snap.exists else None)
 
+    def get_heads(self, account_ids: Sequence[str]) -> dict[str, Head]:
+        """:class:`shared.vault.store.BatchReadStore`: the heads of many accounts in one read."""
+        refs = [self._head_ref(account_id) for account_id in dict.fromkeys(account_ids)]
+        snaps = self._call("read heads", lambda: list(self._db.get_all(refs))) if refs else []
+        heads: dict[str, Head] = {}
+        for snap in snaps:
+            try:
+                head = _head_from_record(snap.id, snap.to_dict() if snap.exists else None)
+            except IntegrityError:
+                continue  # read alone, it raises for the caller to see
+            if head is not None:
+                heads[snap.id] = head
+        return heads
+
+    def get_versions(self, wanted: Sequence[tuple[str, VersionRef]]) -> dict[str, VersionRecord]:
+        """:class:`shared.vault.store.BatchReadStore`: one version of each of many accounts in one read."""
+        by_path = {self._version_ref(account_id, ref.version).path: (account_id, ref) for account_id, ref in wanted}
+        refs = [self._version_ref(account_id, ref.version) for account_id, ref in by_path.values()]
+        snaps = self._call("read versions", lambda: list(self._db.get_all(refs))) if refs else []
+        records: dict[str, VersionRecord] = {}
+        for snap in snaps:
+            account_id, ref = by_path[snap.reference.path]
+            try:
+                records[account_id] = self._version_from(account_id, ref, snap)
+            except VaultError:
+                continue  # read alone, it raises for the caller to see
+        return records
+
     def get_version(self, account_id: str, ref: VersionRef) -> VersionRecord:
         where = f"account {account_id} v{ref.version}"
         snap = self._call(f"{where}: read", self._version_ref(account_id, ref.version).get)
+        return self._version_from(account_id, ref, snap)
+
+    def _version_from(self, account_id: str, ref: VersionRef, snap: Any) -> VersionRecord:
+        where = f"account {account_id} v{ref.version}"
         if not snap.exists:
             raise NotFoundError(f"{where}: version document is missing")
         data = snap.to_dict()

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from shared.errors import NotFoundError
 from shared.vault.crypto import EnvelopeHeader
@@ -88,6 +88,20 @@ class LegacyRecord:
     creds: Any  # the stored map (or JSON text), exactly as read
     updated_at: datetime | None
     token: Any = None  # store-specific precondition (Firestore: the document's update time)
+
+
+@runtime_checkable
+class BatchReadStore(Protocol):
+    """What a store offers when it can read many heads and versions in one round trip (optional:
+    ``Vault.restore_many`` reads one account at a time from a store without it)."""
+
+    def get_heads(self, account_ids: Sequence[str]) -> dict[str, Head]:
+        """The heads found; an account without a readable head is left out."""
+        ...
+
+    def get_versions(self, wanted: Sequence[tuple[str, VersionRef]]) -> dict[str, VersionRecord]:
+        """One version per account; any that cannot be read whole this way is left out."""
+        ...
 
 
 class VaultStore(Protocol):

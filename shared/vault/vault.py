@@ -21,7 +21,7 @@ import hashlib
 import logging
 import math
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -46,7 +46,7 @@ from shared.snapshot import Snapshot, canonical_state_bytes, parse_state, snapsh
 from shared.vault import crypto
 from shared.vault.kek import KekProvider, sealing_private_key
 from shared.vault.legacy import legacy_state
-from shared.vault.store import Head, HeadOnly, NewVersion, VaultStore, VersionRecord, VersionRef
+from shared.vault.store import BatchReadStore, Head, HeadOnly, NewVersion, VaultStore, VersionRecord, VersionRef
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,10 @@ class Vault:
         return head
 
     def _open(self, account_id: str, ref: VersionRef) -> tuple[VersionRecord, bytes, AuthState]:
-        record = self._store.get_version(account_id, ref)
+        return self._open_record(account_id, ref, self._store.get_version(account_id, ref))
+
+    def _open_record(self, account_id: str, ref: VersionRef,
+                     record: VersionRecord) -> tuple[VersionRecord, bytes, AuthState]:
         if record.version != ref.version or record.generation != ref.generation:
             raise IntegrityError(f"account {account_id} v{ref.version}: record does not match the head")
         binding = crypto.Binding(account_id, record.version, record.generation)
@@ -321,6 +324,40 @@ class Vault:
             skipped = [s for s in skipped if s.version in still_kept]
         self._record_health(head, skipped, failed=True)
         raise NoUsableVersionError(account_id, [(s.version, s.reason) for s in skipped])
+
+    def restore_many(self, account_ids: Sequence[str]) -> dict[str, RestoreResult | VaultError | StateValidationError]:
+        """:meth:`restore` for many accounts: each one's result, or the error :meth:`restore` raises.
+
+        With a :class:`~shared.vault.store.BatchReadStore`, heads and newest versions are read in two
+        round trips for all; an account whose newest version does not open that way goes through
+        :meth:`restore` (fallback, re-read), except when its KEK is out of reach: that is
+        :class:`KekUnavailableError` at once (one wait per account, and no older state stands in)."""
+        wanted = list(dict.fromkeys(account_ids))
+        heads: dict[str, Head] = {}
+        newest: dict[str, VersionRecord] = {}
+        if isinstance(self._store, BatchReadStore) and len(wanted) > 1:
+            heads = self._store.get_heads(wanted)
+            newest = self._store.get_versions([(a, h.versions[0]) for a, h in heads.items() if h.versions])
+        results: dict[str, RestoreResult | VaultError | StateValidationError] = {}
+        for account_id in wanted:
+            head, record = heads.get(account_id), newest.get(account_id)
+            try:
+                if head is not None and record is not None:
+                    try:
+                        record, _, state = self._open_record(account_id, head.versions[0], record)
+                    except KekUnavailableError as exc:
+                        results[account_id] = exc
+                        continue
+                    except (VaultError, StateValidationError):
+                        pass  # the full walk below says why, and falls back
+                    else:
+                        self._record_health(head, [])
+                        results[account_id] = RestoreResult(account_id, record.version, record.generation, state)
+                        continue
+                results[account_id] = self.restore(account_id)
+            except (VaultError, StateValidationError) as exc:
+                results[account_id] = exc
+        return results
 
     def _record_health(self, head: Head, skipped: list[SkippedVersion], *, failed: bool = False) -> None:
         status = "failed" if failed else "fell_back" if skipped else "ok"
