@@ -5,8 +5,10 @@ process), pairs ``--accounts`` accounts through an in-process ``ConnectorService
 in-memory fake (every account writes a session key every ``--change-every`` seconds, like steady
 message traffic), and measures for ``--seconds``. Everything between the connector and Firestore is
 real: sealing, the Pub/Sub emulator, delivery to ``persistSnapshot`` over HTTP, the vault on the
-Firestore emulator. "Stored" is when a Firestore listener on the vault heads sees the snapshot's exact
-state (matched by its SHA-256), i.e. when a restore would return it.
+Firestore emulator. "Stored" is, by default (``--stored-by commit``), when the vault's commit of that
+snapshot returned in ``persistSnapshot`` (its log line, matched by the snapshot's ``producedAt``): from
+then on a restore returns it. ``--stored-by watch`` instead takes the moment a Firestore listener on the
+vault heads (in a separate process) sees it; that listener costs the emulator and the machine a lot.
 
 - produced -> stored: from the connector producing the snapshot (the coalescer handing the account to
   the flush, before sealing) to stored. This is the persistence path's latency (target p99 < 1 s);
@@ -28,6 +30,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -65,8 +68,8 @@ WRITES_PER_SAVE = 4
 
 
 class MeasuredCodec(SnapshotCodec):
-    """Seals like the connector's codec and remembers each snapshot's ``producedAt``, which the vault
-    head stores: the head watcher matches stored states by it (cheaper than hashing every state here)."""
+    """Seals like the connector's codec and remembers each snapshot's ``producedAt``, which persist logs
+    and the vault head stores: stored snapshots are matched by it (cheaper than hashing every state)."""
 
     last_produced: datetime | None = None
 
@@ -83,18 +86,20 @@ class MeasuredCodec(SnapshotCodec):
 class MeasuredService(ConnectorService):
     """Records, per snapshot, when it was produced, the first change it covers, and its fate."""
 
-    produced: dict[tuple[str, str], tuple[float, float]]  # (account, producedAt) -> (produced at, first change)
+    #: (account, producedAt) -> (produced at, first change at), wall clock
+    produced: dict[tuple[str, str], tuple[float, float]]
     accepted_at: dict[tuple[str, str], float]
     keys: dict[int, tuple[str, str]]  # id(Outgoing data) -> (account, producedAt)
 
     def _snapshot_accepted(self, item: Outgoing, latency_s: float) -> None:
         key = self.keys.pop(id(item.data), None)
         if key is not None:
-            self.accepted_at[key] = time.monotonic()
+            self.accepted_at[key] = time.time()
         super()._snapshot_accepted(item, latency_s)
 
     def _flush_slot(self, slot: AccountSlot, since: float) -> None:
         now = time.monotonic()
+        wall = time.time()
         codec = self.codec
         assert isinstance(codec, MeasuredCodec)
         codec.last_produced = None
@@ -102,17 +107,36 @@ class MeasuredService(ConnectorService):
         if codec.last_produced is None:
             return
         key = (slot.account_id, codec.last_produced.isoformat())
-        self.produced[key] = (now, since)
+        self.produced[key] = (wall, wall - (now - since))
         queue = self.snapshots._queues.get(slot.account_id)
         if queue:
             self.keys[id(queue[-1].data)] = key
 
 
-def watch_heads() -> None:
-    """Child mode: print ``<monotonic> <account> <producedAt> <latestVersion>`` for every head change.
+PERSIST_LINE = re.compile(r"^(\S+ \S+) INFO functions\.persist: account (\S+): snapshot of generation \d+ "
+                          r"produced (\S+) saved as version \d+")
 
-    Runs in its own process so that the listener's work does not load the connector being measured;
-    ``time.monotonic`` is the system-wide CLOCK_MONOTONIC, comparable across processes."""
+
+def stored_by_commit(log: Path) -> dict[tuple[str, str], float]:
+    """(account, producedAt) -> when persistSnapshot's commit of it returned (its log line, wall clock)."""
+    stored: dict[tuple[str, str], float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        match = PERSIST_LINE.match(line)
+        if match:
+            at = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            stored.setdefault((match[2], match[3]), at)
+    return stored
+
+
+def count_heads(db: Any) -> dict[str, int]:
+    heads = db.collection("whatsapp_sessions").select(["latestVersion"]).stream()
+    return {snap.id: int((snap.to_dict() or {}).get("latestVersion") or 0) for snap in heads}
+
+
+def watch_heads() -> None:
+    """Child mode: print ``<time> <account> <producedAt> <latestVersion>`` for every head change.
+
+    Runs in its own process so that the listener's work does not load the connector being measured."""
     from google.cloud import firestore  # type: ignore[attr-defined]
 
     db = firestore.Client(project=PROJECT)
@@ -120,7 +144,7 @@ def watch_heads() -> None:
     lock = threading.Lock()
 
     def on_heads(docs: Any, changes: Any, read_time: Any) -> None:
-        now = time.monotonic()
+        now = time.time()
         lines = []
         for change in changes:
             data = change.document.to_dict() or {}
@@ -194,32 +218,35 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
                               transport=PubSubTransport(PROJECT), link_factory=links)
     service.codec = MeasuredCodec(config.connector_id, service.codec.private_key)
     service.produced, service.accepted_at, service.keys = {}, {}, {}
-    stored: dict[tuple[str, str], float] = {}
-    versions: dict[str, int] = {}
+    watched: dict[tuple[str, str], float] = {}
     lock = threading.Lock()
-    watcher = subprocess.Popen([sys.executable, __file__, "--watch-heads"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
+    watcher = None
+    if args.stored_by == "watch":
+        watcher = subprocess.Popen([sys.executable, __file__, "--watch-heads"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True)
 
-    def read_heads() -> None:
-        assert watcher.stdout is not None
-        for line in watcher.stdout:
-            at, account_id, produced, version = line.split()
-            with lock:
-                stored.setdefault((account_id, produced), float(at))
-                versions[account_id] = int(version)
+        def read_heads() -> None:
+            assert watcher is not None and watcher.stdout is not None
+            for line in watcher.stdout:
+                at, account_id, produced, _version = line.split()
+                with lock:
+                    watched.setdefault((account_id, produced), float(at))
 
-    threading.Thread(target=read_heads, daemon=True).start()
+        threading.Thread(target=read_heads, daemon=True).start()
+    from google.cloud import firestore  # type: ignore[attr-defined]
+
+    db = firestore.Client(project=PROJECT)
     await service.start()
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             open_ = sum(1 for s in service.accounts.values() if s.supervisor.state is AccountState.OPEN)
-            if open_ == args.accounts and len(versions) == args.accounts:
+            heads = await asyncio.to_thread(count_heads, db)
+            if open_ == args.accounts and len(heads) == args.accounts:
                 break
             await asyncio.sleep(0.5)
-        print(f"{len(versions)} accounts paired and stored; churning for {args.seconds:.0f} s", flush=True)
-        with lock:
-            versions_before = sum(versions.values())
+        print(f"{len(heads)} accounts paired and stored; churning for {args.seconds:.0f} s", flush=True)
+        versions_before = sum(heads.values())
         renewals_before = service.metrics.renewals.value("ok")
         produced_before = set(service.produced)
         stop_at = time.monotonic() + args.seconds
@@ -234,9 +261,12 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
 
         await asyncio.gather(*(churn(slot) for slot in list(service.accounts.values())))
         await asyncio.sleep(args.window + 5)  # let the last snapshots land
-        with lock:
-            versions_after = sum(versions.values())
-            stored_copy = dict(stored)
+        versions_after = sum((await asyncio.to_thread(count_heads, db)).values())
+        if args.stored_by == "watch":
+            with lock:
+                stored_copy = dict(watched)
+        else:
+            stored_copy = stored_by_commit(tmp / "functions.log")
         renewals = service.metrics.renewals.value("ok") - renewals_before
         produced_lat, change_lat, accept_lat = [], [], []
         replaced = not_stored = 0
@@ -256,8 +286,8 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
         minutes = (args.seconds + args.window + 5) / 60
         saves = versions_after - versions_before
         produced_n = len(produced_lat) + replaced + not_stored
-        print(f"snapshots produced: {produced_n}, seen stored: {len(produced_lat)}, replaced in the connector "
-              f"before publishing: {replaced}, published but not seen stored: {not_stored}")
+        print(f"snapshots produced: {produced_n}, stored: {len(produced_lat)}, replaced in the connector "
+              f"before publishing: {replaced}, published but not stored: {not_stored} (stored = {args.stored_by})")
         print(f"produced -> stored:            {describe(produced_lat)}")
         print(f"produced -> accepted (Pub/Sub): {describe(accept_lat)}")
         print(f"first change -> stored:        {describe(change_lat)} (includes the {args.window} s window)")
@@ -268,10 +298,11 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
               f"(saves x {WRITES_PER_SAVE} + renewals)")
     finally:
         await service.shutdown()
-        if watcher.stdin is not None:
-            watcher.stdin.close()
-        watcher.terminate()
-        watcher.wait(timeout=10)
+        if watcher is not None:
+            if watcher.stdin is not None:
+                watcher.stdin.close()
+            watcher.terminate()
+            watcher.wait(timeout=10)
 
 
 def main() -> None:
@@ -282,6 +313,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=2.0, help="coalescing window (s)")
     parser.add_argument("--delivery", choices=("relay", "push"), default="relay",
                         help="Pub/Sub to functions: the gateway's relay (as keeper functions runs) or emulator push")
+    parser.add_argument("--stored-by", choices=("commit", "watch"), default="commit",
+                        help="when a snapshot counts as stored: its vault commit returned (persistSnapshot's log), "
+                             "or a Firestore listener in another process saw the head")
     parser.add_argument("--watch-heads", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.watch_heads:

@@ -90,6 +90,7 @@ class SnapshotPersister:
                 "last_saved_at": now, "last_version": saved.version, "versions_kept": saved.versions_kept,
                 "updated_at": now,
             })
-        _log.info("account %s: snapshot of generation %d %s version %d", account_id, snapshot.generation,
-                  "matched" if saved.noop else "saved as", saved.version)
+        _log.info("account %s: snapshot of generation %d produced %s %s version %d", account_id,
+                  snapshot.generation, snapshot.produced_at.isoformat(), "matched" if saved.noop else "saved as",
+                  saved.version)
         return PersistResult(account_id, saved.version, saved.noop)
