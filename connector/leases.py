@@ -17,7 +17,10 @@ Rules:
   open past its lease.
 
 :class:`LeaseTable` is these rules with time passed in; :class:`LeaseKeeper` is the asyncio loop
-that calls connectorSync and hands claims, losses, commands and expiries to the service.
+that calls connectorSync and hands claims, losses, commands and expiries to the service. While a
+restart is being handed work, the loop asks again at once and hands the claims of one answer to the
+service while the next call is under way (opening a hundred sockets and the functions restoring the
+next hundred overlap); they are always handed over before the next answer is applied.
 """
 
 from __future__ import annotations
@@ -138,6 +141,8 @@ class LeaseKeeper:
         self._wake = asyncio.Event()
         self._on_renewals = on_renewals
         self._call_timeout_s = call_timeout_s
+        #: Claims in the table not yet handed to the owner, and commands that must follow them.
+        self._to_open: list[Claim | Command] = []
         self._lock = asyncio.Lock()
 
     # --- service side -------------------------------------------------------------------------
@@ -178,6 +183,29 @@ class LeaseKeeper:
 
     def stop_taking_work(self) -> None:
         self._taking_work = False
+        for item in self._to_open:  # never handed over: straight back
+            if isinstance(item, Claim) and self.table.drop(item.account_id) is not None:
+                self._to_release[item.account_id] = LeaseRef(item.account_id, item.generation)
+        self._to_open.clear()
+
+    async def open_claimed(self) -> int:
+        """Hand the claims kept back by a pipelined call (and the commands that follow them) to the
+        owner, letting the loop run between them; returns how many claims were handed over (a lease
+        lost or expired meanwhile is skipped)."""
+        opened = 0
+        while self._to_open:
+            item = self._to_open.pop(0)
+            if isinstance(item, Command):
+                if item.account_id in self.table:
+                    self._tell(self.owner.on_command, item, item.account_id)
+                continue
+            lease = self.table.get(item.account_id)
+            if lease is None or lease.generation != item.generation:
+                continue
+            self._tell(self.owner.on_claimed, item, item.account_id)
+            opened += 1
+            await asyncio.sleep(0)
+        return opened
 
     def generation(self, account_id: str) -> int | None:
         lease = self.table.get(account_id)
@@ -185,8 +213,11 @@ class LeaseKeeper:
 
     # --- loop ---------------------------------------------------------------------------------
 
-    async def sync_once(self) -> SyncResponse:
-        """One connectorSync call, applied. Raises :class:`SyncError` when the call failed."""
+    async def sync_once(self, pipelined: bool = False) -> SyncResponse:
+        """One connectorSync call, applied. Raises :class:`SyncError` when the call failed.
+
+        ``pipelined``: claims of this answer are kept back for :meth:`open_claimed` (or the next
+        call, which hands them over while it waits for its own answer)."""
         async with self._lock:
             release = list(self._to_release.values())
             request = SyncRequest(
@@ -197,17 +228,23 @@ class LeaseKeeper:
                 release=release,
             )
             sent_at = self._clock()
+            call = asyncio.ensure_future(self.client.sync(request))
             try:
-                response = await self.client.sync(request)
+                if self._to_open:
+                    await asyncio.sleep(0)  # let the call start before the loop gets busy
+                    await self.open_claimed()  # those of the previous answer, while this call is on its way
+                response = await call
             except SyncError as exc:
                 renew_result = "rejected" if isinstance(exc, SyncRejected) else "unavailable"
                 if self._on_renewals is not None:
                     self._on_renewals(sum(1 for ref in request.held if ref.renew), renew_result)
                 raise
+            finally:
+                call.cancel()  # no-op once done; a cancelled sync_once must not leave the call running
             for ref in release:
                 if self._to_release.get(ref.account_id) == ref:
                     del self._to_release[ref.account_id]
-            self._apply(response, request, sent_at)
+            self._apply(response, request, sent_at, pipelined)
             self.last_success = self._clock()
             self.synced_once.set()
             return response
@@ -219,7 +256,7 @@ class LeaseKeeper:
             return None
         return self._clock() + self.table.guard_s + self._period_s() + self._call_timeout_s
 
-    def _apply(self, response: SyncResponse, request: SyncRequest, sent_at: float) -> None:
+    def _apply(self, response: SyncResponse, request: SyncRequest, sent_at: float, pipelined: bool) -> None:
         ttl = response.lease_ttl_s
         self.lease_ttl_s = ttl
         self.owner.on_vault_key(response.vault_public_key, response.vault_key_id)
@@ -242,9 +279,15 @@ class LeaseKeeper:
                 self._to_release[claim.account_id] = LeaseRef(claim.account_id, claim.generation)
                 continue
             self.table.add(claim.account_id, claim.generation, sent_at, ttl)
-            self._tell(self.owner.on_claimed, claim, claim.account_id)
+            if pipelined:
+                self._to_open.append(claim)
+            else:
+                self._tell(self.owner.on_claimed, claim, claim.account_id)
+        kept_back = {item.account_id for item in self._to_open}
         for command in response.commands:
-            if command.account_id in self.table:
+            if command.account_id in kept_back:
+                self._to_open.append(command)  # e.g. remove for an account claimed here: after its claim
+            elif command.account_id in self.table:
                 self._tell(self.owner.on_command, command, command.account_id)
         self.check_expiring()
 
@@ -270,8 +313,8 @@ class LeaseKeeper:
         return min(self.interval_s, self.lease_ttl_s / 3)
 
     async def _sync_watching_deadlines(self) -> SyncResponse:
-        """:meth:`sync_once`, closing expiring accounts while the call is under way."""
-        call = asyncio.ensure_future(self.sync_once())
+        """:meth:`sync_once` (pipelined), closing expiring accounts while the call is under way."""
+        call = asyncio.ensure_future(self.sync_once(pipelined=True))
         try:
             while True:
                 check_at = self.table.next_expiry_check()
@@ -291,8 +334,11 @@ class LeaseKeeper:
                 next_sync = self._clock() + self._period_s()
                 if response.claimed and self._taking_work and len(self.table) < self.capacity:
                     # The functions hand out a bounded batch per call: while there is work and room
-                    # (a restart restoring a thousand accounts), ask again at once.
+                    # (a restart restoring a thousand accounts), ask again at once; that call hands
+                    # these claims over while it waits.
                     next_sync = self._clock()
+                else:
+                    await self.open_claimed()
             except SyncError as exc:
                 log.warning("connectorSync failed", extra={"fields": {"error": str(exc),
                                                                       "held": len(self.table)}})

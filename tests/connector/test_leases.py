@@ -229,3 +229,47 @@ async def test_only_leases_near_their_deadline_are_sent_for_renewal() -> None:
     assert client.requests[2].to_json()["held"] == [{"accountId": "a", "generation": 1}]
     assert lease.deadline == 144.0
     assert (1, "ok") in counted
+
+
+async def test_claims_are_handed_over_while_the_next_call_is_on_its_way() -> None:
+    """While work keeps coming, the next request goes out before the claims of the last answer are
+    opened (sockets open while the functions restore the next batch); every claim, and a command for
+    it, still reaches the owner before the next answer is applied."""
+    owner = Owner()
+    seen_at_request: list[list[str]] = []
+
+    class Recording(ScriptedClient):
+        async def sync(self, request: SyncRequest) -> SyncResponse:
+            seen_at_request.append(list(owner.log))
+            await asyncio.sleep(0.02)  # the call takes a while: the claims are opened meanwhile
+            return await super().sync(request)
+
+    client = Recording([
+        response(claimed=[Claim("a", 1, "restore"), Claim("b", 1, "restore")], commands=[Command("b", "remove")]),
+        response(claimed=[Claim("c", 1, "restore")], lost=[Lost("a", "taken")]),
+        response(),
+    ])
+    keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=30)
+    task = asyncio.create_task(keeper.run())
+    try:
+        await eventually(lambda: owner.log.count("key:k") == 3)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert "claimed:a" not in seen_at_request[1], "the second request left before the first claims were opened"
+    assert owner.log == ["key:k", "claimed:a", "claimed:b", "remove:b", "key:k", "lost:a", "claimed:c", "key:k"]
+    assert {ref.account_id for ref in client.requests[1].held} == {"a", "b"}
+
+
+async def test_claims_kept_back_at_shutdown_go_straight_back() -> None:
+    owner = Owner()
+    client = ScriptedClient([response(claimed=[Claim("a", 3, "restore")]), response()])
+    keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=30)
+    await keeper.sync_once(pipelined=True)
+    assert "claimed:a" not in owner.log and "a" in keeper.table
+    keeper.stop_taking_work()
+    assert "a" not in keeper.table
+    await keeper.sync_once()
+    assert client.requests[1].release == [LeaseRef("a", 3)]
+    assert "claimed:a" not in owner.log
