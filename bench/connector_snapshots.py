@@ -250,6 +250,7 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
         renewals_before = service.metrics.renewals.value("ok")
         produced_before = set(service.produced)
         stop_at = time.monotonic() + args.seconds
+        churn_started = time.time()
 
         async def churn(slot: AccountSlot) -> None:
             n = 0
@@ -269,6 +270,7 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
             stored_copy = stored_by_commit(tmp / "functions.log")
         renewals = service.metrics.renewals.value("ok") - renewals_before
         produced_lat, change_lat, accept_lat = [], [], []
+        by_window: dict[int, list[float]] = {}
         replaced = not_stored = 0
         for key, (at, since) in service.produced.items():
             if key in produced_before:
@@ -278,6 +280,7 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
                 accept_lat.append(accepted - at)
             if key in stored_copy:
                 produced_lat.append(stored_copy[key] - at)
+                by_window.setdefault(int((at - churn_started) // 10), []).append(stored_copy[key] - at)
                 change_lat.append(stored_copy[key] - since)
             elif accepted is None:
                 replaced += 1  # a newer snapshot of the account replaced it before Pub/Sub took it
@@ -290,6 +293,9 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
               f"before publishing: {replaced}, published but not stored: {not_stored} (stored = {args.stored_by})")
         print(f"produced -> stored:            {describe(produced_lat)}")
         print(f"produced -> accepted (Pub/Sub): {describe(accept_lat)}")
+        print("produced -> stored by 10 s of churn: " + "; ".join(
+            f"{w * 10}-{w * 10 + 10} s p50 {statistics.median(v) * 1000:.0f} p99 {percentile(v, 0.99) * 1000:.0f}"
+            for w, v in sorted(by_window.items())))
         print(f"first change -> stored:        {describe(change_lat)} (includes the {args.window} s window)")
         print(f"vault saves per account per minute: {saves / args.accounts / minutes:.1f}")
         print(f"lease renewals per account per minute: {renewals / args.accounts / minutes:.1f}")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from functions.persist import SnapshotFence
 from functions.ports import (
     KEK_UNAVAILABLE,
     OpenedSnapshot,
@@ -25,7 +27,8 @@ from shared import sealing
 from shared.authstate import AuthState
 from shared.errors import KekUnavailableError, NoUsableVersionError
 from shared.snapshot import Snapshot
-from shared.vault import Vault, VaultStore
+from shared.vault import SaveGuard, Vault, VaultStore
+from shared.vault.store import Documents, Head
 
 _log = logging.getLogger(__name__)
 
@@ -127,3 +130,32 @@ class VaultSealer:
                         produced_at=snapshot.produced_at, connector_id=snapshot.connector_id,
                         state=snapshot.state).to_bytes()
         return sealing.seal(data, public_key, RESTORE_KEY_ID, RESTORE_AAD)
+
+
+class FirestoreFencedSave:
+    """:class:`functions.persist.FencedSave` on Firestore: the account and lease documents are read in the
+    vault head's call and checked there; the account's bookkeeping is committed with the new version."""
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+
+    def save(self, snapshot: OpenedSnapshot, fence: SnapshotFence, now: datetime) -> SavedVersion:
+        # Field names and document shapes are firestore_stores' (one mapping for both paths).
+        from functions.firestore_stores import _ACCOUNT_FIELDS, ACCOUNTS, LEASES, _lease_from, account_from_doc
+
+        account_id = snapshot.account_id
+        account_path, lease_path = f"{ACCOUNTS}/{account_id}", f"{LEASES}/{account_id}"
+
+        def check(documents: Documents) -> None:
+            account, lease = documents[account_path], documents[lease_path]
+            fence.check(account_from_doc(account_id, account) if account is not None else None,
+                        _lease_from(account_id, lease) if lease is not None else None)
+
+        def updates(head: Head) -> dict[str, dict[str, Any]]:
+            changes = fence.account_changes(head.latest_version, len(head.versions), now)
+            return {account_path: {_ACCOUNT_FIELDS[name]: value for name, value in changes.items()}}
+
+        guard = SaveGuard(reads=(account_path, lease_path), check=check, updates=updates)
+        result = self._vault.save(account_id, snapshot.state, snapshot.generation, snapshot.produced_at,
+                                  guard=guard)
+        return SavedVersion(result.version, not result.created, result.versions_kept)

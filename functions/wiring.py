@@ -21,7 +21,7 @@ from functions.config import FunctionsConfig
 from functions.connection_events import ConnectionEventRecorder
 from functions.health import HealthChecker
 from functions.model import Clock
-from functions.persist import SnapshotPersister
+from functions.persist import FencedSave, SnapshotPersister
 from functions.ports import SessionVault, TransitSealer
 from functions.restore import ConnectorSyncService
 from functions.stores import AlertPublisher, Stores
@@ -63,7 +63,8 @@ class Services:
 
 
 def build_services(config: FunctionsConfig, stores: Stores, vault: SessionVault, sealer: TransitSealer,
-                   publisher: AlertPublisher, *, clock: Clock = utc_now) -> Services:
+                   publisher: AlertPublisher, *, clock: Clock = utc_now,
+                   fenced: FencedSave | None = None) -> Services:
     alerter = Alerter(stores.alerts, publisher, clock)
     return Services(
         config=config,
@@ -72,7 +73,7 @@ def build_services(config: FunctionsConfig, stores: Stores, vault: SessionVault,
         accounts=AccountService(stores, clock, max_accounts_per_user=config.max_accounts_per_user),
         sync=ConnectorSyncService(stores, vault, sealer, alerter, clock, lease_ttl_s=config.lease_ttl_s,
                                   pairing_ttl_s=config.pairing_ttl_s, max_claims=config.max_claims_per_sync),
-        persister=SnapshotPersister(stores, vault, sealer, clock),
+        persister=SnapshotPersister(stores, vault, sealer, clock, fenced),
         events=ConnectionEventRecorder(stores, vault, alerter, clock),
         health=HealthChecker(stores, vault, alerter, clock, stale_after_s=config.stale_after_s),
         cleaner=Cleaner(stores, vault, clock, CleanupSettings(config.removed_grace_s, config.pairing_ttl_s)),
@@ -86,7 +87,7 @@ def _from_environment() -> Services:
     from google.cloud import firestore
 
     from functions.firestore_stores import firestore_stores
-    from functions.vault_adapter import VaultSealer, VaultSessions
+    from functions.vault_adapter import FirestoreFencedSave, VaultSealer, VaultSessions
     from shared.vault import Vault
     from shared.vault.config import VaultConfig
     from shared.vault.firestore_store import FirestoreVaultStore
@@ -98,7 +99,8 @@ def _from_environment() -> Services:
     vault_store = FirestoreVaultStore(client)
     vault = Vault(vault_store, vault_config.kek(), versions_kept=config.versions_kept)
     return build_services(config, firestore_stores(client), VaultSessions(vault, vault_store),
-                          VaultSealer(vault), PubSubAlertPublisher(config.project, config.topic_alerts))
+                          VaultSealer(vault), PubSubAlertPublisher(config.project, config.topic_alerts),
+                          fenced=FirestoreFencedSave(vault))
 
 
 _lock = threading.Lock()

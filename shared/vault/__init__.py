@@ -8,7 +8,7 @@
 - :mod:`shared.vault.config`: building a vault from environment variables.
 """
 
-from shared.vault.store import MemoryVaultStore, VaultStore
+from shared.vault.store import MemoryVaultStore, SaveGuard, VaultStore
 from shared.vault.vault import (
     AccountInfo,
     MigrationResult,
@@ -23,6 +23,6 @@ from shared.vault.vault import (
 )
 
 __all__ = [
-    "AccountInfo", "MemoryVaultStore", "MigrationResult", "RestoreResult", "RotateReport", "SaveResult",
-    "SealingKey", "SkippedVersion", "Vault", "VaultStore", "VerifyReport", "snapshot_aad",
+    "AccountInfo", "MemoryVaultStore", "MigrationResult", "RestoreResult", "RotateReport", "SaveGuard",
+    "SaveResult", "SealingKey", "SkippedVersion", "Vault", "VaultStore", "VerifyReport", "snapshot_aad",
 ]

@@ -29,7 +29,16 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.errors import IntegrityError, NotFoundError, VaultConflictError, VaultError
 from shared.vault.crypto import EnvelopeHeader
 from shared.vault.legacy import parse_legacy_time
-from shared.vault.store import Decision, Head, LegacyRecord, NewVersion, Planner, VersionRecord, VersionRef
+from shared.vault.store import (
+    Decision,
+    Head,
+    LegacyRecord,
+    NewVersion,
+    Planner,
+    SaveGuard,
+    VersionRecord,
+    VersionRef,
+)
 from shared.vault.vault import CHUNK_BYTES
 
 log = logging.getLogger(__name__)
@@ -215,7 +224,7 @@ class FirestoreVaultStore:
             txn.delete(version_ref.collection(CHUNKS).document(str(i)))
         txn.delete(version_ref)
 
-    def commit(self, account_id: str, planner: Planner) -> Decision:
+    def commit(self, account_id: str, planner: Planner, guard: SaveGuard | None = None) -> Decision:
         """Read the head, plan, and write the plan in one commit guarded by a precondition on the head.
 
         Optimistic instead of a transaction: the commit carries "the head is unchanged since it was read"
@@ -223,12 +232,19 @@ class FirestoreVaultStore:
         deletion of rotated-out versions land together only if the plan was made against the current head;
         otherwise nothing is written and the save plans again. Same guarantee, two calls instead of three,
         and no locks held between them (the emulator's pessimistic transaction locks made concurrent saves
-        and account writes wait on each other).
+        and account writes wait on each other). A ``guard``'s documents are read in the head's call and
+        its updates are part of the commit (each with an "exists" precondition).
         """
         head_ref = self._head_ref(account_id)
         where = f"account {account_id}: save"
+        guard_refs = [self._db.document(path) for path in guard.reads] if guard is not None else []
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            snap = self._call(f"{where}: read head", head_ref.get)
+            snaps = {snap.reference.path: snap for snap in
+                     self._call(f"{where}: read head", lambda: list(self._db.get_all([head_ref, *guard_refs])))}
+            snap = snaps[head_ref.path]
+            if guard is not None:
+                guard.check({ref.path: (snaps[ref.path].to_dict() if snaps[ref.path].exists else None)
+                             for ref in guard_refs})
             head = _head_from_record(account_id, snap.to_dict() if snap.exists else None)
             decision = planner(head)
             if decision is None:
@@ -240,6 +256,8 @@ class FirestoreVaultStore:
                 self._write_version(batch, account_id, decision.record, chunk_count)
                 for ref in decision.drop:
                     self._delete_version(batch, account_id, ref)
+                for path, changes in (guard.updates(decision.head) if guard is not None else {}).items():
+                    batch.update(self._db.document(path), dict(changes))
             record = _head_to_record(decision.head)
             record["accountId"] = account_id
             if snap.exists:

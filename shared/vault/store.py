@@ -78,6 +78,25 @@ class HeadOnly:
 
 Decision = NewVersion | HeadOnly | None
 Planner = Callable[[Head | None], Decision]
+#: A document outside the vault's own collection: ``"<collection>/<id>"``.
+DocumentPath = str
+Documents = Mapping[DocumentPath, Mapping[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class SaveGuard:
+    """Documents outside the vault that one save reads and writes in its own round trips.
+
+    The caller's preconditions and bookkeeping ride along with the save instead of costing calls of
+    their own: ``reads`` are fetched in the same call as the head and handed to ``check`` (None for a
+    missing document), which raises to refuse the save before anything is planned; when a new version
+    is written, ``updates(head)`` names field updates of existing documents that are committed
+    atomically with it (if one of them has disappeared meanwhile, nothing at all is written).
+    """
+
+    reads: tuple[DocumentPath, ...]
+    check: Callable[[Documents], None]
+    updates: Callable[[Head], Mapping[DocumentPath, Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -113,8 +132,9 @@ class VaultStore(Protocol):
         """The version ``ref`` names; :class:`NotFoundError` if gone, ``IntegrityError`` if incomplete."""
         ...
 
-    def commit(self, account_id: str, planner: Planner) -> Decision:
-        """Run ``planner`` on the current head and apply its decision atomically; return the decision."""
+    def commit(self, account_id: str, planner: Planner, guard: SaveGuard | None = None) -> Decision:
+        """Run ``planner`` on the current head and apply its decision atomically; return the decision.
+        With a ``guard``, its documents are read and checked first and its updates join a new version."""
         ...
 
     def replace_header(self, account_id: str, version: int, header: EnvelopeHeader, expected_kek: str) -> bool:
@@ -166,6 +186,8 @@ class MemoryVaultStore:
     def __init__(self) -> None:
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.RLock()
+        #: Documents outside the vault, by path: what a :class:`SaveGuard` reads and updates.
+        self.documents: dict[DocumentPath, dict[str, Any]] = {}
 
     # test helpers -----------------------------------------------------------------------------
 
@@ -198,10 +220,20 @@ class MemoryVaultStore:
             raise NotFoundError(f"account {account_id} has no version {ref.version}")
         return record
 
-    def commit(self, account_id: str, planner: Planner) -> Decision:
+    def commit(self, account_id: str, planner: Planner, guard: SaveGuard | None = None) -> Decision:
         with self._lock:
+            if guard is not None:
+                guard.check({path: copy.deepcopy(self.documents.get(path)) for path in guard.reads})
+            current = self._accounts.get(account_id)
+            decision = planner(current.head if current is not None else None)
+            if isinstance(decision, NewVersion) and guard is not None:
+                updates = guard.updates(decision.head)
+                missing = [path for path in updates if path not in self.documents]
+                if missing:
+                    raise NotFoundError(f"account {account_id}: {missing[0]} disappeared during the save")
+                for path, changes in updates.items():
+                    self.documents[path].update(copy.deepcopy(dict(changes)))
             account = self._accounts.setdefault(account_id, _Account())
-            decision = planner(account.head)
             if isinstance(decision, NewVersion):
                 account.versions[decision.record.version] = decision.record
                 for ref in decision.drop:

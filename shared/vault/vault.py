@@ -46,7 +46,16 @@ from shared.snapshot import Snapshot, canonical_state_bytes, parse_state, snapsh
 from shared.vault import crypto
 from shared.vault.kek import KekProvider, sealing_private_key
 from shared.vault.legacy import legacy_state
-from shared.vault.store import BatchReadStore, Head, HeadOnly, NewVersion, VaultStore, VersionRecord, VersionRef
+from shared.vault.store import (
+    BatchReadStore,
+    Head,
+    HeadOnly,
+    NewVersion,
+    SaveGuard,
+    VaultStore,
+    VersionRecord,
+    VersionRef,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +212,14 @@ class Vault:
     # --- save ------------------------------------------------------------------------------------
 
     def save(self, account_id: str, state: AuthState, generation: int,
-             produced_at: datetime | None = None) -> SaveResult:
+             produced_at: datetime | None = None, *, guard: SaveGuard | None = None) -> SaveResult:
         """Store ``state`` as a new version (see the module docstring for the rules).
 
         ``produced_at`` (when the connector produced the state) orders saves within one generation: a state
         produced before the stored one is refused with :class:`OutOfOrderSnapshotError`, checked inside the
-        same atomic commit as the write, so concurrent late deliveries cannot interleave.
+        same atomic commit as the write, so concurrent late deliveries cannot interleave. ``guard``: the
+        caller's own documents, checked in the same read as the head and updated in the same commit
+        (:class:`~shared.vault.store.SaveGuard`).
         """
         check_account_id(account_id)
         if generation < 0:
@@ -255,7 +266,8 @@ class Vault:
                                    ciphertext=ciphertext, created_at=now)
             return NewVersion(record=record, head=new_head, drop=refs[self._versions_kept :])
 
-        decision = self._store.commit(account_id, plan)
+        decision = self._store.commit(account_id, plan, guard) if guard is not None else \
+            self._store.commit(account_id, plan)
         if isinstance(decision, NewVersion):
             log.info("account %s: saved v%d (generation %d, %d bytes stored)", account_id,
                      decision.head.latest_version, generation, decision.head.stored_size)

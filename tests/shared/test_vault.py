@@ -386,3 +386,41 @@ def test_save_snapshot_orders_by_produced_at(vault: Vault) -> None:
     with pytest.raises(OutOfOrderSnapshotError):
         vault.save_snapshot(late)
     assert vault.inspect("acct-1").latest_version == 1
+
+
+def test_a_guard_checks_its_documents_and_updates_them_with_a_new_version(vault: Vault,
+                                                                         store: MemoryVaultStore) -> None:
+    from shared.errors import NotFoundError
+    from shared.vault import SaveGuard
+
+    store.documents["leases/acct-1"] = {"generation": 2}
+    store.documents["accounts/acct-1"] = {"lastVersion": None}
+    seen: list[Any] = []
+
+    def check(documents: Any) -> None:
+        seen.append(dict(documents))
+        if documents["leases/acct-1"]["generation"] != 2:
+            raise StaleGenerationError("acct-1", 1, documents["leases/acct-1"]["generation"])
+
+    def guard(updates: bool = True) -> SaveGuard:
+        return SaveGuard(reads=("leases/acct-1",), check=check,
+                         updates=lambda head: {"accounts/acct-1": {"lastVersion": head.latest_version}}
+                         if updates else {})
+
+    state = registered_state()
+    vault.save("acct-1", state, 2, guard=guard())
+    assert seen == [{"leases/acct-1": {"generation": 2}}]
+    assert store.documents["accounts/acct-1"] == {"lastVersion": 1}
+    vault.save("acct-1", state.copy(), 2, guard=guard())  # no new version: no updates
+    store.documents["accounts/acct-1"]["lastVersion"] = "untouched"
+    vault.save("acct-1", state.copy(), 2, guard=guard())
+    assert store.documents["accounts/acct-1"]["lastVersion"] == "untouched"
+    store.documents["leases/acct-1"]["generation"] = 3
+    with pytest.raises(StaleGenerationError):
+        vault.save("acct-1", changed(state, 1), 2, guard=guard())
+    store.documents["leases/acct-1"]["generation"] = 2
+    del store.documents["accounts/acct-1"]
+    with pytest.raises(NotFoundError):  # the account went: the version does not land either
+        vault.save("acct-1", changed(state, 2), 2, guard=guard())
+    assert vault.inspect("acct-1").latest_version == 1
+    assert len(store.raw_versions("acct-1")) == 1
