@@ -254,7 +254,10 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
 
         async def churn(slot: AccountSlot) -> None:
             n = 0
-            await asyncio.sleep(random.uniform(0, args.change_every))
+            # Independent accounts: each starts at its own moment within one coalescing period, so their
+            # windows are not all aligned (--in-step starts them together: one burst of every account).
+            spread_s = args.change_every if args.in_step else args.window + args.change_every
+            await asyncio.sleep(random.uniform(0, spread_s))
             while time.monotonic() < stop_at:
                 slot.store.set_keys({"session": {f"bench-{n % 50}.0": {"n": n, "account": slot.account_id}}})
                 n += 1
@@ -319,6 +322,8 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=2.0, help="coalescing window (s)")
     parser.add_argument("--delivery", choices=("relay", "push"), default="relay",
                         help="Pub/Sub to functions: the gateway's relay (as keeper functions runs) or emulator push")
+    parser.add_argument("--in-step", action="store_true",
+                        help="start every account's churn within one change period (aligned windows: bursts)")
     parser.add_argument("--stored-by", choices=("commit", "watch"), default="commit",
                         help="when a snapshot counts as stored: its vault commit returned (persistSnapshot's log), "
                              "or a Firestore listener in another process saw the head")

@@ -1,8 +1,8 @@
 """Publishing to Pub/Sub: ordered per account, retried until accepted, bounded in memory.
 
 - :class:`MessageTransport` is the one interface to Pub/Sub; :class:`PubSubTransport` implements
-  it over ``google-cloud-pubsub`` with message ordering on, and translates the library's errors
-  into :class:`~connector.errors.PublishError`.
+  it over ``google-cloud-pubsub``'s Publish call, batching messages of many ordering keys into one
+  call, and translates the library's errors into :class:`~connector.errors.PublishError`.
 - :class:`OrderedPublisher` keeps one FIFO per ordering key (the account id) and publishes its
   head, one at a time, retrying with jittered backoff until Pub/Sub accepts it. So a 30 s outage
   delays messages but loses none, and an account's messages never overtake each other.
@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +29,11 @@ from connector.errors import PublishError
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 10.0
+#: Messages in one Publish call (Pub/Sub allows 1,000) and their bytes (the request limit is 10 MB).
+MAX_BATCH = 100
+MAX_BATCH_BYTES = 9_000_000
+#: Publish calls out at once per transport.
+MAX_CONCURRENT_CALLS = 4
 RETRY_BASE_S = 0.25
 RETRY_CAP_S = 4.0
 MAX_QUEUED_PER_KEY = 10_000
@@ -45,45 +50,116 @@ class MessageTransport(Protocol):
 
 
 class PubSubTransport:
-    """:class:`MessageTransport` over ``google.cloud.pubsub_v1.PublisherClient``."""
+    """:class:`MessageTransport` over Pub/Sub's Publish call, batching across ordering keys.
 
-    def __init__(self, project_id: str, timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
+    Everything published while the loop was busy (up to ``max_batch`` messages, ``MAX_BATCH_BYTES``)
+    goes out in one Publish call: messages of different accounts share a call, each with its own
+    ordering key. Ordering holds because :class:`OrderedPublisher` never has two messages of one key
+    in flight. (The client library's own publisher batches per ordering key only, so 100 accounts
+    cost 100 calls; measured on the emulator: 3.7 ms of emulator and 3.2 ms of client CPU per message,
+    against 0.8 and 0.4 in batches of five.) Library errors become :class:`PublishError`.
+    """
+
+    def __init__(self, project_id: str, timeout_s: float = PUBLISH_TIMEOUT_S, max_batch: int = MAX_BATCH,
+                 max_calls: int = MAX_CONCURRENT_CALLS) -> None:
         # Imported by name: google-cloud-pubsub ships no type information, and importing it only
         # here keeps the rest of the connector importable (and testable) without it.
         pubsub_v1: Any = importlib.import_module("google.cloud.pubsub_v1")
         api_retry: Any = importlib.import_module("google.api_core.retry")
+        self._message_type: Any = importlib.import_module("google.pubsub_v1.types").PubsubMessage
 
         self._project = project_id
         self._timeout_s = timeout_s
-        # The client's own retry is kept short: the OrderedPublisher retries forever above it,
-        # and a short inner deadline keeps shutdown and outage recovery prompt.
-        self._client: Any = pubsub_v1.PublisherClient(
-            publisher_options=pubsub_v1.types.PublisherOptions(
-                enable_message_ordering=True,
-                retry=api_retry.Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s),
-                timeout=timeout_s,
-            ),
-            batch_settings=pubsub_v1.types.BatchSettings(max_latency=0.005),
-        )
+        self._max_batch = max_batch
+        # The library's wrapper is kept for its channel set-up (the emulator host, credentials); calls go
+        # through its generated client. Its retry is kept short: OrderedPublisher retries forever above it.
+        self._client: Any = pubsub_v1.PublisherClient()
+        self._retry: Any = api_retry.Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s)
+        self._calls = ThreadPoolExecutor(max_calls, thread_name_prefix="pubsub-publish")
+        self._slots = asyncio.Semaphore(max_calls)
+        self._waiting: dict[str, list[tuple[Any, asyncio.Future[str]]]] = {}
+        self._senders: set[asyncio.Task[None]] = set()
 
     def topic_path(self, topic: str) -> str:
         return f"projects/{self._project}/topics/{topic}"
 
     async def publish(self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str) -> str:
-        path = self.topic_path(topic)
+        loop = asyncio.get_running_loop()
+        accepted: asyncio.Future[str] = loop.create_future()
+        message = self._message_type(data=data, attributes=dict(attributes), ordering_key=ordering_key)
+        waiting = self._waiting.setdefault(topic, [])
+        waiting.append((message, accepted))
+        if len(waiting) == 1:
+            # Sent from the next loop iteration on: whatever else is published meanwhile joins the call.
+            task = loop.create_task(self._send(topic), name=f"publish:{topic}")
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
         try:
-            future = self._client.publish(path, data, ordering_key=ordering_key, **dict(attributes))
-            message_id = await asyncio.wait_for(asyncio.wrap_future(future), self._timeout_s + 2.0)
-        except Exception as exc:
-            # After a failure the client pauses the ordering key; resume it so the retry can go.
-            # (After our own timeout it may not be paused, and resuming then raises.)
-            with contextlib.suppress(Exception):
-                self._client.resume_publish(path, ordering_key)
-            raise PublishError(f"publish to {topic} failed: {type(exc).__name__}") from exc
-        return str(message_id)
+            return await asyncio.wait_for(asyncio.shield(accepted), self._timeout_s + 2.0)
+        except TimeoutError as exc:
+            accepted.cancel()  # not sent any more if it is still waiting
+            raise PublishError(f"publish to {topic} timed out") from exc
+
+    async def _send(self, topic: str) -> None:
+        async with self._slots:
+            batch = self._take(topic)
+            if not batch:
+                return
+            messages = [message for message, _ in batch]
+            try:
+                response = await asyncio.get_running_loop().run_in_executor(
+                    self._calls, self._publish_call, self.topic_path(topic), messages)
+                ids = list(response.message_ids)
+                if len(ids) != len(batch):
+                    raise PublishError(f"publish to {topic}: {len(ids)} ids for {len(batch)} messages")
+            except Exception as exc:
+                error = exc if isinstance(exc, PublishError) else PublishError(
+                    f"publish to {topic} failed: {type(exc).__name__}")
+                for _, accepted in batch:
+                    if not accepted.done():
+                        accepted.set_exception(error)
+                return
+            for (_, accepted), message_id in zip(batch, ids, strict=True):
+                if not accepted.done():
+                    accepted.set_result(str(message_id))
+        if self._waiting.get(topic):
+            # More arrived while this call was out (or the batch was full): send them too.
+            task = asyncio.get_running_loop().create_task(self._send(topic), name=f"publish:{topic}")
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
+
+    def _take(self, topic: str) -> list[tuple[Any, asyncio.Future[str]]]:
+        waiting = self._waiting.get(topic, [])
+        batch: list[tuple[Any, asyncio.Future[str]]] = []
+        size = 0
+        while waiting and len(batch) < self._max_batch:
+            message, accepted = waiting[0]
+            message_size = len(message.data) + sum(len(k) + len(v) for k, v in message.attributes.items()) + 64
+            if batch and size + message_size > MAX_BATCH_BYTES:
+                break
+            waiting.pop(0)
+            if accepted.done():  # its publisher gave up waiting
+                continue
+            batch.append((message, accepted))
+            size += message_size
+        if not waiting:
+            self._waiting.pop(topic, None)
+        return batch
+
+    def _publish_call(self, topic_path: str, messages: list[Any]) -> Any:
+        return self._client.api.publish(topic=topic_path, messages=messages, retry=self._retry,
+                                        timeout=self._timeout_s)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._client.stop)
+        for task in list(self._senders):
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
+        for waiting in self._waiting.values():
+            for _, accepted in waiting:
+                if not accepted.done():
+                    accepted.set_exception(PublishError("transport closed"))
+        self._waiting.clear()
+        await asyncio.to_thread(self._calls.shutdown, wait=True, cancel_futures=True)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,46 @@ async def test_close_cancels_what_was_never_accepted() -> None:
     await publisher.close()
     assert future.cancelled()
     assert publisher.pending() == 0
+
+
+@pytest.mark.integration
+async def test_pubsub_transport_batches_many_keys_into_one_call_and_keeps_each_key_in_order(
+        pubsub_names: Any) -> None:
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined,unused-ignore]
+
+    from connector.publisher import PubSubTransport
+
+    topic, subscription = pubsub_names.topic("batched"), pubsub_names.subscription("batched")
+    subscriber = pubsub_v1.SubscriberClient()
+    pubsub_v1.PublisherClient().create_topic(name=topic)
+    subscriber.create_subscription(request={"name": subscription, "topic": topic, "enable_message_ordering": True})
+    transport = PubSubTransport(pubsub_names.project)
+    calls: list[int] = []
+    publish_call = transport._publish_call
+
+    def counting(topic_path: str, messages: list[Any]) -> Any:
+        calls.append(len(messages))
+        return publish_call(topic_path, messages)
+
+    transport._publish_call = counting  # type: ignore[method-assign]
+    publisher = OrderedPublisher(transport, topic.rsplit("/", 1)[1])
+    for n in range(3):
+        for key in range(10):
+            publisher.submit(f"acct-{key}", f"{key}:{n}".encode(), {"n": str(n)})
+    assert await publisher.drained(20)
+    await transport.close()
+    assert sum(calls) == 30
+    assert len(calls) <= 10  # ten keys share each call (three rounds, one message per key in flight)
+    received: dict[str, list[int]] = {}
+    for _ in range(20):
+        response = subscriber.pull(subscription=subscription, max_messages=100, timeout=10)
+        for item in response.received_messages:
+            key, n = item.message.data.decode().split(":")
+            assert item.message.ordering_key == f"acct-{key}"
+            received.setdefault(key, []).append(int(n))
+        if response.received_messages:
+            subscriber.acknowledge(subscription=subscription,
+                                   ack_ids=[item.ack_id for item in response.received_messages])
+        if sum(map(len, received.values())) == 30:
+            break
+    assert received == {str(key): [0, 1, 2] for key in range(10)}
