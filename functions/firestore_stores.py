@@ -364,6 +364,33 @@ class FirestoreLeaseStore:
 
         return bool(self._in_transaction(account_id, step))
 
+    def release_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime) -> dict[str, bool]:
+        """One transaction per chunk of leases, like :meth:`renew_many`."""
+        results: dict[str, bool] = {}
+        for start in range(0, len(held), _RENEW_CHUNK):
+            results.update(self._release_chunk(held[start:start + _RENEW_CHUNK], connector_id, now))
+        return results
+
+    def _release_chunk(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime) -> dict[str, bool]:
+        wanted = dict(held)
+        refs = [self._col.document(account_id) for account_id in wanted]
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> dict[str, bool]:
+            out = dict.fromkeys(wanted, False)
+            for snap in self._client.get_all(refs, transaction=transaction):
+                if not snap.exists:
+                    continue
+                current = _lease_from(snap.id, snap.to_dict() or {})
+                if current.held_by(connector_id, wanted[snap.id]):
+                    released = dataclasses.replace(current, connector_id=None, expires_at=now)
+                    transaction.set(snap.reference, self._doc(released, now))
+                    out[snap.id] = True
+            return out
+
+        result: dict[str, bool] = run(self._client.transaction())
+        return result
+
     def revoke(self, account_id: str, now: datetime) -> None:
         def step(transaction: Any, ref: Any, current: Lease | None) -> None:
             if current is not None:

@@ -50,14 +50,20 @@ def _lost_reason(lease: Lease | None, held: HeldAccount) -> str:
 
 
 def release_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...], now: datetime) -> None:
-    accounts = stores.accounts.get_many([i.account_id for i in items]) if items else {}
+    if not items:
+        return
+    accounts = stores.accounts.get_many([i.account_id for i in items])
+    released = stores.leases.release_many([(i.account_id, i.generation) for i in items], connector_id, now)
+    index: dict[str, dict[str, Any]] = {}
     for item in items:
-        if stores.leases.release(item.account_id, connector_id, item.generation, now):
+        if released.get(item.account_id):
             account = accounts.get(item.account_id)
             if account is not None and account.serve:
-                stores.accounts.update(item.account_id, {"claimable_after": now})  # claimable at once
+                index[item.account_id] = {"claimable_after": now}  # claimable at once
             _log.info("account %s: released by %s (generation %d)", item.account_id, connector_id,
                       item.generation)
+    if index:
+        stores.accounts.update_many(index)
 
 
 def _commands_for(stores: Stores, account: Account, now: datetime) -> list[dict[str, Any]]:

@@ -142,6 +142,9 @@ class MemoryLeaseStore:
             self._leases[account_id] = dataclasses.replace(current, connector_id=None, expires_at=now)
             return True
 
+    def release_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime) -> dict[str, bool]:
+        return {account_id: self.release(account_id, connector_id, generation, now) for account_id, generation in held}
+
     def revoke(self, account_id: str, now: datetime) -> None:
         with self._lock:
             current = self._leases.get(account_id)

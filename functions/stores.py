@@ -95,6 +95,10 @@ class LeaseStore(Protocol):
         """Give the lease up (generation unchanged; the next claim increments it)."""
         ...
 
+    def release_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime) -> dict[str, bool]:
+        """:meth:`release` for many (account id, generation) pairs, in as few round trips as possible."""
+        ...
+
     def revoke(self, account_id: str, now: datetime) -> None:
         """Take the lease from whoever holds it (generation unchanged; its renewals now fail)."""
         ...

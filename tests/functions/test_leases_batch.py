@@ -35,6 +35,24 @@ def _check_claim_many(stores: Stores) -> None:
     assert leases.claim_many([], "c1", T0, 30) == {}
 
 
+def _check_release_many(stores: Stores) -> None:
+    leases = stores.leases
+    for account_id in ("mine", "other", "old"):
+        leases.claim(account_id, "c1", T0, 30)
+    leases.release("other", "c1", 1, T0)
+    assert leases.claim("other", "c2", T0, 30) is not None  # now c2's, generation 2
+    later = T0 + timedelta(seconds=5)
+    got = leases.release_many([("mine", 1), ("other", 1), ("old", 7), ("missing", 1)], "c1", later)
+    assert got == {"mine": True, "other": False, "old": False, "missing": False}
+    stored = leases.get_many(["mine", "other", "old"])
+    assert (stored["mine"].connector_id, stored["mine"].generation, stored["mine"].expires_at) == (None, 1, later)
+    assert (stored["other"].connector_id, stored["other"].generation) == ("c2", 2), "another's lease untouched"
+    assert stored["old"].connector_id == "c1", "a wrong generation releases nothing"
+    again = leases.claim("mine", "c3", later, 30)
+    assert again is not None and again.generation == 2
+    assert leases.release_many([], "c1", later) == {}
+
+
 def _check_record_many(stores: Stores) -> None:
     outcomes = [RestoreOutcome(f"a{i}", RestoreOutcomeKind.RESTORED, T0, "c1", 3, None, 0) for i in range(5)]
     stores.outcomes.record_many(outcomes)
@@ -49,6 +67,15 @@ def test_claim_many_in_memory() -> None:
 
 def test_record_many_in_memory() -> None:
     _check_record_many(memory_stores())
+
+
+def test_release_many_in_memory() -> None:
+    _check_release_many(memory_stores())
+
+
+@pytest.mark.integration
+def test_release_many_on_firestore(firestore_client: Any) -> None:
+    _check_release_many(firestore_stores(firestore_client))
 
 
 @pytest.mark.integration
