@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,8 +68,11 @@ class Stack:
             f"{self.functions_base}/{function}", data=body, method="POST",
             headers={"Content-Type": "application/json",
                      "Authorization": f"Bearer {unsigned_id_token(self.project, uid)}"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.load(response)["result"]
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.load(response)["result"]
+        except urllib.error.HTTPError as exc:  # say what the function answered, not just the status
+            raise AssertionError(f"{function} answered {exc.code}: {exc.read()[:500]!r}") from None
 
     def add_account(self, phone: str, method: str = "code", uid: str = "alice") -> str:
         return str(self.call("addAccount", {"phoneNumber": phone, "method": method}, uid)["accountId"])
