@@ -161,7 +161,7 @@ class FirestoreAccountStore:
             except (gexc.Conflict, gexc.FailedPrecondition):
                 continue  # another add of this number committed first
             return None
-        raise gexc.Aborted("adding an account: its phone number kept changing hands, try again")
+        raise gexc.Aborted("the phone number kept changing hands; try again")  # type: ignore[no-untyped-call]
 
     def get(self, account_id: str) -> Account | None:
         found = self._read([self._col.document(account_id).get()])
