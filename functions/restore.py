@@ -13,6 +13,12 @@ A claim takes the lease (generation + 1) first, then:
   wire in clear and only that connector process can open it. A removing account is restored too,
   with a ``remove`` command, so its device can be logged out properly.
 
+Claims are made in rounds of :data:`CLAIM_ROUND`: the round's leases in one transaction, its claim
+index updates and restore outcomes in one batched write each, its restores read in two round trips
+(``restore_many``) and decrypted and sealed on a thread pool. The claim budget is checked between
+rounds. The first account of a call that needs the vault goes in a round of its own, so a KEK out
+of reach costs one wait per call.
+
 Every restore records its outcome (restored / fell back / failed and why) for the metrics. An
 account that cannot be restored is not served again until its owner asks (``restore_failed``); its
 lease is released at once so the generation sequence stays meaningful. A KEK that cannot be fetched
@@ -276,15 +282,15 @@ class ConnectorSyncService:
         (``prefetched``: what a batched restore already found, state or error)."""
         now = self._clock()
         try:
-            linked = prefetched
+            restored = prefetched
             if account.status is AccountStatus.PAIRING:
-                linked = self._linked_while_pairing(account)
-                if linked is None:
+                restored = self._linked_while_pairing(account)
+                if restored is None:
                     return _HandOut({**lease_entry(lease), "mode": "pair", "sealedState": None, "version": None,
                                      "fellBack": False,
                                      "pairing": {"method": account.method.value,
                                                  "phoneNumber": account.phone_number}})
-            out = self._restore(request, account, lease, linked)
+            out = self._restore(request, account, lease, restored)
         except shared_errors.KekUnavailableError:
             self._give_back(account, request.connector_id, lease, now + timedelta(seconds=KEK_RETRY_S))
             self._alerter.raise_alert(account.account_id, "kek_unavailable",

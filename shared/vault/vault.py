@@ -343,7 +343,8 @@ class Vault:
         With a :class:`~shared.vault.store.BatchReadStore`, heads and newest versions are read in two
         round trips for all; an account whose newest version does not open that way goes through
         :meth:`restore` (fallback, re-read), except when its KEK is out of reach: that is
-        :class:`KekUnavailableError` at once (one wait per account, and no older state stands in)."""
+        :class:`KekUnavailableError` at once (no older state stands in), and the other accounts of
+        the batch whose newest version needs that KEK version get the same answer without a wait."""
         wanted = list(dict.fromkeys(account_ids))
         heads: dict[str, Head] = {}
         newest: dict[str, VersionRecord] = {}
@@ -351,13 +352,18 @@ class Vault:
             heads = self._store.get_heads(wanted)
             newest = self._store.get_versions([(a, h.versions[0]) for a, h in heads.items() if h.versions])
         results: dict[str, RestoreResult | VaultError | StateValidationError] = {}
+        out_of_reach: dict[str, KekUnavailableError] = {}  # KEK version -> what fetching it raised
         for account_id in wanted:
             head, record = heads.get(account_id), newest.get(account_id)
             try:
                 if head is not None and record is not None:
+                    if record.header.kek_version in out_of_reach:
+                        results[account_id] = out_of_reach[record.header.kek_version]
+                        continue
                     try:
                         record, _, state = self._open_record(account_id, head.versions[0], record)
                     except KekUnavailableError as exc:
+                        out_of_reach[record.header.kek_version] = exc
                         results[account_id] = exc
                         continue
                     except (VaultError, StateValidationError):
