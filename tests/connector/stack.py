@@ -103,8 +103,11 @@ class Stack:
 
 
 def start_stack(children: Callable[..., ChildProcess], project: str, suffix: str, home: Path,
-                lease_ttl_s: float = 6.0, **extra_env: str) -> Stack:
-    """Start the functions gateway for one test and create its topics and push subscriptions."""
+                lease_ttl_s: float = 10.0, **extra_env: str) -> Stack:
+    """Start the functions gateway for one test and create its topics and push subscriptions.
+
+    The lease TTL is short so expiry-driven tests run quickly, yet long enough that a connectorSync
+    slowed by a loaded 2-core machine (seconds) does not make the connector give up its sockets."""
     from keeper.gateway import ensure_local_pubsub
 
     home.mkdir(parents=True, exist_ok=True)

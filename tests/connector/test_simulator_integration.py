@@ -163,7 +163,7 @@ async def test_kill_9_during_key_churn_then_a_new_connector_restores_the_last_pu
         (d,) = await control.devices(phone)
         return bool(d["liveSockets"] == 1 and d["loginCount"] > logins)
 
-    # The dead connector's lease must run out first (6 s TTL here), then the successor claims it.
+    # The dead connector's lease must run out first (10 s TTL here), then the successor claims it.
     await until(logged_in_again, timeout_s=60, what="successor logged in with the restored state")
     outcomes = [o for o in restore_outcomes(firestore_client, account_id) if o.get("connectorId") == "c-successor"]
     assert outcomes and outcomes[-1]["outcome"] == "restored"

@@ -109,6 +109,7 @@ def test_no_key_material_in_the_logs_of_an_end_to_end_run(
     # A contact's message (its ciphertext is secret too): the connector acknowledges it to WhatsApp only
     # once Pub/Sub has it, so an empty pending list means the whole message path ran.
     ciphertext = secrets.token_bytes(48)
+    _eventually(lambda: _device(sim_base)["liveSockets"] == 1, "a live socket to deliver the message to")
     sent = _control(sim_base, "POST", f"/v1/phones/{quote(PHONE)}/messages",
                     {"from": CONTACT, "ciphertext": base64.b64encode(ciphertext).decode()})
     assert sent["sentTo"] == [1]
