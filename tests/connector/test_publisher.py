@@ -123,3 +123,37 @@ async def test_pubsub_transport_batches_many_keys_into_one_call_and_keeps_each_k
         if sum(map(len, received.values())) == 30:
             break
     assert received == {str(key): [0, 1, 2] for key in range(10)}
+
+
+@pytest.mark.integration
+async def test_pubsub_transport_fails_every_message_of_a_failed_call_and_the_publisher_retries(
+        pubsub_names: Any) -> None:
+    from google.api_core import exceptions as gexc
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined,unused-ignore]
+
+    from connector.publisher import PubSubTransport
+
+    topic = pubsub_names.topic("flaky")
+    pubsub_v1.PublisherClient().create_topic(name=topic)
+    transport = PubSubTransport(pubsub_names.project)
+    publish_call = transport._publish_call
+    failures: list[int] = []
+
+    def flaky(topic_path: str, messages: list[Any]) -> Any:
+        if not failures:
+            failures.append(len(messages))
+            raise gexc.ServiceUnavailable("emulator restarting")  # type: ignore[no-untyped-call]
+        return publish_call(topic_path, messages)
+
+    transport._publish_call = flaky  # type: ignore[method-assign]
+    name = topic.rsplit("/", 1)[1]
+    results = await asyncio.gather(*(transport.publish(name, b"x", {}, f"acct-{key}") for key in range(3)),
+                                   return_exceptions=True)
+    assert failures == [3]  # one call carried all three, and all three failed with it
+    assert all(isinstance(result, PublishError) and "ServiceUnavailable" in str(result) for result in results)
+    publisher = OrderedPublisher(transport, name, retry_base_s=0.01, retry_cap_s=0.05)
+    accepted = [publisher.submit(f"acct-{key}", b"y", {}) for key in range(5)]
+    assert await publisher.drained(20)
+    assert [future.result() for future in accepted] == [True] * 5
+    assert publisher.failures == 0 and failures == [3]
+    await transport.close()
