@@ -74,6 +74,10 @@ class PubSubTransport:
         # The library's wrapper is kept for its channel set-up (the emulator host, credentials); calls go
         # through its generated client. Its retry is kept short: OrderedPublisher retries forever above it.
         self._client: Any = pubsub_v1.PublisherClient()
+        # The generated client's publish, called on the wrapper (the wrapper overrides ``publish`` with
+        # its own batching; its ``api`` attribute for reaching the generated one is deprecated).
+        self._gapic_publish: Any = importlib.import_module(
+            "google.pubsub_v1.services.publisher.client").PublisherClient.publish
         self._retry: Any = api_retry.Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s)
         self._calls = ThreadPoolExecutor(max_calls, thread_name_prefix="pubsub-publish")
         self._slots = asyncio.Semaphore(max_calls)
@@ -147,8 +151,8 @@ class PubSubTransport:
         return batch
 
     def _publish_call(self, topic_path: str, messages: list[Any]) -> Any:
-        return self._client.api.publish(topic=topic_path, messages=messages, retry=self._retry,
-                                        timeout=self._timeout_s)
+        return self._gapic_publish(self._client, topic=topic_path, messages=messages, retry=self._retry,
+                                   timeout=self._timeout_s)
 
     async def close(self) -> None:
         for task in list(self._senders):
