@@ -61,6 +61,14 @@ def _camel(name: str) -> str:
 _ACCOUNT_FIELDS = {f.name: _camel(f.name) for f in dataclasses.fields(Account)}
 
 
+def account_changes_to_doc(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Account field changes (``AccountStore.update``'s names) as document fields and values."""
+    unknown = set(changes) - set(_ACCOUNT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown account fields {sorted(unknown)}")
+    return {_ACCOUNT_FIELDS[k]: _value(v) for k, v in changes.items()}
+
+
 def _value(value: Any) -> Any:
     """A Python value as Firestore stores it."""
     if isinstance(value, PairingInfo):
@@ -197,11 +205,9 @@ class FirestoreAccountStore:
         return _sorted(self._read(query.stream()))
 
     def update(self, account_id: str, changes: Mapping[str, Any]) -> bool:
-        unknown = set(changes) - set(_ACCOUNT_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown account fields {sorted(unknown)}")
+        fields = account_changes_to_doc(changes)
         try:
-            self._col.document(account_id).update({_ACCOUNT_FIELDS[k]: _value(v) for k, v in changes.items()})
+            self._col.document(account_id).update(fields)
         except gexc.NotFound:
             return False
         return True
@@ -212,8 +218,7 @@ class FirestoreAccountStore:
             chunk = items[start:start + _BATCH]
             batch = self._client.batch()
             for account_id, account_changes in chunk:
-                batch.update(self._col.document(account_id),
-                             {_ACCOUNT_FIELDS[k]: _value(v) for k, v in account_changes.items()})
+                batch.update(self._col.document(account_id), account_changes_to_doc(account_changes))
             try:
                 batch.commit()
             except gexc.NotFound:  # one was purged meanwhile: fall back to one by one
@@ -237,7 +242,7 @@ class FirestoreAccountStore:
         run(self._client.transaction())
 
 
-def _lease_from(account_id: str, doc: Mapping[str, Any]) -> Lease:
+def lease_from_doc(account_id: str, doc: Mapping[str, Any]) -> Lease:
     return Lease(account_id, doc.get("connectorId"), int(doc.get("generation", 0)), doc["expiresAt"])
 
 
@@ -248,13 +253,13 @@ class FirestoreLeaseStore:
 
     def get(self, account_id: str) -> Lease | None:
         snap = self._col.document(account_id).get()
-        return _lease_from(account_id, snap.to_dict() or {}) if snap.exists else None
+        return lease_from_doc(account_id, snap.to_dict() or {}) if snap.exists else None
 
     def get_many(self, account_ids: Sequence[str]) -> dict[str, Lease]:
         if not account_ids:
             return {}
         snaps = self._client.get_all([self._col.document(i) for i in account_ids])
-        return {s.id: _lease_from(s.id, s.to_dict() or {}) for s in snaps if s.exists}
+        return {s.id: lease_from_doc(s.id, s.to_dict() or {}) for s in snaps if s.exists}
 
     def _in_transaction(self, account_id: str, step: Any) -> Any:
         ref = self._col.document(account_id)
@@ -262,7 +267,7 @@ class FirestoreLeaseStore:
         @firestore.transactional
         def run(transaction: firestore.Transaction) -> Any:
             snap = ref.get(transaction=transaction)
-            current = _lease_from(account_id, snap.to_dict() or {}) if snap.exists else None
+            current = lease_from_doc(account_id, snap.to_dict() or {}) if snap.exists else None
             return step(transaction, ref, current)
 
         return run(self._client.transaction())
@@ -302,7 +307,7 @@ class FirestoreLeaseStore:
             snaps = {snap.id: snap for snap in self._client.get_all(list(refs.values()), transaction=transaction)}
             for account_id, ref in refs.items():
                 snap = snaps.get(account_id)
-                current = _lease_from(account_id, snap.to_dict() or {}) if snap is not None and snap.exists else None
+                current = lease_from_doc(account_id, snap.to_dict() or {}) if snap is not None and snap.exists else None
                 if current is not None and current.live(now):
                     continue
                 generation = (current.generation if current is not None else 0) + 1
@@ -333,7 +338,7 @@ class FirestoreLeaseStore:
             for snap in self._client.get_all(refs, transaction=transaction):
                 if not snap.exists:
                     continue
-                current = _lease_from(snap.id, snap.to_dict() or {})
+                current = lease_from_doc(snap.id, snap.to_dict() or {})
                 if current.held_by(connector_id, wanted[snap.id]):
                     lease = dataclasses.replace(current, expires_at=now + timedelta(seconds=ttl_s))
                     transaction.set(snap.reference, self._doc(lease, now))
@@ -381,7 +386,7 @@ class FirestoreLeaseStore:
             for snap in self._client.get_all(refs, transaction=transaction):
                 if not snap.exists:
                     continue
-                current = _lease_from(snap.id, snap.to_dict() or {})
+                current = lease_from_doc(snap.id, snap.to_dict() or {})
                 if current.held_by(connector_id, wanted[snap.id]):
                     released = dataclasses.replace(current, connector_id=None, expires_at=now)
                     transaction.set(snap.reference, self._doc(released, now))

@@ -141,7 +141,13 @@ class FirestoreFencedSave:
 
     def save(self, snapshot: OpenedSnapshot, fence: SnapshotFence, now: datetime) -> SavedVersion:
         # Field names and document shapes are firestore_stores' (one mapping for both paths).
-        from functions.firestore_stores import _ACCOUNT_FIELDS, ACCOUNTS, LEASES, _lease_from, account_from_doc
+        from functions.firestore_stores import (
+            ACCOUNTS,
+            LEASES,
+            account_changes_to_doc,
+            account_from_doc,
+            lease_from_doc,
+        )
 
         account_id = snapshot.account_id
         account_path, lease_path = f"{ACCOUNTS}/{account_id}", f"{LEASES}/{account_id}"
@@ -149,11 +155,11 @@ class FirestoreFencedSave:
         def check(documents: Documents) -> None:
             account, lease = documents[account_path], documents[lease_path]
             fence.check(account_from_doc(account_id, account) if account is not None else None,
-                        _lease_from(account_id, lease) if lease is not None else None)
+                        lease_from_doc(account_id, lease) if lease is not None else None)
 
         def updates(head: Head) -> dict[str, dict[str, Any]]:
             changes = fence.account_changes(head.latest_version, len(head.versions), now)
-            return {account_path: {_ACCOUNT_FIELDS[name]: value for name, value in changes.items()}}
+            return {account_path: account_changes_to_doc(changes)}
 
         guard = SaveGuard(reads=(account_path, lease_path), check=check, updates=updates)
         result = self._vault.save(account_id, snapshot.state, snapshot.generation, snapshot.produced_at,
