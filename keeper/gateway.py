@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from typing import Any, Literal
 from keeper.relay import Route
 
 _log = logging.getLogger(__name__)
+
+_SIGNATURE_ENV = "FUNCTION_SIGNATURE_TYPE"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_SOURCE = REPO_ROOT / "functions" / "main.py"
@@ -52,12 +55,28 @@ class FunctionsGateway:
                  names: Iterable[str] | None = None) -> None:
         import functions_framework
 
+        from functions import main
+
         self.project = project
         self.region = region
         self.apps: dict[str, WsgiApp] = {}
-        for name in names if names is not None else function_names():
-            app = functions_framework.create_app(target=name, source=str(source))  # type: ignore[no-untyped-call]
-            self.apps[name] = app
+        # create_app records each function's signature type in os.environ (FUNCTION_SIGNATURE_TYPE) and
+        # falls back to that variable for functions no decorator registered (the callables): left set
+        # to "cloudevent" after a Pub/Sub function, it would turn the next gateway built in this
+        # process, or in a child inheriting the environment, into CloudEvent parsers for every
+        # callable. So each type is given explicitly and the variable is put back as it was.
+        before = os.environ.get(_SIGNATURE_ENV)
+        try:
+            for name in names if names is not None else function_names():
+                kind = "cloudevent" if name in main.PUBSUB_FUNCTIONS else "http"
+                app = functions_framework.create_app(  # type: ignore[no-untyped-call]
+                    target=name, source=str(source), signature_type=kind)
+                self.apps[name] = app
+        finally:
+            if before is None:
+                os.environ.pop(_SIGNATURE_ENV, None)
+            else:
+                os.environ[_SIGNATURE_ENV] = before
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
