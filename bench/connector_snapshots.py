@@ -57,13 +57,13 @@ from connector.snapshots import SnapshotCodec
 from connector.states import AccountState
 from connector.sync import HttpSyncClient
 from keeper import emulators
-from keeper.procs import ChildProcess, free_port, port_open
+from keeper.procs import ChildProcess, free_port
 from shared.authstate import AuthState
 from shared.sealing import seal
 from shared.snapshot import Snapshot
 from shared.vault.vault import snapshot_aad
 from tests.connector.fakes import FakeLinkFactory
-from tests.connector.stack import REGION, TOKEN, Stack, start_stack
+from tests.connector.stack import TOKEN, start_stack
 from tests.connector.test_functions_integration import pair_then_open
 from tests.shared.helpers import registered_state
 
@@ -176,28 +176,6 @@ def describe(values: list[float]) -> str:
             f"max {max(values) * 1000:.0f} ms (n={len(values)})")
 
 
-def start_relay_stack(children: Any, suffix: str, home: Path) -> Stack:
-    """The functions gateway as ``keeper functions`` runs it: it creates the subscriptions and relays."""
-    home.mkdir(parents=True, exist_ok=True)
-    topics = {"snapshots": f"snapshots-{suffix}", "connection_events": f"connection-{suffix}",
-              "messages": f"messages-{suffix}", "alerts": f"alerts-{suffix}"}
-    env = dict(os.environ)
-    env.update({
-        "KEEPER_PROJECT": PROJECT, "GOOGLE_CLOUD_PROJECT": PROJECT, "GCLOUD_PROJECT": PROJECT,
-        "KEEPER_REGION": REGION, "KEEPER_HOME": str(home), "KEEPER_KEK_FILE": str(home / "kek.json"),
-        "KEEPER_CONNECTOR_TOKEN": TOKEN, "KEEPER_LEASE_TTL_S": "30",
-        "KEEPER_TOPIC_SNAPSHOTS": topics["snapshots"],
-        "KEEPER_TOPIC_CONNECTION_EVENTS": topics["connection_events"],
-        "KEEPER_TOPIC_MESSAGES": topics["messages"], "KEEPER_TOPIC_ALERTS": topics["alerts"],
-        "FIREBASE_AUTH_EMULATOR_HOST": env.get("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9"),
-    })
-    port = free_port()
-    functions = children("functions", [sys.executable, "-m", "keeper.cli", "functions", "--port", str(port),
-                                       "--delivery", "relay"],
-                         env=env, ready=lambda: port_open("127.0.0.1", port), ready_timeout_s=60)
-    return Stack(PROJECT, suffix, home, port, topics, env, children, functions=functions)
-
-
 async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) -> None:
     def children(name: str, argv: list[str], **kwargs: Any) -> ChildProcess:
         proc = ChildProcess(name, argv, log_path=tmp / f"{name}.log", **kwargs)
@@ -205,10 +183,7 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
         return proc.start()
 
     suffix = uuid.uuid4().hex[:8]
-    if args.delivery == "relay":
-        stack = start_relay_stack(children, suffix, tmp / "home")
-    else:
-        stack = start_stack(children, PROJECT, suffix, tmp / "home", lease_ttl_s=30)
+    stack = start_stack(children, PROJECT, suffix, tmp / "home", lease_ttl_s=30, delivery=args.delivery)
     print(f"adding {args.accounts} accounts (delivery: {args.delivery}) ...", flush=True)
     for i in range(args.accounts):
         await asyncio.to_thread(stack.add_account, f"+4072{i:07d}", "code", f"user{i}")

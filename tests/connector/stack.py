@@ -19,9 +19,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keeper.procs import ChildProcess, free_port, http_ok, port_open
+
+if TYPE_CHECKING:
+    from keeper.gateway import Delivery
 
 REGION = "us-central1"
 TOKEN = "integration-connector-token"
@@ -103,11 +106,13 @@ class Stack:
 
 
 def start_stack(children: Callable[..., ChildProcess], project: str, suffix: str, home: Path,
-                lease_ttl_s: float = 10.0, **extra_env: str) -> Stack:
-    """Start the functions gateway for one test and create its topics and push subscriptions.
+                lease_ttl_s: float = 10.0, delivery: Delivery = "push", **extra_env: str) -> Stack:
+    """Start the functions gateway for one test and create its topics and subscriptions.
 
     The lease TTL is short so expiry-driven tests run quickly, yet long enough that a connectorSync
-    slowed by a loaded 2-core machine (seconds) does not make the connector give up its sockets."""
+    slowed by a loaded 2-core machine (seconds) does not make the connector give up its sockets.
+    ``delivery="push"`` makes the emulator's push subscriptions (suffixed per test); ``"relay"`` runs
+    the gateway as ``keeper functions`` does, creating its pull subscriptions and relaying itself."""
     from keeper.gateway import ensure_local_pubsub
 
     home.mkdir(parents=True, exist_ok=True)
@@ -125,11 +130,13 @@ def start_stack(children: Callable[..., ChildProcess], project: str, suffix: str
     })
     env.update(extra_env)
     port = free_port()
+    pubsub = ["--no-pubsub"] if delivery == "push" else ["--delivery", "relay"]
     functions = children("functions", [sys.executable, "-m", "keeper.cli", "functions", "--port", str(port),
-                                       "--no-pubsub"],
+                                       *pubsub],
                          env=env, ready=lambda: port_open("127.0.0.1", port), ready_timeout_s=60)
     stack = Stack(project, suffix, home, port, topics, env, children, functions=functions)
-    ensure_local_pubsub(project, stack.functions_base, topics=topics, suffix=f"-{suffix}")
+    if delivery == "push":
+        ensure_local_pubsub(project, stack.functions_base, topics=topics, suffix=f"-{suffix}")
     return stack
 
 
