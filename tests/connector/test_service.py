@@ -39,6 +39,10 @@ class Harness:
         self.service = ConnectorService(cfg or config(), sync_client=functions.client(),
                                         transport=self.transport, link_factory=self.links, cache=cache)
 
+    def is_open(self, account_id: str) -> bool:
+        slot = self.service.accounts.get(account_id)
+        return slot is not None and slot.supervisor.state is AccountState.OPEN
+
     def events(self, account_id: str) -> list[dict[str, object]]:
         return [json.loads(p.data) for p in self.transport.on(EVENTS) if p.ordering_key == account_id]
 
@@ -97,8 +101,7 @@ async def test_sigterm_path_publishes_pending_snapshots_then_releases_leases() -
     functions.add("a1", AuthState.generate())
     h = Harness(functions, config(coalesce_window_s=60.0))
     await h.service.start()
-    await eventually(lambda: "a1" in h.service.accounts and
-                     h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+    await eventually(lambda: h.is_open("a1"))
     h.service.accounts["a1"].store.set_keys({"pre-key": {"7": {"x": 1}}})
     assert h.snapshots("a1") == []
     await h.service.shutdown()
@@ -254,8 +257,7 @@ async def test_replaced_account_is_not_reconnected() -> None:
     h = Harness(functions)
     await h.service.start()
     try:
-        await eventually(lambda: "a1" in h.service.accounts and
-                         h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        await eventually(lambda: h.is_open("a1"))
         h.links.of("a1")[0].push(Closed("replaced", "stop_replaced", 440))
         await eventually(lambda: any(e["state"] == "replaced" for e in h.events("a1")))
         await asyncio.sleep(0.2)
@@ -270,8 +272,7 @@ async def test_http_endpoints() -> None:
     h = Harness(functions)
     await h.service.start()
     try:
-        await eventually(lambda: "a1" in h.service.accounts and
-                         h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        await eventually(lambda: h.is_open("a1"))
         base = f"http://127.0.0.1:{h.service.http.port}"
         async with aiohttp.ClientSession() as http:
             async with http.get(base + "/healthz") as r:
@@ -307,7 +308,7 @@ async def test_engine_waits_for_critical_credentials_to_reach_pubsub() -> None:
         await asyncio.sleep(0.3)
         assert h.service.accounts["a1"].supervisor.state is AccountState.CONNECTING  # held back
         h.transport.down = False
-        await eventually(lambda: h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        await eventually(lambda: h.is_open("a1"))
         (snap,) = h.snapshots("a1")
         assert snap.state.creds.get("registrationId") == 777  # type: ignore[attr-defined]
     finally:
@@ -334,8 +335,7 @@ async def test_pair_claim_for_an_account_this_connector_linked_restores_it(tmp_p
     h = Harness(functions, cache=cache)
     h.links.script = pair
     await h.service.start()
-    await eventually(lambda: "p1" in h.service.accounts
-                     and h.service.accounts["p1"].supervisor.state is AccountState.OPEN)
+    await eventually(lambda: h.is_open("p1"))
     await h.service.shutdown()
     # The functions never heard of pairing.success: they hand it out for pairing again.
     h2 = Harness(functions, cache=cache)
@@ -355,8 +355,7 @@ async def test_logged_out_keys_leave_the_cache(tmp_path: Path) -> None:
     h = Harness(functions, cache=cache)
     await h.service.start()
     try:
-        await eventually(lambda: "a1" in h.service.accounts
-                         and h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        await eventually(lambda: h.is_open("a1"))
         h.service.accounts["a1"].store.set_keys({"session": {"x": {"n": 1}}})
         h.service.flusher.flush_now()
         assert cache.get("a1") is not None
@@ -375,8 +374,7 @@ async def test_an_expiring_lease_takes_its_last_snapshot_after_the_socket_closed
     h = Harness(functions, cache=cache)
     await h.service.start()
     try:
-        await eventually(lambda: "a1" in h.service.accounts
-                         and h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        await eventually(lambda: h.is_open("a1"))
         session = h.links.of("a1")[0]
         close = session.close
 
@@ -404,8 +402,7 @@ async def test_a_claim_while_the_expiring_socket_still_closes_starts_from_its_la
     await h.service.start()
     let_close = asyncio.Event()
     try:
-        await eventually(lambda: "a1" in h.service.accounts
-                         and h.service.accounts["a1"].supervisor.state is AccountState.OPEN)
+        await eventually(lambda: h.is_open("a1"))
         session = h.links.of("a1")[0]
         close = session.close
 
