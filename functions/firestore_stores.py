@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -34,6 +34,9 @@ from functions.model import (
 from functions.stores import HealthSummary, Stores, VaultKeyRecord
 
 _log = logging.getLogger(__name__)
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 ACCOUNTS = "accounts"
 LEASES = "leases"
@@ -246,6 +249,14 @@ def lease_from_doc(account_id: str, doc: Mapping[str, Any]) -> Lease:
     return Lease(account_id, doc.get("connectorId"), int(doc.get("generation", 0)), doc["expiresAt"])
 
 
+def _by_chunk(items: Sequence[_Item], run: Callable[[Sequence[_Item]], dict[str, _Result]]) -> dict[str, _Result]:
+    """``run`` over chunks of ``items`` small enough for one transaction each, results merged."""
+    results: dict[str, _Result] = {}
+    for start in range(0, len(items), _RENEW_CHUNK):
+        results.update(run(items[start:start + _RENEW_CHUNK]))
+    return results
+
+
 class FirestoreLeaseStore:
     def __init__(self, client: firestore.Client) -> None:
         self._client = client
@@ -278,24 +289,12 @@ class FirestoreLeaseStore:
                 "expiresAt": lease.expires_at, "updatedAt": now}
 
     def claim(self, account_id: str, connector_id: str, now: datetime, ttl_s: float) -> Lease | None:
-        def step(transaction: Any, ref: Any, current: Lease | None) -> Lease | None:
-            if current is not None and current.live(now):
-                return None
-            generation = (current.generation if current is not None else 0) + 1
-            lease = Lease(account_id, connector_id, generation, now + timedelta(seconds=ttl_s))
-            transaction.set(ref, self._doc(lease, now))
-            return lease
-
-        result: Lease | None = self._in_transaction(account_id, step)
-        return result
+        return self.claim_many([account_id], connector_id, now, ttl_s)[account_id]
 
     def claim_many(self, account_ids: Sequence[str], connector_id: str, now: datetime,
                    ttl_s: float) -> dict[str, Lease | None]:
         """One transaction per chunk of leases: read them all, take those nobody holds live."""
-        results: dict[str, Lease | None] = {}
-        for start in range(0, len(account_ids), _RENEW_CHUNK):
-            results.update(self._claim_chunk(account_ids[start:start + _RENEW_CHUNK], connector_id, now, ttl_s))
-        return results
+        return _by_chunk(account_ids, lambda chunk: self._claim_chunk(chunk, connector_id, now, ttl_s))
 
     def _claim_chunk(self, account_ids: Sequence[str], connector_id: str, now: datetime,
                      ttl_s: float) -> dict[str, Lease | None]:
@@ -322,10 +321,7 @@ class FirestoreLeaseStore:
     def renew_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,
                    ttl_s: float) -> dict[str, Lease | None]:
         """One transaction per chunk of leases (reads and writes stay within Firestore's limits)."""
-        results: dict[str, Lease | None] = {}
-        for start in range(0, len(held), _RENEW_CHUNK):
-            results.update(self._renew_chunk(held[start:start + _RENEW_CHUNK], connector_id, now, ttl_s))
-        return results
+        return _by_chunk(held, lambda chunk: self._renew_chunk(chunk, connector_id, now, ttl_s))
 
     def _renew_chunk(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,
                      ttl_s: float) -> dict[str, Lease | None]:
@@ -350,31 +346,14 @@ class FirestoreLeaseStore:
 
     def renew(self, account_id: str, connector_id: str, generation: int, now: datetime,
               ttl_s: float) -> Lease | None:
-        def step(transaction: Any, ref: Any, current: Lease | None) -> Lease | None:
-            if current is None or not current.held_by(connector_id, generation):
-                return None
-            lease = dataclasses.replace(current, expires_at=now + timedelta(seconds=ttl_s))
-            transaction.set(ref, self._doc(lease, now))
-            return lease
-
-        result: Lease | None = self._in_transaction(account_id, step)
-        return result
+        return self.renew_many([(account_id, generation)], connector_id, now, ttl_s)[account_id]
 
     def release(self, account_id: str, connector_id: str, generation: int, now: datetime) -> bool:
-        def step(transaction: Any, ref: Any, current: Lease | None) -> bool:
-            if current is None or not current.held_by(connector_id, generation):
-                return False
-            transaction.set(ref, self._doc(dataclasses.replace(current, connector_id=None, expires_at=now), now))
-            return True
-
-        return bool(self._in_transaction(account_id, step))
+        return self.release_many([(account_id, generation)], connector_id, now)[account_id]
 
     def release_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime) -> dict[str, bool]:
         """One transaction per chunk of leases, like :meth:`renew_many`."""
-        results: dict[str, bool] = {}
-        for start in range(0, len(held), _RENEW_CHUNK):
-            results.update(self._release_chunk(held[start:start + _RENEW_CHUNK], connector_id, now))
-        return results
+        return _by_chunk(held, lambda chunk: self._release_chunk(chunk, connector_id, now))
 
     def _release_chunk(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime) -> dict[str, bool]:
         wanted = dict(held)
