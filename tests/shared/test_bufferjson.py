@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.bufferjson import JsonValue, dumps, revive, to_plain
 from shared.errors import BaileysFormatError
@@ -62,3 +67,26 @@ def test_round_trip_and_plain_copy() -> None:
         "x": [{"type": "Buffer", "data": "AQ=="}, {"y": {"type": "Buffer", "data": ""}}],
         "n": None, "t": True, "f": 1.5,
     }
+
+
+@given(st.binary(max_size=64))
+def test_every_base64_spelling_node_accepts_revives_to_the_same_bytes(data: bytes) -> None:
+    # Canonical base64 takes a fast strict path; the other spellings the lenient one: same bytes.
+    padded = base64.b64encode(data).decode("ascii")
+    spellings = {padded, padded.rstrip("="), base64.urlsafe_b64encode(data).decode("ascii"),
+                 base64.urlsafe_b64encode(data).decode("ascii").rstrip("="), f" {padded}\n"}
+    for text in spellings:
+        assert revive(json.dumps({"type": "Buffer", "data": text})) == data
+
+
+@pytest.mark.parametrize("text", ["AP8=AP8=", "AP8*", "A"])
+def test_base64_that_node_would_not_read_as_written_is_refused(text: str) -> None:
+    with pytest.raises(BaileysFormatError):
+        revive(json.dumps({"type": "Buffer", "data": text}))
+
+
+def test_bytes_like_values_other_than_bytes_are_written_as_buffers_too() -> None:
+    assert dumps({"a": bytearray(b"\x01"), "b": memoryview(b"\x02")}, canonical=True) == (
+        '{"a":{"data":"AQ==","type":"Buffer"},"b":{"data":"Ag==","type":"Buffer"}}')
+    with pytest.raises(TypeError):
+        dumps({"a": {1, 2}})
