@@ -255,7 +255,7 @@ class ConnectorService:
         self._log_found(claim, source)
         if self.cache is not None and source in ("restored", "fell_back"):
             self.cache.note_origin(claim.account_id, functools.partial(_digest, state))
-        store = MemoryAuthStore(state)
+        store = MemoryAuthStore.adopt(state)  # parsed for this slot only; `state` stays as restored
         supervisor = AccountSupervisor(claim.account_id, store, self.link_factory, self,
                                        pairing=claim.pairing if source == "pairing" else None,
                                        clock=self._clock)
@@ -423,14 +423,15 @@ class ConnectorService:
         self.flusher.coalescer.forget(slot.account_id)
         revision = slot.store.revision
         state = slot.store.snapshot()
+        state_bytes = canonical_state_bytes(state)  # serialised once, for the cache and the snapshot
         if self.cache is not None:
             try:
-                self.cache.put(slot.account_id, slot.generation, canonical_state_bytes(state))
+                self.cache.put(slot.account_id, slot.generation, state_bytes)
             except CacheError as exc:
                 # The cache no longer offers the older entry (see StateCache.put): the vault wins.
                 log.warning("cache write failed", extra={"account_id": slot.account_id,
                                                         "fields": {"error": str(exc)}})
-        sealed = self.codec.seal(slot.account_id, slot.generation, state)
+        sealed = self.codec.seal(slot.account_id, slot.generation, state, state_bytes)
         attributes = SnapshotAttributes(slot.account_id, slot.generation, self.config.connector_id)
         self.snapshots.submit(slot.account_id, sealed, attributes.to_attributes(), since)
         slot.published_revision = revision

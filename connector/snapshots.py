@@ -52,14 +52,15 @@ class SnapshotCodec:
     def public_key(self) -> bytes:
         return public_key_bytes(self.private_key)
 
-    def seal(self, account_id: str, generation: int, state: AuthState) -> bytes:
+    def seal(self, account_id: str, generation: int, state: AuthState, state_bytes: bytes | None = None) -> bytes:
+        """Seal ``state`` for the vault (``state_bytes``: its canonical bytes, if already made)."""
         if self.vault_public_key is None:
             raise RestoreError("the vault public key is not known yet (no connectorSync answer)")
         snapshot = Snapshot(account_id=account_id, generation=generation,
                             produced_at=self._produced_at(account_id, generation),
                             connector_id=self.connector_id, state=state)
         # Bound to the account: a sealed snapshot replayed under another account's id does not open.
-        return seal(snapshot.to_bytes(), self.vault_public_key, self.vault_key_id or "vault",
+        return seal(snapshot.to_bytes(state_bytes), self.vault_public_key, self.vault_key_id or "vault",
                     snapshot_aad(account_id))
 
     def _produced_at(self, account_id: str, generation: int) -> datetime:

@@ -50,6 +50,8 @@ class RestoredState:
     version: int
     #: (version, reason) of newer versions that failed to decrypt or validate.
     skipped: tuple[tuple[int, str], ...] = ()
+    #: ``state``'s canonical bytes as stored, when the vault has them (sealed on without re-serialising).
+    state_bytes: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,8 @@ class OpenedSnapshot:
     connector_id: str
     produced_at: datetime
     state: AuthState = field(repr=False)
+    #: ``state``'s canonical bytes, when already known (a restore from the vault).
+    state_bytes: bytes | None = field(default=None, repr=False, compare=False)
 
 
 class TransitSealer(Protocol):

@@ -369,7 +369,7 @@ class ConnectorSyncService:
                 self._fail(request, account, lease, "no_stored_state", ())
             return _HandOut()
         sealed = self._sealer.seal_restore(request.public_key, OpenedSnapshot(
-            account_id, lease.generation, request.connector_id, now, restored.state))
+            account_id, lease.generation, request.connector_id, now, restored.state, restored.state_bytes))
         fell_back = bool(restored.skipped)
         outcome = RestoreOutcomeKind.FELL_BACK if fell_back else RestoreOutcomeKind.RESTORED
         record = RestoreOutcome(account_id, outcome, now, request.connector_id, restored.version,

@@ -65,7 +65,7 @@ class VaultSessions:
         skipped = [(s.version, s.reason) for s in result.skipped]
         if kek_was_unavailable(skipped):
             raise _kek_unavailable(account_id, skipped)
-        return RestoredState(result.state, result.version, tuple(skipped))
+        return RestoredState(result.state, result.version, tuple(skipped), result.state_bytes)
 
     def restore_many(self, account_ids: Sequence[str]) -> dict[str, RestoredState | Exception]:
         out: dict[str, RestoredState | Exception] = {}
@@ -78,7 +78,7 @@ class VaultSessions:
                 continue
             skipped = [(s.version, s.reason) for s in result.skipped]
             out[account_id] = (_kek_unavailable(account_id, skipped) if kek_was_unavailable(skipped)
-                               else RestoredState(result.state, result.version, tuple(skipped)))
+                               else RestoredState(result.state, result.version, tuple(skipped), result.state_bytes))
         return out
 
     def check(self, account_id: str) -> SessionCheck:
@@ -128,7 +128,7 @@ class VaultSealer:
     def seal_restore(self, public_key: bytes, snapshot: OpenedSnapshot) -> bytes:
         data = Snapshot(account_id=snapshot.account_id, generation=snapshot.generation,
                         produced_at=snapshot.produced_at, connector_id=snapshot.connector_id,
-                        state=snapshot.state).to_bytes()
+                        state=snapshot.state).to_bytes(snapshot.state_bytes)
         return sealing.seal(data, public_key, RESTORE_KEY_ID, RESTORE_AAD)
 
 

@@ -84,6 +84,18 @@ class MemoryAuthStore:
         self._listener = listener
         self.revision = 0
 
+    @classmethod
+    def adopt(cls, state: AuthState, listener: ChangeListener | None = None) -> MemoryAuthStore:
+        """A store over ``state`` without copying its values (a freshly parsed state nobody else edits).
+
+        The store never edits a value in place (values are copied in and out), so ``state`` itself
+        stays as it was: the caller may keep reading it, but must not edit its values."""
+        store = cls.__new__(cls)
+        store._state = state.shallow_copy()
+        store._listener = listener
+        store.revision = 0
+        return store
+
     def set_listener(self, listener: ChangeListener | None) -> None:
         self._listener = listener
 
@@ -123,8 +135,9 @@ class MemoryAuthStore:
             self._report(StateChange(kind="routine", categories=frozenset(touched)))
 
     def snapshot(self) -> AuthState:
-        """A deep copy of the whole state, independent of later changes."""
-        return self._state.copy()
+        """The whole state as it is now, unaffected by later changes; read-only (values are shared
+        with the store, which never edits a value in place: see :meth:`AuthState.shallow_copy`)."""
+        return self._state.shallow_copy()
 
     def _report(self, change: StateChange) -> None:
         self.revision += 1

@@ -22,7 +22,7 @@ import logging
 import math
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -110,6 +110,9 @@ class RestoreResult:
     generation: int
     state: AuthState
     skipped: tuple[SkippedVersion, ...] = ()
+    #: The state's canonical bytes as stored (what ``state`` was parsed from), for callers that pass
+    #: the state on serialised: no second serialisation.
+    state_bytes: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def fell_back(self) -> bool:
@@ -317,14 +320,15 @@ class Vault:
                     continue
                 tried.add(ref.version)
                 try:
-                    record, _, state = self._open(account_id, ref)
+                    record, plaintext, state = self._open(account_id, ref)
                 except (VaultError, StateValidationError) as exc:
                     log.warning("account %s: v%d skipped in restore: %s", account_id, ref.version,
                                 exc.__class__.__name__)
                     skipped.append(SkippedVersion(ref.version, _reason(exc)))
                     continue
                 self._record_health(head, skipped)
-                return RestoreResult(account_id, record.version, record.generation, state, tuple(skipped))
+                return RestoreResult(account_id, record.version, record.generation, state, tuple(skipped),
+                                     plaintext)
             # A save may have committed while we read, dropping the versions we were reading: if the
             # head moved on, its new versions are worth one more pass.
             fresh = self._store.get_head(account_id)
@@ -361,7 +365,7 @@ class Vault:
                         results[account_id] = out_of_reach[record.header.kek_version]
                         continue
                     try:
-                        record, _, state = self._open_record(account_id, head.versions[0], record)
+                        record, plaintext, state = self._open_record(account_id, head.versions[0], record)
                     except KekUnavailableError as exc:
                         out_of_reach[record.header.kek_version] = exc
                         results[account_id] = exc
@@ -370,7 +374,8 @@ class Vault:
                         pass  # the full walk below says why, and falls back
                     else:
                         self._record_health(head, [])
-                        results[account_id] = RestoreResult(account_id, record.version, record.generation, state)
+                        results[account_id] = RestoreResult(account_id, record.version, record.generation, state,
+                                                            state_bytes=plaintext)
                         continue
                 results[account_id] = self.restore(account_id)
             except (VaultError, StateValidationError) as exc:

@@ -83,3 +83,31 @@ def test_creds_written_are_not_shared_with_the_caller() -> None:
     stored = store.get_creds().me
     assert stored is not None and stored.id == "40700000001:2@s.whatsapp.net"
     assert len(changes) == 1
+
+
+def test_a_snapshot_keeps_its_keys_and_creds_through_later_writes() -> None:
+    store, _ = make_store()
+    store.set_keys({"session": {"a.0": {"counter": 1}}, "pre-key": {"1": {"public": b"p"}}})
+    snap = store.snapshot()
+    store.set_keys({"session": {"a.0": {"counter": 2}, "b.0": b"\x02"}, "pre-key": {"1": None}})
+    store.update_creds({"nextPreKeyId": 99})
+    assert snap.keys == {"session": {"a.0": {"counter": 1}}, "pre-key": {"1": {"public": b"p"}}}
+    assert snap.creds.next_pre_key_id != 99
+    assert store.snapshot().keys == {"session": {"a.0": {"counter": 2}, "b.0": b"\x02"}}
+
+
+def test_an_adopted_state_is_served_without_copying_and_left_as_it_was() -> None:
+    # The connector adopts each restored state (a deep copy of 800 pre-keys costs milliseconds) and
+    # still reads the original later (its digest joins the cache lineage): writes must not reach it.
+    state = AuthState.generate(random.Random(5).randbytes)
+    state.keys = {"pre-key": {"1": {"public": b"p1"}, "2": {"public": b"p2"}}}
+    before = state.copy()
+    changes: list[StateChange] = []
+    store = MemoryAuthStore.adopt(state, changes.append)
+    assert store.get_keys("pre-key", ["1"]) == {"1": {"public": b"p1"}}
+    store.set_keys({"pre-key": {"1": None, "3": {"public": b"p3"}}, "session": {"a.0": b"\x01"}})
+    store.update_creds({"nextPreKeyId": 4, "me": Contact(id="40700000001:2@s.whatsapp.net").to_json()})
+    assert state.to_json() == before.to_json()
+    assert [c.kind for c in changes] == ["routine", "critical"] and store.revision == 2
+    assert store.snapshot().keys == {"pre-key": {"2": {"public": b"p2"}, "3": {"public": b"p3"}},
+                                     "session": {"a.0": b"\x01"}}
