@@ -147,7 +147,7 @@ def firestore_figures(tmp: Path, n: int) -> None:
     finally:
         proc.stop()
 
-def _tree_cpu_s(pid: int) -> float:
+def tree_cpu_s(pid: int) -> float:
     """CPU seconds used so far by ``pid`` and its live descendants (the emulator runs under gcloud)."""
     tick = os.sysconf("SC_CLK_TCK")
     stats: dict[int, tuple[int, float]] = {}
@@ -245,7 +245,7 @@ def startup_figures(tmp: Path, n: int) -> None:
                 stores.accounts.update_many({a: {"claimable_after": clock.now} for a in held})
                 held.clear()
             calls: list[str] = []
-            cpu0, emu0, t0 = time.process_time(), _tree_cpu_s(proc.process.pid), time.perf_counter()
+            cpu0, emu0, t0 = time.process_time(), tree_cpu_s(proc.process.pid), time.perf_counter()
             while len(held) < n and len(calls) < 200:
                 c0 = time.perf_counter()
                 got = len(sync(due_only)["claimed"])  # type: ignore[arg-type]
@@ -254,15 +254,15 @@ def startup_figures(tmp: Path, n: int) -> None:
             wall = time.perf_counter() - t0
             print(f"[startup, {label}] {len(held)} accounts claimed + restored in {wall:.1f} s over {len(calls)} "
                   f"calls; CPU: functions {time.process_time() - cpu0:.1f} s, emulator "
-                  f"{_tree_cpu_s(proc.process.pid) - emu0:.1f} s", flush=True)
+                  f"{tree_cpu_s(proc.process.pid) - emu0:.1f} s", flush=True)
             print(f"  per call: {', '.join(calls)}", flush=True)
-            cpu0, emu0, t0 = time.process_time(), _tree_cpu_s(proc.process.pid), time.perf_counter()
+            cpu0, emu0, t0 = time.process_time(), tree_cpu_s(proc.process.pid), time.perf_counter()
             for _ in range(6):
                 clock.advance(5)
                 sync(due_only)
             print(f"[steady, {label}] 6 syncs holding {len(held)} (one per 5 s): {time.perf_counter() - t0:.1f} s, "
                   f"CPU: functions {time.process_time() - cpu0:.1f} s, emulator "
-                  f"{_tree_cpu_s(proc.process.pid) - emu0:.1f} s", flush=True)
+                  f"{tree_cpu_s(proc.process.pid) - emu0:.1f} s", flush=True)
     finally:
         proc.stop()
 

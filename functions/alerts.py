@@ -1,13 +1,17 @@
 """Raising alerts: an ``alerts/{alertId}`` document plus a message on the alerts topic.
 
-An alert's id is derived from its account and kind, so one problem that persists across health
-checks keeps one open alert and is published once; once closed, the same problem raises it anew.
+An alert's id is derived from its account and kind (this module is the one place that says how),
+so one problem that persists across health checks keeps one open alert and is published once; once
+closed, the same problem raises it anew. Knowing the ids also lets an alert of a given kind be read
+or closed without a query: resolving kinds reads those documents, and a flow that writes its account
+anyway reads them beside the account (:func:`alert_ids`) and closes them in the same write.
 Publishing is best effort: the ``alerts/{id}`` document is written first and is the record.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from functions.model import Alert, Clock
 from functions.stores import AlertPublisher, AlertStore
@@ -18,6 +22,11 @@ _log = logging.getLogger(__name__)
 
 def alert_id(account_id: str, kind: str) -> str:
     return f"{account_id}.{kind}"
+
+
+def alert_ids(account_id: str, kinds: Iterable[str]) -> tuple[str, ...]:
+    """The ids the account's alerts of these kinds have (open or not)."""
+    return tuple(alert_id(account_id, kind) for kind in kinds)
 
 
 class Alerter:
@@ -42,4 +51,9 @@ class Alerter:
         return True
 
     def resolve(self, account_id: str, kinds: tuple[str, ...] | None = None) -> int:
-        return self._store.close(account_id, kinds)
+        """Close the account's open alerts of these kinds (all of them: None); returns how many.
+
+        With kinds, their documents are read by id; all of an account's alerts take a query."""
+        if kinds is None:
+            return self._store.close(account_id)
+        return self._store.close_ids(account_id, alert_ids(account_id, kinds))

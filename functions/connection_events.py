@@ -5,6 +5,12 @@ Connection updates carry the lease generation they were produced under, pairing 
 that lost the account still talking) and is dropped. A logged-out account (``needs_pairing``)
 stops being served and raises an alert; an account replaced by another socket (440) likewise.
 ``account.removed`` confirms a logout: the stored state, the lease and the open alerts go with it.
+
+Every restored account reports ``connecting`` then ``open``, so this is on the restore's hot path:
+an event costs one read (the account, with its lease when the event is fenced, and with the
+alerts an ``open`` closes, whose ids are known) and one write (the account, with those alerts
+closed in the same commit), through :class:`functions.stores.AccountEventStore`. Raising an alert
+and removing an account are rare and keep their own calls.
 """
 
 from __future__ import annotations
@@ -12,11 +18,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from functions.alerts import Alerter
+from functions.alerts import Alerter, alert_ids
 from functions.errors import MalformedMessageError, StaleMessageError
 from functions.model import GONE, Account, AccountStatus, Clock, PairingInfo, serving
 from functions.ports import SessionVault
-from functions.stores import Stores
+from functions.stores import AccountEventView, Stores
 from shared.events import (
     AccountRemoved,
     ConnectionState,
@@ -43,6 +49,9 @@ _STATUS_FOR_STATE = {
     ConnectionState.STOPPED: AccountStatus.STOPPED,
 }
 
+#: Alerts an open connection ends: the phone linked the device again, no other socket holds it.
+_RESOLVED_BY_OPEN = ("logged_out", "replaced")
+
 #: Statuses a freshly paired account can reach before its ``pairing.success`` is delivered.
 _LINKED_WITHOUT_JID = frozenset({AccountStatus.CONNECTING, AccountStatus.CONNECTED, AccountStatus.RECONNECTING})
 
@@ -59,7 +68,8 @@ class ConnectionEventRecorder:
             event = parse_event(data)
         except InvalidEventError as exc:
             raise MalformedMessageError(f"connection event: {exc}") from None
-        account = self._stores.accounts.get(event.account_id)
+        view = self._read(event)
+        account = view.account
         if account is None:
             raise StaleMessageError(f"account {event.account_id}: unknown, {event.TYPE} dropped")
         if isinstance(event, AccountRemoved):
@@ -72,19 +82,29 @@ class ConnectionEventRecorder:
         elif account.status is AccountStatus.REMOVED:
             raise StaleMessageError(f"account {account.account_id}: removed, {event.TYPE} dropped")
         elif isinstance(event, ConnectionUpdate):
-            self._connection(account, event)
+            self._connection(account, view, event)
         elif isinstance(event, PairingCode | PairingQr | PairingSuccess | PairingFailed):
-            self._pairing(account, event)
+            self._pairing(account, view, event)
         else:
             _log.info("account %s: %s is not for this topic, ignored", account.account_id, event.TYPE)
         return event
 
-    def _update(self, account: Account, changes: dict[str, Any]) -> None:
-        changes["updated_at"] = self._clock()
-        self._stores.accounts.update(account.account_id, changes)
+    def _read(self, event: Event) -> AccountEventView:
+        """Everything the event's checks and writes need, in one read."""
+        account_id = event.account_id
+        if isinstance(event, ConnectionUpdate):
+            closes = alert_ids(account_id, _RESOLVED_BY_OPEN) if event.state is ConnectionState.OPEN else ()
+            return self._stores.account_events.read(account_id, with_lease=True, alert_ids=closes)
+        if isinstance(event, PairingCode | PairingQr | PairingSuccess | PairingFailed):
+            return self._stores.account_events.read(account_id, with_lease=event.generation is not None)
+        return self._stores.account_events.read(account_id)
 
-    def _connection(self, account: Account, event: ConnectionUpdate) -> None:
-        lease = self._stores.leases.get(account.account_id)
+    def _update(self, account: Account, changes: dict[str, Any], close_alert_ids: tuple[str, ...] = ()) -> None:
+        changes["updated_at"] = self._clock()
+        self._stores.account_events.write(account.account_id, changes, close_alert_ids)
+
+    def _connection(self, account: Account, view: AccountEventView, event: ConnectionUpdate) -> None:
+        lease = view.lease
         if lease is not None and lease.generation > event.generation:
             raise StaleMessageError(f"account {account.account_id}: {event.state.value} from generation "
                                     f"{event.generation}, lease is at {lease.generation}")
@@ -95,9 +115,10 @@ class ConnectionEventRecorder:
         if pairing and event.state not in (ConnectionState.OPEN, ConnectionState.NEEDS_PAIRING):
             return  # sockets come and go while pairing; the pairing events tell the story
         changes: dict[str, Any] = {"status": status, "status_reason": event.reason}
+        closing: tuple[str, ...] = ()
         if event.state is ConnectionState.OPEN:
             changes.update(last_connected_at=event.at, pairing=None, status_reason=None)
-            self._alerter.resolve(account.account_id, ("logged_out", "replaced"))
+            closing = view.open_alert_ids  # the logged-out / replaced alerts read with the account
         elif event.state is ConnectionState.NEEDS_PAIRING:
             changes.update(serving(False, self._clock()))
             self._alerter.raise_alert(account.account_id, "logged_out",
@@ -108,14 +129,14 @@ class ConnectionEventRecorder:
             changes.update(serving(False, self._clock()))
             self._alerter.raise_alert(account.account_id, "replaced",
                                       f"Account {account.account_id} was taken over by another session.")
-        self._update(account, changes)
+        self._update(account, changes, closing)
         _log.info("account %s: %s (generation %d, reason %s)", account.account_id, status.value,
                   event.generation, event.reason)
 
-    def _pairing(self, account: Account, event: PairingCode | PairingQr | PairingSuccess | PairingFailed
-                 ) -> None:
+    def _pairing(self, account: Account, view: AccountEventView,
+                 event: PairingCode | PairingQr | PairingSuccess | PairingFailed) -> None:
         if event.generation is not None:
-            lease = self._stores.leases.get(account.account_id)
+            lease = view.lease
             if lease is not None and lease.generation > event.generation:
                 # A connector that lost the account still pairing: its code or QR is dead.
                 raise StaleMessageError(f"account {account.account_id}: {event.TYPE} from generation "

@@ -31,7 +31,7 @@ from functions.model import (
     RestoreOutcome,
     RestoreOutcomeKind,
 )
-from functions.stores import HealthSummary, Stores, VaultKeyRecord
+from functions.stores import AccountEventView, HealthSummary, Stores, VaultKeyRecord
 
 _log = logging.getLogger(__name__)
 
@@ -114,6 +114,28 @@ def account_from_doc(account_id: str, doc: Mapping[str, Any]) -> Account:
     )
 
 
+def _read_accounts(snapshots: Iterable[Any]) -> list[Account]:
+    """The accounts among document snapshots; missing ones are left out, malformed ones logged."""
+    out = []
+    for snap in snapshots:
+        if not snap.exists:
+            continue
+        try:
+            out.append(account_from_doc(snap.id, snap.to_dict() or {}))
+        except (KeyError, ValueError, TypeError):
+            _log.error("account %s: document is malformed, skipped", snap.id)
+    return out
+
+
+def _update_if_exists(ref: Any, fields: Mapping[str, Any]) -> bool:
+    """Update one document; False (nothing written) when it does not exist."""
+    try:
+        ref.update(fields)
+    except gexc.NotFound:
+        return False
+    return True
+
+
 def _delete_all(client: firestore.Client, refs: list[Any]) -> int:
     for start in range(0, len(refs), _BATCH):
         batch = client.batch()
@@ -132,16 +154,9 @@ class FirestoreAccountStore:
         self._client = client
         self._col = client.collection(ACCOUNTS)
 
-    def _read(self, snapshots: Iterable[Any]) -> list[Account]:
-        out = []
-        for snap in snapshots:
-            if not snap.exists:
-                continue
-            try:
-                out.append(account_from_doc(snap.id, snap.to_dict() or {}))
-            except (KeyError, ValueError, TypeError):
-                _log.error("account %s: document is malformed, skipped", snap.id)
-        return out
+    @staticmethod
+    def _read(snapshots: Iterable[Any]) -> list[Account]:
+        return _read_accounts(snapshots)
 
     def create(self, account: Account) -> None:
         self._col.document(account.account_id).create(account_to_doc(account))
@@ -208,12 +223,7 @@ class FirestoreAccountStore:
         return _sorted(self._read(query.stream()))
 
     def update(self, account_id: str, changes: Mapping[str, Any]) -> bool:
-        fields = account_changes_to_doc(changes)
-        try:
-            self._col.document(account_id).update(fields)
-        except gexc.NotFound:
-            return False
-        return True
+        return _update_if_exists(self._col.document(account_id), account_changes_to_doc(changes))
 
     def update_many(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
         items = list(changes.items())
@@ -387,6 +397,15 @@ class FirestoreLeaseStore:
         self._col.document(account_id).delete()
 
 
+#: The change that closes an alert document.
+_CLOSED = {"open": False}
+
+
+def _is_open_alert_of(snap: Any, account_id: str) -> bool:
+    doc = snap.to_dict() or {} if snap.exists else {}
+    return bool(doc.get("open")) and doc.get("accountId") == account_id
+
+
 def _alert_from(snap: Any) -> Alert:
     doc = snap.to_dict() or {}
     return Alert(snap.id, doc["accountId"], doc["kind"], doc.get("message", ""), doc["createdAt"],
@@ -423,6 +442,20 @@ class FirestoreAlertStore:
                 closed += 1
         return closed
 
+    def close_ids(self, account_id: str, alert_ids: Sequence[str]) -> int:
+        refs = [self._col.document(i) for i in dict.fromkeys(alert_ids)]
+        open_refs = [snap.reference for snap in self._client.get_all(refs) if _is_open_alert_of(snap, account_id)]
+        if not open_refs:
+            return 0
+        batch = self._client.batch()
+        for ref in open_refs:
+            batch.update(ref, _CLOSED)
+        try:
+            batch.commit()
+        except gexc.NotFound:  # one was deleted meanwhile (its account's purge): close the others
+            return sum(_update_if_exists(ref, _CLOSED) for ref in open_refs)
+        return len(open_refs)
+
     def open_alerts(self, account_ids: Sequence[str] | None = None) -> list[Alert]:
         wanted = None if account_ids is None else set(account_ids)
         query = self._col.where(filter=FieldFilter("open", "==", True))
@@ -437,6 +470,48 @@ class FirestoreAlertStore:
         closed = self._col.where(filter=FieldFilter("open", "==", False)).stream()
         return _delete_all(self._client, [s.reference for s in closed
                                           if (s.to_dict() or {}).get("createdAt", at) < at])
+
+
+class FirestoreAccountEventStore:
+    """:class:`functions.stores.AccountEventStore`: one ``BatchGetDocuments`` to read, one commit to write."""
+
+    def __init__(self, client: firestore.Client) -> None:
+        self._client = client
+        self._accounts = client.collection(ACCOUNTS)
+        self._leases = client.collection(LEASES)
+        self._alerts = client.collection(ALERTS)
+
+    def read(self, account_id: str, *, with_lease: bool = False, alert_ids: Sequence[str] = ()) -> AccountEventView:
+        account_ref = self._accounts.document(account_id)
+        lease_ref = self._leases.document(account_id) if with_lease else None
+        alert_refs = [self._alerts.document(i) for i in dict.fromkeys(alert_ids)]
+        refs = [account_ref, *([lease_ref] if lease_ref is not None else []), *alert_refs]
+        snaps = {snap.reference.path: snap for snap in self._client.get_all(refs)}
+        accounts = _read_accounts([snaps[account_ref.path]] if account_ref.path in snaps else [])
+        lease_snap = snaps.get(lease_ref.path) if lease_ref is not None else None
+        lease = (lease_from_doc(account_id, lease_snap.to_dict() or {})
+                 if lease_snap is not None and lease_snap.exists else None)
+        open_ids = tuple(ref.id for ref in alert_refs
+                         if ref.path in snaps and _is_open_alert_of(snaps[ref.path], account_id))
+        return AccountEventView(accounts[0] if accounts else None, lease, open_ids)
+
+    def write(self, account_id: str, changes: Mapping[str, Any], close_alert_ids: Sequence[str] = ()) -> bool:
+        account_ref = self._accounts.document(account_id)
+        fields = account_changes_to_doc(changes)
+        alert_refs = [self._alerts.document(i) for i in dict.fromkeys(close_alert_ids)]
+        batch = self._client.batch()
+        batch.update(account_ref, fields)
+        for ref in alert_refs:
+            batch.update(ref, _CLOSED)
+        try:
+            batch.commit()
+        except gexc.NotFound:
+            # The account (purged) or an alert (deleted with it) went since the read: write what
+            # still exists, as separate calls would have.
+            for ref in alert_refs:
+                _update_if_exists(ref, _CLOSED)
+            return _update_if_exists(account_ref, fields)
+        return True
 
 
 class FirestoreOutcomeStore:
@@ -518,4 +593,4 @@ class FirestoreStatusStore:
 
 def firestore_stores(client: firestore.Client) -> Stores:
     return Stores(FirestoreAccountStore(client), FirestoreLeaseStore(client), FirestoreAlertStore(client),
-                  FirestoreOutcomeStore(client), FirestoreStatusStore(client))
+                  FirestoreOutcomeStore(client), FirestoreStatusStore(client), FirestoreAccountEventStore(client))

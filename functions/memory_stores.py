@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.model import GONE, Account, AccountStatus, Alert, ConnectorRecord, Lease, RestoreOutcome
-from functions.stores import HealthSummary, Stores, VaultKeyRecord
+from functions.stores import AccountEventView, HealthSummary, Stores, VaultKeyRecord
 
 _ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account))
 
@@ -179,6 +179,22 @@ class MemoryAlertStore:
                     closed += 1
         return closed
 
+    def close_ids(self, account_id: str, alert_ids: Sequence[str]) -> int:
+        with self._lock:
+            closing = self._open_of(account_id, alert_ids)
+            for alert_id in closing:
+                self._alerts[alert_id] = dataclasses.replace(self._alerts[alert_id], open=False)
+            return len(closing)
+
+    def open_among(self, account_id: str, alert_ids: Sequence[str]) -> tuple[str, ...]:
+        """Which of ``alert_ids`` are open alerts of the account (for :class:`MemoryAccountEventStore`)."""
+        with self._lock:
+            return self._open_of(account_id, alert_ids)
+
+    def _open_of(self, account_id: str, alert_ids: Sequence[str]) -> tuple[str, ...]:
+        found = (self._alerts.get(i) for i in dict.fromkeys(alert_ids))
+        return tuple(a.alert_id for a in found if a is not None and a.open and a.account_id == account_id)
+
     def open_alerts(self, account_ids: Sequence[str] | None = None) -> list[Alert]:
         with self._lock:
             return [a for a in self._alerts.values()
@@ -199,6 +215,26 @@ class MemoryAlertStore:
             for alert_id in doomed:
                 del self._alerts[alert_id]
             return len(doomed)
+
+
+class MemoryAccountEventStore:
+    """:class:`functions.stores.AccountEventStore` over the other memory stores (one call each way,
+    so a test can count an event's calls on the store bundle)."""
+
+    def __init__(self, accounts: MemoryAccountStore, leases: MemoryLeaseStore, alerts: MemoryAlertStore) -> None:
+        self._accounts = accounts
+        self._leases = leases
+        self._alerts = alerts
+
+    def read(self, account_id: str, *, with_lease: bool = False, alert_ids: Sequence[str] = ()) -> AccountEventView:
+        return AccountEventView(self._accounts.get(account_id),
+                                self._leases.get(account_id) if with_lease else None,
+                                self._alerts.open_among(account_id, alert_ids))
+
+    def write(self, account_id: str, changes: Mapping[str, Any], close_alert_ids: Sequence[str] = ()) -> bool:
+        updated = self._accounts.update(account_id, changes)  # checks the field names before any write
+        self._alerts.close_ids(account_id, close_alert_ids)
+        return updated
 
 
 class MemoryOutcomeStore:
@@ -252,5 +288,6 @@ class MemoryStatusStore:
 
 
 def memory_stores() -> Stores:
-    return Stores(MemoryAccountStore(), MemoryLeaseStore(), MemoryAlertStore(), MemoryOutcomeStore(),
-                  MemoryStatusStore())
+    accounts, leases, alerts = MemoryAccountStore(), MemoryLeaseStore(), MemoryAlertStore()
+    return Stores(accounts, leases, alerts, MemoryOutcomeStore(), MemoryStatusStore(),
+                  MemoryAccountEventStore(accounts, leases, alerts))

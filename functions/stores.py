@@ -115,12 +115,47 @@ class AlertStore(Protocol):
         """Close the account's open alerts (of the given kinds); returns how many."""
         ...
 
+    def close_ids(self, account_id: str, alert_ids: Sequence[str]) -> int:
+        """Close those of the given alerts that are open alerts of the account; returns how many.
+        One read of those documents and, when one is open, one write (no query)."""
+        ...
+
     def open_alerts(self, account_ids: Sequence[str] | None = None) -> list[Alert]: ...
 
     def delete_for(self, account_id: str) -> None: ...
 
     def delete_closed_before(self, at: datetime) -> int:
         """Delete closed alerts created before ``at``; returns how many."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEventView:
+    """What recording one connector event needs to know, read in one round trip."""
+
+    account: Account | None
+    #: The account's lease, when it was asked for (and exists).
+    lease: Lease | None = None
+    #: Those of the alert ids asked for that are open alerts of this account.
+    open_alert_ids: tuple[str, ...] = ()
+
+
+class AccountEventStore(Protocol):
+    """The reads and writes of recording a connector event on ``accounts/{id}``: one call each.
+
+    A connection or pairing event is checked against the account and its lease (the fencing
+    token) and may close alerts whose ids are known in advance (``functions.alerts.alert_ids``);
+    reading them together and writing the account with the alerts it closes keeps an event at
+    two round trips, where separate calls took four to six."""
+
+    def read(self, account_id: str, *, with_lease: bool = False, alert_ids: Sequence[str] = ()) -> AccountEventView:
+        """The account, its lease (``with_lease``) and which of ``alert_ids`` are open alerts of the
+        account, in one read."""
+        ...
+
+    def write(self, account_id: str, changes: AccountChanges, close_alert_ids: Sequence[str] = ()) -> bool:
+        """Set the given Account fields and close the given alerts, together (all or nothing).
+        False when the account does not exist: then only the alerts that still exist are closed."""
         ...
 
 
@@ -184,3 +219,4 @@ class Stores:
     alerts: AlertStore
     outcomes: OutcomeStore
     status: StatusStore
+    account_events: AccountEventStore

@@ -1,0 +1,235 @@
+"""Recording connection events: which alerts an event closes, fencing, and the calls an event costs.
+
+The recorder is built here over the world's memory stores wrapped in :class:`CountingStores`, so a
+test sees every store call an event makes (the alerter's included)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from functions.alerts import Alerter, alert_id, alert_ids
+from functions.connection_events import ConnectionEventRecorder
+from functions.errors import StaleMessageError
+from functions.memory_stores import MemoryAlertStore
+from functions.model import AccountStatus, Alert
+from functions.stores import Stores
+from shared.events import ConnectionState, ConnectionUpdate, PairingCode, PairingSuccess
+from tests.functions.support import (
+    T0,
+    FakeConnector,
+    World,
+    registered_state,
+    seal_snapshot,
+    snapshot_attrs,
+    world,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreCall:
+    store: str
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class _Counted:
+    """Forwards attribute access to a store, logging every method call."""
+
+    def __init__(self, name: str, store: Any, log: list[StoreCall]) -> None:
+        self._name, self._store, self._log = name, store, log
+
+    def __getattr__(self, attr: str) -> Any:
+        target = getattr(self._store, attr)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._log.append(StoreCall(self._name, attr, args, kwargs))
+            return target(*args, **kwargs)
+
+        return call
+
+
+class CountingStores:
+    def __init__(self, stores: Stores) -> None:
+        self.log: list[StoreCall] = []
+        self.stores = Stores(**{f.name: _Counted(f.name, getattr(stores, f.name), self.log)
+                                for f in dataclasses.fields(stores)})
+
+    def take_calls(self) -> list[StoreCall]:
+        taken, self.log[:] = list(self.log), []
+        return taken
+
+    def take(self) -> list[tuple[str, str]]:
+        """(store, method) of every call since the last take."""
+        return [(c.store, c.method) for c in self.take_calls()]
+
+
+@dataclasses.dataclass
+class Bench:
+    w: World
+    counted: CountingStores
+    recorder: ConnectionEventRecorder
+    account_id: str
+
+    @property
+    def alerts(self) -> MemoryAlertStore:
+        store = self.w.services.stores.alerts
+        assert isinstance(store, MemoryAlertStore)
+        return store
+
+    def record(self, state: ConnectionState, generation: int = 1, reason: str | None = None) -> None:
+        self.recorder.handle(ConnectionUpdate(self.account_id, "c-1", generation, self.w.clock.now, state,
+                                              reason).to_json())
+
+    def status(self) -> AccountStatus:
+        account = self.w.services.stores.accounts.get(self.account_id)
+        assert account is not None
+        return account.status
+
+    def raise_alert(self, account_id: str, kind: str, *, open_: bool = True) -> Alert:
+        alert = Alert(alert_id(account_id, kind), account_id, kind, f"{kind} for {account_id}", T0, open_)
+        assert self.alerts.raise_alert(alert)
+        if not open_:
+            self.alerts.close(account_id, [kind])
+        return alert
+
+
+def _linked_bench(tmp_path: Path) -> Bench:
+    """An account linked (state saved) and held by ``c-1`` under generation 1, and a recorder
+    counting its store calls."""
+    w = world(tmp_path)
+    account_id = w.add()
+    FakeConnector("c-1").sync(w.services)
+    w.services.events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net", "c-1", 1).to_json())
+    w.services.persister.handle(seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1)),
+                                snapshot_attrs(account_id, 1, "c-1"))  # a takeover restores it
+    counted = CountingStores(w.services.stores)
+    recorder = ConnectionEventRecorder(counted.stores, w.services.vault,
+                                       Alerter(counted.stores.alerts, w.alerts_out, w.clock), w.clock)
+    return Bench(w, counted, recorder, account_id)
+
+
+def _alert_states(b: Bench) -> dict[str, bool]:
+    return {a.alert_id: a.open for a in b.alerts.all_alerts()}
+
+
+def test_open_closes_the_logged_out_and_replaced_alerts_of_that_account_only(tmp_path: Path) -> None:
+    b = _linked_bench(tmp_path)
+    logged_out = b.raise_alert(b.account_id, "logged_out")
+    replaced = b.raise_alert(b.account_id, "replaced")
+    stale = b.raise_alert(b.account_id, "stale")
+    elsewhere = b.raise_alert("acc_other", "logged_out")
+    b.record(ConnectionState.OPEN)
+    assert b.status() is AccountStatus.CONNECTED
+    assert _alert_states(b) == {logged_out.alert_id: False, replaced.alert_id: False, stale.alert_id: True,
+                                elsewhere.alert_id: True}
+
+
+@pytest.mark.parametrize("state", [ConnectionState.CONNECTING, ConnectionState.RECONNECTING,
+                                   ConnectionState.CLOSED, ConnectionState.STOPPED])
+def test_states_other_than_open_leave_alerts_open(tmp_path: Path, state: ConnectionState) -> None:
+    b = _linked_bench(tmp_path)
+    alert = b.raise_alert(b.account_id, "logged_out")
+    b.record(state)
+    assert _alert_states(b) == {alert.alert_id: True}
+
+
+def test_open_does_not_rewrite_an_alert_already_closed(tmp_path: Path) -> None:
+    b = _linked_bench(tmp_path)
+    closed = b.raise_alert(b.account_id, "replaced", open_=False)
+    before = b.alerts.all_alerts()
+    b.counted.take()
+    b.record(ConnectionState.OPEN)
+    [read, write] = b.counted.take_calls()
+    assert read.kwargs["alert_ids"] == alert_ids(b.account_id, ("logged_out", "replaced"))
+    assert (write.method, write.args[2]) == ("write", ()), "a closed alert is not closed again"
+    assert b.alerts.all_alerts() == before and not before[0].open and before[0].alert_id == closed.alert_id
+
+
+def test_an_alert_raised_again_after_open_is_closed_by_the_next_open(tmp_path: Path) -> None:
+    b = _linked_bench(tmp_path)
+    b.record(ConnectionState.REPLACED, reason="replaced")
+    assert (b.status(), _alert_states(b)) == (AccountStatus.REPLACED, {alert_id(b.account_id, "replaced"): True})
+    b.record(ConnectionState.OPEN)
+    assert _alert_states(b) == {alert_id(b.account_id, "replaced"): False}
+    b.record(ConnectionState.REPLACED, reason="replaced")
+    assert _alert_states(b) == {alert_id(b.account_id, "replaced"): True}, "a closed alert is raised anew"
+    b.record(ConnectionState.OPEN)
+    assert _alert_states(b) == {alert_id(b.account_id, "replaced"): False}
+
+
+def _state_of(b: Bench) -> tuple[Any, ...]:
+    stores = b.w.services.stores
+    return (stores.accounts.get(b.account_id), stores.leases.get(b.account_id), sorted(
+        b.alerts.all_alerts(), key=lambda a: a.alert_id))
+
+
+@pytest.mark.parametrize("state", list(ConnectionState))
+def test_an_event_from_an_older_generation_writes_nothing(tmp_path: Path, state: ConnectionState) -> None:
+    b = _linked_bench(tmp_path)
+    b.raise_alert(b.account_id, "logged_out")
+    b.w.clock.advance(31)
+    [claim] = FakeConnector("c-2").sync(b.w.services)["claimed"]
+    assert claim["generation"] == 2
+    before = _state_of(b)
+    published = len(b.w.alerts_out.published)
+    b.counted.take()
+    with pytest.raises(StaleMessageError):
+        b.record(state, generation=1, reason="stale")
+    assert b.counted.take() == [("account_events", "read")], "a stale event only reads"
+    assert _state_of(b) == before
+    assert len(b.w.alerts_out.published) == published
+
+
+def test_an_event_of_the_current_generation_is_recorded_after_a_takeover(tmp_path: Path) -> None:
+    b = _linked_bench(tmp_path)
+    b.raise_alert(b.account_id, "logged_out")
+    b.w.clock.advance(31)
+    FakeConnector("c-2").sync(b.w.services)
+    b.record(ConnectionState.OPEN, generation=2)
+    assert b.status() is AccountStatus.CONNECTED
+    assert _alert_states(b) == {alert_id(b.account_id, "logged_out"): False}
+
+
+EVENT = Callable[[Bench], None]
+
+
+@pytest.mark.parametrize(("event", "calls"), [
+    (lambda b: b.record(ConnectionState.CONNECTING), [("account_events", "read"), ("account_events", "write")]),
+    (lambda b: b.record(ConnectionState.OPEN), [("account_events", "read"), ("account_events", "write")]),
+    (lambda b: b.record(ConnectionState.CLOSED, reason="connection_lost"),
+     [("account_events", "read"), ("account_events", "write")]),
+    (lambda b: b.record(ConnectionState.REPLACED, reason="replaced"),
+     [("account_events", "read"), ("alerts", "raise_alert"), ("account_events", "write")]),
+], ids=["connecting", "open", "closed", "replaced"])
+def test_an_event_costs_one_read_and_one_write(tmp_path: Path, event: EVENT, calls: list[tuple[str, str]]) -> None:
+    b = _linked_bench(tmp_path)
+    b.raise_alert(b.account_id, "logged_out")  # open has one to close: in the same write
+    b.counted.take()
+    event(b)
+    assert b.counted.take() == calls
+
+
+def test_pairing_events_read_account_and_lease_together(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    account_id = w.add()
+    FakeConnector("c-1").sync(w.services)
+    counted = CountingStores(w.services.stores)
+    recorder = ConnectionEventRecorder(counted.stores, w.services.vault,
+                                       Alerter(counted.stores.alerts, w.alerts_out, w.clock), w.clock)
+    recorder.handle(PairingCode(account_id, "ABCD1234", T0 + timedelta(minutes=1), "c-1", 1).to_json())
+    assert counted.take_calls()[0].kwargs == {"with_lease": True}
+    account = w.services.stores.accounts.get(account_id)
+    assert account is not None and account.pairing is not None and account.pairing.code == "ABCD1234"
+    recorder.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net", "c-1", 1).to_json())
+    assert counted.take() == [("account_events", "read"), ("account_events", "write")]
+    account = w.services.stores.accounts.get(account_id)
+    assert account is not None and (account.status, account.pairing) == (AccountStatus.CONNECTING, None)
