@@ -8,6 +8,11 @@ reads any event by its ``type`` field. On the wire an event is one JSON object::
      "at": "2026-11-25T12:00:00.000Z", "state": "open", "reason": null, "code": null,
      "attempt": 0}
 
+A connector reports its sockets' changes in batches: ``connection.updates`` carries up to
+:data:`MAX_BATCHED_UPDATES` ``connection.update`` objects of one connector, oldest first, each exactly
+as it would travel alone. A restart of 1,000 accounts is then a few dozen messages and function
+calls, not 2,000 of each. A reader applies them in order; a lone ``connection.update`` is still read.
+
 ``pairing.*`` events may name their sender, ``connectorId`` and ``generation`` (the lease
 generation it pairs under), both or neither; the functions then drop one from an older generation
 than the account's lease, as they do for ``connection.update``. Producers should always set them;
@@ -21,7 +26,9 @@ from a newer connector during a rolling deploy; known keys are checked strictly.
 Topics and attributes (see docs/ARCHITECTURE.md):
 
 - ``connection-events``: ``connection.update``, ``pairing.*``, ``account.removed``;
-  attributes ``type`` and ``accountId``; ordering key ``accountId``.
+  attributes ``type`` and ``accountId``; ordering key ``accountId``. ``connection.updates``:
+  attributes ``type`` and ``connectorId``; ordering key ``connectorId`` (one connector's batches
+  arrive in order; between connectors the lease generation in each update decides).
 - ``messages``: ``message.received``; attributes ``type``, ``accountId``, ``messageId``.
 - ``session-snapshots``: data is a sealed snapshot (``shared.sealing``), not JSON; its
   attributes are described by :class:`SnapshotAttributes`.
@@ -51,6 +58,7 @@ __all__ = [
     "ATTR_MESSAGE_ID",
     "ATTR_SCHEMA",
     "ATTR_TYPE",
+    "MAX_BATCHED_UPDATES",
     "MAX_EVENT_BYTES",
     "SNAPSHOT_SCHEMA",
     "TOPIC_ALERTS",
@@ -61,6 +69,7 @@ __all__ = [
     "AlertRaised",
     "ConnectionState",
     "ConnectionUpdate",
+    "ConnectionUpdates",
     "Event",
     "InvalidEventError",
     "MessageReceived",
@@ -90,6 +99,9 @@ SNAPSHOT_SCHEMA = "keeper.snapshot.v1"
 
 # Pub/Sub refuses messages over 10 MB; nothing larger can be a valid event.
 MAX_EVENT_BYTES = 10_000_000
+# Updates in one ``connection.updates`` message: about 100 KB of JSON, and few enough that the
+# function records them in one batched read and one batched write (Firestore: 500 writes a commit).
+MAX_BATCHED_UPDATES = 200
 
 # Account ids are Firestore document ids and Pub/Sub attribute values: keep them plain.
 ACCOUNT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -371,6 +383,53 @@ class ConnectionUpdate(_EventBase):
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionUpdates(_EventBase):
+    """Several ``connection.update`` events of one connector, oldest first (see the module docstring).
+
+    ``account_id`` is empty: a batch names many accounts (``accounts`` lists them, in order of first
+    appearance); its Pub/Sub attributes name the connector instead."""
+
+    TYPE: ClassVar[str] = "connection.updates"
+    connector_id: str
+    updates: tuple[ConnectionUpdate, ...]
+    account_id: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        _check(bool(_CONNECTOR_ID_RE.fullmatch(self.connector_id)), "connectorId is malformed")
+        _check(isinstance(self.updates, tuple) and 0 < len(self.updates) <= MAX_BATCHED_UPDATES,
+               f"updates must hold 1 to {MAX_BATCHED_UPDATES} connection updates")
+        _check(all(isinstance(u, ConnectionUpdate) and u.connector_id == self.connector_id for u in self.updates),
+               "every update must be a connection update of this connector")
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(u.account_id for u in self.updates))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "connectorId": self.connector_id,
+                "updates": [u.to_dict() for u in self.updates]}
+
+    def attributes(self) -> dict[str, str]:
+        return {ATTR_TYPE: self.TYPE, ATTR_CONNECTOR_ID: self.connector_id}
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        connector_id = _str(obj, "connectorId", _CONNECTOR_ID_RE)
+        raw = _get(obj, "updates")
+        if not isinstance(raw, list) or not 0 < len(raw) <= MAX_BATCHED_UPDATES:
+            raise InvalidEventError(f"field 'updates' must be a list of 1 to {MAX_BATCHED_UPDATES} objects")
+        updates: list[ConnectionUpdate] = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise InvalidEventError(f"updates[{i}] is not an object")
+            try:
+                updates.append(ConnectionUpdate.from_dict(item))
+            except InvalidEventError as exc:
+                raise InvalidEventError(f"updates[{i}]: {exc}") from None
+        return _construct(cls, connector_id=connector_id, updates=tuple(updates))
+
+
+@dataclass(frozen=True, slots=True)
 class PairingCode(_EventBase):
     """A pairing code for the user to type on the phone (Linked devices → link with phone number)."""
 
@@ -593,12 +652,12 @@ class AlertRaised(_EventBase):
                           created_at=_time(obj, "createdAt"))
 
 
-Event = (ConnectionUpdate | PairingCode | PairingQr | PairingSuccess | PairingFailed
+Event = (ConnectionUpdate | ConnectionUpdates | PairingCode | PairingQr | PairingSuccess | PairingFailed
          | MessageReceived | AccountRemoved | AlertRaised)
 
 _BY_TYPE: dict[str, type[Event]] = {
     cls.TYPE: cls
-    for cls in (ConnectionUpdate, PairingCode, PairingQr, PairingSuccess, PairingFailed,
+    for cls in (ConnectionUpdate, ConnectionUpdates, PairingCode, PairingQr, PairingSuccess, PairingFailed,
                 MessageReceived, AccountRemoved, AlertRaised)
 }
 

@@ -11,10 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.events import (
+    MAX_BATCHED_UPDATES,
     AccountRemoved,
     AlertRaised,
     ConnectionState,
     ConnectionUpdate,
+    ConnectionUpdates,
     Event,
     InvalidEventError,
     MessageReceived,
@@ -198,3 +200,27 @@ def test_pairing_events_name_their_sender_as_a_pair_or_not_at_all() -> None:
             parse_event(json.dumps({"type": "pairing.failed", "accountId": "a1", "reason": "expired", **bad}))
     with pytest.raises(InvalidEventError):
         PairingFailed("a1", "expired", "c-1")
+
+
+def test_a_batch_of_connection_updates_round_trips_in_order_and_names_its_connector() -> None:
+    first = ConnectionUpdate("a1", "c-1", 3, AT, ConnectionState.CONNECTING)
+    second = ConnectionUpdate("a2", "c-1", 1, AT, ConnectionState.OPEN)
+    third = ConnectionUpdate("a1", "c-1", 3, AT + timedelta(seconds=1), ConnectionState.OPEN)
+    batch = ConnectionUpdates("c-1", (first, second, third))
+    data = batch.to_json()
+    assert parse_event(data) == batch == ConnectionUpdates.from_json(data)
+    assert batch.accounts == ("a1", "a2")
+    assert batch.attributes() == {"type": "connection.updates", "connectorId": "c-1"}
+    assert [u["accountId"] for u in json.loads(data)["updates"]] == ["a1", "a2", "a1"]
+
+
+@pytest.mark.parametrize("updates", [
+    [],
+    ["not an object"],
+    [{"type": "connection.update", "accountId": "a1"}],
+    [ConnectionUpdate("a1", "c-2", 0, AT, ConnectionState.OPEN).to_dict()],  # another connector's
+    [ConnectionUpdate("a1", "c-1", 0, AT, ConnectionState.OPEN).to_dict()] * (MAX_BATCHED_UPDATES + 1),
+])
+def test_a_malformed_batch_is_refused_whole(updates: list[object]) -> None:
+    with pytest.raises(InvalidEventError):
+        parse_event(json.dumps({"type": "connection.updates", "connectorId": "c-1", "updates": updates}))
