@@ -5,7 +5,7 @@ A restore of N accounts makes each of them report ``connecting`` then ``open``; 
 under generation 1, one in ten with an open ``logged_out`` alert that ``open`` must close. Events of
 ``--warmup`` other accounts are recorded first and not counted.
 
-Two paths are timed, each on freshly seeded accounts:
+Two paths are timed, each on freshly seeded accounts, in ``--rounds`` alternating rounds:
 
 - ``recorder``: ``ConnectionEventRecorder.handle`` called in process (the logic and its Firestore calls);
 - ``function``: the deployed entry point, a binary-mode Pub/Sub CloudEvent posted to the
@@ -14,7 +14,7 @@ Two paths are timed, each on freshly seeded accounts:
 For each it prints Firestore RPCs per event (counted on the client), ms per event, and CPU seconds
 per 1,000 events of this process (the functions) and of the emulator.
 
-    .venv/bin/python bench/connection_events.py [--accounts 500] [--warmup 200] [--profile]
+    .venv/bin/python bench/connection_events.py [--accounts 500] [--warmup 500] [--rounds 2] [--profile]
 """
 
 from __future__ import annotations
@@ -154,8 +154,9 @@ def function_poster(services: Any) -> Callable[[bytes], None]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=500, help="accounts per path (2 events each)")
-    parser.add_argument("--warmup", type=int, default=200,
+    parser.add_argument("--warmup", type=int, default=500,
                         help="accounts whose events are recorded first, unmeasured (the emulator's JIT warms up)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of both paths, one after the other")
     parser.add_argument("--profile", action="store_true", help="print where the function path spends its time")
     args = parser.parse_args()
 
@@ -188,29 +189,23 @@ def main() -> None:
                                   RecordingPublisher(), clock=clock)
         counter = RpcCounter(client)
         figures: list[Figures] = []
-        n = args.accounts
-
         if args.warmup:
             warm = seed(stores, "warm", args.warmup, clock.now)
             for data in events_for(warm, clock.now):
                 services.events.handle(data)
-        ids = seed(stores, "rec", n, clock.now)
-        events = events_for(ids, clock.now)
-        with measured(proc.process.pid, counter, len(events), figures):
-            for data in events:
-                services.events.handle(data)
-        check_recorded(stores, ids)
-        print(figures[-1].line("recorder"), flush=True)
-
-        post = function_poster(services)
-        ids = seed(stores, "fun", n, clock.now)
-        events = events_for(ids, clock.now)
+        paths: dict[str, Callable[[bytes], object]] = {
+            "recorder": services.events.handle, "function": function_poster(services)}
         profile = cProfile.Profile() if args.profile else None
-        with measured(proc.process.pid, counter, len(events), figures, profile):
-            for data in events:
-                post(data)
-        check_recorded(stores, ids)
-        print(figures[-1].line("function"), flush=True)
+        for round_ in range(args.rounds):
+            for label, record in paths.items():
+                ids = seed(stores, f"r{round_}{label[0]}", args.accounts, clock.now)
+                events = events_for(ids, clock.now)
+                watch = profile if label == "function" else None
+                with measured(proc.process.pid, counter, len(events), figures, watch):
+                    for data in events:
+                        record(data)
+                check_recorded(stores, ids)
+                print(figures[-1].line(label), flush=True)
         if profile is not None:
             stats = pstats.Stats(profile)
             stats.sort_stats("cumulative").print_stats(40)
