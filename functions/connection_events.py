@@ -9,24 +9,30 @@ stops being served and raises an alert; an account replaced by another socket (4
 Every restored account reports ``connecting`` then ``open``, so this is on the restore's hot path:
 an event costs one read (the account, with its lease when the event is fenced, and with the
 alerts an ``open`` closes, whose ids are known) and one write (the account, with those alerts
-closed in the same commit), through :class:`functions.stores.AccountEventStore`. Raising an alert
-and removing an account are rare and keep their own calls.
+closed in the same commit), through :class:`functions.stores.AccountEventStore`. A batch
+(``connection.updates``, up to 200 updates of one connector) costs the same two calls for all its
+accounts: their updates are applied in order to the accounts read, each judged as it would be
+alone (a stale one is dropped with a log line, the others are recorded), and the final changes
+are committed together. Raising an alert and removing an account are rare and keep their own calls.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from functions.alerts import Alerter, alert_ids
+from functions.alerts import Alerter, alert_id, alert_ids
 from functions.errors import MalformedMessageError, StaleMessageError
-from functions.model import GONE, Account, AccountStatus, Clock, PairingInfo, serving
+from functions.model import GONE, Account, AccountStatus, Clock, Lease, PairingInfo, serving
 from functions.ports import SessionVault
-from functions.stores import AccountEventView, Stores
+from functions.stores import AccountEventView, AccountEventWrite, Stores
 from shared.events import (
     AccountRemoved,
     ConnectionState,
     ConnectionUpdate,
+    ConnectionUpdates,
     Event,
     InvalidEventError,
     PairingCode,
@@ -56,6 +62,50 @@ _RESOLVED_BY_OPEN = ("logged_out", "replaced")
 _LINKED_WITHOUT_JID = frozenset({AccountStatus.CONNECTING, AccountStatus.CONNECTED, AccountStatus.RECONNECTING})
 
 
+#: States whose update raises an alert that ``open`` closes (kind by state).
+_ALERT_FOR_STATE = {ConnectionState.NEEDS_PAIRING: "logged_out", ConnectionState.REPLACED: "replaced"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """What one connection update does to an account."""
+
+    #: Account changes to write; None when the update changes nothing (removal or pairing owns the status).
+    changes: dict[str, Any] | None
+    #: Alerts the changes close (an ``open`` closes the logged-out / replaced alerts).
+    closes: tuple[str, ...] = ()
+    #: The account's logged-out / replaced alerts open after the update.
+    still_open: tuple[str, ...] = ()
+
+
+class _PendingWrites:
+    """Changes of a batch not written yet: per account, merged in order, with the alerts they close."""
+
+    def __init__(self) -> None:
+        self._changes: dict[str, dict[str, Any]] = {}
+        self._closes: dict[str, tuple[str, ...]] = {}
+        self._updates: list[ConnectionUpdate] = []
+
+    def add(self, update: ConnectionUpdate, step: _Step) -> None:
+        account_id = update.account_id
+        self._changes.setdefault(account_id, {}).update(step.changes or {})
+        self._closes[account_id] = tuple(dict.fromkeys((*self.closes(account_id), *step.closes)))
+        self._updates.append(update)
+
+    def closes(self, account_id: str) -> tuple[str, ...]:
+        return self._closes.get(account_id, ())
+
+    def take(self, account_ids: Iterable[str] | None = None
+             ) -> tuple[list[AccountEventWrite], list[ConnectionUpdate]]:
+        """The writes of the given accounts (all: None) and the updates they record, now forgotten."""
+        taking = set(self._changes) if account_ids is None else set(account_ids) & set(self._changes)
+        writes = [AccountEventWrite(a, self._changes.pop(a), self._closes.pop(a, ())) for a in list(self._changes)
+                  if a in taking]
+        recorded = [u for u in self._updates if u.account_id in taking]
+        self._updates = [u for u in self._updates if u.account_id not in taking]
+        return writes, recorded
+
+
 class ConnectionEventRecorder:
     def __init__(self, stores: Stores, vault: SessionVault, alerter: Alerter, clock: Clock) -> None:
         self._stores = stores
@@ -68,6 +118,9 @@ class ConnectionEventRecorder:
             event = parse_event(data)
         except InvalidEventError as exc:
             raise MalformedMessageError(f"connection event: {exc}") from None
+        if isinstance(event, ConnectionUpdates):
+            self._updates(event)
+            return event
         view = self._read(event)
         account = view.account
         if account is None:
@@ -104,21 +157,30 @@ class ConnectionEventRecorder:
         self._stores.account_events.write(account.account_id, changes, close_alert_ids)
 
     def _connection(self, account: Account, view: AccountEventView, event: ConnectionUpdate) -> None:
-        lease = view.lease
+        step = self._step(account, view.lease, event, view.open_alert_ids)
+        if step.changes is not None:
+            self._stores.account_events.write(account.account_id, step.changes, step.closes)
+            self._recorded(event)
+
+    def _step(self, account: Account, lease: Lease | None, event: ConnectionUpdate,
+              open_alerts: tuple[str, ...]) -> _Step:
+        """The changes ``event`` makes to ``account`` (whose logged-out / replaced alerts
+        ``open_alerts`` are open); raises the alert a logout or a takeover calls for. Raises
+        :class:`StaleMessageError` for an update from an older generation than the lease."""
         if lease is not None and lease.generation > event.generation:
             raise StaleMessageError(f"account {account.account_id}: {event.state.value} from generation "
                                     f"{event.generation}, lease is at {lease.generation}")
-        status = _STATUS_FOR_STATE[event.state]
         if account.status in GONE:
-            return  # the removal flow owns the status now
+            return _Step(None, still_open=open_alerts)  # the removal flow owns the status now
         pairing = account.status is AccountStatus.PAIRING
         if pairing and event.state not in (ConnectionState.OPEN, ConnectionState.NEEDS_PAIRING):
-            return  # sockets come and go while pairing; the pairing events tell the story
-        changes: dict[str, Any] = {"status": status, "status_reason": event.reason}
-        closing: tuple[str, ...] = ()
+            # Sockets come and go while pairing; the pairing events tell the story.
+            return _Step(None, still_open=open_alerts)
+        changes: dict[str, Any] = {"status": _STATUS_FOR_STATE[event.state], "status_reason": event.reason}
+        closes: tuple[str, ...] = ()
         if event.state is ConnectionState.OPEN:
             changes.update(last_connected_at=event.at, pairing=None, status_reason=None)
-            closing = view.open_alert_ids  # the logged-out / replaced alerts read with the account
+            closes, open_alerts = open_alerts, ()
         elif event.state is ConnectionState.NEEDS_PAIRING:
             changes.update(serving(False, self._clock()))
             self._alerter.raise_alert(account.account_id, "logged_out",
@@ -129,9 +191,54 @@ class ConnectionEventRecorder:
             changes.update(serving(False, self._clock()))
             self._alerter.raise_alert(account.account_id, "replaced",
                                       f"Account {account.account_id} was taken over by another session.")
-        self._update(account, changes, closing)
-        _log.info("account %s: %s (generation %d, reason %s)", account.account_id, status.value,
-                  event.generation, event.reason)
+        kind = _ALERT_FOR_STATE.get(event.state)
+        if kind is not None:
+            open_alerts = tuple(dict.fromkeys((*open_alerts, alert_id(account.account_id, kind))))
+        changes["updated_at"] = self._clock()
+        return _Step(changes, closes, open_alerts)
+
+    @staticmethod
+    def _recorded(event: ConnectionUpdate) -> None:
+        _log.info("account %s: %s (generation %d, reason %s)", event.account_id,
+                  _STATUS_FOR_STATE[event.state].value, event.generation, event.reason)
+
+    def _updates(self, batch: ConnectionUpdates) -> None:
+        """Record a batch of one connector's updates: one read, the updates applied in order to
+        what was read, one write of every account's final changes."""
+        opening = {u.account_id for u in batch.updates if u.state is ConnectionState.OPEN}
+        views = self._stores.account_events.read_many(
+            batch.accounts, {a: alert_ids(a, _RESOLVED_BY_OPEN) for a in opening})
+        accounts = {a: view.account for a, view in views.items()}
+        open_alerts = {a: view.open_alert_ids for a, view in views.items()}
+        pending = _PendingWrites()
+        for update in batch.updates:
+            account_id = update.account_id
+            account = accounts[account_id]
+            if update.state in _ALERT_FOR_STATE and pending.closes(account_id):
+                # The alert this update raises may be one an earlier update of the batch closes:
+                # that close must land first, or raising would find it open and the write close it.
+                self._write(pending.take([account_id]))
+            try:
+                if account is None:
+                    raise StaleMessageError(f"account {account_id}: unknown, {update.TYPE} dropped")
+                if account.status is AccountStatus.REMOVED:
+                    raise StaleMessageError(f"account {account_id}: removed, {update.TYPE} dropped")
+                step = self._step(account, views[account_id].lease, update, open_alerts[account_id])
+            except StaleMessageError as exc:
+                _log.warning("connection.updates from %s: update dropped: %s", batch.connector_id, exc.message)
+                continue
+            open_alerts[account_id] = step.still_open
+            if step.changes is not None:
+                accounts[account_id] = dataclasses.replace(account, **step.changes)
+                pending.add(update, step)
+        self._write(pending.take())
+
+    def _write(self, taken: tuple[list[AccountEventWrite], list[ConnectionUpdate]]) -> None:
+        writes, recorded = taken
+        if writes:
+            self._stores.account_events.write_many(writes)
+        for update in recorded:
+            self._recorded(update)
 
     def _pairing(self, account: Account, view: AccountEventView,
                  event: PairingCode | PairingQr | PairingSuccess | PairingFailed) -> None:

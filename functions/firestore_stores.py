@@ -31,7 +31,7 @@ from functions.model import (
     RestoreOutcome,
     RestoreOutcomeKind,
 )
-from functions.stores import AccountEventView, HealthSummary, Stores, VaultKeyRecord
+from functions.stores import AccountEventView, AccountEventWrite, HealthSummary, Stores, VaultKeyRecord
 
 _log = logging.getLogger(__name__)
 
@@ -482,35 +482,78 @@ class FirestoreAccountEventStore:
         self._alerts = client.collection(ALERTS)
 
     def read(self, account_id: str, *, with_lease: bool = False, alert_ids: Sequence[str] = ()) -> AccountEventView:
-        account_ref = self._accounts.document(account_id)
-        lease_ref = self._leases.document(account_id) if with_lease else None
-        alert_refs = [self._alerts.document(i) for i in dict.fromkeys(alert_ids)]
-        refs = [account_ref, *([lease_ref] if lease_ref is not None else []), *alert_refs]
+        return self._read({account_id: alert_ids}, with_leases=with_lease)[account_id]
+
+    def read_many(self, account_ids: Sequence[str], alert_ids: Mapping[str, Sequence[str]]
+                  ) -> dict[str, AccountEventView]:
+        return self._read({a: alert_ids.get(a, ()) for a in account_ids}, with_leases=True)
+
+    def _read(self, wanted: Mapping[str, Sequence[str]], *, with_leases: bool) -> dict[str, AccountEventView]:
+        if not wanted:
+            return {}
+        plan = [(account_id, self._accounts.document(account_id),
+                 self._leases.document(account_id) if with_leases else None,
+                 [self._alerts.document(i) for i in dict.fromkeys(ids)]) for account_id, ids in wanted.items()]
+        refs = [ref for _, account_ref, lease_ref, alert_refs in plan
+                for ref in (account_ref, *([lease_ref] if lease_ref is not None else []), *alert_refs)]
         snaps = {snap.reference.path: snap for snap in self._client.get_all(refs)}
-        accounts = _read_accounts([snaps[account_ref.path]] if account_ref.path in snaps else [])
-        lease_snap = snaps.get(lease_ref.path) if lease_ref is not None else None
-        lease = (lease_from_doc(account_id, lease_snap.to_dict() or {})
-                 if lease_snap is not None and lease_snap.exists else None)
-        open_ids = tuple(ref.id for ref in alert_refs
-                         if ref.path in snaps and _is_open_alert_of(snaps[ref.path], account_id))
-        return AccountEventView(accounts[0] if accounts else None, lease, open_ids)
+        views = {}
+        for account_id, account_ref, lease_ref, alert_refs in plan:
+            account_snap = snaps.get(account_ref.path)
+            accounts = _read_accounts([account_snap] if account_snap is not None else [])
+            lease_snap = snaps.get(lease_ref.path) if lease_ref is not None else None
+            lease = (lease_from_doc(account_id, lease_snap.to_dict() or {})
+                     if lease_snap is not None and lease_snap.exists else None)
+            open_ids = tuple(ref.id for ref in alert_refs
+                             if ref.path in snaps and _is_open_alert_of(snaps[ref.path], account_id))
+            views[account_id] = AccountEventView(accounts[0] if accounts else None, lease, open_ids)
+        return views
 
     def write(self, account_id: str, changes: Mapping[str, Any], close_alert_ids: Sequence[str] = ()) -> bool:
-        account_ref = self._accounts.document(account_id)
-        fields = account_changes_to_doc(changes)
-        alert_refs = [self._alerts.document(i) for i in dict.fromkeys(close_alert_ids)]
+        return self._commit_one(AccountEventWrite(account_id, changes, tuple(close_alert_ids)),
+                                account_changes_to_doc(changes))
+
+    def write_many(self, writes: Sequence[AccountEventWrite]) -> dict[str, bool]:
+        fields = [account_changes_to_doc(w.changes) for w in writes]  # every name checked before any write
+        results: dict[str, bool] = {}
+        chunk: list[tuple[AccountEventWrite, dict[str, Any]]] = []
+        size = 0
+        for write, doc in zip(writes, fields, strict=True):
+            if chunk and size + 1 + len(write.close_alert_ids) > _BATCH:
+                results.update(self._commit_chunk(chunk))
+                chunk, size = [], 0
+            chunk.append((write, doc))
+            size += 1 + len(write.close_alert_ids)
+        if chunk:
+            results.update(self._commit_chunk(chunk))
+        return results
+
+    def _commit_chunk(self, chunk: Sequence[tuple[AccountEventWrite, dict[str, Any]]]) -> dict[str, bool]:
         batch = self._client.batch()
-        batch.update(account_ref, fields)
-        for ref in alert_refs:
-            batch.update(ref, _CLOSED)
+        for write, doc in chunk:
+            self._add(batch, write, doc)
+        try:
+            batch.commit()
+        except gexc.NotFound:  # an account (or alert) went since the read: each account on its own
+            return {write.account_id: self._commit_one(write, doc) for write, doc in chunk}
+        return {write.account_id: True for write, _ in chunk}
+
+    def _add(self, batch: Any, write: AccountEventWrite, doc: dict[str, Any]) -> None:
+        batch.update(self._accounts.document(write.account_id), doc)
+        for alert_id in dict.fromkeys(write.close_alert_ids):
+            batch.update(self._alerts.document(alert_id), _CLOSED)
+
+    def _commit_one(self, write: AccountEventWrite, doc: dict[str, Any]) -> bool:
+        batch = self._client.batch()
+        self._add(batch, write, doc)
         try:
             batch.commit()
         except gexc.NotFound:
             # The account (purged) or an alert (deleted with it) went since the read: write what
             # still exists, as separate calls would have.
-            for ref in alert_refs:
-                _update_if_exists(ref, _CLOSED)
-            return _update_if_exists(account_ref, fields)
+            for alert_id in dict.fromkeys(write.close_alert_ids):
+                _update_if_exists(self._alerts.document(alert_id), _CLOSED)
+            return _update_if_exists(self._accounts.document(write.account_id), doc)
         return True
 
 

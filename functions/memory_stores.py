@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.model import GONE, Account, AccountStatus, Alert, ConnectorRecord, Lease, RestoreOutcome
-from functions.stores import AccountEventView, HealthSummary, Stores, VaultKeyRecord
+from functions.stores import AccountEventView, AccountEventWrite, HealthSummary, Stores, VaultKeyRecord
 
 _ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account))
 
@@ -231,10 +231,20 @@ class MemoryAccountEventStore:
                                 self._leases.get(account_id) if with_lease else None,
                                 self._alerts.open_among(account_id, alert_ids))
 
+    def read_many(self, account_ids: Sequence[str], alert_ids: Mapping[str, Sequence[str]]
+                  ) -> dict[str, AccountEventView]:
+        return {a: self.read(a, with_lease=True, alert_ids=alert_ids.get(a, ())) for a in account_ids}
+
     def write(self, account_id: str, changes: Mapping[str, Any], close_alert_ids: Sequence[str] = ()) -> bool:
         updated = self._accounts.update(account_id, changes)  # checks the field names before any write
         self._alerts.close_ids(account_id, close_alert_ids)
         return updated
+
+    def write_many(self, writes: Sequence[AccountEventWrite]) -> dict[str, bool]:
+        unknown = {name for w in writes for name in w.changes} - _ACCOUNT_FIELDS
+        if unknown:  # like Firestore, refuse the whole batch before writing any of it
+            raise ValueError(f"unknown account fields {sorted(unknown)}")
+        return {w.account_id: self.write(w.account_id, w.changes, w.close_alert_ids) for w in writes}
 
 
 class MemoryOutcomeStore:

@@ -140,22 +140,43 @@ class AccountEventView:
     open_alert_ids: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class AccountEventWrite:
+    """One account's share of a batched event write: its changes and the alerts they close."""
+
+    account_id: str
+    changes: AccountChanges
+    close_alert_ids: tuple[str, ...] = ()
+
+
 class AccountEventStore(Protocol):
-    """The reads and writes of recording a connector event on ``accounts/{id}``: one call each.
+    """The reads and writes of recording connector events on ``accounts/{id}``: one call each way.
 
     A connection or pairing event is checked against the account and its lease (the fencing
     token) and may close alerts whose ids are known in advance (``functions.alerts.alert_ids``);
     reading them together and writing the account with the alerts it closes keeps an event at
-    two round trips, where separate calls took four to six."""
+    two round trips, where separate calls took four to six. A batch of connection updates
+    (``connection.updates``) is read and written the same way for all its accounts at once."""
 
     def read(self, account_id: str, *, with_lease: bool = False, alert_ids: Sequence[str] = ()) -> AccountEventView:
         """The account, its lease (``with_lease``) and which of ``alert_ids`` are open alerts of the
         account, in one read."""
         ...
 
+    def read_many(self, account_ids: Sequence[str], alert_ids: Mapping[str, Sequence[str]]
+                  ) -> dict[str, AccountEventView]:
+        """:meth:`read` with the lease for each account (``alert_ids`` per account), in one read;
+        every account asked for has a view (``account`` None when it does not exist)."""
+        ...
+
     def write(self, account_id: str, changes: AccountChanges, close_alert_ids: Sequence[str] = ()) -> bool:
         """Set the given Account fields and close the given alerts, together (all or nothing).
         False when the account does not exist: then only the alerts that still exist are closed."""
+        ...
+
+    def write_many(self, writes: Sequence[AccountEventWrite]) -> dict[str, bool]:
+        """:meth:`write` for many accounts in one commit (more only past a commit's size), each
+        account's share all or nothing; False for accounts that do not exist."""
         ...
 
 

@@ -3,6 +3,7 @@ and in how many RPCs (a connection event is one read and one commit)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,8 @@ from functions.connection_events import ConnectionEventRecorder
 from functions.errors import StaleMessageError
 from functions.firestore_stores import firestore_stores
 from functions.model import Account, AccountStatus, Alert, PairingMethod
-from functions.stores import Stores
-from shared.events import ConnectionState, ConnectionUpdate
+from functions.stores import AccountEventWrite, Stores
+from shared.events import ConnectionState, ConnectionUpdate, ConnectionUpdates
 from tests.functions.firestore_rpcs import RpcCounter
 from tests.functions.support import T0, Clock, RecordingPublisher, world
 
@@ -131,3 +132,70 @@ def test_connection_events_cost_one_read_and_one_commit(firestore_client: Any, t
         recorder.handle(ConnectionUpdate("a1", "c-1", 1, T0, ConnectionState.CLOSED, "connection_lost").to_json())
     assert rpcs.take() == {"batch_get_documents": 1}, "a stale event writes nothing"
     assert _update_times(firestore_client, "accounts/a1", "leases/a1", "alerts/a1.logged_out") == before
+
+
+def test_read_many_and_write_many_take_one_call_each(firestore_client: Any) -> None:
+    stores = _seed(firestore_client)
+    others = [f"b{i:03d}" for i in range(150)]
+    for account_id in others:
+        stores.accounts.create(dataclasses.replace(LINKED, account_id=account_id))
+    rpcs = RpcCounter(firestore_client)
+    views = stores.account_events.read_many(["a1", *others, "missing"], {"a1": alert_ids("a1", ("logged_out", "x"))})
+    assert rpcs.take() == {"batch_get_documents": 1}
+    assert views["a1"].open_alert_ids == ("a1.logged_out",) and views["a1"].lease is not None
+    assert views["missing"].account is None and views[others[0]].account is not None
+    assert views[others[0]].lease is None and views[others[0]].open_alert_ids == ()
+    results = stores.account_events.write_many(
+        [AccountEventWrite("a1", {"status": AccountStatus.CONNECTED}, ("a1.logged_out",)),
+         *(AccountEventWrite(a, {"status": AccountStatus.CONNECTING}) for a in others)])
+    assert rpcs.take() == {"commit": 1}
+    assert results == {"a1": True, **dict.fromkeys(others, True)}
+    assert {a.status for a in stores.accounts.get_many(others).values()} == {AccountStatus.CONNECTING}
+    assert [a.alert_id for a in stores.alerts.open_alerts()] == ["a2.logged_out"]
+
+
+def test_write_many_with_an_account_gone_writes_the_others(firestore_client: Any) -> None:
+    stores = _seed(firestore_client)
+    stores.accounts.create(dataclasses.replace(LINKED, account_id="a3"))
+    results = stores.account_events.write_many(
+        [AccountEventWrite("gone", {"status": AccountStatus.CONNECTED}),
+         AccountEventWrite("a1", {"status": AccountStatus.CONNECTED}, ("a1.logged_out",)),
+         AccountEventWrite("a3", {"status": AccountStatus.STOPPED})])
+    assert results == {"gone": False, "a1": True, "a3": True}
+    assert stores.accounts.get("gone") is None
+    assert [stores.accounts.get(a).status for a in ("a1", "a3")] == [  # type: ignore[union-attr]
+        AccountStatus.CONNECTED, AccountStatus.STOPPED]
+    assert [a.alert_id for a in stores.alerts.open_alerts()] == ["a2.logged_out"]
+
+
+def test_write_many_splits_what_one_commit_cannot_hold(firestore_client: Any) -> None:
+    stores = firestore_stores(firestore_client)
+    ids = [f"c{i:03d}" for i in range(450)]
+    batch = firestore_client.batch()
+    for account_id in ids:
+        batch.set(firestore_client.document(f"accounts/{account_id}"),
+                  {"ownerUid": "alice", "phoneNumber": "+40700000001", "method": "qr", "status": "reconnecting",
+                   "createdAt": T0})
+    batch.commit()
+    rpcs = RpcCounter(firestore_client)
+    stores.account_events.write_many([AccountEventWrite(a, {"status": AccountStatus.CONNECTED}) for a in ids])
+    assert rpcs.take() == {"commit": 2}
+    assert {a.status for a in stores.accounts.get_many(ids).values()} == {AccountStatus.CONNECTED}
+
+
+def test_a_batch_of_updates_costs_one_read_and_one_commit(firestore_client: Any, tmp_path: Path) -> None:
+    stores = _seed(firestore_client)
+    ids = ["a1", *(f"b{i:03d}" for i in range(99))]
+    for account_id in ids[1:]:
+        stores.accounts.create(dataclasses.replace(LINKED, account_id=account_id))
+    stores.leases.claim_many(ids[1:], "c-1", T0, 60)
+    clock = Clock()
+    recorder = ConnectionEventRecorder(stores, world(tmp_path).services.vault,
+                                       Alerter(stores.alerts, RecordingPublisher(), clock), clock)
+    updates = [ConnectionUpdate(a, "c-1", 1, T0, state) for state in (ConnectionState.CONNECTING, ConnectionState.OPEN)
+               for a in ids]
+    rpcs = RpcCounter(firestore_client)
+    recorder.handle(ConnectionUpdates("c-1", tuple(updates)).to_json())
+    assert rpcs.take() == {"batch_get_documents": 1, "commit": 1}
+    assert {a.status for a in stores.accounts.get_many(ids).values()} == {AccountStatus.CONNECTED}
+    assert [a.alert_id for a in stores.alerts.open_alerts()] == ["a2.logged_out"]

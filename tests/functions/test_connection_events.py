@@ -19,7 +19,7 @@ from functions.errors import StaleMessageError
 from functions.memory_stores import MemoryAlertStore
 from functions.model import AccountStatus, Alert
 from functions.stores import Stores
-from shared.events import ConnectionState, ConnectionUpdate, PairingCode, PairingSuccess
+from shared.events import ConnectionState, ConnectionUpdate, ConnectionUpdates, PairingCode, PairingSuccess
 from tests.functions.support import (
     T0,
     FakeConnector,
@@ -233,3 +233,94 @@ def test_pairing_events_read_account_and_lease_together(tmp_path: Path) -> None:
     assert counted.take() == [("account_events", "read"), ("account_events", "write")]
     account = w.services.stores.accounts.get(account_id)
     assert account is not None and (account.status, account.pairing) == (AccountStatus.CONNECTING, None)
+
+
+def _batch(*updates: ConnectionUpdate) -> bytes:
+    return ConnectionUpdates("c-1", tuple(updates)).to_json()
+
+
+def _linked_many(tmp_path: Path, n: int) -> tuple[Bench, list[str]]:
+    """``n`` accounts linked (state saved) and held by ``c-1`` under generation 1."""
+    w = world(tmp_path)
+    ids = [w.add(phone=f"+4070000{i:04d}") for i in range(n)]
+    FakeConnector("c-1", capacity=n).sync(w.services)
+    for i, account_id in enumerate(ids):
+        w.services.events.handle(PairingSuccess(account_id, f"4070000{i:04d}:7@s.whatsapp.net", "c-1", 1).to_json())
+    counted = CountingStores(w.services.stores)
+    recorder = ConnectionEventRecorder(counted.stores, w.services.vault,
+                                       Alerter(counted.stores.alerts, w.alerts_out, w.clock), w.clock)
+    return Bench(w, counted, recorder, ids[0]), ids
+
+
+def _update(account_id: str, state: ConnectionState, generation: int = 1, at: Any = T0) -> ConnectionUpdate:
+    return ConnectionUpdate(account_id, "c-1", generation, at, state, "replaced" if state is ConnectionState.REPLACED
+                            else None)
+
+
+def test_a_batch_of_updates_costs_one_read_and_one_write_for_all_its_accounts(tmp_path: Path) -> None:
+    b, ids = _linked_many(tmp_path, 3)
+    alerts = [b.raise_alert(ids[0], "logged_out"), b.raise_alert(ids[1], "stale")]
+    b.counted.take()
+    later = T0 + timedelta(seconds=2)
+    b.recorder.handle(_batch(*(_update(a, ConnectionState.CONNECTING) for a in ids),
+                             *(_update(a, ConnectionState.OPEN, at=later) for a in ids)))
+    calls = b.counted.take_calls()
+    assert [(c.store, c.method) for c in calls] == [("account_events", "read_many"), ("account_events", "write_many")]
+    [writes] = calls[1].args
+    assert {w.account_id: w.close_alert_ids for w in writes} == {ids[0]: (alerts[0].alert_id,), ids[1]: (), ids[2]: ()}
+    for account_id in ids:
+        account = b.w.services.stores.accounts.get(account_id)
+        assert account is not None and (account.status, account.last_connected_at) == (AccountStatus.CONNECTED, later)
+    assert _alert_states(b) == {alerts[0].alert_id: False, alerts[1].alert_id: True}
+
+
+def test_a_batch_applies_each_accounts_updates_in_order(tmp_path: Path) -> None:
+    b, ids = _linked_many(tmp_path, 2)
+    b.recorder.handle(_batch(_update(ids[0], ConnectionState.OPEN), _update(ids[1], ConnectionState.OPEN),
+                             _update(ids[0], ConnectionState.CLOSED)))
+    statuses = {a: b.w.services.stores.accounts.get(a).status for a in ids}  # type: ignore[union-attr]
+    assert statuses == {ids[0]: AccountStatus.RECONNECTING, ids[1]: AccountStatus.CONNECTED}
+    assert b.w.services.stores.accounts.get(ids[0]).last_connected_at == T0  # type: ignore[union-attr]
+
+
+def test_a_batch_drops_stale_and_unknown_updates_and_records_the_rest(tmp_path: Path) -> None:
+    b, ids = _linked_many(tmp_path, 2)
+    for i, account_id in enumerate(ids):
+        b.w.services.persister.handle(seal_snapshot(b.w.vault, account_id, 1, "c-1", registered_state(i)),
+                                      snapshot_attrs(account_id, 1, "c-1"))
+    b.w.clock.advance(31)
+    claims = FakeConnector("c-2").sync(b.w.services)["claimed"]
+    assert sorted((c["accountId"], c["generation"]) for c in claims) == sorted((a, 2) for a in ids)
+    before = b.w.services.stores.accounts.get(ids[1])
+    b.recorder.handle(_batch(_update(ids[1], ConnectionState.OPEN, generation=1),
+                             _update("acc_unknown", ConnectionState.OPEN),
+                             _update(ids[0], ConnectionState.CLOSED, generation=2)))
+    assert b.w.services.stores.accounts.get(ids[1]) == before, "the stale update wrote nothing"
+    assert b.w.services.stores.accounts.get(ids[0]).status is AccountStatus.RECONNECTING  # type: ignore[union-attr]
+
+
+def test_a_batch_of_stale_updates_writes_nothing(tmp_path: Path) -> None:
+    b = _linked_bench(tmp_path)
+    b.raise_alert(b.account_id, "logged_out")
+    b.w.clock.advance(31)
+    FakeConnector("c-2").sync(b.w.services)
+    before = _state_of(b)
+    b.counted.take()
+    b.recorder.handle(_batch(_update(b.account_id, ConnectionState.OPEN),
+                             _update(b.account_id, ConnectionState.CLOSED)))
+    assert b.counted.take() == [("account_events", "read_many")]
+    assert _state_of(b) == before
+
+
+def test_an_alert_closed_and_raised_again_in_one_batch_stays_open(tmp_path: Path) -> None:
+    b = _linked_bench(tmp_path)
+    b.raise_alert(b.account_id, "replaced")
+    replaced = alert_id(b.account_id, "replaced")
+    published = len(b.w.alerts_out.published)
+    b.recorder.handle(_batch(_update(b.account_id, ConnectionState.OPEN),
+                             _update(b.account_id, ConnectionState.REPLACED)))
+    assert (b.status(), _alert_states(b)) == (AccountStatus.REPLACED, {replaced: True})
+    assert len(b.w.alerts_out.published) == published + 1, "raised anew, so published again"
+    b.recorder.handle(_batch(_update(b.account_id, ConnectionState.REPLACED),
+                             _update(b.account_id, ConnectionState.OPEN)))
+    assert (b.status(), _alert_states(b)) == (AccountStatus.CONNECTED, {replaced: False})
