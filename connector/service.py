@@ -39,6 +39,7 @@ from connector.link import Incoming, LinkFactory
 from connector.logs import fields
 from connector.metrics import Counter, Gauge, Histogram, LabelValues, Registry
 from connector.publisher import MessageTransport, OrderedPublisher, Outgoing
+from connector.reports import ConnectionReports
 from connector.snapshots import SnapshotCodec
 from connector.states import AccountState
 from connector.supervisor import AccountSupervisor
@@ -133,6 +134,7 @@ class ConnectorService:
         self.snapshots = OrderedPublisher(transport, config.topics.snapshots, newest_only=True,
                                           on_accepted=self._snapshot_accepted, clock=clock)
         self.events = OrderedPublisher(transport, config.topics.connection, clock=clock)
+        self.reports = ConnectionReports(self.events, config.connector_id)
         self.messages = OrderedPublisher(transport, config.topics.messages, clock=clock)
         self.flusher = CoalescingFlusher(self._flush_snapshot, config.coalesce_window_s, clock)
         self.keeper = LeaseKeeper(
@@ -196,6 +198,7 @@ class ConnectorService:
         if not drained:
             log.error("shutdown: snapshots not accepted in time; their leases are kept until they expire",
                       extra=fields(accounts=sorted(unpublished)[:50], count=len(unpublished)))
+        self.reports.flush()
         await self.events.drained(min(0.5, left()))
         if message_tasks:
             await asyncio.wait(message_tasks, timeout=min(0.5, left()))
@@ -471,7 +474,7 @@ class ConnectorService:
         event = ConnectionUpdate(account_id=account_id, connector_id=self.config.connector_id,
                                  generation=generation, at=datetime.now(UTC), state=state, reason=reason,
                                  code=code, attempt=attempt)
-        self.events.submit(account_id, event.to_json(), event.attributes())
+        self.reports.add(event)
 
     def pairing_code(self, account_id: str, code: str) -> None:
         log.info("pairing code ready", extra={"account_id": account_id})

@@ -44,7 +44,16 @@ class Harness:
         return slot is not None and slot.supervisor.state is AccountState.OPEN
 
     def events(self, account_id: str) -> list[dict[str, object]]:
-        return [json.loads(p.data) for p in self.transport.on(EVENTS) if p.ordering_key == account_id]
+        """The account's events in publishing order: its own messages and its updates in batches."""
+        found: list[dict[str, object]] = []
+        for p in self.transport.on(EVENTS):
+            event = json.loads(p.data)
+            if event["type"] == "connection.updates":
+                assert p.ordering_key == "c-1" and p.attributes["connectorId"] == "c-1"
+                found += [u for u in event["updates"] if u["accountId"] == account_id]
+            elif p.ordering_key == account_id:
+                found.append(event)
+        return found
 
     def snapshots(self, account_id: str) -> list[object]:
         return [self.functions.open_snapshot(p.data, account_id)
