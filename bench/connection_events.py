@@ -5,14 +5,16 @@ A restore of N accounts makes each of them report ``connecting`` then ``open``; 
 under generation 1, one in ten with an open ``logged_out`` alert that ``open`` must close. Events of
 ``--warmup`` other accounts are recorded first and not counted.
 
-Two paths are timed, each on freshly seeded accounts, in ``--rounds`` alternating rounds:
+Three paths are timed, each on freshly seeded accounts, in ``--rounds`` rounds one after the other:
 
 - ``recorder``: ``ConnectionEventRecorder.handle`` called in process (the logic and its Firestore calls);
 - ``function``: the deployed entry point, a binary-mode Pub/Sub CloudEvent posted to the
-  functions-framework app of ``recordConnectionEvent`` (what the local relay and Eventarc do).
+  functions-framework app of ``recordConnectionEvent`` (what the local relay and Eventarc do);
+- ``batched``: the same entry point fed ``connection.updates`` messages of up to 200 updates, as a
+  connector reports a restart.
 
-For each it prints Firestore RPCs per event (counted on the client), ms per event, and CPU seconds
-per 1,000 events of this process (the functions) and of the emulator.
+For each it prints Firestore RPCs per event (per update, for batches; counted on the client), ms per
+event, and CPU seconds per 1,000 events of this process (the functions) and of the emulator.
 
     .venv/bin/python bench/connection_events.py [--accounts 500] [--warmup 500] [--rounds 2] [--profile]
 """
@@ -100,16 +102,24 @@ def seed(stores: Any, prefix: str, n: int, now: datetime) -> list[str]:
     return ids
 
 
-def events_for(ids: list[str], at: datetime) -> list[bytes]:
+def updates_for(ids: list[str], at: datetime) -> list[Any]:
+    """Every account's ``connecting``, then every account's ``open`` (a restart's order)."""
     from shared.events import ConnectionState, ConnectionUpdate
 
-    out = []
-    for account_id in ids:
-        out.append(ConnectionUpdate(account_id, "bench-1", 1, at, ConnectionState.CONNECTING).to_json())
-    for account_id in ids:
-        out.append(ConnectionUpdate(account_id, "bench-1", 1, at + timedelta(seconds=1),
-                                    ConnectionState.OPEN).to_json())
-    return out
+    connecting = [ConnectionUpdate(a, "bench-1", 1, at, ConnectionState.CONNECTING) for a in ids]
+    opened = [ConnectionUpdate(a, "bench-1", 1, at + timedelta(seconds=1), ConnectionState.OPEN) for a in ids]
+    return connecting + opened
+
+
+def one_by_one(updates: list[Any]) -> list[bytes]:
+    return [u.to_json() for u in updates]
+
+
+def batched(updates: list[Any]) -> list[bytes]:
+    from shared.events import MAX_BATCHED_UPDATES, ConnectionUpdates
+
+    return [ConnectionUpdates("bench-1", tuple(updates[i:i + MAX_BATCHED_UPDATES])).to_json()
+            for i in range(0, len(updates), MAX_BATCHED_UPDATES)]
 
 
 def check_recorded(stores: Any, ids: list[str]) -> None:
@@ -142,8 +152,7 @@ def function_poster(services: Any) -> Callable[[bytes], None]:
     def post(data: bytes) -> None:
         nonlocal sent
         sent += 1
-        headers, body = cloud_event(route, Delivery(str(sent), data, {"type": "connection.update"},
-                                                    datetime.now(UTC)))
+        headers, body = cloud_event(route, Delivery(str(sent), data, {}, datetime.now(UTC)))
         response = client.post(path, data=body, headers=headers)
         if response.status_code >= 300:
             raise SystemExit(f"recordConnectionEvent answered {response.status_code}: {response.get_data()[:300]!r}")
@@ -157,7 +166,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500,
                         help="accounts whose events are recorded first, unmeasured (the emulator's JIT warms up)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of both paths, one after the other")
-    parser.add_argument("--profile", action="store_true", help="print where the function path spends its time")
+    parser.add_argument("--profile", action="store_true", help="print where the batched path spends its time")
     args = parser.parse_args()
 
     from google.cloud import firestore
@@ -191,18 +200,20 @@ def main() -> None:
         figures: list[Figures] = []
         if args.warmup:
             warm = seed(stores, "warm", args.warmup, clock.now)
-            for data in events_for(warm, clock.now):
+            for data in one_by_one(updates_for(warm, clock.now)):
                 services.events.handle(data)
-        paths: dict[str, Callable[[bytes], object]] = {
-            "recorder": services.events.handle, "function": function_poster(services)}
+        post = function_poster(services)
+        paths: dict[str, tuple[Callable[[bytes], object], Callable[[list[Any]], list[bytes]]]] = {
+            "recorder": (services.events.handle, one_by_one), "function": (post, one_by_one),
+            "batched": (post, batched)}
         profile = cProfile.Profile() if args.profile else None
         for round_ in range(args.rounds):
-            for label, record in paths.items():
+            for label, (record, messages) in paths.items():
                 ids = seed(stores, f"r{round_}{label[0]}", args.accounts, clock.now)
-                events = events_for(ids, clock.now)
-                watch = profile if label == "function" else None
-                with measured(proc.process.pid, counter, len(events), figures, watch):
-                    for data in events:
+                updates = updates_for(ids, clock.now)
+                watch = profile if label == "batched" else None
+                with measured(proc.process.pid, counter, len(updates), figures, watch):
+                    for data in messages(updates):
                         record(data)
                 check_recorded(stores, ids)
                 print(figures[-1].line(label), flush=True)
