@@ -357,3 +357,24 @@ def test_a_restore_seals_the_stored_bytes_as_they_are(tmp_path: Path) -> None:
         "acct-1", 2, "c-1", w.clock.now, registered_state(1), other_bytes))
     opened = connector.open_claim({"sealedState": base64.b64encode(sealed).decode()})
     assert canonical_state_bytes(opened.state) == other_bytes  # the bytes given, not a re-serialisation
+
+
+def test_rounds_claimed_side_by_side_hand_out_every_account_once(tmp_path: Path) -> None:
+    # After the first restore proves the vault, rounds of 25 run in parallel: 130 linked accounts are
+    # claimed by one call, each once, each restored and recorded once, and a rival gets none of them.
+    w = world(tmp_path, max_accounts_per_user=1000, max_claims_per_sync=1000)
+    ids = {w.add(ALICE, f"+4072{i:07d}") for i in range(130)}
+    pairing = FakeConnector("c-pair", capacity=1000)
+    assert len(pairing.sync(w.services)["claimed"]) == 130
+    for i, account_id in enumerate(sorted(ids)):
+        w.vault.save(account_id, registered_state(i % 5 + 1), pairing.held[account_id])
+        w.services.stores.accounts.update(account_id, {"status": AccountStatus.CONNECTED})
+    pairing.sync(w.services, release=dict(pairing.held))
+    connector, rival = FakeConnector("c-1", capacity=1000), FakeConnector("c-2", capacity=1000)
+    claimed = connector.sync(w.services)["claimed"]
+    assert sorted(c["accountId"] for c in claimed) == sorted(ids)
+    assert all(c["mode"] == "restore" and c["generation"] == 2 for c in claimed)
+    assert connector.open_claim(claimed[-1]).account_id == claimed[-1]["accountId"]
+    outcomes = w.services.stores.outcomes.since(w.clock.now)
+    assert sorted(o.account_id for o in outcomes) == sorted(ids)
+    assert rival.sync(w.services)["claimed"] == []
