@@ -107,6 +107,8 @@ class _PendingWrites:
 
 
 class ConnectionEventRecorder:
+    """Records one ``connection-events`` message (an event, or a batch of connection updates)."""
+
     def __init__(self, stores: Stores, vault: SessionVault, alerter: Alerter, clock: Clock) -> None:
         self._stores = stores
         self._vault = vault
@@ -152,9 +154,9 @@ class ConnectionEventRecorder:
             return self._stores.account_events.read(account_id, with_lease=event.generation is not None)
         return self._stores.account_events.read(account_id)
 
-    def _update(self, account: Account, changes: dict[str, Any], close_alert_ids: tuple[str, ...] = ()) -> None:
+    def _update(self, account: Account, changes: dict[str, Any]) -> None:
         changes["updated_at"] = self._clock()
-        self._stores.account_events.write(account.account_id, changes, close_alert_ids)
+        self._stores.account_events.write(account.account_id, changes)
 
     def _connection(self, account: Account, view: AccountEventView, event: ConnectionUpdate) -> None:
         step = self._step(account, view.lease, event, view.open_alert_ids)
