@@ -152,17 +152,18 @@ class _Writer:
     def write_node(self, node: Node) -> None:
         if not node.tag:
             raise NodeCodecError("node tag must not be empty")
-        attrs = [(k, v) for k, v in node.attrs.items() if v is not None]
-        has_content = node.content is not None
-        self.write_list_start(1 + 2 * len(attrs) + (1 if has_content else 0))
+        attrs = [(k, v) for k, v in node.attrs.items() if v is not None] if node.attrs else []
+        content = node.content
+        self.write_list_start(1 + 2 * len(attrs) + (0 if content is None else 1))
         self.write_string(node.tag)
         for key, value in attrs:
             if not isinstance(value, str):
                 raise NodeCodecError(f"attribute {key!r} must be a string, got {type(value).__name__}")
             self.write_string(key)
             self.write_string(value)
-        content = node.content
-        if isinstance(content, list):
+        if type(content) is bytes:
+            self.write_bytes(content)
+        elif isinstance(content, list):
             self.write_list_start(len(content))
             for child in content:
                 self.write_node(child)
@@ -175,7 +176,8 @@ class _Writer:
         if size == 0:
             self.out.append(t.LIST_EMPTY)
         elif size < 256:
-            self.out += bytes((t.LIST_8, size))
+            self.out.append(t.LIST_8)
+            self.out.append(size)
         elif size < 65536:
             self.out.append(t.LIST_16)
             self.out += size.to_bytes(2, "big")
@@ -185,7 +187,8 @@ class _Writer:
     def write_bytes(self, data: bytes) -> None:
         length = len(data)
         if length < 256:
-            self.out += bytes((t.BINARY_8, length))
+            self.out.append(t.BINARY_8)
+            self.out.append(length)
         elif length < (1 << 20):
             self.out.append(t.BINARY_20)
             self.out += length.to_bytes(3, "big")
@@ -265,6 +268,8 @@ def _jid_encodable(jid: Jid) -> bool:
     return jid.server in (MESSENGER_SERVER, INTEROP_SERVER) and jid.agent == 0 and jid.integrator == 0
 
 
+_SINGLE: Final = t.SINGLE_BYTE_TOKENS
+_SINGLE_COUNT: Final = len(t.SINGLE_BYTE_TOKENS)  # tokens 1..235, below every tag with a meaning of its own
 _NIBBLE_PACK: Final = {**{str(d): d for d in range(10)}, "-": 10, ".": 11}
 _HEX_PACK: Final = {**{str(d): d for d in range(10)}, **{c: 10 + i for i, c in enumerate("ABCDEF")}}
 _NIBBLE_UNPACK: Final = "0123456789-."
@@ -311,18 +316,22 @@ class _Reader:
         self.index = 0
         self.depth = 0
 
+    # The reader runs per node of every stanza (a key digest after each login holds ~800): the common
+    # cases come first and bounds are checked by the indexing itself.
+
     def take(self, n: int) -> bytes:
-        end = self.index + n
+        start = self.index
+        end = start + n
         if end > len(self.data):
             raise NodeCodecError("unexpected end of stanza")
-        chunk = self.data[self.index : end]
         self.index = end
-        return chunk
+        return self.data[start:end]
 
     def byte(self) -> int:
-        if self.index >= len(self.data):
-            raise NodeCodecError("unexpected end of stanza")
-        value = self.data[self.index]
+        try:
+            value = self.data[self.index]
+        except IndexError:
+            raise NodeCodecError("unexpected end of stanza") from None
         self.index += 1
         return value
 
@@ -348,28 +357,36 @@ class _Reader:
             self.depth -= 1
 
     def _read_node(self) -> Node:
-        size = self.list_size(self.byte())
+        kind = self.byte()
+        size = self.byte() if kind == t.LIST_8 else self.list_size(kind)
         if size == 0:
             raise NodeCodecError("empty node")
-        tag = self.read_string()
+        read_string = self.read_string
+        tag = read_string()
         if not tag:
             raise NodeCodecError("node without a tag")
         attrs: dict[str, str] = {}
         for _ in range((size - 1) >> 1):
-            key = self.read_string()
-            attrs[key] = self.read_string()
-        content: list[Node] | bytes | None = None
-        if size % 2 == 0:
-            content = self.read_content()
-        return Node(tag, attrs, content)
+            key = read_string()
+            attrs[key] = read_string()
+        return Node(tag, attrs, self.read_content() if size % 2 == 0 else None)
 
     def read_content(self) -> list[Node] | bytes | None:
         tag = self.byte()
+        if tag == t.BINARY_8:
+            return self.take(self.byte())
         if tag == t.LIST_EMPTY:
             return None
         if tag in (t.LIST_8, t.LIST_16):
-            return [self.read_node() for _ in range(self.list_size(tag))]
-        if tag in (t.BINARY_8, t.BINARY_20, t.BINARY_32):
+            count = self.list_size(tag)
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise NodeCodecError(f"stanza nested deeper than {MAX_DEPTH} levels")
+            read = self._read_node
+            children = [read() for _ in range(count)]
+            self.depth -= 1
+            return children
+        if tag in (t.BINARY_20, t.BINARY_32):
             return self.read_binary(tag)
         return self.read_value(tag).encode("utf-8", "surrogateescape")
 
@@ -384,6 +401,8 @@ class _Reader:
 
     def read_string(self) -> str:
         tag = self.byte()
+        if 0 < tag < _SINGLE_COUNT:
+            return _SINGLE[tag]
         if tag == t.LIST_EMPTY:
             return ""
         if tag in (t.BINARY_8, t.BINARY_20, t.BINARY_32):
