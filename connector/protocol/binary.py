@@ -371,6 +371,18 @@ class _Reader:
             attrs[key] = read_string()
         return Node(tag, attrs, self.read_content() if size % 2 == 0 else None)
 
+    def _read_leaf(self) -> Node | None:
+        """The commonest child in long lists (``<id>`` of a key digest, ...): no attributes, a one-byte
+        token tag and a short binary body, read in one step; None (nothing consumed) for any other."""
+        data, i = self.data, self.index
+        if (i + 4 < len(data) and data[i] == t.LIST_8 and data[i + 1] == 2 and 0 < data[i + 2] < _SINGLE_COUNT
+                and data[i + 3] == t.BINARY_8):
+            end = i + 5 + data[i + 4]
+            if end <= len(data):
+                self.index = end
+                return Node(_SINGLE[data[i + 2]], {}, data[i + 5:end])
+        return None
+
     def read_content(self) -> list[Node] | bytes | None:
         tag = self.byte()
         if tag == t.BINARY_8:
@@ -382,8 +394,7 @@ class _Reader:
             self.depth += 1
             if self.depth > MAX_DEPTH:
                 raise NodeCodecError(f"stanza nested deeper than {MAX_DEPTH} levels")
-            read = self._read_node
-            children = [read() for _ in range(count)]
+            children = [self._read_leaf() or self._read_node() for _ in range(count)]
             self.depth -= 1
             return children
         if tag in (t.BINARY_20, t.BINARY_32):

@@ -184,3 +184,17 @@ def test_absurd_nesting_is_a_codec_error_not_a_recursion_error() -> None:
     with pytest.raises(NodeCodecError, match="nested"):
         decode_node(b"\x00" + level * 2000 + leaf)
     assert decode_node(b"\x00" + level * 10 + leaf).child(*["n"] * 9 + ["x"]) is not None
+
+
+def test_a_key_digest_list_reads_its_leaves_in_one_step_and_exactly() -> None:
+    # ~800 <id> leaves after every login take a fast path; it must read exactly what the general one
+    # reads, stop at every other shape, and refuse a leaf cut short.
+    ids = [Node("id", {}, i.to_bytes(3, "big")) for i in range(1, 813)]
+    mixed = [*ids[:3], Node("id", {"k": "v"}, b"\x01"), Node("id", {}, [Node("x")]), Node("id"),
+             Node("id", {}, b"x" * 300), Node("id", {}, b""), Node("not-a-token-tag", {}, b"\x02"), *ids[3:6]]
+    for children in (ids, mixed):
+        node = Node("iq", {"type": "result"}, [Node("digest", {}, [Node("list", {}, children)])])
+        assert decode_node(encode_node(node)) == node
+    cut = encode_node(Node("list", {}, ids[:2]))[:-2]
+    with pytest.raises(NodeCodecError):
+        decode_node(cut)
