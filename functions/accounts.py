@@ -22,7 +22,7 @@ from functions.errors import (
     PermissionDeniedError,
     ResourceExhaustedError,
 )
-from functions.model import GONE, NEEDS_NEW_PAIRING, Account, AccountStatus, Clock, serving
+from functions.model import GONE, NEEDS_NEW_PAIRING, Account, AccountStatus, Clock, control_changed, serving
 from functions.stores import Stores
 from functions.validation import AddAccountInput
 from shared.events import format_time
@@ -126,7 +126,7 @@ class AccountService:
             # Whoever still holds it holds dead credentials: take it back so it is claimed to pair.
             self._stores.leases.revoke(account_id, now)
         else:
-            changes = {"reconnect_requested_at": now}
+            changes = {"reconnect_requested_at": now, **control_changed(now)}  # the holder reads it next call
             if not account.serve:
                 changes.update(serving(True, now))
             if account.status in (AccountStatus.RESTORE_FAILED, AccountStatus.REPLACED,

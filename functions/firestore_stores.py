@@ -30,6 +30,7 @@ from functions.model import (
     PairingMethod,
     RestoreOutcome,
     RestoreOutcomeKind,
+    claimed_lease,
 )
 from functions.stores import AccountEventView, AccountEventWrite, HealthSummary, Stores, VaultKeyRecord
 
@@ -111,6 +112,7 @@ def account_from_doc(account_id: str, doc: Mapping[str, Any]) -> Account:
         reconnect_requested_at=doc.get("reconnectRequestedAt"),
         removed_at=doc.get("removedAt"),
         claimable_after=doc.get("claimableAfter"),
+        control_changed_at=doc.get("controlChangedAt"),
     )
 
 
@@ -222,6 +224,11 @@ class FirestoreAccountStore:
         query = self._col.where(filter=FieldFilter("status", "==", AccountStatus.REMOVING.value)).limit(limit)
         return _sorted(self._read(query.stream()))
 
+    def control_changed_since(self, at: datetime) -> list[Account]:
+        # One range filter on one field (automatic index). Accounts never changed that way have no
+        # controlChangedAt (or null) and never match a timestamp range.
+        return self._read(self._col.where(filter=FieldFilter("controlChangedAt", ">=", at)).stream())
+
     def update(self, account_id: str, changes: Mapping[str, Any]) -> bool:
         return _update_if_exists(self._col.document(account_id), account_changes_to_doc(changes))
 
@@ -256,7 +263,8 @@ class FirestoreAccountStore:
 
 
 def lease_from_doc(account_id: str, doc: Mapping[str, Any]) -> Lease:
-    return Lease(account_id, doc.get("connectorId"), int(doc.get("generation", 0)), doc["expiresAt"])
+    return Lease(account_id, doc.get("connectorId"), int(doc.get("generation", 0)), doc["expiresAt"],
+                 doc.get("takenAt"))
 
 
 def _by_chunk(items: Sequence[_Item], run: Callable[[Sequence[_Item]], dict[str, _Result]]) -> dict[str, _Result]:
@@ -296,7 +304,17 @@ class FirestoreLeaseStore:
     @staticmethod
     def _doc(lease: Lease, now: datetime) -> dict[str, Any]:
         return {"connectorId": lease.connector_id, "generation": lease.generation,
-                "expiresAt": lease.expires_at, "updatedAt": now}
+                "expiresAt": lease.expires_at, "takenAt": lease.taken_at, "updatedAt": now}
+
+    def taken_since(self, at: datetime) -> list[Lease]:
+        query = self._col.where(filter=FieldFilter("takenAt", ">=", at))
+        return [lease_from_doc(snap.id, snap.to_dict() or {}) for snap in query.stream()]
+
+    def ended_between(self, start: datetime, end: datetime) -> list[Lease]:
+        # Two range filters on one field: the automatic single-field index serves it.
+        query = (self._col.where(filter=FieldFilter("expiresAt", ">=", start))
+                 .where(filter=FieldFilter("expiresAt", "<=", end)))
+        return [lease_from_doc(snap.id, snap.to_dict() or {}) for snap in query.stream()]
 
     def claim(self, account_id: str, connector_id: str, now: datetime, ttl_s: float) -> Lease | None:
         return self.claim_many([account_id], connector_id, now, ttl_s)[account_id]
@@ -319,8 +337,7 @@ class FirestoreLeaseStore:
                 current = lease_from_doc(account_id, snap.to_dict() or {}) if snap is not None and snap.exists else None
                 if current is not None and current.live(now):
                     continue
-                generation = (current.generation if current is not None else 0) + 1
-                lease = Lease(account_id, connector_id, generation, now + timedelta(seconds=ttl_s))
+                lease = claimed_lease(current, account_id, connector_id, now, ttl_s)
                 transaction.set(ref, self._doc(lease, now))
                 out[account_id] = lease
             return out
@@ -599,6 +616,13 @@ class FirestoreStatusStore:
     def record_connector(self, record: ConnectorRecord) -> None:
         self._client.collection(CONNECTORS).document(record.connector_id).set(
             {"lastSyncAt": record.last_sync_at, "capacity": record.capacity, "held": record.held})
+
+    def connector(self, connector_id: str) -> ConnectorRecord | None:
+        snap = self._client.collection(CONNECTORS).document(connector_id).get()
+        doc = snap.to_dict() or {} if snap.exists else {}
+        if not isinstance(doc.get("lastSyncAt"), datetime):
+            return None
+        return ConnectorRecord(connector_id, doc["lastSyncAt"], int(doc.get("capacity", 0)), int(doc.get("held", 0)))
 
     def connectors(self) -> list[ConnectorRecord]:
         out = []

@@ -8,9 +8,27 @@ here too, so the connector stops them; removing accounts stay held until the con
 the logout.
 
 A held entry with ``renew`` false is a lease the connector does not need extended yet (it asks only
-when its own deadline comes near): it is checked with a plain read and counted as held while this
-connector still holds it live, and is neither written nor listed in ``renewed``. Only the leases due
-are written, so a connector holding a thousand accounts costs a third of the writes per sync.
+when its own deadline comes near, so the lease is live here): it is neither written nor listed in
+``renewed``. Only the leases due are written, so a connector holding a thousand accounts costs a
+third of the writes per sync.
+
+Nor is it read, unless something the holder must act on happened to it. Those events are marked
+where they are written: on the account, ``control_changed_at`` (serving on or off, which covers
+removal, logout, replacement, failed restore, pairing expiry and restart, and every lease revoke;
+a reconnect request); on the lease, ``taken_at`` (claimed from a connector whose lease had run
+out) and ``expires_at`` itself (run out, released or revoked). Each call asks, in three
+single-field queries, which accounts had any of these since :data:`CONTROL_MARGIN_S` before the
+connector's previous call (``connectors/{id}``, recorded at the end of every call); a held entry
+among them is read, account and lease, and handled as before (lost, commands, renewed if run out);
+the others count as held with no read. Without a previous call, or after a gap of more than
+:data:`PREVIOUS_CALL_MAX_TTLS` lease TTLs, every held account is read. The margin spans clock
+differences between function instances and writes still in flight, and makes every call within
+it see a change again, so an answer that never reached the connector loses nothing. One thing
+reaches a holder only at its next renewal (the account read then finds it missing): the purge of
+an account removed a grace period ago, whose document is gone.
+
+Leases due for renewal (``renew`` true) are always read with their accounts: the renewal
+transaction reads the lease anyway, and the account keeps the claimable index ahead of the lease.
 """
 
 from __future__ import annotations
@@ -26,6 +44,26 @@ from functions.validation import HeldAccount
 from shared.events import format_time
 
 _log = logging.getLogger(__name__)
+
+
+#: How far before the connector's previous call the change queries reach back: function instances'
+#: clocks differ, a change is committed a moment after its time was taken, and every call inside
+#: this window sees a change again (so a lost answer is made good by the next).
+CONTROL_MARGIN_S = 60.0
+#: A previous call older than this many lease TTLs is no basis for "changed since": every held
+#: account is read (its leases ran out meanwhile anyway).
+PREVIOUS_CALL_MAX_TTLS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class _RecentChanges:
+    """What changed for holders since shortly before the connector's previous call."""
+
+    #: Accounts whose control fields changed, as the query read them.
+    accounts: dict[str, Account]
+    #: Accounts whose lease was taken over from a connector whose lease ran out, or whose lease ran
+    #: out, was released or revoked (its expiry passed) in the window.
+    leases: set[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +131,44 @@ def _confirm_unrenewed(stores: Stores, connector_id: str, items: list[HeldAccoun
     return kept, due, current
 
 
+def _recent_changes(stores: Stores, connector_id: str, now: datetime, ttl_s: float) -> _RecentChanges | None:
+    """Changes since :data:`CONTROL_MARGIN_S` before the connector's previous call; None when there is
+    no usable previous call (first call, or too long ago): then every held account must be read."""
+    previous = stores.status.connector(connector_id)
+    if previous is None or previous.last_sync_at < now - timedelta(seconds=ttl_s * PREVIOUS_CALL_MAX_TTLS):
+        return None
+    since = min(previous.last_sync_at, now) - timedelta(seconds=CONTROL_MARGIN_S)
+    accounts = {a.account_id: a for a in stores.accounts.control_changed_since(since)}
+    leases = {lease.account_id for lease in stores.leases.taken_since(since)}
+    leases.update(lease.account_id for lease in stores.leases.ended_between(since, now))
+    return _RecentChanges(accounts, leases)
+
+
+def _split_quiet(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...], now: datetime,
+                 ttl_s: float) -> tuple[set[str], dict[str, Account]]:
+    """The held entries that need no read (``renew`` false and nothing changed for them), and the
+    accounts the change query already read."""
+    if all(i.renew for i in items):
+        return set(), {}
+    changes = _recent_changes(stores, connector_id, now, ttl_s)
+    if changes is None:
+        _log.info("connector %s: no recent previous call, reading every held account", connector_id)
+        return set(), {}
+    quiet = {i.account_id for i in items
+             if not i.renew and i.account_id not in changes.accounts and i.account_id not in changes.leases}
+    return quiet, changes.accounts
+
+
 def renew_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...], now: datetime,
               ttl_s: float) -> RenewResult:
     renewed: list[dict[str, Any]] = []
     lost: list[dict[str, Any]] = []
     commands: list[dict[str, Any]] = []
-    held_ids: set[str] = set()
-    accounts = stores.accounts.get_many([i.account_id for i in items])
+    quiet, known = _split_quiet(stores, connector_id, items, now, ttl_s)
+    held_ids: set[str] = set(quiet)
+    items = tuple(i for i in items if i.account_id not in quiet)
+    accounts = {i.account_id: known[i.account_id] for i in items if i.account_id in known}
+    accounts.update(stores.accounts.get_many([i.account_id for i in items if i.account_id not in known]))
     to_renew: list[HeldAccount] = []
     for item in items:
         account = accounts.get(item.account_id)

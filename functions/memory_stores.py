@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from functions.model import GONE, Account, AccountStatus, Alert, ConnectorRecord, Lease, RestoreOutcome
+from functions.model import GONE, Account, AccountStatus, Alert, ConnectorRecord, Lease, RestoreOutcome, claimed_lease
 from functions.stores import AccountEventView, AccountEventWrite, HealthSummary, Stores, VaultKeyRecord
 
 _ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account))
@@ -71,6 +71,11 @@ class MemoryAccountStore:
         with self._lock:
             return [a for a in self._sorted() if a.status is AccountStatus.REMOVING][:limit]
 
+    def control_changed_since(self, at: datetime) -> list[Account]:
+        with self._lock:
+            return [a for a in self._accounts.values()
+                    if a.control_changed_at is not None and a.control_changed_at >= at]
+
     def update(self, account_id: str, changes: Mapping[str, Any]) -> bool:
         unknown = set(changes) - _ACCOUNT_FIELDS
         if unknown:
@@ -109,8 +114,7 @@ class MemoryLeaseStore:
             current = self._leases.get(account_id)
             if current is not None and current.live(now):
                 return None
-            generation = (current.generation if current is not None else 0) + 1
-            lease = Lease(account_id, connector_id, generation, now + timedelta(seconds=ttl_s))
+            lease = claimed_lease(current, account_id, connector_id, now, ttl_s)
             self._leases[account_id] = lease
             return lease
 
@@ -144,6 +148,14 @@ class MemoryLeaseStore:
 
     def release_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime) -> dict[str, bool]:
         return {account_id: self.release(account_id, connector_id, generation, now) for account_id, generation in held}
+
+    def taken_since(self, at: datetime) -> list[Lease]:
+        with self._lock:
+            return [lease for lease in self._leases.values() if lease.taken_at is not None and lease.taken_at >= at]
+
+    def ended_between(self, start: datetime, end: datetime) -> list[Lease]:
+        with self._lock:
+            return [lease for lease in self._leases.values() if start <= lease.expires_at <= end]
 
     def revoke(self, account_id: str, now: datetime) -> None:
         with self._lock:
@@ -283,6 +295,9 @@ class MemoryStatusStore:
 
     def connectors(self) -> list[ConnectorRecord]:
         return list(self.records.values())
+
+    def connector(self, connector_id: str) -> ConnectorRecord | None:
+        return self.records.get(connector_id)
 
     def put_health_summary(self, summary: HealthSummary) -> None:
         self.summary = summary

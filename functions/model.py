@@ -25,6 +25,12 @@ removed             account.removed or nothing left to log out   purged by clean
 
 ``serve`` says whether a connector should hold the account; connectorSync only claims accounts
 with ``serve`` true (or removing ones that still need a logout).
+
+``control_changed_at`` is the time of the last change that a connector holding the account must act
+on: serving on or off (which every takeback, removal, logout, failed restore and pairing restart
+goes through, see :func:`serving`) and a reconnect request (:func:`control_changed`). connectorSync
+reads a held account only when this moved since the connector's previous call (or its lease is due),
+so every writer of those fields must set it in the same write.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 Clock = Callable[[], datetime]
@@ -61,8 +67,15 @@ GONE = frozenset({AccountStatus.REMOVING, AccountStatus.REMOVED})
 
 
 def serving(on: bool, now: datetime) -> dict[str, Any]:
-    """Account changes that start or stop serving an account (keeps ``claimable_after`` in step)."""
-    return {"serve": on, "claimable_after": now if on else None}
+    """Account changes that start or stop serving an account (keeps ``claimable_after`` in step, and
+    marks a control change so that a connector holding it hears of it on its next call)."""
+    return {"serve": on, "claimable_after": now if on else None, **control_changed(now)}
+
+
+def control_changed(now: datetime) -> dict[str, Any]:
+    """The account change that tells connectorSync a holder must act on this account (a reconnect
+    request, or what :func:`serving` already includes)."""
+    return {"control_changed_at": now}
 
 
 class PairingMethod(enum.StrEnum):
@@ -122,23 +135,38 @@ class Account:
     #: When a connector may claim it: the lease's expiry while held, None while not served. An index
     #: for finding claimable accounts in one single-field query; the lease stays the authority.
     claimable_after: datetime | None = None
+    #: Last change a holder must act on (serving on/off, reconnect request): see the module docstring.
+    control_changed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Lease:
     """Who serves an account. ``connector_id`` None means released; ``generation`` is the
-    fencing token, incremented on every change of owner."""
+    fencing token, incremented on every change of owner. ``taken_at`` is set when this generation
+    was claimed from a connector whose lease had run out without a release: that connector may still
+    believe it holds the account, and connectorSync looks for such takeovers by this field."""
 
     account_id: str
     connector_id: str | None
     generation: int
     expires_at: datetime
+    taken_at: datetime | None = None
 
     def live(self, now: datetime) -> bool:
         return self.connector_id is not None and self.expires_at > now
 
     def held_by(self, connector_id: str, generation: int) -> bool:
         return self.connector_id == connector_id and self.generation == generation
+
+
+def claimed_lease(current: Lease | None, account_id: str, connector_id: str, now: datetime,
+                  ttl_s: float) -> Lease:
+    """The lease a claim writes over ``current`` (which nobody holds live): the next generation,
+    marked taken when another connector's lease ran out unreleased (a release or revoke clears the
+    connector id), so that connector hears of it on its next call."""
+    generation = (current.generation if current is not None else 0) + 1
+    taken = current is not None and current.connector_id not in (None, connector_id)
+    return Lease(account_id, connector_id, generation, now + timedelta(seconds=ttl_s), now if taken else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,11 @@ class AccountStore(Protocol):
         """Accounts in status ``removing``, oldest first, at most ``limit``."""
         ...
 
+    def control_changed_since(self, at: datetime) -> list[Account]:
+        """Accounts whose ``control_changed_at`` is not before ``at`` (any order): those a connector
+        holding them must hear about (see :mod:`functions.model`)."""
+        ...
+
     def update(self, account_id: str, changes: AccountChanges) -> bool:
         """Set the given Account fields; False when the account does not exist."""
         ...
@@ -101,6 +106,15 @@ class LeaseStore(Protocol):
 
     def revoke(self, account_id: str, now: datetime) -> None:
         """Take the lease from whoever holds it (generation unchanged; its renewals now fail)."""
+        ...
+
+    def taken_since(self, at: datetime) -> list[Lease]:
+        """Leases whose ``taken_at`` is not before ``at``: claimed from a connector whose lease had
+        run out unreleased (see :func:`functions.model.claimed_lease`)."""
+        ...
+
+    def ended_between(self, start: datetime, end: datetime) -> list[Lease]:
+        """Leases whose ``expires_at`` lies in [``start``, ``end``]: run out, released or revoked then."""
         ...
 
     def delete(self, account_id: str) -> None: ...
@@ -215,6 +229,10 @@ class StatusStore(Protocol):
     """Connector heartbeats, the health-check summary, the last vault sealing key handed out."""
 
     def record_connector(self, record: ConnectorRecord) -> None: ...
+
+    def connector(self, connector_id: str) -> ConnectorRecord | None:
+        """The connector's last recorded call, if any."""
+        ...
 
     def connectors(self) -> list[ConnectorRecord]: ...
 
