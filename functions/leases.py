@@ -168,7 +168,9 @@ def renew_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...],
     held_ids: set[str] = set(quiet)
     items = tuple(i for i in items if i.account_id not in quiet)
     accounts = {i.account_id: known[i.account_id] for i in items if i.account_id in known}
-    accounts.update(stores.accounts.get_many([i.account_id for i in items if i.account_id not in known]))
+    unread = [i.account_id for i in items if i.account_id not in known]
+    if unread:
+        accounts.update(stores.accounts.get_many(unread))
     to_renew: list[HeldAccount] = []
     for item in items:
         account = accounts.get(item.account_id)
@@ -184,7 +186,8 @@ def renew_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...],
             to_renew.append(item)
     kept, overdue, current = _confirm_unrenewed(stores, connector_id, [i for i in to_renew if not i.renew], now)
     due = [i for i in to_renew if i.renew] + overdue
-    leases = stores.leases.renew_many([(i.account_id, i.generation) for i in due], connector_id, now, ttl_s)
+    leases = stores.leases.renew_many([(i.account_id, i.generation) for i in due], connector_id, now,
+                                      ttl_s) if due else {}
     failed = [i.account_id for i in to_renew if i.account_id not in kept and leases.get(i.account_id) is None]
     if failed:  # read again: a lease found run out above may have been taken since
         current = {**current, **stores.leases.get_many(failed)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,17 +88,20 @@ class FakeConnector:
     key: X25519PrivateKey = field(default_factory=X25519PrivateKey.generate)
     held: dict[str, int] = field(default_factory=dict)
 
-    def request(self, release: dict[str, int] | None = None) -> Any:
+    def request(self, release: dict[str, int] | None = None, not_due: Collection[str] = ()) -> Any:
+        """The sync request; held accounts in ``not_due`` go with ``renew`` false (deadline still far)."""
         public = sealing.public_key_bytes(self.key)
         return parse_sync_request({
             "connectorId": self.connector_id, "capacity": self.capacity,
             "publicKey": base64.b64encode(public).decode(),
-            "held": [{"accountId": a, "generation": g} for a, g in self.held.items()],
+            "held": [{"accountId": a, "generation": g, **({"renew": False} if a in not_due else {})}
+                     for a, g in self.held.items()],
             "release": [{"accountId": a, "generation": g} for a, g in (release or {}).items()],
         })
 
-    def sync(self, services: Services, release: dict[str, int] | None = None) -> dict[str, Any]:
-        response = services.sync.sync(self.request(release))
+    def sync(self, services: Services, release: dict[str, int] | None = None,
+             not_due: Collection[str] = ()) -> dict[str, Any]:
+        response = services.sync.sync(self.request(release, not_due))
         for lost in response["lost"]:
             self.held.pop(lost["accountId"], None)
         for account_id in release or {}:
