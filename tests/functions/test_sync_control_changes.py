@@ -4,17 +4,26 @@ within one call: removal, serve-off, reconnect request, revoke. A quiet held acc
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from functions.memory_stores import MemoryStatusStore
-from functions.model import AccountStatus
+from functions.firestore_stores import firestore_stores
+from functions.memory_stores import MemoryStatusStore, memory_stores
+from functions.model import Account, AccountStatus, ConnectorRecord, PairingMethod
+from functions.stores import Stores
+from functions.validation import AddAccountInput
 from functions.vault_adapter import VaultSealer, VaultSessions
 from functions.wiring import Services, build_services
 from shared.events import ConnectionState, ConnectionUpdate
-from tests.functions.support import ALICE, FakeConnector, World, config, world
+from shared.vault import Vault
+from shared.vault.firestore_store import FirestoreVaultStore
+from shared.vault.kek import LocalFileKek
+from tests.functions.firestore_rpcs import RpcCounter
+from tests.functions.support import ALICE, T0, Clock, FakeConnector, RecordingPublisher, World, config, world
 from tests.functions.test_connection_events import CountingStores
 
 _READS = {("accounts", "get"), ("accounts", "get_many"), ("leases", "get"), ("leases", "get_many")}
@@ -175,3 +184,71 @@ def test_a_change_is_seen_again_by_every_call_within_the_margin(tmp_path: Path) 
         assert connector.sync(w.services)["commands"] == [{"accountId": ids[0], "action": "remove"}]
     response = _next_call(w, connector, ids)
     assert response["commands"] == [], "long after the change, quiet again until the next renewal"
+
+
+def _check_change_queries(stores: Stores) -> None:
+    """The three queries a call asks, and the connector record it starts from, on one store bundle."""
+    now = T0 + timedelta(seconds=100)
+    for i, changed_at in enumerate((None, T0, now - timedelta(seconds=10), now)):
+        stores.accounts.create(Account(
+            account_id=f"a{i}", owner_uid="u", phone_number=f"+4070000000{i}", method=PairingMethod.QR,
+            status=AccountStatus.CONNECTED, serve=True, created_at=T0, updated_at=T0, control_changed_at=changed_at))
+    assert sorted(a.account_id for a in stores.accounts.control_changed_since(now - timedelta(seconds=10))) == [
+        "a2", "a3"]
+    leases = stores.leases
+    leases.claim("released", "c1", T0, 30)
+    leases.release("released", "c1", 1, now - timedelta(seconds=5))
+    leases.claim("run-out", "c1", T0, 30)  # ran out at T0 + 30
+    leases.claim("live", "c1", now, 30)
+    leases.claim("taken", "c1", T0, 30)
+    taken = leases.claim("taken", "c2", now, 30)
+    assert taken is not None and taken.taken_at == now, "claimed from c1's lease that ran out unreleased"
+    again = leases.claim("released", "c2", now, 30)
+    assert again is not None and again.taken_at is None, "a released lease is not taken from anyone"
+    renewed = leases.renew("taken", "c2", 2, now + timedelta(seconds=10), 30)
+    assert renewed is not None and renewed.taken_at == now, "a renewal keeps the mark"
+    assert [lease.account_id for lease in leases.taken_since(now - timedelta(seconds=60))] == ["taken"]
+    assert leases.taken_since(now + timedelta(seconds=1)) == []
+    ended = leases.ended_between(T0 + timedelta(seconds=20), now)
+    assert sorted(lease.account_id for lease in ended) == ["run-out"]
+    assert stores.status.connector("c1") is None
+    stores.status.record_connector(ConnectorRecord("c1", now, 10, 3))
+    assert stores.status.connector("c1") == ConnectorRecord("c1", now, 10, 3)
+
+
+def test_change_queries_in_memory() -> None:
+    _check_change_queries(memory_stores())
+
+
+@pytest.mark.integration
+def test_change_queries_on_firestore(firestore_client: Any) -> None:
+    _check_change_queries(firestore_stores(firestore_client))
+
+
+@pytest.mark.integration
+def test_a_quiet_held_account_costs_no_firestore_read(firestore_client: Any, tmp_path: Path) -> None:
+    clock = Clock()
+    vault_store = FirestoreVaultStore(firestore_client)
+    vault = Vault(vault_store, LocalFileKek(tmp_path / "kek.json"), clock=clock)
+    services = build_services(config(), firestore_stores(firestore_client), VaultSessions(vault, vault_store),
+                              VaultSealer(vault), RecordingPublisher(), clock=clock)
+    ids = [services.accounts.add(ALICE, AddAccountInput(f"+4070{i:07d}", PairingMethod.CODE))["accountId"]
+           for i in range(20)]
+    connector = FakeConnector("c-1", capacity=len(ids))
+    connector.sync(services)
+    assert sorted(connector.held) == sorted(ids)
+    clock.advance(5)
+    connector.sync(services, not_due=ids)
+    rpcs = RpcCounter(firestore_client)
+    clock.advance(5)
+    response = connector.sync(services, not_due=ids)
+    assert (response["renewed"], response["lost"], response["commands"]) == ([], [], [])
+    # The connector record (one get), the three change queries, the record written back: no document of
+    # the twenty held accounts or their leases is read.
+    assert rpcs.take() == Counter({"batch_get_documents": 1, "run_query": 3, "commit": 1})
+    services.accounts.reconnect(ALICE, ids[7])
+    rpcs.take()
+    clock.advance(5)
+    response = connector.sync(services, not_due=ids)
+    assert response["commands"] == [{"accountId": ids[7], "action": "reconnect"}]
+    assert rpcs.take()["batch_get_documents"] == 2, "the connector record, and the changed account's lease"
