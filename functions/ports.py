@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from shared.authstate import AuthState
+from shared.authstate import AuthState, validate_state
+from shared.snapshot import parse_state
 
 #: Error classes (the ``ErrorClass:`` prefix of a skipped version's reason) that mean the stored
 #: bytes do not open; any other failure means they opened but hold no valid auth state.
@@ -46,12 +47,18 @@ class SavedVersion:
 
 @dataclass(frozen=True, slots=True)
 class RestoredState:
-    state: AuthState = field(repr=False)
+    #: The state's canonical bytes as stored (sealed on to a connector as they are).
+    state_bytes: bytes = field(repr=False)
     version: int
     #: (version, reason) of newer versions that failed to decrypt or validate.
     skipped: tuple[tuple[int, str], ...] = ()
-    #: ``state``'s canonical bytes as stored, when the vault has them (sealed on without re-serialising).
-    state_bytes: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def state(self) -> AuthState:
+        """Parsed and validated on each use (a claim hands the bytes on and never needs it)."""
+        state = parse_state(self.state_bytes)
+        validate_state(state, len(self.state_bytes))
+        return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +141,11 @@ class TransitSealer(Protocol):
         """Open a snapshot sealed for ``account_id`` (the account is bound into the sealing).
 
         Raises ``shared.errors.SealingError`` / ``StateValidationError``."""
+        ...
+
+    def seal_restored_bytes(self, public_key: bytes, *, account_id: str, generation: int, connector_id: str,
+                            produced_at: datetime, state_bytes: bytes) -> bytes:
+        """:meth:`seal_restore` for a state known only by its canonical bytes (not parsed again)."""
         ...
 
     def seal_restore(self, public_key: bytes, snapshot: OpenedSnapshot) -> bytes:

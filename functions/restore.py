@@ -53,7 +53,7 @@ from functions.model import (
     RestoreOutcomeKind,
     serving,
 )
-from functions.ports import OpenedSnapshot, RestoredState, SessionVault, TransitSealer, failure_kind
+from functions.ports import RestoredState, SessionVault, TransitSealer, failure_kind
 from functions.stores import Stores, VaultKeyRecord
 from functions.validation import SyncRequest
 from shared import errors as shared_errors
@@ -392,8 +392,9 @@ class ConnectorSyncService:
             else:
                 self._fail(request, account, lease, "no_stored_state", ())
             return _HandOut()
-        sealed = self._sealer.seal_restore(request.public_key, OpenedSnapshot(
-            account_id, lease.generation, request.connector_id, now, restored.state, restored.state_bytes))
+        sealed = self._sealer.seal_restored_bytes(
+            request.public_key, account_id=account_id, generation=lease.generation,
+            connector_id=request.connector_id, produced_at=now, state_bytes=restored.state_bytes)
         fell_back = bool(restored.skipped)
         outcome = RestoreOutcomeKind.FELL_BACK if fell_back else RestoreOutcomeKind.RESTORED
         record = RestoreOutcome(account_id, outcome, now, request.connector_id, restored.version,

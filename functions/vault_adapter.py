@@ -26,7 +26,7 @@ from functions.ports import (
 from shared import sealing
 from shared.authstate import AuthState
 from shared.errors import KekUnavailableError, NoUsableVersionError
-from shared.snapshot import Snapshot
+from shared.snapshot import Snapshot, snapshot_bytes
 from shared.vault import SaveGuard, Vault, VaultStore
 from shared.vault.store import Documents, Head
 
@@ -65,7 +65,7 @@ class VaultSessions:
         skipped = [(s.version, s.reason) for s in result.skipped]
         if kek_was_unavailable(skipped):
             raise _kek_unavailable(account_id, skipped)
-        return RestoredState(result.state, result.version, tuple(skipped), result.state_bytes)
+        return RestoredState(result.state_bytes, result.version, tuple(skipped))
 
     def restore_many(self, account_ids: Sequence[str]) -> dict[str, RestoredState | Exception]:
         out: dict[str, RestoredState | Exception] = {}
@@ -78,7 +78,7 @@ class VaultSessions:
                 continue
             skipped = [(s.version, s.reason) for s in result.skipped]
             out[account_id] = (_kek_unavailable(account_id, skipped) if kek_was_unavailable(skipped)
-                               else RestoredState(result.state, result.version, tuple(skipped), result.state_bytes))
+                               else RestoredState(result.state_bytes, result.version, tuple(skipped)))
         return out
 
     def check(self, account_id: str) -> SessionCheck:
@@ -124,6 +124,11 @@ class VaultSealer:
         snapshot = self._vault.open_snapshot(sealed, account_id)
         return OpenedSnapshot(snapshot.account_id, snapshot.generation, snapshot.connector_id,
                               snapshot.produced_at, snapshot.state)
+
+    def seal_restored_bytes(self, public_key: bytes, *, account_id: str, generation: int, connector_id: str,
+                            produced_at: datetime, state_bytes: bytes) -> bytes:
+        data = snapshot_bytes(account_id, generation, produced_at, connector_id, state_bytes)
+        return sealing.seal(data, public_key, RESTORE_KEY_ID, RESTORE_AAD)
 
     def seal_restore(self, public_key: bytes, snapshot: OpenedSnapshot) -> bytes:
         data = Snapshot(account_id=snapshot.account_id, generation=snapshot.generation,

@@ -108,11 +108,20 @@ class RestoreResult:
     account_id: str
     version: int
     generation: int
-    state: AuthState
+    #: The state's canonical bytes as stored: exactly those a save validated (the AEAD tag and the
+    #: SHA-256 in the bound header prove it), for callers that pass the state on serialised.
+    state_bytes: bytes = field(repr=False)
     skipped: tuple[SkippedVersion, ...] = ()
-    #: The state's canonical bytes as stored (what ``state`` was parsed from), for callers that pass
-    #: the state on serialised: no second serialisation.
-    state_bytes: bytes | None = field(default=None, repr=False, compare=False)
+    _parsed: list[AuthState] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def state(self) -> AuthState:
+        """The state, parsed on first use (a batched restore for a connector never needs it)."""
+        if not self._parsed:
+            state = parse_state(self.state_bytes)
+            validate_state(state, len(self.state_bytes))
+            self._parsed.append(state)
+        return self._parsed[0]
 
     @property
     def fell_back(self) -> bool:
@@ -300,14 +309,20 @@ class Vault:
 
     def _open_record(self, account_id: str, ref: VersionRef,
                      record: VersionRecord) -> tuple[VersionRecord, bytes, AuthState]:
+        record, plaintext = self._decrypt_record(account_id, ref, record)
+        state = parse_state(plaintext)
+        validate_state(state, len(plaintext))
+        return record, plaintext, state
+
+    def _decrypt_record(self, account_id: str, ref: VersionRef,
+                        record: VersionRecord) -> tuple[VersionRecord, bytes]:
+        """The canonical state bytes of ``record``, proven to be those its save validated."""
         if record.version != ref.version or record.generation != ref.generation:
             raise IntegrityError(f"account {account_id} v{ref.version}: record does not match the head")
         binding = crypto.Binding(account_id, record.version, record.generation)
         plaintext = crypto.decrypt(record.header, record.ciphertext, binding,
                                    self._kek.key(record.header.kek_version))
-        state = parse_state(plaintext)
-        validate_state(state, len(plaintext))
-        return record, plaintext, state
+        return record, plaintext
 
     def restore(self, account_id: str) -> RestoreResult:
         """The newest version that decrypts and validates; older ones are tried when newer fail."""
@@ -327,8 +342,8 @@ class Vault:
                     skipped.append(SkippedVersion(ref.version, _reason(exc)))
                     continue
                 self._record_health(head, skipped)
-                return RestoreResult(account_id, record.version, record.generation, state, tuple(skipped),
-                                     plaintext)
+                return RestoreResult(account_id, record.version, record.generation, plaintext, tuple(skipped),
+                                     [state])
             # A save may have committed while we read, dropping the versions we were reading: if the
             # head moved on, its new versions are worth one more pass.
             fresh = self._store.get_head(account_id)
@@ -348,7 +363,12 @@ class Vault:
         round trips for all; an account whose newest version does not open that way goes through
         :meth:`restore` (fallback, re-read), except when its KEK is out of reach: that is
         :class:`KekUnavailableError` at once (no older state stands in), and the other accounts of
-        the batch whose newest version needs that KEK version get the same answer without a wait."""
+        the batch whose newest version needs that KEK version get the same answer without a wait.
+
+        A newest version read that way is decrypted but not parsed: decrypting proves its bytes are
+        the ones its save validated (AEAD tag, SHA-256 in the bound header), and a restart of a
+        thousand accounts would otherwise parse each state twice (here and in the connector) for
+        nothing. ``state`` parses on first use."""
         wanted = list(dict.fromkeys(account_ids))
         heads: dict[str, Head] = {}
         newest: dict[str, VersionRecord] = {}
@@ -365,7 +385,7 @@ class Vault:
                         results[account_id] = out_of_reach[record.header.kek_version]
                         continue
                     try:
-                        record, plaintext, state = self._open_record(account_id, head.versions[0], record)
+                        record, plaintext = self._decrypt_record(account_id, head.versions[0], record)
                     except KekUnavailableError as exc:
                         out_of_reach[record.header.kek_version] = exc
                         results[account_id] = exc
@@ -374,8 +394,8 @@ class Vault:
                         pass  # the full walk below says why, and falls back
                     else:
                         self._record_health(head, [])
-                        results[account_id] = RestoreResult(account_id, record.version, record.generation, state,
-                                                            state_bytes=plaintext)
+                        results[account_id] = RestoreResult(account_id, record.version, record.generation,
+                                                            plaintext)
                         continue
                 results[account_id] = self.restore(account_id)
             except (VaultError, StateValidationError) as exc:

@@ -75,3 +75,24 @@ def test_a_kek_out_of_reach_is_reported_for_the_account_without_falling_back(
     assert isinstance(got["a2"], KekUnavailableError), "an older version never stands in for one out of reach"
     assert isinstance(got["a3"], KekUnavailableError)
     assert asked.count(newer) == 1, "one wait for the batch: not one per version, nor one per account"
+
+
+def test_a_batch_hands_back_the_validated_bytes_without_parsing_them(
+        firestore_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Decrypting proves the bytes are those the save validated: a claim seals them on as they are,
+    # and the connector parses them once. Asked for, the state still parses (and validates).
+    import shared.vault.vault as vault_module
+
+    vault, _, sessions = _sessions(firestore_client, tmp_path)
+    for i in range(3):
+        vault.save(f"acct{i}", registered_state(i), 1)
+    parsed: list[int] = []
+    real_parse = vault_module.parse_state
+    monkeypatch.setattr(vault_module, "parse_state", lambda data: parsed.append(len(data)) or real_parse(data))
+    got = sessions.restore_many(["acct0", "acct1", "acct2"])
+    assert parsed == []
+    for i in range(3):
+        result = got[f"acct{i}"]
+        assert isinstance(result, RestoredState)
+        assert result.state_bytes == canonical_state_bytes(registered_state(i))
+        assert result.state.to_json() == registered_state(i).to_json()
