@@ -60,8 +60,11 @@ from shared import errors as shared_errors
 
 _log = logging.getLogger(__name__)
 
-#: How many more candidates than free slots to look at (some are taken by other connectors).
-_CANDIDATE_FACTOR = 2
+#: How many more candidates than free slots to look at (some are taken by other connectors meanwhile;
+#: an account with a live lease is out of the query already, its index being ahead of the clock).
+#: Each candidate costs an account and a lease read: twice the free slots made a restart read twice
+#: what it claimed. What another connector took first is made up on the next sync.
+_CANDIDATE_FACTOR = 1
 _CANDIDATE_EXTRA = 10
 #: Claiming stops after this long in one call, so the answer reaches the connector well inside its
 #: request timeout (8 s); what is left is claimed on the next sync a few seconds later. A lease taken
