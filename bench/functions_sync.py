@@ -5,8 +5,9 @@ of pairing accounts, restore claims (decrypt + validate + seal to the connector)
 With ``--firestore N`` it starts a Firestore emulator and times the same paths for N accounts there.
 With ``--startup N`` it times, on a Firestore emulator, what a connector starting with capacity N
 asks of connectorSync: N linked accounts claimed and restored over repeated calls (each call also
-renewing what is held, as a connector does), then steady-state renewals; it prints wall time and
-CPU seconds of the functions (this process) and of the emulator.
+renewing what is held, as a connector does), then ``--steady-syncs`` steady-state calls; it prints
+wall time and CPU seconds of the functions (this process) and of the emulator, and for the steady
+calls the documents read and the RPCs made.
 
     .venv/bin/python bench/functions_sync.py [--accounts 1000] [--restores 100] [--firestore 200] [--startup 1000]
 """
@@ -20,6 +21,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -38,9 +40,11 @@ def main() -> None:
                         help="also time N accounts on a Firestore emulator started for the run")
     parser.add_argument("--startup", type=int, default=0, metavar="N",
                         help="only time a connector starting up with N linked accounts (Firestore emulator)")
+    parser.add_argument("--steady-syncs", type=int, default=6, metavar="K",
+                        help="with --startup: how many steady-state syncs (one per 5 s of the fake clock) to time")
     args = parser.parse_args()
     if args.startup:
-        startup_figures(Path(tempfile.mkdtemp()), args.startup)
+        startup_figures(Path(tempfile.mkdtemp()), args.startup, args.steady_syncs)
         return
     tmp = Path(tempfile.mkdtemp())
     w = world(tmp, max_accounts_per_user=10**6, max_claims_per_sync=10**6)
@@ -166,7 +170,32 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-def startup_figures(tmp: Path, n: int) -> None:
+class _DocumentReads:
+    """Counts the documents a Firestore client's gets and queries bring back (what Firestore bills as
+    reads; a query that finds nothing counts one)."""
+
+    def __init__(self, client: Any) -> None:
+        self.count = 0
+        api = client._firestore_api
+        for name in ("batch_get_documents", "run_query"):
+            setattr(api, name, self._counting(getattr(api, name)))
+
+    def _counting(self, original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            found = 0
+            for response in original(*args, **kwargs):
+                found += bool(getattr(response, "document", None) or getattr(response, "found", None))
+                yield response
+            self.count += max(found, 1)
+
+        return call
+
+    def take(self) -> int:
+        taken, self.count = self.count, 0
+        return taken
+
+
+def startup_figures(tmp: Path, n: int, steady_syncs: int = 6) -> None:
     """A connector starting with capacity ``n`` against ``n`` linked accounts, on the emulator."""
     import base64
     from concurrent.futures import ThreadPoolExecutor
@@ -186,6 +215,7 @@ def startup_figures(tmp: Path, n: int) -> None:
     from shared.vault import Vault
     from shared.vault.firestore_store import FirestoreVaultStore
     from shared.vault.kek import LocalFileKek
+    from tests.functions.firestore_rpcs import RpcCounter
     from tests.functions.support import Clock, RecordingPublisher, config
 
     port = free_port()
@@ -195,6 +225,8 @@ def startup_figures(tmp: Path, n: int) -> None:
     try:
         os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
         client = firestore.Client(project="demo-keeper-bench")
+        rpcs = RpcCounter(client)
+        documents_read = _DocumentReads(client)
         clock = Clock(datetime.now(UTC))
         vault_store = FirestoreVaultStore(client)
         vault = Vault(vault_store, LocalFileKek(tmp / "kek.json"), clock=clock)
@@ -256,13 +288,17 @@ def startup_figures(tmp: Path, n: int) -> None:
                   f"calls; CPU: functions {time.process_time() - cpu0:.1f} s, emulator "
                   f"{tree_cpu_s(proc.process.pid) - emu0:.1f} s", flush=True)
             print(f"  per call: {', '.join(calls)}", flush=True)
+            rpcs.take()
+            documents_read.take()
             cpu0, emu0, t0 = time.process_time(), tree_cpu_s(proc.process.pid), time.perf_counter()
-            for _ in range(6):
+            for _ in range(steady_syncs):
                 clock.advance(5)
                 sync(due_only)
-            print(f"[steady, {label}] 6 syncs holding {len(held)} (one per 5 s): {time.perf_counter() - t0:.1f} s, "
+            print(f"[steady, {label}] {steady_syncs} syncs holding {len(held)} (one per 5 s): "
+                  f"{time.perf_counter() - t0:.1f} s, "
                   f"CPU: functions {time.process_time() - cpu0:.1f} s, emulator "
-                  f"{tree_cpu_s(proc.process.pid) - emu0:.1f} s", flush=True)
+                  f"{tree_cpu_s(proc.process.pid) - emu0:.1f} s; documents read {documents_read.take()}, "
+                  f"RPCs {dict(sorted(rpcs.take().items()))}", flush=True)
     finally:
         proc.stop()
 
