@@ -371,17 +371,24 @@ class _Reader:
             attrs[key] = read_string()
         return Node(tag, attrs, self.read_content() if size % 2 == 0 else None)
 
-    def _read_leaf(self) -> Node | None:
-        """The commonest child in long lists (``<id>`` of a key digest, ...): no attributes, a one-byte
-        token tag and a short binary body, read in one step; None (nothing consumed) for any other."""
-        data, i = self.data, self.index
-        if (i + 4 < len(data) and data[i] == t.LIST_8 and data[i + 1] == 2 and 0 < data[i + 2] < _SINGLE_COUNT
-                and data[i + 3] == t.BINARY_8):
-            end = i + 5 + data[i + 4]
-            if end <= len(data):
-                self.index = end
-                return Node(_SINGLE[data[i + 2]], {}, data[i + 5:end])
-        return None
+    def _read_children(self, count: int) -> list[Node]:
+        """``count`` nodes. The commonest child of long lists (the ~800 ``<id>`` of a key digest after
+        every login) has no attributes, a one-byte token tag and a short binary body: it is read in
+        one step here; any other node goes through :meth:`_read_node`."""
+        data, size, i = self.data, len(self.data), self.index
+        children: list[Node] = []
+        for _ in range(count):
+            if (i + 4 < size and data[i] == t.LIST_8 and data[i + 1] == 2 and 0 < data[i + 2] < _SINGLE_COUNT
+                    and data[i + 3] == t.BINARY_8 and i + 5 + data[i + 4] <= size):
+                end = i + 5 + data[i + 4]
+                children.append(Node(_SINGLE[data[i + 2]], {}, data[i + 5:end]))
+                i = end
+                continue
+            self.index = i
+            children.append(self._read_node())
+            i = self.index
+        self.index = i
+        return children
 
     def read_content(self) -> list[Node] | bytes | None:
         tag = self.byte()
@@ -394,7 +401,7 @@ class _Reader:
             self.depth += 1
             if self.depth > MAX_DEPTH:
                 raise NodeCodecError(f"stanza nested deeper than {MAX_DEPTH} levels")
-            children = [self._read_leaf() or self._read_node() for _ in range(count)]
+            children = self._read_children(count)
             self.depth -= 1
             return children
         if tag in (t.BINARY_20, t.BINARY_32):
