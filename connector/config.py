@@ -14,6 +14,9 @@
 - ``KEEPER_TOPIC_SNAPSHOTS``, ``KEEPER_TOPIC_CONNECTION_EVENTS``, ``KEEPER_TOPIC_MESSAGES``: topic ids
   (``session-snapshots``, ``connection-events``, ``messages``).
 - ``KEEPER_COALESCE_WINDOW_S``: how long routine key churn is coalesced (2.0).
+- ``KEEPER_REPORT_WINDOW_S``: how long connection updates wait to share one ``connection.updates``
+  message (1.0; an account's ``connecting`` and ``open`` then mostly share one, and are recorded in
+  one read and one write).
 - ``KEEPER_SYNC_INTERVAL_S``: connectorSync period, capped at a third of the lease TTL (5.0).
 - ``KEEPER_SHUTDOWN_BUDGET_S``: SIGTERM to exit (8.0; Cloud Run kills at 10).
 - ``KEEPER_LOG_LEVEL``: log level (INFO).
@@ -60,6 +63,7 @@ class ConnectorConfig:
     project_id: str = "demo-keeper"
     topics: Topics = field(default_factory=Topics)
     coalesce_window_s: float = 2.0
+    report_window_s: float = 1.0
     sync_interval_s: float = 5.0
     shutdown_budget_s: float = 8.0
     log_level: str = "INFO"
@@ -88,6 +92,7 @@ class ConnectorConfig:
                 messages=env.get("KEEPER_TOPIC_MESSAGES") or Topics.messages,
             ),
             coalesce_window_s=_float(env, "KEEPER_COALESCE_WINDOW_S", 2.0),
+            report_window_s=_float(env, "KEEPER_REPORT_WINDOW_S", 1.0),
             sync_interval_s=_float(env, "KEEPER_SYNC_INTERVAL_S", 5.0),
             shutdown_budget_s=_float(env, "KEEPER_SHUTDOWN_BUDGET_S", 8.0),
             log_level=env.get("KEEPER_LOG_LEVEL") or "INFO",

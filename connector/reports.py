@@ -20,7 +20,7 @@ from shared.events import MAX_BATCHED_UPDATES, ConnectionUpdate, ConnectionUpdat
 log = logging.getLogger(__name__)
 
 #: How long an update may wait for others to share its message.
-REPORT_WINDOW_S = 0.25
+REPORT_WINDOW_S = 1.0
 
 
 class ConnectionReports:

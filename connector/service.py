@@ -134,7 +134,7 @@ class ConnectorService:
         self.snapshots = OrderedPublisher(transport, config.topics.snapshots, newest_only=True,
                                           on_accepted=self._snapshot_accepted, clock=clock)
         self.events = OrderedPublisher(transport, config.topics.connection, clock=clock)
-        self.reports = ConnectionReports(self.events, config.connector_id)
+        self.reports = ConnectionReports(self.events, config.connector_id, window_s=config.report_window_s)
         self.messages = OrderedPublisher(transport, config.topics.messages, clock=clock)
         self.flusher = CoalescingFlusher(self._flush_snapshot, config.coalesce_window_s, clock)
         self.keeper = LeaseKeeper(

@@ -90,8 +90,8 @@ def test_config_from_env() -> None:
     config = ConnectorConfig.from_env({
         "KEEPER_FUNCTIONS_URL": "http://h/p/r/", "KEEPER_CAPACITY": "12", "PORT": "9000",
         "KEEPER_WA_ROOT_KEY": "11" * 32, "KEEPER_CACHE_DIR": "", "KEEPER_TOPIC_SNAPSHOTS": "snaps-x",
-        "KEEPER_CONNECTOR_ID": "c-9"})
-    assert config.functions_url == "http://h/p/r"
+        "KEEPER_CONNECTOR_ID": "c-9", "KEEPER_REPORT_WINDOW_S": "0.5"})
+    assert config.functions_url == "http://h/p/r" and config.report_window_s == 0.5
     assert config.capacity == 12 and config.port == 9000 and config.connector_id == "c-9"
     assert config.wa_root_key == bytes([0x11]) * 32
     assert config.cache_dir is None and config.topics.snapshots == "snaps-x"
@@ -102,6 +102,7 @@ def test_config_from_env() -> None:
     {},
     {"KEEPER_FUNCTIONS_URL": "http://x", "KEEPER_CAPACITY": "many"},
     {"KEEPER_FUNCTIONS_URL": "http://x", "KEEPER_COALESCE_WINDOW_S": "-1"},
+    {"KEEPER_FUNCTIONS_URL": "http://x", "KEEPER_REPORT_WINDOW_S": "soon"},
     {"KEEPER_FUNCTIONS_URL": "http://x", "KEEPER_WA_ROOT_KEY": "%%%"},
 ])
 def test_config_errors(env: dict[str, str]) -> None:
