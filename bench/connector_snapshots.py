@@ -43,14 +43,13 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector.config import ConnectorConfig, Topics
-from connector.errors import RestoreError
 from connector.publisher import Outgoing, PubSubTransport
 from connector.service import AccountSlot, ConnectorService
 from connector.snapshots import SnapshotCodec
@@ -58,10 +57,6 @@ from connector.states import AccountState
 from connector.sync import HttpSyncClient
 from keeper import emulators
 from keeper.procs import ChildProcess, free_port
-from shared.authstate import AuthState
-from shared.sealing import seal
-from shared.snapshot import Snapshot
-from shared.vault.vault import snapshot_aad
 from tests.connector.fakes import FakeLinkFactory
 from tests.connector.stack import TOKEN, start_stack
 from tests.connector.test_functions_integration import pair_then_open
@@ -78,14 +73,10 @@ class MeasuredCodec(SnapshotCodec):
 
     last_produced: datetime | None = None
 
-    def seal(self, account_id: str, generation: int, state: AuthState) -> bytes:
-        if self.vault_public_key is None:
-            raise RestoreError("the vault public key is not known yet")
-        snapshot = Snapshot(account_id=account_id, generation=generation, produced_at=datetime.now(UTC),
-                            connector_id=self.connector_id, state=state)
-        self.last_produced = snapshot.produced_at
-        return seal(snapshot.to_bytes(), self.vault_public_key, self.vault_key_id or "vault",
-                    snapshot_aad(account_id))
+    def _produced_at(self, account_id: str, generation: int) -> datetime:
+        stamp = super()._produced_at(account_id, generation)
+        self.last_produced = stamp
+        return stamp
 
 
 class MeasuredService(ConnectorService):
