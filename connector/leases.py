@@ -10,6 +10,9 @@ Rules:
   next call might answer too late: within ``guard_s`` + one sync period + one call timeout. The
   others are sent with ``renew`` false: the functions confirm them without writing, and their
   deadlines stay as they are.
+- After a failed call (the functions unreachable, or a call that timed out under load), the next calls
+  claim nothing until one succeeds: a call that claims can run for the functions' claim budget, and
+  the renewals it carries must not wait for claims while their deadlines come near.
 - ``guard_s`` before a deadline, if no renewal has moved it, the account is *expiring*: the
   connector must close that socket itself, before the lease can pass to another connector and
   two sockets would fight over one device (440 loops). Deadlines are watched also while a call is
@@ -144,6 +147,10 @@ class LeaseKeeper:
         #: Claims in the table not yet handed to the owner, and commands that must follow them.
         self._to_open: list[Claim | Command] = []
         self._lock = asyncio.Lock()
+        #: Set by a failed call: the following calls renew and release only (see the module docstring).
+        self._renew_only = False
+        #: The last answered call claimed nothing on purpose (renew only): work may be waiting.
+        self._claims_skipped = False
 
     # --- service side -------------------------------------------------------------------------
 
@@ -221,7 +228,7 @@ class LeaseKeeper:
             release = list(self._to_release.values())
             request = SyncRequest(
                 connector_id=self.connector_id,
-                capacity=self.capacity if self._taking_work else 0,
+                capacity=self.capacity if self._taking_work and not self._renew_only else 0,
                 public_key=self.public_key,
                 held=self.table.refs(renew_before=self._renew_before()),
                 release=release,
@@ -234,6 +241,7 @@ class LeaseKeeper:
                     await self.open_claimed()  # those of the previous answer, while this call is on its way
                 response = await call
             except SyncError as exc:
+                self._renew_only = True
                 renew_result = "rejected" if isinstance(exc, SyncRejected) else "unavailable"
                 if self._on_renewals is not None:
                     self._on_renewals(sum(1 for ref in request.held if ref.renew), renew_result)
@@ -244,6 +252,8 @@ class LeaseKeeper:
                 if self._to_release.get(ref.account_id) == ref:
                     del self._to_release[ref.account_id]
             self._apply(response, request, sent_at, pipelined)
+            self._claims_skipped = self._renew_only and self._taking_work
+            self._renew_only = False
             self.last_success = self._clock()
             self.synced_once.set()
             return response
@@ -331,7 +341,8 @@ class LeaseKeeper:
             try:
                 response = await self._sync_watching_deadlines()
                 next_sync = self._clock() + self._period_s()
-                if response.claimed and self._taking_work and len(self.table) < self.capacity:
+                if ((response.claimed or self._claims_skipped) and self._taking_work
+                        and len(self.table) < self.capacity):
                     # The functions hand out a bounded batch per call: while there is work and room
                     # (a restart restoring a thousand accounts), ask again at once; that call hands
                     # these claims over while it waits.

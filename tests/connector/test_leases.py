@@ -273,3 +273,22 @@ async def test_claims_kept_back_at_shutdown_go_straight_back() -> None:
     await keeper.sync_once()
     assert client.requests[1].release == [LeaseRef("a", 3)]
     assert "claimed:a" not in owner.log
+
+
+async def test_after_a_failed_call_the_next_one_renews_without_claiming_then_claims_at_once() -> None:
+    # A claiming call can run for the functions' claim budget; after a failure (a timeout under load)
+    # the renewals must not wait behind claims, and claiming resumes right after.
+    owner = Owner()
+    client = ScriptedClient([response(claimed=[Claim("a", 1, "restore")]), SyncUnavailable("timed out"),
+                             response(), response(claimed=[Claim("b", 1, "restore")]), response()])
+    keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=30)
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(keeper.run())
+    try:
+        await eventually(lambda: len(client.requests) >= 5, timeout_s=5.0)
+        assert [r.capacity for r in client.requests[:5]] == [5, 5, 0, 5, 5]
+        assert "claimed:b" in owner.log
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
