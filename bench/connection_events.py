@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.functions_sync import tree_cpu_s
+from bench.functions_sync import firestore_emulator, tree_cpu_s
 from tests.functions.firestore_rpcs import RpcCounter
 
 PROJECT = "demo-keeper-bench"
@@ -174,20 +174,13 @@ def main() -> None:
     from functions.firestore_stores import firestore_stores
     from functions.vault_adapter import VaultSealer, VaultSessions
     from functions.wiring import build_services
-    from keeper import emulators
-    from keeper.procs import free_port
     from shared.vault import Vault
     from shared.vault.firestore_store import FirestoreVaultStore
     from shared.vault.kek import LocalFileKek
     from tests.functions.support import Clock, RecordingPublisher, config
 
     tmp = Path(tempfile.mkdtemp())
-    port = free_port()
-    proc = emulators.firestore(port, log_dir=tmp / "logs")
-    proc.start()
-    assert proc.process is not None
-    try:
-        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+    with firestore_emulator(tmp / "logs") as emulator_pid:
         os.environ.setdefault("KEEPER_PROJECT", PROJECT)
         client = firestore.Client(project=PROJECT)
         clock = Clock(datetime.now(UTC))
@@ -212,7 +205,7 @@ def main() -> None:
                 ids = seed(stores, f"r{round_}{label[0]}", args.accounts, clock.now)
                 updates = updates_for(ids, clock.now)
                 watch = profile if label == "batched" else None
-                with measured(proc.process.pid, counter, len(updates), figures, watch):
+                with measured(emulator_pid, counter, len(updates), figures, watch):
                     for data in messages(updates):
                         record(data)
                 check_recorded(stores, ids)
@@ -221,8 +214,6 @@ def main() -> None:
             stats = pstats.Stats(profile)
             stats.sort_stats("cumulative").print_stats(40)
             stats.sort_stats("tottime").print_stats(30)
-    finally:
-        proc.stop()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -92,18 +94,12 @@ def firestore_figures(tmp: Path, n: int) -> None:
     from functions.model import AccountStatus
     from functions.vault_adapter import VaultSealer, VaultSessions
     from functions.wiring import build_services
-    from keeper import emulators
-    from keeper.procs import free_port
     from shared.vault import Vault
     from shared.vault.firestore_store import FirestoreVaultStore
     from shared.vault.kek import LocalFileKek
     from tests.functions.support import Clock, RecordingPublisher, config
 
-    port = free_port()
-    proc = emulators.firestore(port, log_dir=tmp / "logs")
-    proc.start()
-    try:
-        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+    with firestore_emulator(tmp / "logs"):
         client = firestore.Client(project="demo-keeper-bench")
         clock = Clock()
         vault_store = FirestoreVaultStore(client)
@@ -148,8 +144,25 @@ def firestore_figures(tmp: Path, n: int) -> None:
         t = time.perf_counter()
         got = FakeConnector("fs-2", capacity=restores).sync(services)["claimed"]
         print(f"[firestore] claim with restore + seal: {_ms(time.perf_counter() - t, len(got))}")
+
+
+@contextmanager
+def firestore_emulator(log_dir: Path) -> Iterator[int]:
+    """A Firestore emulator on a free port for one benchmark, FIRESTORE_EMULATOR_HOST pointing at it;
+    yields the emulator's pid (for :func:`tree_cpu_s`)."""
+    from keeper import emulators
+    from keeper.procs import free_port
+
+    port = free_port()
+    proc = emulators.firestore(port, log_dir=log_dir)
+    proc.start()
+    assert proc.process is not None
+    os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+    try:
+        yield proc.process.pid
     finally:
         proc.stop()
+
 
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds used so far by ``pid`` and its live descendants (the emulator runs under gcloud)."""
@@ -209,8 +222,6 @@ def startup_figures(tmp: Path, n: int, steady_syncs: int = 6) -> None:
     from functions.validation import parse_sync_request
     from functions.vault_adapter import VaultSealer, VaultSessions
     from functions.wiring import build_services
-    from keeper import emulators
-    from keeper.procs import free_port
     from shared import sealing
     from shared.vault import Vault
     from shared.vault.firestore_store import FirestoreVaultStore
@@ -218,12 +229,7 @@ def startup_figures(tmp: Path, n: int, steady_syncs: int = 6) -> None:
     from tests.functions.firestore_rpcs import RpcCounter
     from tests.functions.support import Clock, RecordingPublisher, config
 
-    port = free_port()
-    proc = emulators.firestore(port, log_dir=tmp / "logs")
-    proc.start()
-    assert proc.process is not None
-    try:
-        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+    with firestore_emulator(tmp / "logs") as emulator_pid:
         client = firestore.Client(project="demo-keeper-bench")
         rpcs = RpcCounter(client)
         documents_read = _DocumentReads(client)
@@ -277,7 +283,7 @@ def startup_figures(tmp: Path, n: int, steady_syncs: int = 6) -> None:
                 stores.accounts.update_many({a: {"claimable_after": clock.now} for a in held})
                 held.clear()
             calls: list[str] = []
-            cpu0, emu0, t0 = time.process_time(), tree_cpu_s(proc.process.pid), time.perf_counter()
+            cpu0, emu0, t0 = time.process_time(), tree_cpu_s(emulator_pid), time.perf_counter()
             while len(held) < n and len(calls) < 200:
                 c0 = time.perf_counter()
                 got = len(sync(due_only)["claimed"])  # type: ignore[arg-type]
@@ -286,21 +292,19 @@ def startup_figures(tmp: Path, n: int, steady_syncs: int = 6) -> None:
             wall = time.perf_counter() - t0
             print(f"[startup, {label}] {len(held)} accounts claimed + restored in {wall:.1f} s over {len(calls)} "
                   f"calls; CPU: functions {time.process_time() - cpu0:.1f} s, emulator "
-                  f"{tree_cpu_s(proc.process.pid) - emu0:.1f} s", flush=True)
+                  f"{tree_cpu_s(emulator_pid) - emu0:.1f} s", flush=True)
             print(f"  per call: {', '.join(calls)}", flush=True)
             rpcs.take()
             documents_read.take()
-            cpu0, emu0, t0 = time.process_time(), tree_cpu_s(proc.process.pid), time.perf_counter()
+            cpu0, emu0, t0 = time.process_time(), tree_cpu_s(emulator_pid), time.perf_counter()
             for _ in range(steady_syncs):
                 clock.advance(5)
                 sync(due_only)
             print(f"[steady, {label}] {steady_syncs} syncs holding {len(held)} (one per 5 s): "
                   f"{time.perf_counter() - t0:.1f} s, "
                   f"CPU: functions {time.process_time() - cpu0:.1f} s, emulator "
-                  f"{tree_cpu_s(proc.process.pid) - emu0:.1f} s; documents read {documents_read.take()}, "
+                  f"{tree_cpu_s(emulator_pid) - emu0:.1f} s; documents read {documents_read.take()}, "
                   f"RPCs {dict(sorted(rpcs.take().items()))}", flush=True)
-    finally:
-        proc.stop()
 
 
 if __name__ == "__main__":
