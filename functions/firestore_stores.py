@@ -43,6 +43,8 @@ ACCOUNTS = "accounts"
 LEASES = "leases"
 ALERTS = "alerts"
 OUTCOMES = "restore_outcomes"
+#: Restore outcomes per ``restore_outcomes`` document (~200 bytes each).
+_OUTCOMES_PER_DOC = 200
 CONNECTORS = "connectors"
 HEALTH = "health"
 #: ``phone_numbers/{e164}`` -> ``{accountId}``: which account manages a number. Read in the add
@@ -575,6 +577,11 @@ class FirestoreAccountEventStore:
 
 
 class FirestoreOutcomeStore:
+    """Restore outcomes, many to a document: a restart restores accounts in rounds, and one document
+    per account was a write per restore. A document holds ``entries`` (at most :data:`_OUTCOMES_PER_DOC`)
+    and ``at``, the latest entry's time, which retention and the 24 h window query on. Documents of
+    one outcome each (written before) are read as they are."""
+
     def __init__(self, client: firestore.Client) -> None:
         self._client = client
         self._col = client.collection(OUTCOMES)
@@ -584,28 +591,35 @@ class FirestoreOutcomeStore:
         return _delete_all(self._client, [s.reference for s in old])
 
     @staticmethod
-    def _doc(outcome: RestoreOutcome) -> dict[str, Any]:
+    def _entry(outcome: RestoreOutcome) -> dict[str, Any]:
         return {"accountId": outcome.account_id, "outcome": outcome.outcome.value, "at": outcome.at,
                 "connectorId": outcome.connector_id, "version": outcome.version,
                 "reason": outcome.reason, "skipped": outcome.skipped}
 
+    @staticmethod
+    def _outcome(entry: Mapping[str, Any]) -> RestoreOutcome:
+        return RestoreOutcome(entry["accountId"], RestoreOutcomeKind(entry["outcome"]), entry["at"],
+                              entry.get("connectorId", ""), entry.get("version"), entry.get("reason"),
+                              int(entry.get("skipped") or 0))
+
     def record(self, outcome: RestoreOutcome) -> None:
-        self._col.add(self._doc(outcome))
+        self.record_many([outcome])
 
     def record_many(self, outcomes: Sequence[RestoreOutcome]) -> None:
-        for start in range(0, len(outcomes), _BATCH):
+        chunks = [outcomes[i:i + _OUTCOMES_PER_DOC] for i in range(0, len(outcomes), _OUTCOMES_PER_DOC)]
+        for start in range(0, len(chunks), _BATCH):
             batch = self._client.batch()
-            for outcome in outcomes[start:start + _BATCH]:
-                batch.set(self._col.document(), self._doc(outcome))
+            for chunk in chunks[start:start + _BATCH]:
+                batch.set(self._col.document(), {"at": max(o.at for o in chunk),
+                                                 "entries": [self._entry(o) for o in chunk]})
             batch.commit()
 
     def since(self, at: datetime) -> list[RestoreOutcome]:
-        out = []
+        out: list[RestoreOutcome] = []
         for snap in self._col.where(filter=FieldFilter("at", ">=", at)).stream():
             doc = snap.to_dict() or {}
-            out.append(RestoreOutcome(doc["accountId"], RestoreOutcomeKind(doc["outcome"]), doc["at"],
-                                      doc.get("connectorId", ""), doc.get("version"), doc.get("reason"),
-                                      int(doc.get("skipped") or 0)))
+            entries = doc.get("entries", [doc])
+            out.extend(o for o in map(self._outcome, entries) if o.at >= at)
         return out
 
 

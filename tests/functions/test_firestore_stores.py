@@ -168,3 +168,25 @@ def test_a_number_is_free_again_once_its_account_is_removed_or_deleted(firestore
     assert not claim.get().exists
     stores.accounts.create(_account("legacy"))  # stored before the phone_numbers index existed
     assert stores.accounts.add(_account("third")).account_id == "legacy"  # type: ignore[union-attr]
+
+
+def test_a_rounds_outcomes_share_documents_and_read_back_one_by_one(firestore_client: Any) -> None:
+    # One document per claim round (up to 200 outcomes), not one per restored account; documents of
+    # one outcome each, as written before, still read.
+    from functions.firestore_stores import OUTCOMES
+    from functions.model import RestoreOutcome, RestoreOutcomeKind
+
+    stores = firestore_stores(firestore_client)
+    firestore_client.collection(OUTCOMES).add({"accountId": "old", "outcome": "fell_back", "at": T0,
+                                               "connectorId": "c0", "version": 2, "reason": "invalid",
+                                               "skipped": 1})
+    round_ = [RestoreOutcome(f"a{i}", RestoreOutcomeKind.RESTORED, T0 + timedelta(seconds=i % 3), "c1", 1)
+              for i in range(250)]
+    stores.outcomes.record_many(round_)
+    assert len(list(firestore_client.collection(OUTCOMES).stream())) == 3  # 200 + 50, and the old one
+    got = stores.outcomes.since(T0)
+    assert sorted(o.account_id for o in got) == sorted(["old", *(o.account_id for o in round_)])
+    assert next(o for o in got if o.account_id == "old") == RestoreOutcome(
+        "old", RestoreOutcomeKind.FELL_BACK, T0, "c0", 2, "invalid", 1)
+    assert {o.account_id for o in stores.outcomes.since(T0 + timedelta(seconds=2))} == {
+        o.account_id for o in round_ if o.at >= T0 + timedelta(seconds=2)}
