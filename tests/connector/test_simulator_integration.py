@@ -131,11 +131,15 @@ async def churn_pre_keys(control: ControlClient, phone: str, rounds: int, pause_
 
 
 def restore_outcomes(firestore_client: Any, account_id: str) -> list[dict[str, Any]]:
-    from google.cloud.firestore_v1.base_query import FieldFilter
+    """The account's restore outcomes, oldest first, as the functions' store reads them back."""
+    from datetime import UTC, datetime
 
-    query = firestore_client.collection("restore_outcomes").where(filter=FieldFilter("accountId", "==", account_id))
-    docs = query.stream()
-    return [d.to_dict() for d in docs]
+    from functions.firestore_stores import FirestoreOutcomeStore
+
+    found = [o for o in FirestoreOutcomeStore(firestore_client).since(datetime(2000, 1, 1, tzinfo=UTC))
+             if o.account_id == account_id]
+    return [{"connectorId": o.connector_id, "outcome": o.outcome.value, "version": o.version}
+            for o in sorted(found, key=lambda o: o.at)]
 
 
 async def test_kill_9_during_key_churn_then_a_new_connector_restores_the_last_published_state(
