@@ -125,6 +125,12 @@ class ClientConfig:
     min_pre_key_count: int = 5
     upload_pre_key_count: int = 50
     initial_pre_key_count: int = 812
+    digest_delay_min_s: float = 5.0
+    digest_delay_max_s: float = 30.0
+    """The key-bundle digest check (Baileys runs it right after login) is sent this long after login,
+    at a random point between the two: its answer lists every pre-key id the server holds (~800 nodes
+    to build and read), and after a restart that brings a thousand accounts back at once the sockets
+    come up first and the housekeeping follows, spread out, instead of competing with the logins."""
 
 
 class _Iq(enum.Enum):
@@ -196,6 +202,7 @@ class Client:
         self._id_counter = 0
         self._handshake_deadline: float | None = None
         self._next_ping_at: float | None = None
+        self._digest_at: float | None = None
         self._qr_refs: list[str] = []
         self._qr_shown = 0
         self._qr_expires_at: float | None = None
@@ -272,13 +279,17 @@ class Client:
                 return
         if self._next_ping_at is not None and now >= self._next_ping_at:
             self._send_ping(now)
+        if self._digest_at is not None and now >= self._digest_at:
+            self._digest_at = None
+            self._query(stanzas.key_digest(), _Iq.DIGEST, now)
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``tick`` has work to do."""
         if self._state in (ClientState.IDLE, ClientState.CLOSED):
             return None
         times = [p.deadline for p in self._pending.values()]
-        timers = (self._handshake_deadline, self._qr_expires_at, self._next_ping_at, self._logout_deadline)
+        timers = (self._handshake_deadline, self._qr_expires_at, self._next_ping_at, self._logout_deadline,
+                  self._digest_at)
         times += [t for t in timers if t is not None]
         return min(times, default=None)
 
@@ -361,6 +372,7 @@ class Client:
         self.close_info = info
         self._pending.clear()
         self._next_ping_at = self._qr_expires_at = self._handshake_deadline = self._logout_deadline = None
+        self._digest_at = None
         self._events.append(Closed(info))
 
     # ------------------------------------------------------------------------------ handshake
@@ -487,7 +499,8 @@ class Client:
         self._events.append(Opened(jid=me.id, lid=lid))
         self._query(stanzas.pre_key_count(), _Iq.PRE_KEY_COUNT, now)
         self._query(stanzas.set_active(), _Iq.PASSIVE, now)
-        self._query(stanzas.key_digest(), _Iq.DIGEST, now)
+        spread = self._config.digest_delay_max_s - self._config.digest_delay_min_s
+        self._digest_at = now + self._config.digest_delay_min_s + spread * int.from_bytes(self._rand(2), "big") / 0xFFFF
         self._schedule_ping(now)
 
     def _send_logout(self, now: float) -> None:

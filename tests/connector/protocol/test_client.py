@@ -60,8 +60,8 @@ def of_type(events: list[Event], kind: type[T]) -> list[T]:
     return [e for e in events if isinstance(e, kind)]
 
 
-def open_client(store: MemoryAuthStore, server: FakeServer) -> tuple[Client, list[Node]]:
-    client = connect(store, server)
+def open_client(store: MemoryAuthStore, server: FakeServer, **config: Any) -> tuple[Client, list[Node]]:
+    client = connect(store, server, **config)
     client.receive_data(server.send(Node("success", {"lid": "987654321:3@lid", "t": "1780000000"})), NOW)
     return client, server.receive(client.data_to_send())
 
@@ -79,8 +79,27 @@ def test_login_sends_login_payload_and_after_login_queries() -> None:
     assert any(e.kind == "critical" and "me" in e.creds_fields for e in of_type(events, CredsChanged))
     assert store.get_creds().me is not None and store.get_creds().me.lid == "987654321:3@lid"  # type: ignore[union-attr]
     assert [(q.attrs["xmlns"], q.attrs["type"], q.children()[0].tag) for q in queries] == [
-        ("encrypt", "get", "count"), ("passive", "set", "active"), ("encrypt", "get", "digest")
+        ("encrypt", "get", "count"), ("passive", "set", "active")
     ]
+
+
+def test_the_key_digest_check_follows_login_after_a_random_delay_and_a_missing_bundle_is_uploaded() -> None:
+    # A restart brings a thousand sockets up at once: the digest (an answer of ~800 ids) waits 5-30 s.
+    store, server = registered_store(), FakeServer()
+    client, _ = open_client(store, server, keepalive_min_s=1000.0, keepalive_max_s=1000.0)
+    deadline = client.next_deadline()
+    assert deadline is not None and NOW + 5.0 <= deadline <= NOW + 30.0
+    client.tick(NOW + 4.9)
+    assert server.receive(client.data_to_send()) == []
+    client.tick(NOW + 30.0)
+    (digest,) = server.receive(client.data_to_send())
+    assert (digest.attrs["xmlns"], digest.children()[0].tag) == ("encrypt", "digest")
+    client.tick(NOW + 60.0)
+    assert server.receive(client.data_to_send()) == []  # once per login
+    client.receive_data(server.send(Node("iq", {"id": digest.attrs["id"], "type": "result",
+                                                "from": S_WHATSAPP_NET})), NOW + 60.0)
+    (upload,) = server.receive(client.data_to_send())  # no digest node: the server lost the bundle
+    assert upload.attrs["xmlns"] == "encrypt" and upload.child("list") is not None
 
 
 def test_low_server_pre_key_count_generates_stores_and_uploads_keys() -> None:
@@ -133,7 +152,7 @@ def test_pre_key_low_notification_triggers_upload() -> None:
 
 def test_keepalive_ping_and_dead_socket_detection() -> None:
     store, server = registered_store(), FakeServer()
-    client, _ = open_client(store, server)
+    client, _ = open_client(store, server, digest_delay_min_s=1000.0, digest_delay_max_s=1000.0)
     client.events()
     first_ping_at = client.next_deadline()
     assert first_ping_at is not None and NOW + 20 <= first_ping_at <= NOW + 30
