@@ -19,7 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,26 +62,15 @@ class PubSubTransport:
 
     def __init__(self, project_id: str, timeout_s: float = PUBLISH_TIMEOUT_S, max_batch: int = MAX_BATCH,
                  max_calls: int = MAX_CONCURRENT_CALLS) -> None:
-        # Imported by name: google-cloud-pubsub ships no type information, and importing it only
-        # here keeps the rest of the connector importable (and testable) without it.
-        pubsub_v1: Any = importlib.import_module("google.cloud.pubsub_v1")
-        api_retry: Any = importlib.import_module("google.api_core.retry")
-        self._message_type: Any = importlib.import_module("google.pubsub_v1.types").PubsubMessage
-
         self._project = project_id
         self._timeout_s = timeout_s
         self._max_batch = max_batch
-        # The library's wrapper is kept for its channel set-up (the emulator host, credentials); calls go
-        # through its generated client. Its retry is kept short: OrderedPublisher retries forever above it.
-        self._client: Any = pubsub_v1.PublisherClient()
-        # The generated client's publish, called on the wrapper (the wrapper overrides ``publish`` with
-        # its own batching; its ``api`` attribute for reaching the generated one is deprecated).
-        self._gapic_publish: Any = importlib.import_module(
-            "google.pubsub_v1.services.publisher.client").PublisherClient.publish
-        self._retry: Any = api_retry.Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s)
         self._calls = ThreadPoolExecutor(max_calls, thread_name_prefix="pubsub-publish")
+        # The client library takes ~0.6 s to import: it loads on a publish thread while the connector
+        # starts (its first connectorSync needs none of it), and the first call waits for it.
+        self._library: Future[_Library] = self._calls.submit(_load_library, timeout_s)
         self._slots = asyncio.Semaphore(max_calls)
-        self._waiting: dict[str, list[tuple[Any, asyncio.Future[str]]]] = {}
+        self._waiting: dict[str, list[tuple[_Message, asyncio.Future[str]]]] = {}
         self._senders: set[asyncio.Task[None]] = set()
 
     def topic_path(self, topic: str) -> str:
@@ -90,7 +79,7 @@ class PubSubTransport:
     async def publish(self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str) -> str:
         loop = asyncio.get_running_loop()
         accepted: asyncio.Future[str] = loop.create_future()
-        message = self._message_type(data=data, attributes=dict(attributes), ordering_key=ordering_key)
+        message = _Message(data, dict(attributes), ordering_key)
         waiting = self._waiting.setdefault(topic, [])
         waiting.append((message, accepted))
         if len(waiting) == 1:
@@ -132,9 +121,9 @@ class PubSubTransport:
             self._senders.add(task)
             task.add_done_callback(self._senders.discard)
 
-    def _take(self, topic: str) -> list[tuple[Any, asyncio.Future[str]]]:
+    def _take(self, topic: str) -> list[tuple[_Message, asyncio.Future[str]]]:
         waiting = self._waiting.get(topic, [])
-        batch: list[tuple[Any, asyncio.Future[str]]] = []
+        batch: list[tuple[_Message, asyncio.Future[str]]] = []
         size = 0
         while waiting and len(batch) < self._max_batch:
             message, accepted = waiting[0]
@@ -150,9 +139,12 @@ class PubSubTransport:
             self._waiting.pop(topic, None)
         return batch
 
-    def _publish_call(self, topic_path: str, messages: list[Any]) -> Any:
-        return self._gapic_publish(self._client, topic=topic_path, messages=messages, retry=self._retry,
-                                   timeout=self._timeout_s)
+    def _publish_call(self, topic_path: str, messages: list[_Message]) -> Any:
+        library = self._library.result()
+        wire = [library.message_type(data=m.data, attributes=m.attributes, ordering_key=m.ordering_key)
+                for m in messages]
+        return library.publish(library.client, topic=topic_path, messages=wire, retry=library.retry,
+                               timeout=self._timeout_s)
 
     async def close(self) -> None:
         for task in list(self._senders):
@@ -164,6 +156,45 @@ class PubSubTransport:
                     accepted.set_exception(PublishError("transport closed"))
         self._waiting.clear()
         await asyncio.to_thread(self._calls.shutdown, wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    data: bytes
+    attributes: dict[str, str]
+    ordering_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Library:
+    """What the transport uses of google-cloud-pubsub, loaded once."""
+
+    client: Any
+    publish: Any
+    message_type: Any
+    retry: Any
+
+
+def _load_library(timeout_s: float) -> _Library:
+    # Imported by name: google-cloud-pubsub ships no type information, and importing it only here keeps
+    # the rest of the connector importable (and testable) without it.
+    try:
+        pubsub_v1: Any = importlib.import_module("google.cloud.pubsub_v1")
+        api_retry: Any = importlib.import_module("google.api_core.retry")
+        return _Library(
+            # The library's wrapper is kept for its channel set-up (the emulator host, credentials);
+            # calls go through its generated client's publish, called on the wrapper (the wrapper
+            # overrides ``publish`` with its own batching; its ``api`` attribute is deprecated).
+            client=pubsub_v1.PublisherClient(),
+            publish=importlib.import_module("google.pubsub_v1.services.publisher.client").PublisherClient.publish,
+            message_type=importlib.import_module("google.pubsub_v1.types").PubsubMessage,
+            # Kept short: OrderedPublisher retries forever above it.
+            retry=api_retry.Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s),
+        )
+    except Exception as exc:
+        log.error("Pub/Sub client could not be set up; nothing can be published",
+                  extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}})
+        raise
 
 
 @dataclass

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -156,4 +157,28 @@ async def test_pubsub_transport_fails_every_message_of_a_failed_call_and_the_pub
     assert await publisher.drained(20)
     assert [future.result() for future in accepted] == [True] * 5
     assert publisher.failures == 0 and failures == [3]
+    await transport.close()
+
+
+async def test_a_pubsub_library_that_cannot_load_fails_publishes_with_a_clear_error(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # The library loads on a publish thread while the connector starts; if it cannot, every publish
+    # fails as a PublishError (retried above, nothing lost) and the reason is logged once.
+    import importlib
+
+    from connector import publisher
+
+    real_import = importlib.import_module
+
+    def no_pubsub(name: str, package: str | None = None) -> object:
+        if name.startswith("google.cloud.pubsub"):
+            raise ImportError("no module named google.cloud.pubsub_v1")
+        return real_import(name, package)
+
+    monkeypatch.setattr(publisher.importlib, "import_module", no_pubsub)
+    transport = publisher.PubSubTransport("demo-x", timeout_s=2.0)
+    with caplog.at_level(logging.ERROR, logger="connector.publisher"), pytest.raises(PublishError) as raised:
+        await transport.publish("t", b"x", {}, "k")
+    assert "ImportError" in str(raised.value)
+    assert [r.getMessage() for r in caplog.records] == ["Pub/Sub client could not be set up; nothing can be published"]
     await transport.close()
