@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -102,7 +103,10 @@ def _supervise(children: Sequence[ChildProcess], for_seconds: float | None) -> i
 
 
 def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackConfig,
-                  for_seconds: float | None) -> int:
+                  for_seconds: float | None, *, independent: bool = False) -> int:
+    """Start ``specs`` in order, supervise, stop them: in reverse order (the connector releases its
+    leases through the functions), or all at once when ``independent`` (the emulators: each may take
+    seconds to shut its JVM down, and one after another they made Ctrl-C slow)."""
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     started: list[ChildProcess] = []
     code = 0
@@ -122,9 +126,15 @@ def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackCo
     except (KeyboardInterrupt, _Stop):
         print("\nkeeper: stopping", flush=True)
     finally:
-        for child in reversed(started):
-            child.stop()
-            print(f"keeper: stopped {child.name}", flush=True)
+        if independent and len(started) > 1:
+            with ThreadPoolExecutor(len(started)) as pool:
+                list(pool.map(lambda child: child.stop(), started))
+            for child in reversed(started):
+                print(f"keeper: stopped {child.name}", flush=True)
+        else:
+            for child in reversed(started):
+                child.stop()
+                print(f"keeper: stopped {child.name}", flush=True)
         signal.signal(signal.SIGTERM, previous)
     return code
 
@@ -187,4 +197,4 @@ def run_emulators(with_auth: bool = True, config: StackConfig | None = None) -> 
                  "pubsub-emulator": config.address("pubsub"), "auth-emulator": f"http://{config.address('auth')}"}
     for _, child in specs:
         print(f"keeper: {child.name:<18} {addresses[child.name]}", flush=True)
-    return _run_children(specs, config, None)
+    return _run_children(specs, config, None, independent=True)

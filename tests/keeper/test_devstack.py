@@ -40,7 +40,7 @@ def test_up_starts_emulators_and_ctrl_c_stops_them(tmp_path: Path) -> None:
         assert _wait(lambda: "local stack is up" in console.read_text(), 120), console.read_text()
         assert port_open("127.0.0.1", fs) and port_open("127.0.0.1", ps)
         os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
-        up.wait(timeout=60)
+        up.wait(timeout=90)
         output = console.read_text()
     finally:
         if up.poll() is None:
