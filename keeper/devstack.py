@@ -108,6 +108,9 @@ def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackCo
     leases through the functions), or all at once when ``independent`` (the emulators: each may take
     seconds to shut its JVM down, and one after another they made Ctrl-C slow)."""
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # Ctrl-C stops the stack even when this process was started with SIGINT ignored (a background job
+    # of a non-interactive shell inherits that, and Python then never raises KeyboardInterrupt).
+    previous_int = signal.signal(signal.SIGINT, _raise_stop)
     started: list[ChildProcess] = []
     code = 0
     try:
@@ -136,6 +139,7 @@ def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackCo
                 child.stop()
                 print(f"keeper: stopped {child.name}", flush=True)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     return code
 
 
