@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.functions_sync import firestore_emulator, tree_cpu_s
+from bench.functions_sync import firestore_emulator, firestore_services, tree_cpu_s
 from tests.functions.firestore_rpcs import RpcCounter
 
 PROJECT = "demo-keeper-bench"
@@ -171,24 +171,15 @@ def main() -> None:
 
     from google.cloud import firestore
 
-    from functions.firestore_stores import firestore_stores
-    from functions.vault_adapter import VaultSealer, VaultSessions
-    from functions.wiring import build_services
-    from shared.vault import Vault
-    from shared.vault.firestore_store import FirestoreVaultStore
-    from shared.vault.kek import LocalFileKek
-    from tests.functions.support import Clock, RecordingPublisher, config
+    from tests.functions.support import Clock, config
 
     tmp = Path(tempfile.mkdtemp())
     with firestore_emulator(tmp / "logs") as emulator_pid:
         os.environ.setdefault("KEEPER_PROJECT", PROJECT)
         client = firestore.Client(project=PROJECT)
         clock = Clock(datetime.now(UTC))
-        vault_store = FirestoreVaultStore(client)
-        vault = Vault(vault_store, LocalFileKek(tmp / "kek.json"), clock=clock)
-        stores = firestore_stores(client)
-        services = build_services(config(), stores, VaultSessions(vault, vault_store), VaultSealer(vault),
-                                  RecordingPublisher(), clock=clock)
+        services, _ = firestore_services(client, tmp / "kek.json", clock, config())
+        stores = services.stores
         counter = RpcCounter(client)
         figures: list[Figures] = []
         if args.warmup:

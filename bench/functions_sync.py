@@ -90,23 +90,14 @@ def firestore_figures(tmp: Path, n: int) -> None:
     """The same paths on the Firestore emulator (started here): transactions and round trips."""
     from google.cloud import firestore
 
-    from functions.firestore_stores import firestore_stores
     from functions.model import AccountStatus
-    from functions.vault_adapter import VaultSealer, VaultSessions
-    from functions.wiring import build_services
-    from shared.vault import Vault
-    from shared.vault.firestore_store import FirestoreVaultStore
-    from shared.vault.kek import LocalFileKek
-    from tests.functions.support import Clock, RecordingPublisher, config
+    from tests.functions.support import Clock, config
 
     with firestore_emulator(tmp / "logs"):
         client = firestore.Client(project="demo-keeper-bench")
         clock = Clock()
-        vault_store = FirestoreVaultStore(client)
-        vault = Vault(vault_store, LocalFileKek(tmp / "fs-kek.json"), clock=clock)
-        settings = config(max_accounts_per_user=10**6, max_claims_per_sync=10**6)
-        services = build_services(settings, firestore_stores(client), VaultSessions(vault, vault_store),
-                                  VaultSealer(vault), RecordingPublisher(), clock=clock)
+        services, vault = firestore_services(client, tmp / "fs-kek.json", clock,
+                                             config(max_accounts_per_user=10**6, max_claims_per_sync=10**6))
         from functions.model import PairingMethod
         from functions.validation import AddAccountInput
 
@@ -144,6 +135,24 @@ def firestore_figures(tmp: Path, n: int) -> None:
         t = time.perf_counter()
         got = FakeConnector("fs-2", capacity=restores).sync(services)["claimed"]
         print(f"[firestore] claim with restore + seal: {_ms(time.perf_counter() - t, len(got))}")
+
+
+def firestore_services(client: Any, kek_path: Path, clock: Any, settings: Any) -> tuple[Any, Any]:
+    """The functions' services over Firestore ``client`` (the vault with a local KEK at ``kek_path``),
+    as the deployed functions wire them; returns (services, vault)."""
+    from functions.firestore_stores import firestore_stores
+    from functions.vault_adapter import VaultSealer, VaultSessions
+    from functions.wiring import build_services
+    from shared.vault import Vault
+    from shared.vault.firestore_store import FirestoreVaultStore
+    from shared.vault.kek import LocalFileKek
+    from tests.functions.support import RecordingPublisher
+
+    vault_store = FirestoreVaultStore(client)
+    vault = Vault(vault_store, LocalFileKek(kek_path), clock=clock)
+    services = build_services(settings, firestore_stores(client), VaultSessions(vault, vault_store),
+                              VaultSealer(vault), RecordingPublisher(), clock=clock)
+    return services, vault
 
 
 @contextmanager
@@ -217,28 +226,19 @@ def startup_figures(tmp: Path, n: int, steady_syncs: int = 6) -> None:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from google.cloud import firestore
 
-    from functions.firestore_stores import firestore_stores
     from functions.model import Account, AccountStatus, PairingMethod
     from functions.validation import parse_sync_request
-    from functions.vault_adapter import VaultSealer, VaultSessions
-    from functions.wiring import build_services
     from shared import sealing
-    from shared.vault import Vault
-    from shared.vault.firestore_store import FirestoreVaultStore
-    from shared.vault.kek import LocalFileKek
     from tests.functions.firestore_rpcs import RpcCounter
-    from tests.functions.support import Clock, RecordingPublisher, config
+    from tests.functions.support import Clock, config
 
     with firestore_emulator(tmp / "logs") as emulator_pid:
         client = firestore.Client(project="demo-keeper-bench")
         rpcs = RpcCounter(client)
         documents_read = _DocumentReads(client)
         clock = Clock(datetime.now(UTC))
-        vault_store = FirestoreVaultStore(client)
-        vault = Vault(vault_store, LocalFileKek(tmp / "kek.json"), clock=clock)
-        stores = firestore_stores(client)
-        services = build_services(config(), stores, VaultSessions(vault, vault_store), VaultSealer(vault),
-                                  RecordingPublisher(), clock=clock)
+        services, vault = firestore_services(client, tmp / "kek.json", clock, config())
+        stores = services.stores
 
         def seed(i: int) -> None:
             account_id = f"bench{i:05d}"
