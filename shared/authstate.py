@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import xeddsa
@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shared.bufferjson import JsonObject, JsonValue, decode_base64, encode_base64
+from shared.deferred import DeferredCategory
 from shared.errors import BaileysFormatError, StateTooLargeError, StateValidationError
 
 #: Largest serialised (canonical JSON) state the vault accepts: 16 MiB.
@@ -441,16 +442,71 @@ class Credentials:
 KeyStoreData = dict[str, dict[str, JsonValue]]
 
 
-@dataclass
 class AuthState:
-    """Credentials plus the key store (``category -> id -> value``)."""
+    """Credentials plus the key store (``category -> id -> value``).
 
-    creds: Credentials
-    keys: KeyStoreData = field(default_factory=dict)
+    A category may come in unparsed (:class:`~shared.deferred.DeferredCategory`, from
+    :func:`shared.snapshot.parse_state` and :meth:`shared.snapshot.Snapshot.from_bytes`): it is
+    parsed the first time anything reads or writes it, through :meth:`entries`, :attr:`keys` or
+    :meth:`to_json`; until then :meth:`deferred` hands its canonical text to the serialiser."""
+
+    __slots__ = ("_deferred", "_keys", "creds")
+
+    def __init__(self, creds: Credentials, keys: KeyStoreData | None = None, *,
+                 deferred: Mapping[str, DeferredCategory] | None = None) -> None:
+        self.creds = creds
+        self._keys: KeyStoreData = {} if keys is None else keys
+        self._deferred: dict[str, DeferredCategory] = dict(deferred) if deferred else {}
+        for category in self._deferred:
+            if category in self._keys:
+                raise ValueError(f"key category {category} given both parsed and deferred")
 
     @classmethod
     def generate(cls, rand: RandomBytes = secrets.token_bytes) -> AuthState:
         return cls(creds=Credentials.generate(rand))
+
+    @property
+    def keys(self) -> KeyStoreData:
+        """Every category, parsed (the store's own dict: edits go through :meth:`entries` callers)."""
+        for category in list(self._deferred):
+            self._parse(category)
+        return self._keys
+
+    @keys.setter
+    def keys(self, keys: KeyStoreData) -> None:
+        self._keys = keys
+        self._deferred.clear()
+
+    def entries(self, category: str) -> dict[str, JsonValue] | None:
+        """The id map of ``category`` (parsed now if it was deferred), or None if there is none."""
+        if category in self._deferred:
+            self._parse(category)
+        return self._keys.get(category)
+
+    def editable(self, category: str) -> dict[str, JsonValue]:
+        """The id map of ``category`` to edit in place, created empty if there is none."""
+        if category in self._deferred:
+            self._parse(category)
+        return self._keys.setdefault(category, {})
+
+    def drop_category(self, category: str) -> None:
+        self._deferred.pop(category, None)
+        self._keys.pop(category, None)
+
+    def keys_parsed(self) -> KeyStoreData:
+        """The categories parsed so far (the deferred ones are in :meth:`deferred`)."""
+        return self._keys
+
+    def deferred(self) -> Mapping[str, DeferredCategory]:
+        """The categories not parsed yet, as their canonical text."""
+        return self._deferred
+
+    def _parse(self, category: str) -> None:
+        try:
+            self._keys[category] = self._deferred[category].parse()
+        except BaileysFormatError as exc:
+            raise StateValidationError(f"key category {category} is malformed: {exc}") from exc
+        del self._deferred[category]
 
     def to_json(self) -> JsonObject:
         """``{"creds": {...}, "keys": {category: {id: value}}}`` (shares values; do not mutate)."""
@@ -458,7 +514,7 @@ class AuthState:
         return {"creds": dict(self.creds.as_json()), "keys": keys}
 
     @classmethod
-    def from_json(cls, value: JsonValue) -> AuthState:
+    def from_json(cls, value: JsonValue, deferred: Mapping[str, DeferredCategory] | None = None) -> AuthState:
         obj = _obj(value, "auth state")
         creds = _obj(obj.get("creds"), "creds")
         raw_keys = obj.get("keys", {})
@@ -466,27 +522,38 @@ class AuthState:
         keys: KeyStoreData = {}
         for category, entries in keys_obj.items():
             keys[category] = dict(_obj(entries, f"keys[{category}]"))
-        return cls(creds=Credentials(creds), keys=keys)
+        return cls(creds=Credentials(creds), keys=keys, deferred=deferred)
 
     def copy(self) -> AuthState:
         """A deep copy, safe to hand to another task."""
         return AuthState(creds=Credentials(copy.deepcopy(dict(self.creds.as_json()))),
-                         keys=copy.deepcopy(self.keys))
+                         keys=copy.deepcopy(self._keys), deferred=self._deferred)
 
     def shallow_copy(self) -> AuthState:
         """A copy with containers of its own (the creds object, each category's id map) that shares
         the values themselves: adding, replacing or deleting a key on one never shows on the other,
         editing a value in place would. For code that never edits values in place (the
-        :class:`~shared.authstore.MemoryAuthStore`): a deep copy costs milliseconds per state."""
+        :class:`~shared.authstore.MemoryAuthStore`): a deep copy costs milliseconds per state.
+        Deferred categories stay deferred in both (their text is immutable)."""
         return AuthState(creds=Credentials(self.creds.as_json()),
-                         keys={category: dict(entries) for category, entries in self.keys.items()})
+                         keys={category: dict(entries) for category, entries in self._keys.items()},
+                         deferred=self._deferred)
 
     def key_count(self) -> int:
-        return sum(len(entries) for entries in self.keys.values())
+        return (sum(len(entries) for entries in self._keys.values())
+                + sum(d.count for d in self._deferred.values()))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AuthState):
+            return NotImplemented
+        return self.creds == other.creds and self.keys == other.keys
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaced
 
     def __repr__(self) -> str:
-        counts = {category: len(entries) for category, entries in sorted(self.keys.items())}
-        return f"AuthState(creds={self.creds!r}, keys={counts})"
+        counts = {category: len(entries) for category, entries in self._keys.items()}
+        counts.update({category: d.count for category, d in self._deferred.items()})
+        return f"AuthState(creds={self.creds!r}, keys={dict(sorted(counts.items()))})"
 
 
 def validate_credentials(creds: Credentials) -> None:

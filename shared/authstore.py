@@ -115,13 +115,13 @@ class MemoryAuthStore:
         self._report(StateChange(kind=kind, categories=frozenset({CREDS}), creds_fields=changed))
 
     def get_keys(self, category: str, ids: Iterable[str]) -> dict[str, JsonValue]:
-        entries = self._state.keys.get(category, {})
+        entries = self._state.entries(category) or {}
         return {key_id: _detached(entries[key_id]) for key_id in ids if key_id in entries}
 
     def set_keys(self, updates: KeyUpdates) -> None:
         touched: set[str] = set()
         for category, entries in updates.items():
-            stored = self._state.keys.setdefault(category, {})
+            stored = self._state.editable(category)
             for key_id, value in entries.items():
                 if value is None:
                     if stored.pop(key_id, None) is not None:
@@ -130,7 +130,7 @@ class MemoryAuthStore:
                     stored[key_id] = _detached(value)
                     touched.add(category)
             if not stored:
-                del self._state.keys[category]
+                self._state.drop_category(category)
         if touched:
             self._report(StateChange(kind="routine", categories=frozenset(touched)))
 

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from shared import sealing
 from shared.authstate import MAX_STATE_BYTES, AuthState
-from shared.bufferjson import JsonValue, dumps, revive
+from shared.bufferjson import JsonValue, dumps
+from shared.deferred import PRE_KEY, DeferredCategory, revive_deferring_pre_keys
 from shared.errors import BaileysFormatError, SealingError, StateTooLargeError, StateValidationError
 
 SNAPSHOT_SCHEMA: Final = "keeper.snapshot.v1"
@@ -42,8 +43,20 @@ def canonical_bytes(value: JsonValue) -> bytes:
 
 
 def canonical_state_bytes(state: AuthState) -> bytes:
-    """The canonical serialisation of a state (raises if it is over the size limit)."""
-    data = canonical_bytes(state.to_json())
+    """The canonical serialisation of a state (raises if it is over the size limit).
+
+    Written piece by piece as ``json.dumps(state.to_json(), sort_keys=True)`` would write it, so a
+    category still deferred goes out as the canonical text it came in as, without being parsed."""
+    deferred = state.deferred()
+    if not deferred:
+        data = canonical_bytes(state.to_json())
+    else:
+        parts = [(category, canonical_bytes(entries)) for category, entries in state.keys_parsed().items()
+                 if entries]
+        parts.extend((category, d.text) for category, d in deferred.items())
+        parts.sort()
+        data = b"".join([b'{"creds":', canonical_bytes(dict(state.creds.as_json())), b',"keys":{',
+                         b",".join(canonical_bytes(category) + b":" + text for category, text in parts), b"}}"])
     if len(data) > MAX_STATE_BYTES:
         raise StateTooLargeError(len(data), MAX_STATE_BYTES)
     return data
@@ -54,9 +67,14 @@ def parse_state(data: bytes) -> AuthState:
     if len(data) > MAX_STATE_BYTES:
         raise StateTooLargeError(len(data), MAX_STATE_BYTES)
     try:
-        return AuthState.from_json(revive(data))
+        value, pre_keys = revive_deferring_pre_keys(data)
+        return AuthState.from_json(value, _deferred(pre_keys))
     except BaileysFormatError as exc:
         raise StateValidationError(f"serialised state is malformed: {exc}") from exc
+
+
+def _deferred(pre_keys: DeferredCategory | None) -> dict[str, DeferredCategory] | None:
+    return None if pre_keys is None else {PRE_KEY: pre_keys}
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -102,7 +120,7 @@ class Snapshot:
         if len(data) > MAX_STATE_BYTES + 4096:
             raise StateTooLargeError(len(data), MAX_STATE_BYTES)
         try:
-            obj = revive(data)
+            obj, pre_keys = revive_deferring_pre_keys(data, ("state",))
         except BaileysFormatError as exc:
             raise StateValidationError(f"snapshot is malformed: {exc}") from exc
         if not isinstance(obj, dict) or obj.get("schema") != SNAPSHOT_SCHEMA:
@@ -122,7 +140,7 @@ class Snapshot:
         if moment.tzinfo is None:  # a naive time cannot be ordered against the stored (UTC) ones
             raise StateValidationError("snapshot producedAt has no UTC offset")
         return cls(account_id=account_id, generation=generation, produced_at=moment,
-                   connector_id=connector_id, state=AuthState.from_json(obj.get("state")))
+                   connector_id=connector_id, state=AuthState.from_json(obj.get("state"), _deferred(pre_keys)))
 
 
 def seal_snapshot(snapshot: Snapshot, recipient_public: bytes, key_id: str,
