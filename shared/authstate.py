@@ -467,7 +467,7 @@ class AuthState:
 
     @property
     def keys(self) -> KeyStoreData:
-        """Every category, parsed (the store's own dict: edits go through :meth:`entries` callers)."""
+        """Every category, parsed (the state's own dict, not a copy)."""
         for category in list(self._deferred):
             self._parse(category)
         return self._keys
@@ -479,14 +479,12 @@ class AuthState:
 
     def entries(self, category: str) -> dict[str, JsonValue] | None:
         """The id map of ``category`` (parsed now if it was deferred), or None if there is none."""
-        if category in self._deferred:
-            self._parse(category)
+        self._parse(category)
         return self._keys.get(category)
 
     def editable(self, category: str) -> dict[str, JsonValue]:
         """The id map of ``category`` to edit in place, created empty if there is none."""
-        if category in self._deferred:
-            self._parse(category)
+        self._parse(category)
         return self._keys.setdefault(category, {})
 
     def drop_category(self, category: str) -> None:
@@ -502,6 +500,9 @@ class AuthState:
         return self._deferred
 
     def _parse(self, category: str) -> None:
+        """Parse ``category`` if it is still deferred."""
+        if category not in self._deferred:
+            return
         try:
             self._keys[category] = self._deferred[category].parse()
         except BaileysFormatError as exc:

@@ -52,8 +52,8 @@ class DeferredCategory:
         return value
 
 
-def _find_pre_keys(text: bytes) -> tuple[int, int, int] | None:
-    """``(start, end, count)`` of the pre-key category's value in ``text``, if the text holds exactly
+def _find_pre_keys(text: bytes) -> tuple[int, int, DeferredCategory] | None:
+    """``(start, end, category)`` of the pre-key category's value in ``text``, if the text holds exactly
     one ``"pre-key":`` key and its value looks canonical (the caller checks where it sits)."""
     at = text.find(_KEY)
     if at <= 0 or text[at - 1] not in b"{," or text.find(_KEY, at + len(_KEY)) != -1:
@@ -68,7 +68,7 @@ def _find_pre_keys(text: bytes) -> tuple[int, int, int] | None:
     count = span.count(b'"private":')
     if count == 0 or count != span.count(b'"public":'):
         return None
-    return start, end, count
+    return start, end, DeferredCategory(span, count)
 
 
 def revive_deferring_pre_keys(text: bytes,
@@ -81,14 +81,14 @@ def revive_deferring_pre_keys(text: bytes,
     found = _find_pre_keys(text)
     if found is None:
         return revive(text), None
-    start, end, count = found
+    start, end, category = found
     value = revive(text[:start] + b"0" + text[end:])
     keys = _keys_at(value, state_path)
     # The placeholder must sit exactly at state.keys["pre-key"]: the only "pre-key" key in the text.
     if keys is None or type(keys.get(PRE_KEY)) is not int:
         return revive(text), None
     del keys[PRE_KEY]
-    return value, DeferredCategory(text[start:end], count)
+    return value, category
 
 
 def _keys_at(value: JsonValue, state_path: tuple[str, ...]) -> JsonObject | None:

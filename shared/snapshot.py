@@ -47,16 +47,11 @@ def canonical_state_bytes(state: AuthState) -> bytes:
 
     Written piece by piece as ``json.dumps(state.to_json(), sort_keys=True)`` would write it, so a
     category still deferred goes out as the canonical text it came in as, without being parsed."""
-    deferred = state.deferred()
-    if not deferred:
-        data = canonical_bytes(state.to_json())
-    else:
-        parts = [(category, canonical_bytes(entries)) for category, entries in state.keys_parsed().items()
-                 if entries]
-        parts.extend((category, d.text) for category, d in deferred.items())
-        parts.sort()
-        data = b"".join([b'{"creds":', canonical_bytes(dict(state.creds.as_json())), b',"keys":{',
-                         b",".join(canonical_bytes(category) + b":" + text for category, text in parts), b"}}"])
+    parts = [(category, canonical_bytes(entries)) for category, entries in state.keys_parsed().items() if entries]
+    parts.extend((category, d.text) for category, d in state.deferred().items())
+    parts.sort()
+    data = b"".join([b'{"creds":', canonical_bytes(dict(state.creds.as_json())), b',"keys":{',
+                     b",".join(canonical_bytes(category) + b":" + text for category, text in parts), b"}}"])
     if len(data) > MAX_STATE_BYTES:
         raise StateTooLargeError(len(data), MAX_STATE_BYTES)
     return data
