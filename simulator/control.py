@@ -44,7 +44,7 @@ from simulator.errors import (
     SimulatorError,
 )
 from simulator.faults import Fault
-from simulator.state import LID_SERVER, Phone, device_jid
+from simulator.state import LID_SERVER, Phone, QueuedStanza, device_jid
 
 if TYPE_CHECKING:
     from simulator.server import SimulatorServer
@@ -106,6 +106,21 @@ def _phone_view(phone: Phone) -> dict[str, Any]:
         "devices": sorted(phone.devices),
         "removedDevices": sorted(phone.removed_device_ids),
     }
+
+
+def _queued_view(queued: QueuedStanza) -> dict[str, Any]:
+    attrs = queued.node.attrs
+    encs = [n for n in queued.node.walk() if n.tag == "enc"]
+    view: dict[str, Any] = {
+        "id": queued.stanza_id,
+        "from": attrs.get("from", ""),
+        "t": int(attrs.get("t", "0")),
+        "type": attrs.get("type", ""),
+        "encType": encs[0].attrs.get("type", "") if encs else "",
+    }
+    if "participant" in attrs:
+        view["participant"] = attrs["participant"]
+    return view
 
 
 def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
@@ -189,25 +204,12 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
         await server.run_actions(actions)
         pending_on = sorted(core.state.phone(request.match_info["phone"]).devices)
         return web.json_response(
-            {"id": message.message_id, "sentTo": sent_to, "pendingOn": pending_on}, status=201
+            {"id": message.stanza_id, "sentTo": sent_to, "pendingOn": pending_on}, status=201
         )
 
     async def pending_messages(request: web.Request) -> web.Response:
         messages = core.pending_messages(request.match_info["phone"], _device_id(request))
-        return web.json_response(
-            {
-                "messages": [
-                    {
-                        "id": m.message_id,
-                        "from": m.sender,
-                        "t": m.timestamp,
-                        "type": m.type,
-                        "encType": m.enc_type,
-                    }
-                    for m in messages
-                ]
-            }
-        )
+        return web.json_response({"messages": [_queued_view(m) for m in messages]})
 
     async def add_fault(request: web.Request) -> web.Response:
         fault = Fault.from_json(await _body(request))

@@ -27,7 +27,7 @@ from connector.protocol.crypto import KeyPair
 from connector.protocol.errors import ProtocolError
 from connector.protocol.frames import FrameDecoder, encode_frame
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
-from simulator.core import Action, Close, Send, SendMalformed, SimulatorCore
+from simulator.core import Action, Close, Send, SendLater, SendMalformed, SimulatorCore
 from simulator.errors import ClientProtocolError
 from simulator.faults import MalformedVariant
 from simulator.identity import new_server_identity
@@ -193,6 +193,8 @@ class SimulatorServer:
             try:
                 if isinstance(action, Send):
                     await sock.send_node(action.node)
+                elif isinstance(action, SendLater):
+                    self._spawn(self._send_later(action))
                 elif isinstance(action, SendMalformed):
                     await sock.send_malformed(action.variant)
             except ConnectionError:
@@ -205,6 +207,10 @@ class SimulatorServer:
                     sock.abort()
                 else:
                     self._spawn(sock.close())
+
+    async def _send_later(self, action: SendLater) -> None:
+        await asyncio.sleep(action.delay_s)
+        await self.run_actions([Send(action.conn, action.node)])
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

@@ -56,7 +56,7 @@ a contact sends a message  ``<message><enc/></message>`` (opaque ciphertext) to 
 Any other iq gets ``<error code=501 text=feature-not-implemented/>``; other stanzas are ignored.
 """
 
-from simulator.core.actions import Action, Close, Send, SendMalformed
+from simulator.core.actions import Action, Close, Send, SendLater, SendMalformed
 from simulator.core.dispatch import SimulatorCore
 
-__all__ = ["Action", "Close", "Send", "SendMalformed", "SimulatorCore"]
+__all__ = ["Action", "Close", "Send", "SendLater", "SendMalformed", "SimulatorCore"]
