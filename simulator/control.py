@@ -14,6 +14,9 @@ Endpoints (documented with examples in ``simulator/README.md``)::
     POST   /v1/phones/{phone}/devices/{device}/consume-prekeys   {"count": 3}: contacts fetch bundles
     POST   /v1/phones/{phone}/messages                    {"from": "+4071..."}: a contact sends a message
     GET    /v1/phones/{phone}/devices/{device}/messages   messages not yet acknowledged by the device
+    POST   /v1/groups                                     {"creator", "subject", "participants"} -> 201
+    GET    /v1/groups/{group}                             a group and its members
+    POST   /v1/groups/{group}/participants                {"add"|"remove"|"promote"|"demote": [phones]}
     POST   /v1/faults                                     inject a fault (see simulator.faults)
     GET    /v1/faults                                     lasting faults in force
     DELETE /v1/faults                                     clear every lasting fault
@@ -211,6 +214,29 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
         messages = core.pending_messages(request.match_info["phone"], _device_id(request))
         return web.json_response({"messages": [_queued_view(m) for m in messages]})
 
+    async def create_group(request: web.Request) -> web.Response:
+        data = await _body(request)
+        members = data.get("participants", [])
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise InvalidRequestError("participants must be a list of phone numbers")
+        group = core.create_group(_required_str(data, "creator"), _required_str(data, "subject"), members)
+        return web.json_response(core.group_view(group.group_id), status=201)
+
+    async def get_group(request: web.Request) -> web.Response:
+        return web.json_response(core.group_view(request.match_info["group"]))
+
+    async def change_group(request: web.Request) -> web.Response:
+        data = await _body(request)
+        statuses: dict[str, int] = {}
+        for action in ("add", "remove", "promote", "demote"):
+            members = data.get(action, [])
+            if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+                raise InvalidRequestError(f"{action} must be a list of phone numbers")
+            if members:
+                changed = core.change_group(request.match_info["group"], action, members)
+                statuses.update({"+" + user: status for user, status in changed.items()})
+        return web.json_response({"group": core.group_view(request.match_info["group"]), "statuses": statuses})
+
     async def add_fault(request: web.Request) -> web.Response:
         fault = Fault.from_json(await _body(request))
         active, actions = core.inject(fault)
@@ -245,6 +271,9 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     app.router.add_post("/v1/phones/{phone}/devices/{device}/consume-prekeys", consume_pre_keys)
     app.router.add_post("/v1/phones/{phone}/messages", send_message)
     app.router.add_get("/v1/phones/{phone}/devices/{device}/messages", pending_messages)
+    app.router.add_post("/v1/groups", create_group)
+    app.router.add_get("/v1/groups/{group}", get_group)
+    app.router.add_post("/v1/groups/{group}/participants", change_group)
     app.router.add_post("/v1/faults", add_fault)
     app.router.add_get("/v1/faults", list_faults)
     app.router.add_delete("/v1/faults", clear_faults)

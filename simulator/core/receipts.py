@@ -10,8 +10,9 @@ What a receiving device sends (Baileys ``sendReceipt`` / ``sendRetryRequest``)::
 Routing, in the form the receipt named its target (PN or LID):
 
 - delivery (no type), ``inactive``, ``read``, ``read-self``, ``played``: to every device of the
-  sender's account, as ``<receipt from=<receiving device> id t [type]>`` (groups:
-  ``from=<group> participant=<receiving device>``);
+  sender's account, as ``<receipt from=<receiving account> participant=<receiving companion> id t
+  [type]>`` (``participant`` absent for the primary; groups: ``from=<group>
+  participant=<receiving device>``);
 - ``retry``: to the one device that sent the message (``to`` in 1:1, ``participant`` in groups),
   with its ``<retry>``/``<registration>``/``<keys>`` children, so that device can re-encrypt;
 - ``sender``, ``peer_msg``, ``hist_sync`` (a device's own bookkeeping): not routed.
@@ -26,7 +27,7 @@ from connector.protocol.binary import Jid, Node
 from connector.protocol.errors import JidError
 from simulator.core import offline
 from simulator.core.actions import Action, Send
-from simulator.core.addressing import device_address, resolve
+from simulator.core.addressing import account_jid, device_address, resolve
 from simulator.core.connections import Connection
 from simulator.core.context import Context
 from simulator.state import GROUP_SERVER, LID_SERVER, USER_SERVER, Phone
@@ -74,8 +75,12 @@ def _route(ctx: Context, phone: Phone, device_id: int, node: Node, *, to_text: s
         author = resolve(ctx.state, to_text)
         if author is None:
             return []
+        # The account as ``from``, the device as ``participant`` (Baileys looks the message up by
+        # chat and re-encrypts for the participant device alone)
         server = LID_SERVER if author.is_lid else USER_SERVER
-        attrs["from"] = device_address(phone, device_id, server)
+        attrs["from"] = account_jid(phone, server)
+        if device_id:
+            attrs["participant"] = device_address(phone, device_id, server)
     content = [c for c in node.children() if c.tag != "list" or kind != "retry"]
     if kind == "retry":
         devices = [author.device_id or 0]

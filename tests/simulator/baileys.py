@@ -66,7 +66,10 @@ class BaileysClient:
     async def _read(self) -> None:
         assert self.process.stdout is not None
         while line := await self.process.stdout.readline():
-            event = json.loads(line)
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # not an event (a library writing to stdout)
             self.events.append(event)
             await self._unread.put(event)
 
@@ -118,3 +121,5 @@ class BaileysClient:
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+        if self.process.stdin is not None:
+            self.process.stdin.close()

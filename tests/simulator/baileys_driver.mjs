@@ -17,6 +17,8 @@ const [url, rootKeyHex, authDir] = process.argv.slice(2)
 WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(rootKeyHex, 'hex')
 
 const say = (event) => process.stdout.write(JSON.stringify(event) + '\n')
+// libsignal logs to the console: keep stdout for events alone
+console.log = console.info = console.warn = (...args) => process.stderr.write(args.map(String).join(' ') + '\n')
 const textOf = (message) => message?.conversation ?? message?.extendedTextMessage?.text ?? null
 let sock = null
 let stopping = false
@@ -30,6 +32,7 @@ async function start () {
     browser: Browsers.macOS('Chrome'),
     markOnlineOnConnect: false,
     syncFullHistory: false,
+    shouldSyncHistoryMessage: () => false, // no history sync comes: do not buffer events 20 s waiting for one
     fireInitQueries: false,
     retryRequestDelayMs: 50
   })
