@@ -13,13 +13,16 @@ so those gaps cost nothing but space. Our encrypt uses consecutive iterations.
 Stored formats (``sender-key-<group>::<user>::<device>``, SIGNAL.md section 3):
 
 * Baileys >= 6.7.19 / 7.x: the value is bytes, the UTF-8 text of ``JSON.stringify(states)``
-  with Node's own Buffer JSON (``{"type":"Buffer","data":[...ints]}``). This is what we write.
-* Baileys <= 6.7.18 / 6.17.16: the list of states itself, binaries as BufferJSON (already
-  ``bytes`` when read from the store).
+  with Node's own Buffer JSON (``{"type":"Buffer","data":[...ints]}``). This is what we write,
+  with the binaries as ``{"type":"Buffer","data":"<base64>"}`` (see ``_node_buffer``).
+* Baileys <= 6.7.18 / 6.17.16: the list of states itself. Its states are protobufjs objects, so
+  their bytes are base64 text and their skipped keys ``{}`` (lost); states read from an older
+  file may hold BufferJSON binaries (``bytes`` once read from the store). All are read.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Final
@@ -35,7 +38,7 @@ from connector.protocol.signal.errors import (
 )
 from connector.protocol.signal.keys import KeyPair, sign, verify
 from connector.protocol.signal.wire import SenderKeyDistributionMessage, SenderKeyMessage
-from shared.bufferjson import JsonValue, revive
+from shared.bufferjson import JsonValue, decode_base64, revive
 from shared.errors import BaileysFormatError
 
 MAX_STATES: Final = 5
@@ -88,6 +91,8 @@ class SenderKeyState:
             raw_skipped = []  # Baileys' SenderKeyState treats a non-array as empty
         for item in raw_skipped:
             entry = _obj(item, "senderMessageKeys[]")
+            if not entry:
+                continue  # Baileys 6.x writes its skipped keys as {} (protobufjs toJSON): lost there already
             skipped[_uint(entry.get("iteration"), "senderMessageKeys[].iteration")] = _seed(entry.get("seed"))
         return cls(key_id=_uint(obj.get("senderKeyId"), "senderKeyId"),
                    iteration=_uint(chain.get("iteration"), "senderChainKey.iteration"),
@@ -204,7 +209,11 @@ def decrypt(record: SenderKeyRecord, data: bytes) -> bytes:
 
 
 def _node_buffer(data: bytes) -> dict[str, object]:
-    return {"type": "Buffer", "data": list(data)}
+    # Node's JSON.stringify would write "data" as a list of ints; Baileys' reviver turns only the
+    # base64 form back into a Buffer, and a skipped key's seed must be one (libsignal's
+    # deriveSecrets checks): with ints, Baileys 7 fails "Expected Buffer instead of: Object" on
+    # every out-of-order skmsg after its record was stored. Both forms read everywhere.
+    return {"type": "Buffer", "data": base64.b64encode(data).decode("ascii")}
 
 
 def _obj(value: JsonValue, what: str) -> dict[str, JsonValue]:
@@ -222,6 +231,11 @@ def _uint(value: JsonValue, what: str) -> int:
 def _bin(value: JsonValue, what: str) -> bytes:
     if isinstance(value, bytes):
         return value
+    if isinstance(value, str):  # 6.x: protobufjs' toJSON wrote bytes fields as base64 text
+        try:
+            return decode_base64(value)
+        except BaileysFormatError as exc:
+            raise InvalidRecordError(f"sender key: {what} is not base64") from exc
     if isinstance(value, list) and all(type(v) is int and 0 <= v <= 255 for v in value):
         return bytes(value)  # type: ignore[arg-type]
     raise InvalidRecordError(f"sender key: {what} is not binary")
