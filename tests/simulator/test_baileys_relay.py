@@ -124,7 +124,7 @@ async def test_a_message_for_an_offline_baileys_client_waits_and_comes_after_it_
 async def test_a_corrupted_ciphertext_is_healed_by_the_clients_retry_receipt(
     sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
 ) -> None:
-    handle, control = sim
+    _, control = sim
     alice, bob = await pair_two(sim, tmp_path)
     try:
         await alice.send(BOB_JID, "first")
