@@ -101,7 +101,7 @@ async def relay_round(companions: list[ScriptedCompanion], messages: int) -> tup
 
 
 async def bench(devices: int, concurrency: int, messages: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp, simulator_process(log_path=Path(os.environ.get("SIM_LOG", Path(tmp) / "sim.log"))) as sim:
+    with tempfile.TemporaryDirectory() as tmp, simulator_process(log_path=Path(tmp) / "sim.log") as sim:
         assert sim.process is not None and sim.process.process is not None
         pid = sim.process.process.pid
         async with sim.control() as control:
