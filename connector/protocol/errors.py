@@ -11,6 +11,7 @@ Every error the core raises for bad peer input, failed cryptography or misuse de
     ├── NodeCodecError           a binary node cannot be encoded or decoded
     │   └── JidError             a JID string or binary JID is malformed
     ├── MessageFormatError       a protobuf or a stanza lacks required parts
+    │   └── PaddingError         a decrypted plaintext's random padding is malformed
     ├── PairingError             pairing data fails a check (HMAC, signature, key bundle, code)
     └── IllegalTransitionError   the client state machine was asked for a transition it does not allow
 """
@@ -48,6 +49,10 @@ class JidError(NodeCodecError):
 
 class MessageFormatError(ProtocolError):
     """Raised when a protobuf message or a stanza lacks a required field or child."""
+
+
+class PaddingError(MessageFormatError):
+    """Raised by ``padding.unpad``: pad length zero or beyond the data, or pad bytes not all equal."""
 
 
 class PairingError(ProtocolError):
