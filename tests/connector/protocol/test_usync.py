@@ -36,7 +36,7 @@ def _user(jid: str, *devices: dict[str, str], lid: str | None = None) -> Node:
     return Node("user", {"jid": jid}, children)
 
 
-REAL_REPLY = _reply(
+REAL_USERS = (
     _user("4915550001@s.whatsapp.net", {"id": "0"}, {"id": "3", "key-index": "2"}, {"id": "5"},
           {"id": "7", "key-index": "4", "is_hosted": "true"}, lid="11111@lid"),
     _user("4915550009@s.whatsapp.net", {"id": "0"}, {"id": "2", "key-index": "1"}, {"id": "4", "key-index": "3"}),
@@ -44,6 +44,7 @@ REAL_REPLY = _reply(
         Node("error", {"code": "404", "text": "item-not-found"})])]),
     _user("22222@lid", {"id": "0"}, {"id": "1", "key-index": "1", "is_hosted": "true"}),
 )
+REAL_REPLY = _reply(*REAL_USERS)
 
 
 def test_query_shape_with_and_without_lid() -> None:
