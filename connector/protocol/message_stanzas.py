@@ -28,6 +28,7 @@ from typing import Final
 from connector.protocol.binary import GROUP_SERVER, Jid, Node
 from connector.protocol.errors import MessageFormatError
 from connector.protocol.proto import wa_pb2
+from connector.protocol.wamessage import ContentKind, MessageContent
 from shared.authstate import AdvSignedDeviceIdentity
 
 SIGNAL_VERSION: Final = "2"
@@ -53,6 +54,29 @@ class ResendTarget:
     participant: str | None = None
     recipient: str | None = None
     group: bool = False
+
+
+def stanza_types(content: MessageContent) -> tuple[str, str | None]:
+    """The stanza ``type`` and the ``enc`` ``mediatype`` of a message (Baileys ``getMessageType`` /
+    ``getMediaType``): ``reaction``, ``media`` with its media type, else ``text``."""
+    if content.kind is ContentKind.REACTION:
+        return "reaction", None
+    media = content.media
+    if content.kind is ContentKind.IMAGE:
+        return "media", "image"
+    if content.kind is ContentKind.VIDEO:
+        return "media", "gif" if media is not None and media.gif_playback else "video"
+    if content.kind is ContentKind.AUDIO:
+        return "media", "ptt" if media is not None and media.voice_note else "audio"
+    if content.kind is ContentKind.DOCUMENT:
+        return "media", "document"
+    if content.kind is ContentKind.STICKER:
+        return "media", "sticker"
+    if content.kind is ContentKind.CONTACT:
+        return "media", "vcard"
+    if content.kind is ContentKind.LOCATION and content.location is not None and content.location.live:
+        return "media", "livelocation"
+    return "text", None
 
 
 def device_identity(account: AdvSignedDeviceIdentity) -> bytes:

@@ -18,7 +18,7 @@ under the future-proof wrappers (ephemeral, view-once, document-with-caption, ed
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
@@ -280,16 +280,7 @@ def _content(message: e2e.Message, *, quote_depth: int) -> MessageContent:
         view_once = view_once or wrapper in _VIEW_ONCE_WRAPPERS
         message = getattr(message, wrapper).message
     content = _unwrapped_content(message, quote_depth)
-    if view_once and not content.view_once:
-        content = _replace_view_once(content)
-    return content
-
-
-def _replace_view_once(content: MessageContent) -> MessageContent:
-    return MessageContent(kind=content.kind, text=content.text, media=content.media, location=content.location,
-                          contact=content.contact, reaction=content.reaction, quote=content.quote,
-                          protocol=content.protocol, mentioned_jids=content.mentioned_jids,
-                          forwarded=content.forwarded, view_once=True, expiration_s=content.expiration_s)
+    return replace(content, view_once=True) if view_once and not content.view_once else content
 
 
 def _unwrapped_content(message: e2e.Message, quote_depth: int) -> MessageContent:

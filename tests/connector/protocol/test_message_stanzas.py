@@ -17,8 +17,11 @@ from connector.protocol.message_stanzas import (
     device_identity,
     outgoing_message,
     resend_message,
+    stanza_types,
 )
+from connector.protocol.proto import wa_e2e_pb2 as e2e
 from connector.protocol.proto import wa_pb2
+from connector.protocol.wamessage import decode_message
 from shared.authstate import AdvSignedDeviceIdentity
 from tests.connector.protocol.stanza_fuzz import mutated, nodes
 
@@ -101,6 +104,27 @@ def test_device_identity_keeps_the_account_signature_key() -> None:
     parsed = wa_pb2.ADVSignedDeviceIdentity.FromString(device_identity(account))
     assert (parsed.details, parsed.accountSignatureKey, parsed.accountSignature, parsed.deviceSignature) == (
         b"d", b"k" * 32, b"s" * 64, b"v" * 64)
+
+
+def test_stanza_types_follow_baileys() -> None:
+    def types(message: e2e.Message) -> tuple[str, str | None]:
+        return stanza_types(decode_message(message.SerializeToString()).content)
+
+    key = e2e.MessageKey(id="X")
+    assert types(e2e.Message(conversation="hi")) == ("text", None)
+    assert types(e2e.Message(reactionMessage=e2e.Message.ReactionMessage(key=key, text="x"))) == ("reaction", None)
+    assert types(e2e.Message(imageMessage=e2e.Message.ImageMessage(mimetype="image/jpeg"))) == ("media", "image")
+    assert types(e2e.Message(videoMessage=e2e.Message.VideoMessage(gifPlayback=True))) == ("media", "gif")
+    assert types(e2e.Message(videoMessage=e2e.Message.VideoMessage())) == ("media", "video")
+    assert types(e2e.Message(audioMessage=e2e.Message.AudioMessage(ptt=True))) == ("media", "ptt")
+    assert types(e2e.Message(audioMessage=e2e.Message.AudioMessage())) == ("media", "audio")
+    assert types(e2e.Message(documentMessage=e2e.Message.DocumentMessage())) == ("media", "document")
+    assert types(e2e.Message(stickerMessage=e2e.Message.StickerMessage())) == ("media", "sticker")
+    assert types(e2e.Message(contactMessage=e2e.Message.ContactMessage(displayName="A"))) == ("media", "vcard")
+    assert types(e2e.Message(liveLocationMessage=e2e.Message.LiveLocationMessage())) == ("media", "livelocation")
+    assert types(e2e.Message(locationMessage=e2e.Message.LocationMessage())) == ("text", None)
+    revoke = e2e.Message.ProtocolMessage(key=key, type=e2e.Message.ProtocolMessage.REVOKE)
+    assert types(e2e.Message(protocolMessage=revoke)) == ("text", None)
 
 
 # ------------------------------------------------------------------------------------------ incoming
