@@ -15,14 +15,33 @@ before the Signal encryption of each copy. Shapes follow Baileys (``generateWAMe
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec
 
 from connector.protocol.errors import MessageFormatError
 from connector.protocol.proto import wa_e2e_pb2 as e2e
 from connector.protocol.wamessage import MAX_WRAPPER_DEPTH, WRAPPER_FIELDS, MessageRef, parse_message
 
+_P = ParamSpec("_P")
+
 MESSAGE_SECRET_SIZE = 32
 """``messageContextInfo.messageSecret``: 32 random bytes (Baileys ``randomBytes(32)``)."""
+
+def _builder(build: Callable[_P, bytes]) -> Callable[_P, bytes]:
+    """Values protobuf refuses (a lone surrogate in a text, an integer out of range) become
+    ``MessageFormatError``, the one error a builder raises."""
+
+    @functools.wraps(build)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> bytes:
+        try:
+            return build(*args, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise MessageFormatError(f"cannot encode the message: {exc}") from None
+
+    return checked
+
 
 @dataclass(frozen=True, slots=True)
 class ReplyTarget:
@@ -37,12 +56,14 @@ class ReplyTarget:
     remote_jid: str | None = None
 
 
+@_builder
 def text_message(text: str, *, message_secret: bytes | None = None) -> bytes:
     message = e2e.Message(conversation=text)
     _set_secret(message, message_secret)
     return message.SerializeToString()
 
 
+@_builder
 def reply_message(text: str, target: ReplyTarget, *, mentioned_jids: tuple[str, ...] = (),
                   message_secret: bytes | None = None) -> bytes:
     """A text replying to ``target``; raises ``MessageFormatError`` when the quoted plaintext is malformed."""
@@ -59,6 +80,7 @@ def reply_message(text: str, target: ReplyTarget, *, mentioned_jids: tuple[str, 
     return message.SerializeToString()
 
 
+@_builder
 def reaction_message(target: MessageRef, emoji: str, sender_timestamp_ms: int) -> bytes:
     """A reaction (``emoji``, or ``""`` to take it back) to ``target``."""
     if not target.id:
@@ -72,6 +94,7 @@ def reaction_message(target: MessageRef, emoji: str, sender_timestamp_ms: int) -
     return e2e.Message(reactionMessage=reaction).SerializeToString()
 
 
+@_builder
 def device_sent_message(plaintext: bytes, destination_jid: str, *, phash: str | None = None) -> bytes:
     """The copy of ``plaintext`` (a ``Message`` sent to ``destination_jid``) for our own other devices."""
     if not destination_jid:
@@ -86,6 +109,7 @@ def device_sent_message(plaintext: bytes, destination_jid: str, *, phash: str | 
     return message.SerializeToString()
 
 
+@_builder
 def sender_key_distribution_message(group_id: str, axolotl_message: bytes, *, content: bytes | None = None) -> bytes:
     """The pairwise carrier of our sender key for ``group_id``; ``content`` joins it on a retry resend."""
     if not group_id or not axolotl_message:

@@ -313,6 +313,20 @@ def test_encoders_refuse_incomplete_input() -> None:
         text_message("x", message_secret=b"short")
 
 
+@given(st.one_of(st.text(max_size=20), st.sampled_from(["\ud800", "a\udfffb"])), st.integers(-(2**70), 2**70))
+def test_builders_raise_only_message_format_error(text: str, number: int) -> None:
+    builders = [
+        lambda: text_message(text),
+        lambda: reply_message(text, ReplyTarget(message_id=text or "Q", participant="a@s.whatsapp.net")),
+        lambda: reaction_message(MessageRef(id=text or "X", remote_jid=text), text, number),
+        lambda: device_sent_message(text_message("x"), text),
+        lambda: sender_key_distribution_message(text, b"k"),
+    ]
+    for build in builders:
+        with contextlib.suppress(MessageFormatError):
+            decode_message(build())
+
+
 @given(st.text(max_size=200), st.integers(0, 255))
 def test_text_round_trips_through_padding(text: str, seed: int) -> None:
     plaintext = pad(text_message(text), SeededRandom(bytes([seed])))
