@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
-from connector.protocol.binary import Node
+from connector.protocol.binary import Jid, Node
 from connector.protocol.bundles import KEY_ID_SIZE, KEY_TYPE_DJB, REGISTRATION_ID_SIZE, read_bundle
-from connector.protocol.errors import MessageFormatError
+from connector.protocol.errors import JidError, MessageFormatError
 from connector.protocol.events import IncomingMessage
 from connector.protocol.signal.types import PreKeyBundle
 from connector.protocol.stanzas import ack_for, uint_attr
@@ -121,6 +121,18 @@ class ServerAck:
 
 
 # ---------------------------------------------------------------------------------------------- outgoing
+
+
+def delivery_type(message: IncomingMessage, me: Jid, my_lid: Jid | None = None) -> str | None:
+    """The type of the receipt confirming ``message``: ``sender`` when our own other device wrote it
+    (by PN or LID user), else none (a plain delivery receipt)."""
+    try:
+        author = Jid.parse(message.author)
+    except JidError:
+        return None
+    own = author.user == me.user and author.server == me.server
+    own_lid = my_lid is not None and author.user == my_lid.user and author.server == my_lid.server
+    return "sender" if own or own_lid else None
 
 
 def message_receipt(message: IncomingMessage, *, receipt_type: str | None = None, now_s: int | None = None,

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.protocol import stanzas
-from connector.protocol.binary import Node, decode_node, encode_node
+from connector.protocol.binary import Jid, Node, decode_node, encode_node
 from connector.protocol.errors import MessageFormatError, ProtocolError
 from connector.protocol.receipts import (
     DUPLICATE,
@@ -16,6 +16,7 @@ from connector.protocol.receipts import (
     RetryKeys,
     ServerAck,
     SignedPreKeyPublic,
+    delivery_type,
     message_receipt,
     nack,
     parse_receipt,
@@ -50,6 +51,16 @@ def test_message_receipts_go_back_the_way_the_message_came() -> None:
         message_receipt(DM, receipt_type="read")
     with pytest.raises(MessageFormatError):
         receipt("", "x@s.whatsapp.net")
+
+
+def test_our_own_devices_messages_get_sender_receipts() -> None:
+    me, my_lid = Jid.parse(ME), Jid.parse("99999:2@lid")
+    assert delivery_type(OWN_DEVICE, me, my_lid) == "sender"
+    assert delivery_type(DM, me, my_lid) is None and delivery_type(GROUP, me, my_lid) is None
+    own_in_group = stanzas.incoming_message(Node("message", {"id": "X", "from": "120363000000000001@g.us",
+                                                             "participant": "99999:4@lid"}))
+    assert delivery_type(own_in_group, me, my_lid) == "sender"
+    assert delivery_type(own_in_group, me) is None
 
 
 def test_first_retry_receipt_has_no_keys() -> None:
