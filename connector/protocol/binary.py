@@ -261,6 +261,8 @@ class _Writer:
 
 
 def _jid_encodable(jid: Jid) -> bool:
+    if "@" in jid.user:  # its parts would be JIDs inside a JID, which the decoder refuses
+        return False
     if jid.device is None:
         return True
     if jid.server in _DOMAIN_BY_SERVER:

@@ -123,3 +123,10 @@ def test_a_seeded_mutation_campaign_finds_no_escape() -> None:
     assert sum(campaign.inputs.values()) == 40_000
     assert set(campaign.inputs) == {"node", "frames", "protobuf/certs", "protobuf/device_identity", "client"}
     assert not campaign.escapes, campaign.escapes.most_common(5)
+
+
+def test_a_jid_like_string_whose_user_holds_an_at_sign_travels_as_raw_bytes() -> None:
+    from connector.protocol.binary import encode_node
+
+    node = Node("iq", {"id": "@0@0", "to": "a@b@s.whatsapp.net"})
+    assert decode_node(encode_node(node)) == node
