@@ -15,6 +15,8 @@ import functools
 import io
 import json
 import logging
+import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,6 +176,12 @@ def pubsub_message(event_data: Any) -> PubSubMessage:
     return PubSubMessage(message_id, data, attributes)
 
 
+#: Messages acknowledged without effect, by (function, error class): permanent failures are dropped, not
+#: retried, and counted here and in the log line each one gets (a log-based metric can sum those).
+DROPPED: Counter[tuple[str, str]] = Counter()
+_DROPPED_LOCK = threading.Lock()
+
+
 def handle_pubsub(name: str, event_data: Any, handle: Callable[[PubSubMessage], object]) -> None:
     """Acknowledge rejected messages with a log line; let everything else raise (Pub/Sub retries)."""
     try:
@@ -181,4 +189,8 @@ def handle_pubsub(name: str, event_data: Any, handle: Callable[[PubSubMessage], 
         handle(message)
     except MessageRejectedError as exc:
         level = logging.ERROR if isinstance(exc, MalformedMessageError) else logging.WARNING
-        _log.log(level, "%s: message dropped: %s", name, exc.message)
+        kind = type(exc).__name__
+        with _DROPPED_LOCK:
+            DROPPED[(name, kind)] += 1
+            count = DROPPED[(name, kind)]
+        _log.log(level, "%s: message dropped (%s, %d in this instance): %s", name, kind, count, exc.message)
