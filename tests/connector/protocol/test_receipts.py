@@ -22,9 +22,14 @@ from connector.protocol.receipts import (
     parse_receipt,
     parse_server_ack,
     receipt,
+    retry_keys,
     retry_receipt,
 )
 from connector.protocol.signal.types import PreKeyBundle
+from shared.authstate import PRE_KEY, AuthState
+from shared.authstate import KeyPair as StoredKeyPair
+from shared.authstore import MemoryAuthStore
+from tests.connector.protocol.helpers import SeededRandom
 from tests.connector.protocol.stanza_fuzz import mutated, nodes
 
 ME = "4915550009:2@s.whatsapp.net"
@@ -88,6 +93,25 @@ def test_retry_receipt_with_keys_reads_back_as_a_bundle() -> None:
                                                signed_pre_key_signature=b"\x44" * 64, pre_key_id=0x000102,
                                                pre_key=b"\x22" * 32)
     assert parsed.retry.device_identity == b"\x0a\x01x"
+
+
+def test_retry_keys_hand_out_a_fresh_pre_key_from_the_store() -> None:
+    store = MemoryAuthStore(AuthState.generate(SeededRandom("retry")))
+    creds = store.get_creds()
+    first_free = creds.first_unuploaded_pre_key_id
+    keys = retry_keys(store, SeededRandom("retry-2"), b"\x0a\x01x")
+    assert keys.pre_key.key_id == first_free
+    stored = store.get_keys(PRE_KEY, [str(first_free)])[str(first_free)]
+    assert StoredKeyPair.from_json(stored, "pre-key").public == keys.pre_key.public
+    after = store.get_creds()
+    assert after.first_unuploaded_pre_key_id == first_free + 1 and after.next_pre_key_id >= first_free + 1
+    assert keys.identity == creds.signed_identity_key.public
+    assert (keys.signed_pre_key.key_id, keys.signed_pre_key.public) == (creds.signed_pre_key.key_id,
+                                                                        creds.signed_pre_key.key_pair.public)
+    assert retry_keys(store, SeededRandom("retry-3"), b"x").pre_key.key_id == first_free + 1  # never twice
+    bundle = parse_receipt(Node("receipt", {"id": "1", "from": "x@s.whatsapp.net", "type": "retry"},
+                                retry_receipt(DM, 2, creds.registration_id, keys=keys).content)).retry
+    assert bundle is not None and bundle.bundle is not None and bundle.bundle.pre_key == keys.pre_key.public
 
 
 def test_retry_receipt_bounds() -> None:
