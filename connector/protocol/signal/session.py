@@ -250,6 +250,14 @@ class SessionRecord:
         """Add ``entry``, or replace the session with its base key where it stands."""
         self.sessions[b64(entry.base_key)] = entry
 
+    def replace(self, old: SessionEntry, new: SessionEntry) -> None:
+        """Put ``new`` where ``old`` stands, under the same key."""
+        for key, entry in self.sessions.items():
+            if entry is old:
+                self.sessions[key] = new
+                return
+        self.put(new)
+
     def close_open_session(self, now_ms: int) -> None:
         entry = self.open_session()
         if entry is not None:

@@ -8,6 +8,7 @@ from connector.protocol.signal.errors import (
     BadMacError,
     DuplicateMessageError,
     InvalidMessageError,
+    NoMatchingSessionError,
     NoSessionError,
     PreKeyError,
     TooFarAheadError,
@@ -256,3 +257,35 @@ def test_chains_with_seeds_are_kept_spent_ones_bounded_and_replays_still_refused
     assert bob.store.snapshot() == before
     kind, data = alice.repo.encrypt(bob.address, b"still in step")
     assert bob.repo.decrypt(alice.address, kind, data) == b"still in step"
+
+
+def test_previous_counter_sent_as_a_count_is_accepted() -> None:
+    # libsignal-node sends the last index of the previous chain; libsignal-java/Signal send the count.
+    alice, bob = make_party("alice"), make_party("bob")
+    pair(alice, bob)
+    held = [alice.repo.encrypt(bob.address, f"old {i}".encode()) for i in range(3)]
+    alice.repo.decrypt(bob.address, *bob.repo.encrypt(alice.address, b"turn"))  # Alice steps her ratchet
+    value = alice.store.get_keys(SESSION, [bob.address.name])[bob.address.name]
+    record = SessionRecord.from_json(value)
+    entry = record.open_session()
+    assert entry is not None
+    entry.previous_counter += 1  # the count, not the last index
+    alice.store.set_keys({SESSION: {bob.address.name: record.to_json()}})
+    kind, data = alice.repo.encrypt(bob.address, b"new chain")
+    assert bob.repo.decrypt(alice.address, kind, data) == b"new chain"
+    for i in (2, 0, 1):
+        assert bob.repo.decrypt(alice.address, *held[i]) == f"old {i}".encode()
+
+
+def test_every_session_failing_is_no_matching_session() -> None:
+    alice, bob = make_party("alice"), make_party("bob")
+    pair(alice, bob)
+    alice.repo.build_session(bob.address, bob.bundle())
+    bob.repo.decrypt(alice.address, *alice.repo.encrypt(bob.address, b"second session"))
+    kind, data = alice.repo.encrypt(bob.address, b"x")
+    other = make_party("mallory")
+    pair(other, make_party("someone"))
+    _, foreign = other.repo.encrypt(SignalAddress("someone"), b"not for bob")
+    with pytest.raises(NoMatchingSessionError):
+        bob.repo.decrypt(alice.address, "msg", foreign)
+    assert bob.repo.decrypt(alice.address, kind, data) == b"x"
