@@ -166,10 +166,10 @@ def main() -> None:
     for key, label in LABELS:
         print(f"{label:30} {py[key]:9.4f} {node[key]:15.4f} {py[key] / node[key]:12.2f}")
     start, one_way, alternating = growth()
-    print("\nsession record (stored JSON) bytes")
-    print(f"  after pairing                     {start:8d}")
-    print(f"  +1,000 messages one way           {one_way:8d}  (+{one_way - start} per 1,000)")
-    print(f"  +1,000 messages alternating       {alternating:8d}  (+{alternating - start} per 1,000)")
+    print("\nsession record (stored JSON) bytes         python  libsignal-node")
+    print(f"  after pairing                     {start:8d}  {int(node['growthStart']):8d}")
+    print(f"  growth per 1,000 messages one way {one_way - start:8d}")
+    print(f"  growth per 1,000 alternating      {alternating - start:8d}  {int(node['growthAlternating']):8d}")
 
 
 if __name__ == "__main__":

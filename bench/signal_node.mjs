@@ -109,4 +109,24 @@ const groupEncrypt = await timed(Array.from({ length: n }), async () => {
 await bob.repo.processSenderKeyDistributionMessage({ item: { groupId: group, axolotlSenderKeyDistributionMessage: skdm }, authorJid: alice.jid });
 const skmsg = await timed(skmsgs, (c) => bob.repo.decryptGroupMessage({ group, authorJid: alice.jid, msg: c }));
 
-process.stdout.write(JSON.stringify({ encrypt, msg, ratchet, pkmsg, skmsg, groupEncrypt }) + '\n');
+// Session record growth: bytes of the stored JSON after pairing and after 1,000 alternating messages.
+async function pairUp(a, b) {
+    await a.repo.injectE2ESession({ jid: b.jid, session: await bundleOf(b) });
+    const m1 = await a.repo.encryptMessage({ jid: b.jid, data: text });
+    await b.repo.decryptMessage({ jid: a.jid, type: m1.type, ciphertext: m1.ciphertext });
+    const m2 = await b.repo.encryptMessage({ jid: a.jid, data: text });
+    await a.repo.decryptMessage({ jid: b.jid, type: m2.type, ciphertext: m2.ciphertext });
+}
+const c = party('4915550011@s.whatsapp.net');
+const d = party('4915550012@s.whatsapp.net');
+await pairUp(c, d);
+const recordBytes = () => JSON.stringify(d.raw.data.session['4915550011.0']).length;
+const growthStart = recordBytes();
+for (let i = 0; i < 1000; i++) {
+    const [from, to] = i % 2 ? [c, d] : [d, c];
+    const m = await from.repo.encryptMessage({ jid: to.jid, data: text });
+    await to.repo.decryptMessage({ jid: from.jid, type: m.type, ciphertext: m.ciphertext });
+}
+const growthAlternating = recordBytes() - growthStart;
+
+process.stdout.write(JSON.stringify({ encrypt, msg, ratchet, pkmsg, skmsg, groupEncrypt, growthStart, growthAlternating }) + '\n');
