@@ -301,3 +301,17 @@ def test_repository_on_mutated_stored_records_raises_only_signal_errors(data: st
         bob.repo.decrypt(alice.address, kind, message)  # type: ignore[arg-type]
     with contextlib.suppress(SignalError):
         bob.repo.encrypt(alice.address, b"reply")
+
+
+def test_records_never_print_key_material() -> None:
+    session = SessionRecord.from_json(_SESSION_JSON)  # type: ignore[arg-type]
+    text = repr(session)
+    entry = next(iter(session.sessions.values()))
+    secrets = [entry.root_key, entry.ephemeral.private, *(c.key for c in entry.chains.values() if c.key),
+               *(seed for c in entry.chains.values() for seed in c.message_keys.values())]
+    sender_keys = group.SenderKeyRecord.from_store(_SENDER_KEY_JSON)  # type: ignore[arg-type]
+    text += repr(sender_keys)
+    secrets += [s.chain_key for s in sender_keys.states]
+    secrets += [s.signing_private for s in sender_keys.states if s.signing_private]
+    for secret in secrets:
+        assert secret.hex() not in text and base64.b64encode(secret).decode() not in text and repr(secret) not in text
