@@ -27,7 +27,9 @@ randomness and time come from the two callables.
 
 Trust is on first use: a ``pkmsg`` or a bundle with an identity key other than the one stored
 for that address replaces it, deletes the sessions made with the old one, and is reported to
-``on_identity_change`` once the call's changes are stored.
+``on_identity_change`` once the call's changes are stored. A ``pkmsg`` that does not decrypt changes
+no trust: Baileys saves the new identity before decrypting, so there a forged ``pkmsg`` is enough
+to delete a working session.
 """
 
 from __future__ import annotations
