@@ -113,7 +113,7 @@ def decrypt_message(record: SessionRecord, me: LocalIdentity, data: bytes, now_m
             errors.append(exc)
             continue
         fork.used = now_ms
-        record.put(fork)
+        record.replace(entry, fork)
         return plaintext
     for error in errors:  # the key was ours and used: the connector acks it as a duplicate (487)
         if isinstance(error, DuplicateMessageError):
@@ -158,5 +158,7 @@ def decrypt_pre_key_message(record: SessionRecord, message: PreKeySignalMessage,
     fork, plaintext = _decrypt_with(entry, inner, me, random_bytes)
     if existing is None:
         record.close_open_session(now_ms)
-    record.put(fork)
+        record.put(fork)
+    else:
+        record.replace(existing, fork)
     return plaintext, consumed

@@ -264,3 +264,23 @@ def test_baileys6_sender_key_files_are_read(node_peer: PeerFactory) -> None:
     skmsg, _ = moved.repo.group_encrypt(GROUP, SignalAddress("4915550006", 0), b"six 2, from python")
     assert seven.group_decrypt(GROUP, "4915550006@s.whatsapp.net", skmsg) == b"six 2, from python"
     assert isinstance(moved.store.get_keys(SENDER_KEY, [own_key])[own_key], bytes)  # written back as 7.x
+
+
+def test_lid_addresses_and_lid_mapping_carry_over_from_node(node_peer: PeerFactory) -> None:
+    py_lid_jid, py_lid = "98765@lid", SignalAddress("98765", 0, 1)
+    node_lid = SignalAddress("55555", 0, 1)
+    node, py = node_peer(jid="55555@lid"), _py(address=py_lid)
+    node.inject(py_lid_jid, py.bundle())
+    assert py.repo.decrypt(node_lid, *node.encrypt(py_lid_jid, b"over lid")) == b"over lid"
+    assert node.decrypt(py_lid_jid, *py.repo.encrypt(node_lid, b"back over lid")) == b"back over lid"
+    node.call("lid_mapping", lid=py_lid_jid, pn=PY_JID)
+    # Baileys 7 resolves the phone-number JID to the LID session.
+    assert py.repo.decrypt(node_lid, *node.encrypt(PY_JID, b"to the pn jid")) == b"to the pn jid"
+    node.close()
+    state = read_folder(node.folder)
+    assert "98765_1.0" in (state.entries("session") or {})
+    assert (state.entries("lid-mapping") or {}).get("4915550001") == "98765"
+    moved = make_party("moved-lid", address=node_lid, state=state)
+    kind, data = py.repo.encrypt(node_lid, b"after the move")
+    assert moved.repo.decrypt(PY_ADDR, kind, data) == b"after the move"  # the PN address, through lid-mapping
+    assert py.repo.decrypt(node_lid, *moved.repo.encrypt(py_lid, b"and back")) == b"and back"

@@ -8,6 +8,7 @@ from connector.protocol.signal.errors import (
     BadMacError,
     DuplicateMessageError,
     InvalidMessageError,
+    NoMatchingSessionError,
     NoSessionError,
     PreKeyError,
     TooFarAheadError,
@@ -224,3 +225,67 @@ def test_encrypt_for_several_devices_builds_from_bundles() -> None:
         assert phone.repo.decrypt(alice.address, *out[phone.address]) == b"to all"
     with pytest.raises(NoSessionError):
         alice.repo.encrypt_for(b"x", {SignalAddress(user="nobody"): None})
+
+
+def test_chains_with_seeds_are_kept_spent_ones_bounded_and_replays_still_refused() -> None:
+    alice, bob = make_party("alice"), make_party("bob")
+    pair(alice, bob)
+    old = alice.repo.encrypt(bob.address, b"read now, replayed much later")
+    assert bob.repo.decrypt(alice.address, *old) == b"read now, replayed much later"
+    alice.repo.decrypt(bob.address, *bob.repo.encrypt(alice.address, b"turn"))
+    held = alice.repo.encrypt(bob.address, b"held on an old chain")
+    recent = None
+    for i in range(40):  # 40 turns: a ratchet step each
+        sender, receiver = (alice, bob) if i % 2 else (bob, alice)
+        message = sender.repo.encrypt(receiver.address, b"turn")
+        receiver.repo.decrypt(sender.address, *message)
+        if sender is alice:
+            recent = message
+    record = SessionRecord.from_json(bob.store.get_keys(SESSION, [alice.address.name])[alice.address.name])
+    entry = record.open_session()
+    assert entry is not None
+    closed = [chain for chain in entry.chains.values() if chain.key is None]
+    assert len([c for c in closed if not c.message_keys]) == 5
+    assert len([c for c in closed if c.message_keys]) == 1  # the chain "held" waits on
+    assert bob.repo.decrypt(alice.address, *held) == b"held on an old chain"
+    before = bob.store.snapshot()
+    assert recent is not None
+    with pytest.raises(DuplicateMessageError):  # a recent chain is still known
+        bob.repo.decrypt(alice.address, *recent)
+    with pytest.raises(BadMacError):  # a spent chain long gone: the trial ratchet step fails, nothing kept
+        bob.repo.decrypt(alice.address, *old)
+    assert bob.store.snapshot() == before
+    kind, data = alice.repo.encrypt(bob.address, b"still in step")
+    assert bob.repo.decrypt(alice.address, kind, data) == b"still in step"
+
+
+def test_previous_counter_sent_as_a_count_is_accepted() -> None:
+    # libsignal-node sends the last index of the previous chain; libsignal-java/Signal send the count.
+    alice, bob = make_party("alice"), make_party("bob")
+    pair(alice, bob)
+    held = [alice.repo.encrypt(bob.address, f"old {i}".encode()) for i in range(3)]
+    alice.repo.decrypt(bob.address, *bob.repo.encrypt(alice.address, b"turn"))  # Alice steps her ratchet
+    value = alice.store.get_keys(SESSION, [bob.address.name])[bob.address.name]
+    record = SessionRecord.from_json(value)
+    entry = record.open_session()
+    assert entry is not None
+    entry.previous_counter += 1  # the count, not the last index
+    alice.store.set_keys({SESSION: {bob.address.name: record.to_json()}})
+    kind, data = alice.repo.encrypt(bob.address, b"new chain")
+    assert bob.repo.decrypt(alice.address, kind, data) == b"new chain"
+    for i in (2, 0, 1):
+        assert bob.repo.decrypt(alice.address, *held[i]) == f"old {i}".encode()
+
+
+def test_every_session_failing_is_no_matching_session() -> None:
+    alice, bob = make_party("alice"), make_party("bob")
+    pair(alice, bob)
+    alice.repo.build_session(bob.address, bob.bundle())
+    bob.repo.decrypt(alice.address, *alice.repo.encrypt(bob.address, b"second session"))
+    kind, data = alice.repo.encrypt(bob.address, b"x")
+    other = make_party("mallory")
+    pair(other, make_party("someone"))
+    _, foreign = other.repo.encrypt(SignalAddress("someone"), b"not for bob")
+    with pytest.raises(NoMatchingSessionError):
+        bob.repo.decrypt(alice.address, "msg", foreign)
+    assert bob.repo.decrypt(alice.address, kind, data) == b"x"
