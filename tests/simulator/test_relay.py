@@ -8,6 +8,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +200,22 @@ async def test_stanza_fault_bodies_are_checked(world: World) -> None:
     listed = await world.control.fault("drop_stanza", phone=BOB, count=2, stanza="receipt")
     assert listed["fault"]["count"] == 2 and listed["fault"]["stanza"] == "receipt"
     await asyncio.sleep(0)
+
+
+async def test_the_offline_queue_survives_a_simulator_restart(tmp_path: Path) -> None:
+    async with running_simulator(state_dir=tmp_path) as sim, sim.control() as control:
+        await control.create_phone(ALICE)
+        await control.create_phone(BOB)
+        alice = await paired_and_logged_in(sim, control, ALICE)
+        bob = await paired_and_logged_in(sim, control, BOB)
+        await bob.close()
+        await alice.send(direct("3EB0P1", b"kept"))
+        await alice.wait_for(ack_of("3EB0P1"))
+        await alice.close()
+        creds = bob.creds
+    async with running_simulator(state_dir=tmp_path) as sim:
+        bob = ScriptedCompanion(sim.ws_url, sim.root_public_key, creds)
+        assert (await bob.connect_and_login()).tag == "success"
+        got = await bob.wait_for(message_with("3EB0P1"))
+        assert got.children("enc")[0].content == b"kept" and got.attrs["offline"] == "1"
+        await bob.close()
