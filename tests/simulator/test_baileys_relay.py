@@ -192,3 +192,22 @@ async def phone_inbox(control: ControlClient, phone: str, match: Callable[[dict[
                 if match(message):
                     return dict(message)
             await asyncio.sleep(0.05)
+
+
+async def test_a_phone_that_cannot_decrypt_asks_for_a_resend_with_a_retry_receipt(
+    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+) -> None:
+    handle, control = sim
+    alice = await BaileysClient.paired(handle, control, ALICE, tmp_path / "alice")
+    try:
+        await alice.send(BOB_JID, "first")
+        await phone_inbox(control, BOB, lambda m: m["text"] == "first")
+        await control.fault("corrupt_ciphertext", phone=BOB, device=0)
+        sent_id = await alice.send(BOB_JID, "second")
+        entry = await phone_inbox(control, BOB, lambda m: m["id"] == sent_id and m["text"] is not None)
+        assert entry["text"] == "second" and "undecryptable" not in entry
+        # the corrupted copy did reach the phone: what it listed is the resend its retry receipt asked for
+        assert await control.request("GET", "/v1/faults") == {"faults": []}
+        assert await control.pending_messages(BOB, 0) == []
+    finally:
+        await alice.stop()
