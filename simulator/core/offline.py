@@ -37,7 +37,7 @@ def deliver(ctx: Context, phone: Phone, device_id: int, node: Node) -> list[Acti
     queue.append(QueuedStanza(node))
     ctx.on_change()
     if device_id == 0:
-        return ctx.phone_received(phone, node)
+        return stanza_faults.to_phone(ctx, phone, node)
     conn_id = ctx.conns.live.get((phone.user, device_id))
     if conn_id is None:
         return []

@@ -28,7 +28,7 @@ from connector.protocol.errors import ProtocolError
 from connector.protocol.message_ids import new_message_id
 from connector.protocol.message_stanzas import DeviceCiphertext
 from connector.protocol.padding import pad, unpad
-from connector.protocol.signal.errors import SignalError
+from connector.protocol.signal.errors import DuplicateMessageError, SignalError
 from connector.protocol.signal.repository import SignalRepository
 from connector.protocol.signal.types import DOMAIN_LID, PreKeyBundle, SignalAddress
 from connector.protocol.wamessage import decode_message
@@ -115,6 +115,10 @@ class PhoneParties:
             self._learn_mapping(repo, author, node)
             sender = SignalAddress.from_jid(author)
             text, chat = self._open(repo, sender, group, node)
+        except DuplicateMessageError:
+            # a copy it has read already (as Baileys: acknowledged with 487, no retry)
+            offline.confirm(self._ctx, phone, 0, "message", [node.attrs.get("id", "")])
+            return []
         except (ProtocolError, SignalError, ValueError) as exc:
             log.info("phone %s could not decrypt message %s: %s", phone.user, node.attrs.get("id"), exc)
             self._save_if_known(phone)
@@ -123,9 +127,12 @@ class PhoneParties:
             return self._retry(phone, node, group, author_text)
         self._retries.pop((phone.user, node.attrs.get("id", "")), None)
         self._save(phone)
-        own = author.user in (phone.user, phone.lid_user)
-        self._record(phone, node, author_text, group or chat or _account(author), text, from_me=own)
         offline.confirm(self._ctx, phone, 0, "message", [node.attrs.get("id", "")])
+        if node.attrs.get("category") == "peer":
+            return []  # a companion's request to its own phone (a placeholder resend): nothing to list
+        own = author.user in (phone.user, phone.lid_user)
+        if text is not None:  # protocol messages (a sender key alone, a revoke, ...) are not listed
+            self._record(phone, node, author_text, group or chat or _account(author), text, from_me=own)
         attrs = {"id": node.attrs.get("id", ""), "to": group or _account(author)}
         if group:
             attrs["participant"] = author_text

@@ -211,3 +211,21 @@ async def test_a_phone_that_cannot_decrypt_asks_for_a_resend_with_a_retry_receip
         assert await control.pending_messages(BOB, 0) == []
     finally:
         await alice.stop()
+
+
+async def test_a_phone_reads_a_duplicated_message_once(
+    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+) -> None:
+    handle, control = sim
+    alice = await BaileysClient.paired(handle, control, ALICE, tmp_path / "alice")
+    try:
+        await control.fault("duplicate_stanza", phone=BOB, device=0)
+        sent_id = await alice.send(BOB_JID, "only once")
+        await phone_inbox(control, BOB, lambda m: m["id"] == sent_id and m["text"] == "only once")
+        await alice.send(BOB_JID, "next")  # relayed after the duplicate: the phone is done with both
+        await phone_inbox(control, BOB, lambda m: m["text"] == "next")
+        listed = (await control.request("GET", f"/v1/phones/{BOB}/messages"))["messages"]
+        assert [m["text"] for m in listed] == ["only once", "next"]
+        assert await control.request("GET", "/v1/faults") == {"faults": []}
+    finally:
+        await alice.stop()
