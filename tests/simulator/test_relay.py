@@ -138,8 +138,14 @@ async def test_a_group_message_reaches_every_member_device_with_a_phash_in_the_a
     assert got.attrs["participant_pn"] == A_JID and got.attrs["addressing_mode"] == "lid"
     assert [c.content for c in got.children("enc")] == [b"sender-key-ciphertext"]
     assert (await world.alice.wait_for(ack_of("3EB0G1"))).attrs["phash"].startswith("2:")
-    # the phones (device 0 of each member) got it too
-    assert [m["id"] for m in await world.control.pending_messages(BOB, 0)] == ["3EB0G1"]
+    # Bob's phone (device 0) got it too (and Alice's own); it cannot decrypt this made-up ciphertext,
+    # lists it as such and asks Alice's device for a resend
+    retry = await world.alice.wait_for(lambda n: n.tag == "receipt" and n.attrs.get("type") == "retry"
+                                       and n.attrs.get("participant") == world.bob_lid)
+    assert retry.attrs["from"] == group["id"]
+    assert retry.child("retry").attrs["count"] == "1"  # type: ignore[union-attr]
+    listed = (await world.control.request("GET", f"/v1/phones/{BOB}/messages"))["messages"]
+    assert [(m["id"], m["undecryptable"]) for m in listed] == [("3EB0G1", "NoSenderKeyError")]
 
 
 async def test_drop_stanza_loses_it_in_transit_and_the_next_login_brings_it(world: World) -> None:
