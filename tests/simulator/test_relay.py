@@ -225,3 +225,35 @@ async def test_the_offline_queue_survives_a_simulator_restart(tmp_path: Path) ->
         got = await bob.wait_for(message_with("3EB0P1"))
         assert got.children("enc")[0].content == b"kept" and got.attrs["offline"] == "1"
         await bob.close()
+
+
+async def group_iq(companion: ScriptedCompanion, to: str, kind: str, content: list[Node]) -> Node:
+    companion._ids += 1
+    attrs = {"id": f"g.{companion._ids}", "xmlns": "w:g2", "type": kind, "to": to}
+    await companion.send(Node("iq", attrs, content))
+    return await companion.wait_for(lambda n: n.tag == "iq" and n.attrs.get("id") == attrs["id"])
+
+
+async def test_groups_through_w_g2_create_list_change_and_refuse_outsiders(world: World) -> None:
+    created = await group_iq(world.alice, "@g.us", "set", [
+        Node("create", {"subject": "made by iq", "key": "k"}, [Node("participant", {"jid": B_JID})])])
+    group = created.child("group")
+    assert group is not None and group.attrs["subject"] == "made by iq" and group.attrs["addressing_mode"] == "lid"
+    members = {p.attrs["phone_number"]: p.attrs.get("type") for p in group.children("participant")}
+    assert members == {A_JID: "superadmin", B_JID: None}
+    group_jid = group.attrs["id"] + "@g.us"
+
+    listed = await group_iq(world.bob, "@g.us", "get", [Node("participating")])
+    assert [g.attrs["id"] for g in listed.child("groups").children("group")] == [group.attrs["id"]]  # type: ignore[union-attr]
+
+    changed = await group_iq(world.alice, group_jid, "set", [Node("remove", {}, [
+        Node("participant", {"jid": B_JID}), Node("participant", {"jid": "40799999999@s.whatsapp.net"})])])
+    results = {p.attrs["jid"]: p.attrs.get("error") for p in changed.child("remove").children("participant")}  # type: ignore[union-attr]
+    assert results == {B_JID: None, "40799999999@s.whatsapp.net": "404"}
+
+    refused = await group_iq(world.bob, group_jid, "get", [Node("query", {"request": "interactive"})])
+    assert refused.attrs["type"] == "error" and refused.child("error").attrs["code"] == "403"  # type: ignore[union-attr]
+    unknown = await group_iq(world.bob, "120363999999999999@g.us", "get", [Node("query")])
+    assert unknown.child("error").attrs["code"] == "404"  # type: ignore[union-attr]
+    view = await world.control.request("GET", f"/v1/groups/{group_jid}")
+    assert [p["phone"] for p in view["participants"]] == [ALICE]
