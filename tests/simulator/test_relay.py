@@ -228,8 +228,7 @@ async def test_the_offline_queue_survives_a_simulator_restart(tmp_path: Path) ->
 
 
 async def group_iq(companion: ScriptedCompanion, to: str, kind: str, content: list[Node]) -> Node:
-    companion._ids += 1
-    attrs = {"id": f"g.{companion._ids}", "xmlns": "w:g2", "type": kind, "to": to}
+    attrs = {"id": "g." + os.urandom(4).hex(), "xmlns": "w:g2", "type": kind, "to": to}
     await companion.send(Node("iq", attrs, content))
     return await companion.wait_for(lambda n: n.tag == "iq" and n.attrs.get("id") == attrs["id"])
 
