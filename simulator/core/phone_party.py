@@ -104,7 +104,8 @@ class PhoneParties:
         if node.tag == "receipt":
             self._receipt(phone, node)
             return []
-        if node.tag != "message":
+        if node.tag != "message":  # a group change: the phone reads groups from the state itself
+            offline.confirm(self._ctx, phone, 0, node.tag, [node.attrs.get("id", "")])
             return []
         repo = self._repo(phone)
         from_text = node.attrs.get("from", "")

@@ -82,6 +82,8 @@ async def test_two_baileys_clients_message_each_other_in_a_group(
         assert created["addressingMode"] == "lid"
         assert {p["phoneNumber"] for p in created["participants"]} == {ALICE_JID, BOB_JID}
         group = created["id"]
+        # the server told Bob's device about the new group (w:gp2 create)
+        assert (await bob.wait_for(lambda e: e["event"] == "group" and e["id"] == group))["subject"] == "team"
 
         await alice.send(group, "hi team")
         got = await bob.received("hi team")
@@ -94,11 +96,17 @@ async def test_two_baileys_clients_message_each_other_in_a_group(
         await alice.send(group, "second")  # sender key already distributed: skmsg only
         await bob.received("second")
 
+        # Alice removes Bob over w:g2: he is told, and what she sends next no longer reaches him
+        removed = await alice.command("group_participants", jid=group, participants=[BOB_JID], action="remove")
+        assert [r["status"] for r in removed["results"]] == ["200"]
+        await bob.wait_for(lambda e: e["event"] == "group_participants" and e["action"] == "remove")
+        await alice.send(group, "after you left")
+        await alice.send(BOB_JID, "direct still works")
+        await bob.received("direct still works")
+        assert not [e for e in bob.events if e["event"] == "message" and e["text"] == "after you left"]
+
         _, control = sim
-        assert [p["phone"] for p in (await control.request("GET", f"/v1/groups/{group}"))["participants"]] == [
-            ALICE,
-            BOB,
-        ]
+        assert [p["phone"] for p in (await control.request("GET", f"/v1/groups/{group}"))["participants"]] == [ALICE]
     finally:
         await alice.stop()
         await bob.stop()
@@ -171,6 +179,7 @@ async def test_a_simulated_phone_and_a_baileys_client_message_each_other_both_wa
         # a group made through the control API, both ways
         group = await control.request("POST", "/v1/groups", {"creator": BOB, "subject": "family",
                                                               "participants": [ALICE]})
+        assert (await alice.wait_for(lambda e: e["event"] == "group" and e["id"] == group["id"]))["subject"] == "family"
         await control.request("POST", f"/v1/phones/{BOB}/messages", {"to": group["id"], "text": "from the phone"})
         assert (await alice.received("from the phone"))["key"]["participantAlt"] == BOB_JID
         group_id = await alice.send(group["id"], "from baileys")

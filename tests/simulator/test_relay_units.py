@@ -90,7 +90,7 @@ def test_the_state_keeps_groups_the_phones_keys_and_queues_and_finds_phones_by_l
     core = new_core()
     alice = core.create_phone("+40700000001")
     bob = core.create_phone("+40700000002")
-    group = core.create_group("+40700000001", "team", ["+40700000002"])
+    group, _ = core.create_group("+40700000001", "team", ["+40700000002"])
     assert alice.primary is not None
     alice.primary.pending.append(QueuedStanza(Node("message", {"id": "M"}, b"x")))
     text = json.dumps(core.state.to_json())
