@@ -93,7 +93,9 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class MessageReceived:
+class MessageArrived:
+    """A ``<message>`` stanza arrived; acknowledge it (``Client.ack_message``) once it is safe elsewhere."""
+
     message: IncomingMessage
 
 
@@ -118,7 +120,7 @@ Event = (
     | Opened
     | CredsChanged
     | PreKeysUploaded
-    | MessageReceived
+    | MessageArrived
     | OfflineSyncDone
     | Closed
 )
