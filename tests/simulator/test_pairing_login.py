@@ -12,10 +12,11 @@ from tests.simulator.support import PHONE, pair_by_qr
 pytestmark = pytest.mark.integration
 
 
-async def test_qr_pairing_then_login() -> None:
+@pytest.mark.parametrize("dict_version", [2, 3])
+async def test_qr_pairing_then_login(dict_version: int) -> None:
     async with running_simulator() as sim, sim.control() as control:
         await control.create_phone(PHONE)
-        companion = ScriptedCompanion(sim.ws_url, sim.root_public_key)
+        companion = ScriptedCompanion(sim.ws_url, sim.root_public_key, dict_version=dict_version)
         refs = await companion.connect_and_register()
         assert len(refs) == 6
         assert len(set(refs)) == 6
@@ -41,10 +42,11 @@ async def test_qr_pairing_then_login() -> None:
         await companion.close()
 
 
-async def test_code_pairing_then_login() -> None:
+@pytest.mark.parametrize("dict_version", [2, 3])
+async def test_code_pairing_then_login(dict_version: int) -> None:
     async with running_simulator() as sim, sim.control() as control:
         await control.create_phone(PHONE)
-        companion = ScriptedCompanion(sim.ws_url, sim.root_public_key)
+        companion = ScriptedCompanion(sim.ws_url, sim.root_public_key, dict_version=dict_version)
         await companion.connect_and_register()
         code = await companion.request_pairing_code(PHONE)
         assert len(code) == 9 and code[4] == "-"
