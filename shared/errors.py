@@ -7,12 +7,16 @@
     │   └── StateTooLargeError       serialised state over MAX_STATE_BYTES
     ├── BaileysFormatError           a Baileys auth folder or BufferJSON value is malformed
     ├── SealingError                 a sealed transit blob cannot be opened (altered, wrong key, bad header)
+    ├── SyncContractError            a connectorSync request or reply breaks the contract (``field`` names where)
+    │   └── SyncLimitError           a request lists more accounts than the contract allows
     └── VaultError                   base of the session vault's errors
         ├── IntegrityError           a stored blob is truncated, altered, moved to another account or
         │                            version, or wrapped under a different KEK than the one presented
         ├── StaleGenerationError     a save under a generation lower than the head's (fencing)
         │   └── OutOfOrderSnapshotError  same generation, but produced before the stored one
         ├── KekUnavailableError      the key-encryption key (or one of its versions) cannot be obtained
+        │   └── KekVersionUnknownError   the named version does not exist or is not a version name:
+        │                                permanent, asking again cannot help
         ├── VaultConflictError       a concurrent writer changed the head while a save was in progress
         ├── NoUsableVersionError     restore found versions, but none decrypts and validates
         └── NotFoundError            no stored state for the account
@@ -47,6 +51,20 @@ class BaileysFormatError(KeeperError):
 
 class SealingError(KeeperError):
     """A sealed snapshot cannot be opened: altered, truncated, wrong key or unknown format."""
+
+
+class SyncContractError(KeeperError):
+    """A connectorSync request or reply breaks the contract (``shared.connector_sync``).
+
+    ``field`` names the offending field; the message never echoes its value."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class SyncLimitError(SyncContractError):
+    """A connectorSync request lists more accounts than :data:`shared.connector_sync.MAX_SYNC_ACCOUNTS`."""
 
 
 class VaultError(KeeperError):
@@ -90,6 +108,11 @@ class OutOfOrderSnapshotError(StaleGenerationError):
 
 class KekUnavailableError(VaultError):
     """The key-encryption key, or the requested version of it, cannot be obtained."""
+
+
+class KekVersionUnknownError(KekUnavailableError):
+    """The requested KEK version does not exist (or its name is not a version number): unlike a provider
+    that does not answer, this does not heal, so a message naming it is dropped rather than retried."""
 
 
 class VaultConflictError(VaultError):
