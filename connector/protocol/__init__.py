@@ -5,7 +5,7 @@ Layers, bottom up (each module's docstring cites the public sources of its facts
     frames      3-byte length framing, intro / edge-routing header
     noise       Noise_XX_25519_AESGCM_SHA256 (initiator and responder), transport cipher
     certs       server certificate chain: build (simulator) and verify (client)
-    tokens      binary XML token dictionaries
+    tokens      binary XML token dictionaries (v2, v3) and type tags
     binary      Node / Jid and the binary XML codec (zlib-flagged stanzas included)
     proto       keeper's WAProto subset (wa.proto -> wa_pb2)
     crypto      X25519, XEdDSA, HKDF, AES-GCM/CTR, HMAC, PBKDF2
