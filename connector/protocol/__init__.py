@@ -9,7 +9,7 @@ Layers, bottom up (each module's docstring cites the public sources of its facts
     binary      Node / Jid and the binary XML codec (zlib-flagged stanzas included)
     proto       keeper's WAProto subset (wa.proto -> wa_pb2)
     crypto      X25519, XEdDSA, HKDF, AES-GCM/CTR, HMAC, PBKDF2
-    pairing     pairing cryptography, companion and primary sides (code, QR, ADV)
+    pairing     pairing cryptography, the companion side (code, QR, ADV)
     payload     ClientPayload for login and registration
     prekeys     pre-key generation through the AuthStore, upload stanza
     stanzas     stanza builders and readers
