@@ -91,6 +91,8 @@ class ScriptedCompanion:
         self.closed = asyncio.Event()
         #: Why the read loop ended when the stream broke (undecryptable or undecodable data), else None.
         self.stream_error: Exception | None = None
+        #: The websocket close code once the connection ended (1000: a closing handshake, 1006: none).
+        self.close_code: int | None = None
         self._arrived = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._transport: NoiseTransport | None = None
@@ -106,6 +108,7 @@ class ScriptedCompanion:
         self.inbox.clear()
         self.closed = asyncio.Event()
         self.stream_error = None
+        self.close_code = None
         ws = await websockets.connect(self.ws_url, max_size=None, ping_interval=None, open_timeout=timeout)
         self._ws = ws
         decoder = FrameDecoder()
@@ -137,6 +140,7 @@ class ScriptedCompanion:
         except Exception as exc:  # a broken stream ends the connection like a close does; keep why
             self.stream_error = exc
         finally:
+            self.close_code = ws.close_code
             self.closed.set()
             self._arrived.set()
 

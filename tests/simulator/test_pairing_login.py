@@ -27,6 +27,7 @@ async def test_qr_pairing_then_login(dict_version: int) -> None:
         stream_error = await companion.complete_pairing()
         assert stream_error.attrs == {"code": "515"}
         await companion.wait_closed()
+        assert companion.close_code == 1000  # a closing handshake, not a cut connection
         assert companion.creds.user == "40700000001"
         assert companion.creds.device_id == 1
 
@@ -57,6 +58,7 @@ async def test_code_pairing_then_login(dict_version: int) -> None:
         stream_error = await companion.complete_pairing()
         assert stream_error.attrs == {"code": "515"}
         await companion.wait_closed()
+        assert companion.close_code == 1000
 
         success = await companion.connect_and_login()
         assert success.tag == "success"
