@@ -223,8 +223,12 @@ def test_encrypt_for_several_devices_builds_from_bundles() -> None:
     assert [out[p.address][0] for p in phones] == ["msg", "pkmsg", "pkmsg"]
     for phone in phones:
         assert phone.repo.decrypt(alice.address, *out[phone.address]) == b"to all"
-    with pytest.raises(NoSessionError):
-        alice.repo.encrypt_for(b"x", {SignalAddress(user="nobody"): None})
+    before = alice.store.snapshot()
+    fresh = make_party("dev9", address=SignalAddress(user="4915550002", device=9))
+    with pytest.raises(NoSessionError):  # one device without a session: nothing is built or moved
+        alice.repo.encrypt_for(b"x", {phones[0].address: None, fresh.address: fresh.bundle(),
+                                      SignalAddress(user="nobody"): None})
+    assert alice.store.snapshot() == before
 
 
 def test_chains_with_seeds_are_kept_spent_ones_bounded_and_replays_still_refused() -> None:
