@@ -27,12 +27,15 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
-from connector.protocol.binary import Node
+from connector.protocol import prekeys
+from connector.protocol.binary import Jid, Node
 from connector.protocol.bundles import KEY_ID_SIZE, KEY_TYPE_DJB, REGISTRATION_ID_SIZE, read_bundle
-from connector.protocol.errors import MessageFormatError
+from connector.protocol.crypto import RandomSource
+from connector.protocol.errors import JidError, MessageFormatError
 from connector.protocol.events import IncomingMessage
 from connector.protocol.signal.types import PreKeyBundle
 from connector.protocol.stanzas import ack_for, uint_attr
+from shared.authstore import AuthStore
 
 RETRY_VERSION: Final = "1"
 READ_TYPES: Final = frozenset({"read", "read-self"})
@@ -123,6 +126,18 @@ class ServerAck:
 # ---------------------------------------------------------------------------------------------- outgoing
 
 
+def delivery_type(message: IncomingMessage, me: Jid, my_lid: Jid | None = None) -> str | None:
+    """The type of the receipt confirming ``message``: ``sender`` when our own other device wrote it
+    (by PN or LID user), else none (a plain delivery receipt)."""
+    try:
+        author = Jid.parse(message.author)
+    except JidError:
+        return None
+    own = author.user == me.user and author.server == me.server
+    own_lid = my_lid is not None and author.user == my_lid.user and author.server == my_lid.server
+    return "sender" if own or own_lid else None
+
+
 def message_receipt(message: IncomingMessage, *, receipt_type: str | None = None, now_s: int | None = None,
                     extra_ids: Sequence[str] = ()) -> Node:
     """The receipt for ``message`` (and ``extra_ids`` of the same chat and author)."""
@@ -147,6 +162,23 @@ def receipt(message_id: str, to: str, *, participant: str | None = None, recipie
         attrs["t"] = str(now_s)
     content = [Node("list", {}, [Node("item", {"id": i}) for i in extra_ids])] if extra_ids else None
     return Node("receipt", attrs, content)
+
+
+def retry_keys(store: AuthStore, rand: RandomSource, device_identity: bytes) -> RetryKeys:
+    """Our keys for a retry receipt, with a fresh one-time pre-key written to ``store`` first.
+
+    As Baileys (``getNextPreKeys(authState, 1)``): the key counts as handed out (``firstUnuploadedPreKeyId``
+    moves past it), so no upload offers it again. The store change must be durable before the receipt
+    leaves: the peer's pkmsg will consume that key.
+    """
+    batch = prekeys.prepare_pre_keys(store, 1, rand)
+    prekeys.mark_uploaded(store, batch)
+    creds = store.get_creds()
+    signed = creds.signed_pre_key
+    key_id, public = batch.keys[0]
+    return RetryKeys(identity=creds.signed_identity_key.public, pre_key=OneTimePreKeyPublic(key_id, public),
+                     signed_pre_key=SignedPreKeyPublic(signed.key_id, signed.key_pair.public, signed.signature),
+                     device_identity=device_identity)
 
 
 def retry_receipt(message: IncomingMessage, count: int, registration_id: int, *,

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.protocol import stanzas
-from connector.protocol.binary import Node, decode_node, encode_node
+from connector.protocol.binary import Jid, Node, decode_node, encode_node
 from connector.protocol.errors import MessageFormatError, ProtocolError
 from connector.protocol.receipts import (
     DUPLICATE,
@@ -16,14 +16,20 @@ from connector.protocol.receipts import (
     RetryKeys,
     ServerAck,
     SignedPreKeyPublic,
+    delivery_type,
     message_receipt,
     nack,
     parse_receipt,
     parse_server_ack,
     receipt,
+    retry_keys,
     retry_receipt,
 )
 from connector.protocol.signal.types import PreKeyBundle
+from shared.authstate import PRE_KEY, AuthState
+from shared.authstate import KeyPair as StoredKeyPair
+from shared.authstore import MemoryAuthStore
+from tests.connector.protocol.helpers import SeededRandom
 from tests.connector.protocol.stanza_fuzz import mutated, nodes
 
 ME = "4915550009:2@s.whatsapp.net"
@@ -52,6 +58,16 @@ def test_message_receipts_go_back_the_way_the_message_came() -> None:
         receipt("", "x@s.whatsapp.net")
 
 
+def test_our_own_devices_messages_get_sender_receipts() -> None:
+    me, my_lid = Jid.parse(ME), Jid.parse("99999:2@lid")
+    assert delivery_type(OWN_DEVICE, me, my_lid) == "sender"
+    assert delivery_type(DM, me, my_lid) is None and delivery_type(GROUP, me, my_lid) is None
+    own_in_group = stanzas.incoming_message(Node("message", {"id": "X", "from": "120363000000000001@g.us",
+                                                             "participant": "99999:4@lid"}))
+    assert delivery_type(own_in_group, me, my_lid) == "sender"
+    assert delivery_type(own_in_group, me) is None
+
+
 def test_first_retry_receipt_has_no_keys() -> None:
     node = retry_receipt(GROUP, 1, 0x3FFF)
     assert node.attrs == {"id": "3EB0A2", "to": "120363000000000001@g.us", "type": "retry",
@@ -77,6 +93,25 @@ def test_retry_receipt_with_keys_reads_back_as_a_bundle() -> None:
                                                signed_pre_key_signature=b"\x44" * 64, pre_key_id=0x000102,
                                                pre_key=b"\x22" * 32)
     assert parsed.retry.device_identity == b"\x0a\x01x"
+
+
+def test_retry_keys_hand_out_a_fresh_pre_key_from_the_store() -> None:
+    store = MemoryAuthStore(AuthState.generate(SeededRandom("retry")))
+    creds = store.get_creds()
+    first_free = creds.first_unuploaded_pre_key_id
+    keys = retry_keys(store, SeededRandom("retry-2"), b"\x0a\x01x")
+    assert keys.pre_key.key_id == first_free
+    stored = store.get_keys(PRE_KEY, [str(first_free)])[str(first_free)]
+    assert StoredKeyPair.from_json(stored, "pre-key").public == keys.pre_key.public
+    after = store.get_creds()
+    assert after.first_unuploaded_pre_key_id == first_free + 1 and after.next_pre_key_id >= first_free + 1
+    assert keys.identity == creds.signed_identity_key.public
+    assert (keys.signed_pre_key.key_id, keys.signed_pre_key.public) == (creds.signed_pre_key.key_id,
+                                                                        creds.signed_pre_key.key_pair.public)
+    assert retry_keys(store, SeededRandom("retry-3"), b"x").pre_key.key_id == first_free + 1  # never twice
+    bundle = parse_receipt(Node("receipt", {"id": "1", "from": "x@s.whatsapp.net", "type": "retry"},
+                                retry_receipt(DM, 2, creds.registration_id, keys=keys).content)).retry
+    assert bundle is not None and bundle.bundle is not None and bundle.bundle.pre_key == keys.pre_key.public
 
 
 def test_retry_receipt_bounds() -> None:
