@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from simulator.testing import ControlClient, SimulatorHandle, running_simulator
-from tests.simulator.baileys import EVENT_TIMEOUT_S, BaileysClient
+from tests.simulator.baileys_peer import EVENT_TIMEOUT_S, BaileysClient
 
 pytestmark = pytest.mark.integration
 

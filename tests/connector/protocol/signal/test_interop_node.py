@@ -4,6 +4,7 @@ the 6.x sender-key files."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from connector.protocol.signal import keys
 from connector.protocol.signal.errors import DuplicateMessageError, TooFarAheadError
+from connector.protocol.signal.session import SessionRecord
 from connector.protocol.signal.store import sender_key_id
 from connector.protocol.signal.types import SignalAddress
 from shared.authstate import SENDER_KEY
@@ -284,3 +286,22 @@ def test_lid_addresses_and_lid_mapping_carry_over_from_node(node_peer: PeerFacto
     kind, data = py.repo.encrypt(node_lid, b"after the move")
     assert moved.repo.decrypt(PY_ADDR, kind, data) == b"after the move"  # the PN address, through lid-mapping
     assert py.repo.decrypt(node_lid, *moved.repo.encrypt(py_lid, b"and back")) == b"and back"
+
+
+def test_node_written_session_files_round_trip_byte_for_byte(node_peer: PeerFactory) -> None:
+    node, py = node_peer(), _py()
+    _node_to_python_session(node, py)
+    for i in range(6):  # a few turns: closed chains, skipped seeds, a second session
+        if i == 3:
+            node.inject(PY_JID, py.bundle())
+        kind, data = node.encrypt(PY_JID, b"n")
+        py.repo.decrypt(NODE_ADDR, kind, data)
+        py.repo.encrypt(NODE_ADDR, b"never delivered")  # Node keeps its seed
+        node.decrypt(PY_JID, *py.repo.encrypt(NODE_ADDR, b"p"))
+    node.encrypt(PY_JID, b"held")
+    node.decrypt(PY_JID, *py.repo.encrypt(NODE_ADDR, b"last"))
+    text = (node.folder / f"session-{PY_ADDR.name}.json").read_text()
+    record = SessionRecord.from_json(json.loads(text))
+    assert len(record.sessions) == 2
+    assert any(chain.message_keys for entry in record.sessions.values() for chain in entry.chains.values())
+    assert json.dumps(record.to_json(), separators=(",", ":")) == text

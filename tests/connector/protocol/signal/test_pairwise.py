@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.protocol.signal.errors import (
     BadMacError,
@@ -223,8 +225,12 @@ def test_encrypt_for_several_devices_builds_from_bundles() -> None:
     assert [out[p.address][0] for p in phones] == ["msg", "pkmsg", "pkmsg"]
     for phone in phones:
         assert phone.repo.decrypt(alice.address, *out[phone.address]) == b"to all"
-    with pytest.raises(NoSessionError):
-        alice.repo.encrypt_for(b"x", {SignalAddress(user="nobody"): None})
+    before = alice.store.snapshot()
+    fresh = make_party("dev9", address=SignalAddress(user="4915550002", device=9))
+    with pytest.raises(NoSessionError):  # one device without a session: nothing is built or moved
+        alice.repo.encrypt_for(b"x", {phones[0].address: None, fresh.address: fresh.bundle(),
+                                      SignalAddress(user="nobody"): None})
+    assert alice.store.snapshot() == before
 
 
 def test_chains_with_seeds_are_kept_spent_ones_bounded_and_replays_still_refused() -> None:
@@ -289,3 +295,34 @@ def test_every_session_failing_is_no_matching_session() -> None:
     with pytest.raises(NoMatchingSessionError):
         bob.repo.decrypt(alice.address, "msg", foreign)
     assert bob.repo.decrypt(alice.address, kind, data) == b"x"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["send", "deliver", "replay"]), st.booleans(), st.integers(0, 50)),
+                max_size=60))
+def test_any_interleaving_delivers_each_message_once(script: list[tuple[str, bool, int]]) -> None:
+    """Sends, deliveries in any order and replays: every message decrypts once, a replay is refused
+    without changing state."""
+    alice, bob = make_party("model-alice"), make_party("model-bob")
+    pair(alice, bob)
+    pending: dict[bool, list[tuple[bytes, tuple[str, bytes]]]] = {True: [], False: []}
+    delivered: dict[bool, list[tuple[str, bytes]]] = {True: [], False: []}
+    for count, (op, from_alice, pick) in enumerate(script):
+        sender, receiver = (alice, bob) if from_alice else (bob, alice)
+        if op == "send":
+            text = f"{sender.name} {count}".encode()
+            pending[from_alice].append((text, sender.repo.encrypt(receiver.address, text)))
+        elif op == "deliver" and pending[from_alice]:
+            text, message = pending[from_alice].pop(pick % len(pending[from_alice]))
+            assert receiver.repo.decrypt(sender.address, *message) == text  # type: ignore[arg-type]
+            delivered[from_alice].append(message)
+        elif op == "replay" and delivered[from_alice]:
+            message = delivered[from_alice][pick % len(delivered[from_alice])]
+            before = receiver.store.snapshot()
+            with pytest.raises((DuplicateMessageError, BadMacError, NoMatchingSessionError)):
+                receiver.repo.decrypt(sender.address, *message)  # type: ignore[arg-type]
+            assert receiver.store.snapshot() == before
+    for from_alice, messages in pending.items():  # whatever is still in flight arrives in the end
+        sender, receiver = (alice, bob) if from_alice else (bob, alice)
+        for text, message in reversed(messages):
+            assert receiver.repo.decrypt(sender.address, *message) == text  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from connector.protocol.signal import group, kdf, keys
 from connector.protocol.signal.errors import BadMacError, InvalidMessageError, InvalidRecordError, SignalError
 from connector.protocol.signal.session import SessionRecord
+from connector.protocol.signal.types import SignalAddress
 from connector.protocol.signal.wire import (
     PreKeySignalMessage,
     SenderKeyDistributionMessage,
@@ -274,6 +275,7 @@ def _real_records() -> tuple[object, object]:
 _SESSION_JSON, _SENDER_KEY_JSON = _real_records()
 replacements = (st.none() | st.booleans() | st.integers(min_value=-3, max_value=2**40) | st.text(max_size=50)
                 | st.binary(max_size=40) | st.just({}) | st.just([]) | st.just("BQ==")
+                | st.sampled_from([-1, -2**31, 2**32, 2**64, 0.5])
                 | st.just(base64.b64encode(bytes(33)).decode()))
 
 
@@ -315,3 +317,20 @@ def test_records_never_print_key_material() -> None:
     secrets += [s.signing_private for s in sender_keys.states if s.signing_private]
     for secret in secrets:
         assert secret.hex() not in text and base64.b64encode(secret).decode() not in text and repr(secret) not in text
+
+
+_INITIATOR = make_party("fuzz-initiator")
+_INITIATOR.repo.build_session(SignalAddress("fuzz-responder"), make_party("fuzz-responder").bundle())
+_INITIATOR_STATE = _INITIATOR.store.snapshot()
+
+
+@FUZZ
+@given(st.data())
+def test_encrypt_on_a_mutated_pending_session_raises_only_signal_errors(data: st.DataObject) -> None:
+    party = make_party("fuzz-initiator", state=_INITIATOR_STATE)
+    name = SignalAddress("fuzz-responder").name
+    value = party.store.get_keys(SESSION, [name])[name]
+    path = data.draw(st.sampled_from(_paths(value)))
+    party.store.set_keys({SESSION: {name: _replace(value, path, data.draw(replacements))}})  # type: ignore[dict-item]
+    with contextlib.suppress(SignalError):
+        party.repo.encrypt(SignalAddress("fuzz-responder"), b"first")

@@ -1,6 +1,6 @@
 // One Baileys 7 client, driven by a test over stdin/stdout JSON lines.
 //
-//   node baileys_driver.mjs <ws-url> <root-key-hex> <auth-dir>
+//   node baileys_peer.mjs <ws-url> <root-key-hex> <auth-dir>
 //
 // It trusts the given root key instead of WhatsApp's (as it would trust WhatsApp's), pairs by QR when
 // the auth folder is new, and reconnects after the 515 that ends pairing.
