@@ -24,7 +24,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,9 +35,12 @@ from connector.config import ConnectorConfig
 from connector.errors import CacheError, PublishError, RestoreError, SyncError
 from connector.http import HealthServer
 from connector.leases import LeaseKeeper
-from connector.link import Incoming, LinkFactory
+from connector.link import LinkFactory
 from connector.logs import fields
 from connector.metrics import Counter, Gauge, Histogram, LabelValues, Registry
+from connector.protocol.binary import encode_node
+from connector.protocol.close import CloseReason
+from connector.protocol.events import IncomingMessage
 from connector.publisher import MessageTransport, OrderedPublisher, Outgoing
 from connector.reports import ConnectionReports
 from connector.snapshots import SnapshotCodec
@@ -51,6 +54,7 @@ from shared.events import (
     AccountRemoved,
     ConnectionState,
     ConnectionUpdate,
+    MessageReceived,
     PairingCode,
     PairingFailed,
     PairingQr,
@@ -82,6 +86,13 @@ class AccountSlot:
     published_revision: int = -1
     removing: bool = False
     message_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+def message_event(account_id: str, message: IncomingMessage) -> MessageReceived:
+    """The ``message.received`` event of an incoming stanza (its still-encrypted node as payload)."""
+    return MessageReceived(account_id=account_id, message_id=message.id, chat=message.sender,
+                           sender=message.participant or message.sender, timestamp=message.timestamp or 0,
+                           type=(message.type or "unknown").lower(), payload=encode_node(message.node))
 
 
 def _digest(state: AuthState) -> bytes:
@@ -143,7 +154,7 @@ class ConnectorService:
             public_key=self.codec.public_key, interval_s=config.sync_interval_s, clock=clock,
             on_renewals=lambda n, result: self.metrics.renewals.inc(result, amount=float(n)),
         )
-        self.http = HealthServer(self.metrics.registry, self.ready, config.port)
+        self.http = HealthServer(self.metrics.registry, self.ready, config.port, config.http_host)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping: set[asyncio.Task[None]] = set()
         #: Slots whose socket is closing before their last snapshot (an expiring lease).
@@ -369,7 +380,7 @@ class ConnectorService:
         closed = await slot.supervisor.logout()
         self.accounts.pop(slot.account_id, None)
         self.flusher.forget(slot.account_id)
-        unlinked = closed is not None and closed.reason == "logged_out_by_client"
+        unlinked = closed is not None and closed.reason is CloseReason.LOGGED_OUT_BY_CLIENT
         if not unlinked:
             log.warning("removal: WhatsApp did not confirm the unlink; giving the account back to retry",
                         extra={"account_id": slot.account_id,
@@ -478,33 +489,39 @@ class ConnectorService:
                                  code=code, attempt=attempt)
         self.reports.add(event)
 
+    def _sender(self, account_id: str) -> tuple[str, int]:
+        """Who sends an account's pairing events: this connector, under the generation it holds the account."""
+        slot = self.accounts.get(account_id)
+        return self.config.connector_id, slot.generation if slot is not None else 0
+
     def pairing_code(self, account_id: str, code: str) -> None:
         log.info("pairing code ready", extra={"account_id": account_id})
-        event = PairingCode(account_id=account_id, code=code.replace("-", "").upper(),
-                            expires_at=datetime.now(UTC) + timedelta(seconds=PAIRING_CODE_TTL_S))
+        event = PairingCode(account_id, code.replace("-", "").upper(),
+                            datetime.now(UTC) + timedelta(seconds=PAIRING_CODE_TTL_S), *self._sender(account_id))
         self.events.submit(account_id, event.to_json(), event.attributes())
 
     def pairing_qr(self, account_id: str, qr: str) -> None:
         log.info("pairing QR ready", extra={"account_id": account_id})
-        event = PairingQr(account_id=account_id, qr=qr,
-                          expires_at=datetime.now(UTC) + timedelta(seconds=QR_TTL_S))
+        event = PairingQr(account_id, qr, datetime.now(UTC) + timedelta(seconds=QR_TTL_S), *self._sender(account_id))
         self.events.submit(account_id, event.to_json(), event.attributes())
 
     def paired(self, account_id: str, jid: str) -> None:
         log.info("paired", extra={"account_id": account_id})
-        event = PairingSuccess(account_id=account_id, jid=jid)
+        event = PairingSuccess(account_id, jid, *self._sender(account_id))
         self.events.submit(account_id, event.to_json(), event.attributes())
 
     def pairing_failed(self, account_id: str, reason: str) -> None:
         log.warning("pairing failed", extra={"account_id": account_id, "fields": {"reason": reason}})
-        event = PairingFailed(account_id=account_id, reason="expired" if reason == "pairing_expired" else reason)
+        slug = "expired" if reason == CloseReason.PAIRING_EXPIRED else reason
+        event = PairingFailed(account_id, slug, *self._sender(account_id))
         self.events.submit(account_id, event.to_json(), event.attributes())
 
-    def message(self, account_id: str, incoming: Incoming) -> None:
+    def message(self, account_id: str, message: IncomingMessage, ack: Callable[[], Awaitable[bool]]) -> None:
         slot = self.accounts.get(account_id)
         if slot is None:
             return
-        accepted = self.messages.submit(account_id, incoming.message.to_json(), incoming.message.attributes())
+        event = message_event(account_id, message)
+        accepted = self.messages.submit(account_id, event.to_json(), event.attributes())
 
         async def ack_when_accepted() -> None:
             try:
@@ -514,7 +531,7 @@ class ConnectorService:
                 self.metrics.messages.inc("not_published")
                 return
             try:
-                await incoming.ack()
+                await ack()
                 self.metrics.messages.inc("acked")
             except Exception as exc:
                 self.metrics.messages.inc("ack_failed")
