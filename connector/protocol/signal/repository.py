@@ -16,14 +16,15 @@
     repo.sender_key_devices(group) -> frozenset[str]      # device JIDs that have our sender key
     repo.mark_sender_key_devices(group, jids); repo.clear_sender_key_memory(group)
     repo.store_lid_mapping(pn_user, lid_user)
-    repo.local_bundle(pre_key_id=None) -> PreKeyBundle         # this device's keys, as the server hands them out
+    repo.local_bundle(pre_key_id=None) -> PreKeyBundle    # our keys, as the server hands them out
 
 ``group`` is the group JID text (``120363...@g.us``); addresses are
 :class:`~connector.protocol.signal.types.SignalAddress`. Each call reads what it needs from the
 :class:`~shared.authstore.AuthStore` and writes every change in one ``set_keys`` call (so the
 store's listener learns which categories changed); a call that raises changes nothing. Every
 error is a :class:`~connector.protocol.signal.errors.SignalError`. Nothing here does I/O:
-randomness and time come from the two callables.
+randomness and time come from the two callables. Use one repository per store: it keeps parsed
+sender-key records (checked against the store on every read, so other writers are safe).
 
 Trust is on first use: a ``pkmsg`` or a bundle with an identity key other than the one stored
 for that address replaces it, deletes the sessions made with the old one, and is reported to
