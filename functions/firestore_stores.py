@@ -647,15 +647,19 @@ class FirestoreStatusStore:
         self._client = client
 
     def record_connector(self, record: ConnectorRecord) -> None:
-        self._client.collection(CONNECTORS).document(record.connector_id).set(
-            {"lastSyncAt": record.last_sync_at, "capacity": record.capacity, "held": record.held})
+        doc: dict[str, Any] = {"lastSyncAt": record.last_sync_at, "capacity": record.capacity, "held": record.held}
+        if record.identity is not None:
+            doc["identity"] = record.identity
+        self._client.collection(CONNECTORS).document(record.connector_id).set(doc)
 
     def connector(self, connector_id: str) -> ConnectorRecord | None:
         snap = self._client.collection(CONNECTORS).document(connector_id).get()
         doc = snap.to_dict() or {} if snap.exists else {}
         if not isinstance(doc.get("lastSyncAt"), datetime):
             return None
-        return ConnectorRecord(connector_id, doc["lastSyncAt"], int(doc.get("capacity", 0)), int(doc.get("held", 0)))
+        identity = doc.get("identity")
+        return ConnectorRecord(connector_id, doc["lastSyncAt"], int(doc.get("capacity", 0)), int(doc.get("held", 0)),
+                               identity if isinstance(identity, str) else None)
 
     def connectors(self) -> list[ConnectorRecord]:
         out = []

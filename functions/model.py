@@ -193,3 +193,5 @@ class ConnectorRecord:
     last_sync_at: datetime
     capacity: int
     held: int
+    #: The verified identity of the call that first used this id (None: recorded before identities were).
+    identity: str | None = None
