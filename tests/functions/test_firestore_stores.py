@@ -227,3 +227,15 @@ def test_concurrent_adds_at_the_per_user_limit_never_exceed_it(firestore_client:
         thread.join(timeout=120)
     assert sorted(outcomes) == ["added"] * 2 + ["limit"] * 10
     assert stores.accounts.count_active("carol") == 50
+
+
+def test_a_connector_record_keeps_the_identity_it_is_bound_to(firestore_client: Any) -> None:
+    from functions.model import ConnectorRecord
+
+    status = firestore_stores(firestore_client).status
+    status.record_connector(ConnectorRecord("c-bound", T0, 10, 2, "keeper-connector@p.iam.gserviceaccount.com"))
+    got = status.connector("c-bound")
+    assert got is not None and got.identity == "keeper-connector@p.iam.gserviceaccount.com"
+    status.record_connector(ConnectorRecord("c-old", T0, 10, 2))
+    got = status.connector("c-old")
+    assert got is not None and got.identity is None
