@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -60,6 +60,8 @@ VAULT_KEY_DOC = "vaultSealingKey"
 _BATCH = 400
 #: How often :meth:`FirestoreAccountStore.add` re-reads after losing a race for a phone number.
 _ADD_ROUNDS = 12
+#: Values of one ``in`` / ``array-contains-any`` filter (Firestore's limit).
+_IN_QUERY_VALUES = 30
 _ADD_BACKOFF_S = 0.02
 #: Leases renewed per transaction (Firestore allows 500 writes per transaction).
 _RENEW_CHUNK = 200
@@ -153,6 +155,11 @@ def _delete_all(client: firestore.Client, refs: list[Any]) -> int:
             batch.delete(ref)
         batch.commit()
     return len(refs)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
 
 
 def _sorted(accounts: Iterable[Account]) -> list[Account]:
@@ -495,10 +502,14 @@ class FirestoreAlertStore:
         return len(open_refs)
 
     def open_alerts(self, account_ids: Sequence[str] | None = None) -> list[Alert]:
-        wanted = None if account_ids is None else set(account_ids)
-        query = self._col.where(filter=FieldFilter("open", "==", True))
-        alerts = [_alert_from(s) for s in query.stream()]
-        return [a for a in alerts if wanted is None or a.account_id in wanted]
+        if account_ids is None:
+            return [_alert_from(s) for s in self._col.where(filter=FieldFilter("open", "==", True)).stream()]
+        # By account (single-field index on accountId), a few alerts each; closed ones dropped here.
+        alerts: list[Alert] = []
+        for chunk in _chunks(sorted(set(account_ids)), _IN_QUERY_VALUES):
+            query = self._col.where(filter=FieldFilter("accountId", "in", chunk))
+            alerts.extend(a for a in map(_alert_from, query.stream()) if a.open)
+        return alerts
 
     def delete_for(self, account_id: str) -> None:
         _delete_all(self._client, [s.reference for s in
@@ -630,6 +641,7 @@ class FirestoreOutcomeStore:
             batch = self._client.batch()
             for chunk in chunks[start:start + _BATCH]:
                 batch.set(self._col.document(), {"at": max(o.at for o in chunk),
+                                                 "accountIds": sorted({o.account_id for o in chunk}),
                                                  "entries": [self._entry(o) for o in chunk]})
             batch.commit()
 
@@ -639,6 +651,23 @@ class FirestoreOutcomeStore:
             doc = snap.to_dict() or {}
             entries = doc.get("entries", [doc])
             out.extend(o for o in map(self._outcome, entries) if o.at >= at)
+        return out
+
+    def for_accounts(self, account_ids: Sequence[str], at: datetime) -> list[RestoreOutcome]:
+        # ``accountIds`` names a document's accounts (documents of one outcome carry ``accountId``); one
+        # array-contains-any query per 30 ids, no composite index. Other accounts' entries in the documents
+        # found are dropped here and never leave this function.
+        wanted = set(account_ids)
+        found: dict[str, Any] = {}
+        for chunk in _chunks(sorted(wanted), _IN_QUERY_VALUES):
+            for query in (self._col.where(filter=FieldFilter("accountIds", "array_contains_any", chunk)),
+                          self._col.where(filter=FieldFilter("accountId", "in", chunk))):
+                for snap in query.stream():
+                    found[snap.id] = snap.to_dict() or {}
+        out: list[RestoreOutcome] = []
+        for doc in found.values():
+            out.extend(o for o in map(self._outcome, doc.get("entries", [doc]))
+                       if o.at >= at and o.account_id in wanted)
         return out
 
 

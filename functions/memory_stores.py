@@ -279,6 +279,11 @@ class MemoryOutcomeStore:
         with self._lock:
             return [o for o in self.outcomes if o.at >= at]
 
+    def for_accounts(self, account_ids: Sequence[str], at: datetime) -> list[RestoreOutcome]:
+        wanted = set(account_ids)
+        with self._lock:
+            return [o for o in self.outcomes if o.at >= at and o.account_id in wanted]
+
     def delete_before(self, at: datetime) -> int:
         with self._lock:
             kept = [o for o in self.outcomes if o.at >= at]

@@ -239,3 +239,22 @@ def test_a_connector_record_keeps_the_identity_it_is_bound_to(firestore_client: 
     status.record_connector(ConnectorRecord("c-old", T0, 10, 2))
     got = status.connector("c-old")
     assert got is not None and got.identity is None
+
+
+def test_outcomes_and_alerts_of_some_accounts_are_read_by_query(firestore_client: Any) -> None:
+    """getMetrics for a user (issue 16 item 5): outcome documents name their accounts, so those of a user's
+    accounts are found by query (up to 30 ids a query) instead of reading the fleet's."""
+    from functions.model import RestoreOutcome, RestoreOutcomeKind
+
+    stores = firestore_stores(firestore_client)
+    outcomes = [RestoreOutcome(f"acc{i}", RestoreOutcomeKind.RESTORED, T0 + timedelta(seconds=i), "c-1", 1, None, 0)
+                for i in range(45)]
+    stores.outcomes.record_many(outcomes)
+    wanted = [f"acc{i}" for i in range(0, 45, 3)] + [f"acc{i}" for i in range(40, 45)] + ["nobody"]
+    found = stores.outcomes.for_accounts(wanted, T0 + timedelta(seconds=3))
+    assert sorted(o.account_id for o in found) == sorted({a for a in wanted if a != "nobody"} - {"acc0"})
+    for i in range(35):
+        stores.alerts.raise_alert(Alert(f"al{i}", f"acc{i}", "stale", "m", T0))
+    stores.alerts.close("acc2")
+    assert sorted(a.account_id for a in stores.alerts.open_alerts([f"acc{i}" for i in range(1, 34)])) == sorted(
+        f"acc{i}" for i in range(1, 34) if i != 2)
