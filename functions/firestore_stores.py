@@ -32,6 +32,7 @@ from functions.model import (
     RestoreOutcome,
     RestoreOutcomeKind,
     claimed_lease,
+    holds_number,
 )
 from functions.stores import AccountEventView, AccountEventWrite, AddRefusal, HealthSummary, Stores, VaultKeyRecord
 from shared.connector_sync import PairingMethod
@@ -49,11 +50,12 @@ OUTCOMES = "restore_outcomes"
 _OUTCOMES_PER_DOC = 200
 CONNECTORS = "connectors"
 HEALTH = "health"
-#: ``phone_numbers/{e164}`` -> ``{accountId}``: which account manages a number. Read in the add
-#: transaction, it serialises concurrent adds of one number (a query alone would not).
+#: ``phone_numbers/{e164}`` -> ``{accountId}``: written by adds before numbers were per owner; an account's
+#: deletion still removes its own.
 PHONE_NUMBERS = "phone_numbers"
 #: ``account_owners/{uid}`` -> ``{lastAddedAt, lastAccountId}``: every add of the owner rewrites it under a
-#: precondition, so the owner's adds commit one at a time and the per-user limit holds under races.
+#: precondition, so the owner's adds commit one at a time: the per-user limit holds under races, and so
+#: does "one account per number and owner" (a double click stores one account).
 OWNERS = "account_owners"
 #: ``health/vaultSealingKey``: the public sealing key last handed to connectors.
 VAULT_KEY_DOC = "vaultSealingKey"
@@ -179,33 +181,24 @@ class FirestoreAccountStore:
         self._col.document(account.account_id).create(account_to_doc(account))
 
     def add(self, account: Account, max_active: int) -> AddRefusal | None:
-        # Optimistic, not a transaction: the number's claim document and the owner's document are
-        # written with preconditions (absent, or unchanged since read) in the same atomic batch as the
-        # account, so of two adds of one number exactly one commits, and adds of one owner commit one
-        # at a time, each counted against the accounts the ones before it stored; a loser reads again
-        # on its next round. Transactions here made concurrent adds wait on each other's locks and
-        # time out.
-        claim_ref = self._client.collection(PHONE_NUMBERS).document(account.phone_number)
+        # Optimistic, not a transaction: the owner's document is written with a precondition (absent, or
+        # unchanged since read) in the same atomic batch as the account, so the owner's adds commit one at
+        # a time, each judged against the accounts the ones before it stored; a loser reads again on its
+        # next round. Transactions here made concurrent adds wait on each other's locks and time out.
         owner_ref = self._client.collection(OWNERS).document(account.owner_uid)
         for round_ in range(_ADD_ROUNDS):
             if round_:
                 time.sleep(random.uniform(0, _ADD_BACKOFF_S * round_))
-            # Both documents are read before the queries: an add that commits between the two is
-            # then either seen by the queries or trips a precondition. The phone query also finds
-            # accounts stored before the phone_numbers index existed.
-            read = {snap.reference.path: snap for snap in self._client.get_all([claim_ref, owner_ref])}
-            claim, owner = read[claim_ref.path], read[owner_ref.path]
-            rivals = [a for a in self.find_by_phone(account.phone_number) if a.status not in GONE]
+            # The owner's document is read before the queries: an add that commits between the two is
+            # then either seen by the queries or trips the precondition.
+            owner = owner_ref.get()
+            rivals = [a for a in self.find_by_phone(account.phone_number)
+                      if a.owner_uid == account.owner_uid and holds_number(a)]
             if rivals:
                 return AddRefusal(rival=rivals[0])
             if self.count_active(account.owner_uid) >= max_active:
                 return AddRefusal(limit_reached=True)
             batch = self._client.batch()
-            claim_doc = {"accountId": account.account_id, "claimedAt": account.created_at}
-            if claim.exists:  # its account is gone or going (else the query found it): take it over
-                batch.update(claim_ref, claim_doc, option=self._client.write_option(last_update_time=claim.update_time))
-            else:
-                batch.create(claim_ref, claim_doc)
             owner_doc = {"lastAddedAt": account.created_at, "lastAccountId": account.account_id}
             if owner.exists:
                 batch.update(owner_ref, owner_doc, option=self._client.write_option(last_update_time=owner.update_time))
@@ -215,9 +208,9 @@ class FirestoreAccountStore:
             try:
                 batch.commit()
             except (gexc.Conflict, gexc.FailedPrecondition):
-                continue  # another add of this number or this owner committed first
+                continue  # another add of this owner committed first
             return None
-        raise gexc.Aborted("the phone number or the owner's accounts kept changing; try again")  # type: ignore[no-untyped-call]
+        raise gexc.Aborted("the owner's accounts kept changing; try again")  # type: ignore[no-untyped-call]
 
     def get(self, account_id: str) -> Account | None:
         found = self._read([self._col.document(account_id).get()])

@@ -154,21 +154,22 @@ def test_concurrent_adds_of_one_number_store_exactly_one_account(firestore_clien
     [winner] = [account_id for account_id, rival in rivals.items() if rival is None]
     assert {rival.account_id for rival in rivals.values() if rival is not None} == {winner}
     assert [a.account_id for a in stores.accounts.find_by_phone("+40700000001")] == [winner]
-    assert firestore_client.collection("phone_numbers").document("+40700000001").get().to_dict()["accountId"] == winner
+    assert firestore_client.collection("account_owners").document("alice").get().to_dict()["lastAccountId"] == winner
 
 
 def test_a_number_is_free_again_once_its_account_is_removed_or_deleted(firestore_client: Any) -> None:
     stores = firestore_stores(firestore_client)
-    claim = firestore_client.collection("phone_numbers").document("+40700000001")
+    legacy_claim = firestore_client.collection("phone_numbers").document("+40700000001")
     assert stores.accounts.add(_account("first"), 50) is None
     assert stores.accounts.add(_account("second"), 50) == AddRefusal(rival=stores.accounts.get("first"))
     stores.accounts.update("first", {"status": AccountStatus.REMOVED})
-    assert stores.accounts.add(_account("second"), 50) is None  # the claim of a removed account is taken over
+    assert stores.accounts.add(_account("second"), 50) is None
+    legacy_claim.set({"accountId": "second"})  # written by an add before numbers were per owner
     stores.accounts.delete("first")  # purging the old account leaves the new account's claim alone
-    assert claim.get().to_dict()["accountId"] == "second"
+    assert legacy_claim.get().to_dict()["accountId"] == "second"
     stores.accounts.delete("second")
-    assert not claim.get().exists
-    stores.accounts.create(_account("legacy"))  # stored before the phone_numbers index existed
+    assert not legacy_claim.get().exists
+    stores.accounts.create(_account("legacy"))  # stored directly, as imports do
     assert stores.accounts.add(_account("third"), 50) == AddRefusal(rival=stores.accounts.get("legacy"))
 
 
@@ -258,3 +259,24 @@ def test_outcomes_and_alerts_of_some_accounts_are_read_by_query(firestore_client
     stores.alerts.close("acc2")
     assert sorted(a.account_id for a in stores.alerts.open_alerts([f"acc{i}" for i in range(1, 34)])) == sorted(
         f"acc{i}" for i in range(1, 34) if i != 2)
+
+
+def test_numbers_are_claimed_per_owner_and_freed_by_a_failed_pairing(firestore_client: Any) -> None:
+    """Issue 16 item 4 on the emulator: the same number for two owners, and for one owner again once the
+    first account's pairing expired or failed."""
+    stores = firestore_stores(firestore_client)
+    assert stores.accounts.add(_account("al-1"), 50) is None
+    assert stores.accounts.add(_account("bo-1", owner="bob"), 50) is None
+    assert stores.accounts.add(_account("al-2"), 50) == AddRefusal(rival=stores.accounts.get("al-1"))
+    for status, account_id in ((AccountStatus.PAIRING_EXPIRED, "al-3"), (AccountStatus.PAIRING_FAILED, "al-4")):
+        stores.accounts.update(_holder(stores, "alice"), {"status": status})
+        assert stores.accounts.add(_account(account_id), 50) is None
+
+
+def _holder(stores: Any, owner: str) -> str:
+    from functions.model import NUMBER_FREED
+
+    [holder] = [a.account_id for a in stores.accounts.find_by_phone("+40700000001")
+                if a.owner_uid == owner and a.status not in NUMBER_FREED and a.status not in
+                (AccountStatus.REMOVING, AccountStatus.REMOVED)]
+    return str(holder)
