@@ -85,27 +85,31 @@ class AccountEvents:
                                  code=code, attempt=attempt)
         self._reports.add(event)
 
+    def _sender(self, account_id: str) -> tuple[str, int]:
+        """Who sends an account's pairing events: this connector, under the generation it holds the account."""
+        slot = self._accounts.get(account_id)
+        return self._connector_id, slot.generation if slot is not None else 0
+
     def pairing_code(self, account_id: str, code: str) -> None:
         log.info("pairing code ready", extra={"account_id": account_id})
-        event = PairingCode(account_id=account_id, code=code.replace("-", "").upper(),
-                            expires_at=datetime.now(UTC) + timedelta(seconds=PAIRING_CODE_TTL_S))
+        event = PairingCode(account_id, code.replace("-", "").upper(),
+                            datetime.now(UTC) + timedelta(seconds=PAIRING_CODE_TTL_S), *self._sender(account_id))
         self._events.submit(account_id, event.to_json(), event.attributes())
 
     def pairing_qr(self, account_id: str, qr: str) -> None:
         log.info("pairing QR ready", extra={"account_id": account_id})
-        event = PairingQr(account_id=account_id, qr=qr,
-                          expires_at=datetime.now(UTC) + timedelta(seconds=QR_TTL_S))
+        event = PairingQr(account_id, qr, datetime.now(UTC) + timedelta(seconds=QR_TTL_S), *self._sender(account_id))
         self._events.submit(account_id, event.to_json(), event.attributes())
 
     def paired(self, account_id: str, jid: str) -> None:
         log.info("paired", extra={"account_id": account_id})
-        event = PairingSuccess(account_id=account_id, jid=jid)
+        event = PairingSuccess(account_id, jid, *self._sender(account_id))
         self._events.submit(account_id, event.to_json(), event.attributes())
 
     def pairing_failed(self, account_id: str, reason: str) -> None:
         log.warning("pairing failed", extra={"account_id": account_id, "fields": {"reason": reason}})
         slug = "expired" if reason == CloseReason.PAIRING_EXPIRED else reason
-        event = PairingFailed(account_id=account_id, reason=slug)
+        event = PairingFailed(account_id, slug, *self._sender(account_id))
         self._events.submit(account_id, event.to_json(), event.attributes())
 
     def message(self, account_id: str, message: IncomingMessage, ack: Callable[[], Awaitable[bool]]) -> None:

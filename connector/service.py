@@ -87,7 +87,7 @@ class ConnectorService:
             public_key=self.codec.public_key, interval_s=config.sync_interval_s, clock=clock,
             on_renewals=lambda n, result: self.metrics.renewals.inc(result, amount=float(n)),
         )
-        self.http = HealthServer(self.metrics.registry, self.ready, config.port)
+        self.http = HealthServer(self.metrics.registry, self.ready, config.port, config.http_host)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping: set[asyncio.Task[None]] = set()
         #: Slots whose socket is closing before their last snapshot (an expiring lease).

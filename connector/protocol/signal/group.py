@@ -47,7 +47,7 @@ MAX_GAP: Final = 2000
 MAX_KEY_ID: Final = 2**31 - 1  # Baileys: randomInt(2^31 - 1)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class SenderKeyState:
     """One sender-key chain (see the module docstring); ``skipped`` maps iteration to seed, oldest first."""
 
@@ -57,6 +57,10 @@ class SenderKeyState:
     signing_public: bytes
     signing_private: bytes = b""
     skipped: dict[int, bytes] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never print keys
+        return (f"SenderKeyState(key_id={self.key_id}, iteration={self.iteration}, "
+                f"own={bool(self.signing_private)}, skipped={len(self.skipped)})")
 
     def copy(self) -> SenderKeyState:
         return SenderKeyState(self.key_id, self.iteration, self.chain_key, self.signing_public,

@@ -16,6 +16,7 @@
     repo.sender_key_devices(group) -> frozenset[str]      # device JIDs that have our sender key
     repo.mark_sender_key_devices(group, jids); repo.clear_sender_key_memory(group)
     repo.store_lid_mapping(pn_user, lid_user)
+    repo.local_bundle(pre_key_id=None) -> PreKeyBundle         # this device's keys, as the server hands them out
 
 ``group`` is the group JID text (``120363...@g.us``); addresses are
 :class:`~connector.protocol.signal.types.SignalAddress`. Each call reads what it needs from the
@@ -26,7 +27,9 @@ randomness and time come from the two callables.
 
 Trust is on first use: a ``pkmsg`` or a bundle with an identity key other than the one stored
 for that address replaces it, deletes the sessions made with the old one, and is reported to
-``on_identity_change`` once the call's changes are stored.
+``on_identity_change`` once the call's changes are stored. A ``pkmsg`` that does not decrypt changes
+no trust: Baileys saves the new identity before decrypting, so there a forged ``pkmsg`` is enough
+to delete a working session.
 """
 
 from __future__ import annotations
@@ -36,13 +39,20 @@ from typing import Literal
 
 from connector.protocol.crypto import RandomSource
 from connector.protocol.signal import cipher, group, ratchet
-from connector.protocol.signal.errors import InvalidMessageError, NoSenderKeyError, NoSessionError
+from connector.protocol.signal.errors import (
+    InvalidMessageError,
+    InvalidRecordError,
+    NoSenderKeyError,
+    NoSessionError,
+    PreKeyError,
+)
 from connector.protocol.signal.keys import public33
 from connector.protocol.signal.session import SessionRecord
 from connector.protocol.signal.store import SignalTransaction
 from connector.protocol.signal.types import PreKeyBundle, SignalAddress
 from connector.protocol.signal.wire import PreKeySignalMessage
 from shared.authstore import AuthStore
+from shared.errors import KeeperError
 
 MessageKind = Literal["pkmsg", "msg"]
 
@@ -132,6 +142,25 @@ class SignalRepository:
             if tx.load_session(resolved) is not None:
                 tx.store_session(resolved, None)
         tx.commit()
+
+    def local_bundle(self, pre_key_id: int | None = None) -> PreKeyBundle:
+        """This device's bundle with one-time pre-key ``pre_key_id`` (or none), as the server's
+        ``encrypt`` iq would hand it to a peer: what a simulator serves for a simulated device."""
+        tx = SignalTransaction(self._store)
+        creds = self._store.get_creds()
+        try:
+            signed = creds.signed_pre_key
+            identity = creds.signed_identity_key.public
+            registration_id = creds.registration_id
+        except KeeperError as exc:
+            raise InvalidRecordError(f"creds: {exc}") from exc
+        one_time = None if pre_key_id is None else tx.load_pre_key(pre_key_id)
+        if pre_key_id is not None and one_time is None:
+            raise PreKeyError(f"no pre-key {pre_key_id}")
+        return PreKeyBundle(
+            registration_id=registration_id, identity_key=identity, signed_pre_key_id=signed.key_id,
+            signed_pre_key=signed.key_pair.public, signed_pre_key_signature=signed.signature,
+            pre_key_id=pre_key_id, pre_key=None if one_time is None else one_time.public[1:])
 
     def store_lid_mapping(self, pn_user: str, lid_user: str) -> None:
         """Record that phone-number user ``pn_user`` is LID user ``lid_user`` (``lid-mapping``)."""
