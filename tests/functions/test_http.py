@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 from shared import sealing
 from shared.events import PairingCode, SnapshotAttributes
-from shared.snapshot import Snapshot
-from shared.vault import snapshot_aad
+from shared.snapshot import Snapshot, snapshot_aad
 from tests.functions.conftest import CONNECTOR_TOKEN, SCHEDULER_TOKEN, Gateway
 from tests.shared.helpers import registered_state
 
