@@ -36,7 +36,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from connector.errors import ConfigError
+from connector.errors import ConnectorConfigError
 
 DEFAULT_WA_URL = "wss://web.whatsapp.com/ws/chat"
 DEFAULT_CACHE_DIR = os.path.expanduser("~/.cache/keeper-connector")
@@ -76,11 +76,11 @@ class ConnectorConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectorConfig:
-        """Read the table in this module's docstring; raise :class:`ConfigError` on bad values."""
+        """Read the table in this module's docstring; raise :class:`ConnectorConfigError` on bad values."""
         env = os.environ if env is None else env
         url = env.get("KEEPER_FUNCTIONS_URL", "").rstrip("/")
         if not url:
-            raise ConfigError("KEEPER_FUNCTIONS_URL is required (base URL of the functions)")
+            raise ConnectorConfigError("KEEPER_FUNCTIONS_URL is required (base URL of the functions)")
         return cls(
             functions_url=url,
             connector_id=env.get("KEEPER_CONNECTOR_ID") or _default_connector_id(),
@@ -113,9 +113,9 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ConnectorConfigError(f"{name} must be an integer, got {raw!r}") from exc
     if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        raise ConnectorConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
@@ -126,9 +126,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConnectorConfigError(f"{name} must be a number, got {raw!r}") from exc
     if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {value}")
+        raise ConnectorConfigError(f"{name} must not be negative, got {value}")
     return value
 
 
@@ -140,7 +140,7 @@ def _host(env: Mapping[str, str], name: str, default: str) -> str:
         ipaddress.ip_address(raw)
     except ValueError:
         if not _HOSTNAME.fullmatch(raw):
-            raise ConfigError(f"{name} must be an IP address or a host name, got {raw!r}") from None
+            raise ConnectorConfigError(f"{name} must be an IP address or a host name, got {raw!r}") from None
     return raw
 
 
@@ -151,4 +151,4 @@ def _key(env: Mapping[str, str], name: str) -> bytes | None:
     try:
         return bytes.fromhex(raw) if len(raw) == 64 else base64.b64decode(raw, validate=True)
     except (ValueError, binascii.Error) as exc:
-        raise ConfigError(f"{name} must be hex or base64") from exc
+        raise ConnectorConfigError(f"{name} must be hex or base64") from exc

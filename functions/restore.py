@@ -64,6 +64,7 @@ from shared.connector_sync import (
     SyncReply,
     SyncRequest,
 )
+from shared.errors import SkippedVersion
 
 _log = logging.getLogger(__name__)
 
@@ -412,7 +413,7 @@ class ConnectorSyncService:
                         record)
 
     def _fail(self, request: SyncRequest, account: Account, lease: Lease, reason: str,
-              skipped: tuple[tuple[int, str], ...]) -> None:
+              skipped: tuple[SkippedVersion, ...]) -> None:
         now = self._clock()
         account_id = account.account_id
         self._stores.outcomes.record(RestoreOutcome(
