@@ -111,15 +111,13 @@ class SessionVault(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OpenedSnapshot:
-    """A snapshot in clear: opened from Pub/Sub, or a restored state about to be sealed."""
+    """A snapshot in clear, opened from Pub/Sub."""
 
     account_id: str
     generation: int
     connector_id: str
     produced_at: datetime
     state: AuthState = field(repr=False)
-    #: ``state``'s canonical bytes, when already known (a restore from the vault).
-    state_bytes: bytes | None = field(default=None, repr=False, compare=False)
 
 
 class TransitSealer(Protocol):
@@ -137,9 +135,6 @@ class TransitSealer(Protocol):
 
     def seal_restored_bytes(self, public_key: bytes, *, account_id: str, generation: int, connector_id: str,
                             produced_at: datetime, state_bytes: bytes) -> bytes:
-        """:meth:`seal_restore` for a state known only by its canonical bytes (not parsed again)."""
-        ...
-
-    def seal_restore(self, public_key: bytes, snapshot: OpenedSnapshot) -> bytes:
-        """Seal a restored state (as a snapshot under the new generation) to the connector's key."""
+        """Seal a restored state, given by its canonical bytes (not parsed again), as a snapshot under the
+        new generation to the connector's key (``shared.connector_sync``: ``sealedState``)."""
         ...

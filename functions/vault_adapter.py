@@ -25,7 +25,7 @@ from shared import sealing
 from shared.authstate import AuthState
 from shared.connector_sync import RESTORE_AAD, RESTORE_KEY_ID
 from shared.errors import KekUnavailableError, NoUsableVersionError, SkippedVersion
-from shared.snapshot import Snapshot, open_snapshot, snapshot_bytes
+from shared.snapshot import open_snapshot, snapshot_bytes
 from shared.vault import SaveGuard, Vault, VaultStore
 from shared.vault.kek import KekProvider, sealing_keys
 from shared.vault.store import Documents, Head
@@ -123,12 +123,6 @@ class VaultSealer:
     def seal_restored_bytes(self, public_key: bytes, *, account_id: str, generation: int, connector_id: str,
                             produced_at: datetime, state_bytes: bytes) -> bytes:
         data = snapshot_bytes(account_id, generation, produced_at, connector_id, state_bytes)
-        return sealing.seal(data, public_key, RESTORE_KEY_ID, RESTORE_AAD)
-
-    def seal_restore(self, public_key: bytes, snapshot: OpenedSnapshot) -> bytes:
-        data = Snapshot(account_id=snapshot.account_id, generation=snapshot.generation,
-                        produced_at=snapshot.produced_at, connector_id=snapshot.connector_id,
-                        state=snapshot.state).to_bytes(snapshot.state_bytes)
         return sealing.seal(data, public_key, RESTORE_KEY_ID, RESTORE_AAD)
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from functions.firestore_stores import firestore_stores
-from functions.memory_stores import memory_stores
 from functions.model import RestoreOutcome, RestoreOutcomeKind
 from functions.stores import Stores
+from tests.functions.memory_stores import memory_stores
 from tests.functions.support import T0
 
 
