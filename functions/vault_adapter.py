@@ -28,7 +28,7 @@ from shared.errors import KekUnavailableError, NoUsableVersionError, SkippedVers
 from shared.snapshot import open_snapshot, snapshot_bytes
 from shared.vault import SaveGuard, Vault, VaultStore
 from shared.vault.kek import KekProvider, sealing_keys
-from shared.vault.store import Documents, Head
+from shared.vault.store import BatchReadStore, Documents, Head
 
 _log = logging.getLogger(__name__)
 
@@ -93,6 +93,11 @@ class VaultSessions:
 
     def list_accounts(self) -> list[str]:
         return list(self._vault.list_accounts())
+
+    def stored_among(self, account_ids: Sequence[str]) -> set[str]:
+        if isinstance(self._store, BatchReadStore):
+            return set(self._store.get_heads(list(account_ids)))
+        return {a for a in account_ids if self._store.get_head(a) is not None}
 
     def record_health(self, account_id: str, health: str, at: datetime) -> None:
         self._store.set_health(account_id, {"status": health, "at": at, "by": "health_check"})

@@ -301,6 +301,8 @@ class ScriptedCompanion:
             lambda n: n.tag == "notification" and n.attrs.get("type") == "link_code_companion_reg", timeout
         )
         reg = note.children("link_code_companion_reg")[0]
+        if reg.attrs.get("stage") != "primary_hello":  # WhatsApp Web refuses any other (ack error 487)
+            raise CompanionClosed(f"link_code_companion_reg notification with stage {reg.attrs.get('stage')!r}")
         ref = reg.child_bytes("link_code_pairing_ref")
         wrapped = reg.child_bytes("link_code_pairing_wrapped_primary_ephemeral_pub")
         primary_identity = reg.child_bytes("primary_identity_pub")

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ from connector.protocol.errors import ProtocolError
 from connector.protocol.frames import FrameDecoder, encode_frame
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
 from connector.protocol.tokens import DICT_VERSION, DICTIONARIES
-from simulator.core import Action, Close, Send, SendMalformed, SimulatorCore
+from simulator.core import Action, Close, Send, SendLater, SendMalformed, SimulatorCore
 from simulator.errors import ClientProtocolError
 from simulator.faults import MalformedVariant
 from simulator.identity import new_server_identity
@@ -149,6 +149,7 @@ class SimulatorServer:
         self._sockets: dict[int, _Socket] = {}
         self._dirty = False
         self._saver: asyncio.Task[None] | None = None
+        self._delayed: set[asyncio.Task[None]] = set()  # stanzas the delay_stanza fault holds back
         self.app = web.Application()
         self.app.router.add_get(WS_PATH, self._websocket)
         self.app.on_startup.append(self._on_startup)
@@ -197,6 +198,8 @@ class SimulatorServer:
             sock.abort()
 
     async def _on_cleanup(self, app: web.Application) -> None:
+        for task in list(self._delayed):
+            task.cancel()
         if self._saver is not None:
             self._saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -215,6 +218,8 @@ class SimulatorServer:
             try:
                 if isinstance(action, Send):
                     await sock.send_node(action.node)
+                elif isinstance(action, SendLater):
+                    self._spawn(self._send_later(action))
                 elif isinstance(action, SendMalformed):
                     await sock.send_malformed(action.variant)
             except ConnectionError:
@@ -227,6 +232,16 @@ class SimulatorServer:
                     sock.abort()
                 else:
                     sock.request_close()
+
+    async def _send_later(self, action: SendLater) -> None:
+        await asyncio.sleep(action.delay_s)
+        await self.run_actions([Send(action.conn, action.node)])
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        """Run ``coro`` beside the sockets (a delayed stanza); cancelled at cleanup."""
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._delayed.add(task)
+        task.add_done_callback(self._delayed.discard)
 
     # ------------------------------------------------------------------ websocket
 

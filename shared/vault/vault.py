@@ -150,6 +150,10 @@ class VerifyReport:
     account_id: str
     ok: tuple[int, ...]
     failed: tuple[SkippedVersion, ...]
+    #: (version, KEK version) of kept versions wrapped under a KEK version that is not the current one:
+    #: disabling that KEK version would make them unreadable, so a rotation is not complete while any remain.
+    old_kek: tuple[tuple[int, str], ...] = ()
+    current_kek: str = ""
 
     @property
     def passed(self) -> bool:
@@ -402,8 +406,10 @@ class Vault:
     def verify(self, account_id: str) -> VerifyReport:
         """Decrypt and validate every kept version of one account."""
         head = self._head(account_id)
+        current = self._kek.current_version()
         ok: list[int] = []
         failed: list[SkippedVersion] = []
+        old_kek = tuple((ref.version, ref.kek_version) for ref in head.versions if ref.kek_version != current)
         for ref in head.versions:
             try:
                 _, plaintext, _ = self._open(account_id, ref)
@@ -413,7 +419,7 @@ class Vault:
                 failed.append(SkippedVersion(ref.version, exc))
             else:
                 ok.append(ref.version)
-        return VerifyReport(account_id, tuple(ok), tuple(failed))
+        return VerifyReport(account_id, tuple(ok), tuple(failed), old_kek, current)
 
     def delete(self, account_id: str) -> bool:
         """Remove the head, every version and every chunk; False if nothing was stored."""
@@ -438,8 +444,9 @@ class Vault:
     def rotate_kek(self, account_id: str) -> RotateReport:
         """Re-wrap the data keys of every kept version under the newest KEK version.
 
-        Payloads are not re-encrypted. A version that fails to unwrap is reported and left as is, so
-        it keeps opening under its old KEK version if that comes back.
+        Payloads are not re-encrypted. A version still wrapped the format-1 way (under the KEK itself) is
+        re-wrapped under its account's key even when its KEK version is current. A version that fails to
+        unwrap is reported and left as is, so it keeps opening under its old KEK version if that comes back.
         """
         head = self._head(account_id)
         target = self._kek.current_version()
@@ -451,7 +458,7 @@ class Vault:
             try:
                 record = self._store.get_version(account_id, ref)
                 old = record.header.kek_version
-                if old == target:
+                if old == target and record.header.wrap_scheme == crypto.WRAP_ACCOUNT_KEY:
                     current.append(ref.version)
                     continue
                 binding = crypto.Binding(account_id, record.version, record.generation)

@@ -378,3 +378,26 @@ def test_rounds_claimed_side_by_side_hand_out_every_account_once(tmp_path: Path)
     outcomes = w.services.stores.outcomes.since(w.clock.now)
     assert sorted(o.account_id for o in outcomes) == sorted(ids)
     assert rival.sync(w.services)["claimed"] == []
+
+
+def test_a_connector_id_is_bound_to_the_identity_that_first_used_it(tmp_path: Path) -> None:
+    """Issue 16 item 10: connectorSync accepted any connectorId from any allowed caller, so one could release
+    another connector's leases. The id is bound to the verified identity of its first call."""
+    from functions.errors import PermissionDeniedError
+
+    w = world(tmp_path)
+    account_id = w.add()
+    owner = FakeConnector("c-1")
+    owner.sync(w.services)  # the local shared token: identity "token"
+    generation = owner.held[account_id]
+    with pytest.raises(PermissionDeniedError, match="c-1"):
+        w.services.sync.sync(owner.request(release={account_id: generation}),
+                             caller="someone-else@p.iam.gserviceaccount.com")
+    lease = w.services.stores.leases.get(account_id)
+    assert lease is not None and (lease.connector_id, lease.generation) == ("c-1", generation)
+    owner.sync(w.services)  # its own identity still may
+    assert owner.held == {account_id: generation}
+    other = FakeConnector("c-2")
+    other.sync(w.services)
+    with pytest.raises(PermissionDeniedError):
+        w.services.sync.sync(other.request(), caller="token-but-not-really")

@@ -16,14 +16,15 @@
     repo.sender_key_devices(group) -> frozenset[str]      # device JIDs that have our sender key
     repo.mark_sender_key_devices(group, jids); repo.clear_sender_key_memory(group)
     repo.store_lid_mapping(pn_user, lid_user)
-    repo.local_bundle(pre_key_id=None) -> PreKeyBundle         # this device's keys, as the server hands them out
+    repo.local_bundle(pre_key_id=None) -> PreKeyBundle    # our keys, as the server hands them out
 
 ``group`` is the group JID text (``120363...@g.us``); addresses are
 :class:`~connector.protocol.signal.types.SignalAddress`. Each call reads what it needs from the
 :class:`~shared.authstore.AuthStore` and writes every change in one ``set_keys`` call (so the
 store's listener learns which categories changed); a call that raises changes nothing. Every
 error is a :class:`~connector.protocol.signal.errors.SignalError`. Nothing here does I/O:
-randomness and time come from the two callables.
+randomness and time come from the two callables. Use one repository per store: it keeps parsed
+sender-key records (checked against the store on every read, so other writers are safe).
 
 Trust is on first use: a ``pkmsg`` or a bundle with an identity key other than the one stored
 for that address replaces it, deletes the sessions made with the old one, and is reported to
@@ -48,7 +49,7 @@ from connector.protocol.signal.errors import (
 )
 from connector.protocol.signal.keys import public33
 from connector.protocol.signal.session import SessionRecord
-from connector.protocol.signal.store import SignalTransaction
+from connector.protocol.signal.store import SenderKeyCache, SignalTransaction
 from connector.protocol.signal.types import PreKeyBundle, SignalAddress
 from connector.protocol.signal.wire import PreKeySignalMessage
 from shared.authstore import AuthStore
@@ -66,6 +67,7 @@ class SignalRepository:
         self._random_bytes = random_bytes
         self._now_ms = now_ms
         self._on_identity_change = on_identity_change
+        self._sender_keys = SenderKeyCache()
 
     # --- pairwise ------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class SignalRepository:
     def process_sender_key_distribution(self, group_id: str, sender: SignalAddress, skdm: bytes) -> None:
         """Take in a sender's key for a group (the SKDM from a decrypted pairwise message)."""
         state = group.state_from_distribution(skdm)
-        tx = SignalTransaction(self._store)
+        tx = SignalTransaction(self._store, self._sender_keys)
         record = tx.load_sender_key(group_id, sender) or group.SenderKeyRecord()
         record.add(state)
         tx.store_sender_key(group_id, sender, record)
@@ -181,7 +183,7 @@ class SignalRepository:
 
     def group_decrypt(self, group_id: str, sender: SignalAddress, data: bytes) -> bytes:
         """Decrypt an ``<enc type=skmsg>`` payload of ``sender`` in ``group_id``."""
-        tx = SignalTransaction(self._store)
+        tx = SignalTransaction(self._store, self._sender_keys)
         record = tx.load_sender_key(group_id, sender)
         if record is None:
             raise NoSenderKeyError(f"no sender key of {sender} for {group_id}")
@@ -193,11 +195,13 @@ class SignalRepository:
     def group_encrypt(self, group_id: str, me: SignalAddress, plaintext: bytes) -> tuple[bytes, bytes]:
         """Encrypt for a group with our sender key (made on first use): ``(skmsg, skdm)``; the SKDM
         goes pairwise to the devices that do not have our key yet (:meth:`sender_key_devices`)."""
-        tx = SignalTransaction(self._store)
+        tx = SignalTransaction(self._store, self._sender_keys)
         record = tx.load_sender_key(group_id, me)
         state = None if record is None else record.state()
         if state is None or not state.signing_private:
             state = group.create_own_state(self._random_bytes)
+        else:
+            state = state.copy()  # moved on below; the cached record keeps the stored one
         skdm = group.distribution_message(state)
         skmsg = group.encrypt(state, plaintext, self._random_bytes)
         tx.store_sender_key(group_id, me, group.SenderKeyRecord([state]))

@@ -305,3 +305,17 @@ def test_node_written_session_files_round_trip_byte_for_byte(node_peer: PeerFact
     assert len(record.sessions) == 2
     assert any(chain.message_keys for entry in record.sessions.values() for chain in entry.chains.values())
     assert json.dumps(record.to_json(), separators=(",", ":")) == text
+
+
+def test_baileys6_folder_sessions_continue_in_python(node_peer: PeerFactory) -> None:
+    six_jid, six_addr = "4915550006@s.whatsapp.net", SignalAddress("4915550006", 0)
+    six, py = node_peer("six", jid=six_jid, baileys=6), _py()
+    six.inject(PY_JID, py.bundle())
+    assert py.repo.decrypt(six_addr, *six.encrypt(PY_JID, b"from baileys 6")) == b"from baileys 6"
+    assert six.decrypt(PY_JID, *py.repo.encrypt(six_addr, b"to baileys 6")) == b"to baileys 6"
+    late = six.encrypt(PY_JID, b"in flight")
+    six.close()
+    moved = make_party("six-moved", address=six_addr, state=read_folder(six.folder))
+    assert py.repo.decrypt(six_addr, *late) == b"in flight"
+    assert py.repo.decrypt(six_addr, *moved.repo.encrypt(PY_ADDR, b"moved")) == b"moved"
+    assert moved.repo.decrypt(PY_ADDR, *py.repo.encrypt(six_addr, b"back")) == b"back"
