@@ -3,7 +3,8 @@
 Hypothesis drives arbitrary bytes and mutations of real stanzas (``corpus``: what the simulator sends
 over registration, pairing, login and a message) through the binary node decoder, the frame decoder,
 the protobuf decoders (certificate chain, device identity), the Signal wire messages and the WhatsApp
-``Message`` protobuf a peer encrypts to us, and whole clients in AUTHENTICATING and OPEN; a seeded mutation campaign (``fuzzing.run_campaign``) adds 40,000 inputs on every run.
+``Message`` protobuf a peer encrypts to us, and whole clients in AUTHENTICATING and OPEN; a seeded
+mutation campaign (``fuzzing.run_campaign``) adds 40,000 inputs on every run.
 ``bench/protocol_fuzz.py`` runs the same campaign at a million inputs and more.
 """
 
