@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from simulator.testing import ControlClient, running_simulator
-from tests.simulator.baileys import BaileysDriver, baileys_driver
+from tests.simulator.baileys import BaileysClient, BaileysDriver, baileys_driver
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +31,11 @@ async def pair_and_log_in(
 ) -> list[dict[str, Any]]:
     """One client from start to ``open``; returns what it reported, in order."""
     await control.create_phone("+" + phone)
-    await driver.start(client, baileys=baileys, method=method, phone=phone, keep_alive_ms=KEEP_ALIVE_MS)
+    started = await driver.start(client, baileys=baileys, method=method, phone=phone, keep_alive_ms=KEEP_ALIVE_MS)
     seen: list[dict[str, Any]] = []
     async with asyncio.timeout(PAIRING_TIMEOUT_S):
         while True:
-            event = await driver.next_event(client, PAIRING_TIMEOUT_S)
+            event = await started.next_event(timeout=PAIRING_TIMEOUT_S)
             seen.append(event)
             if event["event"] == "qr" and method == "qr":
                 await control.scan("+" + phone, event["qr"])
@@ -58,9 +58,7 @@ def milestones(seen: list[dict[str, Any]]) -> list[str]:
 
 @pytest.mark.parametrize("baileys", [6, 7])
 async def test_baileys_pairs_by_qr_and_by_code_every_time_then_stays_logged_in(baileys: int) -> None:
-    async with running_simulator() as sim, sim.control() as control, baileys_driver(
-        sim.ws_url, sim.root_public_key
-    ) as driver:
+    async with running_simulator() as sim, sim.control() as control, baileys_driver(sim) as driver:
         clients = {
             f"{method}{run}": (method, f"4071{baileys}{index:06d}")
             for index, (method, run) in enumerate((m, r) for m in ("qr", "code") for r in range(RUNS))
@@ -78,12 +76,13 @@ async def test_baileys_pairs_by_qr_and_by_code_every_time_then_stays_logged_in(b
 
         # Logged in, they stay up through keepalive pings and answer one more on demand.
         await asyncio.sleep(1.5 * KEEP_ALIVE_MS / 1000)
-        for client in clients:
-            await driver.command(cmd="ping", id=client)
+        running: dict[str, BaileysClient] = {client: driver.client(client) for client in clients}
+        for client in running.values():
+            await client.tell("ping")
         for client, (_, phone) in clients.items():
-            event = await driver.next_event(client, 15)
-            assert event["event"] == "pong", (client, event, driver.pending_events(client))
-            assert driver.pending_events(client) == []  # no close, no error
+            event = await running[client].next_event(timeout=15)
+            assert event["event"] == "pong", (client, event, running[client].pending_events())
+            assert running[client].pending_events() == []  # no close, no error
             [device] = await control.devices("+" + phone)
             assert device["liveSockets"] == 1
             assert device["loginCount"] == 1

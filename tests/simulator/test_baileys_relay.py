@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from simulator.testing import ControlClient, SimulatorHandle, running_simulator
-from tests.simulator.baileys_peer import EVENT_TIMEOUT_S, BaileysClient
+from simulator.testing import ControlClient, running_simulator
+from tests.simulator.baileys import EVENT_TIMEOUT_S, BaileysClient, BaileysDriver, baileys_driver
 
 pytestmark = pytest.mark.integration
 
@@ -25,20 +25,20 @@ STATUS_READ = 4  # proto.WebMessageInfo.Status.READ
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[tuple[SimulatorHandle, ControlClient]]:
-    async with running_simulator() as handle, handle.control() as control:
+async def sim() -> AsyncIterator[tuple[BaileysDriver, ControlClient]]:
+    async with running_simulator() as handle, handle.control() as control, baileys_driver(handle) as driver:
         await control.create_phone(ALICE, pushName="Alice")
         await control.create_phone(BOB, pushName="Bob")
-        yield handle, control
+        yield driver, control
 
 
 async def pair_two(
-    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+    sim: tuple[BaileysDriver, ControlClient], tmp_path: Path
 ) -> tuple[BaileysClient, BaileysClient]:
-    handle, control = sim
-    alice = await BaileysClient.paired(handle, control, ALICE, tmp_path / "alice")
+    driver, control = sim
+    alice = await driver.paired(control, "alice", ALICE, tmp_path / "alice")
     try:
-        bob = await BaileysClient.paired(handle, control, BOB, tmp_path / "bob")
+        bob = await driver.paired(control, "bob", BOB, tmp_path / "bob")
     except BaseException:
         await alice.stop()
         raise
@@ -46,7 +46,7 @@ async def pair_two(
 
 
 async def test_two_baileys_clients_exchange_direct_messages_and_read_receipts(
-    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+    sim: tuple[BaileysDriver, ControlClient], tmp_path: Path
 ) -> None:
     alice, bob = await pair_two(sim, tmp_path)
     try:
@@ -74,7 +74,7 @@ async def test_two_baileys_clients_exchange_direct_messages_and_read_receipts(
 
 
 async def test_two_baileys_clients_message_each_other_in_a_group(
-    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+    sim: tuple[BaileysDriver, ControlClient], tmp_path: Path
 ) -> None:
     alice, bob = await pair_two(sim, tmp_path)
     try:
@@ -83,7 +83,7 @@ async def test_two_baileys_clients_message_each_other_in_a_group(
         assert {p["phoneNumber"] for p in created["participants"]} == {ALICE_JID, BOB_JID}
         group = created["id"]
         # the server told Bob's device about the new group (w:gp2 create)
-        assert (await bob.wait_for(lambda e: e["event"] == "group" and e["id"] == group))["subject"] == "team"
+        assert (await bob.wait_for(lambda e: e["event"] == "group" and e["group"] == group))["subject"] == "team"
 
         await alice.send(group, "hi team")
         got = await bob.received("hi team")
@@ -113,16 +113,16 @@ async def test_two_baileys_clients_message_each_other_in_a_group(
 
 
 async def test_a_message_for_an_offline_baileys_client_waits_and_comes_after_it_reconnects(
-    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+    sim: tuple[BaileysDriver, ControlClient], tmp_path: Path
 ) -> None:
-    handle, control = sim
+    driver, control = sim
     alice, bob = await pair_two(sim, tmp_path)
     try:
         await bob.stop()
         sent_id = await alice.send(BOB_JID, "while you were away")
         assert [m["id"] for m in await control.pending_messages(BOB, 1)] == [sent_id]
 
-        bob = await BaileysClient.start(handle, tmp_path / "bob")
+        bob = await driver.start("bob", auth_dir=tmp_path / "bob")
         got = await bob.received("while you were away")
         assert got["key"]["id"] == sent_id
         await bob.send(ALICE_JID, "back")  # the receipt went before this
@@ -134,7 +134,7 @@ async def test_a_message_for_an_offline_baileys_client_waits_and_comes_after_it_
 
 
 async def test_a_corrupted_ciphertext_is_healed_by_the_clients_retry_receipt(
-    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+    sim: tuple[BaileysDriver, ControlClient], tmp_path: Path
 ) -> None:
     _, control = sim
     alice, bob = await pair_two(sim, tmp_path)
@@ -156,10 +156,10 @@ async def test_a_corrupted_ciphertext_is_healed_by_the_clients_retry_receipt(
 
 
 async def test_a_simulated_phone_and_a_baileys_client_message_each_other_both_ways(
-    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+    sim: tuple[BaileysDriver, ControlClient], tmp_path: Path
 ) -> None:
-    handle, control = sim
-    alice = await BaileysClient.paired(handle, control, ALICE, tmp_path / "alice")
+    driver, control = sim
+    alice = await driver.paired(control, "alice", ALICE, tmp_path / "alice")
     try:
         # Baileys -> Bob's phone (no companion: the phone itself decrypts)
         sent_id = await alice.send(BOB_JID, "hello phone")
@@ -179,7 +179,8 @@ async def test_a_simulated_phone_and_a_baileys_client_message_each_other_both_wa
         # a group made through the control API, both ways
         group = await control.request("POST", "/v1/groups", {"creator": BOB, "subject": "family",
                                                               "participants": [ALICE]})
-        assert (await alice.wait_for(lambda e: e["event"] == "group" and e["id"] == group["id"]))["subject"] == "family"
+        told = await alice.wait_for(lambda e: e["event"] == "group" and e["group"] == group["id"])
+        assert told["subject"] == "family"
         await control.request("POST", f"/v1/phones/{BOB}/messages", {"to": group["id"], "text": "from the phone"})
         assert (await alice.received("from the phone"))["key"]["participantAlt"] == BOB_JID
         group_id = await alice.send(group["id"], "from baileys")
@@ -204,10 +205,10 @@ async def phone_inbox(control: ControlClient, phone: str, match: Callable[[dict[
 
 
 async def test_a_phone_that_cannot_decrypt_asks_for_a_resend_with_a_retry_receipt(
-    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+    sim: tuple[BaileysDriver, ControlClient], tmp_path: Path
 ) -> None:
-    handle, control = sim
-    alice = await BaileysClient.paired(handle, control, ALICE, tmp_path / "alice")
+    driver, control = sim
+    alice = await driver.paired(control, "alice", ALICE, tmp_path / "alice")
     try:
         await alice.send(BOB_JID, "first")
         await phone_inbox(control, BOB, lambda m: m["text"] == "first")
@@ -223,10 +224,10 @@ async def test_a_phone_that_cannot_decrypt_asks_for_a_resend_with_a_retry_receip
 
 
 async def test_a_phone_reads_a_duplicated_message_once(
-    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+    sim: tuple[BaileysDriver, ControlClient], tmp_path: Path
 ) -> None:
-    handle, control = sim
-    alice = await BaileysClient.paired(handle, control, ALICE, tmp_path / "alice")
+    driver, control = sim
+    alice = await driver.paired(control, "alice", ALICE, tmp_path / "alice")
     try:
         await control.fault("duplicate_stanza", phone=BOB, device=0)
         sent_id = await alice.send(BOB_JID, "only once")
