@@ -120,17 +120,17 @@ def test_instant_faults_are_not_kept() -> None:
 # ---------------------------------------------------------------------------------------- pairing crypto
 
 
-def test_link_code_round_trip_between_the_independent_halves() -> None:
-    rand = seeded(2)
+def link_code_exchange(seed: int, companion_code: str, phone_code: str) -> tuple[bool, bytes, bytes]:
+    """The companion shows ``companion_code``, the user types ``phone_code`` on the phone: both halves
+    run, and the phone opens the key bundle; returns (whether the phone unwrapped the companion's
+    ephemeral key, what the companion derived, what the phone opened)."""
+    rand = seeded(seed)
     phone_identity = KeyPair.generate(rand)
     companion_identity = KeyPair.generate(rand)
     companion_ephemeral = KeyPair.generate(rand)
-    code = companion_side.generate_pairing_code(rand)
-    wrapped = companion_side.wrap_link_code_ephemeral(code, companion_ephemeral.public, rand)
-
-    hello = pairing.primary_hello(pairing.normalize_link_code(code[:4] + "-" + code[4:]), wrapped, rand)
-    assert hello.companion_ephemeral_public == companion_ephemeral.public
-    primary_ephemeral = companion_side.unwrap_link_code_ephemeral(code, hello.wrapped_primary_ephemeral)
+    wrapped = companion_side.wrap_link_code_ephemeral(companion_code, companion_ephemeral.public, rand)
+    hello = pairing.primary_hello(phone_code, wrapped, rand)
+    primary_ephemeral = companion_side.unwrap_link_code_ephemeral(companion_code, hello.wrapped_primary_ephemeral)
     finish = companion_side.companion_finish_link_code(
         companion_ephemeral=companion_ephemeral,
         primary_ephemeral_public=primary_ephemeral,
@@ -138,39 +138,26 @@ def test_link_code_round_trip_between_the_independent_halves() -> None:
         primary_identity_public=phone_identity.public,
         rand=rand,
     )
-    adv_secret = pairing.open_key_bundle(
+    opened = pairing.open_key_bundle(
         hello,
         finish.wrapped_key_bundle,
         phone_identity_private=phone_identity.private,
         phone_identity_public=phone_identity.public,
         companion_identity_public=companion_identity.public,
     )
-    assert adv_secret == finish.adv_secret
+    return hello.companion_ephemeral_public == companion_ephemeral.public, finish.adv_secret, opened
+
+
+def test_link_code_round_trip_between_the_independent_halves() -> None:
+    code = companion_side.generate_pairing_code(seeded(2))
+    unwrapped, derived, opened = link_code_exchange(2, code, pairing.normalize_link_code(code[:4] + "-" + code[4:]))
+    assert unwrapped
+    assert opened == derived
 
 
 def test_key_bundle_from_a_wrong_code_is_refused() -> None:
-    rand = seeded(3)
-    phone_identity = KeyPair.generate(rand)
-    companion_identity = KeyPair.generate(rand)
-    companion_ephemeral = KeyPair.generate(rand)
-    wrapped = companion_side.wrap_link_code_ephemeral("ABCDEFGH", companion_ephemeral.public, rand)
-    hello = pairing.primary_hello("ABCDEFGJ", wrapped, rand)  # one character off
-    primary_ephemeral = companion_side.unwrap_link_code_ephemeral("ABCDEFGH", hello.wrapped_primary_ephemeral)
-    finish = companion_side.companion_finish_link_code(
-        companion_ephemeral=companion_ephemeral,
-        primary_ephemeral_public=primary_ephemeral,
-        companion_identity=companion_identity,
-        primary_identity_public=phone_identity.public,
-        rand=rand,
-    )
     with pytest.raises(PairingError):
-        pairing.open_key_bundle(
-            hello,
-            finish.wrapped_key_bundle,
-            phone_identity_private=phone_identity.private,
-            phone_identity_public=phone_identity.public,
-            companion_identity_public=companion_identity.public,
-        )
+        link_code_exchange(3, "ABCDEFGH", "ABCDEFGJ")  # one character off
 
 
 def test_adv_identity_verifies_on_the_companion_and_its_reply_on_the_phone() -> None:
