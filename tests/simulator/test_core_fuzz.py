@@ -9,12 +9,11 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.protocol import pairing as companion_side
 from connector.protocol.binary import Node
 from simulator.companion import CompanionCreds, ScriptedCompanion
 from simulator.core import Send, SimulatorCore
 from simulator.errors import ClientProtocolError
-from tests.simulator.test_units import make_core, registered_core, seeded
+from tests.simulator.test_units import make_core, pair_device_sign, registered_core, seeded, signed_device_identity
 
 TAGS = [
     "iq", "ack", "receipt", "count", "digest", "key", "user", "list", "skey", "id", "value", "signature",
@@ -40,13 +39,7 @@ def nodes(depth: int = 3) -> st.SearchStrategy[Node]:
 
 def logged_in_core() -> tuple[SimulatorCore, int]:
     core, conn, creds, iq = registered_core()
-    container = iq.child_bytes("pair-success", "device-identity")
-    assert container is not None
-    verified = companion_side.companion_verify_device_identity(
-        container, adv_secret=creds.adv_secret, identity=creds.identity, rand=seeded(20)
-    )
-    sign = Node("pair-device-sign", {}, [Node("device-identity", {"key-index": "1"}, verified.reply_identity)])
-    core.receive(conn, Node("iq", {"type": "result", "id": iq.attrs["id"]}, [sign]))
+    core.receive(conn, pair_device_sign(iq, signed_device_identity(creds, iq, seed=20)))
     core.connection_lost(conn)
     creds.user, creds.device_id = "40700000001", 1
     login = core.open_connection()

@@ -303,29 +303,34 @@ def registered_core() -> tuple[SimulatorCore, int, CompanionCreds, Node]:
     return core, conn, creds, pair_success.node
 
 
-def test_pair_device_sign_with_a_bad_device_signature_links_nothing() -> None:
-    core, conn, creds, iq = registered_core()
-    container = iq.child_bytes("pair-success", "device-identity")
+def signed_device_identity(creds: CompanionCreds, pair_success: Node, *, seed: int) -> bytes:
+    """What the companion answers a pair-success with: the device identity it verified, signed."""
+    container = pair_success.child_bytes("pair-success", "device-identity")
     assert container is not None
     verified = companion_side.companion_verify_device_identity(
-        container, adv_secret=creds.adv_secret, identity=creds.identity, rand=seeded(11)
+        container, adv_secret=creds.adv_secret, identity=creds.identity, rand=seeded(seed)
     )
-    forged = verified.reply_identity[:-1] + bytes([verified.reply_identity[-1] ^ 1])
-    sign = Node("pair-device-sign", {}, [Node("device-identity", {"key-index": "1"}, forged)])
-    actions = core.receive(conn, Node("iq", {"type": "result", "id": iq.attrs["id"]}, [sign]))
+    return verified.reply_identity
+
+
+def pair_device_sign(pair_success: Node, device_identity: bytes) -> Node:
+    """The companion's result iq to a pair-success, carrying ``device_identity``."""
+    sign = Node("pair-device-sign", {}, [Node("device-identity", {"key-index": "1"}, device_identity)])
+    return Node("iq", {"type": "result", "id": pair_success.attrs["id"]}, [sign])
+
+
+def test_pair_device_sign_with_a_bad_device_signature_links_nothing() -> None:
+    core, conn, creds, iq = registered_core()
+    reply = signed_device_identity(creds, iq, seed=11)
+    forged = reply[:-1] + bytes([reply[-1] ^ 1])
+    actions = core.receive(conn, pair_device_sign(iq, forged))
     assert actions == [Close(conn)]
     assert core.state.phones["40700000001"].devices == {}
 
 
 def test_pair_device_sign_links_the_device_then_515() -> None:
     core, conn, creds, iq = registered_core()
-    container = iq.child_bytes("pair-success", "device-identity")
-    assert container is not None
-    verified = companion_side.companion_verify_device_identity(
-        container, adv_secret=creds.adv_secret, identity=creds.identity, rand=seeded(12)
-    )
-    sign = Node("pair-device-sign", {}, [Node("device-identity", {"key-index": "1"}, verified.reply_identity)])
-    stream_error, close = core.receive(conn, Node("iq", {"type": "result", "id": iq.attrs["id"]}, [sign]))
+    stream_error, close = core.receive(conn, pair_device_sign(iq, signed_device_identity(creds, iq, seed=12)))
     assert isinstance(stream_error, Send) and stream_error.node.tag == "stream:error"
     assert stream_error.node.attrs == {"code": "515"}
     assert close == Close(conn)
