@@ -131,9 +131,9 @@ def _confirm_unrenewed(stores: Stores, connector_id: str, items: list[HeldLease]
 
 def _recent_changes(stores: Stores, previous: ConnectorRecord | None, now: datetime,
                     ttl_s: float) -> _RecentChanges | None:
-    """Changes since :data:`CONTROL_MARGIN_S` before the connector's previous call (``previous``, its
-    record); None when there is no usable previous call (first call, or too long ago): then every held
-    account must be read."""
+    """Changes since :data:`CONTROL_MARGIN_S` before the connector's previous call (``previous``, its record
+    as this call found it); None when there is no usable previous call (first call, or too long ago): then
+    every held account must be read."""
     if previous is None or previous.last_sync_at < now - timedelta(seconds=ttl_s * PREVIOUS_CALL_MAX_TTLS):
         return None
     since = min(previous.last_sync_at, now) - timedelta(seconds=CONTROL_MARGIN_S)
@@ -143,8 +143,8 @@ def _recent_changes(stores: Stores, previous: ConnectorRecord | None, now: datet
     return _RecentChanges(accounts, leases)
 
 
-def _split_quiet(stores: Stores, connector_id: str, items: tuple[HeldLease, ...], now: datetime, *,
-                 ttl_s: float, previous: ConnectorRecord | None) -> tuple[set[str], dict[str, Account]]:
+def _split_quiet(stores: Stores, connector_id: str, items: tuple[HeldLease, ...], now: datetime,
+                 ttl_s: float, *, previous: ConnectorRecord | None) -> tuple[set[str], dict[str, Account]]:
     """The held entries that need no read (``renew`` false and nothing changed for them), and the
     accounts the change query already read."""
     if all(i.renew for i in items):
@@ -160,12 +160,12 @@ def _split_quiet(stores: Stores, connector_id: str, items: tuple[HeldLease, ...]
 
 def renew_all(stores: Stores, connector_id: str, items: tuple[HeldLease, ...], now: datetime,
               ttl_s: float, *, previous: ConnectorRecord | None) -> RenewResult:
-    """Renew, confirm or drop the held leases; ``previous`` is the connector's record as its previous
-    call left it (read once per call by the caller)."""
+    """Renew, confirm or give up the held leases. ``previous`` is the connector's record as this call read
+    it (once, for the identity check too)."""
     renewed: list[RenewedLease] = []
     lost: list[Lost] = []
     commands: list[Command] = []
-    quiet, known = _split_quiet(stores, connector_id, items, now, ttl_s=ttl_s, previous=previous)
+    quiet, known = _split_quiet(stores, connector_id, items, now, ttl_s, previous=previous)
     held_ids: set[str] = set(quiet)
     items = tuple(i for i in items if i.account_id not in quiet)
     accounts = {i.account_id: known[i.account_id] for i in items if i.account_id in known}
