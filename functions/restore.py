@@ -32,7 +32,6 @@ Secret Manager outage never costs connectors the accounts they hold.
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.alerts import Alerter
-from functions.leases import lease_entry, release_all, renew_all
+from functions.leases import release_all, renew_all
 from functions.model import (
     Account,
     AccountStatus,
@@ -55,8 +54,16 @@ from functions.model import (
 )
 from functions.ports import RestoredState, SessionVault, TransitSealer, failure_kind
 from functions.stores import Stores, VaultKeyRecord
-from functions.validation import SyncRequest
 from shared import errors as shared_errors
+from shared.connector_sync import (
+    Claim,
+    ClaimMode,
+    Command,
+    CommandAction,
+    PairingRequest,
+    SyncReply,
+    SyncRequest,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -89,10 +96,10 @@ PARALLEL_ROUNDS = 4
 class _HandOut:
     """What serving one claimed account produced; the store writes it needs are batched per round."""
 
-    entry: dict[str, Any] | None = None
+    entry: Claim | None = None
     outcome: RestoreOutcome | None = None
     kek_unavailable: bool = False
-    commands: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
 
 
 class ConnectorSyncService:
@@ -110,7 +117,7 @@ class ConnectorSyncService:
         self._executor: ThreadPoolExecutor | None = None
         self._round_executor: ThreadPoolExecutor | None = None
 
-    def sync(self, request: SyncRequest) -> dict[str, Any]:
+    def sync(self, request: SyncRequest) -> SyncReply:
         started = time.monotonic()
         now = self._clock()
         release_all(self._stores, request.connector_id, request.release, now)
@@ -120,7 +127,7 @@ class ConnectorSyncService:
         renewed_at = time.monotonic()
         commands = list(renewal.commands)
         free = min(request.capacity - len(renewal.held_ids), self._max_claims)
-        claimed: list[dict[str, Any]] = []
+        claimed: list[Claim] = []
         if free > 0:
             skip = renewal.held_ids | {r.account_id for r in request.release}
             claimed, claim_commands = self._claim_work(request, self._candidates(free, skip, now), free)
@@ -136,15 +143,8 @@ class ConnectorSyncService:
                  "(release + renew %.2f s, claim %.2f s)", request.connector_id, len(request.release),
                  len(renewal.renewed), len(held), len(renewal.lost), len(claimed), time.monotonic() - started,
                  renewed_at - started, claimed_at - renewed_at)
-        return {
-            "leaseTtlS": self._lease_ttl_s,
-            "vaultPublicKey": base64.b64encode(public_key).decode("ascii"),
-            "vaultKeyId": key_id,
-            "renewed": renewal.renewed,
-            "lost": renewal.lost,
-            "claimed": claimed,
-            "commands": commands,
-        }
+        return SyncReply(self._lease_ttl_s, public_key, key_id, renewed=renewal.renewed, lost=renewal.lost,
+                         claimed=claimed, commands=commands)
 
     def _vault_key(self) -> tuple[bytes, str]:
         """The vault's public sealing key. While the KEK is out of reach (Secret Manager down), the
@@ -188,15 +188,15 @@ class ConnectorSyncService:
         return account.status is not AccountStatus.PAIRING or self._saved_since_pairing(account)
 
     def _claim_work(self, request: SyncRequest, candidates: list[Account],
-                    free: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                    free: int) -> tuple[list[Claim], list[Command]]:
         """Claim and serve up to ``free`` candidates in rounds, within :data:`CLAIM_BUDGET_S`.
 
         The first account that needs the vault goes in a round of its own: if the KEK is out of
         reach, that one attempt (which may wait on Secret Manager's retries) is the only one of the
         call, and no other account is claimed only to be given back. Later rounds run in parallel."""
         deadline = time.monotonic() + CLAIM_BUDGET_S
-        claimed: list[dict[str, Any]] = []
-        commands: list[dict[str, Any]] = []
+        claimed: list[Claim] = []
+        commands: list[Command] = []
         restored_ids: list[str] = []
         vault_proven = restores_paused = False
         queue = list(candidates)
@@ -316,10 +316,9 @@ class ConnectorSyncService:
             if account.status is AccountStatus.PAIRING:
                 restored = self._linked_while_pairing(account)
                 if restored is None:
-                    return _HandOut({**lease_entry(lease), "mode": "pair", "sealedState": None, "version": None,
-                                     "fellBack": False,
-                                     "pairing": {"method": account.method.value,
-                                                 "phoneNumber": account.phone_number}})
+                    return _HandOut(Claim(account.account_id, lease.generation, ClaimMode.PAIR,
+                                          pairing=PairingRequest(account.method, account.phone_number),
+                                          lease_expires_at=lease.expires_at))
             out = self._restore(request, account, lease, restored)
         except shared_errors.KekUnavailableError:
             self._give_back(account, request.connector_id, lease, now + timedelta(seconds=KEK_RETRY_S))
@@ -334,7 +333,7 @@ class ConnectorSyncService:
             _log.exception("account %s: restore interrupted, lease released", account.account_id)
             return _HandOut()
         if out.entry is not None and account.status is AccountStatus.REMOVING:
-            out.commands.append({"accountId": account.account_id, "action": "remove"})
+            out.commands.append(Command(account.account_id, CommandAction.REMOVE))
         return out
 
     def _resolve_kek_alerts(self, account_ids: list[str]) -> None:
@@ -411,9 +410,9 @@ class ConnectorSyncService:
                                       f"{restored.version}; {len(restored.skipped)} newer version(s) unusable.")
         _log.info("account %s: restored version %d for %s%s", account_id, restored.version,
                   request.connector_id, " (fell back)" if fell_back else "")
-        return _HandOut({**lease_entry(lease), "mode": "restore",
-                         "sealedState": base64.b64encode(sealed).decode("ascii"), "version": restored.version,
-                         "fellBack": fell_back, "pairing": None}, record)
+        return _HandOut(Claim(account_id, lease.generation, ClaimMode.RESTORE, sealed_state=sealed,
+                              version=restored.version, fell_back=fell_back, lease_expires_at=lease.expires_at),
+                        record)
 
     def _fail(self, request: SyncRequest, account: Account, lease: Lease, reason: str,
               skipped: tuple[tuple[int, str], ...]) -> None:
