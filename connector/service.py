@@ -61,6 +61,24 @@ from shared.snapshot import canonical_state_bytes, parse_state
 
 log = logging.getLogger(__name__)
 
+#: Why a pairing ended, as the functions record it (``statusReason``) and the web app explains it;
+#: keyed by the close reason of the socket.
+PAIRING_WRONG_PHONE = "pairing_wrong_phone"
+PAIRING_FAILURE_REASONS = {
+    "pairing_expired": "expired",
+    "pairing_unknown_number": "unknown_number",
+    "pairing_wrong_code": "wrong_code",
+    PAIRING_WRONG_PHONE: "wrong_phone",
+    "pairing_failed": "failed",
+}
+
+
+def same_number(phone_number: str, jid: str) -> bool:
+    """Whether ``jid`` (``40700000001[:device]@s.whatsapp.net``) is the account of ``phone_number``
+    (E.164, ``+40700000001``)."""
+    user = jid.split("@", 1)[0].split(":", 1)[0]
+    return user == "".join(ch for ch in phone_number if ch.isdigit())
+
 PAIRING_CODE_TTL_S = 180.0
 QR_TTL_S = 20.0
 STOP_SOCKETS_BUDGET_S = 2.0
@@ -81,6 +99,8 @@ class AccountSlot:
     supervisor: AccountSupervisor
     published_revision: int = -1
     removing: bool = False
+    #: The number the account was added with, while it pairs: a link by another phone is refused.
+    pairing_phone: str | None = None
     message_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -263,7 +283,9 @@ class ConnectorService:
         supervisor = AccountSupervisor(claim.account_id, store, self.link_factory, self,
                                        pairing=claim.pairing if source == "pairing" else None,
                                        clock=self._clock)
-        slot = AccountSlot(claim.account_id, claim.generation, store, supervisor)
+        slot = AccountSlot(claim.account_id, claim.generation, store, supervisor,
+                           pairing_phone=claim.pairing.phone_number if source == "pairing" and claim.pairing
+                           else None)
         store.set_listener(functools.partial(self._state_changed, claim.account_id))
         self.accounts[claim.account_id] = slot
         if source == "cache":
@@ -491,14 +513,40 @@ class ConnectorService:
         self.events.submit(account_id, event.to_json(), event.attributes())
 
     def paired(self, account_id: str, jid: str) -> None:
+        slot = self.accounts.get(account_id)
+        if slot is not None and slot.pairing_phone and not same_number(slot.pairing_phone, jid):
+            # A QR scanned by another phone than the account's: that number would be managed twice.
+            log.warning("linked by another phone than the account's number: unlinking",
+                        extra={"account_id": account_id})
+            self.pairing_failed(account_id, PAIRING_WRONG_PHONE)
+            if not slot.removing:
+                slot.removing = True
+                self._spawn(self._refuse_link(slot))
+            return
         log.info("paired", extra={"account_id": account_id})
         event = PairingSuccess(account_id=account_id, jid=jid)
         self.events.submit(account_id, event.to_json(), event.attributes())
 
     def pairing_failed(self, account_id: str, reason: str) -> None:
         log.warning("pairing failed", extra={"account_id": account_id, "fields": {"reason": reason}})
-        event = PairingFailed(account_id=account_id, reason="expired" if reason == "pairing_expired" else reason)
+        event = PairingFailed(account_id=account_id, reason=PAIRING_FAILURE_REASONS.get(reason, reason))
         self.events.submit(account_id, event.to_json(), event.attributes())
+
+    async def _refuse_link(self, slot: AccountSlot) -> None:
+        """Unlink a device linked by the wrong phone and give the account back (it waits for a new
+        pairing); its keys never reach the cache again. The pairing socket cannot log out (WhatsApp
+        wants a login first), so it is closed and the logout goes through a socket of its own."""
+        await slot.supervisor.stop(PAIRING_WRONG_PHONE)
+        closed = await slot.supervisor.logout()
+        self.accounts.pop(slot.account_id, None)
+        self.flusher.forget(slot.account_id)
+        if self.cache is not None:
+            with contextlib.suppress(CacheError):
+                self.cache.delete(slot.account_id)
+        log.info("device of the wrong phone unlinked" if closed is not None and
+                 closed.reason == "logged_out_by_client" else "device of the wrong phone: unlink not confirmed",
+                 extra={"account_id": slot.account_id})
+        self.keeper.release(slot.account_id)
 
     def message(self, account_id: str, incoming: Incoming) -> None:
         slot = self.accounts.get(account_id)
