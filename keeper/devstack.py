@@ -52,6 +52,8 @@ PARTS: tuple[Part, ...] = (
          lambda c: f"ws://{c.address('simulator')}/ws/chat  control http://{c.address('simulator')}/v1"),
     Part("connector", "connector", "connector", "/healthz",
          lambda c: f"http://{c.address('connector')}/healthz /readyz /metrics"),
+    Part("web", "web", "web", "/",
+         lambda c: f"http://{c.address('web')}/  (the web app, on the emulators)"),
 )
 
 
@@ -149,7 +151,9 @@ def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackCo
                 if part is not None:
                     print(f"keeper: {label:<10} {part.describe(config)}", flush=True)
             if not stop.requested:
-                print("keeper: local stack is up; Ctrl-C stops it", flush=True)
+                web = next((c for c in started if c.name == "web"), None)
+                where = f"; open http://{config.address('web')}/" if web is not None else ""
+                print(f"keeper: local stack is up{where}; Ctrl-C stops it", flush=True)
                 code = _supervise(started, for_seconds, stop)
         except StartCancelled:
             pass
