@@ -171,6 +171,7 @@ class ConnectionEventRecorder:
         if step.changes is not None:
             self._stores.account_events.write(account.account_id, step.changes, step.closes)
             self._recorded(event)
+        self._count_reconnects([event])
 
     def _step(self, account: Account, lease: Lease | None, event: ConnectionUpdate,
               open_alerts: tuple[str, ...]) -> _Step:
@@ -226,6 +227,7 @@ class ConnectionEventRecorder:
         accounts = {a: view.account for a, view in views.items()}
         open_alerts = {a: view.open_alert_ids for a, view in views.items()}
         pending = _PendingWrites()
+        counted: list[ConnectionUpdate] = []
         for update in batch.updates:
             account_id = update.account_id
             account = accounts[account_id]
@@ -243,10 +245,22 @@ class ConnectionEventRecorder:
                 _log.warning("connection.updates from %s: update dropped: %s", batch.connector_id, exc.message)
                 continue
             open_alerts[account_id] = step.still_open
+            counted.append(update)
             if step.changes is not None:
                 accounts[account_id] = dataclasses.replace(account, **step.changes)
                 pending.add(update, step)
         self._write(pending.take())
+        self._count_reconnects(counted)
+
+    def _count_reconnects(self, updates: Iterable[ConnectionUpdate]) -> None:
+        """Reconnects per hour for the dashboard: one increment per hour the updates fall in."""
+        hours: dict[Any, int] = {}
+        for update in updates:
+            if update.state is ConnectionState.RECONNECTING:
+                hour = update.at.replace(minute=0, second=0, microsecond=0)
+                hours[hour] = hours.get(hour, 0) + 1
+        for hour, count in hours.items():
+            self._stores.status.count_reconnects(hour, count)
 
     def _write(self, taken: tuple[list[AccountEventWrite], list[ConnectionUpdate]]) -> None:
         writes, recorded = taken
