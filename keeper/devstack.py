@@ -89,6 +89,19 @@ class StopRequest:
         return self.requested
 
 
+def _pid_file(config: StackConfig, child: ChildProcess) -> Path:
+    return config.home / "run" / f"{child.name}.pid"
+
+
+def _write_pid(config: StackConfig, child: ChildProcess) -> None:
+    """``$KEEPER_HOME/run/<part>.pid`` while it runs: stop one part by its pid (`kill $(cat ...)`), never
+    by a name pattern that would match other clones' stacks too."""
+    if child.process is not None:
+        path = _pid_file(config, child)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{child.process.pid}\n")
+
+
 def _keeper_argv(command: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "keeper.cli", command, *extra]
 
@@ -148,6 +161,7 @@ def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackCo
                 print(f"keeper: starting {label} (log: {child.log_path})", flush=True)
                 started.append(child)  # before start(): an interrupted start must still stop it
                 child.start(cancelled=stop)
+                _write_pid(config, child)
                 if part is not None:
                     print(f"keeper: {label:<10} {part.describe(config)}", flush=True)
             if not stop.requested:
@@ -166,6 +180,8 @@ def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackCo
                 print("\nkeeper: stopping", flush=True)
             if before_stop is not None and started and all(c.running for c in started):
                 before_stop()
+            for child in started:
+                _pid_file(config, child).unlink(missing_ok=True)
             if independent and len(started) > 1:
                 with ThreadPoolExecutor(len(started)) as pool:
                     list(pool.map(lambda child: child.stop(), started))

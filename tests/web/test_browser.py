@@ -141,6 +141,10 @@ def test_sign_up_pair_by_code_and_qr_recover_a_failure_admin_and_remove(stack: S
     page.locator("#connectors tr").first.wait_for()
     assert page.locator("#plot-restores svg").count() == 1
 
+    # each part's pid is where the README says, for stopping one part alone
+    pid = int((stack.home / "run" / "connector.pid").read_text())
+    assert alive({pid}) == {pid}
+
     # remove, after confirming
     page.get_by_role("link", name="Accounts").click()
     _row(page, code_phone).get_by_role("button", name="Remove").click()
