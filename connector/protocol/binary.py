@@ -265,6 +265,8 @@ class _Writer:
 
 
 def _jid_encodable(jid: Jid) -> bool:
+    if "@" in jid.user:  # its parts would be JIDs inside a JID, which the decoder refuses
+        return False
     if jid.device is None:
         return True
     if jid.server in _DOMAIN_BY_SERVER:
@@ -274,6 +276,7 @@ def _jid_encodable(jid: Jid) -> bool:
 
 _NIBBLE_PACK: Final = {**{str(d): d for d in range(10)}, "-": 10, ".": 11}
 _HEX_PACK: Final = {**{str(d): d for d in range(10)}, **{c: 10 + i for i, c in enumerate("ABCDEF")}}
+_JID_TAGS: Final = frozenset((t.JID_PAIR, t.AD_JID, t.FB_JID, t.INTEROP_JID))
 _NIBBLE_UNPACK: Final = "0123456789-."
 _HEX_UNPACK: Final = "0123456789ABCDEF"
 
@@ -443,34 +446,41 @@ class _Reader:
                 raise NodeCodecError(f"double-byte token {tag}/{index} out of range")
             return dictionary[index]
         if tag == t.JID_PAIR:
-            user = self.read_string()
-            server = self.read_string()
+            user = self.read_jid_part()
+            server = self.read_jid_part()
             if not server:
                 raise JidError("JID pair without a server")
             return str(Jid(user=user, server=server))
         if tag == t.AD_JID:
             domain = self.byte()
             device = self.byte()
-            user = self.read_string()
+            user = self.read_jid_part()
             server = _SERVER_BY_DOMAIN.get(domain, USER_SERVER)
             agent = 0 if domain in _SERVER_BY_DOMAIN else domain
             return str(Jid(user=user, server=server, device=device, agent=agent))
         if tag == t.FB_JID:
-            user = self.read_string()
+            user = self.read_jid_part()
             device = self.int_n(2)
-            server = self.read_string()
+            server = self.read_jid_part()
             return str(Jid(user=user, server=server, device=device))
         if tag == t.INTEROP_JID:
-            user = self.read_string()
+            user = self.read_jid_part()
             device = self.int_n(2)
             integrator = self.int_n(2)
-            server = self.read_string()
+            server = self.read_jid_part()
             return str(Jid(user=user, server=server, device=device, integrator=integrator))
         if tag in (t.NIBBLE_8, t.HEX_8):
             return self.read_packed(tag)
         if 1 <= tag < self.single_count:
             return self.single[tag]
         raise NodeCodecError(f"invalid token {tag} at {self.index - 1}")
+
+    def read_jid_part(self) -> str:
+        """A JID's user or server: any string but a JID (nested JIDs are not a thing, and unbounded
+        nesting would take the decoder past the interpreter's recursion limit)."""
+        if self.index < len(self.data) and self.data[self.index] in _JID_TAGS:
+            raise NodeCodecError(f"a JID inside a JID at {self.index}")
+        return self.read_string()
 
     def read_packed(self, tag: int) -> str:
         start = self.byte()
@@ -485,5 +495,7 @@ class _Reader:
                 else:
                     raise NodeCodecError(f"bad packed nibble {half}")
         if start & 0x80:
+            if not chars:
+                raise NodeCodecError("packed string marked odd but empty")
             chars.pop()
         return "".join(chars)
