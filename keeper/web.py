@@ -39,7 +39,8 @@ def local_csp(config: StackConfig) -> str:
     functions = f"http://{config.address('functions')}"
     return "; ".join((
         "default-src 'self'",
-        "script-src 'self'",
+        # Google sign-in: the Auth SDK loads Google's iframe helper even against the emulator
+        "script-src 'self' https://apis.google.com",
         "style-src 'self'",
         "img-src 'self' data:",
         f"connect-src 'self' {auth} http://{firestore} ws://{firestore} {functions}",

@@ -140,3 +140,20 @@ def test_a_stop_during_the_start_leaves_no_process(tmp_path: Path) -> None:
     assert "Traceback" not in output, output
     assert "local stack is up" not in output, output
     assert alive(stack.seen) == set(), f"left running: {alive(stack.seen)}\n{output}"
+
+
+def test_a_part_that_dies_at_start_is_reported_and_the_stack_is_not_up(tmp_path: Path) -> None:
+    ports = stack_ports(("FUNCTIONS",))
+    # the functions refuse this configuration and exit at once
+    stack = Stack(tmp_path / "home", ports, "--only", "functions", env={"KEEPER_LEASE_TTL_S": "not-a-number"})
+    try:
+        code = stack.wait_exit(120)
+    finally:
+        stack.kill()
+    output = stack.output()
+    assert code == 1, output
+    assert "functions exited with code" in output and "before it was ready" in output, output
+    assert "KEEPER_LEASE_TTL_S" in output, output  # its last log lines say why
+    assert "the stack did not start" in output, output
+    assert "local stack is up" not in output, output
+    assert alive(stack.seen) == set()

@@ -175,3 +175,22 @@ def test_sign_up_pair_by_code_and_qr_recover_a_failure_admin_and_remove(stack: S
     _row(page, code_phone).wait_for(state="detached")
     assert refused == [], refused
     context.close()
+
+
+def test_google_sign_in_starts_and_the_csp_allows_what_it_loads(stack: Stack, browser: Any) -> None:
+    """Google sign-in (a popup on the Auth emulator) loads Google's iframe helper from apis.google.com
+    even locally; these machines have no internet, so the test checks the flow starts and the CSP lets
+    it through, not the sign-in itself (the email/password test above signs in for real)."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    refused: list[str] = []
+    requested: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"http://127.0.0.1:{_port(stack, 'WEB')}/")
+    page.get_by_role("button", name="Sign in with Google").click()
+    page.wait_for_function("() => document.getElementById('error').textContent.startsWith('auth/')")
+    assert any(url.startswith("https://apis.google.com/js/api.js") for url in requested), requested
+    assert refused == [], refused
+    context.close()
