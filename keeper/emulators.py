@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from keeper.procs import ChildProcess, http_ok
+from keeper.procs import ChildProcess, free_port, http_ok
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIRESTORE_COMPONENT = "cloud-firestore-emulator"
@@ -100,13 +100,15 @@ def firebase_tools() -> Path | None:
     return path if path.exists() else None
 
 
-def auth(port: int, *, project: str, log_dir: Path, host: str = "127.0.0.1", hub_port: int = 4400,
-         logging_port: int = 4500) -> ChildProcess:
+def auth(port: int, *, project: str, log_dir: Path, host: str = "127.0.0.1", hub_port: int | None = None,
+         logging_port: int | None = None) -> ChildProcess:
     """The Firebase Auth emulator (firebase-tools), on `port`, with a generated config file.
 
     firebase-tools also opens an emulator hub and a logging port (4400 and 4500 unless the config names
-    others): they are part of the config, so two stacks with different ports coexist.
+    others): they are part of the config, free ports unless given, so two stacks (or test runs) coexist.
     """
+    hub_port = free_port(host) if hub_port is None else hub_port
+    logging_port = free_port(host) if logging_port is None else logging_port
     cli = firebase_tools()
     if cli is None:
         raise EmulatorMissing("firebase-tools is not in node_modules: run `make npm` (npm ci) first")

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from keeper.procs import free_port, port_open
+from keeper.procs import port_open
 from tests.support.stack import Stack, alive, stack_ports
 
 pytestmark = pytest.mark.integration
+
+EMULATOR_PORTS = ("FIRESTORE", "PUBSUB", "AUTH", "EMULATOR_HUB", "EMULATOR_LOGGING")
 
 
 def _wait(predicate: object, timeout_s: float) -> bool:
@@ -27,7 +29,7 @@ def _wait(predicate: object, timeout_s: float) -> bool:
 
 
 def test_up_starts_emulators_and_ctrl_c_stops_them(tmp_path: Path) -> None:
-    ports = {"KEEPER_FIRESTORE_PORT": free_port(), "KEEPER_PUBSUB_PORT": free_port(), "KEEPER_AUTH_PORT": free_port()}
+    ports = stack_ports(EMULATOR_PORTS)  # the Auth emulator's hub and logging ports too
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "KEEPER_HOME": str(tmp_path / "home")}
     env.pop("FIRESTORE_EMULATOR_HOST", None)
     env.pop("PUBSUB_EMULATOR_HOST", None)
@@ -61,8 +63,6 @@ def test_unknown_part_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown part(s) nonsense" in result.stderr
 
-
-EMULATOR_PORTS = ("FIRESTORE", "PUBSUB", "AUTH", "EMULATOR_HUB", "EMULATOR_LOGGING")
 
 
 def _firestore_doc(port: int, path: str, value: str | None = None) -> str | None:
