@@ -13,17 +13,17 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
 
 from connector import logs
 from connector.cache import StateCache
 from connector.config import ConnectorConfig
-from connector.errors import CacheError, ConfigError
+from connector.errors import CacheError, ConnectorConfigError
 from connector.identity import MetadataIdentityTokens
 from connector.link import LinkFactory
 from connector.publisher import PubSubTransport
 from connector.service import ConnectorService
 from connector.sync import HttpSyncClient
+from connector.wa_version import announced_version
 
 log = logging.getLogger("connector")
 
@@ -41,16 +41,16 @@ def _arm_watchdog(budget_s: float) -> None:
     timer.start()
 
 
-def default_link_factory(config: ConnectorConfig, persist_now: Callable[[str], Awaitable[bool]]) -> LinkFactory:
-    """The real engine; critical credential changes wait for :meth:`ConnectorService.persist_now`."""
-    from connector.engine_link import EngineLinkFactory
+def default_link_factory(config: ConnectorConfig, version: tuple[int, int, int] | None = None) -> LinkFactory:
+    """The real engine, announcing ``version`` (the configured one by default; ``connector.wa_version``)."""
+    from dataclasses import replace
 
-    async def persist_critical(account_id: str, changes: Sequence[object]) -> None:
-        # Bounded wait: if Pub/Sub is down the snapshot stays queued (and cached) and the engine
-        # goes on, rather than failing a pairing the phone has already confirmed.
-        await persist_now(account_id)
+    from connector.engine.driver import EngineLinkFactory
+    from connector.protocol.client import ClientConfig
 
-    return EngineLinkFactory(config.wa_url, config.wa_root_key, persist_critical=persist_critical)
+    base = ClientConfig()
+    client = replace(base, device=replace(base.device, version=version or config.wa_version))
+    return EngineLinkFactory(config.wa_url, config.wa_root_key, client_config=client)
 
 
 async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None) -> int:
@@ -60,20 +60,14 @@ async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None
             cache = StateCache(config.cache_dir)
         except CacheError as exc:
             log.warning("local cache disabled", extra=logs.fields(error=str(exc)))
-    holder: list[ConnectorService] = []
-
-    async def persist_now(account_id: str) -> bool:
-        return await holder[0].persist_now(account_id)
-
     service = ConnectorService(
         config,
         sync_client=HttpSyncClient(config.functions_url, config.token, token_source=(
             MetadataIdentityTokens(config.audience) if config.audience else None)),
         transport=PubSubTransport(config.project_id),
-        link_factory=link_factory or default_link_factory(config, persist_now),
+        link_factory=link_factory or default_link_factory(config, await announced_version(config)),
         cache=cache,
     )
-    holder.append(service)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -92,7 +86,7 @@ async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None
 def main() -> int:
     try:
         config = ConnectorConfig.from_env()
-    except ConfigError as exc:
+    except ConnectorConfigError as exc:
         print(f"connector: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log_level)

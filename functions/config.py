@@ -17,7 +17,9 @@ KEEPER_MAX_ACCOUNTS_PER_USER           50                  addAccount refuses mo
 KEEPER_MAX_CLAIMS_PER_SYNC             100                 accounts handed out per connectorSync call
 KEEPER_CONNECTOR_TOKEN                 (unset)             shared bearer token for connectorSync (local)
 KEEPER_CONNECTOR_AUDIENCE              (unset)             audience of connector identity tokens (prod)
-KEEPER_CONNECTOR_SERVICE_ACCOUNTS      (unset)             comma-separated service-account e-mails allowed
+KEEPER_CONNECTOR_SERVICE_ACCOUNTS      (unset)             service-account e-mails (comma-separated) connectorSync
+                                                           admits
+KEEPER_SCHEDULER_SERVICE_ACCOUNTS      (unset)             service-account e-mails healthCheck / cleanup admit
 KEEPER_SCHEDULER_TOKEN                 (unset)             bearer token for healthCheck / cleanup locally
 KEEPER_ENFORCE_APP_CHECK               false               require App Check on callables
 =====================================  ==================  ================================================
@@ -29,14 +31,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from functions.errors import FunctionsConfigError
 from shared.events import TOPIC_ALERTS, TOPIC_CONNECTION_EVENTS, TOPIC_SESSION_SNAPSHOTS
 
 DEFAULT_PROJECT = "demo-keeper"
 DEFAULT_REGION = "us-central1"
-
-
-class ConfigError(ValueError):
-    """An environment variable holds a value the functions cannot use."""
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float = 0) -> float:
@@ -46,9 +45,9 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float = 0) -
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+        raise FunctionsConfigError(f"{name}={raw!r} is not a number") from exc
     if value < low:
-        raise ConfigError(f"{name}={raw!r} must be at least {low}")
+        raise FunctionsConfigError(f"{name}={raw!r} must be at least {low}")
     return value
 
 
@@ -91,6 +90,7 @@ class FunctionsConfig:
     connector_token: str | None
     connector_audience: str | None
     connector_service_accounts: frozenset[str]
+    scheduler_service_accounts: frozenset[str]
     scheduler_token: str | None
     enforce_app_check: bool
 
@@ -98,7 +98,6 @@ class FunctionsConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> FunctionsConfig:
         project = _project(env)
         env = os.environ if env is None else env
-        accounts = env.get("KEEPER_CONNECTOR_SERVICE_ACCOUNTS", "")
         return cls(
             project=project,
             region=env.get("KEEPER_REGION") or DEFAULT_REGION,
@@ -114,7 +113,12 @@ class FunctionsConfig:
             max_claims_per_sync=int(_number(env, "KEEPER_MAX_CLAIMS_PER_SYNC", 100, low=1)),
             connector_token=env.get("KEEPER_CONNECTOR_TOKEN") or None,
             connector_audience=env.get("KEEPER_CONNECTOR_AUDIENCE") or None,
-            connector_service_accounts=frozenset(a.strip() for a in accounts.split(",") if a.strip()),
+            connector_service_accounts=_emails(env, "KEEPER_CONNECTOR_SERVICE_ACCOUNTS"),
+            scheduler_service_accounts=_emails(env, "KEEPER_SCHEDULER_SERVICE_ACCOUNTS"),
             scheduler_token=env.get("KEEPER_SCHEDULER_TOKEN") or None,
             enforce_app_check=_flag(env, "KEEPER_ENFORCE_APP_CHECK"),
         )
+
+
+def _emails(env: Mapping[str, str], name: str) -> frozenset[str]:
+    return frozenset(a.strip() for a in env.get(name, "").split(",") if a.strip())
