@@ -255,7 +255,7 @@ class ConnectorService:
             with contextlib.suppress(CacheError):
                 self.cache.delete(slot.account_id)
         unlinked = closed is not None and closed.reason is CloseReason.LOGGED_OUT_BY_CLIENT
-        message = "device of the wrong phone unlinked" if unlinked else "device of the wrong phone: unlink not confirmed"
+        message = "device of the wrong phone " + ("unlinked" if unlinked else "not unlinked: WhatsApp did not confirm")
         log.info(message, extra={"account_id": slot.account_id})
         self.keeper.release(slot.account_id)
 
