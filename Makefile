@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do $$p -c 'import sys;
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: help venv npm test lint typecheck pytest up proto clean
+.PHONY: help venv npm web chromium test lint typecheck pytest up proto clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,22 +31,39 @@ $(NPM_STAMP): $(wildcard package.json package-lock.json)
 
 npm: $(NPM_STAMP) ## install the npm packages the tests use into ./node_modules
 
+# The web app, bundled by Vite from npm packages into web/dist (what Hosting and `keeper web` serve).
+WEB_BUILT := web/dist/index.html
+$(WEB_BUILT): $(NPM_STAMP) $(wildcard web/index.html web/vite.config.mjs web/src/*)
+	node_modules/.bin/vite build --config web/vite.config.mjs
+
+web: $(WEB_BUILT) ## build the web app into web/dist
+
+# The browser tests drive Debian's Chromium (never a downloaded browser); a new machine has none.
+CHROMIUM := /usr/bin/chromium
+chromium: ## install Debian's Chromium for the browser tests when it is missing (as root, or with sudo)
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	    echo "the browser tests need Debian's Chromium: run 'apt-get install -y chromium' as root"; exit 1; fi; \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  test -x $(CHROMIUM); }
+
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: $(STAMP) ## mypy --strict on shared/ and connector/
 	$(VENV)/bin/mypy --strict shared connector
 
-pytest: $(STAMP) $(NPM_STAMP) ## pytest (starts and stops the emulators itself)
+pytest: $(STAMP) $(NPM_STAMP) $(WEB_BUILT) chromium ## pytest (starts and stops the emulators itself)
 	$(PY) -m keeper.testrun $(PYTEST_ARGS)
 
 test: lint typecheck pytest ## everything CI runs
 
-up: $(STAMP) $(NPM_STAMP) ## run the whole local stack in the foreground (Ctrl-C stops it)
+up: $(STAMP) $(NPM_STAMP) $(WEB_BUILT) ## run the whole local stack in the foreground (Ctrl-C stops it)
 	$(VENV)/bin/keeper up
 
 proto: $(STAMP) ## regenerate connector/protocol/proto/*_pb2.py from wa.proto
 	$(PY) -m connector.protocol.proto.generate
 
-clean: ## remove local state (.keeper/) and caches
-	rm -rf .keeper .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove local state (.keeper/: emulator data, simulator phones and devices, logs), the web build and caches
+	rm -rf .keeper web/dist .pytest_cache .mypy_cache .ruff_cache

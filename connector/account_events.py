@@ -41,6 +41,24 @@ log = logging.getLogger(__name__)
 PAIRING_CODE_TTL_S = 180.0
 QR_TTL_S = 20.0
 
+#: Why a pairing ended, as the functions record it (``statusReason``) and the web app explains it;
+#: keyed by the close reason of the socket.
+PAIRING_WRONG_PHONE = "pairing_wrong_phone"
+PAIRING_FAILURE_REASONS = {
+    CloseReason.PAIRING_EXPIRED.value: "expired",
+    CloseReason.PAIRING_UNKNOWN_NUMBER.value: "unknown_number",
+    CloseReason.PAIRING_WRONG_CODE.value: "wrong_code",
+    PAIRING_WRONG_PHONE: "wrong_phone",
+    CloseReason.PAIRING_FAILED.value: "failed",
+}
+
+
+def same_number(phone_number: str, jid: str) -> bool:
+    """Whether ``jid`` (``40700000001[:device]@s.whatsapp.net``) is the account of ``phone_number``
+    (E.164, ``+40700000001``)."""
+    user = jid.split("@", 1)[0].split(":", 1)[0]
+    return user == "".join(ch for ch in phone_number if ch.isdigit())
+
 
 def message_event(account_id: str, message: IncomingMessage) -> MessageReceived:
     """The ``message.received`` event of an incoming stanza (its still-encrypted node as payload)."""
@@ -64,6 +82,8 @@ class AccountEvents:
         self._cache = cache
         self._reconnects = reconnects
         self._message_outcomes = message_outcomes
+        #: Unlinks a device linked by the wrong phone (the service sets it: it owns the sockets).
+        self.refuse_link: Callable[[AccountSlot], None] | None = None
 
     def report(self, account_id: str, state: ConnectionState, reason: str | None, code: int | None,
                attempt: int) -> None:
@@ -102,13 +122,22 @@ class AccountEvents:
         self._events.submit(account_id, event.to_json(), event.attributes())
 
     def paired(self, account_id: str, jid: str) -> None:
+        slot = self._accounts.get(account_id)
+        if slot is not None and slot.pairing_phone and not same_number(slot.pairing_phone, jid):
+            # A QR scanned by another phone than the account's: that number would be managed twice.
+            log.warning("linked by another phone than the account's number: unlinking",
+                        extra={"account_id": account_id})
+            self.pairing_failed(account_id, PAIRING_WRONG_PHONE)
+            if self.refuse_link is not None:
+                self.refuse_link(slot)
+            return
         log.info("paired", extra={"account_id": account_id})
         event = PairingSuccess(account_id, jid, *self._sender(account_id))
         self._events.submit(account_id, event.to_json(), event.attributes())
 
     def pairing_failed(self, account_id: str, reason: str) -> None:
         log.warning("pairing failed", extra={"account_id": account_id, "fields": {"reason": reason}})
-        slug = "expired" if reason == CloseReason.PAIRING_EXPIRED else reason
+        slug = PAIRING_FAILURE_REASONS.get(str(reason), str(reason))
         event = PairingFailed(account_id, slug, *self._sender(account_id))
         self._events.submit(account_id, event.to_json(), event.attributes())
 

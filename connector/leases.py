@@ -45,6 +45,8 @@ _T = TypeVar("_T")
 
 LEASE_GUARD_S = 3.0
 RETRY_AFTER_FAILURE_S = 1.0
+#: While connectorSync keeps failing, one warning per this many failed calls (with the count).
+SYNC_FAILURE_REPORT_EVERY = 60
 RELEASE_PARALLEL_CALLS = 8
 
 
@@ -152,6 +154,8 @@ class LeaseKeeper:
         self._renew_only = False
         #: The last answered call claimed nothing on purpose (renew only): work may be waiting.
         self._claims_skipped = False
+        #: Calls failed in a row (reported once, then with the count now and then).
+        self._sync_failures = 0
 
     # --- service side -------------------------------------------------------------------------
 
@@ -342,6 +346,9 @@ class LeaseKeeper:
         while True:
             try:
                 response = await self._sync_watching_deadlines()
+                if self._sync_failures:
+                    log.info("connectorSync works again", extra={"fields": {"failedCalls": self._sync_failures}})
+                    self._sync_failures = 0
                 next_sync = self._clock() + self._period_s()
                 if ((response.claimed or self._claims_skipped) and self._taking_work
                         and len(self.table) < self.capacity):
@@ -352,8 +359,11 @@ class LeaseKeeper:
                 else:
                     await self.open_claimed()
             except SyncError as exc:
-                log.warning("connectorSync failed", extra={"fields": {"error": str(exc),
-                                                                      "held": len(self.table)}})
+                # once when it starts failing, then every SYNC_FAILURE_REPORT_EVERY calls with the count
+                self._sync_failures += 1
+                if self._sync_failures % SYNC_FAILURE_REPORT_EVERY == 1:
+                    log.warning("connectorSync failed", extra={"fields": {
+                        "error": str(exc), "held": len(self.table), "failedCalls": self._sync_failures}})
                 next_sync = self._clock() + RETRY_AFTER_FAILURE_S
             while True:
                 self.check_expiring()

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from connector.account_events import AccountEvents
+from connector.account_events import PAIRING_WRONG_PHONE, AccountEvents
 from connector.cache import StateCache
 from connector.config import ConnectorConfig
 from connector.errors import CacheError, PublishError, RestoreError
@@ -82,6 +82,7 @@ class ConnectorService:
         self.hooks = AccountEvents(config.connector_id, self.accounts, events=self.events, messages=self.messages,
                                    reports=self.reports, writer=self.writer, cache=cache,
                                    reconnects=self.metrics.reconnects, message_outcomes=self.metrics.messages)
+        self.hooks.refuse_link = self._refuse_link
         self.keeper = LeaseKeeper(
             sync_client, self, connector_id=config.connector_id, capacity=config.capacity,
             public_key=self.codec.public_key, interval_s=config.sync_interval_s, clock=clock,
@@ -168,7 +169,9 @@ class ConnectorService:
         supervisor = AccountSupervisor(claim.account_id, store, self.link_factory, self.hooks,
                                        pairing=claim.pairing if source is StateSource.PAIRING else None,
                                        clock=self.clock)
-        slot = AccountSlot(claim.account_id, claim.generation, store, supervisor)
+        slot = AccountSlot(claim.account_id, claim.generation, store, supervisor,
+                           pairing_phone=claim.pairing.phone_number
+                           if source is StateSource.PAIRING and claim.pairing else None)
         store.set_listener(functools.partial(self._state_changed, claim.account_id))
         self.accounts[claim.account_id] = slot
         if source is StateSource.CACHE:
@@ -233,6 +236,27 @@ class ConnectorService:
         accepted = self.events.submit(slot.account_id, removed.to_json(), removed.attributes())
         with contextlib.suppress(PublishError, asyncio.CancelledError):
             await accepted
+        self.keeper.release(slot.account_id)
+
+    def _refuse_link(self, slot: AccountSlot) -> None:
+        if not slot.removing:
+            slot.removing = True
+            self._spawn(self._unlink_refused(slot))
+
+    async def _unlink_refused(self, slot: AccountSlot) -> None:
+        """Unlink a device linked by the wrong phone and give the account back (it waits for a new
+        pairing); its keys never reach the cache again. The pairing socket cannot log out (WhatsApp
+        wants a login first), so it is closed and the logout goes through a socket of its own."""
+        await slot.supervisor.stop(PAIRING_WRONG_PHONE)
+        closed = await slot.supervisor.logout()
+        self.accounts.pop(slot.account_id, None)
+        self.writer.forget(slot.account_id)
+        if self.cache is not None:
+            with contextlib.suppress(CacheError):
+                self.cache.delete(slot.account_id)
+        unlinked = closed is not None and closed.reason is CloseReason.LOGGED_OUT_BY_CLIENT
+        message = "device of the wrong phone " + ("unlinked" if unlinked else "not unlinked: WhatsApp did not confirm")
+        log.info(message, extra={"account_id": slot.account_id})
         self.keeper.release(slot.account_id)
 
     def _retire(self, slot: AccountSlot, reason: str, report: bool = False, final_snapshot: bool = False) -> None:

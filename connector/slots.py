@@ -18,5 +18,7 @@ class AccountSlot:
     #: The store revision last handed to the snapshot publisher (-1: none yet).
     published_revision: int = -1
     removing: bool = False
+    #: The number the account was added with, while it pairs: a link by another phone is refused.
+    pairing_phone: str | None = None
     #: Incoming messages waiting for Pub/Sub before they are acknowledged to WhatsApp.
     message_tasks: set[asyncio.Task[None]] = field(default_factory=set)

@@ -26,7 +26,7 @@ from typing import Any
 
 from functions.alerts import Alerter, alert_id, alert_ids
 from functions.errors import MalformedMessageError, StaleMessageError
-from functions.model import GONE, Account, AccountStatus, Clock, Lease, PairingInfo, serving
+from functions.model import GONE, NEEDS_NEW_PAIRING, Account, AccountStatus, Clock, Lease, PairingInfo, serving
 from functions.ports import SessionVault
 from functions.stores import AccountEventView, AccountEventWrite, Stores
 from shared.events import (
@@ -44,6 +44,14 @@ from shared.events import (
 )
 
 _log = logging.getLogger(__name__)
+
+#: ``statusReason`` of an account linked by another phone than its number.
+WRONG_PHONE = "wrong_phone"
+
+
+def _same_number(phone_number: str, jid: str) -> bool:
+    """Whether ``jid`` (``40700000001[:device]@s.whatsapp.net``) is the account of E.164 ``phone_number``."""
+    return jid.split("@", 1)[0].split(":", 1)[0] == "".join(ch for ch in phone_number if ch.isdigit())
 
 #: Where each connector-reported state moves a linked (not pairing) account.
 _STATUS_FOR_STATE = {
@@ -168,6 +176,7 @@ class ConnectionEventRecorder:
         if step.changes is not None:
             self._stores.account_events.write(account.account_id, step.changes, step.closes)
             self._recorded(event)
+        self._count_reconnects([event])
 
     def _step(self, account: Account, lease: Lease | None, event: ConnectionUpdate,
               open_alerts: tuple[str, ...]) -> _Step:
@@ -179,6 +188,11 @@ class ConnectionEventRecorder:
                                     f"{event.generation}, lease is at {lease.generation}")
         if account.status in GONE:
             return _Step(None, still_open=open_alerts)  # the removal flow owns the status now
+        if account.status in NEEDS_NEW_PAIRING and (event.state is not ConnectionState.OPEN
+                                                    or account.status_reason == WRONG_PHONE):
+            # The pairing failed (or the phone logged out): the socket closing after it (stopped,
+            # lease_not_served) must not hide why; only a new pairing or an open connection moves on.
+            return _Step(None, still_open=open_alerts)
         pairing = account.status is AccountStatus.PAIRING
         if pairing and event.state not in (ConnectionState.OPEN, ConnectionState.NEEDS_PAIRING):
             # Sockets come and go while pairing; the pairing events tell the story.
@@ -223,6 +237,7 @@ class ConnectionEventRecorder:
         accounts = {a: view.account for a, view in views.items()}
         open_alerts = {a: view.open_alert_ids for a, view in views.items()}
         pending = _PendingWrites()
+        counted: list[ConnectionUpdate] = []
         for update in batch.updates:
             account_id = update.account_id
             account = accounts[account_id]
@@ -240,10 +255,22 @@ class ConnectionEventRecorder:
                 _log.warning("connection.updates from %s: update dropped: %s", batch.connector_id, exc.message)
                 continue
             open_alerts[account_id] = step.still_open
+            counted.append(update)
             if step.changes is not None:
                 accounts[account_id] = dataclasses.replace(account, **step.changes)
                 pending.add(update, step)
         self._write(pending.take())
+        self._count_reconnects(counted)
+
+    def _count_reconnects(self, updates: Iterable[ConnectionUpdate]) -> None:
+        """Reconnects per hour for the dashboard: one increment per hour the updates fall in."""
+        hours: dict[Any, int] = {}
+        for update in updates:
+            if update.state is ConnectionState.RECONNECTING:
+                hour = update.at.replace(minute=0, second=0, microsecond=0)
+                hours[hour] = hours.get(hour, 0) + 1
+        for hour, count in hours.items():
+            self._stores.status.count_reconnects(hour, count)
 
     def _write(self, taken: tuple[list[AccountEventWrite], list[ConnectionUpdate]]) -> None:
         writes, recorded = taken
@@ -270,6 +297,13 @@ class ConnectionEventRecorder:
             return
         if account.status is not AccountStatus.PAIRING:
             raise StaleMessageError(f"account {account.account_id}: {event.TYPE} while {account.status.value}")
+        if isinstance(event, PairingSuccess) and not _same_number(account.phone_number, event.jid):
+            # Linked by another phone than the account's number (a QR scanned by the wrong phone): that
+            # number would be managed twice. The connector unlinks it; the account waits for a new pairing.
+            self._update(account, {"status": AccountStatus.PAIRING_FAILED, **serving(False, self._clock()),
+                                   "pairing": None, "status_reason": WRONG_PHONE})
+            _log.warning("account %s: linked by another phone than its number, refused", account.account_id)
+            return
         if isinstance(event, PairingCode):
             self._update(account, {"pairing": PairingInfo(code=event.code, expires_at=event.expires_at)})
         elif isinstance(event, PairingQr):

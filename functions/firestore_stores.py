@@ -50,6 +50,8 @@ OUTCOMES = "restore_outcomes"
 _OUTCOMES_PER_DOC = 200
 CONNECTORS = "connectors"
 HEALTH = "health"
+#: Reconnects per hour (documents `YYYYMMDDTHH`), for the dashboard; closed to clients by the rules.
+RECONNECT_COUNTS = "reconnect_counts"
 #: ``phone_numbers/{e164}`` -> ``{accountId}``: written by adds before numbers were per owner; an account's
 #: deletion still removes its own.
 PHONE_NUMBERS = "phone_numbers"
@@ -703,6 +705,16 @@ class FirestoreStatusStore:
         doc = snap.to_dict() or {}
         return HealthSummary(doc["checkedAt"], dict(doc.get("byHealth") or {}), int(doc.get("sessions", 0)),
                              int(doc.get("problems", 0)), int(doc.get("durationMs", 0)))
+
+    def count_reconnects(self, hour: datetime, count: int) -> None:
+        # one document per hour, incremented in place: a batch of updates costs one write
+        self._client.collection(RECONNECT_COUNTS).document(hour.strftime("%Y%m%dT%H")).set(
+            {"hour": hour, "count": firestore.Increment(count)}, merge=True)
+
+    def reconnects_since(self, since: datetime) -> dict[datetime, int]:
+        query = self._client.collection(RECONNECT_COUNTS).where(filter=FieldFilter("hour", ">=", since))
+        return {doc["hour"]: int(doc.get("count") or 0) for doc in (snap.to_dict() or {} for snap in query.stream())
+                if isinstance(doc.get("hour"), datetime)}
 
     def put_vault_key(self, record: VaultKeyRecord) -> None:
         self._client.collection(HEALTH).document(VAULT_KEY_DOC).set(

@@ -9,11 +9,12 @@ call never reads the fleet's heads, outcomes or alerts, nor its health-check tot
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
+from statistics import median
 from typing import Any
 
 from functions.accounts import Caller
-from functions.model import Account, AccountStatus, Clock, Health, RestoreOutcomeKind
+from functions.model import Account, AccountStatus, Clock, Health, RestoreOutcome, RestoreOutcomeKind
 from functions.ports import SessionVault
 from functions.stores import Stores
 from shared.events import format_time
@@ -21,6 +22,46 @@ from shared.events import format_time
 RESTORE_WINDOW = timedelta(hours=24)
 MAX_ALERTS_LISTED = 50
 CONNECTOR_LIVE_WINDOW = timedelta(minutes=1)
+#: A restore counts towards the durations when its account connected within this long after the claim.
+RESTORE_DURATION_LIMIT = timedelta(minutes=5)
+
+
+def _timeline(now: datetime, outcomes: list[RestoreOutcome], accounts: dict[str, Account],
+              reconnects: dict[datetime, int]) -> list[dict[str, Any]]:
+    """The last 24 hours, hour by hour: restores by outcome, the median restore duration (claim to
+    connected, for each account's latest restore) and reconnects (admins only: they are counted for all)."""
+    first = (now - RESTORE_WINDOW).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    hours = [first + timedelta(hours=i) for i in range(24)]
+    buckets: dict[datetime, dict[str, Any]] = {
+        h: {"hour": format_time(h), "restored": 0, "fellBack": 0, "failed": 0, "durations": [],
+            "reconnects": 0} for h in hours}
+    latest: dict[str, RestoreOutcome] = {}
+    for outcome in outcomes:
+        bucket = buckets.get(outcome.at.replace(minute=0, second=0, microsecond=0))
+        if bucket is None:
+            continue
+        key = {RestoreOutcomeKind.RESTORED: "restored", RestoreOutcomeKind.FELL_BACK: "fellBack"}.get(
+            outcome.outcome, "failed")
+        bucket[key] += 1
+        if outcome.outcome is not RestoreOutcomeKind.FAILED and (
+                outcome.account_id not in latest or latest[outcome.account_id].at < outcome.at):
+            latest[outcome.account_id] = outcome
+    for account_id, outcome in latest.items():
+        account = accounts.get(account_id)
+        connected = account.last_connected_at if account is not None else None
+        if connected is not None and timedelta(0) <= connected - outcome.at <= RESTORE_DURATION_LIMIT:
+            buckets[outcome.at.replace(minute=0, second=0, microsecond=0)]["durations"].append(
+                (connected - outcome.at).total_seconds())
+    for hour, count in reconnects.items():
+        if hour in buckets:
+            buckets[hour]["reconnects"] += count
+    out = []
+    for hour in hours:
+        bucket = buckets[hour]
+        durations = bucket.pop("durations")
+        bucket["restoreSecondsP50"] = round(median(durations), 3) if durations else None
+        out.append(bucket)
+    return out
 
 
 def metrics(stores: Stores, vault: SessionVault, caller: Caller, clock: Clock) -> dict[str, Any]:
@@ -62,6 +103,8 @@ def metrics(stores: Stores, vault: SessionVault, caller: Caller, clock: Clock) -
         "alerts": [{"alertId": a.alert_id, "accountId": a.account_id, "kind": a.kind, "message": a.message,
                     "createdAt": format_time(a.created_at)} for a in alerts[:MAX_ALERTS_LISTED]],
     }
+    view["timeline"] = _timeline(now, outcomes, {a.account_id: a for a in accounts},
+                                 stores.status.reconnects_since(now - RESTORE_WINDOW) if caller.admin else {})
     if caller.admin:
         # A connector is live while it synced within a couple of lease lifetimes.
         live_after = now - CONNECTOR_LIVE_WINDOW

@@ -152,10 +152,13 @@ class ConnectorSyncService:
         self._stores.status.record_connector(ConnectorRecord(
             request.connector_id, now, request.capacity, len(renewal.held_ids) + len(claimed), caller))
         public_key, key_id = self._vault_key()
-        _log.info("connectorSync %s: %d released, %d renewed of %d held, %d lost, %d claimed in %.2f s "
-                  "(release + renew %.2f s, claim %.2f s)", request.connector_id, len(request.release),
-                  len(renewal.renewed), len(held), len(renewal.lost), len(claimed), time.monotonic() - started,
-                  renewed_at - started, claimed_at - renewed_at)
+        # a call that changed nothing (renewals only) is every connector's heartbeat: debug, not info
+        busy = request.release or renewal.lost or claimed
+        _log.log(logging.INFO if busy else logging.DEBUG,
+                 "connectorSync %s: %d released, %d renewed of %d held, %d lost, %d claimed in %.2f s "
+                 "(release + renew %.2f s, claim %.2f s)", request.connector_id, len(request.release),
+                 len(renewal.renewed), len(held), len(renewal.lost), len(claimed), time.monotonic() - started,
+                 renewed_at - started, claimed_at - renewed_at)
         return SyncReply(self._lease_ttl_s, public_key, key_id, renewed=renewal.renewed, lost=renewal.lost,
                          claimed=claimed, commands=commands)
 

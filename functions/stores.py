@@ -261,6 +261,14 @@ class StatusStore(Protocol):
 
     def vault_key(self) -> VaultKeyRecord | None: ...
 
+    def count_reconnects(self, hour: datetime, count: int) -> None:
+        """Add ``count`` reconnects to the hour starting at ``hour`` (the dashboard's plot)."""
+        ...
+
+    def reconnects_since(self, since: datetime) -> dict[datetime, int]:
+        """Reconnects per hour, for the hours starting at or after ``since``."""
+        ...
+
 
 class AlertPublisher(Protocol):
     def publish(self, data: bytes, attributes: Mapping[str, str]) -> None: ...

@@ -8,7 +8,7 @@ restarted alone with `keeper <part>` finds the others. Each value has a default 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +21,19 @@ PORT_DEFAULTS: dict[str, tuple[str, int]] = {
     "firestore": ("KEEPER_FIRESTORE_PORT", 8080),
     "pubsub": ("KEEPER_PUBSUB_PORT", 8085),
     "auth": ("KEEPER_AUTH_PORT", 9099),
+    # firebase-tools opens these beside the Auth emulator; two stacks need different ones
+    "hub": ("KEEPER_EMULATOR_HUB_PORT", 4400),
+    "logging": ("KEEPER_EMULATOR_LOGGING_PORT", 4500),
     "functions": ("KEEPER_FUNCTIONS_PORT", 5001),
     "simulator": ("KEEPER_SIMULATOR_PORT", 7300),
     "connector": ("KEEPER_CONNECTOR_PORT", 8081),
+    "web": ("KEEPER_WEB_PORT", 5000),
 }
+
+#: The shared connector bearer token of the local stack (the functions accept it, the connector sends it).
+LOCAL_CONNECTOR_TOKEN = "local-dev-connector-token"
+#: The bearer token the local schedules send to healthCheck and cleanup.
+LOCAL_SCHEDULER_TOKEN = "local-dev-scheduler-token"
 
 
 class ConfigError(ValueError):
@@ -86,3 +95,34 @@ class StackConfig:
             "KEEPER_FUNCTIONS_URL": self.functions_base,
             **{var: str(self.ports[part]) for part, (var, _) in PORT_DEFAULTS.items()},
         }
+
+    def local_env(self) -> dict[str, str]:
+        """What every part of the local stack needs, started by `keeper up` or alone: the emulators and
+        the shared local tokens."""
+        return {**self.emulator_env(), "KEEPER_CONNECTOR_TOKEN": LOCAL_CONNECTOR_TOKEN,
+                "KEEPER_SCHEDULER_TOKEN": LOCAL_SCHEDULER_TOKEN}
+
+
+def apply_local_defaults(env: MutableMapping[str, str] | None = None) -> StackConfig:
+    """Fill ``env`` (default ``os.environ``) with the local stack's settings where unset, so a part run
+    alone (`keeper functions`) finds the emulators exactly as under `keeper up`."""
+    target = os.environ if env is None else env
+    config = StackConfig.from_env(target)
+    for name, value in config.local_env().items():
+        if not target.get(name):
+            target[name] = value
+    return config
+
+
+def interval_s(env: Mapping[str, str], name: str, default: float) -> float:
+    """A non-negative number of seconds from ``env`` (0 turns the thing off)."""
+    raw = env.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from exc
+    if value < 0:
+        raise ConfigError(f"{name}={value} is negative")
+    return value

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from keeper.procs import ChildProcess, http_ok
+from keeper.procs import ChildProcess, free_port, http_ok
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIRESTORE_COMPONENT = "cloud-firestore-emulator"
@@ -58,11 +58,16 @@ def find_gcloud() -> Tooling:
     return Tooling(gcloud=gcloud, sdk_root=sdk_root)
 
 
-def firestore(port: int, *, log_dir: Path, rules: Path | None = None, host: str = "127.0.0.1") -> ChildProcess:
+def firestore(port: int, *, log_dir: Path, rules: Path | None = None, host: str = "127.0.0.1",
+              import_data: Path | None = None) -> ChildProcess:
+    """The gcloud Firestore emulator; ``import_data`` is an export's ``.overall_export_metadata`` file
+    (see :mod:`keeper.firestore_data`) to start from instead of an empty database."""
     tools = find_gcloud()
     argv = [tools.gcloud, "emulators", "firestore", "start", f"--host-port={host}:{port}"]
     if rules is not None:
         argv.append(f"--rules={rules}")
+    if import_data is not None:
+        argv.append(f"--import-data={import_data}")
     return ChildProcess(
         "firestore-emulator",
         argv,
@@ -95,14 +100,23 @@ def firebase_tools() -> Path | None:
     return path if path.exists() else None
 
 
-def auth(port: int, *, project: str, log_dir: Path, host: str = "127.0.0.1") -> ChildProcess:
-    """The Firebase Auth emulator (firebase-tools), on `port`, with a generated config file."""
+def auth(port: int, *, project: str, log_dir: Path, host: str = "127.0.0.1", hub_port: int | None = None,
+         logging_port: int | None = None) -> ChildProcess:
+    """The Firebase Auth emulator (firebase-tools), on `port`, with a generated config file.
+
+    firebase-tools also opens an emulator hub and a logging port (4400 and 4500 unless the config names
+    others): they are part of the config, free ports unless given, so two stacks (or test runs) coexist.
+    """
+    hub_port = free_port(host) if hub_port is None else hub_port
+    logging_port = free_port(host) if logging_port is None else logging_port
     cli = firebase_tools()
     if cli is None:
         raise EmulatorMissing("firebase-tools is not in node_modules: run `make npm` (npm ci) first")
     log_dir.mkdir(parents=True, exist_ok=True)
     config = log_dir / "firebase.auth.json"
-    config.write_text(json.dumps({"emulators": {"auth": {"host": host, "port": port}, "ui": {"enabled": False}}}))
+    config.write_text(json.dumps({"emulators": {
+        "auth": {"host": host, "port": port}, "hub": {"host": host, "port": hub_port},
+        "logging": {"host": host, "port": logging_port}, "ui": {"enabled": False}}}))
     argv = [str(cli), "emulators:start", "--only", "auth", "--project", project, "--config", str(config)]
     return ChildProcess(
         "auth-emulator",

@@ -45,6 +45,10 @@ class ProcessError(RuntimeError):
     """A child process failed to start, died early, or did not become ready in time."""
 
 
+class StartCancelled(ProcessError):
+    """A stop was requested while the child was still starting; it has been stopped."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port on `host` that nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -94,7 +98,8 @@ class ChildProcess:
         self.stop_grace_s = stop_grace_s
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ChildProcess:
+    def start(self, cancelled: Callable[[], bool] | None = None) -> ChildProcess:
+        """Start and wait until ready; ``cancelled`` is polled while waiting (a stop request)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         try:
@@ -112,12 +117,15 @@ class ChildProcess:
         finally:
             log.close()
         if self.ready is not None:
-            self.wait_ready()
+            self.wait_ready(cancelled)
         return self
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, cancelled: Callable[[], bool] | None = None) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
+            if cancelled is not None and cancelled():
+                self.stop()
+                raise StartCancelled(f"{self.name}: stopped while starting")
             if self.process is not None and self.process.poll() is not None:
                 raise ProcessError(
                     f"{self.name} exited with code {self.process.returncode} before it was ready;"
@@ -147,6 +155,7 @@ class ChildProcess:
         grace_s = self.stop_grace_s if grace_s is None else grace_s
         if self.process is None:
             return None
+        deadline = time.monotonic() + grace_s
         if self.process.poll() is None:
             self.signal(signal.SIGTERM)
             try:
@@ -154,8 +163,11 @@ class ChildProcess:
             except subprocess.TimeoutExpired:
                 self.signal(signal.SIGKILL)
                 self.process.wait(timeout=grace_s)
-        # Children (Java under the gcloud wrapper) may outlive the leader: sweep the group and wait until
-        # it is gone, so the ports are free when stop() returns.
+        # The rest of the group (Java under the gcloud wrapper) got the same SIGTERM: give it what is left
+        # of the grace to finish, then sweep the group and wait until it is gone, so the ports are free
+        # when stop() returns.
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.signal(signal.SIGKILL)
         deadline = time.monotonic() + grace_s
         while self._group_alive() and time.monotonic() < deadline:

@@ -469,14 +469,19 @@ class Client:
         elif pending.kind is _Iq.LINK_CODE_HELLO:
             ref = linking.companion_hello_ref(node)
             if not ok or ref is None:
-                self._close(close_info(CloseReason.PAIRING_FAILED, detail="pairing code request refused"))
+                # 404 item-not-found: no WhatsApp account has this number (whatsmeow PairPhone)
+                error = node.child("error")
+                unknown = error is not None and error.attrs.get("code") == "404"
+                self._close(close_info(CloseReason.PAIRING_UNKNOWN_NUMBER if unknown else CloseReason.PAIRING_FAILED,
+                                       detail="pairing code request refused"))
                 return
             self._link_code_ref = ref
             code = self._store.get_creds().pairing_code or ""
             phone = self._config.pairing_phone_number or ""
             self._events.append(PairingCodeShown(pairing.format_pairing_code(code), phone))
         elif pending.kind is _Iq.LINK_CODE_FINISH and not ok:
-            self._close(close_info(CloseReason.PAIRING_FAILED, detail="companion_finish refused"))
+            # the phone could not open our key bundle: the code typed on it was not the one we showed
+            self._close(close_info(CloseReason.PAIRING_WRONG_CODE, detail="companion_finish refused"))
         elif pending.kind is _Iq.LOGOUT:
             if ok:
                 self._close(close_info(CloseReason.LOGGED_OUT_BY_CLIENT, detail="remove-companion-device accepted"))

@@ -22,6 +22,8 @@ timed_out              408     backoff             connect or handshake did not 
 protocol_error         500     backoff             undecodable or unverifiable data from the server
 pairing_expired        408     stop_pairing        every QR ref shown and none scanned; code not entered
 pairing_failed         401     stop_pairing        pair-success did not verify (HMAC / signature)
+pairing_unknown_number 404     stop_pairing        the server knows no account for the number a code was asked for
+pairing_wrong_code     401     stop_pairing        companion_finish refused: the code typed on the phone was not ours
 closed_by_client       0       stop_requested      ``Client.close()``
 logged_out_by_client   401     stop_requested      ``Client.logout()``: the server confirmed (or reported) the unlink
 logout_failed          500     stop_requested      ``Client.logout()``: refused, unanswered in time, or cut short
@@ -55,6 +57,8 @@ class CloseReason(enum.StrEnum):
     PROTOCOL_ERROR = "protocol_error"
     PAIRING_EXPIRED = "pairing_expired"
     PAIRING_FAILED = "pairing_failed"
+    PAIRING_UNKNOWN_NUMBER = "pairing_unknown_number"
+    PAIRING_WRONG_CODE = "pairing_wrong_code"
     CLOSED_BY_CLIENT = "closed_by_client"
     LOGGED_OUT_BY_CLIENT = "logged_out_by_client"
     LOGOUT_FAILED = "logout_failed"
@@ -95,6 +99,8 @@ _TABLE: Final[dict[CloseReason, tuple[int, ClosePolicy]]] = {
     CloseReason.PROTOCOL_ERROR: (500, ClosePolicy.BACKOFF),
     CloseReason.PAIRING_EXPIRED: (408, ClosePolicy.STOP_PAIRING),
     CloseReason.PAIRING_FAILED: (401, ClosePolicy.STOP_PAIRING),
+    CloseReason.PAIRING_UNKNOWN_NUMBER: (404, ClosePolicy.STOP_PAIRING),
+    CloseReason.PAIRING_WRONG_CODE: (401, ClosePolicy.STOP_PAIRING),
     CloseReason.CLOSED_BY_CLIENT: (0, ClosePolicy.STOP_REQUESTED),
     # Logging out is asked for by the caller (the account is being removed): both outcomes stop, and the
     # reason tells whether WhatsApp still lists the device (logout_failed) or not.

@@ -26,14 +26,10 @@ def local_environment(env: dict[str, str]) -> dict[str, str]:
     import time
     import urllib.request
 
-    from keeper.config import StackConfig
+    from keeper.config import apply_local_defaults
 
-    stack = StackConfig.from_env(env)
     out = dict(env)
-    out.setdefault("KEEPER_FUNCTIONS_URL", stack.functions_base)
-    out.setdefault("GOOGLE_CLOUD_PROJECT", stack.project)
-    out.setdefault("PUBSUB_EMULATOR_HOST", stack.address("pubsub"))
-    out.setdefault("KEEPER_CONNECTOR_TOKEN", "local-dev-connector-token")
+    stack = apply_local_defaults(out)
     out.setdefault("PORT", str(stack.ports["connector"]))
     out.setdefault("KEEPER_CACHE_DIR", str(stack.home / "connector-cache"))
     if "KEEPER_WA_URL" not in out:

@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--delivery", choices=("relay", "push"), default="relay",
                         help="how Pub/Sub messages reach the functions: pulled and posted as CloudEvents by "
                              "this process (relay, default), or the emulator's push (2 in flight at most)")
+    parser.add_argument("--no-schedules", action="store_true",
+                        help="do not run healthCheck and cleanup on their local intervals "
+                             "(KEEPER_HEALTH_CHECK_INTERVAL_S, KEEPER_CLEANUP_INTERVAL_S)")
     parser.add_argument("--run", choices=("healthCheck", "cleanup"), default=None,
                         help="run one scheduled job once, print its JSON summary, and exit")
     parser.set_defaults(func=run)
@@ -31,17 +34,19 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import os
 
-    from keeper.config import StackConfig
+    from keeper.config import apply_local_defaults
     from keeper.gateway import FunctionsGateway, GatewayServer, ensure_local_pubsub
     from keeper.relay import PubSubRelay
+    from keeper.schedules import LocalSchedules
 
-    config = StackConfig.from_env()
+    # Run alone or under `keeper up`, the functions talk to the local emulators (the project, Firestore,
+    # Pub/Sub and Auth emulator hosts, the local connector and scheduler tokens), unless set otherwise.
+    config = apply_local_defaults()
     port = args.port if args.port is not None else config.ports["functions"]
-    # The functions read their project from the environment; keep them on the stack's project.
-    os.environ.setdefault("KEEPER_PROJECT", config.project)
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", config.project)
     if args.run is not None:
         return run_job(args.run)
+    # one line per request is noise: the functions log what they do
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = GatewayServer(FunctionsGateway(config.project, config.region), args.host, port)
     base = f"http://127.0.0.1:{server.port}/{config.project}/{config.region}"
     relay: PubSubRelay | None = None
@@ -52,10 +57,15 @@ def run(args: argparse.Namespace) -> int:
             relay.start()
     logging.getLogger(__name__).info("functions at %s/<function>: %s", base,
                                      ", ".join(sorted(server.gateway.apps)))
+    schedules = None if args.no_schedules else LocalSchedules.from_env(base, os.environ)
+    if schedules is not None:
+        schedules.start()
     try:
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
     finally:
+        if schedules is not None:
+            schedules.stop()
         if relay is not None:
             relay.stop()
     return 0

@@ -25,10 +25,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from keeper.config import StackConfig
+    from keeper.config import apply_local_defaults
     from simulator.__main__ import serve
 
-    config = StackConfig.from_env()
+    config = apply_local_defaults()
     port = args.port if args.port is not None else config.ports["simulator"]
     state_dir = None if args.ephemeral else Path(args.state_dir) if args.state_dir else config.home / "simulator"
     return serve(host=args.host, port=port, state_dir=state_dir)

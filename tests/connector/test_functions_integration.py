@@ -44,7 +44,9 @@ def pair_then_open(registered: AuthState) -> Any:
         session.push(code_shown("ABCD1234"))
         session.store.update_creds(dict(registered.creds.as_json()))
         session.store.set_keys({category: dict(entries) for category, entries in registered.keys.items()})
-        session.push(paired("40700000001:7@s.whatsapp.net"))
+        # linked by the account's own phone (another number's would be refused and unlinked)
+        digits = (session.pairing.phone_number or "").lstrip("+")
+        session.push(paired(f"{digits}:7@s.whatsapp.net"))
         session.push(close_event("restart_required", 515))
 
     return script

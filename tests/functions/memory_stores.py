@@ -307,9 +307,16 @@ class MemoryStatusStore:
         self.records: dict[str, ConnectorRecord] = {}
         self.summary: HealthSummary | None = None
         self.key: VaultKeyRecord | None = None
+        self.reconnects: dict[datetime, int] = {}
 
     def record_connector(self, record: ConnectorRecord) -> None:
         self.records[record.connector_id] = record
+
+    def count_reconnects(self, hour: datetime, count: int) -> None:
+        self.reconnects[hour] = self.reconnects.get(hour, 0) + count
+
+    def reconnects_since(self, since: datetime) -> dict[datetime, int]:
+        return {hour: n for hour, n in self.reconnects.items() if hour >= since}
 
     def connectors(self) -> list[ConnectorRecord]:
         return list(self.records.values())

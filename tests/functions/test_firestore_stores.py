@@ -230,6 +230,16 @@ def test_concurrent_adds_at_the_per_user_limit_never_exceed_it(firestore_client:
     assert stores.accounts.count_active("carol") == 50
 
 
+def test_reconnect_counts_add_up_per_hour(firestore_client: Any) -> None:
+    status = firestore_stores(firestore_client).status
+    hour = T0.replace(minute=0, second=0, microsecond=0)
+    status.count_reconnects(hour, 2)
+    status.count_reconnects(hour, 3)
+    status.count_reconnects(hour - timedelta(hours=2), 7)
+    assert status.reconnects_since(hour) == {hour: 5}
+    assert sum(status.reconnects_since(hour - timedelta(hours=3)).values()) == 12
+
+
 def test_a_connector_record_keeps_the_identity_it_is_bound_to(firestore_client: Any) -> None:
     from functions.model import ConnectorRecord
 

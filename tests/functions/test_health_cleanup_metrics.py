@@ -213,6 +213,33 @@ def test_cleanup_deletes_versions_left_without_a_head(tmp_path: Path) -> None:
     assert w.vault.restore(account_id).version == 1  # the live account is untouched
 
 
+def test_metrics_timeline_has_restores_durations_and_reconnects_per_hour(tmp_path: Path) -> None:
+    from shared.events import ConnectionState, ConnectionUpdate
+
+    w = world(tmp_path)
+    first = _stored(w, "+40700000011", 1)
+    _stored(w, "+40700000012", 2)
+    w.clock.advance(31)
+    FakeConnector("c-t").sync(w.services)  # restores both
+    w.clock.advance(4)
+    w.services.stores.accounts.update(first, {"last_connected_at": w.clock()})  # connected 4 s after the claim
+    lease = w.services.stores.leases.get(first)
+    assert lease is not None
+    for _ in range(3):
+        w.services.events.handle(ConnectionUpdate(
+            account_id=first, state=ConnectionState.RECONNECTING, at=w.clock(), reason="connection_lost",
+            connector_id="c-t", generation=lease.generation).to_json())
+    view = metrics(w.services.stores, w.services.vault, ADMIN, w.clock)
+    timeline = view["timeline"]
+    assert len(timeline) == 24
+    now_bucket = timeline[-1]  # the hour the clock is in
+    assert sum(h["restored"] for h in timeline) == 2 == now_bucket["restored"]
+    assert now_bucket["restoreSecondsP50"] == 4.0  # only the account that connected counts
+    assert sum(h["reconnects"] for h in timeline) == 3 == now_bucket["reconnects"]
+    assert all(h["reconnects"] == 0 for h in metrics(w.services.stores, w.services.vault, ALICE,
+                                                      w.clock)["timeline"])  # counted for all: admins only
+
+
 def test_metrics_for_a_user_never_read_the_fleet(tmp_path: Path) -> None:
     """Issue 16 item 5: getMetrics for a non-admin read every session head, restore outcome and open alert
     and filtered in memory. Now it asks the stores about the caller's accounts only."""

@@ -10,8 +10,17 @@ def test_defaults_match_the_documented_ports() -> None:
     assert config.project == "demo-keeper"
     assert config.region == "us-central1"
     assert dict(config.ports) == {
-        "firestore": 8080, "pubsub": 8085, "auth": 9099, "functions": 5001, "simulator": 7300, "connector": 8081,
+        "firestore": 8080, "pubsub": 8085, "auth": 9099, "hub": 4400, "logging": 4500, "functions": 5001,
+        "simulator": 7300, "connector": 8081, "web": 5000,
     }
+    # firebase.json's emulators section names the same ports (the web app is its hosting)
+    import json
+    from pathlib import Path
+
+    emulators = json.loads((Path(__file__).resolve().parents[2] / "firebase.json").read_text())["emulators"]
+    for part, key in {"firestore": "firestore", "pubsub": "pubsub", "auth": "auth", "hub": "hub",
+                      "logging": "logging", "functions": "functions", "web": "hosting"}.items():
+        assert emulators[key]["port"] == config.ports[part], key
     assert config.functions_base == "http://127.0.0.1:5001/demo-keeper/us-central1"
 
 

@@ -58,6 +58,7 @@ DOCUMENTS: dict[str, tuple[dict[str, Any], set[str]]] = {
     "restore_outcomes/r-1": ({"accountId": "acc-alice", "ownerUid": "alice", "outcome": "restored"}, set()),
     "phone_numbers/+40700000001": ({"accountId": "acc-alice"}, set()),
     "account_owners/alice": ({"lastAccountId": "acc-alice"}, set()),
+    "reconnect_counts/20261204T01": ({"count": 3}, set()),
     "health/summary": ({"accounts": 2, "connected": 1}, {"admin"}),
     "health/other": ({"accounts": 2}, set()),
     "undeclared/x": ({"ownerUid": "alice"}, set()),
@@ -76,6 +77,7 @@ LISTABLE: dict[str, set[str]] = {
     "restore_outcomes": set(),
     "phone_numbers": set(),
     "account_owners": set(),
+    "reconnect_counts": set(),
     "health": set(),
     "undeclared": set(),
 }

@@ -146,7 +146,7 @@ async def test_wrong_pairing_code_fails_pairing() -> None:
         wrong = "".join("Z" if c != "Z" and c != "-" else ("Y" if c == "Z" else c) for c in shown.code)
         await control.link_code(PHONE, wrong)
         closed = await session.wait(Closed)
-        assert (closed.info.reason, closed.info.policy) == (CloseReason.PAIRING_FAILED, ClosePolicy.STOP_PAIRING)
+        assert (closed.info.reason, closed.info.policy) == (CloseReason.PAIRING_WRONG_CODE, ClosePolicy.STOP_PAIRING)
 
 
 async def test_server_low_on_pre_keys_gets_a_new_batch() -> None:

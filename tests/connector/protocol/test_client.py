@@ -452,3 +452,25 @@ def test_invalid_pairing_phone_number_ends_pairing_without_retry() -> None:
     (closed,) = of_type(client.events(), Closed)
     assert (closed.info.reason, closed.info.policy) == (CloseReason.PAIRING_FAILED, ClosePolicy.STOP_PAIRING)
     assert store.get_creds().get("pairingCode") is None
+
+
+def test_a_pairing_code_for_a_number_without_an_account_ends_as_unknown_number() -> None:
+    store, server = MemoryAuthStore(AuthState.generate(SeededRandom("fresh"))), FakeServer()
+    client = connect(store, server, pairing_phone_number="+40700000099")
+    client.receive_data(pair_device(server, ["r1"]), NOW)
+    _pair_ack, hello = server.receive(client.data_to_send())
+    client.receive_data(server.send(Node("iq", {"id": hello.attrs["id"], "type": "error"}, [
+        Node("error", {"code": "404", "text": "item-not-found"})])), NOW)
+    (closed,) = of_type(client.events(), Closed)
+    assert (closed.info.reason, closed.info.policy) == (CloseReason.PAIRING_UNKNOWN_NUMBER, ClosePolicy.STOP_PAIRING)
+
+
+def test_a_refused_pairing_code_request_of_another_kind_ends_as_failed() -> None:
+    store, server = MemoryAuthStore(AuthState.generate(SeededRandom("fresh"))), FakeServer()
+    client = connect(store, server, pairing_phone_number="+40700000099")
+    client.receive_data(pair_device(server, ["r1"]), NOW)
+    _pair_ack, hello = server.receive(client.data_to_send())
+    client.receive_data(server.send(Node("iq", {"id": hello.attrs["id"], "type": "error"}, [
+        Node("error", {"code": "400", "text": "bad-request"})])), NOW)
+    (closed,) = of_type(client.events(), Closed)
+    assert closed.info.reason is CloseReason.PAIRING_FAILED
