@@ -81,7 +81,8 @@ def seed(stores: Any, prefix: str, n: int, now: datetime) -> list[str]:
     """``n`` linked, served accounts held by ``bench-1`` under generation 1; one in ten with an open
     ``logged_out`` alert (the open event closes it)."""
     from functions.alerts import alert_id
-    from functions.model import Account, AccountStatus, Alert, PairingMethod
+    from functions.model import Account, AccountStatus, Alert
+    from shared.connector_sync import PairingMethod
 
     ids = [f"{prefix}{i:05d}" for i in range(n)]
 

@@ -46,11 +46,12 @@ from connector.engine.driver import EngineConfig, EngineSession
 from connector.protocol.client import ClientConfig
 from connector.protocol.events import Closed, Opened, PreKeysUploaded, QrCodeShown
 from functions.firestore_stores import firestore_stores
-from functions.model import Account, AccountStatus, PairingMethod
+from functions.model import Account, AccountStatus
 from keeper import emulators
 from keeper.procs import ChildProcess, free_port, http_ok
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
+from shared.connector_sync import PairingMethod
 from shared.vault.config import VaultConfig
 from simulator.store import JsonFileStateStore
 from simulator.testing import ControlClient, SimulatorHandle, simulator_process

@@ -98,8 +98,8 @@ def firestore_figures(tmp: Path, n: int) -> None:
         clock = Clock()
         services, vault = firestore_services(client, tmp / "fs-kek.json", clock,
                                              config(max_accounts_per_user=10**6, max_claims_per_sync=10**6))
-        from functions.model import PairingMethod
         from functions.validation import AddAccountInput
+        from shared.connector_sync import PairingMethod
 
         t = time.perf_counter()
         ids = [services.accounts.add(ALICE, AddAccountInput(f"+4072{i:07d}", PairingMethod.CODE))["accountId"]
@@ -226,9 +226,10 @@ def startup_figures(tmp: Path, n: int, steady_syncs: int = 6) -> None:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from google.cloud import firestore
 
-    from functions.model import Account, AccountStatus, PairingMethod
+    from functions.model import Account, AccountStatus
     from functions.validation import parse_sync_request
     from shared import sealing
+    from shared.connector_sync import PairingMethod
     from tests.functions.firestore_rpcs import RpcCounter
     from tests.functions.support import Clock, config
 
@@ -265,7 +266,7 @@ def startup_figures(tmp: Path, n: int, steady_syncs: int = 6) -> None:
                 "held": [{"accountId": a, "generation": g,
                           **({"renew": False} if renew_due_only and clock.now - renewed_at[a] < half else {})}
                          for a, g in held.items()]})
-            response = services.sync.sync(request)
+            response = services.sync.sync(request).to_json()
             for entry in response["renewed"]:
                 renewed_at[entry["accountId"]] = clock.now
             for claim in response["claimed"]:

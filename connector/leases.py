@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from connector.errors import SyncError, SyncRejected
-from connector.sync import SYNC_TIMEOUT_S, Claim, Command, LeaseRef, Lost, SyncClient, SyncRequest, SyncResponse
+from connector.sync import SYNC_TIMEOUT_S, SyncClient
+from shared.connector_sync import Claim, ClaimMode, Command, HeldLease, Lost, RenewedLease, SyncReply, SyncRequest
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -64,7 +65,7 @@ class LeaseTable:
     def add(self, account_id: str, generation: int, sent_at: float, ttl_s: float) -> None:
         self._leases[account_id] = Lease(account_id, generation, sent_at + ttl_s)
 
-    def renew(self, ref: LeaseRef, sent_at: float, ttl_s: float) -> bool:
+    def renew(self, ref: RenewedLease, sent_at: float, ttl_s: float) -> bool:
         """Move the deadline of a held lease; False when not held at that generation."""
         lease = self._leases.get(ref.account_id)
         if lease is None or lease.generation != ref.generation:
@@ -78,9 +79,9 @@ class LeaseTable:
     def get(self, account_id: str) -> Lease | None:
         return self._leases.get(account_id)
 
-    def refs(self, renew_before: float | None = None) -> list[LeaseRef]:
+    def refs(self, renew_before: float | None = None) -> list[HeldLease]:
         """Every held lease; with ``renew_before``, those whose deadline is later are marked not to renew."""
-        return [LeaseRef(lease.account_id, lease.generation,
+        return [HeldLease(lease.account_id, lease.generation,
                          renew_before is None or lease.deadline <= renew_before)
                 for lease in self._leases.values()]
 
@@ -139,7 +140,7 @@ class LeaseKeeper:
         self.synced_once = asyncio.Event()
         self.last_success: float | None = None
         self._clock = clock
-        self._to_release: dict[str, LeaseRef] = {}
+        self._to_release: dict[str, HeldLease] = {}
         self._taking_work = True
         self._wake = asyncio.Event()
         self._on_renewals = on_renewals
@@ -158,7 +159,7 @@ class LeaseKeeper:
         """Give the lease back on the next call (the account was removed, or on shutdown)."""
         lease = self.table.drop(account_id)
         if lease is not None:
-            self._to_release[account_id] = LeaseRef(lease.account_id, lease.generation)
+            self._to_release[account_id] = HeldLease(lease.account_id, lease.generation)
             self._wake.set()
 
     async def release_pending(self, parallel: int = RELEASE_PARALLEL_CALLS) -> int:
@@ -191,7 +192,7 @@ class LeaseKeeper:
         self._taking_work = False
         for item in self._to_open:  # never handed over: straight back
             if isinstance(item, Claim) and self.table.drop(item.account_id) is not None:
-                self._to_release[item.account_id] = LeaseRef(item.account_id, item.generation)
+                self._to_release[item.account_id] = HeldLease(item.account_id, item.generation)
         self._to_open.clear()
 
     async def open_claimed(self) -> int:
@@ -219,7 +220,7 @@ class LeaseKeeper:
 
     # --- loop ---------------------------------------------------------------------------------
 
-    async def sync_once(self, pipelined: bool = False) -> SyncResponse:
+    async def sync_once(self, pipelined: bool = False) -> SyncReply:
         """One connectorSync call, applied. Raises :class:`SyncError` when the call failed.
 
         ``pipelined``: claims of this answer are kept back for :meth:`open_claimed` (or the next
@@ -265,7 +266,7 @@ class LeaseKeeper:
             return None
         return self._clock() + self.table.guard_s + self._period_s() + self._call_timeout_s
 
-    def _apply(self, response: SyncResponse, request: SyncRequest, sent_at: float, pipelined: bool) -> None:
+    def _apply(self, response: SyncReply, request: SyncRequest, sent_at: float, pipelined: bool) -> None:
         ttl = response.lease_ttl_s
         self.lease_ttl_s = ttl
         self.owner.on_vault_key(response.vault_public_key, response.vault_key_id)
@@ -281,11 +282,12 @@ class LeaseKeeper:
         if response.claimed:
             modes = [claim.mode for claim in response.claimed]
             log.info("sessions found", extra={"fields": {
-                "toRestore": modes.count("restore"), "toPair": modes.count("pair"), "held": len(self.table)}})
+                "toRestore": modes.count(ClaimMode.RESTORE), "toPair": modes.count(ClaimMode.PAIR),
+                "held": len(self.table)}})
         for claim in response.claimed:
             if not self._taking_work:
                 # Claimed while shutting down: hand it straight back.
-                self._to_release[claim.account_id] = LeaseRef(claim.account_id, claim.generation)
+                self._to_release[claim.account_id] = HeldLease(claim.account_id, claim.generation)
                 continue
             self.table.add(claim.account_id, claim.generation, sent_at, ttl)
             if pipelined:
@@ -321,7 +323,7 @@ class LeaseKeeper:
             return self.interval_s
         return min(self.interval_s, self.lease_ttl_s / 3)
 
-    async def _sync_watching_deadlines(self) -> SyncResponse:
+    async def _sync_watching_deadlines(self) -> SyncReply:
         """:meth:`sync_once` (pipelined), closing expiring accounts while the call is under way."""
         call = asyncio.ensure_future(self.sync_once(pipelined=True))
         try:

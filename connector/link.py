@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from connector.sync import PairingRequest
 from shared.authstore import MemoryAuthStore
+from shared.connector_sync import PairingRequest
 from shared.events import MessageReceived, MessageUndecryptable
 
 #: What to do after a close, decided by the engine from the close code (FACTS: disconnect codes).

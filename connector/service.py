@@ -43,9 +43,10 @@ from connector.reports import ConnectionReports
 from connector.snapshots import SnapshotCodec
 from connector.states import AccountState
 from connector.supervisor import AccountSupervisor
-from connector.sync import Claim, Command, Lost, SyncClient
+from connector.sync import SyncClient
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore, StateChange
+from shared.connector_sync import Claim, ClaimMode, Command, CommandAction, Lost
 from shared.events import (
     AccountRemoved,
     ConnectionState,
@@ -305,12 +306,13 @@ class ConnectorService:
                     # A pair claim for an account this connector already linked (the functions had not
                     # yet recorded pairing.success when the lease went): pairing again would orphan
                     # the linked device. Logged-out states never get here: they leave the cache.
-                    if claim.mode == "restore" or (state.creds.me is not None and state.creds.account is not None):
+                    linked = state.creds.me is not None and state.creds.account is not None
+                    if claim.mode == ClaimMode.RESTORE or linked:
                         return state, "cache"
         from_vault = restored_state()
         if from_vault is not None:
             return from_vault, "fell_back" if claim.fell_back else "restored"
-        if claim.mode == "pair":
+        if claim.mode == ClaimMode.PAIR:
             return AuthState.generate(), "pairing"
         return None, "none"
 
@@ -353,10 +355,10 @@ class ConnectorService:
         slot = self.accounts.get(command.account_id)
         if slot is None:
             return
-        if command.action == "reconnect":
+        if command.action == CommandAction.RECONNECT:
             log.info("reconnect requested", extra={"account_id": command.account_id})
             slot.supervisor.reconnect()
-        elif command.action == "remove" and not slot.removing:
+        elif command.action == CommandAction.REMOVE and not slot.removing:
             slot.removing = True
             log.info("removal requested: unlinking", extra={"account_id": command.account_id})
             self._spawn(self._remove(slot))

@@ -22,12 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from connector.errors import RestoreError
 from shared import errors as shared_errors
 from shared.authstate import AuthState
+from shared.connector_sync import RESTORE_AAD
 from shared.sealing import open_sealed, public_key_bytes, seal
 from shared.snapshot import Snapshot
 from shared.vault.vault import snapshot_aad
 
-#: Associated data of restored states sealed to this connector (``functions/vault_adapter.py``).
-RESTORE_AAD = b""
 #: The smallest step between two ``producedAt`` stamps of one account and generation.
 PRODUCED_AT_STEP = timedelta(microseconds=1)
 

@@ -42,8 +42,8 @@ from connector.link import (
 )
 from connector.logs import account_context, fields
 from connector.states import AccountState, AccountStateMachine
-from connector.sync import PairingRequest
 from shared.authstore import MemoryAuthStore
+from shared.connector_sync import PairingRequest
 from shared.events import ConnectionState
 
 log = logging.getLogger(__name__)

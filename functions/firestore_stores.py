@@ -27,12 +27,12 @@ from functions.model import (
     Health,
     Lease,
     PairingInfo,
-    PairingMethod,
     RestoreOutcome,
     RestoreOutcomeKind,
     claimed_lease,
 )
 from functions.stores import AccountEventView, AccountEventWrite, HealthSummary, Stores, VaultKeyRecord
+from shared.connector_sync import PairingMethod
 
 _log = logging.getLogger(__name__)
 

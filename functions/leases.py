@@ -40,8 +40,7 @@ from typing import Any
 
 from functions.model import Account, AccountStatus, Lease
 from functions.stores import Stores
-from functions.validation import HeldAccount
-from shared.events import format_time
+from shared.connector_sync import Command, CommandAction, HeldLease, Lost, LostReason, RenewedLease
 
 _log = logging.getLogger(__name__)
 
@@ -68,26 +67,25 @@ class _RecentChanges:
 
 @dataclass(frozen=True, slots=True)
 class RenewResult:
-    renewed: list[dict[str, Any]]
-    lost: list[dict[str, Any]]
-    commands: list[dict[str, Any]]
+    renewed: list[RenewedLease]
+    lost: list[Lost]
+    commands: list[Command]
     held_ids: set[str]
 
 
-def lease_entry(lease: Lease) -> dict[str, Any]:
-    return {"accountId": lease.account_id, "generation": lease.generation,
-            "leaseExpiresAt": format_time(lease.expires_at)}
+def renewed_lease(lease: Lease) -> RenewedLease:
+    return RenewedLease(lease.account_id, lease.generation, lease.expires_at)
 
 
-def _lost_reason(lease: Lease | None, held: HeldAccount) -> str:
+def _lost_reason(lease: Lease | None, held: HeldLease) -> LostReason:
     if lease is None:
-        return "unknown_account"
+        return LostReason.UNKNOWN_ACCOUNT
     if lease.generation != held.generation:
-        return "taken"  # another connector claimed it after this one's lease ran out
-    return "released"
+        return LostReason.TAKEN  # another connector claimed it after this one's lease ran out
+    return LostReason.RELEASED
 
 
-def release_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...], now: datetime) -> None:
+def release_all(stores: Stores, connector_id: str, items: tuple[HeldLease, ...], now: datetime) -> None:
     if not items:
         return
     accounts = stores.accounts.get_many([i.account_id for i in items])
@@ -104,23 +102,23 @@ def release_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...
         stores.accounts.update_many(index)
 
 
-def _commands_for(stores: Stores, account: Account, now: datetime) -> list[dict[str, Any]]:
+def _commands_for(stores: Stores, account: Account, now: datetime) -> list[Command]:
     if account.status is AccountStatus.REMOVING:
-        return [{"accountId": account.account_id, "action": "remove"}]
+        return [Command(account.account_id, CommandAction.REMOVE)]
     if account.reconnect_requested_at is not None:
         # Delivered once: cleared as it is handed out (a lost response means one lost nudge).
         stores.accounts.update(account.account_id, {"reconnect_requested_at": None, "updated_at": now})
-        return [{"accountId": account.account_id, "action": "reconnect"}]
+        return [Command(account.account_id, CommandAction.RECONNECT)]
     return []
 
 
-def _confirm_unrenewed(stores: Stores, connector_id: str, items: list[HeldAccount], now: datetime,
-                       ) -> tuple[dict[str, Lease], list[HeldAccount], dict[str, Lease]]:
+def _confirm_unrenewed(stores: Stores, connector_id: str, items: list[HeldLease], now: datetime,
+                       ) -> tuple[dict[str, Lease], list[HeldLease], dict[str, Lease]]:
     """Split leases the connector did not ask to renew into still held (kept) and to be renewed after
     all (held by it but run out); returns (kept, due, what was read)."""
     current = stores.leases.get_many([i.account_id for i in items]) if items else {}
     kept: dict[str, Lease] = {}
-    due: list[HeldAccount] = []
+    due: list[HeldLease] = []
     for item in items:
         lease = current.get(item.account_id)
         if lease is not None and lease.held_by(connector_id, item.generation):
@@ -144,7 +142,7 @@ def _recent_changes(stores: Stores, connector_id: str, now: datetime, ttl_s: flo
     return _RecentChanges(accounts, leases)
 
 
-def _split_quiet(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...], now: datetime,
+def _split_quiet(stores: Stores, connector_id: str, items: tuple[HeldLease, ...], now: datetime,
                  ttl_s: float) -> tuple[set[str], dict[str, Account]]:
     """The held entries that need no read (``renew`` false and nothing changed for them), and the
     accounts the change query already read."""
@@ -159,11 +157,11 @@ def _split_quiet(stores: Stores, connector_id: str, items: tuple[HeldAccount, ..
     return quiet, changes.accounts
 
 
-def renew_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...], now: datetime,
+def renew_all(stores: Stores, connector_id: str, items: tuple[HeldLease, ...], now: datetime,
               ttl_s: float) -> RenewResult:
-    renewed: list[dict[str, Any]] = []
-    lost: list[dict[str, Any]] = []
-    commands: list[dict[str, Any]] = []
+    renewed: list[RenewedLease] = []
+    lost: list[Lost] = []
+    commands: list[Command] = []
     quiet, known = _split_quiet(stores, connector_id, items, now, ttl_s)
     held_ids: set[str] = set(quiet)
     items = tuple(i for i in items if i.account_id not in quiet)
@@ -171,15 +169,15 @@ def renew_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...],
     unread = [i.account_id for i in items if i.account_id not in known]
     if unread:
         accounts.update(stores.accounts.get_many(unread))
-    to_renew: list[HeldAccount] = []
+    to_renew: list[HeldLease] = []
     for item in items:
         account = accounts.get(item.account_id)
         if account is None or account.status is AccountStatus.REMOVED:
             stores.leases.release(item.account_id, connector_id, item.generation, now)
-            lost.append({"accountId": item.account_id, "reason": "removed"})
+            lost.append(Lost(item.account_id, LostReason.REMOVED))
         elif not account.serve and account.status is not AccountStatus.REMOVING:
             stores.leases.release(item.account_id, connector_id, item.generation, now)
-            lost.append({"accountId": item.account_id, "reason": "not_served"})
+            lost.append(Lost(item.account_id, LostReason.NOT_SERVED))
             _log.info("account %s: taken back from %s (status %s)", item.account_id, connector_id,
                       account.status.value)
         else:
@@ -203,11 +201,11 @@ def renew_all(stores: Stores, connector_id: str, items: tuple[HeldAccount, ...],
         lease = leases.get(item.account_id)
         if lease is None:
             reason = _lost_reason(current.get(item.account_id), item)
-            lost.append({"accountId": item.account_id, "reason": reason})
+            lost.append(Lost(item.account_id, reason))
             _log.warning("account %s: %s lost its lease (%s)", item.account_id, connector_id, reason)
             continue
         held_ids.add(item.account_id)
-        renewed.append(lease_entry(lease))
+        renewed.append(renewed_lease(lease))
         if account.serve and (account.claimable_after is None or account.claimable_after < index_horizon):
             index[item.account_id] = {"claimable_after": lease.expires_at}
         commands.extend(_commands_for(stores, account, now))

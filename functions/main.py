@@ -145,7 +145,7 @@ def connectorSync(request: flask.Request) -> flask.Response:
     def run() -> Any:
         endpoint_verifiers()[0].verify(request.headers.get("Authorization"))
         body = json_request(request, validation.MAX_SYNC_BODY_BYTES)
-        return services().sync.sync(validation.parse_sync_request(body))
+        return services().sync.sync(validation.parse_sync_request(body)).to_json()
 
     return json_endpoint(run)
 

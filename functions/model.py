@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.connector_sync import PairingMethod
+
 Clock = Callable[[], datetime]
 
 
@@ -76,11 +78,6 @@ def control_changed(now: datetime) -> dict[str, Any]:
     """The account change that tells connectorSync a holder must act on this account (a reconnect
     request, or what :func:`serving` already includes)."""
     return {"control_changed_at": now}
-
-
-class PairingMethod(enum.StrEnum):
-    CODE = "code"
-    QR = "qr"
 
 
 class Health(enum.StrEnum):

@@ -32,7 +32,6 @@ Secret Manager outage never costs connectors the accounts they hold.
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.alerts import Alerter
-from functions.leases import lease_entry, release_all, renew_all
+from functions.leases import release_all, renew_all
 from functions.messages import MessageStore
 from functions.model import (
     Account,
@@ -57,8 +56,17 @@ from functions.model import (
 from functions.ports import RestoredState, SessionVault, TransitSealer, failure_kind
 from functions.send import pending_for_sync
 from functions.stores import Stores, VaultKeyRecord
-from functions.validation import SyncRequest
 from shared import errors as shared_errors
+from shared.connector_sync import (
+    Claim,
+    ClaimMode,
+    Command,
+    CommandAction,
+    PairingRequest,
+    SyncReply,
+    SyncRequest,
+)
+from shared.events import OutboundSend
 
 _log = logging.getLogger(__name__)
 
@@ -98,10 +106,10 @@ PARALLEL_ROUNDS = 4
 class _HandOut:
     """What serving one claimed account produced; the store writes it needs are batched per round."""
 
-    entry: dict[str, Any] | None = None
+    entry: Claim | None = None
     outcome: RestoreOutcome | None = None
     kek_unavailable: bool = False
-    commands: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
 
 
 class ConnectorSyncService:
@@ -121,7 +129,7 @@ class ConnectorSyncService:
         self._executor: ThreadPoolExecutor | None = None
         self._round_executor: ThreadPoolExecutor | None = None
 
-    def sync(self, request: SyncRequest) -> dict[str, Any]:
+    def sync(self, request: SyncRequest) -> SyncReply:
         started = time.monotonic()
         now = self._clock()
         since = self._sends_since(request.connector_id, now)
@@ -132,7 +140,7 @@ class ConnectorSyncService:
         renewed_at = time.monotonic()
         commands = list(renewal.commands)
         free = min(request.capacity - len(renewal.held_ids), self._max_claims)
-        claimed: list[dict[str, Any]] = []
+        claimed: list[Claim] = []
         if free > 0:
             skip = renewal.held_ids | {r.account_id for r in request.release}
             claimed, claim_commands = self._claim_work(request, self._candidates(free, skip, now), free)
@@ -141,21 +149,13 @@ class ConnectorSyncService:
         self._stores.status.record_connector(ConnectorRecord(
             request.connector_id, now, request.capacity, len(renewal.held_ids) + len(claimed)))
         public_key, key_id = self._vault_key()
-        pending = self._pending_sends([c["accountId"] for c in claimed], renewal.held_ids, since)
+        pending = self._pending_sends([c.account_id for c in claimed], renewal.held_ids, since)
         _log.info("connectorSync %s: %d released, %d renewed of %d held, %d lost, %d claimed in %.2f s "
                   "(release + renew %.2f s, claim %.2f s)", request.connector_id, len(request.release),
                   len(renewal.renewed), len(held), len(renewal.lost), len(claimed), time.monotonic() - started,
                   renewed_at - started, claimed_at - renewed_at)
-        return {
-            "leaseTtlS": self._lease_ttl_s,
-            "vaultPublicKey": base64.b64encode(public_key).decode("ascii"),
-            "vaultKeyId": key_id,
-            "renewed": renewal.renewed,
-            "lost": renewal.lost,
-            "claimed": claimed,
-            "commands": commands,
-            "pendingSends": pending,
-        }
+        return SyncReply(self._lease_ttl_s, public_key, key_id, renewed=renewal.renewed, lost=renewal.lost,
+                         claimed=claimed, commands=commands, pending_sends=pending)
 
     def _sends_since(self, connector_id: str, now: datetime) -> datetime | None:
         """Where this call's look for newly accepted sends of held accounts starts: shortly before the
@@ -167,7 +167,7 @@ class ConnectorSyncService:
             return None
         return min(previous.last_sync_at, now) - timedelta(seconds=SENDS_MARGIN_S)
 
-    def _pending_sends(self, claimed: list[str], held: set[str], since: datetime | None) -> list[dict[str, Any]]:
+    def _pending_sends(self, claimed: list[str], held: set[str], since: datetime | None) -> list[OutboundSend]:
         """The outbox catch-up (``pendingSends``): see :func:`functions.send.pending_for_sync`."""
         if self._messages is None or not (claimed or held):
             return []
@@ -176,7 +176,7 @@ class ConnectorSyncService:
         except Exception:  # the sends stay in the outbox; the next call looks again
             _log.warning("connectorSync: pending sends could not be read", exc_info=True)
             return []
-        return [send.to_dict() for send in sends[:MAX_PENDING_SENDS]]
+        return sends[:MAX_PENDING_SENDS]
 
     def _vault_key(self) -> tuple[bytes, str]:
         """The vault's public sealing key. While the KEK is out of reach (Secret Manager down), the
@@ -220,15 +220,15 @@ class ConnectorSyncService:
         return account.status is not AccountStatus.PAIRING or self._saved_since_pairing(account)
 
     def _claim_work(self, request: SyncRequest, candidates: list[Account],
-                    free: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                    free: int) -> tuple[list[Claim], list[Command]]:
         """Claim and serve up to ``free`` candidates in rounds, within :data:`CLAIM_BUDGET_S`.
 
         The first account that needs the vault goes in a round of its own: if the KEK is out of
         reach, that one attempt (which may wait on Secret Manager's retries) is the only one of the
         call, and no other account is claimed only to be given back. Later rounds run in parallel."""
         deadline = time.monotonic() + CLAIM_BUDGET_S
-        claimed: list[dict[str, Any]] = []
-        commands: list[dict[str, Any]] = []
+        claimed: list[Claim] = []
+        commands: list[Command] = []
         restored_ids: list[str] = []
         vault_proven = restores_paused = False
         queue = list(candidates)
@@ -348,10 +348,9 @@ class ConnectorSyncService:
             if account.status is AccountStatus.PAIRING:
                 restored = self._linked_while_pairing(account)
                 if restored is None:
-                    return _HandOut({**lease_entry(lease), "mode": "pair", "sealedState": None, "version": None,
-                                     "fellBack": False,
-                                     "pairing": {"method": account.method.value,
-                                                 "phoneNumber": account.phone_number}})
+                    return _HandOut(Claim(account.account_id, lease.generation, ClaimMode.PAIR,
+                                          pairing=PairingRequest(account.method, account.phone_number),
+                                          lease_expires_at=lease.expires_at))
             out = self._restore(request, account, lease, restored)
         except shared_errors.KekUnavailableError:
             self._give_back(account, request.connector_id, lease, now + timedelta(seconds=KEK_RETRY_S))
@@ -366,7 +365,7 @@ class ConnectorSyncService:
             _log.exception("account %s: restore interrupted, lease released", account.account_id)
             return _HandOut()
         if out.entry is not None and account.status is AccountStatus.REMOVING:
-            out.commands.append({"accountId": account.account_id, "action": "remove"})
+            out.commands.append(Command(account.account_id, CommandAction.REMOVE))
         return out
 
     def _resolve_kek_alerts(self, account_ids: list[str]) -> None:
@@ -443,9 +442,9 @@ class ConnectorSyncService:
                                       f"{restored.version}; {len(restored.skipped)} newer version(s) unusable.")
         _log.info("account %s: restored version %d for %s%s", account_id, restored.version,
                   request.connector_id, " (fell back)" if fell_back else "")
-        return _HandOut({**lease_entry(lease), "mode": "restore",
-                         "sealedState": base64.b64encode(sealed).decode("ascii"), "version": restored.version,
-                         "fellBack": fell_back, "pairing": None}, record)
+        return _HandOut(Claim(account_id, lease.generation, ClaimMode.RESTORE, sealed_state=sealed,
+                              version=restored.version, fell_back=fell_back, lease_expires_at=lease.expires_at),
+                        record)
 
     def _fail(self, request: SyncRequest, account: Account, lease: Lease, reason: str,
               skipped: tuple[tuple[int, str], ...]) -> None:

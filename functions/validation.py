@@ -7,27 +7,24 @@ field. Booleans are never accepted as integers. Nothing here echoes the offendin
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from functions.errors import InvalidArgumentError, ResourceExhaustedError
-from functions.model import PairingMethod
+from shared.connector_sync import MAX_SYNC_BODY_BYTES, PairingMethod, SyncRequest
+from shared.errors import SyncContractError, SyncLimitError
 from shared.events import ACCOUNT_ID_RE
 
-#: Largest callable / connectorSync request body accepted, in bytes.
+__all__ = ["MAX_CALLABLE_BODY_BYTES", "MAX_SYNC_BODY_BYTES", "AddAccountInput", "parse_account_ref",
+           "parse_add_account", "parse_empty", "parse_sync_request"]
+
+#: Largest callable request body accepted, in bytes (connectorSync: ``MAX_SYNC_BODY_BYTES``).
 MAX_CALLABLE_BODY_BYTES = 16 * 1024
-MAX_SYNC_BODY_BYTES = 512 * 1024
-#: Most accounts one connector may ask for or report in one connectorSync call.
-MAX_SYNC_ACCOUNTS = 5000
 
 # E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
 PHONE_RE = re.compile(r"\+[1-9][0-9]{6,14}")
-CONNECTOR_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
-X25519_KEY_BYTES = 32
 
 
 def _fail(field: str, message: str) -> InvalidArgumentError:
@@ -105,59 +102,11 @@ def parse_empty(data: Any) -> None:
 # --- connectorSync -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class HeldAccount:
-    account_id: str
-    generation: int
-    #: False: the connector does not need this lease extended yet, only confirmed (``held[].renew``).
-    renew: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class SyncRequest:
-    connector_id: str
-    capacity: int
-    public_key: bytes
-    held: tuple[HeldAccount, ...]
-    release: tuple[HeldAccount, ...]
-
-
-def _held_list(obj: Mapping[str, Any], key: str) -> tuple[HeldAccount, ...]:
-    items = obj.get(key)
-    if items is None:
-        return ()
-    if not isinstance(items, list):
-        raise _fail(key, f"{key} must be a list")
-    if len(items) > MAX_SYNC_ACCOUNTS:
-        raise ResourceExhaustedError(f"{key} lists more than {MAX_SYNC_ACCOUNTS} accounts", {"field": key})
-    out: list[HeldAccount] = []
-    seen: set[str] = set()
-    for item in items:
-        allowed = ("accountId", "generation", "renew") if key == "held" else ("accountId", "generation")
-        entry = _object(item, f"{key}[]", allowed, ("accountId", "generation"))
-        renew = entry.get("renew", True)
-        if not isinstance(renew, bool):
-            raise _fail(key, f"{key}[].renew must be a boolean")
-        held = HeldAccount(_account_id(entry), _integer(entry, "generation", 0, 2**53 - 1), renew)
-        if held.account_id in seen:
-            raise _fail(key, f"{key} lists an account twice")
-        seen.add(held.account_id)
-        out.append(held)
-    return tuple(out)
-
-
 def parse_sync_request(data: Any) -> SyncRequest:
-    obj = _object(data, "body", ("connectorId", "capacity", "publicKey", "held", "release"),
-                  ("connectorId", "capacity", "publicKey"))
-    connector_id = _string(obj, "connectorId", CONNECTOR_ID_RE, "letters, digits and _.:-, at most 128")
-    capacity = _integer(obj, "capacity", 0, 100_000)
-    key_text = obj["publicKey"]
-    if not isinstance(key_text, str) or len(key_text) > 64:
-        raise _fail("publicKey", "publicKey must be base64 of a 32-byte X25519 public key")
+    """A connectorSync body (``shared.connector_sync.SyncRequest.from_json``), its errors as functions errors."""
     try:
-        public_key = base64.b64decode(key_text, validate=True)
-    except (binascii.Error, ValueError):
-        raise _fail("publicKey", "publicKey is not valid base64") from None
-    if len(public_key) != X25519_KEY_BYTES:
-        raise _fail("publicKey", "publicKey must be 32 bytes")
-    return SyncRequest(connector_id, capacity, public_key, _held_list(obj, "held"), _held_list(obj, "release"))
+        return SyncRequest.from_json(data)
+    except SyncLimitError as exc:
+        raise ResourceExhaustedError(str(exc), {"field": exc.field}) from None
+    except SyncContractError as exc:
+        raise InvalidArgumentError(str(exc), {"field": exc.field}) from None

@@ -1,8 +1,8 @@
 """Adapters from ``shared.vault`` / ``shared.sealing`` to the interfaces in :mod:`functions.ports`.
 
 Restored states travel to the connector as a ``shared.snapshot.Snapshot`` under the newly claimed
-generation, sealed with ``shared.sealing.seal`` to the connector's ephemeral public key (key id
-``connector``, empty associated data); the connector checks account and generation on opening.
+generation, sealed to the connector's ephemeral public key as ``shared.connector_sync`` says; the
+connector checks account and generation on opening.
 """
 
 from __future__ import annotations
@@ -25,15 +25,13 @@ from functions.ports import (
 )
 from shared import sealing
 from shared.authstate import AuthState
+from shared.connector_sync import RESTORE_AAD, RESTORE_KEY_ID
 from shared.errors import KekUnavailableError, NoUsableVersionError
 from shared.snapshot import Snapshot, snapshot_bytes
 from shared.vault import SaveGuard, Vault, VaultStore
 from shared.vault.store import Documents, Head
 
 _log = logging.getLogger(__name__)
-
-RESTORE_KEY_ID = "connector"
-RESTORE_AAD = b""
 
 
 def _kek_unavailable(account_id: str, skipped: list[tuple[int, str]]) -> KekUnavailableError:

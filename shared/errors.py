@@ -7,6 +7,8 @@
     │   └── StateTooLargeError       serialised state over MAX_STATE_BYTES
     ├── BaileysFormatError           a Baileys auth folder or BufferJSON value is malformed
     ├── SealingError                 a sealed transit blob cannot be opened (altered, wrong key, bad header)
+    ├── SyncContractError            a connectorSync request or reply breaks the contract (``field`` names where)
+    │   └── SyncLimitError           a request lists more accounts than the contract allows
     └── VaultError                   base of the session vault's errors
         ├── IntegrityError           a stored blob is truncated, altered, moved to another account or
         │                            version, or wrapped under a different KEK than the one presented
@@ -47,6 +49,20 @@ class BaileysFormatError(KeeperError):
 
 class SealingError(KeeperError):
     """A sealed snapshot cannot be opened: altered, truncated, wrong key or unknown format."""
+
+
+class SyncContractError(KeeperError):
+    """A connectorSync request or reply breaks the contract (``shared.connector_sync``).
+
+    ``field`` names the offending field; the message never echoes its value."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class SyncLimitError(SyncContractError):
+    """A connectorSync request lists more accounts than :data:`shared.connector_sync.MAX_SYNC_ACCOUNTS`."""
 
 
 class VaultError(KeeperError):

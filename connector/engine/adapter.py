@@ -25,9 +25,9 @@ from connector.protocol.events import (
     PairingCodeShown,
     QrCodeShown,
 )
-from connector.sync import PairingRequest
 from shared import events as shared_events
 from shared.authstore import MemoryAuthStore
+from shared.connector_sync import PairingMethod, PairingRequest
 
 PersistCritical = Callable[[str, list[CredsChanged]], Awaitable[None]]
 """Awaited with the account id before bytes that depend on a critical credentials change are sent."""
@@ -52,7 +52,7 @@ class EngineLinkFactory:
         self._persist_critical = persist_critical
 
     def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None) -> EngineLink:
-        phone = pairing.phone_number if pairing is not None and pairing.method == "code" else None
+        phone = pairing.phone_number if pairing is not None and pairing.method == PairingMethod.CODE else None
         config = EngineConfig(
             url=self._url,
             connect_timeout_s=self._connect_timeout_s,

@@ -11,9 +11,19 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from connector.errors import PublishError, SyncUnavailable
 from connector.link import Closed, LinkEvent
-from connector.sync import Claim, Command, LeaseRef, Lost, PairingRequest, SyncRequest, SyncResponse
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
+from shared.connector_sync import (
+    RESTORE_AAD,
+    RESTORE_KEY_ID,
+    Claim,
+    Command,
+    Lost,
+    PairingRequest,
+    RenewedLease,
+    SyncReply,
+    SyncRequest,
+)
 from shared.sealing import open_sealed, public_key_bytes, seal
 from shared.snapshot import Snapshot
 from shared.vault.vault import snapshot_aad
@@ -160,7 +170,7 @@ class FakeFunctions:
     def client(self) -> FakeSyncClient:
         return FakeSyncClient(self)
 
-    def sync(self, request: SyncRequest) -> SyncResponse:
+    def sync(self, request: SyncRequest) -> SyncReply:
         if self.down:
             raise SyncUnavailable("functions are down")
         self.requests.append(request)
@@ -189,24 +199,23 @@ class FakeFunctions:
                 claimed.append(Claim(account_id, generation, "pair", pairing=pairing))
                 continue
             snapshot = Snapshot(account_id, generation, datetime.now(UTC), me, self.states[account_id])
-            sealed = seal(snapshot.to_bytes(), request.public_key, "connector")
+            sealed = seal(snapshot.to_bytes(), request.public_key, RESTORE_KEY_ID, RESTORE_AAD)
             claimed.append(Claim(account_id, generation, "restore", sealed_state=sealed, version=1))
         commands = [c for c in self.commands if self.leases.get(c.account_id, ("", 0))[0] == me]
         self.commands = [c for c in self.commands if c not in commands]
-        return SyncResponse(self.lease_ttl_s, public_key_bytes(self.vault_key), "kek-1",
-                            renewed=renewed, lost=lost, claimed=claimed, commands=commands)
+        return SyncReply(self.lease_ttl_s, public_key_bytes(self.vault_key), "kek-1",
+                         renewed=[RenewedLease(r.account_id, r.generation) for r in renewed], lost=lost,
+                         claimed=claimed, commands=commands)
 
 
 class FakeSyncClient:
     def __init__(self, functions: FakeFunctions) -> None:
         self.functions = functions
 
-    async def sync(self, request: SyncRequest) -> SyncResponse:
+    async def sync(self, request: SyncRequest) -> SyncReply:
         await asyncio.sleep(0)
         return self.functions.sync(request)
 
     async def close(self) -> None:
         pass
 
-
-__all__ = ["LeaseRef"]

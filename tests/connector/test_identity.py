@@ -14,8 +14,9 @@ from aiohttp import web
 from connector.config import ConnectorConfig
 from connector.errors import SyncRejected, SyncUnavailable
 from connector.identity import REFRESH_MARGIN_S, MetadataIdentityTokens, token_expiry
-from connector.sync import HttpSyncClient, SyncRequest
+from connector.sync import HttpSyncClient
 from keeper.procs import free_port
+from shared.connector_sync import SyncRequest
 
 NOW = 1_800_000_000.0
 

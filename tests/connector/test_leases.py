@@ -7,7 +7,7 @@ import pytest
 
 from connector.errors import SyncUnavailable
 from connector.leases import LeaseKeeper, LeaseTable
-from connector.sync import Claim, Command, LeaseRef, Lost, SyncRequest, SyncResponse
+from shared.connector_sync import Claim, Command, HeldLease, Lost, RenewedLease, SyncReply, SyncRequest
 from tests.connector.fakes import eventually
 
 
@@ -16,10 +16,10 @@ def test_deadline_counts_from_the_time_the_request_was_sent() -> None:
     table.add("a", 1, sent_at=100.0, ttl_s=30.0)
     assert table.expiring(126.9) == []
     assert [lease.account_id for lease in table.expiring(127.0)] == ["a"]
-    assert table.renew(LeaseRef("a", 1), sent_at=120.0, ttl_s=30.0)
+    assert table.renew(RenewedLease("a", 1), sent_at=120.0, ttl_s=30.0)
     assert table.expiring(146.9) == []
-    assert not table.renew(LeaseRef("a", 2), sent_at=130.0, ttl_s=30.0)  # other generation
-    assert not table.renew(LeaseRef("b", 1), sent_at=130.0, ttl_s=30.0)
+    assert not table.renew(RenewedLease("a", 2), sent_at=130.0, ttl_s=30.0)  # other generation
+    assert not table.renew(RenewedLease("b", 1), sent_at=130.0, ttl_s=30.0)
 
 
 class Owner:
@@ -43,11 +43,11 @@ class Owner:
 
 
 class ScriptedClient:
-    def __init__(self, answers: list[SyncResponse | Exception]) -> None:
+    def __init__(self, answers: list[SyncReply | Exception]) -> None:
         self.answers = answers
         self.requests: list[SyncRequest] = []
 
-    async def sync(self, request: SyncRequest) -> SyncResponse:
+    async def sync(self, request: SyncRequest) -> SyncReply:
         self.requests.append(request)
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
@@ -58,8 +58,8 @@ class ScriptedClient:
         pass
 
 
-def response(**kwargs: object) -> SyncResponse:
-    return SyncResponse(lease_ttl_s=30.0, vault_public_key=bytes(32), vault_key_id="k", **kwargs)  # type: ignore[arg-type]
+def response(**kwargs: object) -> SyncReply:
+    return SyncReply(lease_ttl_s=30.0, vault_public_key=bytes(32), vault_key_id="k", **kwargs)  # type: ignore[arg-type]
 
 
 async def test_keeper_applies_claims_renewals_losses_and_commands() -> None:
@@ -67,7 +67,7 @@ async def test_keeper_applies_claims_renewals_losses_and_commands() -> None:
     owner = Owner()
     client = ScriptedClient([
         response(claimed=[Claim("a", 1, "restore"), Claim("b", 4, "restore")]),
-        response(renewed=[LeaseRef("a", 1)], lost=[Lost("b", "taken")],
+        response(renewed=[RenewedLease("a", 1)], lost=[Lost("b", "taken")],
                  commands=[Command("a", "reconnect"), Command("zz", "remove")]),
         SyncUnavailable("down"),
     ])
@@ -77,7 +77,7 @@ async def test_keeper_applies_claims_renewals_losses_and_commands() -> None:
     assert keeper.synced_once.is_set()
     now[0] = 14.0  # 16 s left: within guard + period + call timeout, so both are sent for renewal
     await keeper.sync_once()
-    assert client.requests[1].held == [LeaseRef("a", 1), LeaseRef("b", 4)]
+    assert client.requests[1].held == [HeldLease("a", 1), HeldLease("b", 4)]
     assert owner.log == ["key:k", "claimed:a", "claimed:b", "key:k", "lost:b", "reconnect:a"]
     now[0] = 20.0
     with pytest.raises(SyncUnavailable):
@@ -104,10 +104,10 @@ async def test_release_is_sent_once_and_claims_while_draining_go_back() -> None:
     keeper.release("a")
     await keeper.sync_once()
     assert client.requests[1].capacity == 0
-    assert client.requests[1].release == [LeaseRef("a", 1)]
+    assert client.requests[1].release == [HeldLease("a", 1)]
     assert client.requests[1].held == []
     await keeper.sync_once()
-    assert client.requests[2].release == [LeaseRef("late", 2)]
+    assert client.requests[2].release == [HeldLease("late", 2)]
     assert "claimed:late" not in owner.log
 
 
@@ -173,14 +173,14 @@ async def test_a_hanging_call_does_not_hold_a_socket_past_its_lease() -> None:
     answer_now = asyncio.Event()
 
     class HangingClient(ScriptedClient):
-        async def sync(self, request: SyncRequest) -> SyncResponse:
+        async def sync(self, request: SyncRequest) -> SyncReply:
             if self.requests:
                 self.requests.append(request)
                 await answer_now.wait()
                 raise SyncUnavailable("timed out")
             return await super().sync(request)
 
-    first = SyncResponse(lease_ttl_s=1.0, vault_public_key=bytes(32), vault_key_id="k",
+    first = SyncReply(lease_ttl_s=1.0, vault_public_key=bytes(32), vault_key_id="k",
                          claimed=[Claim("a", 1, "restore")])
     client = HangingClient([first])
     keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=0.1,
@@ -205,10 +205,10 @@ async def test_only_leases_near_their_deadline_are_sent_for_renewal() -> None:
     30 s lease); before that it is only confirmed, and its deadline stays where the last renewal put it."""
     now = [100.0]
     key = bytes(32)
-    answers: list[SyncResponse | Exception] = [
-        SyncResponse(lease_ttl_s=30.0, vault_public_key=key, vault_key_id="k", claimed=[Claim("a", 1, "restore")]),
-        SyncResponse(lease_ttl_s=30.0, vault_public_key=key, vault_key_id="k"),
-        SyncResponse(lease_ttl_s=30.0, vault_public_key=key, vault_key_id="k", renewed=[LeaseRef("a", 1)]),
+    answers: list[SyncReply | Exception] = [
+        SyncReply(lease_ttl_s=30.0, vault_public_key=key, vault_key_id="k", claimed=[Claim("a", 1, "restore")]),
+        SyncReply(lease_ttl_s=30.0, vault_public_key=key, vault_key_id="k"),
+        SyncReply(lease_ttl_s=30.0, vault_public_key=key, vault_key_id="k", renewed=[RenewedLease("a", 1)]),
     ]
     client = ScriptedClient(answers)
     counted: list[tuple[int, str]] = []
@@ -218,14 +218,14 @@ async def test_only_leases_near_their_deadline_are_sent_for_renewal() -> None:
     await keeper.sync_once()  # claimed at 100: deadline 130
     now[0] = 113.9  # 16.1 s left: not yet
     await keeper.sync_once()
-    assert client.requests[1].held == [LeaseRef("a", 1, renew=False)]
+    assert client.requests[1].held == [HeldLease("a", 1, renew=False)]
     assert client.requests[1].to_json()["held"] == [{"accountId": "a", "generation": 1, "renew": False}]
     lease = keeper.table.get("a")
     assert lease is not None and lease.deadline == 130.0, "a confirmation does not move the deadline"
     assert ("not_renewed" not in {r for _, r in counted}), "nothing asked, nothing missed"
     now[0] = 114.0  # 16 s left: due
     await keeper.sync_once()
-    assert client.requests[2].held == [LeaseRef("a", 1)]
+    assert client.requests[2].held == [HeldLease("a", 1)]
     assert client.requests[2].to_json()["held"] == [{"accountId": "a", "generation": 1}]
     assert lease.deadline == 144.0
     assert (1, "ok") in counted
@@ -239,7 +239,7 @@ async def test_claims_are_handed_over_while_the_next_call_is_on_its_way() -> Non
     seen_at_request: list[list[str]] = []
 
     class Recording(ScriptedClient):
-        async def sync(self, request: SyncRequest) -> SyncResponse:
+        async def sync(self, request: SyncRequest) -> SyncReply:
             seen_at_request.append(list(owner.log))
             await asyncio.sleep(0.02)  # the call takes a while: the claims are opened meanwhile
             return await super().sync(request)
@@ -271,7 +271,7 @@ async def test_claims_kept_back_at_shutdown_go_straight_back() -> None:
     keeper.stop_taking_work()
     assert "a" not in keeper.table
     await keeper.sync_once()
-    assert client.requests[1].release == [LeaseRef("a", 3)]
+    assert client.requests[1].release == [HeldLease("a", 3)]
     assert "claimed:a" not in owner.log
 
 

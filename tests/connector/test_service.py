@@ -11,8 +11,8 @@ from connector.config import ConnectorConfig
 from connector.link import Closed, CredsChanged, Incoming, Opened, Paired
 from connector.service import ConnectorService
 from connector.states import AccountState
-from connector.sync import Claim, Command, Lost, PairingRequest
 from shared.authstate import AuthState
+from shared.connector_sync import Claim, Command, Lost, PairingRequest
 from shared.events import MessageKey, MessageReceived
 from tests.connector.fakes import FakeFunctions, FakeLinkFactory, FakeSession, MemoryTransport, eventually
 

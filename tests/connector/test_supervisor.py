@@ -6,9 +6,9 @@ from connector.backoff import Backoff
 from connector.link import Closed, Incoming, Opened, Paired, PairingCodeShown
 from connector.states import AccountState
 from connector.supervisor import AccountSupervisor
-from connector.sync import PairingRequest
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
+from shared.connector_sync import PairingRequest
 from shared.events import ConnectionState
 from tests.connector.fakes import FakeLinkFactory, FakeSession, eventually
 

@@ -8,7 +8,9 @@ import pytest
 from aiohttp import web
 
 from connector.errors import SyncRejected, SyncUnavailable
-from connector.sync import HttpSyncClient, LeaseRef, SyncRequest, parse_response
+from connector.sync import HttpSyncClient, parse_response
+from shared.connector_sync import HeldLease, RenewedLease, SyncRequest
+from shared.events import parse_time
 
 KEY = base64.b64encode(bytes(32)).decode()
 
@@ -22,14 +24,14 @@ def test_parse_full_answer() -> None:
     response = parse_response(answer(
         renewed=[{"accountId": "a1", "generation": 3, "leaseExpiresAt": "2026-01-01T00:00:00Z"}],
         lost=[{"accountId": "a9", "reason": "lease_expired"}],
-        claimed=[{"accountId": "a3", "generation": 7, "leaseExpiresAt": "x", "mode": "restore",
+        claimed=[{"accountId": "a3", "generation": 7, "leaseExpiresAt": "2026-01-01T00:00:30Z", "mode": "restore",
                   "sealedState": sealed, "version": 4, "fellBack": True, "pairing": None},
                  {"accountId": "p1", "generation": 1, "mode": "pair", "sealedState": None,
                   "pairing": {"method": "code", "phoneNumber": "+40700000001"}}],
         commands=[{"accountId": "a1", "action": "reconnect"}, {"accountId": "a1", "action": "future"}],
     ))
     assert response.lease_ttl_s == 30 and response.vault_public_key == bytes(32)
-    assert response.renewed == [LeaseRef("a1", 3)]
+    assert response.renewed == [RenewedLease("a1", 3, parse_time("2026-01-01T00:00:00Z"))]
     assert response.lost[0].reason == "lease_expired"
     restore, pair = response.claimed
     assert restore.sealed_state == b"sealed" and restore.fell_back and restore.version == 4
@@ -72,7 +74,7 @@ async def test_http_client_posts_contract_and_maps_errors() -> None:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     client = HttpSyncClient(f"http://127.0.0.1:{port}/p/r/", "tok")
-    request = SyncRequest("c-1", 10, bytes(32), held=[LeaseRef("a", 2)], release=[LeaseRef("b", 1)])
+    request = SyncRequest("c-1", 10, bytes(32), held=[HeldLease("a", 2)], release=[HeldLease("b", 1)])
     try:
         assert (await client.sync(request)).vault_key_id == "k1"
         with pytest.raises(SyncUnavailable):

@@ -58,7 +58,7 @@ class World:
     alerts_out: RecordingPublisher
 
     def add(self, caller: Caller = ALICE, phone: str = "+40700000001", method: str = "code") -> str:
-        from functions.model import PairingMethod
+        from shared.connector_sync import PairingMethod
 
         result = self.services.accounts.add(caller, AddAccountInput(phone, PairingMethod(method)))
         return str(result["accountId"])
@@ -101,7 +101,7 @@ class FakeConnector:
 
     def sync(self, services: Services, release: dict[str, int] | None = None,
              not_due: Collection[str] = ()) -> dict[str, Any]:
-        response = services.sync.sync(self.request(release, not_due))
+        response = services.sync.sync(self.request(release, not_due)).to_json()
         for lost in response["lost"]:
             self.held.pop(lost["accountId"], None)
         for account_id in release or {}:

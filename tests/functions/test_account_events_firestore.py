@@ -14,8 +14,9 @@ from functions.alerts import Alerter, alert_id, alert_ids
 from functions.connection_events import ConnectionEventRecorder
 from functions.errors import StaleMessageError
 from functions.firestore_stores import firestore_stores
-from functions.model import Account, AccountStatus, Alert, PairingMethod
+from functions.model import Account, AccountStatus, Alert
 from functions.stores import AccountEventWrite, Stores
+from shared.connector_sync import PairingMethod
 from shared.events import ConnectionState, ConnectionUpdate, ConnectionUpdates
 from tests.functions.firestore_rpcs import RpcCounter
 from tests.functions.support import T0, Clock, RecordingPublisher, world

@@ -11,7 +11,8 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from connector.errors import SyncRejected
 from connector.snapshots import SnapshotCodec
-from connector.sync import HttpSyncClient, LeaseRef, SyncRequest
+from connector.sync import HttpSyncClient
+from shared.connector_sync import HeldLease, SyncRequest
 from shared.events import SnapshotAttributes
 from tests.functions.conftest import CONNECTOR_TOKEN, Gateway
 from tests.shared.helpers import registered_state
@@ -43,7 +44,7 @@ async def test_connector_claims_persists_and_restores_through_the_functions(
             time.sleep(0.2)
         assert (head.get().to_dict() or {}).get("latestVersion") == 1
 
-        ref = LeaseRef(account_id, claim.generation)
+        ref = HeldLease(account_id, claim.generation)
         renewed = await client.sync(SyncRequest("contract-1", 50, first.public_key, held=[ref]))
         assert [r.account_id for r in renewed.renewed] == [account_id]
         await client.sync(SyncRequest("contract-1", 0, first.public_key, release=[ref]))

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from functions.firestore_stores import firestore_stores
-from functions.model import Account, AccountStatus, Alert, Health, PairingInfo, PairingMethod
+from functions.model import Account, AccountStatus, Alert, Health, PairingInfo
 from functions.stores import VaultKeyRecord
+from shared.connector_sync import PairingMethod
 from tests.functions.support import T0
 
 pytestmark = pytest.mark.integration

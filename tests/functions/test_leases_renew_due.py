@@ -21,7 +21,7 @@ def _sync(w: World, connector: FakeConnector, renew: dict[str, bool], capacity: 
         "publicKey": public,
         "held": [{"accountId": a, "generation": g, **({} if renew.get(a, True) else {"renew": False})}
                  for a, g in connector.held.items()]})
-    return w.services.sync.sync(request)
+    return w.services.sync.sync(request).to_json()
 
 
 def _holding(w: World, n: int) -> tuple[FakeConnector, list[str]]:

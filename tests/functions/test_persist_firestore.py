@@ -43,8 +43,8 @@ class Stack:
     client: Any
 
     def add_and_claim(self, phone: str = "+40700000001") -> tuple[str, int]:
-        from functions.model import PairingMethod
         from functions.validation import AddAccountInput
+        from shared.connector_sync import PairingMethod
 
         account_id = str(self.services.accounts.add(ALICE, AddAccountInput(phone, PairingMethod("code")))["accountId"])
         connector = FakeConnector("c-1")

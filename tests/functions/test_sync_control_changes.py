@@ -13,11 +13,12 @@ import pytest
 
 from functions.firestore_stores import firestore_stores
 from functions.memory_stores import MemoryStatusStore, memory_stores
-from functions.model import Account, AccountStatus, ConnectorRecord, PairingMethod
+from functions.model import Account, AccountStatus, ConnectorRecord
 from functions.stores import Stores
 from functions.validation import AddAccountInput
 from functions.vault_adapter import VaultSealer, VaultSessions
 from functions.wiring import Services, build_services
+from shared.connector_sync import PairingMethod
 from shared.events import ConnectionState, ConnectionUpdate
 from shared.vault import Vault
 from shared.vault.firestore_store import FirestoreVaultStore

@@ -20,8 +20,8 @@ from functions.errors import (
     to_https_error,
 )
 from functions.http import PubSubMessage, handle_pubsub, pubsub_message
-from functions.model import PairingMethod
 from functions.validation import parse_account_ref, parse_add_account, parse_empty, parse_sync_request
+from shared.connector_sync import PairingMethod
 
 
 def test_add_account_accepts_e164_and_both_methods() -> None:

@@ -12,9 +12,9 @@ from connector.engine_link import EngineLinkFactory
 from connector.protocol.binary import decode_node
 from connector.protocol.client import ClientConfig
 from connector.protocol.events import CredsChanged
-from connector.sync import PairingRequest
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
+from shared.connector_sync import PairingRequest
 from simulator.testing import ControlClient, running_simulator
 
 pytestmark = pytest.mark.integration
