@@ -14,7 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
-from shared.events import MessageReceived
+from shared.events import MessageReceived, MessageUndecryptable
 
 #: What to do after a close, decided by the engine from the close code (FACTS: disconnect codes).
 ClosePolicy = Literal["restart_now", "backoff", "stop_logged_out", "stop_replaced", "stop_outdated",
@@ -68,9 +68,10 @@ class Closed:
 
 @dataclass(frozen=True)
 class Incoming:
-    """A message to publish; call ``ack`` only after Pub/Sub accepted it (at-least-once)."""
+    """A message to publish; call ``ack`` only after Pub/Sub accepted it (at-least-once). It is the
+    decrypted message, or the placeholder of one that could not be decrypted."""
 
-    message: MessageReceived
+    message: MessageReceived | MessageUndecryptable
     ack: Callable[[], Awaitable[None]] = field(repr=False)
 
 

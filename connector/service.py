@@ -24,7 +24,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,12 +32,13 @@ from typing import Any
 from connector.cache import StateCache, state_digest
 from connector.coalescer import CoalescingFlusher
 from connector.config import ConnectorConfig
-from connector.errors import CacheError, PublishError, RestoreError, SyncError
+from connector.errors import CacheError, OutboxError, PublishError, RestoreError, SyncError
 from connector.http import HealthServer
 from connector.leases import LeaseKeeper
 from connector.link import Incoming, LinkFactory
 from connector.logs import fields
 from connector.metrics import Counter, Gauge, Histogram, LabelValues, Registry
+from connector.outbox import OutboxDispatcher, OutboxSubscription
 from connector.publisher import MessageTransport, OrderedPublisher, Outgoing
 from connector.reports import ConnectionReports
 from connector.snapshots import SnapshotCodec
@@ -51,6 +52,7 @@ from shared.events import (
     AccountRemoved,
     ConnectionState,
     ConnectionUpdate,
+    OutboundSend,
     PairingCode,
     PairingFailed,
     PairingQr,
@@ -144,6 +146,10 @@ class ConnectorService:
             on_renewals=lambda n, result: self.metrics.renewals.inc(result, amount=float(n)),
         )
         self.http = HealthServer(self.metrics.registry, self.ready, config.port)
+        #: Sends for the accounts held here (connector/outbox.py); the Signal send path sets its handler.
+        self.outbox = OutboxDispatcher(lambda account_id: account_id in self.accounts, clock=clock)
+        #: This connector's outbox subscription (set by __main__; None: the catch-up alone delivers).
+        self.outbox_feed: OutboxSubscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping: set[asyncio.Task[None]] = set()
         #: Slots whose socket is closing before their last snapshot (an expiring lease).
@@ -158,6 +164,12 @@ class ConnectorService:
         await self.http.start()
         log.info("connector starting", extra=fields(connectorId=self.config.connector_id,
                                                     capacity=self.config.capacity, port=self.http.port))
+        if self.outbox_feed is not None:
+            try:  # before the first sync: what is published from now on comes this way
+                await self.outbox_feed.start()
+            except OutboxError as exc:
+                log.error("outbox subscription unavailable: sends come with connectorSync only (%s)", exc)
+                self.outbox_feed = None
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.keeper.run(), name="lease-keeper"),
                        loop.create_task(self.flusher.run(), name="snapshot-flusher")]
@@ -178,6 +190,9 @@ class ConnectorService:
 
         self.shutting_down = True
         self.keeper.stop_taking_work()
+        await self.outbox.close()
+        if self.outbox_feed is not None:
+            await asyncio.wait_for(self.outbox_feed.close(), max(0.1, min(1.0, left())))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -266,6 +281,7 @@ class ConnectorService:
         slot = AccountSlot(claim.account_id, claim.generation, store, supervisor)
         store.set_listener(functools.partial(self._state_changed, claim.account_id))
         self.accounts[claim.account_id] = slot
+        self.outbox.account_claimed(claim.account_id)  # sends parked while the claim was on its way
         if source == "cache":
             # The cache can be newer than the vault: publish it under the new generation at once.
             self.flusher.mark(claim.account_id, "critical")
@@ -351,6 +367,9 @@ class ConnectorService:
         # change made after the last snapshot would be rolled back on the next claim.
         self._retire(slot, "lease_expiring", report=True, final_snapshot=True)
 
+    def on_pending_sends(self, sends: Sequence[OutboundSend]) -> None:
+        self.outbox.offer_all(sends)
+
     def on_command(self, command: Command) -> None:
         slot = self.accounts.get(command.account_id)
         if slot is None:
@@ -387,6 +406,8 @@ class ConnectorService:
         self.keeper.release(slot.account_id)
 
     def _retire(self, slot: AccountSlot, reason: str, report: bool = False, final_snapshot: bool = False) -> None:
+        if self.accounts.get(slot.account_id) is None:
+            self.outbox.account_released(slot.account_id)  # the next holder gets its sends
         if final_snapshot:
             self._closing[slot.account_id] = slot
 

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from connector import link
 from connector.engine.driver import WHATSAPP_WEB_URL, EngineConfig, EngineSession
 from connector.protocol import certs
-from connector.protocol.binary import encode_node
 from connector.protocol.client import ClientConfig
 from connector.protocol.close import CloseInfo
 from connector.protocol.events import (
@@ -113,15 +112,18 @@ class EngineLink:
     def _closed(info: CloseInfo) -> link.Closed:
         return link.Closed(reason=info.reason.value, policy=info.policy.value, code=info.code)
 
-    def _message_event(self, message: IncomingMessage) -> shared_events.MessageReceived:
-        return shared_events.MessageReceived(
+    def _message_event(self, message: IncomingMessage) -> shared_events.MessageUndecryptable:
+        # The engine does not decrypt yet (the Signal layer plugs in here): a message it cannot read
+        # is published as undecryptable, never as ciphertext, and acknowledged like any other.
+        user, _, server = message.sender.partition("@")
+        chat = f"{user.split(':', 1)[0]}@{server}"  # a 1:1 chat is the user, not the sending device
+        return shared_events.MessageUndecryptable(
             account_id=self._account_id,
-            message_id=message.id,
-            chat=message.sender,
+            key=shared_events.MessageKey(chat, False, message.id, message.participant),
+            chat=chat,
             sender=message.participant or message.sender,
             timestamp=message.timestamp or 0,
-            type=(message.type or "unknown").lower(),
-            payload=encode_node(message.node),
+            reason="decryption_unavailable",
         )
 
     def _acker(self, message: IncomingMessage) -> Callable[[], Awaitable[None]]:

@@ -13,7 +13,7 @@ from connector.service import ConnectorService
 from connector.states import AccountState
 from shared.authstate import AuthState
 from shared.connector_sync import Claim, Command, Lost, PairingRequest
-from shared.events import MessageReceived
+from shared.events import MessageKey, MessageReceived
 from tests.connector.fakes import FakeFunctions, FakeLinkFactory, FakeSession, MemoryTransport, eventually
 
 SNAPS, EVENTS, MESSAGES = "session-snapshots", "connection-events", "messages"
@@ -178,8 +178,9 @@ async def test_message_is_acknowledged_only_after_pubsub_accepted_it() -> None:
         await eventually(lambda: "a1" in h.service.accounts)
         h.transport.down = True
         h.service.messages._retry_base_s = 0.02
-        message = MessageReceived(account_id="a1", message_id="M1", chat="1@s.whatsapp.net",
-                                  sender="1@s.whatsapp.net", timestamp=1, type="text", payload=b"\x01")
+        message = MessageReceived(account_id="a1", key=MessageKey("1@s.whatsapp.net", False, "M1"),
+                                  message={"conversation": "hi"}, chat="1@s.whatsapp.net",
+                                  sender="1@s.whatsapp.net", timestamp=1, type="text", text="hi")
 
         async def ack() -> None:
             acks.append("M1")
