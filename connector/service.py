@@ -24,7 +24,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,10 +35,12 @@ from connector.config import ConnectorConfig
 from connector.errors import CacheError, OutboxError, PublishError, RestoreError, SyncError
 from connector.http import HealthServer
 from connector.leases import LeaseKeeper
-from connector.link import Incoming, LinkFactory
+from connector.link import LinkFactory
 from connector.logs import fields
 from connector.metrics import Counter, Gauge, Histogram, LabelValues, Registry
 from connector.outbox import OutboxDispatcher, OutboxSubscription
+from connector.protocol.close import CloseReason
+from connector.protocol.events import IncomingMessage
 from connector.publisher import MessageTransport, OrderedPublisher, Outgoing
 from connector.reports import ConnectionReports
 from connector.snapshots import SnapshotCodec
@@ -52,6 +54,8 @@ from shared.events import (
     AccountRemoved,
     ConnectionState,
     ConnectionUpdate,
+    MessageKey,
+    MessageUndecryptable,
     OutboundSend,
     PairingCode,
     PairingFailed,
@@ -84,6 +88,16 @@ class AccountSlot:
     published_revision: int = -1
     removing: bool = False
     message_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+def message_event(account_id: str, message: IncomingMessage) -> MessageUndecryptable:
+    """The event of an incoming stanza. The engine does not decrypt yet: a message it cannot read is
+    published as undecryptable, never as ciphertext, and acknowledged like any other."""
+    user, _, server = message.sender.partition("@")
+    chat = f"{user.split(':', 1)[0]}@{server}"  # a 1:1 chat is the user, not the sending device
+    return MessageUndecryptable(account_id=account_id, key=MessageKey(chat, False, message.id, message.participant),
+                                chat=chat, sender=message.participant or message.sender,
+                                timestamp=message.timestamp or 0, reason="decryption_unavailable")
 
 
 def _digest(state: AuthState) -> bytes:
@@ -388,7 +402,7 @@ class ConnectorService:
         closed = await slot.supervisor.logout()
         self.accounts.pop(slot.account_id, None)
         self.flusher.forget(slot.account_id)
-        unlinked = closed is not None and closed.reason == "logged_out_by_client"
+        unlinked = closed is not None and closed.reason is CloseReason.LOGGED_OUT_BY_CLIENT
         if not unlinked:
             log.warning("removal: WhatsApp did not confirm the unlink; giving the account back to retry",
                         extra={"account_id": slot.account_id,
@@ -518,14 +532,16 @@ class ConnectorService:
 
     def pairing_failed(self, account_id: str, reason: str) -> None:
         log.warning("pairing failed", extra={"account_id": account_id, "fields": {"reason": reason}})
-        event = PairingFailed(account_id=account_id, reason="expired" if reason == "pairing_expired" else reason)
+        slug = "expired" if reason == CloseReason.PAIRING_EXPIRED else reason
+        event = PairingFailed(account_id=account_id, reason=slug)
         self.events.submit(account_id, event.to_json(), event.attributes())
 
-    def message(self, account_id: str, incoming: Incoming) -> None:
+    def message(self, account_id: str, message: IncomingMessage, ack: Callable[[], Awaitable[bool]]) -> None:
         slot = self.accounts.get(account_id)
         if slot is None:
             return
-        accepted = self.messages.submit(account_id, incoming.message.to_json(), incoming.message.attributes())
+        event = message_event(account_id, message)
+        accepted = self.messages.submit(account_id, event.to_json(), event.attributes())
 
         async def ack_when_accepted() -> None:
             try:
@@ -535,7 +551,7 @@ class ConnectorService:
                 self.metrics.messages.inc("not_published")
                 return
             try:
-                await incoming.ack()
+                await ack()
                 self.metrics.messages.inc("acked")
             except Exception as exc:
                 self.metrics.messages.inc("ack_failed")

@@ -15,7 +15,7 @@ DOCKERFILE = REPO / "connector" / "Dockerfile"
 
 PROBE = """
 import importlib.metadata, json, os, sys
-import connector.__main__, connector.engine_link, connector.service
+import connector.__main__, connector.engine.driver, connector.service
 import google.cloud.pubsub_v1, google.api_core.retry  # imported when the transport starts
 owner = {}
 for dist in importlib.metadata.distributions():

@@ -18,14 +18,13 @@ import pytest
 
 from connector.cache import StateCache
 from connector.config import ConnectorConfig, Topics
-from connector.link import Closed, Opened, Paired, PairingCodeShown
 from connector.publisher import PubSubTransport
 from connector.service import ConnectorService
 from connector.states import AccountState
 from connector.sync import HttpSyncClient
 from shared.authstate import AuthState
 from shared.snapshot import canonical_state_bytes
-from tests.connector.fakes import FakeLinkFactory, FakeSession, eventually
+from tests.connector.fakes import FakeLinkFactory, FakeSession, close_event, code_shown, eventually, opened, paired
 from tests.connector.proxy import CuttableProxy
 from tests.connector.stack import TOKEN, Stack, start_stack
 from tests.shared.helpers import registered_state
@@ -40,13 +39,13 @@ def pair_then_open(registered: AuthState) -> Any:
 
     def script(session: FakeSession) -> None:
         if session.pairing is None:
-            session.push(Opened())
+            session.push(opened())
             return
-        session.push(PairingCodeShown("ABCD1234"))
+        session.push(code_shown("ABCD1234"))
         session.store.update_creds(dict(registered.creds.as_json()))
         session.store.set_keys({category: dict(entries) for category, entries in registered.keys.items()})
-        session.push(Paired("40700000001:7@s.whatsapp.net"))
-        session.push(Closed("restart_required", "restart_now", 515))
+        session.push(paired("40700000001:7@s.whatsapp.net"))
+        session.push(close_event("restart_required", 515))
 
     return script
 
