@@ -12,7 +12,10 @@ Endpoints (documented with examples in ``simulator/README.md``)::
     GET    /v1/phones/{phone}/devices                     linked devices, live sockets, login counts
     DELETE /v1/phones/{phone}/devices/{device}            unlink (the device gets 401)
     POST   /v1/phones/{phone}/devices/{device}/consume-prekeys   {"count": 3}: contacts fetch bundles
-    POST   /v1/phones/{phone}/messages                    {"from": "+4071..."}: a contact sends a message
+    POST   /v1/phones/{phone}/messages                    {"to", "text"}: the phone sends (to a phone or a group)
+                                                          {"from": "+4071..."}: a contact sends it ciphertext
+    GET    /v1/phones/{phone}/messages                    what the phone received (decrypted) and sent
+    POST   /v1/phones/{phone}/messages/read               {"ids"?: [...]}: the phone reads them (read receipts)
     GET    /v1/phones/{phone}/devices/{device}/messages   messages not yet acknowledged by the device
     POST   /v1/groups                                     {"creator", "subject", "participants"} -> 201
     GET    /v1/groups/{group}                             a group and its members
@@ -187,6 +190,12 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
 
     async def send_message(request: web.Request) -> web.Response:
         data = await _body(request)
+        if "to" in data:  # the phone itself sends
+            message_id, actions = core.phone_send(
+                request.match_info["phone"], _required_str(data, "to"), _required_str(data, "text")
+            )
+            await server.run_actions(actions)
+            return web.json_response({"id": message_id}, status=201)
         ciphertext = None
         if "ciphertext" in data:
             try:
@@ -213,6 +222,18 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     async def pending_messages(request: web.Request) -> web.Response:
         messages = core.pending_messages(request.match_info["phone"], _device_id(request))
         return web.json_response({"messages": [_queued_view(m) for m in messages]})
+
+    async def phone_messages(request: web.Request) -> web.Response:
+        return web.json_response({"messages": core.phone_messages(request.match_info["phone"])})
+
+    async def mark_read(request: web.Request) -> web.Response:
+        data = await _body(request)
+        ids = data.get("ids")
+        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+            raise InvalidRequestError("ids must be a list of message ids")
+        count, actions = core.phone_mark_read(request.match_info["phone"], ids)
+        await server.run_actions(actions)
+        return web.json_response({"read": count})
 
     async def create_group(request: web.Request) -> web.Response:
         data = await _body(request)
@@ -271,6 +292,8 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     app.router.add_post("/v1/phones/{phone}/devices/{device}/consume-prekeys", consume_pre_keys)
     app.router.add_post("/v1/phones/{phone}/messages", send_message)
     app.router.add_get("/v1/phones/{phone}/devices/{device}/messages", pending_messages)
+    app.router.add_get("/v1/phones/{phone}/messages", phone_messages)
+    app.router.add_post("/v1/phones/{phone}/messages/read", mark_read)
     app.router.add_post("/v1/groups", create_group)
     app.router.add_get("/v1/groups/{group}", get_group)
     app.router.add_post("/v1/groups/{group}/participants", change_group)

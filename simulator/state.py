@@ -133,6 +133,7 @@ class PrimaryKeys:
     signed_pre_key: SignedPreKey
     signed_pre_key_private: bytes
     pre_keys: dict[int, bytes] = field(default_factory=dict)  # id -> public
+    #: private halves not yet taken into the phone's own Signal store (``Phone.signal_state``)
     pre_key_privates: dict[int, bytes] = field(default_factory=dict)
     next_pre_key_id: int = 1
     pending: list[QueuedStanza] = field(default_factory=list)
@@ -228,6 +229,11 @@ class Phone:
     next_device_id: int = 1
     next_key_index: int = 1
     primary: PrimaryKeys | None = None
+    #: the phone's own Signal state (sessions, sender keys, its pre-keys' private halves) as
+    #: keeper's canonical auth-state text; made on the phone's first message
+    signal_state: str | None = None
+    #: what the phone received (decrypted) and sent, oldest first: ``simulator.core.phone_party``
+    inbox: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def jid(self) -> str:
@@ -289,6 +295,8 @@ class Phone:
             "nextDeviceId": self.next_device_id,
             "nextKeyIndex": self.next_key_index,
             "primary": None if self.primary is None else self.primary.to_json(),
+            "signalState": self.signal_state,
+            "inbox": self.inbox,
         }
 
     @classmethod
@@ -307,6 +315,8 @@ class Phone:
             next_device_id=int(data.get("nextDeviceId", 1)),
             next_key_index=int(data.get("nextKeyIndex", 1)),
             primary=None if data.get("primary") is None else PrimaryKeys.from_json(data["primary"]),
+            signal_state=data.get("signalState"),
+            inbox=list(data.get("inbox", [])),
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from connector.protocol.binary import S_WHATSAPP_NET, Node
+from connector.protocol.signal.types import PreKeyBundle
 from simulator import crypto
 from simulator.core.actions import Action, Send
 from simulator.core.addressing import resolve
@@ -44,27 +45,48 @@ def fetch_bundles(ctx: Context, conn: Connection, iq: Node) -> list[Action]:
             error = Node("error", {"code": "404", "text": "item-not-found"})
             users.append(Node("user", {"jid": jid_text}, [error]))
             continue
-        phone = address.phone
-        if device_id == 0:
-            primary = ensure_primary(ctx, phone)
-            registration_id, spk = primary.registration_id, primary.signed_pre_key
-            pre_key = _take_primary_pre_key(ctx, primary)
-        else:
-            device = phone.devices[device_id]
-            registration_id, spk = device.registration_id, device.signed_pre_key
-            taken, more = consume(ctx, phone, device, 1)
-            pre_key = taken[0] if taken else None
-            actions += more
-        children = [
-            Node("registration", {}, registration_id.to_bytes(4, "big")),
-            Node("type", {}, bytes([crypto.DJB_KEY_TYPE])),
-            Node("identity", {}, phone.identity_public if device_id == 0 else phone.devices[device_id].identity_public),
-        ]
-        if pre_key is not None:
-            children.append(key_node("key", pre_key[0], pre_key[1]))
-        children.append(key_node("skey", spk.key_id, spk.public, spk.signature))
-        users.append(Node("user", {"jid": jid_text}, children))
+        bundle, more = bundle_for(ctx, address.phone, device_id)
+        actions += more
+        users.append(Node("user", {"jid": jid_text}, _bundle_children(bundle)))
     return [Send(conn.conn_id, iq_result(iq, [Node("list", {}, users)])), *actions]
+
+
+def bundle_for(ctx: Context, phone: Phone, device_id: int) -> tuple[PreKeyBundle, list[Action]]:
+    """A device's published keys as a contact fetches them, consuming one one-time pre-key."""
+    actions: list[Action] = []
+    if device_id == 0:
+        primary = ensure_primary(ctx, phone)
+        registration_id, identity, spk = primary.registration_id, phone.identity_public, primary.signed_pre_key
+        pre_key = _take_primary_pre_key(ctx, primary)
+    else:
+        device = phone.device(device_id)
+        registration_id, identity, spk = device.registration_id, device.identity_public, device.signed_pre_key
+        taken, actions = consume(ctx, phone, device, 1)
+        pre_key = taken[0] if taken else None
+    bundle = PreKeyBundle(
+        registration_id=registration_id,
+        identity_key=identity,
+        signed_pre_key_id=spk.key_id,
+        signed_pre_key=spk.public,
+        signed_pre_key_signature=spk.signature,
+        pre_key_id=None if pre_key is None else pre_key[0],
+        pre_key=None if pre_key is None else pre_key[1],
+    )
+    return bundle, actions
+
+
+def _bundle_children(bundle: PreKeyBundle) -> list[Node]:
+    children = [
+        Node("registration", {}, bundle.registration_id.to_bytes(4, "big")),
+        Node("type", {}, bytes([crypto.DJB_KEY_TYPE])),
+        Node("identity", {}, bundle.identity_key),
+    ]
+    if bundle.pre_key_id is not None and bundle.pre_key is not None:
+        children.append(key_node("key", bundle.pre_key_id, bundle.pre_key))
+    children.append(
+        key_node("skey", bundle.signed_pre_key_id, bundle.signed_pre_key, bundle.signed_pre_key_signature)
+    )
+    return children
 
 
 def _take_primary_pre_key(ctx: Context, primary: PrimaryKeys) -> tuple[int, bytes] | None:

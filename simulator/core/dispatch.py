@@ -25,6 +25,7 @@ from simulator.core import (
 from simulator.core.actions import Action, Send
 from simulator.core.connections import Connection, Connections, Phase
 from simulator.core.context import Clock, Context
+from simulator.core.phone_party import PhoneParties
 from simulator.core.stanzas import iq_error, iq_result
 from simulator.errors import ClientProtocolError
 from simulator.faults import ActiveFault, Fault, FaultBook
@@ -55,6 +56,7 @@ class SimulatorCore:
         )
         self.state = state
         self.faults = self._ctx.faults
+        self._parties = PhoneParties(self._ctx)
 
     def now(self) -> float:
         return self._ctx.clock()
@@ -177,6 +179,16 @@ class SimulatorCore:
 
     def pending_messages(self, phone: str, device_id: int) -> list[QueuedStanza]:
         return delivery.pending_messages(self._ctx, phone, device_id)
+
+    def phone_send(self, phone: str, to: str, text: str) -> tuple[str, list[Action]]:
+        """The phone's owner sends a text to a phone number or a group; returns the message id."""
+        return self._parties.send(self.state.phone(phone), to, text)
+
+    def phone_messages(self, phone: str) -> list[dict[str, object]]:
+        return [dict(m) for m in self.state.phone(phone).inbox]
+
+    def phone_mark_read(self, phone: str, ids: list[str] | None) -> tuple[int, list[Action]]:
+        return self._parties.mark_read(self.state.phone(phone), ids)
 
     def create_group(self, creator: str, subject: str, members: list[str]) -> Group:
         ctx = self._ctx

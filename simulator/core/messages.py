@@ -29,12 +29,12 @@ group), 403 (the sender is not a member of the group).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
+from dataclasses import dataclass
 
 from connector.protocol.binary import Jid, Node
 from connector.protocol.errors import JidError
+from connector.protocol.message_ids import participant_hash
 from simulator.core import offline
 from simulator.core.actions import Action, Send
 from simulator.core.addressing import Address, account_jid, alternate_server, device_address, resolve
@@ -62,23 +62,33 @@ def ack(to: str, message_id: str, t: int, *, error: int | None = None, phash: st
     return Node("ack", attrs)
 
 
-def participant_hash(device_jids: list[str]) -> str:
-    """whatsmeow's participant list hash: ``2:`` + base64 of the first 6 bytes of SHA-256 over the
-    sorted device JIDs."""
-    digest = hashlib.sha256("".join(sorted(device_jids)).encode()).digest()
-    return "2:" + base64.b64encode(digest[:6]).decode().rstrip("=")
+@dataclass(frozen=True)
+class Origin:
+    """The device a stanza comes from, and the connection its server ack goes to (None: the phone
+    itself sent it, through the control API)."""
+
+    phone: Phone
+    device_id: int
+    conn_id: int | None
+
+    def answer(self, node: Node) -> list[Action]:
+        return [] if self.conn_id is None else [Send(self.conn_id, node)]
 
 
 def relay(ctx: Context, conn: Connection, node: Node) -> list[Action]:
     assert conn.user is not None and conn.device_id is not None
-    sender = ctx.state.phones[conn.user]
+    return relay_from(ctx, Origin(ctx.state.phones[conn.user], conn.device_id, conn.conn_id), node)
+
+
+def relay_from(ctx: Context, origin: Origin, node: Node) -> list[Action]:
+    sender = origin.phone
     message_id = node.attrs.get("id", "")
     to_text = node.attrs.get("to", "")
     now = int(ctx.clock())
 
     def refused(code: int) -> list[Action]:
-        log.info("message %s from %s:%s refused with %d", message_id, sender.user, conn.device_id, code)
-        return [Send(conn.conn_id, ack(to_text, message_id, now, error=code))]
+        log.info("message %s from %s:%s refused with %d", message_id, sender.user, origin.device_id, code)
+        return origin.answer(ack(to_text, message_id, now, error=code))
 
     if not message_id or not to_text:
         return refused(ERROR_BAD_STANZA)
@@ -92,11 +102,11 @@ def relay(ctx: Context, conn: Connection, node: Node) -> list[Action]:
             return refused(ERROR_UNKNOWN)
         if sender.user not in group.participants:
             return refused(ERROR_NOT_MEMBER)
-        return _relay_group(ctx, conn, sender, group, node=node, now=now)
+        return _relay_group(ctx, origin, group, node=node, now=now)
     destination = resolve(ctx.state, to_text)
     if destination is None:
         return refused(ERROR_UNKNOWN)
-    return _relay_direct(ctx, conn, sender, destination, node=node, now=now)
+    return _relay_direct(ctx, origin, destination, node=node, now=now)
 
 
 def _pairwise(ctx: Context, node: Node, allowed: set[str]) -> Targets:
@@ -117,37 +127,31 @@ def _direct_encs(node: Node) -> list[Node]:
     return [enc for enc in node.children("enc") if enc.attrs.get("type") != "skmsg"]
 
 
-def _relay_direct(
-    ctx: Context, conn: Connection, sender: Phone, destination: Address, *, node: Node, now: int
-) -> list[Action]:
-    assert conn.device_id is not None
+def _relay_direct(ctx: Context, origin: Origin, destination: Address, *, node: Node, now: int) -> list[Action]:
+    sender = origin.phone
     server = destination.server
     targets = _pairwise(ctx, node, {sender.user, destination.phone.user})
     direct = _direct_encs(node)
     if direct:  # a resend to one device, or a peer message to the sender's own phone
         targets.setdefault((destination.phone.user, destination.device_id or 0), []).extend(direct)
-    targets.pop((sender.user, conn.device_id), None)
+    targets.pop((sender.user, origin.device_id), None)
     if not targets:
-        return [Send(conn.conn_id, ack(node.attrs["to"], node.attrs["id"], now, error=ERROR_BAD_STANZA))]
+        return origin.answer(ack(node.attrs["to"], node.attrs["id"], now, error=ERROR_BAD_STANZA))
     chat = node.attrs.get("recipient") or destination.user_jid()
     actions: list[Action] = []
     for (user, device_id), encs in sorted(targets.items()):
         attrs = _common_attrs(node, sender, now)
-        attrs["from"] = device_address(sender, conn.device_id, server)
-        if user == sender.user:
-            if destination.phone.user != sender.user:
-                attrs["recipient"] = chat
-        else:
-            alt = "sender_pn" if server == LID_SERVER else "sender_lid"
-            attrs[alt] = account_jid(sender, alternate_server(server))
+        attrs["from"] = device_address(sender, origin.device_id, server)
+        if user == sender.user and destination.phone.user != sender.user:
+            attrs["recipient"] = chat
+        alt = "sender_pn" if server == LID_SERVER else "sender_lid"
+        attrs[alt] = account_jid(sender, alternate_server(server))
         actions += _deliver(ctx, user, device_id, Node("message", attrs, _content(node, encs)))
-    return [*actions, Send(conn.conn_id, ack(node.attrs["to"], node.attrs["id"], now))]
+    return [*actions, *origin.answer(ack(node.attrs["to"], node.attrs["id"], now))]
 
 
-def _relay_group(
-    ctx: Context, conn: Connection, sender: Phone, group: Group, *, node: Node, now: int
-) -> list[Action]:
-    assert conn.device_id is not None
+def _relay_group(ctx: Context, origin: Origin, group: Group, *, node: Node, now: int) -> list[Action]:
+    sender = origin.phone
     server = LID_SERVER if group.addressing_mode == "lid" else USER_SERVER
     members = set(group.participants)
     pairwise = _pairwise(ctx, node, members)
@@ -162,28 +166,28 @@ def _relay_group(
     if only is not None:  # a resend after a retry receipt: that device alone
         address = resolve(ctx.state, only)
         if address is None:
-            return [Send(conn.conn_id, ack(group.jid, node.attrs["id"], now, error=ERROR_UNKNOWN))]
+            return origin.answer(ack(group.jid, node.attrs["id"], now, error=ERROR_UNKNOWN))
         key = (address.phone.user, address.device_id or 0)
         devices = [key] if key in devices else []
         pairwise.setdefault(key, []).extend(_direct_encs(node))
     actions: list[Action] = []
-    fanned: list[str] = []
+    fanned: list[Jid] = []
     for user, device_id in devices:
-        if (user, device_id) == (sender.user, conn.device_id):
+        if (user, device_id) == (sender.user, origin.device_id):
             continue
         encs = pairwise.get((user, device_id), []) + skmsg
         if not encs:
             continue
         attrs = _common_attrs(node, sender, now)
         attrs["from"] = group.jid
-        attrs["participant"] = device_address(sender, conn.device_id, server)
+        attrs["participant"] = device_address(sender, origin.device_id, server)
         alt = "participant_pn" if server == LID_SERVER else "participant_lid"
         attrs[alt] = account_jid(sender, alternate_server(server))
         attrs["addressing_mode"] = group.addressing_mode
-        fanned.append(device_address(ctx.state.phones[user], device_id, server))
+        fanned.append(Jid.parse(device_address(ctx.state.phones[user], device_id, server)))
         actions += _deliver(ctx, user, device_id, Node("message", attrs, _content(node, encs)))
     phash = participant_hash(fanned) if only is None else None
-    return [*actions, Send(conn.conn_id, ack(group.jid, node.attrs["id"], now, phash=phash))]
+    return [*actions, *origin.answer(ack(group.jid, node.attrs["id"], now, phash=phash))]
 
 
 def _common_attrs(node: Node, sender: Phone, now: int) -> dict[str, str]:

@@ -49,7 +49,7 @@ def receipt(ctx: Context, conn: Connection, node: Node) -> list[Action]:
     actions: list[Action] = [Send(conn.conn_id, Node("ack", ack_attrs))]
     if kind not in ROUTED_TYPES or not message_id:
         return actions
-    return _route(ctx, phone, conn.device_id, node, to_text=to_text, kind=kind) + actions
+    return route(ctx, phone, conn.device_id, node, to_text=to_text, kind=kind) + actions
 
 
 def _items(node: Node) -> list[Node]:
@@ -57,7 +57,8 @@ def _items(node: Node) -> list[Node]:
     return [] if listed is None else listed.children("item")
 
 
-def _route(ctx: Context, phone: Phone, device_id: int, node: Node, *, to_text: str, kind: str | None) -> list[Action]:
+def route(ctx: Context, phone: Phone, device_id: int, node: Node, *, to_text: str, kind: str | None) -> list[Action]:
+    """Forward a receipt of ``phone``'s ``device_id`` to the message's sender (see module docstring)."""
     try:
         to = Jid.parse(to_text)
     except JidError:

@@ -1,17 +1,21 @@
 """Two real Baileys 7 clients (npm ``baileys7``) pair with the simulator and message each other through
 it: 1:1 both ways with read receipts back to the sender, a group made over ``w:g2`` with messages
 both ways, the offline queue across a reconnect, and a corrupted ciphertext healed by the client's
-retry receipt. The relay is proven with a real client, independent of keeper's own engine."""
+retry receipt. The relay is proven with a real client, independent of keeper's own engine. Last, a
+simulated phone (its own Signal party on keeper's Signal layer) and a Baileys client message each
+other both ways, 1:1 and in a group."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from simulator.testing import ControlClient, SimulatorHandle, running_simulator
-from tests.simulator.baileys import BaileysClient
+from tests.simulator.baileys import EVENT_TIMEOUT_S, BaileysClient
 
 pytestmark = pytest.mark.integration
 
@@ -141,3 +145,50 @@ async def test_a_corrupted_ciphertext_is_healed_by_the_clients_retry_receipt(
     finally:
         await alice.stop()
         await bob.stop()
+
+
+async def test_a_simulated_phone_and_a_baileys_client_message_each_other_both_ways(
+    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+) -> None:
+    handle, control = sim
+    alice = await BaileysClient.paired(handle, control, ALICE, tmp_path / "alice")
+    try:
+        # Baileys -> Bob's phone (no companion: the phone itself decrypts)
+        sent_id = await alice.send(BOB_JID, "hello phone")
+        inbox = await phone_inbox(control, BOB, lambda m: m["id"] == sent_id and m["text"] is not None)
+        assert inbox["chat"] == ALICE_JID and not inbox["fromMe"]
+        assert (await alice.wait_for(lambda e: e["event"] == "update" and e["key"]["id"] == sent_id))["status"] >= 3
+
+        # the phone -> Baileys, then the phone reads what it got: Alice sees the read receipt
+        reply = await control.request("POST", f"/v1/phones/{BOB}/messages", {"to": ALICE, "text": "hello baileys"})
+        got = await alice.received("hello baileys")
+        assert got["key"]["id"] == reply["id"] and got["key"]["remoteJid"] == BOB_JID
+        assert (await control.request("POST", f"/v1/phones/{BOB}/messages/read", {"ids": [sent_id]})) == {"read": 1}
+        await alice.wait_for(lambda e: e["event"] == "update" and e["key"]["id"] == sent_id
+                             and e["status"] == STATUS_READ)
+        await phone_inbox(control, BOB, lambda m: m["id"] == reply["id"] and m.get("status") == "delivered")
+
+        # a group made through the control API, both ways
+        group = await control.request("POST", "/v1/groups", {"creator": BOB, "subject": "family",
+                                                              "participants": [ALICE]})
+        await control.request("POST", f"/v1/phones/{BOB}/messages", {"to": group["id"], "text": "from the phone"})
+        assert (await alice.received("from the phone"))["key"]["participantAlt"] == BOB_JID
+        group_id = await alice.send(group["id"], "from baileys")
+        entry = await phone_inbox(control, BOB, lambda m: m["id"] == group_id and m["text"] is not None)
+        assert entry["chat"] == group["id"] and entry["text"] == "from baileys"
+
+        # Alice's own phone saw her companion's messages as its own (deviceSentMessage)
+        own = await phone_inbox(control, ALICE, lambda m: m["id"] == sent_id)
+        assert own["fromMe"] and own["chat"] == BOB_JID and own["text"] == "hello phone"
+    finally:
+        await alice.stop()
+
+
+async def phone_inbox(control: ControlClient, phone: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The first message in the phone's list that ``match`` accepts, polling until it is there."""
+    async with asyncio.timeout(EVENT_TIMEOUT_S):
+        while True:
+            for message in (await control.request("GET", f"/v1/phones/{phone}/messages"))["messages"]:
+                if match(message):
+                    return dict(message)
+            await asyncio.sleep(0.05)
