@@ -34,13 +34,14 @@ from connector.coalescer import CoalescingFlusher
 from connector.config import ConnectorConfig
 from connector.errors import CacheError, OutboxError, PublishError, RestoreError, SyncError
 from connector.http import HealthServer
+from connector.inbox import Inbox, InboxMetrics
 from connector.leases import LeaseKeeper
 from connector.link import LinkFactory
 from connector.logs import fields
 from connector.metrics import Counter, Gauge, Histogram, LabelValues, Registry
 from connector.outbox import OutboxDispatcher, OutboxSubscription
 from connector.protocol.close import CloseReason
-from connector.protocol.events import IncomingMessage
+from connector.protocol.events import DuplicateIgnored, ReceivedMessage, RetryRequested
 from connector.publisher import MessageTransport, OrderedPublisher, Outgoing
 from connector.reports import ConnectionReports
 from connector.snapshots import SnapshotCodec
@@ -54,8 +55,6 @@ from shared.events import (
     AccountRemoved,
     ConnectionState,
     ConnectionUpdate,
-    MessageKey,
-    MessageUndecryptable,
     OutboundSend,
     PairingCode,
     PairingFailed,
@@ -87,17 +86,9 @@ class AccountSlot:
     supervisor: AccountSupervisor
     published_revision: int = -1
     removing: bool = False
-    message_tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-
-def message_event(account_id: str, message: IncomingMessage) -> MessageUndecryptable:
-    """The event of an incoming stanza. The engine does not decrypt yet: a message it cannot read is
-    published as undecryptable, never as ciphertext, and acknowledged like any other."""
-    user, _, server = message.sender.partition("@")
-    chat = f"{user.split(':', 1)[0]}@{server}"  # a 1:1 chat is the user, not the sending device
-    return MessageUndecryptable(account_id=account_id, key=MessageKey(chat, False, message.id, message.participant),
-                                chat=chat, sender=message.participant or message.sender,
-                                timestamp=message.timestamp or 0, reason="decryption_unavailable")
+    #: A snapshot was due while message events were still on their way to Pub/Sub (``connector.inbox``).
+    flush_held: bool = False
+    messages_settled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _digest(state: AuthState) -> bytes:
@@ -124,6 +115,14 @@ class ConnectorMetrics:
                                          "state was found", ("source",)))
         self.messages = r.register(Counter("keeper_connector_messages_total",
                                            "Incoming messages by outcome", ("outcome",)))
+        self.undecryptable = r.register(Counter("keeper_connector_messages_undecryptable_total",
+                                                "Messages published as undecryptable, by reason", ("reason",)))
+        self.retry_receipts = r.register(Counter("keeper_connector_retry_receipts_total",
+                                                 "Retry receipts sent for messages that did not decrypt, by reason",
+                                                 ("reason",)))
+        self.message_latency = r.register(Histogram(
+            "keeper_connector_message_publish_seconds",
+            "From a message handed over by the link to Pub/Sub accepting its event", LATENCY_BUCKETS_S))
 
 
 class ConnectorService:
@@ -153,6 +152,9 @@ class ConnectorService:
         self.events = OrderedPublisher(transport, config.topics.connection, clock=clock)
         self.reports = ConnectionReports(self.events, config.connector_id, window_s=config.report_window_s)
         self.messages = OrderedPublisher(transport, config.topics.messages, clock=clock)
+        self.inbox = Inbox(self.messages, self, InboxMetrics(
+            self.metrics.messages, self.metrics.undecryptable, self.metrics.retry_receipts,
+            self.metrics.message_latency), clock=clock)
         self.flusher = CoalescingFlusher(self._flush_snapshot, config.coalesce_window_s, clock)
         self.keeper = LeaseKeeper(
             sync_client, self, connector_id=config.connector_id, capacity=config.capacity,
@@ -218,11 +220,14 @@ class ConnectorService:
         if self._stopping:
             # Removals and retirements in flight: bounded, they may be waiting on Pub/Sub.
             await asyncio.wait(list(self._stopping), timeout=max(0.1, left() / 4))
+        # Events of decrypted messages first: the last snapshots carry their Signal state.
+        await self.messages.drained(min(1.0, left() / 4))
         for slot in held:
+            slot.flush_held = False
             if slot.store.revision != slot.published_revision:
                 self.flusher.coalescer.mark(slot.account_id, "critical", self._clock())
         self.flusher.flush_now()
-        message_tasks = [t for slot in held for t in slot.message_tasks]
+        message_tasks = self.inbox.tasks()
         drained = await self.snapshots.drained(max(0.0, left() - RELEASE_BUDGET_S - 0.5))
         unpublished = self.snapshots.pending_keys()
         if not drained:
@@ -439,7 +444,7 @@ class ConnectorService:
         if slot.store.revision == slot.published_revision:
             return
         try:
-            self._flush_slot(slot, self._clock())
+            self._flush_slot(slot, self._clock(), force=True)
         except Exception:
             log.exception("last snapshot before the lease expires failed", extra={"account_id": slot.account_id})
 
@@ -459,7 +464,13 @@ class ConnectorService:
         if slot is not None:
             self._flush_slot(slot, since)
 
-    def _flush_slot(self, slot: AccountSlot, since: float) -> None:
+    def _flush_slot(self, slot: AccountSlot, since: float, *, force: bool = False) -> None:
+        if not force and self.inbox.in_flight(slot.account_id) and not self.shutting_down:
+            # Decrypted messages' events are not accepted yet, and this snapshot would carry the
+            # ratchet steps that consumed their keys: held until they are (messages_settled).
+            slot.flush_held = True
+            return
+        slot.flush_held = False
         self.flusher.coalescer.forget(slot.account_id)
         revision = slot.store.revision
         state = slot.store.snapshot()
@@ -480,13 +491,53 @@ class ConnectorService:
         slot = self.accounts.get(account_id)
         if slot is None:
             return False
-        if slot.store.revision != slot.published_revision:
+        return await self.persist_through(account_id, slot.store.revision)
+
+    # --- SnapshotGate (connector.inbox) ----------------------------------------------------------
+
+    def revision(self, account_id: str) -> int | None:
+        slot = self.accounts.get(account_id)
+        return None if slot is None else slot.store.revision
+
+    async def persist_through(self, account_id: str, revision: int) -> bool:
+        """Wait until a snapshot at ``revision`` or later is in the cache and accepted by Pub/Sub.
+
+        Waits for the messages in flight first (their events must be accepted before a snapshot
+        carries their ratchet steps), and for a snapshot already on its way (which may cover
+        ``revision``): under load one snapshot per publish round trip covers many messages."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CRITICAL_PERSIST_TIMEOUT_S
+        while True:
+            slot = self.accounts.get(account_id)
+            if slot is None:
+                return False
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            if slot.published_revision >= revision:
+                return await self.snapshots.settled(account_id, left)
+            if self.inbox.in_flight(account_id):
+                slot.messages_settled.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(slot.messages_settled.wait(), left)
+                continue
+            if not await self.snapshots.settled(account_id, left):
+                return False
+            if slot.published_revision >= revision or self.accounts.get(account_id) is not slot:
+                continue
             try:
                 self._flush_slot(slot, self._clock())
             except Exception:
-                log.exception("critical snapshot could not be built", extra={"account_id": account_id})
+                log.exception("snapshot could not be built", extra={"account_id": account_id})
                 return False
-        return await self.snapshots.settled(account_id, CRITICAL_PERSIST_TIMEOUT_S)
+
+    def messages_settled(self, account_id: str) -> None:
+        slot = self.accounts.get(account_id)
+        if slot is None:
+            return
+        slot.messages_settled.set()
+        if slot.flush_held:
+            self._flush_slot(slot, self._clock())
 
     def _snapshot_accepted(self, item: Outgoing, latency_s: float) -> None:
         self.metrics.snapshot_latency.observe(latency_s)
@@ -536,31 +587,12 @@ class ConnectorService:
         event = PairingFailed(account_id=account_id, reason=slug)
         self.events.submit(account_id, event.to_json(), event.attributes())
 
-    def message(self, account_id: str, message: IncomingMessage, ack: Callable[[], Awaitable[bool]]) -> None:
-        slot = self.accounts.get(account_id)
-        if slot is None:
-            return
-        event = message_event(account_id, message)
-        accepted = self.messages.submit(account_id, event.to_json(), event.attributes())
+    def message(self, account_id: str, message: ReceivedMessage, ack: Callable[[], Awaitable[bool]]) -> None:
+        if account_id in self.accounts:
+            self.inbox.received(account_id, message, ack)
 
-        async def ack_when_accepted() -> None:
-            try:
-                await accepted
-            except (PublishError, asyncio.CancelledError):
-                # Not acknowledged: WhatsApp delivers it again on the next connection.
-                self.metrics.messages.inc("not_published")
-                return
-            try:
-                await ack()
-                self.metrics.messages.inc("acked")
-            except Exception as exc:
-                self.metrics.messages.inc("ack_failed")
-                log.info("message published but not acknowledged (socket gone); it will be redelivered",
-                         extra={"account_id": account_id, "fields": {"error": type(exc).__name__}})
-
-        task = asyncio.get_running_loop().create_task(ack_when_accepted())
-        slot.message_tasks.add(task)
-        task.add_done_callback(slot.message_tasks.discard)
+    def message_retried(self, account_id: str, event: RetryRequested | DuplicateIgnored) -> None:
+        self.inbox.noted(account_id, event)
 
     def state_changed(self, account_id: str, old: AccountState, new: AccountState) -> None:
         log.debug("state", extra={"account_id": account_id, "fields": {"from": old.value, "to": new.value}})
