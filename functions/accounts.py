@@ -90,15 +90,17 @@ class AccountService:
         return account
 
     def add(self, caller: Caller, request: AddAccountInput) -> dict[str, Any]:
-        if self._stores.accounts.count_active(caller.uid) >= self._max_accounts:
-            raise ResourceExhaustedError(f"at most {self._max_accounts} accounts per user")
         now = self._clock()
         account = Account(
             account_id=self._new_id(), owner_uid=caller.uid, phone_number=request.phone_number,
             method=request.method, status=AccountStatus.PAIRING, serve=True, created_at=now,
             updated_at=now, pairing_started_at=now, claimable_after=now,
         )
-        if self._stores.accounts.add(account) is not None:  # atomic: of a double click, one request wins
+        # Atomic: of a double click one request wins, and concurrent adds never pass the limit.
+        refusal = self._stores.accounts.add(account, self._max_accounts)
+        if refusal is not None and refusal.limit_reached:
+            raise ResourceExhaustedError(f"at most {self._max_accounts} accounts per user")
+        if refusal is not None:
             raise AlreadyExistsError("this phone number is already managed by an account",
                                      {"field": "phoneNumber"})
         _log.info("account %s: added, pairing by %s", account.account_id, request.method.value)

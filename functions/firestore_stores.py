@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -31,7 +33,7 @@ from functions.model import (
     RestoreOutcomeKind,
     claimed_lease,
 )
-from functions.stores import AccountEventView, AccountEventWrite, HealthSummary, Stores, VaultKeyRecord
+from functions.stores import AccountEventView, AccountEventWrite, AddRefusal, HealthSummary, Stores, VaultKeyRecord
 from shared.connector_sync import PairingMethod
 
 _log = logging.getLogger(__name__)
@@ -50,11 +52,15 @@ HEALTH = "health"
 #: ``phone_numbers/{e164}`` -> ``{accountId}``: which account manages a number. Read in the add
 #: transaction, it serialises concurrent adds of one number (a query alone would not).
 PHONE_NUMBERS = "phone_numbers"
+#: ``account_owners/{uid}`` -> ``{lastAddedAt, lastAccountId}``: every add of the owner rewrites it under a
+#: precondition, so the owner's adds commit one at a time and the per-user limit holds under races.
+OWNERS = "account_owners"
 #: ``health/vaultSealingKey``: the public sealing key last handed to connectors.
 VAULT_KEY_DOC = "vaultSealingKey"
 _BATCH = 400
 #: How often :meth:`FirestoreAccountStore.add` re-reads after losing a race for a phone number.
-_ADD_ROUNDS = 5
+_ADD_ROUNDS = 12
+_ADD_BACKOFF_S = 0.02
 #: Leases renewed per transaction (Firestore allows 500 writes per transaction).
 _RENEW_CHUNK = 200
 
@@ -165,33 +171,46 @@ class FirestoreAccountStore:
     def create(self, account: Account) -> None:
         self._col.document(account.account_id).create(account_to_doc(account))
 
-    def add(self, account: Account) -> Account | None:
-        # Optimistic, not a transaction: the claim document is written with a precondition (absent,
-        # or unchanged since read) in the same atomic batch as the account, so of two adds of one
-        # number exactly one commits; the loser reads the winner on its next round. Transactions
-        # here made concurrent adds wait on each other's locks and time out.
+    def add(self, account: Account, max_active: int) -> AddRefusal | None:
+        # Optimistic, not a transaction: the number's claim document and the owner's document are
+        # written with preconditions (absent, or unchanged since read) in the same atomic batch as the
+        # account, so of two adds of one number exactly one commits, and adds of one owner commit one
+        # at a time, each counted against the accounts the ones before it stored; a loser reads again
+        # on its next round. Transactions here made concurrent adds wait on each other's locks and
+        # time out.
         claim_ref = self._client.collection(PHONE_NUMBERS).document(account.phone_number)
-        for _ in range(_ADD_ROUNDS):
-            # The claim is read before the query: an add that commits between the two is then
-            # either seen by the query or trips the precondition. The query also finds accounts
-            # stored before the phone_numbers index existed.
-            claim = claim_ref.get()
+        owner_ref = self._client.collection(OWNERS).document(account.owner_uid)
+        for round_ in range(_ADD_ROUNDS):
+            if round_:
+                time.sleep(random.uniform(0, _ADD_BACKOFF_S * round_))
+            # Both documents are read before the queries: an add that commits between the two is
+            # then either seen by the queries or trips a precondition. The phone query also finds
+            # accounts stored before the phone_numbers index existed.
+            read = {snap.reference.path: snap for snap in self._client.get_all([claim_ref, owner_ref])}
+            claim, owner = read[claim_ref.path], read[owner_ref.path]
             rivals = [a for a in self.find_by_phone(account.phone_number) if a.status not in GONE]
             if rivals:
-                return rivals[0]
+                return AddRefusal(rival=rivals[0])
+            if self.count_active(account.owner_uid) >= max_active:
+                return AddRefusal(limit_reached=True)
             batch = self._client.batch()
             claim_doc = {"accountId": account.account_id, "claimedAt": account.created_at}
             if claim.exists:  # its account is gone or going (else the query found it): take it over
                 batch.update(claim_ref, claim_doc, option=self._client.write_option(last_update_time=claim.update_time))
             else:
                 batch.create(claim_ref, claim_doc)
+            owner_doc = {"lastAddedAt": account.created_at, "lastAccountId": account.account_id}
+            if owner.exists:
+                batch.update(owner_ref, owner_doc, option=self._client.write_option(last_update_time=owner.update_time))
+            else:
+                batch.create(owner_ref, owner_doc)
             batch.create(self._col.document(account.account_id), account_to_doc(account))
             try:
                 batch.commit()
             except (gexc.Conflict, gexc.FailedPrecondition):
-                continue  # another add of this number committed first
+                continue  # another add of this number or this owner committed first
             return None
-        raise gexc.Aborted("the phone number kept changing hands; try again")  # type: ignore[no-untyped-call]
+        raise gexc.Aborted("the phone number or the owner's accounts kept changing; try again")  # type: ignore[no-untyped-call]
 
     def get(self, account_id: str) -> Account | None:
         found = self._read([self._col.document(account_id).get()])

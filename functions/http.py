@@ -15,11 +15,14 @@ import functools
 import io
 import json
 import logging
+import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import flask
+from werkzeug.exceptions import HTTPException
 
 from functions.errors import (
     InvalidArgumentError,
@@ -50,6 +53,29 @@ def error_response(status: str, message: str, details: Any = None, http_status: 
     return response
 
 
+#: What an HTTP-level refusal (Werkzeug's, functions-framework's) is called in the callable error format.
+_HTTP_STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                      405: "INVALID_ARGUMENT", 411: "INVALID_ARGUMENT", 413: "RESOURCE_EXHAUSTED",
+                      415: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
+
+
+def http_error(exc: HTTPException) -> flask.Response:
+    """An HTTP error raised below the function (functions-framework refusing a request that is not a
+    CloudEvent, Werkzeug refusing a body) in the functions' JSON error shape. Only the status line's
+    name goes out: their descriptions can quote the request, headers and bearer token included."""
+    code = exc.code or 500
+    if isinstance(getattr(exc, "original_exception", None), UnicodeDecodeError):
+        # The CloudEvent parser met a body that is not UTF-8: bad input, not a crash.
+        return error_response("INVALID_ARGUMENT", "request body is not a CloudEvent", http_status=400)
+    status = _HTTP_STATUS_NAMES.get(code, "INTERNAL" if code >= 500 else "INVALID_ARGUMENT")
+    if code >= 500:
+        _log.error("request failed: %s", exc.name)
+    response = error_response(status, exc.name, http_status=code)
+    if code == 500:
+        response.headers["X-Google-Status"] = "crash"  # what functions-framework's own 500 handler marks
+    return response
+
+
 def error_from(exc: BaseException) -> flask.Response:
     """The callable wire form of any error (unknown errors become INTERNAL)."""
     https_error = to_https_error(exc)
@@ -64,6 +90,10 @@ def read_body(request: flask.Request, max_bytes: int) -> bytes | None:
         if request.content_length > max_bytes:
             return None
         return request.get_data(cache=True)
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        # Neither a length nor chunked: the request has no body (RFC 9112 section 6.3). Reading the
+        # socket for one would wait until the client gives up.
+        return b""
     # Chunked (no Content-Length): read at most one byte past the limit from the server's input,
     # then hand the body back as a sized stream for the handlers that read it after us.
     source = request.environ.get("wsgi.input")
@@ -174,6 +204,12 @@ def pubsub_message(event_data: Any) -> PubSubMessage:
     return PubSubMessage(message_id, data, attributes)
 
 
+#: Messages acknowledged without effect, by (function, error class): permanent failures are dropped, not
+#: retried, and counted here and in the log line each one gets (a log-based metric can sum those).
+DROPPED: Counter[tuple[str, str]] = Counter()
+_DROPPED_LOCK = threading.Lock()
+
+
 def handle_pubsub(name: str, event_data: Any, handle: Callable[[PubSubMessage], object]) -> None:
     """Acknowledge rejected messages with a log line; let everything else raise (Pub/Sub retries)."""
     try:
@@ -181,4 +217,8 @@ def handle_pubsub(name: str, event_data: Any, handle: Callable[[PubSubMessage], 
         handle(message)
     except MessageRejectedError as exc:
         level = logging.ERROR if isinstance(exc, MalformedMessageError) else logging.WARNING
-        _log.log(level, "%s: message dropped: %s", name, exc.message)
+        kind = type(exc).__name__
+        with _DROPPED_LOCK:
+            DROPPED[(name, kind)] += 1
+            count = DROPPED[(name, kind)]
+        _log.log(level, "%s: message dropped (%s, %d in this instance): %s", name, kind, count, exc.message)

@@ -38,13 +38,14 @@ import flask  # noqa: E402
 import functions_framework  # noqa: E402
 from cloudevents.http import CloudEvent  # noqa: E402
 from firebase_functions import https_fn  # noqa: E402
+from werkzeug.exceptions import HTTPException  # noqa: E402
 
 from functions import validation  # noqa: E402
 from functions.accounts import Caller  # noqa: E402
 from functions.auth import caller_from_token  # noqa: E402
 from functions.config import FunctionsConfig  # noqa: E402
 from functions.errors import FailedPreconditionError, to_https_error  # noqa: E402
-from functions.http import guard_callable, handle_pubsub, json_endpoint, json_request  # noqa: E402
+from functions.http import guard_callable, handle_pubsub, http_error, json_endpoint, json_request  # noqa: E402
 from functions.message_input import MAX_SEND_BODY_BYTES, parse_send_message  # noqa: E402
 from functions.messages import MessageRecorder  # noqa: E402
 from functions.metrics import metrics  # noqa: E402
@@ -53,6 +54,11 @@ from functions.wiring import endpoint_verifiers, init_firebase_admin, services  
 
 _CONFIG = FunctionsConfig.from_env()
 init_firebase_admin(_CONFIG.project)
+
+# On the app functions-framework is building for this target: HTTP-level refusals in the JSON error shape,
+# never its HTML page (which, for a request that is not a CloudEvent, quotes every request header).
+functions_framework.errorhandler(HTTPException)(http_error)
+functions_framework.errorhandler(500)(http_error)
 
 Request = https_fn.CallableRequest[Any]
 

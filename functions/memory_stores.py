@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.model import GONE, Account, AccountStatus, Alert, ConnectorRecord, Lease, RestoreOutcome, claimed_lease
-from functions.stores import AccountEventView, AccountEventWrite, HealthSummary, Stores, VaultKeyRecord
+from functions.stores import AccountEventView, AccountEventWrite, AddRefusal, HealthSummary, Stores, VaultKeyRecord
 
 _ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account))
 
@@ -28,12 +28,15 @@ class MemoryAccountStore:
                 raise ValueError(f"account {account.account_id} exists")
             self._accounts[account.account_id] = account
 
-    def add(self, account: Account) -> Account | None:
+    def add(self, account: Account, max_active: int) -> AddRefusal | None:
         with self._lock:
             rival = next((a for a in self._sorted() if a.phone_number == account.phone_number
                           and a.status not in GONE), None)
             if rival is not None:
-                return rival
+                return AddRefusal(rival=rival)
+            if sum(1 for a in self._accounts.values()
+                   if a.owner_uid == account.owner_uid and a.status not in GONE) >= max_active:
+                return AddRefusal(limit_reached=True)
             if account.account_id in self._accounts:
                 raise ValueError(f"account {account.account_id} exists")
             self._accounts[account.account_id] = account

@@ -15,7 +15,8 @@ Delivery is at least once, so a message may arrive twice or late:
 - a snapshot from an older generation than the lease, or than the stored head, is refused and
   acknowledged (:class:`StaleMessageError`): retrying could never make it current;
 - a message that does not parse or open is acknowledged with an error log
-  (:class:`MalformedMessageError`): retrying would fail the same way;
+  (:class:`MalformedMessageError`): retrying would fail the same way; so is one sealed to a KEK
+  version that does not exist (``KekVersionUnknownError``);
 - anything else (Firestore, KEK provider unavailable, also while opening) propagates, so Pub/Sub
   redelivers.
 """
@@ -98,8 +99,12 @@ class SnapshotPersister:
         try:
             snapshot = self._sealer.open_snapshot(data, account_id)
         except (shared_errors.SealingError, shared_errors.StateValidationError) as exc:
-            if isinstance(exc.__cause__, shared_errors.KekUnavailableError):
+            cause = exc.__cause__
+            if (isinstance(cause, shared_errors.KekUnavailableError)
+                    and not isinstance(cause, shared_errors.KekVersionUnknownError)):
                 raise  # the key could not be fetched (Secret Manager down?): let Pub/Sub retry
+            # Anything else is permanent, a key id that names no KEK version ("abc", "latest", "999")
+            # included: dropped (and counted) now, not redelivered 20 times to ask Secret Manager again.
             raise MalformedMessageError(f"account {account_id}: snapshot does not open: "
                                         f"{type(exc).__name__}") from None
         if (snapshot.account_id, snapshot.generation, snapshot.connector_id) != (

@@ -15,6 +15,15 @@ from typing import Any, Protocol
 
 from functions.model import Account, Alert, ConnectorRecord, Lease, RestoreOutcome
 
+
+@dataclass(frozen=True, slots=True)
+class AddRefusal:
+    """Why :meth:`AccountStore.add` wrote nothing: ``rival`` manages the number, or the owner is at the limit."""
+
+    rival: Account | None = None
+    limit_reached: bool = False
+
+
 #: Field names of :class:`functions.model.Account` that ``AccountStore.update`` accepts.
 AccountChanges = Mapping[str, Any]
 
@@ -24,10 +33,11 @@ class AccountStore(Protocol):
         """Store a new account whatever else exists (imports, tests); :meth:`add` for new accounts."""
         ...
 
-    def add(self, account: Account) -> Account | None:
-        """Store ``account`` unless another account that is not removing or removed manages its
-        phone number; then nothing is written and that account is returned. Atomic: of two
-        concurrent adds for one number exactly one succeeds."""
+    def add(self, account: Account, max_active: int) -> AddRefusal | None:
+        """Store ``account`` unless another account that is not removing or removed manages its phone
+        number, or its owner already has ``max_active`` such accounts; then nothing is written and the
+        refusal says why. Atomic: of concurrent adds for one number exactly one succeeds, and concurrent
+        adds of one owner never take it past ``max_active``."""
         ...
 
     def get(self, account_id: str) -> Account | None: ...

@@ -164,7 +164,8 @@ class FirestoreFencedSave:
             changes = fence.account_changes(head.latest_version, len(head.versions), now)
             return {account_path: account_changes_to_doc(changes)}
 
-        guard = SaveGuard(reads=(account_path, lease_path), check=check, updates=updates)
+        # The lease is a fence: a claim between this read and the commit fails the commit (issue 16).
+        guard = SaveGuard(reads=(account_path, lease_path), check=check, updates=updates, fences=(lease_path,))
         result = self._vault.save(account_id, snapshot.state, snapshot.generation, snapshot.produced_at,
                                   guard=guard)
         return SavedVersion(result.version, not result.created, result.versions_kept)

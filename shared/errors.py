@@ -15,6 +15,8 @@
         ├── StaleGenerationError     a save under a generation lower than the head's (fencing)
         │   └── OutOfOrderSnapshotError  same generation, but produced before the stored one
         ├── KekUnavailableError      the key-encryption key (or one of its versions) cannot be obtained
+        │   └── KekVersionUnknownError   the named version does not exist or is not a version name:
+        │                                permanent, asking again cannot help
         ├── VaultConflictError       a concurrent writer changed the head while a save was in progress
         ├── NoUsableVersionError     restore found versions, but none decrypts and validates
         └── NotFoundError            no stored state for the account
@@ -106,6 +108,11 @@ class OutOfOrderSnapshotError(StaleGenerationError):
 
 class KekUnavailableError(VaultError):
     """The key-encryption key, or the requested version of it, cannot be obtained."""
+
+
+class KekVersionUnknownError(KekUnavailableError):
+    """The requested KEK version does not exist (or its name is not a version number): unlike a provider
+    that does not answer, this does not heal, so a message naming it is dropped rather than retried."""
 
 
 class VaultConflictError(VaultError):

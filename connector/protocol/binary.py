@@ -2,7 +2,8 @@
 
 Wire format (whatsmeow ``binary/encoder.go``, Baileys ``src/WABinary``): a node is a list whose size is
 ``1 + 2 * attributes + (1 if content)``; then the tag, the attribute key/value strings, then the content
-(a list of nodes or a byte string). Strings are sent as dictionary tokens when listed in ``tokens``, else
+(a list of nodes or a byte string). Strings are sent as tokens when listed in the connection's dictionary
+(``tokens``: version 3 by default, version 2 for clients that announce it), else
 packed as nibbles (digits, ``-``, ``.``) or hex (``0-9A-F``), else as a JID when they contain ``@``,
 else raw. A serialized stanza starts with a flags byte; flag 0x02 means the rest is zlib-compressed.
 
@@ -133,9 +134,10 @@ class Node:
 # ---------------------------------------------------------------------------------------------- encode
 
 
-def encode_node(node: Node, *, compress: bool = False) -> bytes:
-    """Serialize ``node`` with its leading flags byte (zlib-compressed when ``compress``)."""
-    writer = _Writer()
+def encode_node(node: Node, *, compress: bool = False, dict_version: int = t.DICT_VERSION) -> bytes:
+    """Serialize ``node`` with its leading flags byte (zlib-compressed when ``compress``), in the token
+    dictionary ``dict_version``."""
+    writer = _Writer(t.dictionary(dict_version))
     writer.write_node(node)
     body = bytes(writer.out)
     if compress:
@@ -144,10 +146,12 @@ def encode_node(node: Node, *, compress: bool = False) -> bytes:
 
 
 class _Writer:
-    __slots__ = ("out",)
+    __slots__ = ("double_index", "out", "single_index")
 
-    def __init__(self) -> None:
+    def __init__(self, dictionary: t.Dictionary) -> None:
         self.out = bytearray()
+        self.single_index = dictionary.single_index
+        self.double_index = dictionary.double_index
 
     def write_node(self, node: Node) -> None:
         if not node.tag:
@@ -200,11 +204,11 @@ class _Writer:
         self.out += data
 
     def write_string(self, value: str) -> None:
-        index = t.SINGLE_BYTE_INDEX.get(value)
+        index = self.single_index.get(value)
         if index is not None:
             self.out.append(index)
             return
-        double = t.DOUBLE_BYTE_INDEX.get(value)
+        double = self.double_index.get(value)
         if double is not None:
             self.out += bytes((t.DICTIONARY_0 + double[0], double[1]))
             return
@@ -261,6 +265,8 @@ class _Writer:
 
 
 def _jid_encodable(jid: Jid) -> bool:
+    if "@" in jid.user:  # its parts would be JIDs inside a JID, which the decoder refuses
+        return False
     if jid.device is None:
         return True
     if jid.server in _DOMAIN_BY_SERVER:
@@ -268,10 +274,9 @@ def _jid_encodable(jid: Jid) -> bool:
     return jid.server in (MESSENGER_SERVER, INTEROP_SERVER) and jid.agent == 0 and jid.integrator == 0
 
 
-_SINGLE: Final = t.SINGLE_BYTE_TOKENS
-_SINGLE_COUNT: Final = len(t.SINGLE_BYTE_TOKENS)  # tokens 1..235, below every tag with a meaning of its own
 _NIBBLE_PACK: Final = {**{str(d): d for d in range(10)}, "-": 10, ".": 11}
 _HEX_PACK: Final = {**{str(d): d for d in range(10)}, **{c: 10 + i for i, c in enumerate("ABCDEF")}}
+_JID_TAGS: Final = frozenset((t.JID_PAIR, t.AD_JID, t.FB_JID, t.INTEROP_JID))
 _NIBBLE_UNPACK: Final = "0123456789-."
 _HEX_UNPACK: Final = "0123456789ABCDEF"
 
@@ -287,8 +292,10 @@ def _is_hex(value: str) -> bool:
 # ---------------------------------------------------------------------------------------------- decode
 
 
-def decode_node(data: bytes) -> Node:
-    """Parse a serialized stanza (flags byte first; zlib-inflated when flag 0x02 is set)."""
+def decode_node(data: bytes, *, dict_version: int = t.DICT_VERSION) -> Node:
+    """Parse a serialized stanza (flags byte first; zlib-inflated when flag 0x02 is set) written in the
+    token dictionary ``dict_version``."""
+    dictionary = t.dictionary(dict_version)
     if not data:
         raise NodeCodecError("empty stanza")
     body = data[1:]
@@ -300,7 +307,7 @@ def decode_node(data: bytes) -> Node:
             raise NodeCodecError(f"bad zlib payload: {exc}") from exc
         if inflater.unconsumed_tail:
             raise NodeCodecError("inflated stanza too large")
-    reader = _Reader(body)
+    reader = _Reader(body, dictionary)
     return reader.read_node()
 
 
@@ -309,12 +316,15 @@ MAX_DEPTH: Final = 64
 
 
 class _Reader:
-    __slots__ = ("data", "depth", "index")
+    __slots__ = ("data", "depth", "double", "index", "single", "single_count")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, dictionary: t.Dictionary) -> None:
         self.data = data
         self.index = 0
         self.depth = 0
+        self.single = dictionary.single
+        self.single_count = len(dictionary.single)  # tokens 1..235, below every tag with a meaning of its own
+        self.double = dictionary.double
 
     # The reader runs per node of every stanza (a key digest after each login holds ~800): the common
     # cases come first and bounds are checked by the indexing itself.
@@ -376,12 +386,13 @@ class _Reader:
         every login) has no attributes, a one-byte token tag and a short binary body: it is read in
         one step here; any other node goes through :meth:`_read_node`."""
         data, size, i = self.data, len(self.data), self.index
+        single, single_count = self.single, self.single_count
         children: list[Node] = []
         for _ in range(count):
-            if (i + 4 < size and data[i] == t.LIST_8 and data[i + 1] == 2 and 0 < data[i + 2] < _SINGLE_COUNT
+            if (i + 4 < size and data[i] == t.LIST_8 and data[i + 1] == 2 and 0 < data[i + 2] < single_count
                     and data[i + 3] == t.BINARY_8 and i + 5 + data[i + 4] <= size):
                 end = i + 5 + data[i + 4]
-                children.append(Node(_SINGLE[data[i + 2]], {}, data[i + 5:end]))
+                children.append(Node(single[data[i + 2]], {}, data[i + 5:end]))
                 i = end
                 continue
             self.index = i
@@ -419,8 +430,8 @@ class _Reader:
 
     def read_string(self) -> str:
         tag = self.byte()
-        if 0 < tag < _SINGLE_COUNT:
-            return _SINGLE[tag]
+        if 0 < tag < self.single_count:
+            return self.single[tag]
         if tag == t.LIST_EMPTY:
             return ""
         if tag in (t.BINARY_8, t.BINARY_20, t.BINARY_32):
@@ -430,39 +441,46 @@ class _Reader:
     def read_value(self, tag: int) -> str:
         if t.DICTIONARY_0 <= tag <= t.DICTIONARY_3:
             index = self.byte()
-            dictionary = t.DOUBLE_BYTE_TOKENS[tag - t.DICTIONARY_0]
+            dictionary = self.double[tag - t.DICTIONARY_0]
             if index >= len(dictionary):
                 raise NodeCodecError(f"double-byte token {tag}/{index} out of range")
             return dictionary[index]
         if tag == t.JID_PAIR:
-            user = self.read_string()
-            server = self.read_string()
+            user = self.read_jid_part()
+            server = self.read_jid_part()
             if not server:
                 raise JidError("JID pair without a server")
             return str(Jid(user=user, server=server))
         if tag == t.AD_JID:
             domain = self.byte()
             device = self.byte()
-            user = self.read_string()
+            user = self.read_jid_part()
             server = _SERVER_BY_DOMAIN.get(domain, USER_SERVER)
             agent = 0 if domain in _SERVER_BY_DOMAIN else domain
             return str(Jid(user=user, server=server, device=device, agent=agent))
         if tag == t.FB_JID:
-            user = self.read_string()
+            user = self.read_jid_part()
             device = self.int_n(2)
-            server = self.read_string()
+            server = self.read_jid_part()
             return str(Jid(user=user, server=server, device=device))
         if tag == t.INTEROP_JID:
-            user = self.read_string()
+            user = self.read_jid_part()
             device = self.int_n(2)
             integrator = self.int_n(2)
-            server = self.read_string()
+            server = self.read_jid_part()
             return str(Jid(user=user, server=server, device=device, integrator=integrator))
         if tag in (t.NIBBLE_8, t.HEX_8):
             return self.read_packed(tag)
-        if 1 <= tag < len(t.SINGLE_BYTE_TOKENS):
-            return t.SINGLE_BYTE_TOKENS[tag]
+        if 1 <= tag < self.single_count:
+            return self.single[tag]
         raise NodeCodecError(f"invalid token {tag} at {self.index - 1}")
+
+    def read_jid_part(self) -> str:
+        """A JID's user or server: any string but a JID (nested JIDs are not a thing, and unbounded
+        nesting would take the decoder past the interpreter's recursion limit)."""
+        if self.index < len(self.data) and self.data[self.index] in _JID_TAGS:
+            raise NodeCodecError(f"a JID inside a JID at {self.index}")
+        return self.read_string()
 
     def read_packed(self, tag: int) -> str:
         start = self.byte()
@@ -477,5 +495,7 @@ class _Reader:
                 else:
                     raise NodeCodecError(f"bad packed nibble {half}")
         if start & 0x80:
+            if not chars:
+                raise NodeCodecError("packed string marked odd but empty")
             chars.pop()
         return "".join(chars)

@@ -242,6 +242,7 @@ class Client:
         """Feed bytes read from the socket."""
         if self._state in (ClientState.IDLE, ClientState.CLOSED):
             return
+        queued = len(self._outgoing)
         try:
             for frame in self._frames.feed(data):
                 if self._state is ClientState.HANDSHAKING:
@@ -253,6 +254,13 @@ class Client:
                     break
         except ProtocolError as exc:
             self._close(close_info(CloseReason.PROTOCOL_ERROR, detail=f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:
+            # Decoders raise only ProtocolError (tests/connector/protocol/test_fuzz.py); anything else is
+            # a bug met on server bytes, and the state it left is not to be trusted: close, and send
+            # nothing this input produced.
+            del self._outgoing[queued:]
+            self._close(close_info(CloseReason.PROTOCOL_ERROR,
+                                   detail=f"internal error {type(exc).__name__} on server input"))
 
     def tick(self, now: float) -> None:
         """Advance timers: handshake deadline, QR rotation, keepalive pings and their deadline."""

@@ -11,6 +11,8 @@ Every error the core raises for bad peer input, failed cryptography or misuse de
     ├── NodeCodecError           a binary node cannot be encoded or decoded
     │   └── JidError             a JID string or binary JID is malformed
     ├── MessageFormatError       a protobuf or a stanza lacks required parts
+    │   └── PaddingError         a decrypted plaintext's random padding is malformed
+    ├── IqError                  the server answered an iq with type="error" (its code and text kept)
     ├── PairingError             pairing data fails a check (HMAC, signature, key bundle, code)
     └── IllegalTransitionError   the client state machine was asked for a transition it does not allow
 """
@@ -48,6 +50,19 @@ class JidError(NodeCodecError):
 
 class MessageFormatError(ProtocolError):
     """Raised when a protobuf message or a stanza lacks a required field or child."""
+
+
+class PaddingError(MessageFormatError):
+    """Raised by ``padding.unpad``: pad length zero or beyond the data, or pad bytes not all equal."""
+
+
+class IqError(ProtocolError):
+    """Raised by the readers of iq answers (usync, pre-key bundles) when the server refused the query."""
+
+    def __init__(self, code: int | None, text: str) -> None:
+        super().__init__(f"server refused the query: {code} {text}".rstrip())
+        self.code = code
+        self.text = text
 
 
 class PairingError(ProtocolError):

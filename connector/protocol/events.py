@@ -71,16 +71,28 @@ class PreKeysUploaded:
 
 @dataclass(frozen=True, slots=True)
 class EncryptedPayload:
-    """One ``<enc>`` child: ``type`` is ``pkmsg``, ``msg`` or ``skmsg``."""
+    """One ``<enc>`` child: ``type`` is ``pkmsg``, ``msg`` or ``skmsg``; ``version`` ``"2"`` is padded Signal.
+
+    ``count`` is the sender's retry count on a resend; ``media_type`` the ``mediatype`` hint of media.
+    """
 
     type: str
     version: str
     ciphertext: bytes = field(repr=False)
+    count: int | None = None
+    media_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
-    """An incoming ``<message>`` stanza, kept until the caller acknowledges it (``Client.ack_message``)."""
+    """An incoming ``<message>`` stanza, kept until the caller acknowledges it (``Client.ack_message``).
+
+    ``sender`` is the stanza's ``from`` (the chat: a user, a group, our own user for our other devices'
+    sends); ``participant`` the author in a group. ``addressing_mode`` is ``lid`` or ``pn`` (given, or
+    inferred from the author's server as Baileys does); ``sender_alt`` / ``recipient_alt`` are the same
+    parties in the other addressing (``participant_pn``, ``sender_lid``, ``recipient_pn``, ...).
+    ``payloads`` are the ``<enc>`` children in stanza order: decrypt them in that order.
+    """
 
     id: str
     sender: str
@@ -90,6 +102,16 @@ class IncomingMessage:
     type: str | None
     payloads: tuple[EncryptedPayload, ...]
     node: Node = field(repr=False)
+    push_name: str | None = field(default=None, repr=False)
+    addressing_mode: str = "pn"
+    sender_alt: str | None = None
+    recipient_alt: str | None = None
+    category: str | None = None
+
+    @property
+    def author(self) -> str:
+        """Who wrote the message: the group participant, else the sender."""
+        return self.participant or self.sender
 
 
 @dataclass(frozen=True, slots=True)

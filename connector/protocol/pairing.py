@@ -1,7 +1,7 @@
 """The cryptography of linking a companion device, for both halves.
 
-``companion_*`` functions are what keeper (the linked device) runs; ``primary_*`` functions are what the
-phone runs, used by the simulator's phones and by tests. Facts from whatsmeow ``pair.go`` /
+These are what keeper (the linked device) runs; the phone's half is the simulator's (``simulator.pairing``,
+``simulator.adv``) and, for tests of this module, ``tests.support.phone_pairing``. Facts from whatsmeow ``pair.go`` /
 ``pair-code.go`` and Baileys ``validate-connection.ts`` / ``messages-recv.ts``:
 
 Pairing by code
@@ -131,41 +131,6 @@ def companion_finish_link_code(
     return LinkCodeFinish(wrapped, _adv_secret(ephemeral_shared, identity_shared, bundle_random))
 
 
-@dataclass(frozen=True, slots=True)
-class OpenedKeyBundle:
-    companion_identity_public: bytes
-    adv_secret: bytes
-
-    def __repr__(self) -> str:
-        return f"OpenedKeyBundle(companion_identity_public={self.companion_identity_public.hex()})"
-
-
-def primary_open_key_bundle(
-    *,
-    primary_ephemeral: KeyPair,
-    companion_ephemeral_public: bytes,
-    primary_identity: KeyPair,
-    wrapped_key_bundle: bytes,
-) -> OpenedKeyBundle:
-    """Open ``companion_finish`` on the phone; checks the bundle names this phone's identity key."""
-    if len(wrapped_key_bundle) < 32 + 12 + 16 + 96:
-        raise PairingError("wrapped key bundle is too short")
-    salt, nonce, encrypted = wrapped_key_bundle[:32], wrapped_key_bundle[32:44], wrapped_key_bundle[44:]
-    try:
-        ephemeral_shared = crypto.x25519(primary_ephemeral.private, companion_ephemeral_public)
-        key = crypto.hkdf_sha256(ephemeral_shared, 32, salt=salt, info=LINK_CODE_KEY_BUNDLE_INFO)
-        plaintext = crypto.aes_gcm_decrypt(key, nonce, encrypted)
-    except CryptoError as exc:
-        raise PairingError("key bundle does not open (wrong code or keys)") from exc
-    if len(plaintext) != 96:
-        raise PairingError("key bundle has the wrong size")
-    companion_identity_public, named_primary, bundle_random = plaintext[:32], plaintext[32:64], plaintext[64:]
-    if not crypto.constant_time_equal(named_primary, primary_identity.public):
-        raise PairingError("key bundle names another phone identity")
-    identity_shared = crypto.x25519(primary_identity.private, companion_identity_public)
-    return OpenedKeyBundle(companion_identity_public, _adv_secret(ephemeral_shared, identity_shared, bundle_random))
-
-
 # ------------------------------------------------------------------------------------------------ QR
 
 
@@ -206,38 +171,6 @@ def parse_qr_data(text: str) -> QrData:
 
 
 # ----------------------------------------------------------------------------------------------- ADV
-
-
-def primary_sign_device_identity(
-    *,
-    account_identity: KeyPair,
-    companion_identity_public: bytes,
-    adv_secret: bytes,
-    raw_id: int,
-    key_index: int,
-    timestamp: int,
-    rand: RandomSource,
-    hosted: bool = False,
-) -> bytes:
-    """The phone's ``device-identity`` content for ``pair-success``: a serialized ADVSignedDeviceIdentityHMAC."""
-    encryption = wa_pb2.HOSTED if hosted else wa_pb2.E2EE
-    details = wa_pb2.ADVDeviceIdentity(
-        rawId=raw_id, timestamp=timestamp, keyIndex=key_index, accountType=encryption, deviceType=encryption
-    ).SerializeToString()
-    prefix = ADV_HOSTED_ACCOUNT_SIGNATURE_PREFIX if hosted else ADV_ACCOUNT_SIGNATURE_PREFIX
-    message = prefix + details + crypto.raw_public_key(companion_identity_public)
-    signed = wa_pb2.ADVSignedDeviceIdentity(
-        details=details,
-        accountSignatureKey=account_identity.public,
-        accountSignature=crypto.xeddsa_sign(account_identity.private, message, rand),
-    ).SerializeToString()
-    hmac_prefix = ADV_HOSTED_ACCOUNT_SIGNATURE_PREFIX if hosted else b""
-    container = wa_pb2.ADVSignedDeviceIdentityHMAC(
-        details=signed, hmac=crypto.hmac_sha256(adv_secret, hmac_prefix + signed)
-    )
-    if hosted:
-        container.accountType = wa_pb2.HOSTED
-    return container.SerializeToString()
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,23 +219,6 @@ def companion_verify_device_identity(
         key_index=details.keyIndex,
         raw_id=details.rawId,
     )
-
-
-def primary_verify_device_signature(
-    reply_identity: bytes, *, account_signature_key: bytes, companion_identity_public: bytes
-) -> int:
-    """Check the companion's ``pair-device-sign`` reply on the phone; returns its key index."""
-    signed = _parse(wa_pb2.ADVSignedDeviceIdentity, reply_identity, "signed device identity")
-    details = _parse(wa_pb2.ADVDeviceIdentity, signed.details, "device identity details")
-    message = (
-        ADV_DEVICE_SIGNATURE_PREFIX
-        + signed.details
-        + crypto.raw_public_key(companion_identity_public)
-        + crypto.raw_public_key(account_signature_key)
-    )
-    if not crypto.xeddsa_verify(companion_identity_public, message, signed.deviceSignature):
-        raise PairingError("device signature does not verify")
-    return details.keyIndex
 
 
 _M = TypeVar("_M", bound=Message)

@@ -52,6 +52,8 @@ TRANSACTION_ATTEMPTS: Final = 8
 #: A save that finds the head changed under it plans again, at most this many times in all.
 COMMIT_ATTEMPTS: Final = 8
 COMMIT_BACKOFF_S: Final = 0.02
+#: Never stored: a fence's precondition rides on deleting it, a write that changes nothing.
+_FENCE_FIELD: Final = "_keeperVaultFence"
 
 
 def version_id(version: int) -> str:
@@ -233,7 +235,8 @@ class FirestoreVaultStore:
         otherwise nothing is written and the save plans again. Same guarantee, two calls instead of three,
         and no locks held between them (the emulator's pessimistic transaction locks made concurrent saves
         and account writes wait on each other). A ``guard``'s documents are read in the head's call and
-        its updates are part of the commit (each with an "exists" precondition).
+        its updates are part of the commit (each with an "exists" precondition); its fences (the lease)
+        carry "unchanged since read" too, so a claim in between sends the save back to read and check.
         """
         head_ref = self._head_ref(account_id)
         where = f"account {account_id}: save"
@@ -250,14 +253,24 @@ class FirestoreVaultStore:
             if decision is None:
                 return None
             batch = self._db.batch()
+            fences = {path: snaps[self._db.document(path).path] for path in (guard.fences if guard else ())}
+            updates = guard.updates(decision.head) if guard is not None and isinstance(decision, NewVersion) else {}
             if isinstance(decision, NewVersion):
                 chunk_count = next(r.chunks for r in decision.head.versions
                                    if r.version == decision.record.version)
                 self._write_version(batch, account_id, decision.record, chunk_count)
                 for ref in decision.drop:
                     self._delete_version(batch, account_id, ref)
-                for path, changes in (guard.updates(decision.head) if guard is not None else {}).items():
-                    batch.update(self._db.document(path), dict(changes))
+            for path, changes in updates.items():
+                fence = fences.get(path)
+                option = (self._db.write_option(last_update_time=fence.update_time)
+                          if fence is not None and fence.exists else None)
+                batch.update(self._db.document(path), dict(changes), option=option)
+            for path, fence in fences.items():
+                if path not in updates and fence.exists:
+                    # Deleting a field that is never there changes nothing; its precondition is the point.
+                    batch.update(self._db.document(path), {_FENCE_FIELD: firestore.DELETE_FIELD},
+                                 option=self._db.write_option(last_update_time=fence.update_time))
             record = _head_to_record(decision.head)
             record["accountId"] = account_id
             if snap.exists:

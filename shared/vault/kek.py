@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from shared.errors import KekUnavailableError
+from shared.errors import KekUnavailableError, KekVersionUnknownError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def check_version(version: str) -> str:
     to name ``latest`` or another resource path of the secret.
     """
     if not _VERSION_RE.fullmatch(version):
-        raise KekUnavailableError(f"KEK version {version[:40]!r} is not a version number")
+        raise KekVersionUnknownError(f"KEK version {version[:40]!r} is not a version number")
     return version
 
 
@@ -151,7 +151,7 @@ class LocalFileKek:
         with self._lock:
             encoded = self._load()["versions"].get(version)
         if encoded is None:
-            raise KekUnavailableError(f"KEK version {version} is not in {self._path}")
+            raise KekVersionUnknownError(f"KEK version {version} is not in {self._path}")
         return _kek_from_payload(str(encoded).encode("ascii"), f"KEK version {version} in {self._path}")
 
     def add_version(self) -> str:
@@ -220,6 +220,12 @@ class SecretManagerKek:
         )
         try:
             response = self._api().access_secret_version(request={"name": name}, retry=retry, timeout=left_s)
+        except (gexc.NotFound, gexc.InvalidArgument) as exc:
+            # No such version (or name): permanent, unlike an outage. A disabled version (FailedPrecondition)
+            # stays "unavailable": an operator may enable it again.
+            raise KekVersionUnknownError(
+                f"Secret Manager refused {name}: {exc.__class__.__name__}: {exc.message}"
+            ) from exc
         except gexc.GoogleAPICallError as exc:
             raise KekUnavailableError(
                 f"Secret Manager refused {name}: {exc.__class__.__name__}: {exc.message}"

@@ -92,11 +92,18 @@ class SaveGuard:
     missing document), which raises to refuse the save before anything is planned; when a new version
     is written, ``updates(head)`` names field updates of existing documents that are committed
     atomically with it (if one of them has disappeared meanwhile, nothing at all is written).
+
+    ``fences`` (a subset of ``reads``) are documents the check's verdict rests on: the commit lands only
+    if each is unchanged since it was read (Firestore: a precondition on its update time), otherwise the
+    save reads and checks again. A lease is one: a claim between the read and the commit moves it, and the
+    older generation's snapshot is then refused instead of committed. A fence absent at read time carries
+    no precondition, so ``check`` must refuse a save that rests on a missing fence.
     """
 
     reads: tuple[DocumentPath, ...]
     check: Callable[[Documents], None]
     updates: Callable[[Head], Mapping[DocumentPath, Mapping[str, Any]]]
+    fences: tuple[DocumentPath, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 
 from functions.firestore_stores import firestore_stores
 from functions.model import Account, AccountStatus, Alert, Health, PairingInfo
-from functions.stores import VaultKeyRecord
+from functions.stores import AddRefusal, VaultKeyRecord
 from shared.connector_sync import PairingMethod
 from tests.functions.support import T0
 
@@ -143,7 +143,8 @@ def test_concurrent_adds_of_one_number_store_exactly_one_account(firestore_clien
 
     def add(account_id: str) -> None:
         start.wait()
-        rivals[account_id] = stores.accounts.add(_account(account_id))
+        refusal = stores.accounts.add(_account(account_id), 50)
+        rivals[account_id] = refusal.rival if refusal is not None else None
 
     threads = [threading.Thread(target=add, args=(f"dbl{i}",)) for i in range(6)]
     for thread in threads:
@@ -159,16 +160,16 @@ def test_concurrent_adds_of_one_number_store_exactly_one_account(firestore_clien
 def test_a_number_is_free_again_once_its_account_is_removed_or_deleted(firestore_client: Any) -> None:
     stores = firestore_stores(firestore_client)
     claim = firestore_client.collection("phone_numbers").document("+40700000001")
-    assert stores.accounts.add(_account("first")) is None
-    assert stores.accounts.add(_account("second")).account_id == "first"  # type: ignore[union-attr]
+    assert stores.accounts.add(_account("first"), 50) is None
+    assert stores.accounts.add(_account("second"), 50) == AddRefusal(rival=stores.accounts.get("first"))
     stores.accounts.update("first", {"status": AccountStatus.REMOVED})
-    assert stores.accounts.add(_account("second")) is None  # the claim of a removed account is taken over
+    assert stores.accounts.add(_account("second"), 50) is None  # the claim of a removed account is taken over
     stores.accounts.delete("first")  # purging the old account leaves the new account's claim alone
     assert claim.get().to_dict()["accountId"] == "second"
     stores.accounts.delete("second")
     assert not claim.get().exists
     stores.accounts.create(_account("legacy"))  # stored before the phone_numbers index existed
-    assert stores.accounts.add(_account("third")).account_id == "legacy"  # type: ignore[union-attr]
+    assert stores.accounts.add(_account("third"), 50) == AddRefusal(rival=stores.accounts.get("legacy"))
 
 
 def test_a_rounds_outcomes_share_documents_and_read_back_one_by_one(firestore_client: Any) -> None:
@@ -191,3 +192,38 @@ def test_a_rounds_outcomes_share_documents_and_read_back_one_by_one(firestore_cl
         "old", RestoreOutcomeKind.FELL_BACK, T0, "c0", 2, "invalid", 1)
     assert {o.account_id for o in stores.outcomes.since(T0 + timedelta(seconds=2))} == {
         o.account_id for o in round_ if o.at >= T0 + timedelta(seconds=2)}
+
+
+def test_concurrent_adds_at_the_per_user_limit_never_exceed_it(firestore_client: Any) -> None:
+    """Issue 16 item 3: 12 concurrent addAccount calls for a user at 48 of 50 leave exactly 50 active
+    accounts (the count and the add are one atomic step), the other 10 are refused with the limit."""
+    from functions.accounts import AccountService, Caller
+    from functions.errors import ResourceExhaustedError
+    from functions.validation import AddAccountInput
+
+    stores = firestore_stores(firestore_client)
+    service = AccountService(stores, lambda: T0, max_accounts_per_user=50)
+    for i in range(48):
+        stores.accounts.create(_account(f"lim{i}", owner="carol", phone_number=f"+4071{i:07d}"))
+    stores.accounts.create(_account("gone", owner="carol", phone_number="+40719999999", status=AccountStatus.REMOVED))
+    start = threading.Barrier(12)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def add(i: int) -> None:
+        start.wait()
+        try:
+            service.add(Caller("carol"), AddAccountInput(f"+4072{i:07d}", PairingMethod.CODE))
+            outcome = "added"
+        except ResourceExhaustedError:
+            outcome = "limit"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(outcomes) == ["added"] * 2 + ["limit"] * 10
+    assert stores.accounts.count_active("carol") == 50

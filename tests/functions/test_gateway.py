@@ -42,3 +42,53 @@ def test_a_pubsub_function_built_first_leaves_callables_callable(monkeypatch: py
     assert reply.status_code == 401 and reply.json is not None
     assert reply.json["error"]["status"] == "UNAUTHENTICATED"
     assert os.environ["FUNCTION_SIGNATURE_TYPE"] == "cloudevent"
+
+
+SECRET = "sekrit-TOKEN-0f9e"
+
+
+def test_every_endpoint_answers_errors_in_json_and_never_echoes_headers() -> None:
+    """Issue 16 item 12: persistSnapshot used to answer Werkzeug's HTML page with every request header in
+    it, bearer token included. Every function answers {"error": {"status", "message"}} and echoes nothing."""
+    from keeper.gateway import function_names
+
+    client = Client(FunctionsGateway("demo-p", "us-central1", names=list(function_names())))
+    bodies = [(b"{}", "application/json"), (b"nope", "application/json"), (b"", "text/plain"),
+              (b'{"message": {}}', "application/json"), (b"\xff" * 10, "application/octet-stream")]
+    for name in function_names():
+        for data, content_type in bodies:
+            headers = {"Content-Type": content_type, "X-Leak": SECRET}
+            if name in ("connectorSync", "healthCheck", "cleanup", "persistSnapshot", "recordConnectionEvent"):
+                headers["Authorization"] = f"Bearer {SECRET}"
+            reply = client.post(f"/demo-p/us-central1/{name}", data=data, headers=headers)
+            text = reply.get_data(as_text=True)
+            assert SECRET not in text, (name, data)
+            assert 400 <= reply.status_code < 500, (name, data, reply.status_code, text[:200])
+            assert reply.content_type.startswith("application/json"), (name, data, text[:200])
+            body = reply.json
+            assert body is not None and set(body["error"]) >= {"status", "message"}, (name, data)
+
+
+def test_a_post_with_no_body_and_no_length_is_answered_at_once() -> None:
+    """Issue 16 item 11: without Content-Length (and not chunked) a request has no body (RFC 9112 6.3);
+    the gateway used to wait for one until the client gave up (90 s)."""
+    import socket
+    import time
+
+    from keeper.gateway import GatewayServer
+
+    server = GatewayServer(FunctionsGateway("demo-p", "us-central1",
+                                            names=["listAccounts", "connectorSync", "persistSnapshot"]),
+                           "127.0.0.1", 0)
+    server.start()
+    try:
+        for name in ("listAccounts", "connectorSync", "persistSnapshot"):
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(f"POST /demo-p/us-central1/{name} HTTP/1.1\r\nHost: x\r\n"
+                             "Content-Type: application/json\r\n\r\n".encode())
+                status = sock.recv(64)  # the connection stays open: only an answer ends this
+            assert status.startswith(b"HTTP/1.1 4"), (name, status)
+            assert time.monotonic() - started < 5, name
+    finally:
+        server.stop()

@@ -253,3 +253,48 @@ def test_account_removed_for_an_account_nobody_is_removing_deletes_nothing(tmp_p
         w.services.events.handle(AccountRemoved(account_id).to_json())
     assert w.vault.restore(account_id).state == registered_state(1)
     assert w.services.stores.accounts.get(account_id).status is AccountStatus.PAIRING  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("key_id", ["abc", "latest", "999", "0", "1/../2"])
+def test_a_snapshot_sealed_to_a_kek_version_that_cannot_exist_is_dropped_not_retried(
+        tmp_path: Path, key_id: str) -> None:
+    """Issue 16 item 6: a malformed or unknown key id is permanent: MalformedMessageError (acknowledged with a
+    log line and counted), with at most one look-up of the named version, never a Pub/Sub retry."""
+    from shared import sealing
+    from shared.snapshot import Snapshot
+    from shared.vault import snapshot_aad
+
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    data = Snapshot(account_id=account_id, generation=1, produced_at=T0, connector_id="c-1",
+                    state=registered_state(1)).to_bytes()
+    sealed = sealing.seal(data, w.vault.sealing_public_key().public, key_id, snapshot_aad(account_id))
+    looked_up: list[str] = []
+    kek = w.vault.kek
+    original = kek.key
+
+    def counting(version: str) -> bytes:
+        looked_up.append(version)
+        return original(version)
+
+    kek.key = counting  # type: ignore[method-assign]
+    with pytest.raises(MalformedMessageError, match="does not open"):
+        w.services.persister.handle(sealed, snapshot_attrs(account_id, 1, "c-1"))
+    assert looked_up in ([], [key_id])
+    account = w.services.stores.accounts.get(account_id)
+    assert account is not None and account.last_version is None
+
+
+def test_dropped_messages_are_counted_by_function_and_kind() -> None:
+    from functions import http
+
+    before = dict(http.DROPPED)
+
+    def reject() -> None:
+        raise MalformedMessageError("bad")
+
+    event = {"message": {"data": "", "attributes": {}, "messageId": "m1"}}
+    http.handle_pubsub("persistSnapshot", event, lambda _message: reject())
+    http.handle_pubsub("persistSnapshot", event, lambda _message: reject())
+    key = ("persistSnapshot", "MalformedMessageError")
+    assert http.DROPPED[key] == before.get(key, 0) + 2

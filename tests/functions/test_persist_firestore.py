@@ -141,3 +141,33 @@ def test_an_account_deleted_between_read_and_commit_gets_no_version(stack: Stack
     assert stack.head(account_id) is None
     assert not list(firestore_client.collection("whatsapp_sessions").document(account_id)
                     .collection("versions").list_documents())
+
+
+def test_a_claim_between_read_and_commit_keeps_the_old_generations_snapshot_out(
+        stack: Stack, firestore_client: Any) -> None:
+    """Issue 16 item 2: the lease is part of the commit's precondition. Connector c-2 claims generation 2
+    (a real connectorSync claim on the emulator) after c-1's save has read the lease at generation 1 and
+    before it commits: the commit fails, the save reads again and the fence refuses the snapshot."""
+    account_id, generation = stack.add_and_claim()
+    stack.persist(account_id, generation, changed(0))
+    claims: list[int] = []
+
+    @dataclass(frozen=True, slots=True)
+    class ClaimingFence(SnapshotFence):
+        def check(self, account: Account | None, lease: Lease | None) -> None:
+            super(ClaimingFence, self).check(account, lease)
+            if not claims:
+                stack.clock.advance(stack.services.config.lease_ttl_s + 1)
+                taker = FakeConnector("c-2")
+                taker.sync(stack.services)
+                claims.append(taker.held[account_id])
+
+    opened = VaultSealer(stack.vault).open_snapshot(
+        seal_snapshot(stack.vault, account_id, generation, "c-1", changed(1), T0 + timedelta(seconds=1)),
+        account_id)
+    with pytest.raises(StaleMessageError, match="older than the lease"):
+        FirestoreFencedSave(stack.vault).save(opened, ClaimingFence(account_id, generation), stack.clock())
+    assert claims == [generation + 1]
+    head = stack.head(account_id)
+    assert head is not None and (head["latestVersion"], head["generation"]) == (1, generation)
+    assert stack.account_doc(account_id)["lastVersion"] == 1

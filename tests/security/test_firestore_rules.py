@@ -67,6 +67,7 @@ DOCUMENTS: dict[str, tuple[dict[str, Any], set[str]]] = {
     "alerts/al-1": ({"kind": "device_removed", "accountId": "acc-alice", "ownerUid": "alice", "open": True}, set()),
     "restore_outcomes/r-1": ({"accountId": "acc-alice", "ownerUid": "alice", "outcome": "restored"}, set()),
     "phone_numbers/+40700000001": ({"accountId": "acc-alice"}, set()),
+    "account_owners/alice": ({"lastAccountId": "acc-alice"}, set()),
     "health/summary": ({"accounts": 2, "connected": 1}, {"admin"}),
     "health/other": ({"accounts": 2}, set()),
     "undeclared/x": ({"ownerUid": "alice"}, set()),
@@ -89,6 +90,7 @@ LISTABLE: dict[str, set[str]] = {
     "alerts": set(),
     "restore_outcomes": set(),
     "phone_numbers": set(),
+    "account_owners": set(),
     "health": set(),
     "undeclared": set(),
 }

@@ -187,3 +187,17 @@ def test_a_caller_queued_behind_a_hanging_call_is_bounded_too(slow: SlowSecretMa
     first.join(5)
     assert isinstance(second[0], KekUnavailableError) and second[1] < 1.2
     assert isinstance(results[0][0], KekUnavailableError)
+
+
+def test_a_version_that_does_not_exist_is_unknown_not_unavailable(fake: FakeSecretManager) -> None:
+    """Issue 16 item 6: asking again cannot bring back a version that does not exist (or a name that is
+    not a version): KekVersionUnknownError, which callers drop instead of retrying."""
+    from shared.errors import KekVersionUnknownError
+
+    fake.add_version(SECRET, os.urandom(32))
+    kek = SecretManagerKek(SECRET, fake.client())
+    with pytest.raises(KekVersionUnknownError, match="NotFound"):
+        kek.key("999")
+    with pytest.raises(KekVersionUnknownError, match="not a version number"):
+        kek.key("abc")
+    assert isinstance(KekVersionUnknownError("x"), KekUnavailableError)  # old handlers still catch it

@@ -1,4 +1,6 @@
-"""Regenerate ``wa_pb2.py`` / ``wa_pb2.pyi`` from ``wa.proto`` (``python -m connector.protocol.proto.generate``).
+"""Regenerate ``<name>_pb2.py`` / ``<name>_pb2.pyi`` from each ``<name>.proto`` here (``make proto``).
+
+``wa.proto`` holds the connection, login and pairing messages; ``wa_e2e.proto`` the end-to-end ``Message``.
 
 Needs ``grpcio-tools`` (its bundled protoc must not be newer than the installed ``protobuf`` runtime).
 The stub gets a mypy directive because protoc writes bare ``Mapping`` annotations that strict mypy refuses.
@@ -20,16 +22,17 @@ def main() -> int:
     except ImportError:
         print("grpcio-tools is not installed: pip install grpcio-tools", file=sys.stderr)
         return 2
-    status = int(protoc.main([
-        "protoc", f"-I{HERE}", f"--python_out={HERE}", f"--pyi_out={HERE}", str(HERE / "wa.proto"),
-    ]))
-    if status != 0:
-        return status
-    stub = HERE / "wa_pb2.pyi"
-    text = stub.read_text()
-    if not text.startswith(STUB_HEADER):
-        stub.write_text(STUB_HEADER + text)
-    print(f"generated {HERE / 'wa_pb2.py'} and {stub.name}")
+    for source in sorted(HERE.glob("*.proto")):
+        status = int(protoc.main([
+            "protoc", f"-I{HERE}", f"--python_out={HERE}", f"--pyi_out={HERE}", str(source),
+        ]))
+        if status != 0:
+            return status
+        stub = HERE / f"{source.stem}_pb2.pyi"
+        text = stub.read_text()
+        if not text.startswith(STUB_HEADER):
+            stub.write_text(STUB_HEADER + text)
+        print(f"generated {HERE / f'{source.stem}_pb2.py'} and {stub.name}")
     return 0
 
 

@@ -25,6 +25,7 @@ from shared.authstore import MemoryAuthStore
 from tests.connector.protocol.fake_server import FakeServer
 from tests.connector.protocol.helpers import SeededRandom
 from tests.connector.protocol.test_client import registered_store
+from tests.support import phone_pairing
 
 Script = Callable[[FakeServer, ServerConnection], Awaitable[None]]
 ROOT = KeyPair.generate(SeededRandom("engine-root"))
@@ -168,7 +169,7 @@ async def test_critical_change_is_persisted_before_pairing_reply_is_sent() -> No
             while not qr_holder:
                 await asyncio.sleep(0.01)
         scanned = pairing.parse_qr_data(qr_holder[0])
-        container = pairing.primary_sign_device_identity(
+        container = phone_pairing.primary_sign_device_identity(
             account_identity=phone, companion_identity_public=scanned.identity_public,
             adv_secret=scanned.adv_secret, raw_id=1, key_index=1, timestamp=1, rand=SeededRandom("x"),
         )
@@ -228,7 +229,7 @@ async def test_failed_persistence_stops_the_session_before_the_pairing_reply() -
             while not qr_holder:
                 await asyncio.sleep(0.01)
         scanned = pairing.parse_qr_data(qr_holder[0])
-        container = pairing.primary_sign_device_identity(
+        container = phone_pairing.primary_sign_device_identity(
             account_identity=KeyPair.generate(SeededRandom("p")), companion_identity_public=scanned.identity_public,
             adv_secret=scanned.adv_secret, raw_id=1, key_index=1, timestamp=1, rand=SeededRandom("x"),
         )

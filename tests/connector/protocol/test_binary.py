@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import zlib
 
 import pytest
@@ -22,20 +23,42 @@ def test_ping_iq_has_the_expected_bytes() -> None:
     assert decode_node(expected) == node
 
 
-def test_single_byte_tokens_roundtrip_as_one_byte() -> None:
-    for token in tokens.SINGLE_BYTE_TOKENS[1:]:
-        data = encode_node(Node("iq", {"k": token}))
-        assert data[-1] == tokens.SINGLE_BYTE_INDEX[token] or data[-2] in (tokens.NIBBLE_8, tokens.HEX_8)
-        assert roundtrip(Node("iq", {"k": token})).attrs["k"] == token
+@pytest.mark.parametrize("version", sorted(tokens.DICTIONARIES))
+def test_single_byte_tokens_roundtrip_as_one_byte(version: int) -> None:
+    dictionary = tokens.DICTIONARIES[version]
+    for token in dictionary.single[1:]:
+        data = encode_node(Node("iq", {"k": token}), dict_version=version)
+        assert data[-1] == dictionary.single_index[token] or data[-2] in (tokens.NIBBLE_8, tokens.HEX_8)
+        assert decode_node(data, dict_version=version).attrs["k"] == token
 
 
-def test_every_double_byte_token_roundtrips() -> None:
-    for dictionary, words in enumerate(tokens.DOUBLE_BYTE_TOKENS):
+@pytest.mark.parametrize("version", sorted(tokens.DICTIONARIES))
+def test_every_double_byte_token_roundtrips(version: int) -> None:
+    for dictionary, words in enumerate(tokens.DICTIONARIES[version].double):
         attrs = {f"a{i}": word for i, word in enumerate(words)}
         node = Node("n", attrs)
-        assert roundtrip(node) == node
-        data = encode_node(Node("n", {"k": words[7]}))
+        assert decode_node(encode_node(node, dict_version=version), dict_version=version) == node
+        data = encode_node(Node("n", {"k": words[7]}), dict_version=version)
         assert data[-2:] == bytes((tokens.DICTIONARY_0 + dictionary, 7))
+
+
+def test_each_version_has_its_own_token_bytes() -> None:
+    # "iq" is single-byte token 25 in version 3 and 30 in version 2 (Baileys 7 / Baileys 6 constants)
+    assert encode_node(Node("iq")) == encode_node(Node("iq"), dict_version=3) == b"\x00\xf8\x01\x19"
+    assert encode_node(Node("iq"), dict_version=2) == b"\x00\xf8\x01\x1e"
+    # the pair-device iq a v2 client misread when it was sent in version 3 tokens
+    pair_device = Node("iq", {"type": "set", "xmlns": "md"}, [Node("pair-device", {}, [Node("ref", {}, b"2@x")])])
+    v2 = encode_node(pair_device, dict_version=2)
+    assert v2 != encode_node(pair_device)
+    assert decode_node(v2, dict_version=2) == pair_device
+    assert decode_node(v2) != pair_device
+
+
+def test_an_unknown_dictionary_version_is_a_codec_error() -> None:
+    with pytest.raises(NodeCodecError, match="dictionary version 4"):
+        encode_node(Node("iq"), dict_version=4)
+    with pytest.raises(NodeCodecError, match="dictionary version 1"):
+        decode_node(b"\x00\xf8\x01\x19", dict_version=1)
 
 
 @pytest.mark.parametrize(
@@ -118,7 +141,8 @@ def test_zlib_flagged_stanza_is_inflated() -> None:
 
 def test_token_content_decodes_as_bytes() -> None:
     # content written as a token (as a server may do) comes back as its UTF-8 bytes
-    data = bytes((0, tokens.LIST_8, 2, tokens.SINGLE_BYTE_INDEX["iq"], tokens.SINGLE_BYTE_INDEX["result"]))
+    index = tokens.DICTIONARIES[3].single_index
+    data = bytes((0, tokens.LIST_8, 2, index["iq"], index["result"]))
     assert decode_node(data) == Node("iq", {}, b"result")
 
 
@@ -149,8 +173,8 @@ def test_repr_does_not_show_content_bytes() -> None:
 _text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
 _attr_value = st.one_of(
     _text,
-    st.sampled_from(tokens.SINGLE_BYTE_TOKENS[1:]),
-    st.sampled_from([w for d in tokens.DOUBLE_BYTE_TOKENS for w in d]),
+    st.sampled_from([w for d in tokens.DICTIONARIES.values() for w in d.single[1:]]),
+    st.sampled_from([w for d in tokens.DICTIONARIES.values() for words in d.double for w in words]),
     st.from_regex(r"[0-9.\-]{1,30}", fullmatch=True),
     st.from_regex(r"[0-9A-F]{1,30}", fullmatch=True),
     st.builds(lambda u, d: f"{u}:{d}@s.whatsapp.net", st.integers(1, 10**15), st.integers(1, 99)),
@@ -167,9 +191,9 @@ _nodes = st.recursive(
 
 
 @settings(max_examples=200, deadline=None)
-@given(_nodes, st.booleans())
-def test_random_nodes_roundtrip(node: Node, compress: bool) -> None:
-    assert decode_node(encode_node(node, compress=compress)) == node
+@given(_nodes, st.booleans(), st.sampled_from(sorted(tokens.DICTIONARIES)))
+def test_random_nodes_roundtrip(node: Node, compress: bool, version: int) -> None:
+    assert decode_node(encode_node(node, compress=compress, dict_version=version), dict_version=version) == node
 
 
 @pytest.mark.parametrize("value", ["a_1@c.us", "1_1:2@s.whatsapp.net", "5:0@s.whatsapp.net", "x:3@g.us", "1:300@lid"])
@@ -198,3 +222,24 @@ def test_a_key_digest_list_reads_its_leaves_in_one_step_and_exactly() -> None:
     cut = encode_node(Node("list", {}, ids[:2]))[:-2]
     with pytest.raises(NodeCodecError):
         decode_node(cut)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from(sorted(tokens.DICTIONARIES)))
+def test_any_bytes_decode_to_a_node_or_a_codec_error(data: bytes, version: int) -> None:
+    try:
+        node = decode_node(b"\x00" + data, dict_version=version)
+    except NodeCodecError:
+        return
+    assert isinstance(node, Node)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_nodes)
+def test_mutated_stanzas_decode_to_a_node_or_a_codec_error(node: Node) -> None:
+    data = bytearray(encode_node(node, dict_version=2))
+    for i in range(1, len(data), 3):
+        mutated = bytes(data[:i]) + bytes([data[i] ^ 0xA5]) + bytes(data[i + 1 :])
+        for version in tokens.DICTIONARIES:
+            with contextlib.suppress(NodeCodecError):
+                decode_node(mutated, dict_version=version)

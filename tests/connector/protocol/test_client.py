@@ -25,6 +25,7 @@ from connector.protocol.events import (
 )
 from shared.authstate import PRE_KEY, AdvSignedDeviceIdentity, AuthState
 from shared.authstore import MemoryAuthStore
+from tests.support import phone_pairing
 
 from .fake_server import NOW, FakeServer
 from .helpers import SeededRandom
@@ -307,7 +308,7 @@ def test_registration_payload_and_qr_pairing_then_515_then_login() -> None:
     assert pairing.parse_qr_data(second.qr).ref == "ref-2" and second.expires_at == NOW + 80
 
     phone = KeyPair.generate(SeededRandom("phone"))
-    container = pairing.primary_sign_device_identity(
+    container = phone_pairing.primary_sign_device_identity(
         account_identity=phone, companion_identity_public=scanned.identity_public, adv_secret=scanned.adv_secret,
         raw_id=42, key_index=7, timestamp=int(NOW), rand=SeededRandom("sig"),
     )
@@ -320,7 +321,7 @@ def test_registration_payload_and_qr_pairing_then_515_then_login() -> None:
     (reply,) = [n for n in server.receive(client.data_to_send()) if n.attrs.get("id") == "ps1"]
     identity = reply.child("pair-device-sign", "device-identity")
     assert reply.attrs["id"] == "ps1" and identity is not None and identity.attrs["key-index"] == "7"
-    assert pairing.primary_verify_device_signature(
+    assert phone_pairing.primary_verify_device_signature(
         identity.content, account_signature_key=phone.public,  # type: ignore[arg-type]
         companion_identity_public=creds.signed_identity_key.public,
     ) == 7
@@ -353,7 +354,7 @@ def test_pair_success_with_wrong_adv_secret_is_refused() -> None:
     client = connect(store, server)
     client.receive_data(pair_device(server, ["a"]), NOW)
     server.receive(client.data_to_send())
-    container = pairing.primary_sign_device_identity(
+    container = phone_pairing.primary_sign_device_identity(
         account_identity=KeyPair.generate(SeededRandom("p")),
         companion_identity_public=store.get_creds().signed_identity_key.public,
         adv_secret=b"\x00" * 32, raw_id=1, key_index=1, timestamp=int(NOW), rand=SeededRandom("s"),
@@ -400,7 +401,7 @@ def test_pairing_by_code() -> None:
     assert ack.tag == "ack" and ack.attrs["class"] == "notification"
     finish_reg = finish.child("link_code_companion_reg")
     assert finish_reg is not None and finish_reg.attrs["stage"] == "companion_finish"
-    opened = pairing.primary_open_key_bundle(
+    opened = phone_pairing.primary_open_key_bundle(
         primary_ephemeral=phone_ephemeral, companion_ephemeral_public=companion_ephemeral,
         primary_identity=phone_identity,
         wrapped_key_bundle=finish_reg.child_bytes("link_code_pairing_wrapped_key_bundle") or b"",
@@ -410,7 +411,7 @@ def test_pairing_by_code() -> None:
     changes = of_type(client.events(), CredsChanged)
     assert any("advSecretKey" in e.creds_fields and e.kind == "critical" for e in changes)
 
-    container = pairing.primary_sign_device_identity(
+    container = phone_pairing.primary_sign_device_identity(
         account_identity=phone_identity, companion_identity_public=opened.companion_identity_public,
         adv_secret=opened.adv_secret, raw_id=5, key_index=2, timestamp=int(NOW), rand=phone_rand,
     )

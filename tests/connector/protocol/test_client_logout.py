@@ -12,6 +12,7 @@ from connector.protocol.crypto import KeyPair
 from connector.protocol.events import Closed, Opened, QrCodeShown
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
+from tests.support import phone_pairing
 
 from .fake_server import NOW, FakeServer
 from .helpers import SeededRandom
@@ -140,7 +141,7 @@ def test_device_paired_on_this_connection_cannot_log_out_yet() -> None:
     client.receive_data(pair_device(server, ["ref-1"]), NOW)
     (qr,) = of_type(client.events(), QrCodeShown)
     scanned = pairing.parse_qr_data(qr.qr)
-    container = pairing.primary_sign_device_identity(
+    container = phone_pairing.primary_sign_device_identity(
         account_identity=KeyPair.generate(SeededRandom("phone")), companion_identity_public=scanned.identity_public,
         adv_secret=scanned.adv_secret, raw_id=42, key_index=7, timestamp=int(NOW), rand=SeededRandom("sig"),
     )

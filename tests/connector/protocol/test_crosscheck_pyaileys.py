@@ -41,7 +41,7 @@ def from_theirs(node: BinaryNode) -> Node:
     return Node(node.tag, dict(node.attrs), content.encode() if isinstance(content, str) else content)
 
 
-WORDS = list(tokens.SINGLE_BYTE_TOKENS[1:]) + [w for d in tokens.DOUBLE_BYTE_TOKENS for w in d]
+WORDS = list(tokens.DICTIONARIES[3].single[1:]) + [w for d in tokens.DICTIONARIES[3].double for w in d]
 VALUES = [*WORDS, "1780000000", "3EB0ABCDEF", "hello world", "15551234567:3@s.whatsapp.net", "123@lid", "1:4@lid",
           "@s.whatsapp.net", "120363@g.us", "status@broadcast", "12.5-3", "ABC", "x" * 300, "ünï"]
 

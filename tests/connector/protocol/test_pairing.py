@@ -11,6 +11,7 @@ from connector.protocol import pairing
 from connector.protocol.crypto import KeyPair
 from connector.protocol.errors import PairingError
 from connector.protocol.proto import wa_pb2
+from tests.support import phone_pairing
 
 from .helpers import SeededRandom
 
@@ -54,7 +55,7 @@ def test_code_pairing_both_sides_agree_on_the_adv_secret() -> None:
         primary_identity_public=primary_identity.public,
         rand=rand,
     )
-    opened = pairing.primary_open_key_bundle(
+    opened = phone_pairing.primary_open_key_bundle(
         primary_ephemeral=primary_ephemeral,
         companion_ephemeral_public=companion_ephemeral.public,
         primary_identity=primary_identity,
@@ -76,7 +77,7 @@ def test_wrong_code_means_the_bundle_does_not_open() -> None:
         companion_identity=companion_identity, primary_identity_public=primary_identity.public, rand=rand,
     )
     with pytest.raises(PairingError):
-        pairing.primary_open_key_bundle(
+        phone_pairing.primary_open_key_bundle(
             primary_ephemeral=primary_ephemeral, companion_ephemeral_public=companion_ephemeral.public,
             primary_identity=primary_identity, wrapped_key_bundle=finish.wrapped_key_bundle,
         )
@@ -94,7 +95,7 @@ def test_qr_data_roundtrip() -> None:
 def _pair_success(rand: SeededRandom, *, hosted: bool = False) -> tuple[bytes, bytes, KeyPair, KeyPair]:
     adv_secret = rand(32)
     account, companion = KeyPair.generate(rand), KeyPair.generate(rand)
-    container = pairing.primary_sign_device_identity(
+    container = phone_pairing.primary_sign_device_identity(
         account_identity=account, companion_identity_public=companion.public, adv_secret=adv_secret,
         raw_id=123456, key_index=4, timestamp=1_780_000_000, rand=rand, hosted=hosted,
     )
@@ -116,7 +117,7 @@ def test_adv_pair_success_verifies_and_reply_carries_device_signature(hosted: bo
     reply = wa_pb2.ADVSignedDeviceIdentity.FromString(verified.reply_identity)
     assert not reply.HasField("accountSignatureKey") and len(reply.deviceSignature) == 64
     assert wa_pb2.ADVSignedDeviceIdentity.FromString(verified.account).accountSignatureKey == account.public
-    assert pairing.primary_verify_device_signature(
+    assert phone_pairing.primary_verify_device_signature(
         verified.reply_identity, account_signature_key=account.public, companion_identity_public=companion.public
     ) == 4
 
@@ -134,7 +135,7 @@ def test_adv_rejects_wrong_secret_tampered_details_and_foreign_identity() -> Non
         pairing.companion_verify_device_identity(b"\xff\xff", adv_secret=adv_secret, identity=companion, rand=rand)
     verified = pairing.companion_verify_device_identity(container, adv_secret=adv_secret, identity=companion, rand=rand)
     with pytest.raises(PairingError, match="device signature"):
-        pairing.primary_verify_device_signature(
+        phone_pairing.primary_verify_device_signature(
             verified.reply_identity, account_signature_key=account.public,
             companion_identity_public=KeyPair.generate(rand).public,
         )

@@ -1,37 +1,12 @@
-"""Token dictionaries of WhatsApp's binary XML encoding (dictionary version 3).
+"""Token tables of dictionary version 3 (intro header ``WA 06 03``): protocol facts, as data.
 
-A string that appears here is sent as one byte (its index in ``SINGLE_BYTE_TOKENS``) or as two bytes
-(``DICTIONARY_0 + n`` then the index in ``DOUBLE_BYTE_TOKENS[n]``). The lists are protocol facts: they
-match whatsmeow ``binary/token/token.go`` and Baileys ``src/WABinary/constants.ts`` item for item, and the
-dictionary version is announced in the connection intro header (``frames.WA_INTRO_HEADER``).
+Item for item as whatsmeow ``binary/token/token.go`` and Baileys 7 ``src/WABinary/constants.ts``;
+spoken by Baileys 7 and whatsmeow.
 """
 
 from __future__ import annotations
 
 from typing import Final
-
-DICT_VERSION: Final = 3
-
-# Type tags of the binary encoding (whatsmeow token.go / Baileys TAGS).
-LIST_EMPTY: Final = 0
-DICTIONARY_0: Final = 236
-DICTIONARY_1: Final = 237
-DICTIONARY_2: Final = 238
-DICTIONARY_3: Final = 239
-INTEROP_JID: Final = 245
-FB_JID: Final = 246
-AD_JID: Final = 247
-LIST_8: Final = 248
-LIST_16: Final = 249
-JID_PAIR: Final = 250
-HEX_8: Final = 251
-BINARY_8: Final = 252
-BINARY_20: Final = 253
-BINARY_32: Final = 254
-NIBBLE_8: Final = 255
-
-PACKED_MAX: Final = 127
-"""Longest string (in characters) that may be sent nibble- or hex-packed."""
 
 SINGLE_BYTE_TOKENS: Final[tuple[str, ...]] = (
     "", "xmlstreamstart", "xmlstreamend", "s.whatsapp.net", "type", "participant", "from", "receipt", "id",
@@ -218,20 +193,3 @@ DOUBLE_BYTE_TOKENS: Final[tuple[tuple[str, ...], ...]] = (
         "1961",
     ),
 )
-
-
-def _single_index() -> dict[str, int]:
-    # Index 0 is the empty string, which is never sent as a token.
-    return {token: index for index, token in enumerate(SINGLE_BYTE_TOKENS) if token}
-
-
-def _double_index() -> dict[str, tuple[int, int]]:
-    table: dict[str, tuple[int, int]] = {}
-    for dictionary, tokens in enumerate(DOUBLE_BYTE_TOKENS):
-        for index, token in enumerate(tokens):
-            table.setdefault(token, (dictionary, index))
-    return table
-
-
-SINGLE_BYTE_INDEX: Final = _single_index()
-DOUBLE_BYTE_INDEX: Final = _double_index()

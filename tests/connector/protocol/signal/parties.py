@@ -1,0 +1,94 @@
+"""Python Signal parties for the tests: an account's store, its repository and its bundle."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from connector.protocol import prekeys
+from connector.protocol.signal.repository import SignalRepository
+from connector.protocol.signal.types import PreKeyBundle, SignalAddress
+from shared.authstate import PRE_KEY, AuthState, KeyPair
+from shared.authstore import MemoryAuthStore, StateChange
+
+
+class SeededRandom:
+    """A reproducible byte stream (SHA-256 in counter mode) standing in for ``os.urandom``."""
+
+    def __init__(self, seed: str) -> None:
+        self._seed = seed.encode()
+        self._counter = 0
+
+    def __call__(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            out += hashlib.sha256(self._seed + self._counter.to_bytes(8, "big")).digest()
+            self._counter += 1
+        return out[:n]
+
+
+class Clock:
+    def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
+        self.ms = start_ms
+
+    def __call__(self) -> int:
+        self.ms += 1
+        return self.ms
+
+
+@dataclass
+class Party:
+    """One device: its store (with the changes it reported), repository and address."""
+
+    name: str
+    address: SignalAddress
+    store: MemoryAuthStore
+    repo: SignalRepository
+    random: SeededRandom
+    changes: list[StateChange] = field(default_factory=list)
+    identity_changes: list[SignalAddress] = field(default_factory=list)
+
+    def bundle(self, with_pre_key: bool = True) -> PreKeyBundle:
+        creds = self.store.get_creds()
+        signed = creds.signed_pre_key
+        pre_key_id = pre_key = None
+        if with_pre_key:
+            batch = prekeys.prepare_pre_keys(self.store, 1, self.random)
+            pre_key_id, pre_key = batch.keys[0]
+            prekeys.mark_uploaded(self.store, batch)
+        return PreKeyBundle(
+            registration_id=creds.registration_id, identity_key=creds.signed_identity_key.public,
+            signed_pre_key_id=signed.key_id, signed_pre_key=signed.key_pair.public,
+            signed_pre_key_signature=signed.signature, pre_key_id=pre_key_id, pre_key=pre_key)
+
+    def pre_key_ids(self) -> set[str]:
+        return set(self.store.snapshot().entries(PRE_KEY) or {})
+
+    def identity_public(self) -> bytes:
+        return b"\x05" + self.store.get_creds().signed_identity_key.public
+
+    def identity_pair(self) -> KeyPair:
+        return self.store.get_creds().signed_identity_key
+
+
+def make_party(name: str, address: SignalAddress | None = None, state: AuthState | None = None) -> Party:
+    random = SeededRandom(name)
+    clock = Clock()
+    store = MemoryAuthStore(state if state is not None else AuthState.generate(random))
+    party = Party(name=name, address=address or SignalAddress(user=name, device=0), store=store,
+                  repo=None, random=random)  # type: ignore[arg-type]
+    store.set_listener(party.changes.append)
+    party.repo = SignalRepository(store, random_bytes=random, now_ms=clock,
+                                  on_identity_change=party.identity_changes.append)
+    return party
+
+
+def pair(alice: Party, bob: Party) -> None:
+    """Alice builds a session from Bob's bundle, sends a pkmsg, Bob replies: both sides on ``msg``."""
+    alice.repo.build_session(bob.address, bob.bundle())
+    kind, data = alice.repo.encrypt(bob.address, b"hello")
+    assert kind == "pkmsg"
+    assert bob.repo.decrypt(alice.address, kind, data) == b"hello"
+    kind, data = bob.repo.encrypt(alice.address, b"hi")
+    assert kind == "msg"
+    assert alice.repo.decrypt(bob.address, kind, data) == b"hi"
