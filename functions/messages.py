@@ -121,6 +121,10 @@ class MessageStore(Protocol):
         message is; returns how many documents went."""
         ...
 
+    def delete_account(self, account_id: str) -> int:
+        """Delete every message, chat and outbox entry of the account (its purge); returns how many."""
+        ...
+
 
 # --- pure rules ------------------------------------------------------------------------------------
 
