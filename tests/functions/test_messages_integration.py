@@ -104,6 +104,18 @@ def test_received_messages_are_stored_once_in_order_over_http(functions_gateway:
     assert post_event(gw, first.to_json().replace(b'"v":1', b'"v":7'), first.attributes()).status_code >= 500
 
 
+def test_concurrent_redeliveries_count_a_message_once(functions_gateway: Gateway, firestore_client: Any) -> None:
+    gw = functions_gateway
+    linked_account(firestore_client, "acc-m3")
+    event = incoming("acc-m3", "3EB0C1", "raced", int(NOW.timestamp()))
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda n: post_event(gw, event.to_json(), event.attributes(), str(n)).status_code,
+                              range(8)))
+    assert codes == [200] * 8
+    chat = doc(firestore_client, "acc-m3", "chats", PEER)
+    assert chat is not None and chat["unreadCount"] == 1
+
+
 def test_published_events_reach_the_store_through_the_subscription(functions_gateway: Gateway,
                                                                     firestore_client: Any) -> None:
     gw = functions_gateway
