@@ -1,7 +1,7 @@
 """Scheduled cleanup: what is no longer needed goes, after a grace period where it matters.
 
 - removed accounts (``removing`` / ``removed``) older than ``removed_grace_s``: account document,
-  lease, alerts and every stored version and chunk;
+  lease, alerts, every stored version and chunk, and its messages, chats and outbox;
 - stored sessions whose account document is gone, once their last save is older than the grace
   period (a session imported a moment ago has no account yet);
 - versions beyond the number kept, and chunks no version refers to (``vault.prune``);
@@ -109,6 +109,8 @@ class Cleaner:
         return result
 
     def _purge(self, account_id: str) -> None:
+        if self._messages is not None:  # first: a purge interrupted later leaves the account to purge again
+            self._messages.delete_account(account_id)
         self._vault.delete(account_id)
         self._stores.leases.delete(account_id)
         self._stores.alerts.delete_for(account_id)

@@ -107,3 +107,18 @@ class FirestoreMessageStore:
                 batch.commit()
                 deleted += len(refs)
         return deleted
+
+    def delete_account(self, account_id: str) -> int:
+        deleted = 0
+        for group in (MESSAGES, CHATS, OUTBOX):
+            collection = self._account(account_id).collection(group)
+            while True:
+                refs = [snap.reference for snap in collection.limit(_BATCH).stream()]
+                if not refs:
+                    break
+                batch = self._client.batch()
+                for ref in refs:
+                    batch.delete(ref)
+                batch.commit()
+                deleted += len(refs)
+        return deleted

@@ -4,10 +4,10 @@ Documents (the frontend reads them; field names are the contract, docs/ARCHITECT
 
 - ``accounts/{accountId}/messages/{messageId}``: ``key`` {remoteJid, fromMe, id, participant},
   ``chat``, ``sender``, ``fromMe``, ``timestamp`` (the message time), ``type``, ``text``,
-  ``message`` (protobuf JSON), ``pushName``, ``status`` (outgoing: pending, failed, sent,
-  delivered, read; incoming: null), ``statusAt``, ``statusReason``, ``receipts``
-  {recipient JID: {status, at}} (groups), ``reason``/``retries`` (an undecryptable placeholder),
-  ``storedAt``, ``updatedAt``.
+  ``message`` (protobuf JSON; past Firestore's nesting limit, its text in ``messageJson``), ``pushName``,
+  ``status`` (outgoing: pending, failed, sent, delivered, read; incoming: null), ``statusAt``,
+  ``statusReason``, ``receipts`` {recipient JID: {status, at}} (groups), ``reason``/``retries`` (an
+  undecryptable placeholder), ``storedAt``, ``updatedAt``.
 - ``accounts/{accountId}/chats/{chatId}`` (the chat JID is the id): ``chat``, ``isGroup``,
   ``lastMessage`` {id, fromMe, sender, type, text (a preview), timestamp, status},
   ``lastMessageAt``, ``unreadCount``, ``name`` (the last push name seen in a 1:1 chat), ``updatedAt``.
@@ -35,6 +35,7 @@ cleanup function deletes what passes it (:meth:`MessageStore.delete_older_than`)
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ UNDECRYPTABLE = "undecryptable"
 #: Characters of text kept in a chat's ``lastMessage`` (the chat list shows one line).
 PREVIEW_CHARS = 200
 DEFAULT_RETENTION_S = 30 * 86400.0
+#: Firestore refuses maps nested deeper than 20 in a document.
+FIRESTORE_MAX_DEPTH = 20
 
 #: A document as Firestore stores it (camelCase fields; times are aware datetimes).
 Doc = dict[str, Any]
@@ -121,6 +124,10 @@ class MessageStore(Protocol):
         message is; returns how many documents went."""
         ...
 
+    def delete_account(self, account_id: str) -> int:
+        """Delete every message, chat and outbox entry of the account (its purge); returns how many."""
+        ...
+
 
 # --- pure rules ------------------------------------------------------------------------------------
 
@@ -167,6 +174,25 @@ def chat_with(chat: Doc | None, chat_id: str, message_id: str, doc: Mapping[str,
     return updated
 
 
+def _depth(value: Any) -> int:
+    """How deep maps and lists nest in ``value`` (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def storable_message(message: Doc) -> Doc:
+    """``message`` as document fields: a map, or past Firestore's nesting limit (20 levels, the
+    document's own counted) its JSON text under ``messageJson`` (a deeply quoted message)."""
+    if _depth(message) < FIRESTORE_MAX_DEPTH:
+        return {"message": message}
+    return {"message": None, "messageJson": json.dumps(message, separators=(",", ":"), ensure_ascii=False)}
+
+
 def plan_received(event: MessageReceived, now: datetime) -> Plan:
     def plan(current: Doc | None, chat: Doc | None) -> MessageWrite:
         if current is not None and current.get("type") != UNDECRYPTABLE:
@@ -175,7 +201,7 @@ def plan_received(event: MessageReceived, now: datetime) -> Plan:
         doc: Doc = {
             "key": key.to_dict(), "chat": event.chat, "sender": event.sender, "fromMe": key.from_me,
             "timestamp": message_time(event.timestamp), "type": event.type, "text": event.text,
-            "message": event.message, "pushName": event.push_name,
+            **storable_message(event.message), "pushName": event.push_name,
             # a message from our own other device was sent by it; an incoming one has no send status
             "status": MessageStatus.SENT.value if key.from_me else None,
             "statusAt": now if key.from_me else None, "statusReason": None, "receipts": {},

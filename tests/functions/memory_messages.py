@@ -70,3 +70,13 @@ class MemoryMessageStore:
             for key in chats:
                 del self.chats[key]
             return len(old) + len(chats)
+
+    def delete_account(self, account_id: str) -> int:
+        with self._lock:
+            deleted = 0
+            for table in (self.messages, self.chats, self.outbox):
+                keys = [k for k in table if k[0] == account_id]
+                for key in keys:
+                    del table[key]
+                deleted += len(keys)
+            return deleted

@@ -191,3 +191,19 @@ def test_retention_delete_removes_old_messages_and_chats(store: MemoryMessageSto
     assert store.delete_older_than(message_time(T - 50), 100) == 2  # one message and its chat
     assert store.get_message("a1", "3EB0J1") is None and store.get_message("a1", "3EB0J2") is not None
     assert store.chat("a1", "40733333333@s.whatsapp.net") is None and store.chat("a1", BOB) is not None
+
+
+def test_a_message_nested_past_firestores_limit_is_kept_as_json_text(store: MemoryMessageStore,
+                                                                     recorder: MessageRecorder) -> None:
+    import json
+
+    deep: dict[str, object] = {"conversation": "innermost"}
+    for _ in range(24):
+        deep = {"quotedMessage": deep}
+    event = MessageReceived("a1", MessageKey(BOB, False, "3EB0K1"), deep, BOB, BOB, T, "text", "outer")
+    recorder.handle(event.to_json())
+    doc = store.get_message("a1", "3EB0K1")
+    assert doc is not None and doc["message"] is None and json.loads(doc["messageJson"]) == deep
+    recorder.handle(received("3EB0K2").to_json())
+    shallow = store.get_message("a1", "3EB0K2")
+    assert shallow is not None and shallow["message"] == {"conversation": "hi"} and "messageJson" not in shallow

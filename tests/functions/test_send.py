@@ -194,3 +194,22 @@ def test_pending_for_sync_claimed_all_held_only_recent(parts: Any) -> None:
     assert ids(pending_for_sync(store, ["a2"], ["a1"], since)) == [old2["messageId"], new["messageId"]]
     assert ids(pending_for_sync(store, [], ["a1"], None)) == [old["messageId"], new["messageId"]]
     assert ids(pending_for_sync(store, [], ["a3"], since)) == []
+
+
+def test_cleanup_purges_a_removed_accounts_messages_and_keeps_others(parts: Any) -> None:
+    from functions.cleanup import Cleaner, CleanupSettings
+
+    service, store, _, clock, w = parts
+    w.services.stores.accounts.create(replace(w.services.stores.accounts.get("a1"), account_id="a2",
+                                              phone_number="+40700000002"))
+    service.send(ALICE, send({"to": PEER, "text": "gone with the account"}))
+    kept = service.send(ALICE, parse_send_message({"accountId": "a2", "to": PEER, "text": "stays"}))
+    _incoming(store, clock)
+    w.services.stores.accounts.update("a1", {"status": AccountStatus.REMOVED, "removed_at": clock()})
+    clock.advance(8 * 86400)
+    cleaner = Cleaner(w.services.stores, w.services.vault, clock, CleanupSettings(7 * 86400, 600, 30 * 86400),
+                      messages=store, sender=None)
+    result = cleaner.run()
+    assert result["purged"] == 1
+    assert not [k for k in (*store.messages, *store.chats, *store.outbox) if k[0] == "a1"]
+    assert store.get_message("a2", kept["messageId"]) is not None
