@@ -45,7 +45,7 @@ def default_link_factory(config: ConnectorConfig) -> LinkFactory:
     """The real engine (critical credentials changes wait for Pub/Sub: ``connector.link``)."""
     from connector.engine.driver import EngineLinkFactory
 
-    return EngineLinkFactory(config.wa_url, config.wa_root_key)
+    return EngineLinkFactory(config.wa_url, config.wa_root_key, retry_resend_wait_s=config.retry_resend_wait_s)
 
 
 async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None) -> int:

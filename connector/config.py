@@ -21,6 +21,8 @@
   one read and one write).
 - ``KEEPER_SYNC_INTERVAL_S``: connectorSync period, capped at a third of the lease TTL (5.0).
 - ``KEEPER_SHUTDOWN_BUDGET_S``: SIGTERM to exit (8.0; Cloud Run kills at 10).
+- ``KEEPER_RETRY_RESEND_WAIT_S``: how long a message that did not decrypt waits for the sender's resend
+  after our retry receipt before it is published as undecryptable (60.0).
 - ``KEEPER_LOG_LEVEL``: log level (INFO).
 """
 
@@ -69,6 +71,7 @@ class ConnectorConfig:
     report_window_s: float = 1.0
     sync_interval_s: float = 5.0
     shutdown_budget_s: float = 8.0
+    retry_resend_wait_s: float = 60.0
     log_level: str = "INFO"
 
     @classmethod
@@ -99,6 +102,7 @@ class ConnectorConfig:
             report_window_s=_float(env, "KEEPER_REPORT_WINDOW_S", 1.0),
             sync_interval_s=_float(env, "KEEPER_SYNC_INTERVAL_S", 5.0),
             shutdown_budget_s=_float(env, "KEEPER_SHUTDOWN_BUDGET_S", 8.0),
+            retry_resend_wait_s=_float(env, "KEEPER_RETRY_RESEND_WAIT_S", 60.0),
             log_level=env.get("KEEPER_LOG_LEVEL") or "INFO",
         )
 

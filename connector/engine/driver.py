@@ -41,7 +41,7 @@ from connector.protocol.events import (
     ReceivedMessage,
 )
 from connector.protocol.frames import FRAME_MAX_SIZE
-from connector.protocol.retries import RetryLedger
+from connector.protocol.retries import DEFAULT_RESEND_WAIT_S, RetryLedger
 from shared.authstore import AuthStore, MemoryAuthStore
 from shared.connector_sync import PairingMethod, PairingRequest
 
@@ -312,18 +312,23 @@ class EngineLinkFactory:
         *,
         client_config: ClientConfig | None = None,
         connect_timeout_s: float = 20.0,
+        retry_resend_wait_s: float = DEFAULT_RESEND_WAIT_S,
     ) -> None:
-        """``root_key``: the trust root of the server certificate chain (WhatsApp's by default)."""
+        """``root_key``: the trust root of the server certificate chain (WhatsApp's by default);
+        ``retry_resend_wait_s``: how long a failed message waits for its resend (``protocol.retries``)."""
         base = client_config or ClientConfig()
         self._client_config = replace(base, root_public_key=root_key or certs.WHATSAPP_ROOT_PUBLIC_KEY)
         self._url = url
         self._connect_timeout_s = connect_timeout_s
         self._retries: dict[str, RetryLedger] = {}
+        self._resend_wait_s = retry_resend_wait_s
 
     def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None,
              before_send: BeforeSend) -> EngineSession:
         phone = pairing.phone_number if pairing is not None and pairing.method == PairingMethod.CODE else None
         config = EngineConfig(url=self._url, connect_timeout_s=self._connect_timeout_s,
                               client=replace(self._client_config, pairing_phone_number=phone))
-        retries = self._retries.setdefault(account_id, RetryLedger())
+        retries = self._retries.get(account_id)
+        if retries is None:
+            retries = self._retries[account_id] = RetryLedger(resend_wait_s=self._resend_wait_s)
         return EngineSession(store, config, before_send=before_send, retries=retries)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 
-from connector.protocol.binary import BROADCAST_SERVER, GROUP_SERVER, Jid
+from connector.protocol.binary import BROADCAST_SERVER, GROUP_SERVER, LID_SERVER, USER_SERVER, Jid
 from connector.protocol.errors import JidError, MessageFormatError
 from connector.protocol.events import Addressing, DecryptedMessage, DecryptFailure, FailureReason, IncomingMessage
 from connector.protocol.padding import unpad
@@ -97,6 +97,10 @@ def decrypt_message(repo: SignalRepository, message: IncomingMessage, me: Jid,
         author = SignalAddress.from_jid(Jid.parse(message.author))
     except JidError as exc:
         return _failure(message, me, my_lid, FailureReason.INVALID, exc)
+    pn_author = _learn_lid_mapping(repo, message)
+    # Pairwise sessions by the phone-number address when it is known: the Signal layer resolves it to
+    # the LID one (moving a session made under the PN form), so either form finds the same session.
+    pairwise = SignalAddress(pn_author.user, author.device) if pn_author is not None else author
     group = message.sender if is_group(message.sender) else None
     content: DecodedMessage | None = None
     skdm_only: DecodedMessage | None = None
@@ -107,7 +111,7 @@ def decrypt_message(repo: SignalRepository, message: IncomingMessage, me: Jid,
             continue
         try:
             if payload.type in ("pkmsg", "msg"):
-                plaintext = repo.decrypt(author, "pkmsg" if payload.type == "pkmsg" else "msg", payload.ciphertext)
+                plaintext = repo.decrypt(pairwise, "pkmsg" if payload.type == "pkmsg" else "msg", payload.ciphertext)
             elif payload.type == "skmsg" and group is not None:
                 plaintext = repo.group_decrypt(group, author, payload.ciphertext)
             else:
@@ -135,6 +139,23 @@ def decrypt_message(repo: SignalRepository, message: IncomingMessage, me: Jid,
     if failure is None:
         failure = (FailureReason.UNSUPPORTED, MessageFormatError("no enc payload"))
     return _failure(message, me, my_lid, failure[0], failure[1])
+
+
+def _learn_lid_mapping(repo: SignalRepository, message: IncomingMessage) -> Jid | None:
+    """A stanza naming the author in both addressings (``participant_pn``, ``sender_lid``, ...) tells
+    which LID user a phone-number user is: the Signal layer then finds one session under either form
+    (Baileys ``storeLIDPNMappings`` on every message). Returns the author's phone-number JID, if known."""
+    if not message.sender_alt:
+        return None
+    try:
+        author, alt = Jid.parse(message.author), Jid.parse(message.sender_alt)
+    except JidError:
+        return None
+    pn, lid = (author, alt) if alt.server == LID_SERVER else (alt, author)
+    if lid.server != LID_SERVER or pn.server != USER_SERVER or not pn.user or not lid.user:
+        return None
+    repo.store_lid_mapping(pn.user, lid.user)
+    return pn
 
 
 def _failure(message: IncomingMessage, me: Jid, my_lid: Jid | None, reason: FailureReason,
