@@ -17,7 +17,7 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from functions.messages import Doc, MessageWrite, Plan
+from functions.messages import UNDECRYPTABLE, Doc, MessageWrite, Plan
 from shared.events import OutboundSend
 
 ACCOUNTS = "accounts"
@@ -91,6 +91,12 @@ class FirestoreMessageStore:
         query = (self._client.collection_group(OUTBOX).where(filter=FieldFilter("acceptedAt", "<", at))
                  .order_by("acceptedAt").limit(limit))
         return [_send_from(snap) for snap in query.stream()]
+
+    def count_undecryptable_since(self, account_id: str, since: datetime, limit: int) -> int:
+        query = (self._account(account_id).collection(MESSAGES)
+                 .where(filter=FieldFilter("type", "==", UNDECRYPTABLE))
+                 .where(filter=FieldFilter("storedAt", ">=", since)).limit(limit))
+        return sum(1 for _ in query.stream())
 
     def delete_older_than(self, cutoff: datetime, limit: int) -> int:
         deleted = 0

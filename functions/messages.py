@@ -119,6 +119,11 @@ class MessageStore(Protocol):
         """Outbox entries of any account accepted before ``at`` (cleanup expires them), oldest first."""
         ...
 
+    def count_undecryptable_since(self, account_id: str, since: datetime, limit: int) -> int:
+        """How many undecryptable placeholders of the account were stored at or after ``since`` (at most
+        ``limit`` counted)."""
+        ...
+
     def delete_older_than(self, cutoff: datetime, limit: int) -> int:
         """Delete up to ``limit`` messages whose ``timestamp`` is before ``cutoff`` and chats whose last
         message is; returns how many documents went."""
@@ -271,13 +276,32 @@ class RecordResult:
     changed: bool
 
 
+class UndecryptableAlerts(Protocol):
+    """Where an account that keeps failing to decrypt is reported (``functions.alerts.Alerter``)."""
+
+    def raise_alert(self, account_id: str, kind: str, message: str) -> bool: ...
+
+
+UNDECRYPTABLE_ALERT = "messages_undecryptable"
+#: An account with this many undecryptable messages within the window is alerted: the symptom of a
+#: restore from stale Signal state (Bad MAC, no session) rather than one corrupted message.
+UNDECRYPTABLE_ALERT_THRESHOLD = 3
+UNDECRYPTABLE_ALERT_WINDOW_S = 3600.0
+
+
 class MessageRecorder:
     """Records one ``messages`` topic event (``recordMessageEvent``)."""
 
-    def __init__(self, store: MessageStore, clock: Clock, *, retention_s: float = DEFAULT_RETENTION_S) -> None:
+    def __init__(self, store: MessageStore, clock: Clock, *, retention_s: float = DEFAULT_RETENTION_S,
+                 alerts: UndecryptableAlerts | None = None,
+                 alert_threshold: int = UNDECRYPTABLE_ALERT_THRESHOLD,
+                 alert_window_s: float = UNDECRYPTABLE_ALERT_WINDOW_S) -> None:
         self._store = store
         self._clock = clock
         self._retention = timedelta(seconds=retention_s)
+        self._alerts = alerts
+        self._alert_threshold = alert_threshold
+        self._alert_window = timedelta(seconds=alert_window_s)
 
     def handle(self, data: bytes) -> RecordResult:
         try:
@@ -306,4 +330,16 @@ class MessageRecorder:
                       event.account_id, event.TYPE, event.message_id)
         else:
             _log.info("account %s: %s for message %s recorded", event.account_id, event.TYPE, event.message_id)
+            if isinstance(event, MessageUndecryptable):
+                self._check_failing(event.account_id, now)
         return RecordResult(event.account_id, event.message_id, not written.empty)
+
+    def _check_failing(self, account_id: str, now: datetime) -> None:
+        if self._alerts is None:
+            return
+        count = self._store.count_undecryptable_since(account_id, now - self._alert_window, self._alert_threshold)
+        if count >= self._alert_threshold:
+            minutes = round(self._alert_window.total_seconds() / 60)
+            self._alerts.raise_alert(account_id, UNDECRYPTABLE_ALERT,
+                                     f"{count}+ messages could not be decrypted in {minutes} min: "
+                                     "the account's Signal state may be stale (a bad restore?)")

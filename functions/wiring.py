@@ -118,7 +118,7 @@ def build_services(config: FunctionsConfig, stores: Stores, vault: SessionVault,
         scheduler_auth=_verifier(config.scheduler_token, config),
         clock=clock,
         message_store=message_store,
-        messages=MessageRecorder(message_store, clock, retention_s=config.message_retention_s)
+        messages=MessageRecorder(message_store, clock, retention_s=config.message_retention_s, alerts=alerter)
         if message_store is not None else None,
         sender=sender,
     )

@@ -200,16 +200,24 @@ async def test_a_corrupted_ciphertext_gets_a_retry_receipt_then_is_published_und
     healthy = await send(control, contact, phone, "fine")
     await until(lambda: healthy in stored(firestore_client, account_id), what="first message stored")
     (device,) = await control.devices(phone)
-    await control.fault("corrupt_ciphertext", phone=phone, device=device["device"], count=1)
-    broken = await send(control, contact, phone, "lost in transit")
-    await until(lambda: broken in stored(firestore_client, account_id), timeout_s=60, what="placeholder stored")
-    doc = stored(firestore_client, account_id)[broken]
-    assert doc["type"] == "undecryptable" and doc.get("text") is None
-    events = [e for e in tap.pull() if e["key"]["id"] == broken]
-    assert [(e["type"], e["reason"], e["retries"]) for e in events] == [("message.undecryptable", "bad_mac", 1)]
+    await control.fault("corrupt_ciphertext", phone=phone, device=device["device"], count=3)
+    broken = [await send(control, contact, phone, f"lost in transit {i}") for i in range(3)]
+    await until(lambda: set(broken) <= set(stored(firestore_client, account_id)), timeout_s=60,
+                what="placeholders stored")
+    docs = stored(firestore_client, account_id)
+    assert all(docs[i]["type"] == "undecryptable" and docs[i].get("text") is None for i in broken)
+    events = [e for e in tap.pull() if e["key"]["id"] in broken]
+    assert sorted((e["type"], e["reason"], e["retries"]) for e in events) == [
+        ("message.undecryptable", "bad_mac", 1)] * 3
     text = metrics(port)
-    assert 'keeper_connector_retry_receipts_total{reason="bad_mac"} 1' in text
-    assert 'keeper_connector_messages_undecryptable_total{reason="bad_mac"} 1' in text
+    assert 'keeper_connector_retry_receipts_total{reason="bad_mac"} 3' in text
+    assert 'keeper_connector_messages_undecryptable_total{reason="bad_mac"} 3' in text
+    # Three in an hour: the account is alerted (the symptom of a bad restore).
+    alerts = await until(lambda: [a.to_dict() for a in firestore_client.collection("alerts").stream()
+                                  if (a.to_dict() or {}).get("accountId") == account_id
+                                  and (a.to_dict() or {}).get("kind") == "messages_undecryptable"],
+                         what="alert raised")
+    assert alerts[0]["open"] is True
     # The session is not broken by it: the next message decrypts.
     after = await send(control, contact, phone, "and this one")
     await until(lambda: stored(firestore_client, account_id).get(after, {}).get("text") == "and this one",

@@ -56,6 +56,12 @@ class MemoryMessageStore:
         with self._lock:
             return self._sorted([s for s in self.outbox.values() if s.accepted_at >= at])
 
+    def count_undecryptable_since(self, account_id: str, since: datetime, limit: int) -> int:
+        with self._lock:
+            found = [m for (a, _), m in self.messages.items()
+                     if a == account_id and m.get("type") == "undecryptable" and m.get("storedAt") >= since]
+            return min(len(found), limit)
+
     def sends_accepted_before(self, at: datetime, limit: int) -> list[OutboundSend]:
         with self._lock:
             return self._sorted([s for s in self.outbox.values() if s.accepted_at < at])[:limit]

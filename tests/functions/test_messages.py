@@ -207,3 +207,39 @@ def test_a_message_nested_past_firestores_limit_is_kept_as_json_text(store: Memo
     recorder.handle(received("3EB0K2").to_json())
     shallow = store.get_message("a1", "3EB0K2")
     assert shallow is not None and shallow["message"] == {"conversation": "hi"} and "messageJson" not in shallow
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.raised: list[tuple[str, str]] = []
+
+    def raise_alert(self, account_id: str, kind: str, message: str) -> bool:
+        self.raised.append((account_id, kind))
+        return True
+
+
+def test_an_account_that_keeps_failing_to_decrypt_is_alerted(store: MemoryMessageStore) -> None:
+    alerts = Alerts()
+    clock = Clock(NOW)
+    recorder = MessageRecorder(store, clock, alerts=alerts, alert_threshold=3, alert_window_s=3600)
+
+    def undecryptable(message_id: str) -> bytes:
+        return MessageUndecryptable("a1", MessageKey(BOB, False, message_id), BOB, BOB, T, "bad_mac", 5).to_json()
+
+    recorder.handle(undecryptable("3EB0U1"))
+    recorder.handle(undecryptable("3EB0U2"))
+    recorder.handle(undecryptable("3EB0U2"))  # a redelivery counts once
+    assert alerts.raised == []  # one or two corrupted messages are no pattern
+    recorder.handle(received("3EB0OK").to_json())
+    recorder.handle(undecryptable("3EB0U3"))
+    assert alerts.raised == [("a1", "messages_undecryptable")]
+
+
+def test_undecryptable_messages_outside_the_window_do_not_alert(store: MemoryMessageStore) -> None:
+    alerts = Alerts()
+    clock = Clock(NOW - timedelta(hours=3))
+    recorder = MessageRecorder(store, clock, alerts=alerts, alert_threshold=2, alert_window_s=3600)
+    recorder.handle(MessageUndecryptable("a1", MessageKey(BOB, False, "3EB0V1"), BOB, BOB, T, "bad_mac", 5).to_json())
+    clock.now = NOW
+    recorder.handle(MessageUndecryptable("a1", MessageKey(BOB, False, "3EB0V2"), BOB, BOB, T, "bad_mac", 5).to_json())
+    assert alerts.raised == []
