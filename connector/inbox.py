@@ -211,10 +211,13 @@ class Inbox:
             log.warning("message undecryptable after its retries", extra={"account_id": account_id, "fields": {
                 "messageId": event.failure.incoming.id, "reason": event.failure.reason.value,
                 "retries": event.retries}})
-        if not await self._gate.persist_through(account_id, revision):
-            # Not durable in time: no ack, so WhatsApp redelivers; the restored state decrypts it again.
-            self._metrics.outcomes.inc("not_durable")
-            return
+        while not await self._gate.persist_through(account_id, revision):
+            # Not durable yet (Pub/Sub slow or down): no ack until it is. Given up only when the account
+            # is no longer held here: WhatsApp then redelivers it to the next holder.
+            if self._gate.revision(account_id) is None:
+                self._metrics.outcomes.inc("not_durable")
+                return
+            self._metrics.outcomes.inc("durability_wait")
         try:
             sent = await ack()
         except Exception as exc:

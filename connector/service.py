@@ -497,7 +497,8 @@ class ConnectorService:
 
     def revision(self, account_id: str) -> int | None:
         slot = self.accounts.get(account_id)
-        return None if slot is None else slot.store.revision
+        # Shutting down: the sockets close, so nothing more is acked (WhatsApp redelivers it).
+        return None if slot is None or self.shutting_down else slot.store.revision
 
     async def persist_through(self, account_id: str, revision: int) -> bool:
         """Wait until a snapshot at ``revision`` or later is in the cache and accepted by Pub/Sub.
