@@ -161,7 +161,7 @@ class ConnectorService:
             public_key=self.codec.public_key, interval_s=config.sync_interval_s, clock=clock,
             on_renewals=lambda n, result: self.metrics.renewals.inc(result, amount=float(n)),
         )
-        self.http = HealthServer(self.metrics.registry, self.ready, config.port)
+        self.http = HealthServer(self.metrics.registry, self.ready, config.port, config.http_host)
         #: Sends for the accounts held here (connector/outbox.py); the Signal send path sets its handler.
         self.outbox = OutboxDispatcher(lambda account_id: account_id in self.accounts, clock=clock)
         #: This connector's outbox subscription (set by __main__; None: the catch-up alone delivers).
@@ -565,27 +565,31 @@ class ConnectorService:
                                  code=code, attempt=attempt)
         self.reports.add(event)
 
+    def _sender(self, account_id: str) -> tuple[str, int]:
+        """Who sends an account's pairing events: this connector, under the generation it holds the account."""
+        slot = self.accounts.get(account_id)
+        return self.config.connector_id, slot.generation if slot is not None else 0
+
     def pairing_code(self, account_id: str, code: str) -> None:
         log.info("pairing code ready", extra={"account_id": account_id})
-        event = PairingCode(account_id=account_id, code=code.replace("-", "").upper(),
-                            expires_at=datetime.now(UTC) + timedelta(seconds=PAIRING_CODE_TTL_S))
+        event = PairingCode(account_id, code.replace("-", "").upper(),
+                            datetime.now(UTC) + timedelta(seconds=PAIRING_CODE_TTL_S), *self._sender(account_id))
         self.events.submit(account_id, event.to_json(), event.attributes())
 
     def pairing_qr(self, account_id: str, qr: str) -> None:
         log.info("pairing QR ready", extra={"account_id": account_id})
-        event = PairingQr(account_id=account_id, qr=qr,
-                          expires_at=datetime.now(UTC) + timedelta(seconds=QR_TTL_S))
+        event = PairingQr(account_id, qr, datetime.now(UTC) + timedelta(seconds=QR_TTL_S), *self._sender(account_id))
         self.events.submit(account_id, event.to_json(), event.attributes())
 
     def paired(self, account_id: str, jid: str) -> None:
         log.info("paired", extra={"account_id": account_id})
-        event = PairingSuccess(account_id=account_id, jid=jid)
+        event = PairingSuccess(account_id, jid, *self._sender(account_id))
         self.events.submit(account_id, event.to_json(), event.attributes())
 
     def pairing_failed(self, account_id: str, reason: str) -> None:
         log.warning("pairing failed", extra={"account_id": account_id, "fields": {"reason": reason}})
         slug = "expired" if reason == CloseReason.PAIRING_EXPIRED else reason
-        event = PairingFailed(account_id=account_id, reason=slug)
+        event = PairingFailed(account_id, slug, *self._sender(account_id))
         self.events.submit(account_id, event.to_json(), event.attributes())
 
     def message(self, account_id: str, message: ReceivedMessage, ack: Callable[[], Awaitable[bool]]) -> None:

@@ -65,6 +65,22 @@ def public_key_bytes(private_key: X25519PrivateKey) -> bytes:
     return private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
+_PROBE_KEY = X25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+
+
+def is_usable_public_key(public: bytes) -> bool:
+    """Whether ``public`` is a 32-byte X25519 key of large order. A low-order point (the all-zero key among
+    them) gives the same all-zero shared secret with every private key: whatever is sealed to it opens for
+    anyone. X25519 maps every such point to that secret, so one exchange with any key tells."""
+    if len(public) != PUBLIC_KEY_LEN:
+        return False
+    try:
+        _PROBE_KEY.exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError:  # the library refuses an all-zero shared secret
+        return False
+    return True
+
+
 def _derive_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral_public + recipient_public, info=INFO)
     return hkdf.derive(shared)

@@ -240,7 +240,8 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
         members = data.get("participants", [])
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
             raise InvalidRequestError("participants must be a list of phone numbers")
-        group = core.create_group(_required_str(data, "creator"), _required_str(data, "subject"), members)
+        group, actions = core.create_group(_required_str(data, "creator"), _required_str(data, "subject"), members)
+        await server.run_actions(actions)
         return web.json_response(core.group_view(group.group_id), status=201)
 
     async def get_group(request: web.Request) -> web.Response:
@@ -254,7 +255,8 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
             if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
                 raise InvalidRequestError(f"{action} must be a list of phone numbers")
             if members:
-                changed = core.change_group(request.match_info["group"], action, members)
+                changed, actions = core.change_group(request.match_info["group"], action, members)
+                await server.run_actions(actions)
                 statuses.update({"+" + user: status for user, status in changed.items()})
         return web.json_response({"group": core.group_view(request.match_info["group"]), "statuses": statuses})
 

@@ -26,6 +26,9 @@ server:
 - ``corrupt_ciphertext``: the message's ciphertexts (every ``<enc>``) arrive with a flipped byte,
   so the client fails to decrypt and sends a retry receipt.
 
+A phone's own device (0) has no socket: drop, duplicate and corrupt act on what it receives (a
+dropped stanza stays in its queue); delay and reorder pass it by.
+
 The book is pure: time is passed in.
 """
 
@@ -218,14 +221,16 @@ class FaultBook:
         self._remaining.clear()
         return count
 
-    def take_stanza_fault(self, user: str, device_id: int, tag: str) -> Fault | None:
-        """The oldest stanza fault aimed at this device and stanza kind, spending one of its count
-        (it leaves the book when spent)."""
+    def take_stanza_fault(
+        self, user: str, device_id: int, tag: str, kinds: frozenset[FaultKind] = _STANZA_KINDS
+    ) -> Fault | None:
+        """The oldest stanza fault (of ``kinds``) aimed at this device and stanza kind, spending one
+        of its count (it leaves the book when spent)."""
         if not self._remaining:
             return None
         for fault_id, active in self._faults.items():
             fault = active.fault
-            if fault.kind.per_stanza and fault.stanza == tag and fault.target.matches(user, device_id):
+            if fault.kind in kinds and fault.stanza == tag and fault.target.matches(user, device_id):
                 self._remaining[fault_id] -= 1
                 if self._remaining[fault_id] <= 0:
                     del self._remaining[fault_id]

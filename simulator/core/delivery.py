@@ -57,6 +57,7 @@ def message_acked(ctx: Context, conn: Connection, node: Node) -> None:
     klass = node.attrs.get("class", "")
     peer = node.attrs.get("to") if klass == "receipt" else None
     participant = node.attrs.get("participant") if klass == "receipt" else None
+    # a notification's id is the server's own, unique: the id alone names it
     phone = ctx.state.phones[conn.user]
     offline.confirm(ctx, phone, conn.device_id, klass, [node.attrs.get("id", "")], peer=peer, participant=participant)
 

@@ -95,7 +95,7 @@ class SimulatorCore:
             return []
         if conn.phase is Phase.AWAITING_HELLO:
             raise ClientProtocolError("stanza before the handshake finished")
-        if node.tag == "ack" and node.attrs.get("class") in ("message", "receipt"):
+        if node.tag == "ack" and node.attrs.get("class") in ("message", "receipt", "notification"):
             delivery.message_acked(self._ctx, conn, node)
             return []
         if node.tag in ("message", "receipt") and conn.phase is Phase.LOGGED_IN:
@@ -190,14 +190,26 @@ class SimulatorCore:
     def phone_mark_read(self, phone: str, ids: list[str] | None) -> tuple[int, list[Action]]:
         return self._parties.mark_read(self.state.phone(phone), ids)
 
-    def create_group(self, creator: str, subject: str, members: list[str]) -> Group:
+    def create_group(self, creator: str, subject: str, members: list[str]) -> tuple[Group, list[Action]]:
+        """The creator's phone makes a group; every member device is told (``w:gp2`` create)."""
         ctx = self._ctx
-        return groups.create_group(ctx, ctx.state.phone(creator), subject, [ctx.state.phone(m) for m in members])
+        owner = ctx.state.phone(creator)
+        group = groups.create_group(ctx, owner, subject, [ctx.state.phone(m) for m in members])
+        created = Node("create", {"type": "new"}, [groups.metadata_node(ctx, group)])
+        return group, groups.notify(ctx, group, owner, created)
 
-    def change_group(self, group_id: str, action: str, members: list[str]) -> dict[str, int]:
+    def change_group(self, group_id: str, action: str, members: list[str]) -> tuple[dict[str, int], list[Action]]:
+        """The group's creator changes its members; members (and those removed) are told."""
         ctx = self._ctx
+        group = ctx.state.group(group_id)
         users = [ctx.state.phone(m).user for m in members]
-        return groups.change_participants(ctx, ctx.state.group(group_id), action, users)
+        statuses = groups.change_participants(ctx, group, action, users)
+        done = [user for user, status in statuses.items() if status == 200]
+        if not done:
+            return statuses, []
+        changed = Node(action, {}, groups.participant_nodes(ctx, group, done))
+        actor = ctx.state.phones[group.creator]
+        return statuses, groups.notify(ctx, group, actor, changed, also=done if action == "remove" else [])
 
     def group_view(self, group_id: str) -> dict[str, object]:
         group = self._ctx.state.group(group_id)

@@ -13,6 +13,11 @@ iqs served (``to`` is ``@g.us`` or the group's JID):
 ``set <subject>``, ``set <leave>``     result
 =====================================  ============================================================
 
+Every change is announced to every device of every member (and of those just removed) with
+``<notification type=w:gp2 from=<group> participant=<actor>>`` holding ``<create>`` (the metadata),
+``<add|remove|promote|demote|leave>`` (the participants) or ``<subject>``; like messages, it waits in
+each device's queue until the device acknowledges it (``<ack class=notification>``).
+
 Participants are listed in the group's addressing mode: ``lid`` (what WhatsApp uses for new groups
 and what Baileys 7 assumes): ``jid=<lid>@lid phone_number=<pn>@s.whatsapp.net``; ``pn``: the reverse.
 Only members may read or change a group (403 otherwise); unknown groups are 404.
@@ -24,6 +29,7 @@ import logging
 
 from connector.protocol.binary import Jid, Node
 from connector.protocol.errors import JidError
+from simulator.core import offline
 from simulator.core.actions import Action, Send
 from simulator.core.addressing import account_jid, alternate_server, resolve
 from simulator.core.connections import Connection
@@ -80,6 +86,39 @@ def change_participants(ctx: Context, group: Group, action: str, users: list[str
     return statuses
 
 
+def notify(ctx: Context, group: Group, actor: Phone, change: Node, *, also: list[str] = ()) -> list[Action]:
+    """``<notification type=w:gp2 from=<group> participant=<actor>>`` with ``change`` to every device of
+    every member (and of ``also``: members just removed), queued like messages until acknowledged."""
+    server = LID_SERVER if group.addressing_mode == "lid" else USER_SERVER
+    attrs = {
+        "from": group.jid,
+        "type": "w:gp2",
+        "id": ctx.new_id(),
+        "t": str(int(ctx.clock())),
+        "participant": account_jid(actor, server),
+        "participant_pn" if server == LID_SERVER else "participant_lid": account_jid(actor, alternate_server(server)),
+    }
+    node = Node("notification", attrs, [change])
+    actions: list[Action] = []
+    for user in [*group.participants, *also]:
+        phone = ctx.state.phones.get(user)
+        for device_id in [] if phone is None else phone.device_ids():
+            actions += offline.deliver(ctx, phone, device_id, node)
+    return actions
+
+
+def participant_nodes(ctx: Context, group: Group, users: list[str]) -> list[Node]:
+    server = LID_SERVER if group.addressing_mode == "lid" else USER_SERVER
+    alt_attr = "phone_number" if server == LID_SERVER else "lid"
+    nodes = []
+    for user in users:
+        phone = ctx.state.phones.get(user)
+        if phone is not None:
+            nodes.append(Node("participant", {"jid": account_jid(phone, server),
+                                              alt_attr: account_jid(phone, alternate_server(server))}))
+    return nodes
+
+
 def metadata_node(ctx: Context, group: Group) -> Node:
     server = LID_SERVER if group.addressing_mode == "lid" else USER_SERVER
     other = alternate_server(server)
@@ -134,14 +173,17 @@ def group_iq(ctx: Context, conn: Connection, iq: Node) -> list[Action]:
                 group = create_group(ctx, phone, first.attrs.get("subject", ""), members)
             except InvalidRequestError:
                 return error(400, "bad-request")
-            return answer([metadata_node(ctx, group)])
+            created = Node("create", {"type": "new", "key": first.attrs.get("key", "")}, [metadata_node(ctx, group)])
+            return [*answer([metadata_node(ctx, group)]), *notify(ctx, group, phone, created)]
         if kind == "set" and tag == "leave":
+            actions: list[Action] = []
             for child in first.children("group"):
                 group = ctx.state.groups.get(child.attrs.get("id", "").removesuffix("@" + GROUP_SERVER))
-                if group is not None:
-                    group.participants.pop(phone.user, None)
+                if group is not None and group.participants.pop(phone.user, None) is not None:
                     ctx.on_change()
-            return answer()
+                    left = Node("leave", {}, participant_nodes(ctx, group, [phone.user]))
+                    actions += notify(ctx, group, phone, left, also=[phone.user])
+            return [*answer(), *actions]
         return error(501, "feature-not-implemented")
     try:
         group = ctx.state.group(Jid.parse(to).user)
@@ -163,14 +205,18 @@ def group_iq(ctx: Context, conn: Connection, iq: Node) -> list[Action]:
             if status != 200:
                 attrs["error"] = str(status)
             result.append(Node("participant", attrs))
-        return answer([Node(tag, {}, result)])
+        done = [user for user, status in statuses.items() if status == 200]
+        changed = Node(tag, {}, participant_nodes(ctx, group, done))
+        removed = done if tag == "remove" else []
+        return [*answer([Node(tag, {}, result)]), *(notify(ctx, group, phone, changed, also=removed) if done else [])]
     if kind == "set" and tag == "subject" and isinstance(first.content, bytes):
         subject = first.content.decode("utf-8", "replace").strip()
         if not subject or len(subject) > MAX_SUBJECT_CHARS:
             return error(400, "bad-request")
         group.subject, group.subject_time = subject, int(ctx.clock())
         ctx.on_change()
-        return answer()
+        changed = Node("subject", {"subject": subject, "s_t": str(group.subject_time)})
+        return [*answer(), *notify(ctx, group, phone, changed)]
     return error(501, "feature-not-implemented")
 
 

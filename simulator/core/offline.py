@@ -3,9 +3,10 @@ until the device confirms it, and sent again after each login, marked ``offline`
 ``<ib><offline count=N/>``.
 
 A device confirms a ``<message>`` with its ``<receipt>`` (any type, retry included: the device did get
-it) or with ``<ack class=message>`` (what it sends when it cannot use the message), and a
-``<receipt>`` with ``<ack class=receipt>``. Stanzas for the phone itself (device 0) go to the phone
-(``simulator.core.phone_party``) instead of a socket.
+it) or with ``<ack class=message>`` (what it sends when it cannot use the message), a ``<receipt>``
+with ``<ack class=receipt>``, a ``<notification>`` (a group change) with ``<ack class=notification>``.
+Stanzas for the phone itself (device 0) go to the phone (``simulator.core.phone_party``) instead of
+a socket.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _same(a: Node, b: Node) -> bool:
     devices receipt one message id), who sent them."""
     if a.tag != b.tag or a.attrs.get("id") != b.attrs.get("id"):
         return False
-    if a.tag == "message":
+    if a.tag in ("message", "notification"):
         return True
     return a.attrs.get("from") == b.attrs.get("from") and a.attrs.get("participant") == b.attrs.get("participant")
 
@@ -37,7 +38,7 @@ def deliver(ctx: Context, phone: Phone, device_id: int, node: Node) -> list[Acti
     queue.append(QueuedStanza(node))
     ctx.on_change()
     if device_id == 0:
-        return ctx.phone_received(phone, node)
+        return stanza_faults.to_phone(ctx, phone, node)
     conn_id = ctx.conns.live.get((phone.user, device_id))
     if conn_id is None:
         return []
@@ -62,7 +63,7 @@ def confirm(
     def confirmed(q: QueuedStanza) -> bool:
         if q.node.tag != tag or q.stanza_id not in wanted:
             return False
-        if tag == "message":
+        if tag in ("message", "notification"):
             return True
         return (peer is None or q.node.attrs.get("from") == peer) and (
             participant is None or q.node.attrs.get("participant") == participant

@@ -5,7 +5,8 @@ client's message codec (``connector.protocol.wamessage``, ``padding``, ``message
 - What the server delivers to device 0 (``simulator.core.offline``) is decrypted here: the pairwise
   ``pkmsg``/``msg`` first (a sender key distribution in it is taken in), then the ``skmsg``; the text
   goes to the phone's inbox, the message leaves its queue and the sender gets a delivery receipt.
-  A message that does not decrypt stays queued and is kept in the inbox as ``undecryptable``.
+  A message that does not decrypt is listed as ``undecryptable`` and answered with a retry receipt
+  to the sending device (at most 5), whose resend replaces it.
 - ``send`` encrypts a text for every device of a contact (and, as ``deviceSentMessage``, for the
   phone's own companions) or for a group (sender key, distributed pairwise to the devices that do
   not have it yet), building sessions from the bundles the server holds, and relays the stanza as
@@ -27,7 +28,7 @@ from connector.protocol.errors import ProtocolError
 from connector.protocol.message_ids import new_message_id
 from connector.protocol.message_stanzas import DeviceCiphertext
 from connector.protocol.padding import pad, unpad
-from connector.protocol.signal.errors import SignalError
+from connector.protocol.signal.errors import DuplicateMessageError, SignalError
 from connector.protocol.signal.repository import SignalRepository
 from connector.protocol.signal.types import DOMAIN_LID, PreKeyBundle, SignalAddress
 from connector.protocol.wamessage import decode_message
@@ -47,6 +48,7 @@ from simulator.state import GROUP_SERVER, LID_SERVER, USER_SERVER, Phone
 log = logging.getLogger(__name__)
 
 PRE_KEY = "pre-key"
+MAX_RETRIES = 5  # Baileys' and whatsmeow's limit of retry receipts per message
 _ALT_ATTRS = ("sender_lid", "sender_pn", "participant_pn", "participant_lid")
 
 
@@ -56,6 +58,7 @@ class PhoneParties:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._repos: dict[str, tuple[MemoryAuthStore, SignalRepository]] = {}
+        self._retries: dict[tuple[str, str], int] = {}  # (phone, message id) -> retry receipts sent
         ctx.phone_received = self.received
 
     # ------------------------------------------------------------------ the phone's Signal store
@@ -101,7 +104,8 @@ class PhoneParties:
         if node.tag == "receipt":
             self._receipt(phone, node)
             return []
-        if node.tag != "message":
+        if node.tag != "message":  # a group change: the phone reads groups from the state itself
+            offline.confirm(self._ctx, phone, 0, node.tag, [node.attrs.get("id", "")])
             return []
         repo = self._repo(phone)
         from_text = node.attrs.get("from", "")
@@ -112,21 +116,50 @@ class PhoneParties:
             self._learn_mapping(repo, author, node)
             sender = SignalAddress.from_jid(author)
             text, chat = self._open(repo, sender, group, node)
+        except DuplicateMessageError:
+            # a copy it has read already (as Baileys: acknowledged with 487, no retry)
+            offline.confirm(self._ctx, phone, 0, "message", [node.attrs.get("id", "")])
+            return []
         except (ProtocolError, SignalError, ValueError) as exc:
             log.info("phone %s could not decrypt message %s: %s", phone.user, node.attrs.get("id"), exc)
             self._save_if_known(phone)
             self._record(phone, node, author_text, group or author_text, None, error=type(exc).__name__,
                          from_me=False)
-            return []
+            return self._retry(phone, node, group, author_text)
+        self._retries.pop((phone.user, node.attrs.get("id", "")), None)
         self._save(phone)
-        own = author.user in (phone.user, phone.lid_user)
-        self._record(phone, node, author_text, group or chat or _account(author), text, from_me=own)
         offline.confirm(self._ctx, phone, 0, "message", [node.attrs.get("id", "")])
+        if node.attrs.get("category") == "peer":
+            return []  # a companion's request to its own phone (a placeholder resend): nothing to list
+        own = author.user in (phone.user, phone.lid_user)
+        if text is not None:  # protocol messages (a sender key alone, a revoke, ...) are not listed
+            self._record(phone, node, author_text, group or chat or _account(author), text, from_me=own)
         attrs = {"id": node.attrs.get("id", ""), "to": group or _account(author)}
         if group:
             attrs["participant"] = author_text
         receipt = Node("receipt", attrs)
         return receipts.route(self._ctx, phone, 0, receipt, to_text=attrs["to"], kind=None)
+
+    def _retry(self, phone: Phone, node: Node, group: str | None, author: str) -> list[Action]:
+        """Ask the sender's device to encrypt the message again (a retry receipt, as Baileys and
+        whatsmeow send; at most ``MAX_RETRIES``), and let the undecryptable copy go: the resend
+        replaces it."""
+        message_id = node.attrs.get("id", "")
+        offline.confirm(self._ctx, phone, 0, "message", [message_id])
+        key = (phone.user, message_id)
+        count = self._retries.get(key, 0) + 1
+        if count > MAX_RETRIES:
+            return []
+        self._retries[key] = count
+        primary = ensure_primary(self._ctx, phone)
+        attrs = {"id": message_id, "to": group or author, "type": "retry"}
+        if group:
+            attrs["participant"] = author
+        retry = Node("retry", {"count": str(count), "id": message_id, "t": node.attrs.get("t", "0"), "v": "1",
+                               "error": "0"})
+        registration = Node("registration", {}, primary.registration_id.to_bytes(4, "big"))
+        receipt = Node("receipt", attrs, [retry, registration])
+        return receipts.route(self._ctx, phone, 0, receipt, to_text=attrs["to"], kind="retry")
 
     def _save_if_known(self, phone: Phone) -> None:
         if phone.user in self._repos:

@@ -7,6 +7,7 @@ from connector.protocol.binary import Node
 from simulator.core.actions import Action, Send, SendLater
 from simulator.core.context import Context
 from simulator.faults import FaultKind
+from simulator.state import Phone
 
 
 def transit(ctx: Context, user: str, device_id: int, conn_id: int, node: Node) -> list[Action]:
@@ -31,6 +32,22 @@ def transit(ctx: Context, user: str, device_id: int, conn_id: int, node: Node) -
     if held is not None and held[0] == conn_id:
         actions.append(Send(conn_id, held[1]))
     return actions
+
+
+#: what acts on stanzas to a phone's own device (0), which has no socket to delay or reorder on
+PHONE_KINDS = frozenset({FaultKind.DROP_STANZA, FaultKind.DUPLICATE_STANZA, FaultKind.CORRUPT_CIPHERTEXT})
+
+
+def to_phone(ctx: Context, phone: Phone, node: Node) -> list[Action]:
+    """A stanza for the phone itself, through the faults that apply there."""
+    fault = ctx.faults.take_stanza_fault(phone.user, 0, node.tag, PHONE_KINDS)
+    if fault is None:
+        return ctx.phone_received(phone, node)
+    if fault.kind is FaultKind.DROP_STANZA:
+        return []
+    if fault.kind is FaultKind.DUPLICATE_STANZA:
+        return ctx.phone_received(phone, node) + ctx.phone_received(phone, node)
+    return ctx.phone_received(phone, corrupted(node))
 
 
 def corrupted(node: Node) -> Node:

@@ -21,6 +21,7 @@ from tests.connector.fakes import (
     MemoryTransport,
     arrived,
     close_event,
+    code_shown,
     eventually,
     opened,
     paired,
@@ -584,5 +585,31 @@ async def test_no_snapshot_carries_a_messages_state_before_its_event_is_accepted
         published = [p.topic for p in h.transport.published if p.topic in (MESSAGES, SNAPS)]
         assert _snapshot_has_the_change(h, "a1")
         assert published.index(MESSAGES) < len(published) - 1 - published[::-1].index(SNAPS)
+    finally:
+        await h.service.shutdown()
+
+
+async def test_pairing_events_name_their_sender_and_lease_generation() -> None:
+    """Issue 16 item 1: pairing.code, pairing.qr, pairing.success and pairing.failed carry connectorId and the
+    generation the account is held under, so the functions can drop those of a connector that lost it."""
+    from connector.protocol.events import QrCodeShown
+
+    functions = FakeFunctions()
+    functions.generations["p1"] = 6  # the claim is generation 7
+    functions.add("p1", pairing=PairingRequest("code", "+40700000001"))
+    h = Harness(functions)
+    await h.service.start()
+    try:
+        await eventually(lambda: "p1" in h.service.accounts)
+        session = h.links.of("p1")[0]
+        session.push(code_shown("ABCDEFGH"))
+        session.push(QrCodeShown("2@ref,a,b,c", 0, 60.0))
+        session.push(paired("40700000001:9@s.whatsapp.net"))
+        await eventually(lambda: any(e["type"] == "pairing.success" for e in h.events("p1")))
+        session.push(close_event("pairing_expired"))
+        await eventually(lambda: any(e["type"] == "pairing.failed" for e in h.events("p1")))
+        pairing = [e for e in h.events("p1") if str(e["type"]).startswith("pairing.")]
+        assert [e["type"] for e in pairing] == ["pairing.code", "pairing.qr", "pairing.success", "pairing.failed"]
+        assert all((e["connectorId"], e["generation"]) == ("c-1", 7) for e in pairing), pairing
     finally:
         await h.service.shutdown()

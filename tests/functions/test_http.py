@@ -189,7 +189,7 @@ def test_snapshots_published_on_pubsub_land_in_the_vault(functions_gateway: Gate
     vault_key = base64.b64decode(response["vaultPublicKey"])
 
     # A pairing code event on the connection-events topic shows up on the account.
-    event = PairingCode(account_id, "ABCD1234", _soon())
+    event = PairingCode(account_id, "ABCD1234", _soon(), "c-http", generation)
     _publish(gw, "connection_events", event.to_json(), event.attributes())
     _wait_for("the pairing code", lambda: (firestore_client.collection("accounts").document(account_id).get()
                                            .to_dict().get("pairing") or {}).get("code") == "ABCD1234")

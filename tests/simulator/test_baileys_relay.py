@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from simulator.testing import ControlClient, SimulatorHandle, running_simulator
-from tests.simulator.baileys import EVENT_TIMEOUT_S, BaileysClient
+from tests.simulator.baileys_peer import EVENT_TIMEOUT_S, BaileysClient
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +82,8 @@ async def test_two_baileys_clients_message_each_other_in_a_group(
         assert created["addressingMode"] == "lid"
         assert {p["phoneNumber"] for p in created["participants"]} == {ALICE_JID, BOB_JID}
         group = created["id"]
+        # the server told Bob's device about the new group (w:gp2 create)
+        assert (await bob.wait_for(lambda e: e["event"] == "group" and e["id"] == group))["subject"] == "team"
 
         await alice.send(group, "hi team")
         got = await bob.received("hi team")
@@ -94,11 +96,17 @@ async def test_two_baileys_clients_message_each_other_in_a_group(
         await alice.send(group, "second")  # sender key already distributed: skmsg only
         await bob.received("second")
 
+        # Alice removes Bob over w:g2: he is told, and what she sends next no longer reaches him
+        removed = await alice.command("group_participants", jid=group, participants=[BOB_JID], action="remove")
+        assert [r["status"] for r in removed["results"]] == ["200"]
+        await bob.wait_for(lambda e: e["event"] == "group_participants" and e["action"] == "remove")
+        await alice.send(group, "after you left")
+        await alice.send(BOB_JID, "direct still works")
+        await bob.received("direct still works")
+        assert not [e for e in bob.events if e["event"] == "message" and e["text"] == "after you left"]
+
         _, control = sim
-        assert [p["phone"] for p in (await control.request("GET", f"/v1/groups/{group}"))["participants"]] == [
-            ALICE,
-            BOB,
-        ]
+        assert [p["phone"] for p in (await control.request("GET", f"/v1/groups/{group}"))["participants"]] == [ALICE]
     finally:
         await alice.stop()
         await bob.stop()
@@ -171,6 +179,7 @@ async def test_a_simulated_phone_and_a_baileys_client_message_each_other_both_wa
         # a group made through the control API, both ways
         group = await control.request("POST", "/v1/groups", {"creator": BOB, "subject": "family",
                                                               "participants": [ALICE]})
+        assert (await alice.wait_for(lambda e: e["event"] == "group" and e["id"] == group["id"]))["subject"] == "family"
         await control.request("POST", f"/v1/phones/{BOB}/messages", {"to": group["id"], "text": "from the phone"})
         assert (await alice.received("from the phone"))["key"]["participantAlt"] == BOB_JID
         group_id = await alice.send(group["id"], "from baileys")
@@ -192,3 +201,40 @@ async def phone_inbox(control: ControlClient, phone: str, match: Callable[[dict[
                 if match(message):
                     return dict(message)
             await asyncio.sleep(0.05)
+
+
+async def test_a_phone_that_cannot_decrypt_asks_for_a_resend_with_a_retry_receipt(
+    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+) -> None:
+    handle, control = sim
+    alice = await BaileysClient.paired(handle, control, ALICE, tmp_path / "alice")
+    try:
+        await alice.send(BOB_JID, "first")
+        await phone_inbox(control, BOB, lambda m: m["text"] == "first")
+        await control.fault("corrupt_ciphertext", phone=BOB, device=0)
+        sent_id = await alice.send(BOB_JID, "second")
+        entry = await phone_inbox(control, BOB, lambda m: m["id"] == sent_id and m["text"] is not None)
+        assert entry["text"] == "second" and "undecryptable" not in entry
+        # the corrupted copy did reach the phone: what it listed is the resend its retry receipt asked for
+        assert await control.request("GET", "/v1/faults") == {"faults": []}
+        assert await control.pending_messages(BOB, 0) == []
+    finally:
+        await alice.stop()
+
+
+async def test_a_phone_reads_a_duplicated_message_once(
+    sim: tuple[SimulatorHandle, ControlClient], tmp_path: Path
+) -> None:
+    handle, control = sim
+    alice = await BaileysClient.paired(handle, control, ALICE, tmp_path / "alice")
+    try:
+        await control.fault("duplicate_stanza", phone=BOB, device=0)
+        sent_id = await alice.send(BOB_JID, "only once")
+        await phone_inbox(control, BOB, lambda m: m["id"] == sent_id and m["text"] == "only once")
+        await alice.send(BOB_JID, "next")  # relayed after the duplicate: the phone is done with both
+        await phone_inbox(control, BOB, lambda m: m["text"] == "next")
+        listed = (await control.request("GET", f"/v1/phones/{BOB}/messages"))["messages"]
+        assert [m["text"] for m in listed] == ["only once", "next"]
+        assert await control.request("GET", "/v1/faults") == {"faults": []}
+    finally:
+        await alice.stop()

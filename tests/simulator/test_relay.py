@@ -8,6 +8,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -137,8 +138,14 @@ async def test_a_group_message_reaches_every_member_device_with_a_phash_in_the_a
     assert got.attrs["participant_pn"] == A_JID and got.attrs["addressing_mode"] == "lid"
     assert [c.content for c in got.children("enc")] == [b"sender-key-ciphertext"]
     assert (await world.alice.wait_for(ack_of("3EB0G1"))).attrs["phash"].startswith("2:")
-    # the phones (device 0 of each member) got it too
-    assert [m["id"] for m in await world.control.pending_messages(BOB, 0)] == ["3EB0G1"]
+    # Bob's phone (device 0) got it too (and Alice's own); it cannot decrypt this made-up ciphertext,
+    # lists it as such and asks Alice's device for a resend
+    retry = await world.alice.wait_for(lambda n: n.tag == "receipt" and n.attrs.get("type") == "retry"
+                                       and n.attrs.get("participant") == world.bob_lid)
+    assert retry.attrs["from"] == group["id"]
+    assert retry.child("retry").attrs["count"] == "1"  # type: ignore[union-attr]
+    listed = (await world.control.request("GET", f"/v1/phones/{BOB}/messages"))["messages"]
+    assert [(m["id"], m["undecryptable"]) for m in listed] == [("3EB0G1", "NoSenderKeyError")]
 
 
 async def test_drop_stanza_loses_it_in_transit_and_the_next_login_brings_it(world: World) -> None:
@@ -199,3 +206,53 @@ async def test_stanza_fault_bodies_are_checked(world: World) -> None:
     listed = await world.control.fault("drop_stanza", phone=BOB, count=2, stanza="receipt")
     assert listed["fault"]["count"] == 2 and listed["fault"]["stanza"] == "receipt"
     await asyncio.sleep(0)
+
+
+async def test_the_offline_queue_survives_a_simulator_restart(tmp_path: Path) -> None:
+    async with running_simulator(state_dir=tmp_path) as sim, sim.control() as control:
+        await control.create_phone(ALICE)
+        await control.create_phone(BOB)
+        alice = await paired_and_logged_in(sim, control, ALICE)
+        bob = await paired_and_logged_in(sim, control, BOB)
+        await bob.close()
+        await alice.send(direct("3EB0P1", b"kept"))
+        await alice.wait_for(ack_of("3EB0P1"))
+        await alice.close()
+        creds = bob.creds
+    async with running_simulator(state_dir=tmp_path) as sim:
+        bob = ScriptedCompanion(sim.ws_url, sim.root_public_key, creds)
+        assert (await bob.connect_and_login()).tag == "success"
+        got = await bob.wait_for(message_with("3EB0P1"))
+        assert got.children("enc")[0].content == b"kept" and got.attrs["offline"] == "1"
+        await bob.close()
+
+
+async def group_iq(companion: ScriptedCompanion, to: str, kind: str, content: list[Node]) -> Node:
+    attrs = {"id": "g." + os.urandom(4).hex(), "xmlns": "w:g2", "type": kind, "to": to}
+    await companion.send(Node("iq", attrs, content))
+    return await companion.wait_for(lambda n: n.tag == "iq" and n.attrs.get("id") == attrs["id"])
+
+
+async def test_groups_through_w_g2_create_list_change_and_refuse_outsiders(world: World) -> None:
+    created = await group_iq(world.alice, "@g.us", "set", [
+        Node("create", {"subject": "made by iq", "key": "k"}, [Node("participant", {"jid": B_JID})])])
+    group = created.child("group")
+    assert group is not None and group.attrs["subject"] == "made by iq" and group.attrs["addressing_mode"] == "lid"
+    members = {p.attrs["phone_number"]: p.attrs.get("type") for p in group.children("participant")}
+    assert members == {A_JID: "superadmin", B_JID: None}
+    group_jid = group.attrs["id"] + "@g.us"
+
+    listed = await group_iq(world.bob, "@g.us", "get", [Node("participating")])
+    assert [g.attrs["id"] for g in listed.child("groups").children("group")] == [group.attrs["id"]]  # type: ignore[union-attr]
+
+    changed = await group_iq(world.alice, group_jid, "set", [Node("remove", {}, [
+        Node("participant", {"jid": B_JID}), Node("participant", {"jid": "40799999999@s.whatsapp.net"})])])
+    results = {p.attrs["jid"]: p.attrs.get("error") for p in changed.child("remove").children("participant")}  # type: ignore[union-attr]
+    assert results == {B_JID: None, "40799999999@s.whatsapp.net": "404"}
+
+    refused = await group_iq(world.bob, group_jid, "get", [Node("query", {"request": "interactive"})])
+    assert refused.attrs["type"] == "error" and refused.child("error").attrs["code"] == "403"  # type: ignore[union-attr]
+    unknown = await group_iq(world.bob, "120363999999999999@g.us", "get", [Node("query")])
+    assert unknown.child("error").attrs["code"] == "404"  # type: ignore[union-attr]
+    view = await world.control.request("GET", f"/v1/groups/{group_jid}")
+    assert [p["phone"] for p in view["participants"]] == [ALICE]

@@ -1,13 +1,15 @@
 // One Baileys 7 client, driven by a test over stdin/stdout JSON lines.
 //
-//   node baileys_driver.mjs <ws-url> <root-key-hex> <auth-dir>
+//   node baileys_peer.mjs <ws-url> <root-key-hex> <auth-dir>
 //
 // It trusts the given root key instead of WhatsApp's (as it would trust WhatsApp's), pairs by QR when
 // the auth folder is new, and reconnects after the 515 that ends pairing.
-// Events out (one JSON object a line): ready, qr, open, close, message, update, receipt, sent, result, error.
+// Events out (one JSON object a line): ready, qr, open, close, message, update, receipt, group,
+// group_participants, sent, result, error.
 // Commands in: {"op": "send", "to", "text", "ref"}, {"op": "read", "keys", "ref"},
 // {"op": "group_create", "subject", "participants", "ref"}, {"op": "group_metadata", "jid", "ref"},
-// {"op": "devices", "jids", "ref"}, {"op": "quit"}.
+// {"op": "group_participants", "jid", "participants", "action", "ref"},
+// {"op": "quit"}.
 import readline from 'node:readline'
 import makeWASocket, { Browsers, DisconnectReason, useMultiFileAuthState } from 'baileys7'
 import { WA_CERT_DETAILS } from 'baileys7/lib/Defaults/index.js'
@@ -62,6 +64,12 @@ async function start () {
   sock.ev.on('messages.update', (updates) => {
     for (const { key, update } of updates) say({ event: 'update', key, status: update.status ?? null })
   })
+  sock.ev.on('groups.upsert', (groups) => {
+    for (const group of groups) say({ event: 'group', id: group.id, subject: group.subject })
+  })
+  sock.ev.on('group-participants.update', ({ id, action, participants }) => {
+    say({ event: 'group_participants', id, action, participants: participants.map((p) => p.phoneNumber ?? p.id ?? p) })
+  })
   sock.ev.on('message-receipt.update', (updates) => {
     for (const { key, receipt } of updates) say({ event: 'receipt', key, receipt })
   })
@@ -79,6 +87,8 @@ async function run (command) {
     } else if (op === 'group_create') {
       const group = await sock.groupCreate(command.subject, command.participants)
       say({ event: 'result', ref, group })
+    } else if (op === 'group_participants') {
+      say({ event: 'result', ref, results: await sock.groupParticipantsUpdate(command.jid, command.participants, command.action) })
     } else if (op === 'group_metadata') {
       say({ event: 'result', ref, group: await sock.groupMetadata(command.jid) })
     } else if (op === 'quit') {
