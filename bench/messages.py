@@ -36,7 +36,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # after the stdlib: bench/signal.py is no `signal`
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector_restore import PROJECT, connector, rss_mib, seed, wait_logged_in
