@@ -1,3 +1,4 @@
+# ruff: noqa: E402
 """Benchmark: incoming messages through one connector to Pub/Sub accepted (the receive half).
 
 Setup (not timed): emulators, the functions gateway, the simulator (child processes); N accounts are
@@ -24,20 +25,24 @@ Not measured here yet: the same workload with Baileys 7 (see the report of issue
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, bench/ is sys.path[0], and bench/signal.py would stand in for the stdlib's signal.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
+sys.path.append(str(_BENCH))
+sys.path.insert(0, str(_BENCH.parent))
+
 import argparse
 import asyncio
 import os
 import re
-import sys
 import tempfile
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 from typing import Any
-
-sys.path.append(str(Path(__file__).resolve().parent))  # after the stdlib: bench/signal.py is no `signal`
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector_restore import PROJECT, connector, rss_mib, seed, wait_logged_in
 
