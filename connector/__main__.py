@@ -24,6 +24,7 @@ from connector.outbox import OutboxSubscription
 from connector.publisher import PubSubTransport
 from connector.service import ConnectorService
 from connector.sync import HttpSyncClient
+from connector.wa_version import announced_version
 
 log = logging.getLogger("connector")
 
@@ -41,11 +42,17 @@ def _arm_watchdog(budget_s: float) -> None:
     timer.start()
 
 
-def default_link_factory(config: ConnectorConfig) -> LinkFactory:
-    """The real engine (critical credentials changes wait for Pub/Sub: ``connector.link``)."""
-    from connector.engine.driver import EngineLinkFactory
+def default_link_factory(config: ConnectorConfig, version: tuple[int, int, int] | None = None) -> LinkFactory:
+    """The real engine, announcing ``version`` (the configured one by default; ``connector.wa_version``)."""
+    from dataclasses import replace
 
-    return EngineLinkFactory(config.wa_url, config.wa_root_key, retry_resend_wait_s=config.retry_resend_wait_s)
+    from connector.engine.driver import EngineLinkFactory
+    from connector.protocol.client import ClientConfig
+
+    base = ClientConfig()
+    client = replace(base, device=replace(base.device, version=version or config.wa_version))
+    return EngineLinkFactory(config.wa_url, config.wa_root_key, client_config=client,
+                             retry_resend_wait_s=config.retry_resend_wait_s)
 
 
 async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None) -> int:
@@ -60,7 +67,7 @@ async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None
         sync_client=HttpSyncClient(config.functions_url, config.token, token_source=(
             MetadataIdentityTokens(config.audience) if config.audience else None)),
         transport=PubSubTransport(config.project_id),
-        link_factory=link_factory or default_link_factory(config),
+        link_factory=link_factory or default_link_factory(config, await announced_version(config)),
         cache=cache,
     )
     service.outbox_feed = OutboxSubscription(config.project_id, config.topics.outbox, config.connector_id,

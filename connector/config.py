@@ -8,6 +8,10 @@
 - ``KEEPER_CAPACITY``: most accounts this connector holds (1000).
 - ``KEEPER_WA_URL``: WhatsApp Web websocket URL (``wss://web.whatsapp.com/ws/chat``).
 - ``KEEPER_WA_ROOT_KEY``: server certificate root public key, hex or base64 (the engine's built-in root).
+- ``KEEPER_WA_VERSION``: WhatsApp Web version announced, ``major.minor.patch`` (the engine's built-in one).
+  When WhatsApp refuses it (405 ``client_outdated``, every account stops), setting it is the fix.
+- ``KEEPER_WA_VERSION_FETCH``: ``1`` to read the current version from ``KEEPER_WA_VERSION_URL``
+  (``https://web.whatsapp.com/sw.js``) at start, keeping ``KEEPER_WA_VERSION`` if that fails (off).
 - ``PORT``: HTTP port of ``/healthz``, ``/readyz``, ``/metrics`` (8080).
 - ``KEEPER_HTTP_HOST``: address that port listens on (``127.0.0.1``: a developer's machine does not
   show its metrics to the network; the image sets ``0.0.0.0``, which Cloud Run needs to reach ``$PORT``).
@@ -41,6 +45,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from connector.errors import ConfigError
+from connector.protocol.payload import DEFAULT_WA_VERSION
+from connector.wa_version import DEFAULT_VERSION_URL, parse_version
 
 DEFAULT_WA_URL = "wss://web.whatsapp.com/ws/chat"
 DEFAULT_CACHE_DIR = os.path.expanduser("~/.cache/keeper-connector")
@@ -68,6 +74,9 @@ class ConnectorConfig:
     capacity: int = 1000
     wa_url: str = DEFAULT_WA_URL
     wa_root_key: bytes | None = None
+    wa_version: tuple[int, int, int] = DEFAULT_WA_VERSION
+    wa_version_fetch: bool = False
+    wa_version_url: str = DEFAULT_VERSION_URL
     port: int = 8080
     http_host: str = "127.0.0.1"
     cache_dir: str | None = field(default_factory=lambda: DEFAULT_CACHE_DIR)
@@ -95,6 +104,9 @@ class ConnectorConfig:
             capacity=_int(env, "KEEPER_CAPACITY", 1000, minimum=0),
             wa_url=env.get("KEEPER_WA_URL") or DEFAULT_WA_URL,
             wa_root_key=_key(env, "KEEPER_WA_ROOT_KEY"),
+            wa_version=_version(env, "KEEPER_WA_VERSION"),
+            wa_version_fetch=_flag(env, "KEEPER_WA_VERSION_FETCH"),
+            wa_version_url=env.get("KEEPER_WA_VERSION_URL") or DEFAULT_VERSION_URL,
             port=_int(env, "PORT", 8080, minimum=0),
             http_host=_host(env, "KEEPER_HTTP_HOST", "127.0.0.1"),
             cache_dir=env.get("KEEPER_CACHE_DIR", DEFAULT_CACHE_DIR) or None,
@@ -150,6 +162,25 @@ def _host(env: Mapping[str, str], name: str, default: str) -> str:
         if not _HOSTNAME.fullmatch(raw):
             raise ConfigError(f"{name} must be an IP address or a host name, got {raw!r}") from None
     return raw
+
+
+def _version(env: Mapping[str, str], name: str) -> tuple[int, int, int]:
+    raw = env.get(name)
+    if not raw:
+        return DEFAULT_WA_VERSION
+    try:
+        return parse_version(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a version like 2.3000.1035194821: {exc}") from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _key(env: Mapping[str, str], name: str) -> bytes | None:

@@ -104,6 +104,10 @@ class SessionVault(Protocol):
 
     def list_accounts(self) -> list[str]: ...
 
+    def stored_among(self, account_ids: Sequence[str]) -> set[str]:
+        """Those of ``account_ids`` with a stored session (their heads only are read)."""
+        ...
+
     def record_health(self, account_id: str, health: str, at: datetime) -> None:
         """Note the health-check result on the session's head document."""
         ...

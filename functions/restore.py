@@ -41,6 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.alerts import Alerter
+from functions.errors import PermissionDeniedError
 from functions.leases import release_all, renew_all
 from functions.messages import MessageStore
 from functions.model import (
@@ -83,6 +84,8 @@ CLAIM_BUDGET_S = 3.0
 #: After a restore found the KEK out of reach, the account is offered again this much later (not on
 #: every connector's next sync, which would hammer Secret Manager while it is down).
 KEK_RETRY_S = 60.0
+#: The identity :class:`functions.auth.BearerVerifier` reports for the local shared token.
+LOCAL_CALLER = "token"
 
 
 #: The look for new sends of held accounts reaches this far before the connector's previous call
@@ -129,9 +132,19 @@ class ConnectorSyncService:
         self._executor: ThreadPoolExecutor | None = None
         self._round_executor: ThreadPoolExecutor | None = None
 
-    def sync(self, request: SyncRequest) -> SyncReply:
+    def _check_binding(self, connector_id: str, caller: str) -> None:
+        record = self._stores.status.connector(connector_id)
+        if record is not None and record.identity is not None and record.identity != caller:
+            _log.warning("connectorSync %s: refused, the id belongs to another identity", connector_id)
+            raise PermissionDeniedError(f"connector id {connector_id} belongs to another identity")
+
+    def sync(self, request: SyncRequest, caller: str = LOCAL_CALLER) -> SyncReply:
+        """One connectorSync call by ``caller``, the verified identity (``LOCAL_CALLER`` for the local shared
+        token). A connector id belongs to the identity of its first call: another identity naming it is
+        refused before any lease is touched, so it cannot release or renew that connector's leases."""
         started = time.monotonic()
         now = self._clock()
+        self._check_binding(request.connector_id, caller)
         since = self._sends_since(request.connector_id, now)
         release_all(self._stores, request.connector_id, request.release, now)
         released = {r.account_id for r in request.release}
@@ -147,7 +160,7 @@ class ConnectorSyncService:
             commands.extend(claim_commands)
         claimed_at = time.monotonic()
         self._stores.status.record_connector(ConnectorRecord(
-            request.connector_id, now, request.capacity, len(renewal.held_ids) + len(claimed)))
+            request.connector_id, now, request.capacity, len(renewal.held_ids) + len(claimed), caller))
         public_key, key_id = self._vault_key()
         pending = self._pending_sends([c.account_id for c in claimed], renewal.held_ids, since)
         _log.info("connectorSync %s: %d released, %d renewed of %d held, %d lost, %d claimed in %.2f s "

@@ -26,9 +26,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-from shared import sealing
 from shared.authstate import AuthState, validate_state
 from shared.errors import (
     IntegrityError,
@@ -36,15 +33,14 @@ from shared.errors import (
     NotFoundError,
     NoUsableVersionError,
     OutOfOrderSnapshotError,
-    SealingError,
     StaleGenerationError,
     StateTooLargeError,
     StateValidationError,
     VaultError,
 )
-from shared.snapshot import Snapshot, canonical_state_bytes, parse_state, snapshot_aad
+from shared.snapshot import canonical_state_bytes, parse_state
 from shared.vault import crypto
-from shared.vault.kek import KekProvider, sealing_private_key
+from shared.vault.kek import KekProvider
 from shared.vault.legacy import legacy_state
 from shared.vault.store import (
     BatchReadStore,
@@ -159,6 +155,10 @@ class VerifyReport:
     account_id: str
     ok: tuple[int, ...]
     failed: tuple[SkippedVersion, ...]
+    #: (version, KEK version) of kept versions wrapped under a KEK version that is not the current one:
+    #: disabling that KEK version would make them unreadable, so a rotation is not complete while any remain.
+    old_kek: tuple[tuple[int, str], ...] = ()
+    current_kek: str = ""
 
     @property
     def passed(self) -> bool:
@@ -184,14 +184,6 @@ class MigrationResult:
     version: int | None = None
 
 
-@dataclass(frozen=True)
-class SealingKey:
-    """The vault's current sealing public key and the KEK version it belongs to."""
-
-    key_id: str
-    public: bytes
-
-
 def _reason(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {exc}"
 
@@ -215,7 +207,6 @@ class Vault:
         self._versions_kept = versions_kept
         self._clock = clock
         self._rand = rand
-        self._sealing_keys: dict[str, X25519PrivateKey] = {}
 
     @property
     def kek(self) -> KekProvider:
@@ -292,9 +283,6 @@ class Vault:
         log.info("account %s: state unchanged, v%d kept", account_id, head.latest_version)
         return SaveResult(account_id, head.latest_version, head.generation, False, digest,
                           head.raw_size, head.stored_size, versions_kept=len(head.versions))
-
-    def save_snapshot(self, snapshot: Snapshot) -> SaveResult:
-        return self.save(snapshot.account_id, snapshot.state, snapshot.generation, snapshot.produced_at)
 
     # --- restore ---------------------------------------------------------------------------------
 
@@ -427,8 +415,10 @@ class Vault:
     def verify(self, account_id: str) -> VerifyReport:
         """Decrypt and validate every kept version of one account."""
         head = self._head(account_id)
+        current = self._kek.current_version()
         ok: list[int] = []
         failed: list[SkippedVersion] = []
+        old_kek = tuple((ref.version, ref.kek_version) for ref in head.versions if ref.kek_version != current)
         for ref in head.versions:
             try:
                 _, plaintext, _ = self._open(account_id, ref)
@@ -438,7 +428,7 @@ class Vault:
                 failed.append(SkippedVersion(ref.version, _reason(exc)))
             else:
                 ok.append(ref.version)
-        return VerifyReport(account_id, tuple(ok), tuple(failed))
+        return VerifyReport(account_id, tuple(ok), tuple(failed), old_kek, current)
 
     def delete(self, account_id: str) -> bool:
         """Remove the head, every version and every chunk; False if nothing was stored."""
@@ -463,8 +453,9 @@ class Vault:
     def rotate_kek(self, account_id: str) -> RotateReport:
         """Re-wrap the data keys of every kept version under the newest KEK version.
 
-        Payloads are not re-encrypted. A version that fails to unwrap is reported and left as is, so
-        it keeps opening under its old KEK version if that comes back.
+        Payloads are not re-encrypted. A version still wrapped the format-1 way (under the KEK itself) is
+        re-wrapped under its account's key even when its KEK version is current. A version that fails to
+        unwrap is reported and left as is, so it keeps opening under its old KEK version if that comes back.
         """
         head = self._head(account_id)
         target = self._kek.current_version()
@@ -476,7 +467,7 @@ class Vault:
             try:
                 record = self._store.get_version(account_id, ref)
                 old = record.header.kek_version
-                if old == target:
+                if old == target and record.header.wrap_scheme == crypto.WRAP_ACCOUNT_KEY:
                     current.append(ref.version)
                     continue
                 binding = crypto.Binding(account_id, record.version, record.generation)
@@ -490,36 +481,6 @@ class Vault:
         if rewrapped:
             log.info("account %s: re-wrapped %d versions under KEK %s", account_id, len(rewrapped), target)
         return RotateReport(account_id, target, tuple(rewrapped), tuple(current), tuple(failed))
-
-    # --- sealing -----------------------------------------------------------------------------------
-
-    def _sealing_key(self, key_id: str) -> X25519PrivateKey:
-        key = self._sealing_keys.get(key_id)
-        if key is None:
-            key = sealing_private_key(self._kek.key(key_id))
-            self._sealing_keys[key_id] = key
-        return key
-
-    def sealing_public_key(self) -> SealingKey:
-        """The key the connector seals snapshots to (it rotates with the KEK)."""
-        key_id = self._kek.current_version()
-        return SealingKey(key_id, sealing.public_key_bytes(self._sealing_key(key_id)))
-
-    def open_sealed(self, blob: bytes, aad: bytes = b"") -> bytes:
-        """Open a blob sealed to any KEK version's sealing key."""
-        header = sealing.read_header(blob)
-        try:
-            private = self._sealing_key(header.key_id)
-        except KekUnavailableError as exc:
-            raise SealingError(f"sealed to key {header.key_id!r}, which is not available: {exc}") from exc
-        return sealing.open_sealed(blob, private, aad)
-
-    def open_snapshot(self, blob: bytes, account_id: str) -> Snapshot:
-        """Open a sealed snapshot published for ``account_id`` and check it is for that account."""
-        snapshot = Snapshot.from_bytes(self.open_sealed(blob, snapshot_aad(account_id)))
-        if snapshot.account_id != account_id:
-            raise SealingError(f"snapshot for {snapshot.account_id} arrived as {account_id}")
-        return snapshot
 
     # --- legacy migration --------------------------------------------------------------------------
 
@@ -559,5 +520,5 @@ class Vault:
 
 __all__ = [
     "AccountInfo", "MigrationResult", "RestoreResult", "RotateReport", "SaveResult",
-    "SealingKey", "SkippedVersion", "Vault", "VerifyReport", "VersionInfo", "snapshot_aad",
+    "SkippedVersion", "Vault", "VerifyReport", "VersionInfo",
 ]

@@ -42,8 +42,7 @@ from shared.connector_sync import (
     SyncRequest,
 )
 from shared.sealing import open_sealed, public_key_bytes, seal
-from shared.snapshot import Snapshot
-from shared.vault.vault import snapshot_aad
+from shared.snapshot import Snapshot, snapshot_aad
 
 
 @dataclass(frozen=True)

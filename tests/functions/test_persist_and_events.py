@@ -182,7 +182,7 @@ def test_an_unavailable_kek_is_retried_not_dropped(tmp_path: Path) -> None:
     w = world(tmp_path)
     account_id, _ = _held(w)
     sealed = seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1))
-    w.vault._sealing_keys.clear()  # forget the cached sealing key, as a fresh instance would
+    w.sealer._keys._keys.clear()  # forget the cached sealing key, as a fresh instance would
     kek = w.vault.kek
 
     def unavailable(version: str) -> bytes:
@@ -261,14 +261,13 @@ def test_a_snapshot_sealed_to_a_kek_version_that_cannot_exist_is_dropped_not_ret
     """Issue 16 item 6: a malformed or unknown key id is permanent: MalformedMessageError (acknowledged with a
     log line and counted), with at most one look-up of the named version, never a Pub/Sub retry."""
     from shared import sealing
-    from shared.snapshot import Snapshot
-    from shared.vault import snapshot_aad
+    from shared.snapshot import Snapshot, snapshot_aad
 
     w = world(tmp_path)
     account_id, _ = _held(w)
     data = Snapshot(account_id=account_id, generation=1, produced_at=T0, connector_id="c-1",
                     state=registered_state(1)).to_bytes()
-    sealed = sealing.seal(data, w.vault.sealing_public_key().public, key_id, snapshot_aad(account_id))
+    sealed = sealing.seal(data, w.sealer.vault_public_key()[0], key_id, snapshot_aad(account_id))
     looked_up: list[str] = []
     kek = w.vault.kek
     original = kek.key
