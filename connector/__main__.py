@@ -17,7 +17,7 @@ import threading
 from connector import logs
 from connector.cache import StateCache
 from connector.config import ConnectorConfig
-from connector.errors import CacheError, ConfigError
+from connector.errors import CacheError, ConnectorConfigError
 from connector.identity import MetadataIdentityTokens
 from connector.link import LinkFactory
 from connector.outbox import OutboxSubscription
@@ -90,7 +90,7 @@ async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None
 def main() -> int:
     try:
         config = ConnectorConfig.from_env()
-    except ConfigError as exc:
+    except ConnectorConfigError as exc:
         print(f"connector: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log_level)

@@ -44,7 +44,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from connector.errors import ConfigError
+from connector.errors import ConnectorConfigError
 from connector.protocol.payload import DEFAULT_WA_VERSION
 from connector.wa_version import DEFAULT_VERSION_URL, parse_version
 
@@ -91,11 +91,11 @@ class ConnectorConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectorConfig:
-        """Read the table in this module's docstring; raise :class:`ConfigError` on bad values."""
+        """Read the table in this module's docstring; raise :class:`ConnectorConfigError` on bad values."""
         env = os.environ if env is None else env
         url = env.get("KEEPER_FUNCTIONS_URL", "").rstrip("/")
         if not url:
-            raise ConfigError("KEEPER_FUNCTIONS_URL is required (base URL of the functions)")
+            raise ConnectorConfigError("KEEPER_FUNCTIONS_URL is required (base URL of the functions)")
         return cls(
             functions_url=url,
             connector_id=env.get("KEEPER_CONNECTOR_ID") or _default_connector_id(),
@@ -133,9 +133,9 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ConnectorConfigError(f"{name} must be an integer, got {raw!r}") from exc
     if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        raise ConnectorConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
@@ -146,9 +146,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConnectorConfigError(f"{name} must be a number, got {raw!r}") from exc
     if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {value}")
+        raise ConnectorConfigError(f"{name} must not be negative, got {value}")
     return value
 
 
@@ -160,7 +160,7 @@ def _host(env: Mapping[str, str], name: str, default: str) -> str:
         ipaddress.ip_address(raw)
     except ValueError:
         if not _HOSTNAME.fullmatch(raw):
-            raise ConfigError(f"{name} must be an IP address or a host name, got {raw!r}") from None
+            raise ConnectorConfigError(f"{name} must be an IP address or a host name, got {raw!r}") from None
     return raw
 
 
@@ -171,7 +171,7 @@ def _version(env: Mapping[str, str], name: str) -> tuple[int, int, int]:
     try:
         return parse_version(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a version like 2.3000.1035194821: {exc}") from None
+        raise ConnectorConfigError(f"{name} must be a version like 2.3000.1035194821: {exc}") from None
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -180,7 +180,7 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
-    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+    raise ConnectorConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _key(env: Mapping[str, str], name: str) -> bytes | None:
@@ -190,4 +190,4 @@ def _key(env: Mapping[str, str], name: str) -> bytes | None:
     try:
         return bytes.fromhex(raw) if len(raw) == 64 else base64.b64decode(raw, validate=True)
     except (ValueError, binascii.Error) as exc:
-        raise ConfigError(f"{name} must be hex or base64") from exc
+        raise ConnectorConfigError(f"{name} must be hex or base64") from exc

@@ -35,6 +35,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from functions.errors import FunctionsConfigError
 from shared.events import (
     TOPIC_ALERTS,
     TOPIC_CONNECTION_EVENTS,
@@ -47,10 +48,6 @@ DEFAULT_PROJECT = "demo-keeper"
 DEFAULT_REGION = "us-central1"
 
 
-class ConfigError(ValueError):
-    """An environment variable holds a value the functions cannot use."""
-
-
 def _number(env: Mapping[str, str], name: str, default: float, low: float = 0) -> float:
     raw = env.get(name, "")
     if not raw:
@@ -58,9 +55,9 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float = 0) -
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+        raise FunctionsConfigError(f"{name}={raw!r} is not a number") from exc
     if value < low:
-        raise ConfigError(f"{name}={raw!r} must be at least {low}")
+        raise FunctionsConfigError(f"{name}={raw!r} must be at least {low}")
     return value
 
 

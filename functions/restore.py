@@ -16,8 +16,8 @@ A claim takes the lease (generation + 1) first, then:
 Claims are made in rounds of :data:`CLAIM_ROUND`: the round's leases in one transaction, its claim
 index updates and restore outcomes in one batched write each, its restores read in two round trips
 (``restore_many``) and decrypted and sealed on a thread pool. Up to :data:`PARALLEL_ROUNDS` rounds run
-at once (a round mostly waits on Firestore; run one after another, a restart of 1,000 accounts was
-bound by those waits with the CPU half idle). The claim budget is checked between waves of rounds.
+at once (a round mostly waits on Firestore, so rounds in sequence would leave the CPU idle). The
+claim budget is checked between waves of rounds.
 The first account of a call that needs the vault goes in a round of its own, so a KEK out of reach
 costs one wait per call.
 
@@ -67,14 +67,15 @@ from shared.connector_sync import (
     SyncReply,
     SyncRequest,
 )
+from shared.errors import SkippedVersion
 from shared.events import OutboundSend
 
 _log = logging.getLogger(__name__)
 
 #: How many more candidates than free slots to look at (some are taken by other connectors meanwhile;
 #: an account with a live lease is out of the query already, its index being ahead of the clock).
-#: Each candidate costs an account and a lease read: twice the free slots made a restart read twice
-#: what it claimed. What another connector took first is made up on the next sync.
+#: Each candidate costs an account and a lease read, so few spares are read; what another connector
+#: took first is made up on the next sync.
 _CANDIDATE_FACTOR = 1
 _CANDIDATE_EXTRA = 10
 #: Claiming stops after this long in one call, so the answer reaches the connector well inside its
@@ -461,7 +462,7 @@ class ConnectorSyncService:
                         record)
 
     def _fail(self, request: SyncRequest, account: Account, lease: Lease, reason: str,
-              skipped: tuple[tuple[int, str], ...]) -> None:
+              skipped: tuple[SkippedVersion, ...]) -> None:
         now = self._clock()
         account_id = account.account_id
         self._stores.outcomes.record(RestoreOutcome(

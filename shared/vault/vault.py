@@ -33,6 +33,7 @@ from shared.errors import (
     NotFoundError,
     NoUsableVersionError,
     OutOfOrderSnapshotError,
+    SkippedVersion,
     StaleGenerationError,
     StateTooLargeError,
     StateValidationError,
@@ -91,12 +92,6 @@ class SaveResult:
     stored_size: int
     dropped: tuple[int, ...] = ()
     versions_kept: int = 0  # how many versions the head keeps after this save
-
-
-@dataclass(frozen=True)
-class SkippedVersion:
-    version: int
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -182,10 +177,6 @@ class MigrationResult:
     account_id: str
     outcome: MigrationOutcome
     version: int | None = None
-
-
-def _reason(exc: Exception) -> str:
-    return f"{exc.__class__.__name__}: {exc}"
 
 
 class Vault:
@@ -327,7 +318,7 @@ class Vault:
                 except (VaultError, StateValidationError) as exc:
                     log.warning("account %s: v%d skipped in restore: %s", account_id, ref.version,
                                 exc.__class__.__name__)
-                    skipped.append(SkippedVersion(ref.version, _reason(exc)))
+                    skipped.append(SkippedVersion(ref.version, exc))
                     continue
                 self._record_health(head, skipped)
                 return RestoreResult(account_id, record.version, record.generation, plaintext, tuple(skipped),
@@ -342,7 +333,7 @@ class Vault:
             still_kept = {ref.version for ref in head.versions}
             skipped = [s for s in skipped if s.version in still_kept]
         self._record_health(head, skipped, failed=True)
-        raise NoUsableVersionError(account_id, [(s.version, s.reason) for s in skipped])
+        raise NoUsableVersionError(account_id, skipped)
 
     def restore_many(self, account_ids: Sequence[str]) -> dict[str, RestoreResult | VaultError | StateValidationError]:
         """:meth:`restore` for many accounts: each one's result, or the error :meth:`restore` raises.
@@ -425,7 +416,7 @@ class Vault:
                 if ref.version == head.latest_version and hashlib.sha256(plaintext).hexdigest() != head.sha256:
                     raise IntegrityError(f"account {account_id} v{ref.version}: hash differs from the head")
             except (VaultError, StateValidationError) as exc:
-                failed.append(SkippedVersion(ref.version, _reason(exc)))
+                failed.append(SkippedVersion(ref.version, exc))
             else:
                 ok.append(ref.version)
         return VerifyReport(account_id, tuple(ok), tuple(failed), old_kek, current)
@@ -477,7 +468,7 @@ class Vault:
                     raise IntegrityError(f"account {account_id} v{ref.version}: changed during rotation")
                 rewrapped.append(ref.version)
             except VaultError as exc:
-                failed.append(SkippedVersion(ref.version, _reason(exc)))
+                failed.append(SkippedVersion(ref.version, exc))
         if rewrapped:
             log.info("account %s: re-wrapped %d versions under KEK %s", account_id, len(rewrapped), target)
         return RotateReport(account_id, target, tuple(rewrapped), tuple(current), tuple(failed))

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from connector.config import ConnectorConfig
-from connector.errors import ConfigError
+from connector.errors import ConnectorConfigError
 from connector.protocol.payload import DEFAULT_WA_VERSION
 from connector.wa_version import announced_version, parse_version, version_from_service_worker
 
@@ -21,7 +21,7 @@ def test_the_version_is_configuration_and_validated() -> None:
     assert ConnectorConfig.from_env({**BASE, "KEEPER_WA_VERSION": "2.3000.1040000001"}).wa_version == (
         2, 3000, 1040000001)
     for bad in ("2.3000", "2.3000.x", "2.3000.-1", "v2.3000.1", "2.3000.1.4", "0.0.0", "2.3000.99999999999"):
-        with pytest.raises(ConfigError, match="KEEPER_WA_VERSION"):
+        with pytest.raises(ConnectorConfigError, match="KEEPER_WA_VERSION"):
             ConnectorConfig.from_env({**BASE, "KEEPER_WA_VERSION": bad})
     assert ConnectorConfig.from_env({**BASE, "KEEPER_WA_VERSION_FETCH": "1"}).wa_version_fetch
     assert not ConnectorConfig.from_env(BASE).wa_version_fetch

@@ -16,10 +16,10 @@ import pytest
 from functions.alerts import Alerter, alert_id, alert_ids
 from functions.connection_events import ConnectionEventRecorder
 from functions.errors import StaleMessageError
-from functions.memory_stores import MemoryAlertStore
 from functions.model import AccountStatus, Alert
 from functions.stores import Stores
 from shared.events import ConnectionState, ConnectionUpdate, ConnectionUpdates, PairingCode, PairingSuccess
+from tests.functions.memory_stores import MemoryAlertStore
 from tests.functions.support import (
     T0,
     FakeConnector,

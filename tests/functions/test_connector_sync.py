@@ -338,7 +338,6 @@ def test_one_sync_waits_on_an_unreachable_kek_once(tmp_path: Path) -> None:
 def test_a_restore_seals_the_stored_bytes_as_they_are(tmp_path: Path) -> None:
     # The vault hands back the canonical bytes it decrypted; sealing them for the connector must not
     # serialise the state again (milliseconds per account on a 1,000-account restart).
-    from functions.ports import OpenedSnapshot
     from functions.vault_adapter import VaultSessions
     from shared.snapshot import canonical_state_bytes
 
@@ -353,8 +352,9 @@ def test_a_restore_seals_the_stored_bytes_as_they_are(tmp_path: Path) -> None:
                for r in many.values())
     connector = FakeConnector("c-1")
     other_bytes = canonical_state_bytes(registered_state(2))
-    sealed = VaultSealer(w.vault.kek).seal_restore(sealing.public_key_bytes(connector.key), OpenedSnapshot(
-        "acct-1", 2, "c-1", w.clock.now, registered_state(1), other_bytes))
+    sealed = VaultSealer(w.vault.kek).seal_restored_bytes(
+        sealing.public_key_bytes(connector.key), account_id="acct-1", generation=2, connector_id="c-1",
+        produced_at=w.clock.now, state_bytes=other_bytes)
     opened = connector.open_claim({"sealedState": base64.b64encode(sealed).decode()})
     assert canonical_state_bytes(opened.state) == other_bytes  # the bytes given, not a re-serialisation
 
