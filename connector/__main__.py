@@ -20,6 +20,7 @@ from connector.config import ConnectorConfig
 from connector.errors import CacheError, ConnectorConfigError
 from connector.identity import MetadataIdentityTokens
 from connector.link import LinkFactory
+from connector.outbox import OutboxSubscription
 from connector.publisher import PubSubTransport
 from connector.service import ConnectorService
 from connector.sync import HttpSyncClient
@@ -50,7 +51,8 @@ def default_link_factory(config: ConnectorConfig, version: tuple[int, int, int] 
 
     base = ClientConfig()
     client = replace(base, device=replace(base.device, version=version or config.wa_version))
-    return EngineLinkFactory(config.wa_url, config.wa_root_key, client_config=client)
+    return EngineLinkFactory(config.wa_url, config.wa_root_key, client_config=client,
+                             retry_resend_wait_s=config.retry_resend_wait_s)
 
 
 async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None) -> int:
@@ -68,6 +70,8 @@ async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None
         link_factory=link_factory or default_link_factory(config, await announced_version(config)),
         cache=cache,
     )
+    service.outbox_feed = OutboxSubscription(config.project_id, config.topics.outbox, config.connector_id,
+                                             service.outbox.offer)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -2,25 +2,23 @@
 
 :class:`AccountEvents` is the :class:`~connector.supervisor.SupervisorHooks` of every held account.
 Connection updates go out in batches (:mod:`connector.reports`); pairing events one per message on
-the connection-events topic; each incoming message becomes a ``message.received`` event on the
-messages topic and is acknowledged to WhatsApp only after Pub/Sub accepted it (at-least-once: an
-unacknowledged message is redelivered on the next login).
+the connection-events topic; incoming messages go to the :class:`~connector.inbox.Inbox` (published,
+made durable, then acknowledged: docs/ARCHITECTURE.md, "Receive durability").
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from connector.cache import StateCache
-from connector.errors import CacheError, PublishError
+from connector.errors import CacheError
+from connector.inbox import Inbox
 from connector.metrics import Counter
-from connector.protocol.binary import encode_node
 from connector.protocol.close import CloseReason
-from connector.protocol.events import IncomingMessage
+from connector.protocol.events import DuplicateIgnored, ReceivedMessage, RetryRequested
 from connector.publisher import OrderedPublisher
 from connector.reports import ConnectionReports
 from connector.slots import AccountSlot
@@ -29,7 +27,6 @@ from connector.states import AccountState
 from shared.events import (
     ConnectionState,
     ConnectionUpdate,
-    MessageReceived,
     PairingCode,
     PairingFailed,
     PairingQr,
@@ -60,28 +57,20 @@ def same_number(phone_number: str, jid: str) -> bool:
     return user == "".join(ch for ch in phone_number if ch.isdigit())
 
 
-def message_event(account_id: str, message: IncomingMessage) -> MessageReceived:
-    """The ``message.received`` event of an incoming stanza (its still-encrypted node as payload)."""
-    return MessageReceived(account_id=account_id, message_id=message.id, chat=message.sender,
-                           sender=message.participant or message.sender, timestamp=message.timestamp or 0,
-                           type=(message.type or "unknown").lower(), payload=encode_node(message.node))
-
-
 class AccountEvents:
     """Implements :class:`~connector.supervisor.SupervisorHooks` for the accounts in ``accounts``."""
 
     def __init__(self, connector_id: str, accounts: Mapping[str, AccountSlot], *, events: OrderedPublisher,
-                 messages: OrderedPublisher, reports: ConnectionReports, writer: SnapshotWriter,
-                 cache: StateCache | None, reconnects: Counter, message_outcomes: Counter) -> None:
+                 inbox: Inbox, reports: ConnectionReports, writer: SnapshotWriter,
+                 cache: StateCache | None, reconnects: Counter) -> None:
         self._connector_id = connector_id
         self._accounts = accounts
         self._events = events
-        self._messages = messages
+        self._inbox = inbox
         self._reports = reports
         self._writer = writer
         self._cache = cache
         self._reconnects = reconnects
-        self._message_outcomes = message_outcomes
         #: Unlinks a device linked by the wrong phone (the service sets it: it owns the sockets).
         self.refuse_link: Callable[[AccountSlot], None] | None = None
 
@@ -141,31 +130,12 @@ class AccountEvents:
         event = PairingFailed(account_id, slug, *self._sender(account_id))
         self._events.submit(account_id, event.to_json(), event.attributes())
 
-    def message(self, account_id: str, message: IncomingMessage, ack: Callable[[], Awaitable[bool]]) -> None:
-        slot = self._accounts.get(account_id)
-        if slot is None:
-            return
-        event = message_event(account_id, message)
-        accepted = self._messages.submit(account_id, event.to_json(), event.attributes())
+    def message(self, account_id: str, message: ReceivedMessage, ack: Callable[[], Awaitable[bool]]) -> None:
+        if account_id in self._accounts:
+            self._inbox.received(account_id, message, ack)
 
-        async def ack_when_accepted() -> None:
-            try:
-                await accepted
-            except (PublishError, asyncio.CancelledError):
-                # Not acknowledged: WhatsApp delivers it again on the next connection.
-                self._message_outcomes.inc("not_published")
-                return
-            try:
-                await ack()
-                self._message_outcomes.inc("acked")
-            except Exception as exc:
-                self._message_outcomes.inc("ack_failed")
-                log.info("message published but not acknowledged (socket gone); it will be redelivered",
-                         extra={"account_id": account_id, "fields": {"error": type(exc).__name__}})
-
-        task = asyncio.get_running_loop().create_task(ack_when_accepted())
-        slot.message_tasks.add(task)
-        task.add_done_callback(slot.message_tasks.discard)
+    def message_retried(self, account_id: str, event: RetryRequested | DuplicateIgnored) -> None:
+        self._inbox.noted(account_id, event)
 
     def state_changed(self, account_id: str, old: AccountState, new: AccountState) -> None:
         log.debug("state", extra={"account_id": account_id, "fields": {"from": old.value, "to": new.value}})

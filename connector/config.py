@@ -19,12 +19,16 @@
 - ``GOOGLE_CLOUD_PROJECT`` / ``KEEPER_PROJECT``: project of the Pub/Sub topics (``demo-keeper``).
 - ``KEEPER_TOPIC_SNAPSHOTS``, ``KEEPER_TOPIC_CONNECTION_EVENTS``, ``KEEPER_TOPIC_MESSAGES``: topic ids
   (``session-snapshots``, ``connection-events``, ``messages``).
+- ``KEEPER_TOPIC_OUTBOX``: the topic of accepted sends (``outbox``); the connector reads it through a
+  subscription of its own, ``<topic>-<connectorId>`` (``connector/outbox.py``).
 - ``KEEPER_COALESCE_WINDOW_S``: how long routine key churn is coalesced (2.0).
 - ``KEEPER_REPORT_WINDOW_S``: how long connection updates wait to share one ``connection.updates``
   message (1.0; an account's ``connecting`` and ``open`` then mostly share one, and are recorded in
   one read and one write).
 - ``KEEPER_SYNC_INTERVAL_S``: connectorSync period, capped at a third of the lease TTL (5.0).
 - ``KEEPER_SHUTDOWN_BUDGET_S``: SIGTERM to exit (8.0; Cloud Run kills at 10).
+- ``KEEPER_RETRY_RESEND_WAIT_S``: how long a message that did not decrypt waits for the sender's resend
+  after our retry receipt before it is published as undecryptable (60.0).
 - ``KEEPER_LOG_LEVEL``: log level (INFO).
 """
 
@@ -58,6 +62,7 @@ class Topics:
     snapshots: str = "session-snapshots"
     connection: str = "connection-events"
     messages: str = "messages"
+    outbox: str = "outbox"
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class ConnectorConfig:
     report_window_s: float = 1.0
     sync_interval_s: float = 5.0
     shutdown_budget_s: float = 8.0
+    retry_resend_wait_s: float = 60.0
     log_level: str = "INFO"
 
     @classmethod
@@ -109,11 +115,13 @@ class ConnectorConfig:
                 snapshots=env.get("KEEPER_TOPIC_SNAPSHOTS") or Topics.snapshots,
                 connection=env.get("KEEPER_TOPIC_CONNECTION_EVENTS") or Topics.connection,
                 messages=env.get("KEEPER_TOPIC_MESSAGES") or Topics.messages,
+                outbox=env.get("KEEPER_TOPIC_OUTBOX") or Topics.outbox,
             ),
             coalesce_window_s=_float(env, "KEEPER_COALESCE_WINDOW_S", 2.0),
             report_window_s=_float(env, "KEEPER_REPORT_WINDOW_S", 1.0),
             sync_interval_s=_float(env, "KEEPER_SYNC_INTERVAL_S", 5.0),
             shutdown_budget_s=_float(env, "KEEPER_SHUTDOWN_BUDGET_S", 8.0),
+            retry_resend_wait_s=_float(env, "KEEPER_RETRY_RESEND_WAIT_S", 60.0),
             log_level=env.get("KEEPER_LOG_LEVEL") or "INFO",
         )
 

@@ -12,9 +12,11 @@ the bytes that depend on them leave (e.g. the ``pair-device-sign`` reply); if it
 session ends (``protocol_error``) without sending them. The ``CredsChanged`` events that follow are
 informational: the account's auth store listener has seen every change already.
 
-Incoming messages: ``MessageArrived`` carries the parsed ``<message>`` stanza (its node included);
-:meth:`LinkSession.ack` acknowledges it to WhatsApp, to be called only once the message is safe
-elsewhere (Pub/Sub accepted it): an unacknowledged message is redelivered on the next login.
+Incoming messages arrive decrypted (``MessageDecrypted``) or, after the retry receipts, as
+``MessageUndecryptable``; :meth:`LinkSession.ack` confirms either to WhatsApp, to be called only once
+it is safe elsewhere (its event accepted by Pub/Sub, the Signal state that opened it durable): an
+unconfirmed message is redelivered on the next login. ``RetryRequested`` and ``DuplicateIgnored``
+say what the link did on its own (a retry receipt, a 487 ack).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 from connector.protocol.close import CloseInfo
-from connector.protocol.events import CredsChanged, Event, IncomingMessage
+from connector.protocol.events import CredsChanged, Event, ReceivedMessage
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
 
@@ -40,8 +42,8 @@ class LinkSession(Protocol):
         """Every event in order, connecting first; the last one is ``Closed``."""
         ...
 
-    async def ack(self, message: IncomingMessage) -> bool:
-        """Acknowledge a message to WhatsApp; False when the socket is gone (it will be redelivered)."""
+    async def ack(self, message: ReceivedMessage) -> bool:
+        """Confirm a message to WhatsApp; False when the socket is gone (it will be redelivered)."""
         ...
 
     async def logout(self, timeout_s: float | None = None) -> CloseInfo:

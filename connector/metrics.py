@@ -181,3 +181,11 @@ class ConnectorMetrics:
                                          "state was found", ("source",)))
         self.messages = r.register(Counter("keeper_connector_messages_total",
                                            "Incoming messages by outcome", ("outcome",)))
+        self.undecryptable = r.register(Counter("keeper_connector_messages_undecryptable_total",
+                                                "Messages published as undecryptable, by reason", ("reason",)))
+        self.retry_receipts = r.register(Counter("keeper_connector_retry_receipts_total",
+                                                 "Retry receipts sent for messages that did not decrypt, by reason",
+                                                 ("reason",)))
+        self.message_latency = r.register(Histogram(
+            "keeper_connector_message_publish_seconds",
+            "From a message handed over by the link to Pub/Sub accepting its event", LATENCY_BUCKETS_S))

@@ -41,6 +41,9 @@ async def shut_down(service: ConnectorService) -> None:
     writer, snapshots = service.writer, service.writer.publisher
     service.shutting_down = True
     service.keeper.stop_taking_work()
+    await service.outbox.close()
+    if service.outbox_feed is not None:
+        await asyncio.wait_for(service.outbox_feed.close(), max(0.1, min(1.0, left())))
     await service.stop_tasks()
     held = list(service.accounts.values())
     log.info("shutting down", extra=fields(accounts=len(held), pendingSnapshots=snapshots.pending()))
@@ -48,11 +51,15 @@ async def shut_down(service: ConnectorService) -> None:
                            for slot in held), return_exceptions=True)
     sockets_closed_s = clock() - started
     await service.wait_stopping(max(0.1, left() / 4))
+    # Events of decrypted messages first: the last snapshots carry their Signal state.
+    await service.messages.drained(min(1.0, left() / 4))
+    writer.shutting_down = True
     for slot in held:
+        slot.flush_held = False
         if slot.store.revision != slot.published_revision:
             writer.mark_critical(slot.account_id)
     writer.flusher.flush_now()
-    message_tasks = [t for slot in held for t in slot.message_tasks]
+    message_tasks = service.inbox.tasks()
     drained = await snapshots.drained(max(0.0, left() - RELEASE_BUDGET_S - 0.5))
     unpublished = snapshots.pending_keys()
     if not drained:

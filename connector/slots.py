@@ -20,5 +20,7 @@ class AccountSlot:
     removing: bool = False
     #: The number the account was added with, while it pairs: a link by another phone is refused.
     pairing_phone: str | None = None
-    #: Incoming messages waiting for Pub/Sub before they are acknowledged to WhatsApp.
-    message_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: A snapshot was due while message events were still on their way to Pub/Sub (``connector.inbox``).
+    flush_held: bool = False
+    #: Set when the account has no message event waiting for Pub/Sub any more.
+    messages_settled: asyncio.Event = field(default_factory=asyncio.Event)

@@ -5,10 +5,16 @@ once, routine within the window). A flush serialises the state once, writes it t
 first (so the cache is never older than what was published), seals it to the vault's public key
 (:class:`~connector.snapshot_codec.SnapshotCodec`) and hands it to the snapshot publisher (ordered per
 account, newest only). :meth:`SnapshotWriter.persist_now` is the link's persist-before-send wait.
+
+It is also the inbox's :class:`~connector.inbox.SnapshotGate` (docs/ARCHITECTURE.md, "Receive
+durability"): while an account has message events submitted but not accepted (``in_flight``), its
+snapshots are held, and :meth:`persist_through` waits for a snapshot at a given store revision.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -39,6 +45,10 @@ class SnapshotWriter:
         self._clock = clock
         self.publisher = OrderedPublisher(transport, topic, newest_only=True, on_accepted=self.accepted, clock=clock)
         self.flusher = CoalescingFlusher(self._flush_due, window_s, clock)
+        #: Message events of an account on their way to Pub/Sub (the inbox sets it).
+        self.in_flight: Callable[[str], int] = lambda account_id: 0
+        #: Set by the shutdown: the last snapshots are taken once the events got their chance.
+        self.shutting_down = False
 
     def changed(self, account_id: str, kind: ChangeKind) -> None:
         """An auth store changed (its listener)."""
@@ -57,8 +67,16 @@ class SnapshotWriter:
         if slot is not None:
             self.flush_slot(slot, since)
 
-    def flush_slot(self, slot: AccountSlot, since: float) -> None:
-        """Cache, seal and submit the slot's state now (``since``: its first unsnapshotted change)."""
+    def flush_slot(self, slot: AccountSlot, since: float, *, force: bool = False) -> None:
+        """Cache, seal and submit the slot's state now (``since``: its first unsnapshotted change),
+        unless message events of the account are in flight (then held until they are accepted)."""
+        if not force and not self.shutting_down and self.in_flight(slot.account_id):
+            # This snapshot would carry the ratchet steps that consumed those messages' keys: a crash
+            # after it is durable and before their events are would lose them (their redelivery is a
+            # duplicate). Held until they are accepted (messages_settled).
+            slot.flush_held = True
+            return
+        slot.flush_held = False
         self.flusher.coalescer.forget(slot.account_id)
         revision = slot.store.revision
         state = slot.store.snapshot()
@@ -80,7 +98,7 @@ class SnapshotWriter:
         if slot.store.revision == slot.published_revision:
             return
         try:
-            self.flush_slot(slot, self._clock())
+            self.flush_slot(slot, self._clock(), force=True)
         except Exception:
             log.exception("last snapshot before the lease expires failed", extra={"account_id": slot.account_id})
 
@@ -89,13 +107,54 @@ class SnapshotWriter:
         slot = self._slot_of(account_id)
         if slot is None:
             return False
-        if slot.store.revision != slot.published_revision:
+        return await self.persist_through(account_id, slot.store.revision)
+
+    # --- SnapshotGate (connector.inbox) ----------------------------------------------------------
+
+    def revision(self, account_id: str) -> int | None:
+        slot = self._slot_of(account_id)
+        # Shutting down: the sockets close, so nothing more is acked (WhatsApp redelivers it).
+        return None if slot is None or self.shutting_down else slot.store.revision
+
+    async def persist_through(self, account_id: str, revision: int) -> bool:
+        """Wait until a snapshot at ``revision`` or later is in the cache and accepted by Pub/Sub.
+
+        Waits for the messages in flight first (their events must be accepted before a snapshot
+        carries their ratchet steps), and for a snapshot already on its way (which may cover
+        ``revision``): under load one snapshot per publish round trip covers many messages."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CRITICAL_PERSIST_TIMEOUT_S
+        while True:
+            slot = self._slot_of(account_id)
+            if slot is None:
+                return False
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            if slot.published_revision >= revision:
+                return await self.publisher.settled(account_id, left)
+            if self.in_flight(account_id) and not self.shutting_down:
+                slot.messages_settled.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(slot.messages_settled.wait(), left)
+                continue
+            if not await self.publisher.settled(account_id, left):
+                return False
+            if slot.published_revision >= revision or self._slot_of(account_id) is not slot:
+                continue
             try:
                 self.flush_slot(slot, self._clock())
             except Exception:
-                log.exception("critical snapshot could not be built", extra={"account_id": account_id})
+                log.exception("snapshot could not be built", extra={"account_id": account_id})
                 return False
-        return await self.publisher.settled(account_id, CRITICAL_PERSIST_TIMEOUT_S)
+
+    def messages_settled(self, account_id: str) -> None:
+        slot = self._slot_of(account_id)
+        if slot is None:
+            return
+        slot.messages_settled.set()
+        if slot.flush_held:
+            self.flush_slot(slot, self._clock())
 
     def accepted(self, item: Outgoing, latency_s: float) -> None:
         self._latency.observe(latency_s)

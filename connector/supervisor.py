@@ -35,12 +35,15 @@ from connector.protocol.close import CloseInfo, ClosePolicy, CloseReason, close_
 from connector.protocol.events import (
     Closed,
     CredsChanged,
-    IncomingMessage,
-    MessageArrived,
+    DuplicateIgnored,
+    MessageDecrypted,
+    MessageUndecryptable,
     Opened,
     Paired,
     PairingCodeShown,
     QrCodeShown,
+    ReceivedMessage,
+    RetryRequested,
 )
 from connector.states import AccountState, AccountStateMachine
 from shared.authstore import MemoryAuthStore
@@ -68,8 +71,13 @@ class SupervisorHooks(Protocol):
 
     def pairing_failed(self, account_id: str, reason: str) -> None: ...
 
-    def message(self, account_id: str, message: IncomingMessage, ack: Callable[[], Awaitable[bool]]) -> None:
-        """A message arrived; ``ack()`` acknowledges it to WhatsApp (only once it is safe elsewhere)."""
+    def message(self, account_id: str, message: ReceivedMessage, ack: Callable[[], Awaitable[bool]]) -> None:
+        """A message arrived (decrypted, or undecryptable after its retries); ``ack()`` confirms it to
+        WhatsApp (only once it is safe elsewhere)."""
+        ...
+
+    def message_retried(self, account_id: str, event: RetryRequested | DuplicateIgnored) -> None:
+        """The link sent a retry receipt, or acked a duplicate, on its own (for the metrics)."""
         ...
 
     def state_changed(self, account_id: str, old: AccountState, new: AccountState) -> None: ...
@@ -232,9 +240,10 @@ class AccountSupervisor:
                 if isinstance(event, Closed):
                     closed = event.info
                     break
-                if isinstance(event, MessageArrived):
-                    self._hooks.message(self.account_id, event.message,
-                                        functools.partial(session.ack, event.message))
+                if isinstance(event, MessageDecrypted | MessageUndecryptable):
+                    self._hooks.message(self.account_id, event, functools.partial(session.ack, event))
+                elif isinstance(event, RetryRequested | DuplicateIgnored):
+                    self._hooks.message_retried(self.account_id, event)
                 elif isinstance(event, Opened | PairingCodeShown | QrCodeShown | Paired):
                     self._handle(event)
                 # CredsChanged went through _persist_critical / the store's listener already; the

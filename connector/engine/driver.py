@@ -32,8 +32,16 @@ from connector.protocol import certs
 from connector.protocol.client import Client, ClientConfig, ClientState
 from connector.protocol.close import CloseInfo, CloseReason, close_info, logout_outcome
 from connector.protocol.crypto import RandomSource
-from connector.protocol.events import Closed, CredsChanged, Event, IncomingMessage
+from connector.protocol.events import (
+    Closed,
+    CredsChanged,
+    Event,
+    MessageDecrypted,
+    MessageUndecryptable,
+    ReceivedMessage,
+)
 from connector.protocol.frames import FRAME_MAX_SIZE
+from connector.protocol.retries import DEFAULT_RESEND_WAIT_S, RetryLedger
 from shared.authstore import AuthStore, MemoryAuthStore
 from shared.connector_sync import PairingMethod, PairingRequest
 
@@ -62,9 +70,11 @@ class EngineSession:
         rand: RandomSource = os.urandom,
         clock: Callable[[], float] = time.time,
         before_send: BeforeSend | None = None,
+        retries: RetryLedger | None = None,
     ) -> None:
+        """``retries``: the account's retry ledger, kept across its sessions (a resend may come on the next)."""
         self._config = config
-        self._client = Client(store, config.client, rand)
+        self._client = Client(store, config.client, rand, retries=retries)
         self._clock = clock
         self._before_send = before_send
         self._events: asyncio.Queue[Event] = asyncio.Queue()
@@ -94,8 +104,8 @@ class EngineSession:
             if isinstance(event, Closed):
                 return
 
-    async def ack(self, message: IncomingMessage) -> bool:
-        """Acknowledge a message to the server; False when the connection is already gone."""
+    async def ack(self, message: ReceivedMessage) -> bool:
+        """Confirm a message to the server; False when the connection is already gone."""
         async with self._send_lock:
             queued = self._client.ack_message(message)
             await self._flush_locked()
@@ -255,7 +265,13 @@ class EngineSession:
         events = self._client.events()
         critical = [e for e in events if isinstance(e, CredsChanged) and e.kind == "critical"]
         if critical and self._before_send is not None:
+            # Messages decrypted in this batch go to the caller first: the snapshot the hook waits
+            # for carries their Signal state, and is held until their events are accepted.
+            for event in events:
+                if isinstance(event, MessageDecrypted | MessageUndecryptable):
+                    self._events.put_nowait(event)
             await self._before_send(critical)
+            events = [e for e in events if not isinstance(e, MessageDecrypted | MessageUndecryptable)]
         for event in events:
             if not isinstance(event, Closed):  # the single Closed is queued by _finish
                 self._events.put_nowait(event)
@@ -296,16 +312,23 @@ class EngineLinkFactory:
         *,
         client_config: ClientConfig | None = None,
         connect_timeout_s: float = 20.0,
+        retry_resend_wait_s: float = DEFAULT_RESEND_WAIT_S,
     ) -> None:
-        """``root_key``: the trust root of the server certificate chain (WhatsApp's by default)."""
+        """``root_key``: the trust root of the server certificate chain (WhatsApp's by default);
+        ``retry_resend_wait_s``: how long a failed message waits for its resend (``protocol.retries``)."""
         base = client_config or ClientConfig()
         self._client_config = replace(base, root_public_key=root_key or certs.WHATSAPP_ROOT_PUBLIC_KEY)
         self._url = url
         self._connect_timeout_s = connect_timeout_s
+        self._retries: dict[str, RetryLedger] = {}
+        self._resend_wait_s = retry_resend_wait_s
 
     def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None,
              before_send: BeforeSend) -> EngineSession:
         phone = pairing.phone_number if pairing is not None and pairing.method == PairingMethod.CODE else None
         config = EngineConfig(url=self._url, connect_timeout_s=self._connect_timeout_s,
                               client=replace(self._client_config, pairing_phone_number=phone))
-        return EngineSession(store, config, before_send=before_send)
+        retries = self._retries.get(account_id)
+        if retries is None:
+            retries = self._retries[account_id] = RetryLedger(resend_wait_s=self._resend_wait_s)
+        return EngineSession(store, config, before_send=before_send, retries=retries)

@@ -28,7 +28,8 @@ Rules the caller must follow:
 * handle ``CredsChanged(kind="critical")`` (persist it) before writing the bytes from ``data_to_send``
   that follow it: the pair-device-sign reply must not reach the server before the credentials it commits
   us to are safe;
-* acknowledge a ``MessageArrived`` with ``ack_message`` only once the message is stored elsewhere;
+* acknowledge a ``MessageDecrypted`` / ``MessageUndecryptable`` with ``ack_message`` only once the message
+  is stored elsewhere and the Signal state that opened it is durable (the receipt makes WhatsApp forget it);
 * call ``tick`` no later than ``next_deadline()``.
 * after ``logout`` the connection ends by itself (bounded by the logout timeout); no ``Opened`` is
   reported for a login that only serves to log out.
@@ -41,8 +42,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from connector.protocol import certs, linking, pairing, prekeys, stanzas
-from connector.protocol.binary import Node, decode_node, encode_node
+from connector.protocol import certs, linking, pairing, prekeys, receipts, stanzas
+from connector.protocol.binary import Jid, Node, decode_node, encode_node
 from connector.protocol.close import (
     CloseInfo,
     CloseReason,
@@ -52,23 +53,39 @@ from connector.protocol.close import (
     logout_outcome,
 )
 from connector.protocol.crypto import KeyPair, RandomSource
-from connector.protocol.errors import IllegalTransitionError, MessageFormatError, PairingError, ProtocolError
+from connector.protocol.errors import (
+    IllegalTransitionError,
+    JidError,
+    MessageFormatError,
+    PairingError,
+    ProtocolError,
+)
 from connector.protocol.events import (
     Closed,
     CredsChanged,
+    DecryptedMessage,
+    DecryptFailure,
+    DuplicateIgnored,
     Event,
-    IncomingMessage,
-    MessageArrived,
+    FailureReason,
+    MessageDecrypted,
+    MessageUndecryptable,
     OfflineSyncDone,
     Opened,
     Paired,
     PairingCodeShown,
     PreKeysUploaded,
     QrCodeShown,
+    ReceivedMessage,
+    RetryRequested,
 )
 from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, edge_routing_intro, encode_frame
+from connector.protocol.inbound import decrypt_message
+from connector.protocol.message_stanzas import device_identity
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
 from connector.protocol.payload import DeviceDescription, login_payload, registration_payload
+from connector.protocol.retries import RetryLedger
+from connector.protocol.signal.repository import SignalRepository
 from shared.authstate import CRITICAL_CREDS_FIELDS, PRE_KEY, Contact, Credentials
 from shared.authstore import CREDS, AuthStore, ChangeKind, KeyUpdates
 from shared.bufferjson import JsonValue
@@ -178,18 +195,25 @@ class _RecordingStore:
         self._store.set_keys(updates)
         categories = frozenset(category for category, entries in updates.items() if entries)
         if categories:
-            # New pre-keys are about to be uploaded: once the server hands one out, a message will need
-            # it, so they must be persisted before the upload leaves (hence critical for the sender).
-            kind: ChangeKind = "critical" if PRE_KEY in categories else "routine"
+            # New pre-keys are about to be uploaded (or handed out in a retry receipt): once the server
+            # hands one out, a message will need it, so they must be persisted before the bytes leave
+            # (hence critical for the sender). A pre-key consumed by a pkmsg is a routine change.
+            added = any(value is not None for value in updates.get(PRE_KEY, {}).values())
+            kind: ChangeKind = "critical" if added else "routine"
             self._events.append(CredsChanged(kind=kind, categories=categories))
 
 
 class Client:
     """One connection attempt of one account. Create a new ``Client`` for every reconnect."""
 
-    def __init__(self, store: AuthStore, config: ClientConfig, rand: RandomSource) -> None:
+    def __init__(self, store: AuthStore, config: ClientConfig, rand: RandomSource, *,
+                 retries: RetryLedger | None = None) -> None:
+        """``retries``: the account's retry ledger, kept across connections (a fresh one if None)."""
         self._events: list[Event] = []
         self._store = _RecordingStore(store, self._events)
+        self._now = 0.0  # the time of the input being handled (the Signal layer stamps sessions with it)
+        self._signal = SignalRepository(self._store, random_bytes=rand, now_ms=lambda: int(self._now * 1000))
+        self._retries = retries if retries is not None else RetryLedger()
         self._config = config
         self._rand = rand
         self._state = ClientState.IDLE
@@ -243,6 +267,7 @@ class Client:
         if self._state in (ClientState.IDLE, ClientState.CLOSED):
             return
         queued = len(self._outgoing)
+        self._now = now
         try:
             for frame in self._frames.feed(data):
                 if self._state is ClientState.HANDSHAKING:
@@ -290,14 +315,18 @@ class Client:
         if self._digest_at is not None and now >= self._digest_at:
             self._digest_at = None
             self._query(stanzas.key_digest(), _Iq.DIGEST, now)
+        if self._state is ClientState.OPEN:
+            for failure, count in self._retries.expired(now):
+                self._events.append(MessageUndecryptable(failure, retries=count, acked=True))
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``tick`` has work to do."""
         if self._state in (ClientState.IDLE, ClientState.CLOSED):
             return None
         times = [p.deadline for p in self._pending.values()]
+        resend = self._retries.next_deadline() if self._state is ClientState.OPEN else None
         timers = (self._handshake_deadline, self._qr_expires_at, self._next_ping_at, self._logout_deadline,
-                  self._digest_at)
+                  self._digest_at, resend)
         times += [t for t in timers if t is not None]
         return min(times, default=None)
 
@@ -310,12 +339,18 @@ class Client:
         self._events.clear()
         return out
 
-    def ack_message(self, message: IncomingMessage) -> bool:
-        """Queue the delivery receipt and the ack for ``message``; False if the connection is gone."""
+    def ack_message(self, received: ReceivedMessage) -> bool:
+        """Confirm a message to WhatsApp: the receipt of a decrypted one (type none, ``sender`` for our own
+        other devices'), the error ack (500) of an undecryptable one. False if the connection is gone
+        (WhatsApp delivers it again on the next login)."""
         if self._state is not ClientState.OPEN:
             return False
-        self._send(stanzas.delivery_receipt(message))
-        self._send(self._ack_for(message.node))
+        if isinstance(received, MessageDecrypted):
+            incoming = received.message.incoming
+            receipt_type = "sender" if received.message.addressing.from_me else None
+            self._send(receipts.message_receipt(incoming, receipt_type=receipt_type))
+        elif not received.acked:
+            self._send(receipts.nack(received.failure.incoming.node, self._me_id(), receipts.FAILURE))
         return True
 
     def close(self) -> None:
@@ -427,7 +462,7 @@ class Client:
         elif tag == "ib":
             self._on_ib(node)
         elif tag == "message":
-            self._on_message(node)
+            self._on_message(node, now)
         elif tag == "notification":
             self._send(self._ack_for(node))
             if node.attrs.get("type") == "link_code_companion_reg":
@@ -632,14 +667,50 @@ class Client:
                 if routing:
                     self._store.update_creds({"routingInfo": routing})
 
-    def _on_message(self, node: Node) -> None:
-        if self._state is ClientState.OPEN:
-            self._events.append(MessageArrived(stanzas.incoming_message(node)))
+    def _on_message(self, node: Node, now: float) -> None:
+        """Decrypt (``inbound``); a decrypted or finally undecryptable message waits for the caller's
+        ``ack_message``, a duplicate is acked with 487, any other failure gets a retry receipt."""
+        if self._state is not ClientState.OPEN:
+            return
+        message = stanzas.incoming_message(node)
+        me = self._store.get_creds().me
+        if me is None:
+            raise MessageFormatError("message before the account is linked")
+        outcome = decrypt_message(self._signal, message, Jid.parse(me.id), _jid_or_none(me.lid))
+        if isinstance(outcome, DecryptedMessage):
+            self._retries.settled(message.id, message.author)
+            self._events.append(MessageDecrypted(outcome))
+        elif outcome.reason is FailureReason.DUPLICATE:
+            # Baileys: "Key used already" is acked with 487; the event went out when it first decrypted
+            # (the Signal state that consumed the key is only persisted after its event was accepted).
+            self._retries.settled(message.id, message.author)
+            self._send(receipts.nack(node, self._me_id(), receipts.DUPLICATE))
+            self._events.append(DuplicateIgnored(message))
+        else:
+            self._retry(outcome, now)
 
-    def _ack_for(self, node: Node) -> Node:
+    def _retry(self, failure: DecryptFailure, now: float) -> None:
+        count = self._retries.failed(failure, now)
+        if count is None:
+            self._events.append(MessageUndecryptable(failure, retries=self._retries.max_retries))
+            return
+        creds = self._store.get_creds()
+        keys = None
+        if count >= 2 and creds.account is not None:
+            # A fresh pre-key is written to the store (a critical change): the driver persists it
+            # before the receipt carrying it leaves.
+            keys = receipts.retry_keys(self._store, self._rand, device_identity(creds.account))
+        self._send(receipts.retry_receipt(failure.incoming, count, creds.registration_id, keys=keys))
+        self._send(receipts.nack(failure.incoming.node, self._me_id(), receipts.FAILURE))
+        self._events.append(RetryRequested(failure, count))
+
+    def _me_id(self) -> str | None:
         me = self._store.get_creds().get("me")
         me_id = me.get("id") if isinstance(me, dict) else None
-        return stanzas.ack_for(node, me_id if isinstance(me_id, str) else None)
+        return me_id if isinstance(me_id, str) else None
+
+    def _ack_for(self, node: Node) -> Node:
+        return stanzas.ack_for(node, self._me_id())
 
     # ------------------------------------------------------------------------------ output
 
@@ -658,3 +729,12 @@ class Client:
         if self._transport is None or self._state is ClientState.CLOSED:
             return
         self._outgoing.append(encode_frame(self._transport.encrypt(encode_node(node))))
+
+
+def _jid_or_none(text: str | None) -> Jid | None:
+    if not text:
+        return None
+    try:
+        return Jid.parse(text)
+    except JidError:
+        return None

@@ -1,17 +1,20 @@
 """Events the protocol client emits to its caller (``Client.events()``).
 
-They carry identifiers and counts only: never key material, never message text. An incoming message's
-encrypted payloads are carried as opaque ciphertext for the caller to forward; decryption is out of scope
-of this package.
+They carry identifiers and counts only, never key material; the one exception is a decrypted message
+(``MessageDecrypted``), whose content fields are plaintext: kept out of ``repr``, never to be logged.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from connector.protocol.binary import Node
 from connector.protocol.close import CloseInfo
+
+if TYPE_CHECKING:
+    from connector.protocol.wamessage import DecodedMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +117,89 @@ class IncomingMessage:
         return self.participant or self.sender
 
 
+class FailureReason(enum.StrEnum):
+    """Why a message could not be read; the slug travels in ``message.undecryptable`` and ``/metrics``."""
+
+    BAD_MAC = "bad_mac"                        # MAC/signature mismatch: a desynced or restored-old session
+    NO_SESSION = "no_session"                  # a msg with no session, or every session failed
+    NO_SENDER_KEY = "no_sender_key"            # an skmsg whose sender key we never got
+    DUPLICATE = "duplicate"                    # the message key was used already
+    TOO_FAR_AHEAD = "too_far_ahead"            # over 2000 keys past the chain
+    NO_PRE_KEY = "no_pre_key"                  # a pkmsg naming a pre-key we do not hold
+    UNTRUSTED_IDENTITY = "untrusted_identity"  # an identity that does not check out
+    BAD_RECORD = "bad_record"                  # a stored record we cannot read
+    INVALID = "invalid"                        # not a Signal message, bad padding, not a Message protobuf
+    UNSUPPORTED = "unsupported"                # an enc version or type we do not handle, or no enc at all
+
+
 @dataclass(frozen=True, slots=True)
-class MessageArrived:
-    """A ``<message>`` stanza arrived; acknowledge it (``Client.ack_message``) once it is safe elsewhere."""
+class Addressing:
+    """Who a message is between, as its key names it (Baileys ``WAMessageKey``): ``chat`` is the chat
+    JID (a user without device, or a group), ``sender`` the author's user JID, ``participant`` the
+    author in a group, ``from_me`` when one of our own other devices wrote it."""
+
+    chat: str
+    sender: str
+    participant: str | None
+    from_me: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptedMessage:
+    """An incoming message, decrypted and decoded (``connector.protocol.inbound``). ``decoded`` is plaintext."""
+
+    incoming: IncomingMessage
+    decoded: DecodedMessage = field(repr=False)
+    addressing: Addressing
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptFailure:
+    """An incoming message that did not open; ``detail`` is the error's class name (no content)."""
+
+    incoming: IncomingMessage
+    reason: FailureReason
+    detail: str
+    addressing: Addressing
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDecrypted:
+    """A message arrived and decrypted. Acknowledge it (``Client.ack_message``) only once it is safe
+    elsewhere (its event accepted, the Signal state that opened it durable): the receipt makes
+    WhatsApp forget it."""
+
+    message: DecryptedMessage
+
+
+@dataclass(frozen=True, slots=True)
+class MessageUndecryptable:
+    """A message that did not decrypt after ``retries`` retry receipts: final. Acknowledge it like a
+    decrypted one once its event is safe (``Client.ack_message`` sends the error ack, unless
+    ``acked``: the sender never resent it and the server forgot it with our last retry receipt)."""
+
+    failure: DecryptFailure
+    retries: int
+    acked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRequested:
+    """A message did not decrypt: retry receipt ``count`` and the error ack (500) were sent."""
+
+    failure: DecryptFailure
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateIgnored:
+    """A message whose key was used already (decrypted before, its receipt lost): acked with error 487."""
 
     message: IncomingMessage
+
+
+ReceivedMessage = MessageDecrypted | MessageUndecryptable
+"""What the caller acknowledges with ``Client.ack_message``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +223,10 @@ Event = (
     | Opened
     | CredsChanged
     | PreKeysUploaded
-    | MessageArrived
+    | MessageDecrypted
+    | MessageUndecryptable
+    | RetryRequested
+    | DuplicateIgnored
     | OfflineSyncDone
     | Closed
 )

@@ -14,16 +14,20 @@ from connector.link import BeforeSend
 from connector.protocol.binary import Node
 from connector.protocol.close import CloseInfo, CloseReason, close_info
 from connector.protocol.events import (
+    Addressing,
     Closed,
     CredsChanged,
+    DecryptedMessage,
     Event,
-    IncomingMessage,
-    MessageArrived,
+    MessageDecrypted,
     Opened,
     Paired,
     PairingCodeShown,
+    ReceivedMessage,
 )
 from connector.protocol.stanzas import incoming_message
+from connector.protocol.wamessage import decode_message
+from connector.protocol.wamessage_encode import text_message
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import (
@@ -100,11 +104,12 @@ def code_shown(code: str, phone_number: str = "+40700000001") -> PairingCodeShow
     return PairingCodeShown(code=code, phone_number=phone_number)
 
 
-def arrived(message_id: str, sender: str = "1@s.whatsapp.net") -> MessageArrived:
-    """An incoming text message stanza (one ``<enc>``), as the protocol client parses it."""
+def arrived(message_id: str, sender: str = "1@s.whatsapp.net", text: str = "hi") -> MessageDecrypted:
+    """An incoming text message (one ``<enc>``), as the protocol client hands it over once decrypted."""
     node = Node("message", {"id": message_id, "from": sender, "t": "1", "type": "text"},
                 [Node("enc", {"v": "2", "type": "msg"}, b"\x01")])
-    return MessageArrived(incoming_message(node))
+    return MessageDecrypted(DecryptedMessage(incoming_message(node), decode_message(text_message(text)),
+                                             Addressing(chat=sender, sender=sender, participant=None, from_me=False)))
 
 
 class FakeSession:
@@ -147,10 +152,11 @@ class FakeSession:
                 return
             yield event
 
-    async def ack(self, message: IncomingMessage) -> bool:
+    async def ack(self, message: ReceivedMessage) -> bool:
         if self.closed:
             return False
-        self.acked.append(message.id)
+        incoming = message.message.incoming if isinstance(message, MessageDecrypted) else message.failure.incoming
+        self.acked.append(incoming.id)
         return True
 
     async def close(self) -> CloseInfo:

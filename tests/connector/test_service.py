@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
 
 from connector.cache import StateCache
 from connector.config import ConnectorConfig
+from connector.errors import PublishError
 from connector.service import ConnectorService
 from connector.states import AccountState
 from shared.authstate import AuthState
@@ -480,6 +482,111 @@ async def test_after_another_connector_stored_newer_keys_the_vault_wins_over_the
         assert h2.service.accounts["a1"].store.snapshot() == theirs
     finally:
         await h2.service.shutdown()
+
+
+async def test_sends_reach_the_handler_for_held_accounts_and_wait_for_a_claim() -> None:
+    from datetime import UTC, datetime
+
+    from shared.events import OutboundSend, SendKind
+
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions)
+    handed: list[str] = []
+
+    async def handler(send: OutboundSend) -> None:
+        handed.append(f"{send.account_id}:{send.message_id}")
+
+    h.service.outbox.set_handler(handler)
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts)
+
+        def send(account: str, message_id: str) -> OutboundSend:
+            return OutboundSend(account, message_id, "1@s.whatsapp.net", SendKind.TEXT, datetime.now(UTC), text="x")
+
+        h.service.on_pending_sends([send("a1", "3EB0A1"), send("a2", "3EB0B1")])
+        await eventually(lambda: handed == ["a1:3EB0A1"])
+        functions.add("a2", AuthState.generate())  # claimed on a later sync: its parked send goes then
+        await eventually(lambda: handed == ["a1:3EB0A1", "a2:3EB0B1"], timeout_s=10)
+        h.service.on_pending_sends([send("a1", "3EB0A1")])  # the catch-up again: not sent twice
+        await asyncio.sleep(0.1)
+        assert handed == ["a1:3EB0A1", "a2:3EB0B1"]
+    finally:
+        await h.service.shutdown()
+
+
+def _topics_down(h: Harness) -> set[str]:
+    """Make publishing fail on the topics in the returned set (the others go through)."""
+    down: set[str] = set()
+    publish = h.transport.publish
+
+    async def selective(topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str) -> str:
+        if topic in down:
+            raise PublishError(f"{topic} is down")
+        return await publish(topic, data, attributes, ordering_key)
+
+    h.transport.publish = selective  # type: ignore[method-assign]
+    for publisher in (h.service.messages, h.service.snapshots):
+        publisher._retry_base_s = 0.02
+    return down
+
+
+def _decrypt_changed_state(h: Harness, account_id: str) -> None:
+    """What a decrypt does to the store: a session record moved (here: a key category changed)."""
+    h.service.accounts[account_id].store.set_keys({"session": {"155500001.0": {"_sessions": {}, "version": "v1"}}})
+
+
+def _snapshot_has_the_change(h: Harness, account_id: str) -> bool:
+    return any(s.state.entries("session") for s in h.snapshots(account_id))  # type: ignore[attr-defined]
+
+
+async def test_a_message_is_acked_only_once_the_snapshot_carrying_its_signal_state_is_accepted() -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions)
+    down = _topics_down(h)
+    await h.service.start()
+    try:
+        await eventually(lambda: h.is_open("a1"))
+        down.add(SNAPS)
+        _decrypt_changed_state(h, "a1")
+        session = h.links.of("a1")[0]
+        session.push(arrived("M1"))
+        await eventually(lambda: len(h.transport.on(MESSAGES)) == 1)  # the event went out...
+        await asyncio.sleep(0.3)
+        assert session.acked == []  # ...but the ratchet state that opened it is not durable yet
+        down.discard(SNAPS)
+        await eventually(lambda: session.acked == ["M1"])
+        assert _snapshot_has_the_change(h, "a1")
+    finally:
+        await h.service.shutdown()
+
+
+async def test_no_snapshot_carries_a_messages_state_before_its_event_is_accepted() -> None:
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions)
+    down = _topics_down(h)
+    await h.service.start()
+    try:
+        await eventually(lambda: h.is_open("a1"))
+        down.add(MESSAGES)
+        _decrypt_changed_state(h, "a1")
+        session = h.links.of("a1")[0]
+        session.push(arrived("M1"))
+        await eventually(lambda: h.service.inbox.in_flight("a1") == 1)
+        h.service.flusher.flush_now()  # a snapshot falls due (the coalescer's timer, a shutdown, ...)
+        await asyncio.sleep(0.5)
+        assert not _snapshot_has_the_change(h, "a1")  # held: a crash now must decrypt M1 again
+        assert session.acked == []
+        down.discard(MESSAGES)
+        await eventually(lambda: session.acked == ["M1"])
+        published = [p.topic for p in h.transport.published if p.topic in (MESSAGES, SNAPS)]
+        assert _snapshot_has_the_change(h, "a1")
+        assert published.index(MESSAGES) < len(published) - 1 - published[::-1].index(SNAPS)
+    finally:
+        await h.service.shutdown()
 
 
 async def test_pairing_events_name_their_sender_and_lease_generation() -> None:

@@ -262,12 +262,13 @@ async def test_a_message_is_acknowledged_only_after_pubsub_accepted_it(
     subscriber.create_subscription(request={
         "name": subscription, "topic": f"projects/{stack.project}/topics/{stack.topics['messages']}"})
     try:
-        phone = "+40700000024"
+        phone, contact = "+40700000024", "+40711111124"
         stack.start_connector("c-msg", **wa_env(sim, PUBSUB_EMULATOR_HOST=proxy.address))
         await pair_by_code(stack, control, firestore_client, phone)
+        await control.create_phone(contact)
         (device,) = await control.devices(phone)
         proxy.cut()  # Pub/Sub unreachable from the connector
-        sent = await control.send_message(phone, "+40711111111")
+        sent = await control.request("POST", f"/v1/phones/{contact}/messages", {"to": phone, "text": "hello"})
         message_id = sent["id"]
         await asyncio.sleep(4.0)
         pending = await control.pending_messages(phone, device["device"])

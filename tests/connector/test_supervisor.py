@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from connector.backoff import Backoff
-from connector.protocol.events import IncomingMessage
+from connector.protocol.events import DuplicateIgnored, ReceivedMessage, RetryRequested
 from connector.states import AccountState
 from connector.supervisor import AccountSupervisor
 from shared.authstate import AuthState
@@ -20,7 +20,7 @@ class Hooks:
         self.reconnects: list[str] = []
         self.codes: list[str] = []
         self.paired_jids: list[str] = []
-        self.messages: list[IncomingMessage] = []
+        self.messages: list[ReceivedMessage | RetryRequested | DuplicateIgnored] = []
         self.transitions: list[tuple[AccountState, AccountState]] = []
 
     def report(self, account_id: str, state: ConnectionState, reason: str | None, code: int | None,
@@ -39,8 +39,11 @@ class Hooks:
     def pairing_failed(self, account_id: str, reason: str) -> None:
         self.reports.append((ConnectionState.STOPPED, reason, -1))
 
-    def message(self, account_id: str, message: IncomingMessage, ack: Callable[[], Awaitable[bool]]) -> None:
+    def message(self, account_id: str, message: ReceivedMessage, ack: Callable[[], Awaitable[bool]]) -> None:
         self.messages.append(message)
+
+    def message_retried(self, account_id: str, event: RetryRequested | DuplicateIgnored) -> None:
+        self.messages.append(event)
 
     def state_changed(self, account_id: str, old: AccountState, new: AccountState) -> None:
         self.transitions.append((old, new))

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from connector.protocol.binary import Node
-from connector.protocol.events import MessageArrived, Opened
+from connector.protocol.events import MessageDecrypted, Opened
 from simulator.testing import ControlError, running_simulator
 from tests.simulator.support import PHONE, pair_by_qr, paired_and_logged_in
 from tests.simulator.test_protocol_client import Run, paired_store
@@ -86,12 +86,13 @@ async def test_protocol_client_receives_and_acknowledges() -> None:
         store = await paired_store(sim, control)
         run = await Run(sim, store).start()
         await run.wait(Opened)
-        sent = await control.send_message(PHONE, CONTACT)
-        received = await run.wait(MessageArrived)
-        assert received.message.id == sent["id"]
-        assert received.message.sender == "40711111111@s.whatsapp.net"
-        assert [p.type for p in received.message.payloads] == ["msg"]
-        assert run.client.ack_message(received.message)
+        await control.create_phone(CONTACT)
+        sent = await control.request("POST", f"/v1/phones/{CONTACT}/messages", {"to": PHONE, "text": "hello"})
+        received = await run.wait(MessageDecrypted)
+        assert received.message.incoming.id == sent["id"]
+        assert received.message.decoded.text == "hello"
+        assert [p.type for p in received.message.incoming.payloads] == ["pkmsg"]
+        assert run.client.ack_message(received)
         await run.flush()
         async with asyncio.timeout(5):
             while await control.pending_messages(PHONE, 1):

@@ -19,7 +19,7 @@ from connector.protocol.binary import S_WHATSAPP_NET, Node
 from connector.protocol.client import ClientConfig
 from connector.protocol.close import ClosePolicy, CloseReason
 from connector.protocol.crypto import KeyPair
-from connector.protocol.events import Closed, CredsChanged, Event, MessageArrived, Opened, Paired, QrCodeShown
+from connector.protocol.events import Closed, CredsChanged, Event, Opened, Paired, QrCodeShown, RetryRequested
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
 from tests.connector.protocol.fake_server import FakeServer
@@ -94,15 +94,15 @@ async def test_login_message_ack_and_clean_close() -> None:
 
     async with wa_server(script) as url:
         session = EngineSession(registered_store(), engine_config(url))
-        events = await collect(session, until=MessageArrived)
+        events = await collect(session, until=RetryRequested)
         assert any(isinstance(e, Opened) for e in events)
-        message = events[-1]
-        assert isinstance(message, MessageArrived)
-        assert await session.ack(message.message)
+        retried = events[-1]
+        assert isinstance(retried, RetryRequested) and retried.count == 1  # "c" is no Signal message
         await asyncio.sleep(0.1)
         info = await session.close()
     assert info.reason is CloseReason.CLOSED_BY_CLIENT and info.policy is ClosePolicy.STOP_REQUESTED
-    assert [n.tag for n in server_saw][-2:] == ["receipt", "ack"]
+    receipt, ack = server_saw[-2:]
+    assert (receipt.tag, receipt.attrs["type"], ack.tag, ack.attrs["error"]) == ("receipt", "retry", "ack", "500")
 
 
 async def test_server_stream_error_515_ends_with_restart_now() -> None:

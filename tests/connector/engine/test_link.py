@@ -16,7 +16,7 @@ from connector.protocol.events import (
     Closed,
     CredsChanged,
     Event,
-    MessageArrived,
+    MessageDecrypted,
     Opened,
     Paired,
     PairingCodeShown,
@@ -81,15 +81,15 @@ async def test_pairing_login_and_message_through_the_link_interface() -> None:
         session = factory.open("acct-1", store, None, persist("acct-1"))
         events = session.events()
         await next_of(events, Opened, seen)
-        await control.send_message(PHONE, "+40711111111", id="3EB0CCCC")
-        incoming = await next_of(events, MessageArrived, seen)
-        assert isinstance(incoming, MessageArrived)
+        await control.create_phone("+40711111111")
+        sent = await control.request("POST", "/v1/phones/+40711111111/messages", {"to": PHONE, "text": "hi there"})
+        incoming = await next_of(events, MessageDecrypted, seen)
+        assert isinstance(incoming, MessageDecrypted)
         message = incoming.message
-        assert message.id == "3EB0CCCC"
-        assert message.sender == "40711111111@s.whatsapp.net"
-        assert message.node.child("enc") is not None
+        assert message.incoming.id == sent["id"] and message.decoded.text == "hi there"
+        assert message.addressing.sender.startswith("40711111111@") or message.addressing.sender.endswith("@lid")
         assert len(await control.pending_messages(PHONE, 1)) == 1
-        assert await session.ack(message)
+        assert await session.ack(incoming)
         for _ in range(50):
             if not await control.pending_messages(PHONE, 1):
                 break

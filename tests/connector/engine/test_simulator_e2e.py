@@ -24,7 +24,7 @@ from connector.protocol.events import (
     Closed,
     CredsChanged,
     Event,
-    MessageArrived,
+    MessageDecrypted,
     OfflineSyncDone,
     Opened,
     Paired,
@@ -241,31 +241,40 @@ async def test_qr_refs_expire_without_a_scan() -> None:
 
 
 async def test_messages_stay_pending_until_acked_and_are_redelivered_after_a_restart() -> None:
+    """A crash between decrypt and ack, at the engine level: the state persisted before the second
+    message decrypts it again when the server redelivers it."""
     async with running_simulator() as sim, sim.control() as control:
         await control.create_phone(PHONE)
+        await control.create_phone("+40711111111")
         store = fresh_store()
         await pair_by_qr(sim, control, store)
         session = Session(sim, store)
         await session.wait(Opened)
-        await control.send_message(PHONE, "+40711111111", id="3EB0AAAA", encType="pkmsg")
-        await control.send_message(PHONE, "+40711111111", id="3EB0BBBB")
-        first = (await session.wait(MessageArrived, lambda e: e.message.id == "3EB0AAAA")).message
-        assert first.sender.startswith("40711111111") and first.payloads[0].type == "pkmsg"
-        assert first.payloads[0].ciphertext
-        await session.wait(MessageArrived, lambda e: e.message.id == "3EB0BBBB")
-        assert await session.engine.ack(first)  # only the first one reached durable storage
+
+        async def send(text: str) -> str:
+            sent = await control.request("POST", "/v1/phones/+40711111111/messages", {"to": PHONE, "text": text})
+            return str(sent["id"])
+
+        first_id = await send("one")
+        first = await session.wait(MessageDecrypted, lambda e: e.message.incoming.id == first_id)
+        assert first.message.decoded.text == "one"
+        assert await session.engine.ack(first)
+        persisted = bufferjson.dumps(store.snapshot().to_json())  # durable up to here
+        second_id = await send("two")
+        second = await session.wait(MessageDecrypted, lambda e: e.message.incoming.id == second_id)
+        assert second.message.decoded.text == "two"
         for _ in range(50):
             pending = [m["id"] for m in await control.pending_messages(PHONE, 1)]
-            if pending == ["3EB0BBBB"]:
+            if pending == [second_id]:
                 break
             await asyncio.sleep(0.05)
-        assert pending == ["3EB0BBBB"]
-        await session.engine.close()
+        assert pending == [second_id]
+        await session.engine.close()  # the second one was never acknowledged
 
-        resumed = Session(sim, restarted(store))
+        resumed = Session(sim, MemoryAuthStore(AuthState.from_json(bufferjson.revive(persisted))))
         await resumed.wait(Opened)
-        redelivered = (await resumed.wait(MessageArrived)).message
-        assert redelivered.id == "3EB0BBBB"
+        redelivered = await resumed.wait(MessageDecrypted)
+        assert (redelivered.message.incoming.id, redelivered.message.decoded.text) == (second_id, "two")
         offline = await resumed.wait(OfflineSyncDone)
         assert offline.count == 1
         assert await resumed.engine.ack(redelivered)

@@ -15,13 +15,14 @@ from connector.protocol.events import (
     Closed,
     CredsChanged,
     Event,
-    MessageArrived,
+    FailureReason,
     OfflineSyncDone,
     Opened,
     Paired,
     PairingCodeShown,
     PreKeysUploaded,
     QrCodeShown,
+    RetryRequested,
 )
 from shared.authstate import PRE_KEY, AdvSignedDeviceIdentity, AuthState
 from shared.authstore import MemoryAuthStore
@@ -171,26 +172,20 @@ def test_keepalive_ping_and_dead_socket_detection() -> None:
     assert client.state is ClientState.CLOSED
 
 
-def test_incoming_message_is_reported_and_acked_on_request() -> None:
+def test_incoming_message_that_does_not_decrypt_gets_a_retry_receipt_at_once() -> None:
     store, server = registered_store(), FakeServer()
     client, _ = open_client(store, server)
     client.events()
     attrs = {"id": "3EB0ABC", "from": "120363000000000000@g.us", "participant": "155500001:2@s.whatsapp.net",
              "t": "1780000001", "type": "text"}
-    stanza = Node("message", attrs,
-                  [Node("enc", {"type": "skmsg", "v": "2"}, b"ciphertext")])
+    stanza = Node("message", attrs, [Node("enc", {"type": "skmsg", "v": "2"}, b"ciphertext")])
     client.receive_data(server.send(stanza), NOW)
-    (received,) = of_type(client.events(), MessageArrived)
-    message = received.message
-    assert (message.id, message.sender, message.participant, message.timestamp) == (
-        "3EB0ABC", "120363000000000000@g.us", "155500001:2@s.whatsapp.net", 1780000001)
-    assert message.payloads[0].type == "skmsg" and message.payloads[0].ciphertext == b"ciphertext"
-    assert server.receive(client.data_to_send()) == []  # nothing acked before the caller says so
-    assert client.ack_message(message)
+    (retried,) = of_type(client.events(), RetryRequested)
+    assert (retried.count, retried.failure.reason) == (1, FailureReason.NO_SENDER_KEY)
     receipt, ack = server.receive(client.data_to_send())
-    assert receipt == Node("receipt", {"id": "3EB0ABC", "to": "120363000000000000@g.us",
-                                       "participant": "155500001:2@s.whatsapp.net"})
-    assert ack.tag == "ack" and ack.attrs["class"] == "message" and ack.attrs["from"] == ME
+    assert (receipt.tag, receipt.attrs["type"], receipt.attrs["to"], receipt.attrs["participant"]) == (
+        "receipt", "retry", "120363000000000000@g.us", "155500001:2@s.whatsapp.net")
+    assert ack.tag == "ack" and ack.attrs["error"] == "500" and ack.attrs["from"] == ME
 
 
 @pytest.mark.parametrize(
