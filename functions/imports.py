@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from functions.errors import AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError
+from functions.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+)
 from functions.model import GONE, Account, AccountStatus, PairingMethod, serving
 from functions.stores import AccountStore
 from shared.authstate import AuthState
@@ -49,7 +55,8 @@ def linked_identity(state: AuthState) -> tuple[str, str]:
 
 
 def serve_imported(accounts: AccountStore, account_id: str, owner_uid: str, state: AuthState,
-                   now: datetime) -> ServedImport:
+                   now: datetime, *, max_active: int) -> ServedImport:
+    """Write or reuse the account record (``max_active``: the owner's account limit, as addAccount's)."""
     phone, jid = linked_identity(state)
     existing = accounts.get(account_id)
     if existing is not None:
@@ -59,9 +66,12 @@ def serve_imported(accounts: AccountStore, account_id: str, owner_uid: str, stat
         status=AccountStatus.CONNECTING, serve=True, created_at=now, updated_at=now, linked_jid=jid,
         last_saved_at=now, claimable_after=now, control_changed_at=now,
     )
-    rival = accounts.add(account)
-    if rival is not None:
-        raise AlreadyExistsError(f"{phone} is already managed by account {rival.account_id}", {"field": "phone"})
+    refusal = accounts.add(account, max_active)
+    if refusal is not None and refusal.rival is not None:
+        raise AlreadyExistsError(f"{phone} is already managed by account {refusal.rival.account_id}",
+                                 {"field": "phone"})
+    if refusal is not None:
+        raise ResourceExhaustedError(f"owner {owner_uid} has {max_active} accounts already", {"field": "owner"})
     _log.info("account %s: imported session served (owner %s)", account_id, owner_uid)
     return ServedImport(account_id, phone, jid, "created")
 
