@@ -9,12 +9,12 @@ import pytest
 
 from connector import link
 from connector.engine_link import EngineLinkFactory
-from connector.protocol.binary import decode_node
 from connector.protocol.client import ClientConfig
 from connector.protocol.events import CredsChanged
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
+from shared.events import MessageKey, MessageUndecryptable
 from simulator.testing import ControlClient, running_simulator
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,9 @@ async def test_pairing_login_and_message_through_the_link_interface() -> None:
         message = incoming.message
         assert (message.account_id, message.message_id) == ("acct-1", "3EB0CCCC")
         assert message.chat == "40711111111@s.whatsapp.net"
-        assert decode_node(message.payload).child("enc") is not None
+        # no Signal layer wired yet: published as undecryptable (never as ciphertext), then acknowledged
+        assert isinstance(message, MessageUndecryptable) and message.reason == "decryption_unavailable"
+        assert message.key == MessageKey("40711111111@s.whatsapp.net", False, "3EB0CCCC")
         assert len(await control.pending_messages(PHONE, 1)) == 1
         await incoming.ack()
         for _ in range(50):
