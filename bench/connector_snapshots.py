@@ -51,7 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector.config import ConnectorConfig, Topics
 from connector.publisher import Outgoing, PubSubTransport
-from connector.service import AccountSlot, ConnectorService
+from connector.service import ConnectorService
+from connector.slots import AccountSlot
+from connector.snapshot_writer import SnapshotWriter
 from connector.snapshots import SnapshotCodec
 from connector.states import AccountState
 from connector.sync import HttpSyncClient
@@ -79,7 +81,7 @@ class MeasuredCodec(SnapshotCodec):
         return stamp
 
 
-class MeasuredService(ConnectorService):
+class MeasuredWriter(SnapshotWriter):
     """Records, per snapshot, when it was produced, the first change it covers, and its fate."""
 
     #: (account, producedAt) -> (produced at, first change at), wall clock
@@ -87,26 +89,41 @@ class MeasuredService(ConnectorService):
     accepted_at: dict[tuple[str, str], float]
     keys: dict[int, tuple[str, str]]  # id(Outgoing data) -> (account, producedAt)
 
-    def _snapshot_accepted(self, item: Outgoing, latency_s: float) -> None:
+    def accepted(self, item: Outgoing, latency_s: float) -> None:
         key = self.keys.pop(id(item.data), None)
         if key is not None:
             self.accepted_at[key] = time.time()
-        super()._snapshot_accepted(item, latency_s)
+        super().accepted(item, latency_s)
 
-    def _flush_slot(self, slot: AccountSlot, since: float) -> None:
+    def flush_slot(self, slot: AccountSlot, since: float) -> None:
         now = time.monotonic()
         wall = time.time()
         codec = self.codec
         assert isinstance(codec, MeasuredCodec)
         codec.last_produced = None
-        super()._flush_slot(slot, since)
+        super().flush_slot(slot, since)
         if codec.last_produced is None:
             return
         key = (slot.account_id, codec.last_produced.isoformat())
         self.produced[key] = (wall, wall - (now - since))
-        queue = self.snapshots._queues.get(slot.account_id)
+        queue = self.publisher._queues.get(slot.account_id)
         if queue:
             self.keys[id(queue[-1].data)] = key
+
+
+class MeasuredService(ConnectorService):
+    """The connector with a :class:`MeasuredCodec` and a :class:`MeasuredWriter`."""
+
+    def _make_writer(self) -> SnapshotWriter:
+        self.codec = MeasuredCodec(self.config.connector_id, self.codec.private_key)
+        return MeasuredWriter(self.codec, self.transport, self.config.topics.snapshots, slot_of=self.accounts.get,
+                              cache=self.cache, window_s=self.config.coalesce_window_s,
+                              latency=self.metrics.snapshot_latency, clock=self.clock)
+
+    @property
+    def measured(self) -> MeasuredWriter:
+        assert isinstance(self.writer, MeasuredWriter)
+        return self.writer
 
 
 PERSIST_LINE = re.compile(r"^(\S+ \S+) INFO functions\.persist: account (\S+): snapshot of generation \d+ "
@@ -187,8 +204,8 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
     links = FakeLinkFactory(pair_then_open(template))
     service = MeasuredService(config, sync_client=HttpSyncClient(config.functions_url, TOKEN),
                               transport=PubSubTransport(PROJECT), link_factory=links)
-    service.codec = MeasuredCodec(config.connector_id, service.codec.private_key)
-    service.produced, service.accepted_at, service.keys = {}, {}, {}
+    measured = service.measured
+    measured.produced, measured.accepted_at, measured.keys = {}, {}, {}
     watched: dict[tuple[str, str], float] = {}
     lock = threading.Lock()
     watcher = None
@@ -220,7 +237,7 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
               f"{args.seconds:.0f} s measured", flush=True)
         versions_before = sum(heads.values())
         renewals_before = service.metrics.renewals.value("ok")
-        produced_before = set(service.produced)
+        produced_before = set(measured.produced)
         stop_at = time.monotonic() + args.warmup + args.seconds
         churn_started = time.time()
         measured_from = churn_started + args.warmup
@@ -248,14 +265,14 @@ async def run(args: argparse.Namespace, tmp: Path, started: list[ChildProcess]) 
         produced_lat, change_lat, accept_lat, warmup_lat = [], [], [], []
         by_window: dict[int, list[float]] = {}
         replaced = not_stored = 0
-        for key, (at, since) in service.produced.items():
+        for key, (at, since) in measured.produced.items():
             if key in produced_before:
                 continue
             if at < measured_from:
                 if key in stored_copy:
                     warmup_lat.append(stored_copy[key] - at)
                 continue
-            accepted = service.accepted_at.get(key)
+            accepted = measured.accepted_at.get(key)
             if accepted is not None:
                 accept_lat.append(accepted - at)
             if key in stored_copy:

@@ -151,7 +151,7 @@ def firestore_services(client: Any, kek_path: Path, clock: Any, settings: Any) -
     vault_store = FirestoreVaultStore(client)
     vault = Vault(vault_store, LocalFileKek(kek_path), clock=clock)
     services = build_services(settings, firestore_stores(client), VaultSessions(vault, vault_store),
-                              VaultSealer(vault), RecordingPublisher(), clock=clock)
+                              VaultSealer(vault.kek), RecordingPublisher(), clock=clock)
     return services, vault
 
 

@@ -1,12 +1,15 @@
 """Benchmark: the simulator holding 1,000 logged-in device sockets.
 
 Runs the simulator as a child process (``python -m simulator``, in-memory state), pairs N companion
-devices over QR (scripted companions, spread over phones of 100 devices), then logs all N in at
+devices over QR (scripted companions, spread over phones of 4 devices), then logs all N in at
 once and holds them. Prints: pairing time, time until all N got ``<success>``, the simulator's RSS
 before and while holding, ping round trips across every held socket, and the live-socket count the
-control API reports.
+control API reports. Then the relay: every device sends ``--messages`` 1:1 messages (one ``<enc>`` of
+``MESSAGE_BYTES`` each) to a device of another phone, each receiver confirms each with a receipt
+(routed back to the sender); prints messages relayed per second (sent until the last one arrived)
+and the simulator's CPU per relayed message (server ack, delivery, queueing, receipt routing).
 
-    .venv/bin/python bench/simulator.py [--devices 1000] [--concurrency 100]
+    .venv/bin/python bench/simulator.py [--devices 1000] [--concurrency 100] [--messages 5]
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from connector.protocol.binary import Node  # noqa: E402
 from simulator.companion import ScriptedCompanion  # noqa: E402
 from simulator.testing import ControlClient, SimulatorHandle, simulator_process  # noqa: E402
 
-DEVICES_PER_PHONE = 100
+DEVICES_PER_PHONE = 4  # WhatsApp's limit of linked companions; a receipt goes to each of the sender's devices
+MESSAGE_BYTES = 160  # about a short text's pkmsg/msg
 T = TypeVar("T")
 
 
@@ -65,7 +69,38 @@ async def bounded(concurrency: int, coros: list[Coroutine[Any, Any, T]]) -> list
     return list(await asyncio.gather(*(run(c) for c in coros)))
 
 
-async def bench(devices: int, concurrency: int) -> None:
+async def relay_round(companions: list[ScriptedCompanion], messages: int) -> tuple[int, float]:
+    """Each companion sends ``messages`` to its peer on the next phone; each peer confirms every one
+    with a receipt. Returns (messages delivered, seconds until the last one arrived)."""
+    peers = {id(c): companions[(i + DEVICES_PER_PHONE) % len(companions)] for i, c in enumerate(companions)}
+    delivered = 0
+
+    async def send(companion: ScriptedCompanion) -> None:
+        peer = peers[id(companion)]
+        user, device = peer.creds.user, peer.creds.device_id
+        for n in range(messages):
+            enc = Node("enc", {"v": "2", "type": "msg"}, os.urandom(MESSAGE_BYTES))
+            to = Node("to", {"jid": f"{user}:{device}@s.whatsapp.net"}, [enc])
+            message_id = f"3EB0{companion.creds.user[-4:]}{companion.creds.device_id:04d}{n:04d}"
+            await companion.send(Node("message", {"id": message_id, "to": f"{user}@s.whatsapp.net", "type": "text"},
+                                      [Node("participants", {}, [to])]))
+
+    async def receive(companion: ScriptedCompanion) -> None:
+        nonlocal delivered
+        for _ in range(messages):
+            got = await companion.wait_for(lambda n: n.tag == "message", timeout=120)
+            delivered += 1
+            await companion.send(Node("receipt", {"id": got.attrs["id"], "to": got.attrs["from"]}))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(send(c) for c in companions), *(receive(c) for c in companions))
+    elapsed = time.perf_counter() - started
+    for companion in companions:  # the server acks and the routed receipts, not measured further
+        companion.inbox.clear()
+    return delivered, elapsed
+
+
+async def bench(devices: int, concurrency: int, messages: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, simulator_process(log_path=Path(tmp) / "sim.log") as sim:
         assert sim.process is not None and sim.process.process is not None
         pid = sim.process.process.pid
@@ -106,6 +141,12 @@ async def bench(devices: int, concurrency: int) -> None:
 
             await asyncio.sleep(2)
             rss_after_hold = rss_mib(pid)
+
+            await relay_round(companions[: min(len(companions), 2 * DEVICES_PER_PHONE)], 1)  # warm-up
+            cpu_before = cpu_s(pid)
+            delivered, relay_s = await relay_round(companions, messages)
+            relay_cpu_s = cpu_s(pid) - cpu_before
+            relayed_total = (await control.healthz())["relayedTotal"]
             for companion in companions:
                 await companion.close()
 
@@ -125,14 +166,20 @@ async def bench(devices: int, concurrency: int) -> None:
     print(f"simulator RSS after pairing:   {rss_paired:.1f} MiB")
     print(f"simulator RSS holding {succeeded}:    {rss_holding:.1f} MiB ({per_socket_kib:.1f} KiB per socket), "
           f"{rss_after_hold:.1f} MiB 2 s later")
+    print(f"messages relayed, {succeeded} connected: {delivered} in {relay_s:.2f} s ({delivered / relay_s:.0f}/s; "
+          f"{messages} per device, each confirmed by a receipt routed back); simulator relayed {relayed_total} "
+          f"stanzas in total")
+    print(f"simulator CPU per message:     {relay_cpu_s * 1000 / max(delivered, 1):.3f} ms "
+          f"({relay_cpu_s:.2f} CPU-s for {delivered}: ack, delivery, queue, receipt routing)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--messages", type=int, default=5, help="1:1 messages each device sends")
     args = parser.parse_args()
-    asyncio.run(bench(args.devices, args.concurrency))
+    asyncio.run(bench(args.devices, args.concurrency, args.messages))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
 
 from connector import logs
 from connector.cache import StateCache
@@ -42,16 +41,11 @@ def _arm_watchdog(budget_s: float) -> None:
     timer.start()
 
 
-def default_link_factory(config: ConnectorConfig, persist_now: Callable[[str], Awaitable[bool]]) -> LinkFactory:
-    """The real engine; critical credential changes wait for :meth:`ConnectorService.persist_now`."""
-    from connector.engine_link import EngineLinkFactory
+def default_link_factory(config: ConnectorConfig) -> LinkFactory:
+    """The real engine (critical credentials changes wait for Pub/Sub: ``connector.link``)."""
+    from connector.engine.driver import EngineLinkFactory
 
-    async def persist_critical(account_id: str, changes: Sequence[object]) -> None:
-        # Bounded wait: if Pub/Sub is down the snapshot stays queued (and cached) and the engine
-        # goes on, rather than failing a pairing the phone has already confirmed.
-        await persist_now(account_id)
-
-    return EngineLinkFactory(config.wa_url, config.wa_root_key, persist_critical=persist_critical)
+    return EngineLinkFactory(config.wa_url, config.wa_root_key)
 
 
 async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None) -> int:
@@ -61,20 +55,14 @@ async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None
             cache = StateCache(config.cache_dir)
         except CacheError as exc:
             log.warning("local cache disabled", extra=logs.fields(error=str(exc)))
-    holder: list[ConnectorService] = []
-
-    async def persist_now(account_id: str) -> bool:
-        return await holder[0].persist_now(account_id)
-
     service = ConnectorService(
         config,
         sync_client=HttpSyncClient(config.functions_url, config.token, token_source=(
             MetadataIdentityTokens(config.audience) if config.audience else None)),
         transport=PubSubTransport(config.project_id),
-        link_factory=link_factory or default_link_factory(config, persist_now),
+        link_factory=link_factory or default_link_factory(config),
         cache=cache,
     )
-    holder.append(service)
     service.outbox_feed = OutboxSubscription(config.project_id, config.topics.outbox, config.connector_id,
                                              service.outbox.offer)
     stop = asyncio.Event()

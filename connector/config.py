@@ -9,6 +9,8 @@
 - ``KEEPER_WA_URL``: WhatsApp Web websocket URL (``wss://web.whatsapp.com/ws/chat``).
 - ``KEEPER_WA_ROOT_KEY``: server certificate root public key, hex or base64 (the engine's built-in root).
 - ``PORT``: HTTP port of ``/healthz``, ``/readyz``, ``/metrics`` (8080).
+- ``KEEPER_HTTP_HOST``: address that port listens on (``127.0.0.1``: a developer's machine does not
+  show its metrics to the network; the image sets ``0.0.0.0``, which Cloud Run needs to reach ``$PORT``).
 - ``KEEPER_CACHE_DIR``: local auth-state cache directory, empty to turn it off (``~/.cache/keeper-connector``).
 - ``GOOGLE_CLOUD_PROJECT`` / ``KEEPER_PROJECT``: project of the Pub/Sub topics (``demo-keeper``).
 - ``KEEPER_TOPIC_SNAPSHOTS``, ``KEEPER_TOPIC_CONNECTION_EVENTS``, ``KEEPER_TOPIC_MESSAGES``: topic ids
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
+import re
 import secrets
 import socket
 from collections.abc import Mapping
@@ -38,6 +42,7 @@ from connector.errors import ConfigError
 
 DEFAULT_WA_URL = "wss://web.whatsapp.com/ws/chat"
 DEFAULT_CACHE_DIR = os.path.expanduser("~/.cache/keeper-connector")
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
 
 def _default_connector_id() -> str:
@@ -62,6 +67,7 @@ class ConnectorConfig:
     wa_url: str = DEFAULT_WA_URL
     wa_root_key: bytes | None = None
     port: int = 8080
+    http_host: str = "127.0.0.1"
     cache_dir: str | None = field(default_factory=lambda: DEFAULT_CACHE_DIR)
     project_id: str = "demo-keeper"
     topics: Topics = field(default_factory=Topics)
@@ -87,6 +93,7 @@ class ConnectorConfig:
             wa_url=env.get("KEEPER_WA_URL") or DEFAULT_WA_URL,
             wa_root_key=_key(env, "KEEPER_WA_ROOT_KEY"),
             port=_int(env, "PORT", 8080, minimum=0),
+            http_host=_host(env, "KEEPER_HTTP_HOST", "127.0.0.1"),
             cache_dir=env.get("KEEPER_CACHE_DIR", DEFAULT_CACHE_DIR) or None,
             project_id=env.get("GOOGLE_CLOUD_PROJECT") or env.get("KEEPER_PROJECT") or "demo-keeper",
             topics=Topics(
@@ -127,6 +134,18 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {value}")
     return value
+
+
+def _host(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(raw):
+            raise ConfigError(f"{name} must be an IP address or a host name, got {raw!r}") from None
+    return raw
 
 
 def _key(env: Mapping[str, str], name: str) -> bytes | None:

@@ -1,5 +1,7 @@
 """The connector's HTTP surface on ``$PORT``: ``/healthz``, ``/readyz`` and ``/metrics``.
 
+It listens on ``KEEPER_HTTP_HOST`` (loopback unless configured; the image sets ``0.0.0.0`` for Cloud Run).
+
 - ``/healthz``: 200 while the event loop answers (Cloud Run liveness).
 - ``/readyz``: 200 once the first connectorSync succeeded and until shutdown starts, else 503.
 - ``/metrics``: Prometheus text exposition of :class:`~connector.metrics.Registry`.
@@ -17,7 +19,7 @@ CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class HealthServer:
-    def __init__(self, registry: Registry, ready: Callable[[], bool], port: int, host: str = "0.0.0.0") -> None:
+    def __init__(self, registry: Registry, ready: Callable[[], bool], port: int, host: str = "127.0.0.1") -> None:
         self._registry = registry
         self._ready = ready
         self.host = host

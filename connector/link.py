@@ -1,106 +1,66 @@
-"""What the supervisor needs from the protocol engine: a small typed interface of its own.
+"""The link: one live WhatsApp Web socket per account, as the supervisor drives it.
 
-The supervisor never imports the engine. ``connector/engine_link.py`` adapts the real engine to
-:class:`LinkFactory`; tests use in-memory fakes. Credential and key changes do not travel through
-here: the engine writes them to the account's :class:`~shared.authstore.MemoryAuthStore`, whose
-listener marks the account dirty for the snapshot coalescer.
+A :class:`LinkFactory` opens a :class:`LinkSession` for an account; the session yields the protocol
+core's own events (:mod:`connector.protocol.events`), unchanged, and ends with ``Closed`` whose
+:class:`~connector.protocol.close.CloseInfo` carries the reason and the policy as enums. The real
+link is :class:`connector.engine.driver.EngineLinkFactory` (one ``EngineSession`` per socket); the
+test doubles are in ``tests/connector/fakes.py``. Nothing here is translated or re-encoded.
+
+Persist before send: every session is opened with a :data:`BeforeSend` hook. The link awaits it with
+each batch of critical credentials changes (identity, registration, pairing, new pre-keys) before
+the bytes that depend on them leave (e.g. the ``pair-device-sign`` reply); if it raises, the
+session ends (``protocol_error``) without sending them. The ``CredsChanged`` events that follow are
+informational: the account's auth store listener has seen every change already.
+
+Incoming messages: ``MessageArrived`` carries the parsed ``<message>`` stanza (its node included);
+:meth:`LinkSession.ack` acknowledges it to WhatsApp, to be called only once the message is safe
+elsewhere (Pub/Sub accepted it): an unacknowledged message is redelivered on the next login.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol
 
+from connector.protocol.close import CloseInfo
+from connector.protocol.events import CredsChanged, Event, IncomingMessage
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
-from shared.events import MessageReceived, MessageUndecryptable
 
-#: What to do after a close, decided by the engine from the close code (FACTS: disconnect codes).
-ClosePolicy = Literal["restart_now", "backoff", "stop_logged_out", "stop_replaced", "stop_outdated",
-                      "stop_pairing", "stop_requested"]
+__all__ = ["BeforeSend", "LinkFactory", "LinkSession"]
 
-
-@dataclass(frozen=True)
-class QrShown:
-    """A QR string to show the user (``ref,noisePub,identityPub,advSecret``)."""
-
-    qr: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class PairingCodeShown:
-    """An 8-character code to type on the phone."""
-
-    code: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Paired:
-    """The phone accepted this device; ``jid`` is the new companion device JID."""
-
-    jid: str
-
-
-@dataclass(frozen=True)
-class Opened:
-    """Logged in: the account is online."""
-
-
-@dataclass(frozen=True)
-class CredsChanged:
-    """The engine changed the auth state. After a ``critical`` change the engine waits for the next
-    event to be pulled before it goes on, and the supervisor pulls it only once the snapshot is
-    accepted by Pub/Sub (e.g. the pair-device-sign reply must not leave before its credentials are
-    safe). ``routine`` changes are left to the coalescer."""
-
-    kind: Literal["critical", "routine"]
-
-
-@dataclass(frozen=True)
-class Closed:
-    """The socket closed; ``reason`` is a slug (``restart_required``, ``connection_lost``, ...)."""
-
-    reason: str
-    policy: ClosePolicy
-    code: int | None = None
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """A message to publish; call ``ack`` only after Pub/Sub accepted it (at-least-once). It is the
-    decrypted message, or the placeholder of one that could not be decrypted."""
-
-    message: MessageReceived | MessageUndecryptable
-    ack: Callable[[], Awaitable[None]] = field(repr=False)
-
-
-LinkEvent = QrShown | PairingCodeShown | Paired | Opened | CredsChanged | Closed | Incoming
+BeforeSend = Callable[[list[CredsChanged]], Awaitable[None]]
+"""Awaited with critical credentials changes before the bytes that depend on them are sent."""
 
 
 class LinkSession(Protocol):
-    """One live socket for one account."""
+    """One socket for one account; it never reconnects (the supervisor reads the close policy)."""
 
-    def events(self) -> AsyncIterator[LinkEvent]:
-        """Events until the socket closes; the last one is a :class:`Closed`."""
+    def events(self) -> AsyncIterator[Event]:
+        """Every event in order, connecting first; the last one is ``Closed``."""
         ...
 
-    async def close(self) -> None:
-        """Close the socket; the event iterator then ends."""
+    async def ack(self, message: IncomingMessage) -> bool:
+        """Acknowledge a message to WhatsApp; False when the socket is gone (it will be redelivered)."""
         ...
 
+    async def logout(self, timeout_s: float | None = None) -> CloseInfo:
+        """Unlink the device (``remove-companion-device``), logging in first if needed, then close.
 
-@runtime_checkable
-class SupportsLogout(Protocol):
-    """A session that can unlink its device (remove-companion-device) before closing."""
+        Ends with reason ``logged_out_by_client`` when WhatsApp confirmed, ``logout_failed`` otherwise
+        (policy ``stop_requested`` both times); the event iterator ends with the same ``Closed``."""
+        ...
 
-    async def logout(self, timeout_s: float | None = None) -> Closed:
-        """Unlink, then close; ``Closed.reason`` is ``logged_out_by_client`` when WhatsApp confirmed."""
+    async def close(self) -> CloseInfo:
+        """Close the socket and wait for the session to end; the event iterator then ends."""
         ...
 
 
 class LinkFactory(Protocol):
     """Opens sockets."""
 
-    def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None) -> LinkSession:
+    def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None,
+             before_send: BeforeSend) -> LinkSession:
+        """A session over ``store`` (credentials are read and written there); ``pairing`` when the
+        account has no identity yet; ``before_send`` as in the module docstring."""
         ...

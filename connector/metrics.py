@@ -154,3 +154,30 @@ class Registry:
     def render(self) -> str:
         """The text exposition served on ``/metrics``."""
         return "\n".join(m.render() for m in self._metrics.values()) + "\n"
+
+
+LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class ConnectorMetrics:
+    """The connector's metrics (``/metrics``); the two gauges are read from the service when scraped."""
+
+    def __init__(self, accounts_by_state: Callable[[], dict[LabelValues, float]],
+                 pending: Callable[[], dict[LabelValues, float]]) -> None:
+        self.registry = Registry()
+        r = self.registry
+        self.accounts = r.register(Gauge("keeper_connector_accounts", "Held accounts by supervisor state",
+                                         ("state",), collect=accounts_by_state))
+        self.reconnects = r.register(Counter("keeper_connector_reconnects_total",
+                                             "Reconnects by close reason", ("reason",)))
+        self.snapshot_latency = r.register(Histogram(
+            "keeper_connector_snapshot_publish_seconds",
+            "From the first unsnapshotted change to Pub/Sub accepting the snapshot", LATENCY_BUCKETS_S))
+        self.pending = r.register(Gauge("keeper_connector_pending_snapshots",
+                                        "Snapshots not yet accepted by Pub/Sub", collect=pending))
+        self.renewals = r.register(Counter("keeper_connector_lease_renewals_total",
+                                           "Lease renewals by result", ("result",)))
+        self.claims = r.register(Counter("keeper_connector_claims_total", "Accounts claimed, by how their "
+                                         "state was found", ("source",)))
+        self.messages = r.register(Counter("keeper_connector_messages_total",
+                                           "Incoming messages by outcome", ("outcome",)))

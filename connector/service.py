@@ -3,18 +3,15 @@
 Wiring (each part is its own module)::
 
     LeaseKeeper ──claims / lost / commands / expiring──► ConnectorService ──► AccountSupervisor (one per account)
-       │ connectorSync every few seconds                   │  ▲ state changes     │ LinkFactory
-       ▼                                                   ▼  │                   ▼ (engine)
-    functions                                     CoalescingFlusher ──► OrderedPublisher ──► Pub/Sub
-                                                     (critical now,      (ordered per account,
-                                                      routine ≤ 2 s)      retried, newest only)
+       │ connectorSync every few seconds                   │                      │ link (engine)   │ hooks
+       ▼                                                   ▼                      ▼                 ▼
+    functions                                       SnapshotWriter ──► Pub/Sub ◄── AccountEvents
+                                            (coalesced, cached, sealed)    (updates, pairing, messages)
 
-Shutdown order (SIGTERM, within ``shutdown_budget_s``): stop taking work and report not ready;
-close every socket (so no key moves after the final snapshot and no second socket can meet ours);
-snapshot every account that changed since its last snapshot and wait for Pub/Sub to accept them;
-then release the leases of the accounts whose state is safely published, so the next connector
-takes them over at once. An account whose snapshot did not get through keeps its lease until it
-expires: handing it over early would only hand over older keys sooner.
+This module is the lease owner: what a claim, a lost lease, an expiring lease or a command does to
+the held accounts. Which state a claim starts from is :mod:`connector.starting_state`; snapshots
+are :mod:`connector.snapshot_writer`; what the supervisors report is :mod:`connector.account_events`;
+the shutdown sequence is :mod:`connector.shutdown`.
 """
 
 from __future__ import annotations
@@ -25,95 +22,38 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.cache import StateCache, state_digest
-from connector.coalescer import CoalescingFlusher
+from connector.account_events import AccountEvents
+from connector.cache import StateCache
 from connector.config import ConnectorConfig
-from connector.errors import CacheError, OutboxError, PublishError, RestoreError, SyncError
+from connector.errors import CacheError, OutboxError, PublishError, RestoreError
 from connector.http import HealthServer
 from connector.leases import LeaseKeeper
-from connector.link import Incoming, LinkFactory
+from connector.link import LinkFactory
 from connector.logs import fields
-from connector.metrics import Counter, Gauge, Histogram, LabelValues, Registry
+from connector.metrics import ConnectorMetrics, LabelValues
 from connector.outbox import OutboxDispatcher, OutboxSubscription
-from connector.publisher import MessageTransport, OrderedPublisher, Outgoing
+from connector.protocol.close import CloseReason
+from connector.publisher import MessageTransport, OrderedPublisher
 from connector.reports import ConnectionReports
+from connector.shutdown import shut_down
+from connector.slots import AccountSlot
+from connector.snapshot_writer import SnapshotWriter
 from connector.snapshots import SnapshotCodec
+from connector.starting_state import StateSource, log_found, starting_state, state_digest_of
 from connector.states import AccountState
 from connector.supervisor import AccountSupervisor
 from connector.sync import SyncClient
-from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore, StateChange
-from shared.connector_sync import Claim, ClaimMode, Command, CommandAction, Lost
-from shared.events import (
-    AccountRemoved,
-    ConnectionState,
-    ConnectionUpdate,
-    OutboundSend,
-    PairingCode,
-    PairingFailed,
-    PairingQr,
-    PairingSuccess,
-    SnapshotAttributes,
-)
-from shared.snapshot import canonical_state_bytes, parse_state
+from shared.connector_sync import Claim, Command, CommandAction, Lost
+from shared.events import AccountRemoved, ConnectionState, OutboundSend
 
 log = logging.getLogger(__name__)
 
-PAIRING_CODE_TTL_S = 180.0
-QR_TTL_S = 20.0
-STOP_SOCKETS_BUDGET_S = 2.0
-RELEASE_BUDGET_S = 1.5
-PROCESS_EXIT_MARGIN_S = 0.5
-#: How long a critical change may hold the engine back waiting for Pub/Sub (it stays queued after).
-CRITICAL_PERSIST_TIMEOUT_S = 10.0
-LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-
-@dataclass
-class AccountSlot:
-    """One held account."""
-
-    account_id: str
-    generation: int
-    store: MemoryAuthStore
-    supervisor: AccountSupervisor
-    published_revision: int = -1
-    removing: bool = False
-    message_tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-
-def _digest(state: AuthState) -> bytes:
-    return state_digest(canonical_state_bytes(state))
-
-
-class ConnectorMetrics:
-    def __init__(self, accounts_by_state: Callable[[], dict[LabelValues, float]],
-                 pending: Callable[[], dict[LabelValues, float]]) -> None:
-        self.registry = Registry()
-        r = self.registry
-        self.accounts = r.register(Gauge("keeper_connector_accounts", "Held accounts by supervisor state",
-                                         ("state",), collect=accounts_by_state))
-        self.reconnects = r.register(Counter("keeper_connector_reconnects_total",
-                                             "Reconnects by close reason", ("reason",)))
-        self.snapshot_latency = r.register(Histogram(
-            "keeper_connector_snapshot_publish_seconds",
-            "From the first unsnapshotted change to Pub/Sub accepting the snapshot", LATENCY_BUCKETS_S))
-        self.pending = r.register(Gauge("keeper_connector_pending_snapshots",
-                                        "Snapshots not yet accepted by Pub/Sub", collect=pending))
-        self.renewals = r.register(Counter("keeper_connector_lease_renewals_total",
-                                           "Lease renewals by result", ("result",)))
-        self.claims = r.register(Counter("keeper_connector_claims_total", "Accounts claimed, by how their "
-                                         "state was found", ("source",)))
-        self.messages = r.register(Counter("keeper_connector_messages_total",
-                                           "Incoming messages by outcome", ("outcome",)))
-
 
 class ConnectorService:
-    """Implements :class:`~connector.leases.LeaseOwner` and :class:`~connector.supervisor.SupervisorHooks`."""
+    """Implements :class:`~connector.leases.LeaseOwner`; owns the parts drawn in the module docstring."""
 
     def __init__(
         self,
@@ -132,20 +72,23 @@ class ConnectorService:
         self.transport = transport
         self.accounts: dict[str, AccountSlot] = {}
         self.shutting_down = False
-        self._clock = clock
+        self.clock = clock
         self.metrics = ConnectorMetrics(self._accounts_by_state, lambda: {(): float(self.snapshots.pending())})
-        self.snapshots = OrderedPublisher(transport, config.topics.snapshots, newest_only=True,
-                                          on_accepted=self._snapshot_accepted, clock=clock)
+        self.writer = self._make_writer()
+        self.snapshots = self.writer.publisher
+        self.flusher = self.writer.flusher
         self.events = OrderedPublisher(transport, config.topics.connection, clock=clock)
         self.reports = ConnectionReports(self.events, config.connector_id, window_s=config.report_window_s)
         self.messages = OrderedPublisher(transport, config.topics.messages, clock=clock)
-        self.flusher = CoalescingFlusher(self._flush_snapshot, config.coalesce_window_s, clock)
+        self.hooks = AccountEvents(config.connector_id, self.accounts, events=self.events, messages=self.messages,
+                                   reports=self.reports, writer=self.writer, cache=cache,
+                                   reconnects=self.metrics.reconnects, message_outcomes=self.metrics.messages)
         self.keeper = LeaseKeeper(
             sync_client, self, connector_id=config.connector_id, capacity=config.capacity,
             public_key=self.codec.public_key, interval_s=config.sync_interval_s, clock=clock,
             on_renewals=lambda n, result: self.metrics.renewals.inc(result, amount=float(n)),
         )
-        self.http = HealthServer(self.metrics.registry, self.ready, config.port)
+        self.http = HealthServer(self.metrics.registry, self.ready, config.port, config.http_host)
         #: Sends for the accounts held here (connector/outbox.py); the Signal send path sets its handler.
         self.outbox = OutboxDispatcher(lambda account_id: account_id in self.accounts, clock=clock)
         #: This connector's outbox subscription (set by __main__; None: the catch-up alone delivers).
@@ -154,6 +97,11 @@ class ConnectorService:
         self._stopping: set[asyncio.Task[None]] = set()
         #: Slots whose socket is closing before their last snapshot (an expiring lease).
         self._closing: dict[str, AccountSlot] = {}
+
+    def _make_writer(self) -> SnapshotWriter:
+        return SnapshotWriter(self.codec, self.transport, self.config.topics.snapshots, slot_of=self.accounts.get,
+                              cache=self.cache, window_s=self.config.coalesce_window_s,
+                              latency=self.metrics.snapshot_latency, clock=self.clock)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -180,66 +128,27 @@ class ConnectorService:
         await self.shutdown()
 
     async def shutdown(self) -> None:
-        """See the module docstring; returns within ``shutdown_budget_s``."""
-        started = self._clock()
-        # Keep a margin for the process itself to exit after the service has stopped.
-        budget = max(0.5, self.config.shutdown_budget_s - PROCESS_EXIT_MARGIN_S)
+        """:func:`connector.shutdown.shut_down`: returns within ``shutdown_budget_s``."""
+        await shut_down(self)
 
-        def left() -> float:
-            return max(0.0, budget - (self._clock() - started))
-
-        self.shutting_down = True
-        self.keeper.stop_taking_work()
+    async def close_outbox(self, timeout_s: float) -> None:
+        """Stop handing sends over and delete this connector's outbox subscription (the next holder of
+        each account gets its waiting sends from its claim)."""
         await self.outbox.close()
         if self.outbox_feed is not None:
-            await asyncio.wait_for(self.outbox_feed.close(), max(0.1, min(1.0, left())))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.outbox_feed.close(), timeout_s)
+
+    async def stop_tasks(self) -> None:
+        """Cancel the lease keeper and the snapshot flusher and wait for them."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        held = list(self.accounts.values())
-        log.info("shutting down", extra=fields(accounts=len(held), pendingSnapshots=self.snapshots.pending()))
-        await asyncio.gather(*(slot.supervisor.stop("shutdown", min(STOP_SOCKETS_BUDGET_S, left() / 3))
-                               for slot in held), return_exceptions=True)
-        sockets_closed_s = self._clock() - started
+
+    async def wait_stopping(self, timeout_s: float) -> None:
+        """Wait (bounded) for removals and retirements in flight: they may be waiting on Pub/Sub."""
         if self._stopping:
-            # Removals and retirements in flight: bounded, they may be waiting on Pub/Sub.
-            await asyncio.wait(list(self._stopping), timeout=max(0.1, left() / 4))
-        for slot in held:
-            if slot.store.revision != slot.published_revision:
-                self.flusher.coalescer.mark(slot.account_id, "critical", self._clock())
-        self.flusher.flush_now()
-        message_tasks = [t for slot in held for t in slot.message_tasks]
-        drained = await self.snapshots.drained(max(0.0, left() - RELEASE_BUDGET_S - 0.5))
-        unpublished = self.snapshots.pending_keys()
-        if not drained:
-            log.error("shutdown: snapshots not accepted in time; their leases are kept until they expire",
-                      extra=fields(accounts=sorted(unpublished)[:50], count=len(unpublished)))
-        self.reports.flush()
-        await self.events.drained(min(0.5, left()))
-        if message_tasks:
-            await asyncio.wait(message_tasks, timeout=min(0.5, left()))
-        published_s = self._clock() - started
-        for slot in held:
-            if slot.account_id not in unpublished:
-                self.keeper.release(slot.account_id)
-        try:
-            released = await asyncio.wait_for(self.keeper.release_pending(), max(0.1, left() - 0.3))
-            log.info("leases released", extra=fields(count=released))
-        except (TimeoutError, SyncError) as exc:
-            log.warning("could not release leases; they will expire", extra=fields(error=str(exc)))
-        released_s = self._clock() - started
-        for publisher in (self.snapshots, self.events, self.messages):
-            await publisher.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.keeper.client.close(), 0.2)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.transport.close(), max(0.1, left()))
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.http.stop(), max(0.2, left()))
-        log.info("connector stopped", extra=fields(seconds=round(self._clock() - started, 2),
-                                                   socketsClosedAtS=round(sockets_closed_s, 2),
-                                                   snapshotsPublishedAtS=round(published_s, 2),
-                                                   leasesReleasedAtS=round(released_s, 2)))
+            await asyncio.wait(list(self._stopping), timeout=timeout_s)
 
     # --- LeaseOwner -------------------------------------------------------------------------------
 
@@ -255,9 +164,9 @@ class ConnectorService:
         if closing is not None:
             # Claimed again before its last snapshot (the socket is still closing): take it now, so
             # the cache read below has every key it moved.
-            self._final_snapshot(closing)
+            self.writer.final_snapshot(closing)
         try:
-            state, source = self._initial_state(claim)
+            state, source = starting_state(claim, self.codec.open_restored, self.cache)
         except RestoreError as exc:
             log.error("restored state unusable; giving the account back",
                       extra={"account_id": claim.account_id, "fields": {"error": str(exc)}})
@@ -267,83 +176,27 @@ class ConnectorService:
             log.warning("no state to restore and no pairing asked: needs pairing",
                         extra={"account_id": claim.account_id})
             self.keeper.release(claim.account_id)
-            self._publish_update(claim.account_id, claim.generation, ConnectionState.NEEDS_PAIRING,
-                                 "no_state")
+            self.hooks.publish_update(claim.account_id, claim.generation, ConnectionState.NEEDS_PAIRING,
+                                      "no_state")
             return
         self.metrics.claims.inc(source)
-        self._log_found(claim, source)
-        if self.cache is not None and source in ("restored", "fell_back"):
-            self.cache.note_origin(claim.account_id, functools.partial(_digest, state))
+        log_found(claim, source)
+        if self.cache is not None and source in (StateSource.RESTORED, StateSource.FELL_BACK):
+            self.cache.note_origin(claim.account_id, functools.partial(state_digest_of, state))
         store = MemoryAuthStore.adopt(state)  # parsed for this slot only; `state` stays as restored
-        supervisor = AccountSupervisor(claim.account_id, store, self.link_factory, self,
-                                       pairing=claim.pairing if source == "pairing" else None,
-                                       clock=self._clock)
+        supervisor = AccountSupervisor(claim.account_id, store, self.link_factory, self.hooks,
+                                       pairing=claim.pairing if source is StateSource.PAIRING else None,
+                                       clock=self.clock)
         slot = AccountSlot(claim.account_id, claim.generation, store, supervisor)
         store.set_listener(functools.partial(self._state_changed, claim.account_id))
         self.accounts[claim.account_id] = slot
         self.outbox.account_claimed(claim.account_id)  # sends parked while the claim was on its way
-        if source == "cache":
+        if source is StateSource.CACHE:
             # The cache can be newer than the vault: publish it under the new generation at once.
-            self.flusher.mark(claim.account_id, "critical")
+            self.writer.mark_critical(claim.account_id)
         else:
             slot.published_revision = store.revision
         supervisor.start()
-
-    def _initial_state(self, claim: Claim) -> tuple[AuthState | None, str]:
-        restored: list[AuthState] = []  # opened at most once, and only when needed
-
-        def restored_state() -> AuthState | None:
-            if not restored and claim.sealed_state is not None:
-                restored.append(self.codec.open_restored(claim.account_id, claim.generation, claim.sealed_state))
-            return restored[0] if restored else None
-
-        def vault_digest() -> bytes | None:
-            # A generation gap over one: the cache still wins if the vault's state is one it wrote.
-            try:
-                state = restored_state()
-            except RestoreError:
-                return None
-            return None if state is None else _digest(state)
-
-        if self.cache is not None:
-            try:
-                cached = self.cache.usable_for(claim.account_id, claim.generation, vault_digest)
-            except CacheError as exc:
-                log.warning("cache unreadable", extra={"account_id": claim.account_id,
-                                                      "fields": {"error": str(exc)}})
-                cached = None
-            if cached is not None:
-                try:
-                    state = parse_state(cached.state)
-                except Exception as exc:
-                    log.warning("cache entry unusable", extra={"account_id": claim.account_id,
-                                                              "fields": {"error": type(exc).__name__}})
-                else:
-                    # A pair claim for an account this connector already linked (the functions had not
-                    # yet recorded pairing.success when the lease went): pairing again would orphan
-                    # the linked device. Logged-out states never get here: they leave the cache.
-                    linked = state.creds.me is not None and state.creds.account is not None
-                    if claim.mode == ClaimMode.RESTORE or linked:
-                        return state, "cache"
-        from_vault = restored_state()
-        if from_vault is not None:
-            return from_vault, "fell_back" if claim.fell_back else "restored"
-        if claim.mode == ClaimMode.PAIR:
-            return AuthState.generate(), "pairing"
-        return None, "none"
-
-    def _log_found(self, claim: Claim, source: str) -> None:
-        info: dict[str, object] = {"generation": claim.generation, "version": claim.version, "source": source}
-        extra = {"account_id": claim.account_id, "fields": info}
-        if source == "pairing":
-            info["method"] = claim.pairing.method if claim.pairing else None
-            log.info("new account to pair", extra=extra)
-        elif source == "fell_back":
-            log.warning("session restored from an older version (newer ones were unusable)", extra=extra)
-        elif source == "cache":
-            log.info("session restored from the local cache", extra=extra)
-        else:
-            log.info("session restored", extra=extra)
 
     def on_lost(self, lost: Lost) -> None:
         slot = self.accounts.pop(lost.account_id, None)
@@ -352,7 +205,7 @@ class ConnectorService:
         log.warning("lease lost: closing the socket", extra={"account_id": lost.account_id,
                                                               "fields": {"reason": lost.reason}})
         # Another connector may hold it now: a snapshot from us would be refused (older generation).
-        self.flusher.forget(lost.account_id)
+        self.writer.forget(lost.account_id)
         self._retire(slot, f"lease_{lost.reason}", report=True)
 
     def on_expiring(self, account_id: str) -> None:
@@ -361,7 +214,7 @@ class ConnectorService:
             return
         log.error("lease about to expire without renewal: closing the socket first",
                   extra={"account_id": account_id})
-        self.flusher.forget(account_id)
+        self.writer.forget(account_id)
         # Still ours for a moment: get the latest state out (and into the cache) before anyone else
         # restores. Taken once the socket is closed, like on shutdown: keys move until then, and a
         # change made after the last snapshot would be rolled back on the next claim.
@@ -387,8 +240,8 @@ class ConnectorService:
         not confirm the unlink, the lease goes back and the functions ask again on a later claim."""
         closed = await slot.supervisor.logout()
         self.accounts.pop(slot.account_id, None)
-        self.flusher.forget(slot.account_id)
-        unlinked = closed is not None and closed.reason == "logged_out_by_client"
+        self.writer.forget(slot.account_id)
+        unlinked = closed is not None and closed.reason is CloseReason.LOGGED_OUT_BY_CLIENT
         if not unlinked:
             log.warning("removal: WhatsApp did not confirm the unlink; giving the account back to retry",
                         extra={"account_id": slot.account_id,
@@ -415,143 +268,19 @@ class ConnectorService:
             await slot.supervisor.stop(reason)
             if final_snapshot and self._closing.get(slot.account_id) is slot:
                 del self._closing[slot.account_id]
-                self._final_snapshot(slot)
+                self.writer.final_snapshot(slot)
             if report:
-                self._publish_update(slot.account_id, slot.generation, ConnectionState.STOPPED, reason)
+                self.hooks.publish_update(slot.account_id, slot.generation, ConnectionState.STOPPED, reason)
 
         self._spawn(go())
-
-    def _final_snapshot(self, slot: AccountSlot) -> None:
-        if slot.store.revision == slot.published_revision:
-            return
-        try:
-            self._flush_slot(slot, self._clock())
-        except Exception:
-            log.exception("last snapshot before the lease expires failed", extra={"account_id": slot.account_id})
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 
-    # --- snapshots ----------------------------------------------------------------------------------
-
     def _state_changed(self, account_id: str, change: StateChange) -> None:
-        if account_id in self.accounts:
-            self.flusher.mark(account_id, change.kind)
-
-    def _flush_snapshot(self, account_id: str, since: float) -> None:
-        slot = self.accounts.get(account_id)
-        if slot is not None:
-            self._flush_slot(slot, since)
-
-    def _flush_slot(self, slot: AccountSlot, since: float) -> None:
-        self.flusher.coalescer.forget(slot.account_id)
-        revision = slot.store.revision
-        state = slot.store.snapshot()
-        state_bytes = canonical_state_bytes(state)  # serialised once, for the cache and the snapshot
-        if self.cache is not None:
-            try:
-                self.cache.put(slot.account_id, slot.generation, state_bytes)
-            except CacheError as exc:
-                # The cache no longer offers the older entry (see StateCache.put): the vault wins.
-                log.warning("cache write failed", extra={"account_id": slot.account_id,
-                                                        "fields": {"error": str(exc)}})
-        sealed = self.codec.seal(slot.account_id, slot.generation, state, state_bytes)
-        attributes = SnapshotAttributes(slot.account_id, slot.generation, self.config.connector_id)
-        self.snapshots.submit(slot.account_id, sealed, attributes.to_attributes(), since)
-        slot.published_revision = revision
-
-    async def persist_now(self, account_id: str) -> bool:
-        slot = self.accounts.get(account_id)
-        if slot is None:
-            return False
-        if slot.store.revision != slot.published_revision:
-            try:
-                self._flush_slot(slot, self._clock())
-            except Exception:
-                log.exception("critical snapshot could not be built", extra={"account_id": account_id})
-                return False
-        return await self.snapshots.settled(account_id, CRITICAL_PERSIST_TIMEOUT_S)
-
-    def _snapshot_accepted(self, item: Outgoing, latency_s: float) -> None:
-        self.metrics.snapshot_latency.observe(latency_s)
-
-    # --- SupervisorHooks ----------------------------------------------------------------------------
-
-    def report(self, account_id: str, state: ConnectionState, reason: str | None, code: int | None,
-               attempt: int) -> None:
-        slot = self.accounts.get(account_id)
-        if slot is None:
-            return
-        if state is ConnectionState.NEEDS_PAIRING and self.cache is not None:
-            # These keys were unlinked by the phone: never bring them back from the cache.
-            with contextlib.suppress(CacheError):
-                self.cache.delete(account_id)
-        if state is ConnectionState.OPEN:
-            log.info("connected", extra={"account_id": account_id, "fields": {"generation": slot.generation}})
-        self._publish_update(account_id, slot.generation, state, reason, code=code, attempt=attempt)
-
-    def _publish_update(self, account_id: str, generation: int, state: ConnectionState, reason: str | None,
-                        *, code: int | None = None, attempt: int = 0) -> None:
-        event = ConnectionUpdate(account_id=account_id, connector_id=self.config.connector_id,
-                                 generation=generation, at=datetime.now(UTC), state=state, reason=reason,
-                                 code=code, attempt=attempt)
-        self.reports.add(event)
-
-    def pairing_code(self, account_id: str, code: str) -> None:
-        log.info("pairing code ready", extra={"account_id": account_id})
-        event = PairingCode(account_id=account_id, code=code.replace("-", "").upper(),
-                            expires_at=datetime.now(UTC) + timedelta(seconds=PAIRING_CODE_TTL_S))
-        self.events.submit(account_id, event.to_json(), event.attributes())
-
-    def pairing_qr(self, account_id: str, qr: str) -> None:
-        log.info("pairing QR ready", extra={"account_id": account_id})
-        event = PairingQr(account_id=account_id, qr=qr,
-                          expires_at=datetime.now(UTC) + timedelta(seconds=QR_TTL_S))
-        self.events.submit(account_id, event.to_json(), event.attributes())
-
-    def paired(self, account_id: str, jid: str) -> None:
-        log.info("paired", extra={"account_id": account_id})
-        event = PairingSuccess(account_id=account_id, jid=jid)
-        self.events.submit(account_id, event.to_json(), event.attributes())
-
-    def pairing_failed(self, account_id: str, reason: str) -> None:
-        log.warning("pairing failed", extra={"account_id": account_id, "fields": {"reason": reason}})
-        event = PairingFailed(account_id=account_id, reason="expired" if reason == "pairing_expired" else reason)
-        self.events.submit(account_id, event.to_json(), event.attributes())
-
-    def message(self, account_id: str, incoming: Incoming) -> None:
-        slot = self.accounts.get(account_id)
-        if slot is None:
-            return
-        accepted = self.messages.submit(account_id, incoming.message.to_json(), incoming.message.attributes())
-
-        async def ack_when_accepted() -> None:
-            try:
-                await accepted
-            except (PublishError, asyncio.CancelledError):
-                # Not acknowledged: WhatsApp delivers it again on the next connection.
-                self.metrics.messages.inc("not_published")
-                return
-            try:
-                await incoming.ack()
-                self.metrics.messages.inc("acked")
-            except Exception as exc:
-                self.metrics.messages.inc("ack_failed")
-                log.info("message published but not acknowledged (socket gone); it will be redelivered",
-                         extra={"account_id": account_id, "fields": {"error": type(exc).__name__}})
-
-        task = asyncio.get_running_loop().create_task(ack_when_accepted())
-        slot.message_tasks.add(task)
-        task.add_done_callback(slot.message_tasks.discard)
-
-    def state_changed(self, account_id: str, old: AccountState, new: AccountState) -> None:
-        log.debug("state", extra={"account_id": account_id, "fields": {"from": old.value, "to": new.value}})
-
-    def reconnecting(self, account_id: str, reason: str) -> None:
-        # The supervisor logs the reconnect with its reason and delay; count it here.
-        self.metrics.reconnects.inc(reason)
+        self.writer.changed(account_id, change.kind)
 
     # --- metrics ------------------------------------------------------------------------------------
 

@@ -24,8 +24,7 @@ from shared import errors as shared_errors
 from shared.authstate import AuthState
 from shared.connector_sync import RESTORE_AAD
 from shared.sealing import open_sealed, public_key_bytes, seal
-from shared.snapshot import Snapshot
-from shared.vault.vault import snapshot_aad
+from shared.snapshot import Snapshot, snapshot_aad
 
 #: The smallest step between two ``producedAt`` stamps of one account and generation.
 PRODUCED_AT_STEP = timedelta(microseconds=1)

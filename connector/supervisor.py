@@ -22,25 +22,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from connector.backoff import Backoff
-from connector.link import (
+from connector.link import LinkFactory, LinkSession
+from connector.logs import account_context, fields
+from connector.protocol.close import CloseInfo, ClosePolicy, CloseReason, close_info
+from connector.protocol.events import (
     Closed,
     CredsChanged,
-    Incoming,
-    LinkFactory,
-    LinkSession,
+    IncomingMessage,
+    MessageArrived,
     Opened,
     Paired,
     PairingCodeShown,
-    QrShown,
-    SupportsLogout,
+    QrCodeShown,
 )
-from connector.logs import account_context, fields
 from connector.states import AccountState, AccountStateMachine
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
@@ -67,7 +68,9 @@ class SupervisorHooks(Protocol):
 
     def pairing_failed(self, account_id: str, reason: str) -> None: ...
 
-    def message(self, account_id: str, incoming: Incoming) -> None: ...
+    def message(self, account_id: str, message: IncomingMessage, ack: Callable[[], Awaitable[bool]]) -> None:
+        """A message arrived; ``ack()`` acknowledges it to WhatsApp (only once it is safe elsewhere)."""
+        ...
 
     def state_changed(self, account_id: str, old: AccountState, new: AccountState) -> None: ...
 
@@ -101,7 +104,7 @@ class AccountSupervisor:
         self._clock = clock
         self.machine = AccountStateMachine(account_id, self._changed)
         self.stop_reason: str | None = None
-        self.last_close: Closed | None = None
+        self.last_close: CloseInfo | None = None
         self._session: LinkSession | None = None
         self._stop = asyncio.Event()
         self._kick = asyncio.Event()
@@ -128,21 +131,18 @@ class AccountSupervisor:
         if self._session is not None:
             asyncio.get_running_loop().create_task(self._session.close())
 
-    async def logout(self, timeout_s: float = LOGOUT_TIMEOUT_S) -> Closed | None:
+    async def logout(self, timeout_s: float = LOGOUT_TIMEOUT_S) -> CloseInfo | None:
         """Unlink the device from the account (removal), then stop. Uses the live socket, or opens
-        one just for this; returns how it ended, or None when the engine cannot log out."""
+        one just for this; returns how it ended, or None when the logout itself failed."""
         if self.stop_reason is None:
             self.stop_reason = "removed"
         self._stop.set()  # whatever happens next, no reconnect
-        session = self._session or self._factory.open(self.account_id, self.store, None)
-        closed: Closed | None = None
-        if isinstance(session, SupportsLogout):
-            try:
-                closed = await asyncio.wait_for(session.logout(timeout_s), timeout_s + CLOSE_TIMEOUT_S)
-            except Exception as exc:
-                log.warning("logout failed", extra=fields(error=f"{type(exc).__name__}: {exc}"[:200]))
-        else:
-            await session.close()
+        session = self._session or self._open(None)
+        closed: CloseInfo | None = None
+        try:
+            closed = await asyncio.wait_for(session.logout(timeout_s), timeout_s + CLOSE_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("logout failed", extra=fields(error=f"{type(exc).__name__}: {exc}"[:200]))
         await self.stop("removed")
         return closed
 
@@ -191,16 +191,16 @@ class AccountSupervisor:
                 self._hooks.reconnecting(self.account_id, "operator")
                 continue
             policy = closed.policy
-            if policy == "restart_now":
+            if policy is ClosePolicy.RESTART_NOW:
                 self._restarts_without_open += 1
                 if self._restarts_without_open > MAX_RESTARTS_WITHOUT_OPEN:
-                    policy = "backoff"
-            if policy == "restart_now":
+                    policy = ClosePolicy.BACKOFF
+            if policy is ClosePolicy.RESTART_NOW:
                 attempt += 1
                 log.info("reconnecting at once", extra=fields(reason=closed.reason, code=closed.code))
                 self._hooks.reconnecting(self.account_id, closed.reason)
                 continue
-            if policy == "backoff":
+            if policy is ClosePolicy.BACKOFF:
                 attempt += 1
                 self._hooks.reconnecting(self.account_id, closed.reason)
                 await self._back_off(closed, attempt)
@@ -212,21 +212,33 @@ class AccountSupervisor:
             attempt += 1
             self._hooks.reconnecting(self.account_id, "operator")
 
-    async def _serve_one_socket(self) -> Closed:
-        session = self._factory.open(self.account_id, self.store, self.pairing)
+    def _open(self, pairing: PairingRequest | None) -> LinkSession:
+        return self._factory.open(self.account_id, self.store, pairing, self._persist_critical)
+
+    async def _persist_critical(self, changes: list[CredsChanged]) -> None:
+        """The link's before-send hook: the bytes that depend on ``changes`` wait for Pub/Sub."""
+        # Bounded wait: if Pub/Sub is down the snapshot stays queued (and cached) and the engine goes
+        # on, rather than failing a pairing the phone has already confirmed.
+        if not await self._hooks.persist_now(self.account_id):
+            log.warning("critical credentials not yet accepted by Pub/Sub; going on "
+                        "(they are in the local cache and the retry queue)")
+
+    async def _serve_one_socket(self) -> CloseInfo:
+        session = self._open(self.pairing)
         self._session = session
-        closed: Closed | None = None
+        closed: CloseInfo | None = None
         try:
             async for event in session.events():
                 if isinstance(event, Closed):
-                    closed = event
+                    closed = event.info
                     break
-                if isinstance(event, CredsChanged):
-                    if event.kind == "critical" and not await self._hooks.persist_now(self.account_id):
-                        log.warning("critical credentials not yet accepted by Pub/Sub; going on "
-                                    "(they are in the local cache and the retry queue)")
-                    continue
-                self._handle(event)
+                if isinstance(event, MessageArrived):
+                    self._hooks.message(self.account_id, event.message,
+                                        functools.partial(session.ack, event.message))
+                elif isinstance(event, Opened | PairingCodeShown | QrCodeShown | Paired):
+                    self._handle(event)
+                # CredsChanged went through _persist_critical / the store's listener already; the
+                # other events (pre-keys uploaded, offline sync done) need nothing here.
         except Exception as exc:
             log.warning("socket failed", extra=fields(error=f"{type(exc).__name__}: {exc}"[:200]))
         finally:
@@ -236,26 +248,24 @@ class AccountSupervisor:
                     await asyncio.wait_for(session.close(), CLOSE_TIMEOUT_S)
             if self.state is AccountState.OPEN:
                 self.backoff.closed(self._clock())
-        return closed or Closed("connection_lost", "backoff")
+        return closed or close_info(CloseReason.CONNECTION_LOST)
 
-    def _handle(self, event: QrShown | PairingCodeShown | Paired | Opened | Incoming) -> None:
+    def _handle(self, event: Opened | PairingCodeShown | QrCodeShown | Paired) -> None:
         if isinstance(event, Opened):
             self.machine.to(AccountState.OPEN)
             self._restarts_without_open = 0
             self.backoff.opened(self._clock())
             self._hooks.report(self.account_id, ConnectionState.OPEN, None, None, 0)
-        elif isinstance(event, Incoming):
-            self._hooks.message(self.account_id, event)
         elif isinstance(event, PairingCodeShown):
             self._hooks.pairing_code(self.account_id, event.code)
-        elif isinstance(event, QrShown):
+        elif isinstance(event, QrCodeShown):
             self._hooks.pairing_qr(self.account_id, event.qr)
         elif isinstance(event, Paired):
             # From now on the account logs in with its new identity; never pair it again.
             self.pairing = None
             self._hooks.paired(self.account_id, event.jid)
 
-    async def _back_off(self, closed: Closed, attempt: int) -> None:
+    async def _back_off(self, closed: CloseInfo, attempt: int) -> None:
         self.machine.to(AccountState.BACKING_OFF)
         delay = self.backoff.next_delay_s()
         log.info("reconnecting after a delay",
@@ -263,9 +273,9 @@ class AccountSupervisor:
         await self._wait(delay)
         self._kick.clear()
 
-    async def _stand_down(self, closed: Closed, attempt: int) -> bool:
+    async def _stand_down(self, closed: CloseInfo, attempt: int) -> bool:
         """Apply a stop policy; True when a reconnect command ended a needs_pairing wait."""
-        if closed.policy == "stop_logged_out":
+        if closed.policy is ClosePolicy.STOP_LOGGED_OUT:
             self.machine.to(AccountState.NEEDS_PAIRING)
             log.warning("logged out by the phone: needs pairing", extra=fields(reason=closed.reason,
                                                                                code=closed.code))
@@ -273,17 +283,17 @@ class AccountSupervisor:
                                attempt)
             await self._wait(None)
             return self._kick.is_set() and not self._stop.is_set()
-        if closed.policy == "stop_replaced":
+        if closed.policy is ClosePolicy.STOP_REPLACED:
             log.warning("replaced by another socket: standing down", extra=fields(code=closed.code))
             self.machine.to(AccountState.STOPPED)
             self._hooks.report(self.account_id, ConnectionState.REPLACED, closed.reason, closed.code, attempt)
             return False
-        if closed.policy == "stop_pairing":
+        if closed.policy is ClosePolicy.STOP_PAIRING:
             log.warning("pairing did not complete", extra=fields(reason=closed.reason))
             self.machine.to(AccountState.STOPPED)
             self._hooks.pairing_failed(self.account_id, closed.reason)
             return False
-        if closed.policy == "stop_requested":
+        if closed.policy is ClosePolicy.STOP_REQUESTED:
             # Closed on our side without a stop or reconnect pending: nothing more to do.
             self.machine.to(AccountState.STOPPED)
             self._hooks.report(self.account_id, ConnectionState.STOPPED, closed.reason, closed.code, attempt)

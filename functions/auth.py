@@ -14,24 +14,41 @@ import binascii
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from functions.accounts import Caller
 from functions.errors import PermissionDeniedError, UnauthenticatedError
+from functions.idtokens import GoogleCertificates, verify_google_token
 
 _log = logging.getLogger(__name__)
 
 _BEARER = "Bearer "
+_certificates: GoogleCertificates | None = None
+_certificates_lock = threading.Lock()
+
+
+def shared_certificates() -> GoogleCertificates:
+    """One certificate cache per process, shared by every endpoint's verifier."""
+    global _certificates
+    with _certificates_lock:
+        if _certificates is None:
+            _certificates = GoogleCertificates()
+        return _certificates
+
 _MAX_TOKEN_CHARS = 8192
 
 
 class BearerVerifier:
-    def __init__(self, *, shared_token: str | None, audience: str | None,
-                 allowed_emails: frozenset[str]) -> None:
+    def __init__(self, *, shared_token: str | None, audience: str | None, allowed_emails: frozenset[str],
+                 certificates: GoogleCertificates | None = None, clock: Callable[[], float] = time.time) -> None:
         self._shared_token = shared_token
         self._audience = audience
         self._allowed = allowed_emails
+        self._certificates = certificates if certificates is not None else shared_certificates()
+        self._clock = clock
 
     def verify(self, authorization: str | None) -> str:
         """The caller's identity (``token`` or the service-account e-mail); raises when not allowed."""
@@ -47,17 +64,10 @@ class BearerVerifier:
         return self._verify_google(token)
 
     def _verify_google(self, token: str) -> str:
-        from google.auth.transport import requests as google_requests
-        from google.oauth2 import id_token
-
-        if not _looks_like_google_jwt(token):  # refuse junk before fetching Google's certificates
+        assert self._audience is not None
+        if not _looks_like_google_jwt(token):  # refuse junk before asking for Google's certificates
             raise UnauthenticatedError("the identity token is not valid")
-        try:
-            claims: Mapping[str, Any] = id_token.verify_oauth2_token(  # type: ignore[no-untyped-call]
-                token, google_requests.Request(), audience=self._audience)
-        except Exception as exc:  # the library raises ValueError and transport errors alike
-            _log.warning("identity token refused: %s", type(exc).__name__)
-            raise UnauthenticatedError("the identity token is not valid") from None
+        claims = verify_google_token(token, self._audience, self._certificates, self._clock())
         email = claims.get("email")
         if not isinstance(email, str) or not claims.get("email_verified") or email not in self._allowed:
             raise PermissionDeniedError("this identity may not call this endpoint")

@@ -1,13 +1,14 @@
 """Recording connection and pairing events from the ``connection-events`` topic on ``accounts/{id}``.
 
-Connection updates carry the lease generation they were produced under, pairing events may (see
-``shared.events``); one from an older generation than the account's lease is stale (a connector
-that lost the account still talking) and is dropped. A logged-out account (``needs_pairing``)
+Connection updates and pairing events carry the connector and lease generation they were produced
+under (``shared.events``); one from an older generation than the account's lease (or, for pairing, from
+another connector at the same generation) is stale (a connector that lost the account still talking)
+and is dropped. A logged-out account (``needs_pairing``)
 stops being served and raises an alert; an account replaced by another socket (440) likewise.
 ``account.removed`` confirms a logout: the stored state, the lease and the open alerts go with it.
 
 Every restored account reports ``connecting`` then ``open``, so this is on the restore's hot path:
-an event costs one read (the account, with its lease when the event is fenced, and with the
+an event costs one read (the account, with its lease, and with the
 alerts an ``open`` closes, whose ids are known) and one write (the account, with those alerts
 closed in the same commit), through :class:`functions.stores.AccountEventStore`. A batch
 (``connection.updates``, up to 200 updates of one connector) costs the same two calls for all its
@@ -151,7 +152,7 @@ class ConnectionEventRecorder:
             closes = alert_ids(account_id, _RESOLVED_BY_OPEN) if event.state is ConnectionState.OPEN else ()
             return self._stores.account_events.read(account_id, with_lease=True, alert_ids=closes)
         if isinstance(event, PairingCode | PairingQr | PairingSuccess | PairingFailed):
-            return self._stores.account_events.read(account_id, with_lease=event.generation is not None)
+            return self._stores.account_events.read(account_id, with_lease=True)
         return self._stores.account_events.read(account_id)
 
     def _update(self, account: Account, changes: dict[str, Any]) -> None:
@@ -244,12 +245,14 @@ class ConnectionEventRecorder:
 
     def _pairing(self, account: Account, view: AccountEventView,
                  event: PairingCode | PairingQr | PairingSuccess | PairingFailed) -> None:
-        if event.generation is not None:
-            lease = view.lease
-            if lease is not None and lease.generation > event.generation:
-                # A connector that lost the account still pairing: its code or QR is dead.
-                raise StaleMessageError(f"account {account.account_id}: {event.TYPE} from generation "
-                                        f"{event.generation}, lease is at {lease.generation}")
+        lease = view.lease
+        if lease is not None and (lease.generation > event.generation or (
+                lease.generation == event.generation and lease.connector_id != event.connector_id)):
+            # A connector that lost (or released) the account still pairing: its code or QR is dead,
+            # and its failure must not stop the account the new holder pairs.
+            raise StaleMessageError(f"account {account.account_id}: {event.TYPE} from {event.connector_id} at "
+                                    f"generation {event.generation}, lease is {lease.connector_id} at "
+                                    f"{lease.generation}")
         if (isinstance(event, PairingSuccess) and account.linked_jid is None
                 and account.status in _LINKED_WITHOUT_JID):
             # The connection opened before this event was delivered (unordered delivery): keep the JID.

@@ -27,8 +27,9 @@ from shared import sealing
 from shared.authstate import AuthState
 from shared.connector_sync import RESTORE_AAD, RESTORE_KEY_ID
 from shared.errors import KekUnavailableError, NoUsableVersionError
-from shared.snapshot import Snapshot, snapshot_bytes
+from shared.snapshot import Snapshot, open_snapshot, snapshot_bytes
 from shared.vault import SaveGuard, Vault, VaultStore
+from shared.vault.kek import KekProvider, sealing_keys
 from shared.vault.store import Documents, Head
 
 _log = logging.getLogger(__name__)
@@ -109,17 +110,17 @@ class VaultSessions:
 
 
 class VaultSealer:
-    """:class:`functions.ports.TransitSealer` over the vault's sealing keys."""
+    """:class:`functions.ports.TransitSealer` over the vault's transit keys (derived from its KEK)."""
 
-    def __init__(self, vault: Vault) -> None:
-        self._vault = vault
+    def __init__(self, kek: KekProvider) -> None:
+        self._keys = sealing_keys(kek)
 
     def vault_public_key(self) -> tuple[bytes, str]:
-        key = self._vault.sealing_public_key()
+        key = self._keys.public_key()
         return key.public, key.key_id
 
     def open_snapshot(self, sealed: bytes, account_id: str) -> OpenedSnapshot:
-        snapshot = self._vault.open_snapshot(sealed, account_id)
+        snapshot = open_snapshot(sealed, self._keys, account_id)
         return OpenedSnapshot(snapshot.account_id, snapshot.generation, snapshot.connector_id,
                               snapshot.produced_at, snapshot.state)
 

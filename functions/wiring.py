@@ -141,7 +141,7 @@ def _from_environment() -> Services:
     vault_store = FirestoreVaultStore(client)
     vault = Vault(vault_store, vault_config.kek(), versions_kept=config.versions_kept)
     return build_services(config, firestore_stores(client), VaultSessions(vault, vault_store),
-                          VaultSealer(vault), PubSubAlertPublisher(config.project, config.topic_alerts),
+                          VaultSealer(vault.kek), PubSubAlertPublisher(config.project, config.topic_alerts),
                           fenced=FirestoreFencedSave(vault), message_store=FirestoreMessageStore(client),
                           outbox=PubSubOutboxPublisher(config.project, config.topic_outbox))
 

@@ -38,6 +38,7 @@ from typing import Any, Self
 
 from shared.errors import SyncContractError, SyncLimitError
 from shared.events import ACCOUNT_ID_RE, InvalidEventError, OutboundSend, format_time, parse_time
+from shared.sealing import is_usable_public_key
 
 __all__ = [
     "CONNECTOR_ID_RE",
@@ -246,6 +247,9 @@ class SyncRequest:
             raise SyncContractError("publicKey", "publicKey is not valid base64") from None
         if len(public_key) != X25519_KEY_BYTES:
             raise SyncContractError("publicKey", "publicKey must be 32 bytes")
+        if not is_usable_public_key(public_key):
+            raise SyncContractError("publicKey", "publicKey is a low-order X25519 point: what is sealed to it "
+                                                 "opens for anyone")
         return cls(connector_id, capacity, public_key, _held_list(obj, "held"), _held_list(obj, "release"))
 
 

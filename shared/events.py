@@ -13,10 +13,10 @@ A connector reports its sockets' changes in batches: ``connection.updates`` carr
 as it would travel alone. A restart of 1,000 accounts is then a few dozen messages and function
 calls, not 2,000 of each. A reader applies them in order; a lone ``connection.update`` is still read.
 
-``pairing.*`` events may name their sender, ``connectorId`` and ``generation`` (the lease
-generation it pairs under), both or neither; the functions then drop one from an older generation
-than the account's lease, as they do for ``connection.update``. Producers should always set them;
-they are optional only so that events from connectors that predate them still parse.
+``pairing.*`` events name their sender, ``connectorId`` and ``generation`` (the lease generation
+it pairs under), both required: the functions drop one from an older generation than the account's
+lease, or from another connector than the lease's holder, as they do for ``connection.update``, so a
+connector that lost an account cannot replace the new holder's code or stop the account.
 
 Field names are camelCase; times are RFC 3339 in UTC with milliseconds; binary values are
 standard base64. Unknown keys are ignored so that an older function keeps reading events from a
@@ -264,21 +264,20 @@ def _check_aware(at: datetime, name: str) -> None:
     _check(isinstance(at, datetime) and at.tzinfo is not None, f"{name} must be timezone-aware")
 
 
-def _check_sender(connector_id: str | None, generation: int | None) -> None:
-    """Pairing events name their sender as a pair (connector, lease generation), or not at all."""
-    _check((connector_id is None) == (generation is None), "connectorId and generation go together")
-    _check(connector_id is None or bool(_CONNECTOR_ID_RE.fullmatch(connector_id)), "connectorId is malformed")
-    _check(generation is None or (isinstance(generation, int) and not isinstance(generation, bool)
-                                  and 0 <= generation <= _MAX_INT), "generation out of range")
+def _check_sender(connector_id: str, generation: int) -> None:
+    """Pairing events name their sender: the connector and the lease generation it pairs under."""
+    _check(isinstance(connector_id, str) and bool(_CONNECTOR_ID_RE.fullmatch(connector_id)),
+           "connectorId is malformed")
+    _check(isinstance(generation, int) and not isinstance(generation, bool) and 0 <= generation <= _MAX_INT,
+           "generation out of range")
 
 
-def _sender_dict(connector_id: str | None, generation: int | None) -> dict[str, Any]:
-    return {} if connector_id is None else {"connectorId": connector_id, "generation": generation}
+def _sender_dict(connector_id: str, generation: int) -> dict[str, Any]:
+    return {"connectorId": connector_id, "generation": generation}
 
 
 def _sender_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {"connector_id": _opt_str(obj, "connectorId", _CONNECTOR_ID_RE),
-            "generation": _opt_int(obj, "generation")}
+    return {"connector_id": _str(obj, "connectorId", _CONNECTOR_ID_RE), "generation": _int(obj, "generation")}
 
 
 def _decode_object(data: bytes | str) -> dict[str, Any]:
@@ -468,8 +467,8 @@ class PairingCode(_EventBase):
     account_id: str
     code: str = field(repr=False)
     expires_at: datetime
-    connector_id: str | None = None
-    generation: int | None = None
+    connector_id: str
+    generation: int
 
     def __post_init__(self) -> None:
         _check_account_id(self.account_id)
@@ -496,8 +495,8 @@ class PairingQr(_EventBase):
     account_id: str
     qr: str = field(repr=False)
     expires_at: datetime
-    connector_id: str | None = None
-    generation: int | None = None
+    connector_id: str
+    generation: int
 
     def __post_init__(self) -> None:
         _check_account_id(self.account_id)
@@ -523,8 +522,8 @@ class PairingSuccess(_EventBase):
     TYPE: ClassVar[str] = "pairing.success"
     account_id: str
     jid: str
-    connector_id: str | None = None
-    generation: int | None = None
+    connector_id: str
+    generation: int
 
     def __post_init__(self) -> None:
         _check_account_id(self.account_id)
@@ -550,8 +549,8 @@ class PairingFailed(_EventBase):
     TYPE: ClassVar[str] = "pairing.failed"
     account_id: str
     reason: str
-    connector_id: str | None = None
-    generation: int | None = None
+    connector_id: str
+    generation: int
 
     def __post_init__(self) -> None:
         _check_account_id(self.account_id)

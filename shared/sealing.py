@@ -1,8 +1,9 @@
 """Sealing for transit: encrypt to a recipient's X25519 public key so only its holder can open.
 
 The connector seals each snapshot to the vault's public key before it goes on Pub/Sub; the functions
-open it with the private key the KEK provider derives (``Vault.open_sealed``). The restore path uses
-the same format in the other direction, sealed to the connector's own key.
+open it with :class:`SealingKeys`, the vault's key pairs (one per KEK version, derived from it:
+``shared.vault.kek.sealing_keys``). The restore path uses the same format in the other direction,
+sealed to the connector's own key. The vault itself only stores: sealing for transit is here.
 
 Construction (an ECIES in the style of HPKE base mode, with one fresh ephemeral key per message)::
 
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shared.authstate import MAX_STATE_BYTES
 from shared.compression import DecompressionError, compress, decompress
-from shared.errors import SealingError
+from shared.errors import KekUnavailableError, SealingError
 
 MAGIC: Final = b"KSL"
 FORMAT_VERSION: Final = 1
@@ -63,6 +64,22 @@ class SealedHeader:
 
 def public_key_bytes(private_key: X25519PrivateKey) -> bytes:
     return private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+_PROBE_KEY = X25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+
+
+def is_usable_public_key(public: bytes) -> bool:
+    """Whether ``public`` is a 32-byte X25519 key of large order. A low-order point (the all-zero key among
+    them) gives the same all-zero shared secret with every private key: whatever is sealed to it opens for
+    anyone. X25519 maps every such point to that secret, so one exchange with any key tells."""
+    if len(public) != PUBLIC_KEY_LEN:
+        return False
+    try:
+        _PROBE_KEY.exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError:  # the library refuses an all-zero shared secret
+        return False
+    return True
 
 
 def _derive_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
@@ -146,3 +163,49 @@ def open_sealed(blob: bytes, private_key: X25519PrivateKey, aad: bytes = b"") ->
         return decompress(body, MAX_OPENED_BYTES)
     except DecompressionError as exc:
         raise SealingError(f"sealed blob does not decompress: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class SealingKey:
+    """A recipient's current public key and its key id (for the vault: the KEK version)."""
+
+    key_id: str
+    public: bytes
+
+
+class SealingKeys:
+    """A recipient's key pairs by key id: the current one to hand out, any one to open with.
+
+    ``private_key(key_id)`` may raise :class:`~shared.errors.KekUnavailableError` (the vault's keys
+    are derived from KEK versions); opening then fails as a :class:`~shared.errors.SealingError`.
+    Keys are derived once per process."""
+
+    def __init__(self, current_key_id: Callable[[], str], private_key: Callable[[str], X25519PrivateKey]) -> None:
+        self._current_key_id = current_key_id
+        self._private_key = private_key
+        self._keys: dict[str, X25519PrivateKey] = {}
+
+    @classmethod
+    def of(cls, private_key: X25519PrivateKey, key_id: str = "") -> SealingKeys:
+        """One fixed key pair (opens blobs of any key id with it)."""
+        return cls(lambda: key_id, lambda _: private_key)
+
+    def _key(self, key_id: str) -> X25519PrivateKey:
+        key = self._keys.get(key_id)
+        if key is None:
+            key = self._keys[key_id] = self._private_key(key_id)
+        return key
+
+    def public_key(self) -> SealingKey:
+        """The key to seal to now (it rotates with the KEK)."""
+        key_id = self._current_key_id()
+        return SealingKey(key_id, public_key_bytes(self._key(key_id)))
+
+    def open(self, blob: bytes, aad: bytes = b"") -> bytes:
+        """Open a blob sealed to any of these keys (the header names which)."""
+        header = read_header(blob)
+        try:
+            private = self._key(header.key_id)
+        except KekUnavailableError as exc:
+            raise SealingError(f"sealed to key {header.key_id!r}, which is not available: {exc}") from exc
+        return open_sealed(blob, private, aad)

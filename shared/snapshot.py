@@ -6,9 +6,9 @@ an unchanged state is recognised by its hash.
 
 A :class:`Snapshot` adds where and when the state was produced (account, lease generation, connector,
 time). On the ``session-snapshots`` topic it travels sealed to the vault's key (key id = KEK version)
-with :func:`snapshot_aad` as associated data: :func:`seal_snapshot` on the connector,
-``Vault.open_snapshot`` in the functions. (``connectorSync``'s ``sealedState`` going the other way
-has its own convention, written in docs/ARCHITECTURE.md.)
+with :func:`snapshot_aad` as associated data (sealed by ``connector.snapshots.SnapshotCodec``, opened
+with :func:`open_snapshot`). ``connectorSync``'s ``sealedState`` going the other way has its own
+convention (``shared.connector_sync``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
-
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from shared import sealing
 from shared.authstate import MAX_STATE_BYTES, AuthState
@@ -138,17 +136,9 @@ class Snapshot:
                    connector_id=connector_id, state=AuthState.from_json(obj.get("state"), _deferred(pre_keys)))
 
 
-def seal_snapshot(snapshot: Snapshot, recipient_public: bytes, key_id: str,
-                  state_bytes: bytes | None = None) -> bytes:
-    """Seal ``snapshot`` to ``recipient_public`` (raw X25519), bound to its account id
-    (``state_bytes`` as for :meth:`Snapshot.to_bytes`)."""
-    return sealing.seal(snapshot.to_bytes(state_bytes), recipient_public, key_id,
-                        snapshot_aad(snapshot.account_id))
-
-
-def open_snapshot(blob: bytes, private_key: X25519PrivateKey, account_id: str) -> Snapshot:
+def open_snapshot(blob: bytes, keys: sealing.SealingKeys, account_id: str) -> Snapshot:
     """Open a snapshot sealed for ``account_id``; a blob for another account does not open."""
-    snapshot = Snapshot.from_bytes(sealing.open_sealed(blob, private_key, snapshot_aad(account_id)))
+    snapshot = Snapshot.from_bytes(keys.open(blob, snapshot_aad(account_id)))
     if snapshot.account_id != account_id:
         raise SealingError(f"snapshot for {snapshot.account_id} arrived as {account_id}")
     return snapshot

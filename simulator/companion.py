@@ -35,6 +35,7 @@ from connector.protocol.crypto import KeyPair
 from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, encode_frame
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
 from connector.protocol.proto import wa_pb2
+from connector.protocol.tokens import DICT_VERSION
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -74,14 +75,24 @@ class CompanionCreds:
 
 
 class ScriptedCompanion:
-    def __init__(self, ws_url: str, root_public_key: bytes, creds: CompanionCreds | None = None) -> None:
+    def __init__(
+        self,
+        ws_url: str,
+        root_public_key: bytes,
+        creds: CompanionCreds | None = None,
+        *,
+        dict_version: int = DICT_VERSION,
+    ) -> None:
         self.ws_url = ws_url
+        self.dict_version = dict_version  # announced in the intro header, spoken on the whole connection
         self.root_public_key = root_public_key
         self.creds = creds or CompanionCreds.generate()
         self.inbox: list[Node] = []
         self.closed = asyncio.Event()
         #: Why the read loop ended when the stream broke (undecryptable or undecodable data), else None.
         self.stream_error: Exception | None = None
+        #: The websocket close code once the connection ended (1000: a closing handshake, 1006: none).
+        self.close_code: int | None = None
         self._arrived = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._transport: NoiseTransport | None = None
@@ -97,11 +108,13 @@ class ScriptedCompanion:
         self.inbox.clear()
         self.closed = asyncio.Event()
         self.stream_error = None
+        self.close_code = None
         ws = await websockets.connect(self.ws_url, max_size=None, ping_interval=None, open_timeout=timeout)
         self._ws = ws
         decoder = FrameDecoder()
-        handshake = NoiseHandshake("initiator", WA_INTRO_HEADER, self.creds.noise, os.urandom)
-        await ws.send(encode_frame(handshake.write_client_hello(), intro=WA_INTRO_HEADER))
+        intro = WA_INTRO_HEADER[:-1] + bytes([self.dict_version])
+        handshake = NoiseHandshake("initiator", intro, self.creds.noise, os.urandom)
+        await ws.send(encode_frame(handshake.write_client_hello(), intro=intro))
         frames: list[bytes] = []
         while not frames:
             data = await asyncio.wait_for(ws.recv(), timeout)
@@ -117,16 +130,17 @@ class ScriptedCompanion:
 
     async def _read(self, ws: ClientConnection, decoder: FrameDecoder, pending: list[bytes]) -> None:
         assert self._transport is not None
-        transport = self._transport
+        transport, version = self._transport, self.dict_version
         try:
             for frame in pending:
-                self._deliver(decode_node(transport.decrypt(frame)))
+                self._deliver(decode_node(transport.decrypt(frame), dict_version=version))
             async for data in ws:
                 for frame in decoder.feed(data if isinstance(data, bytes) else data.encode()):
-                    self._deliver(decode_node(transport.decrypt(frame)))
+                    self._deliver(decode_node(transport.decrypt(frame), dict_version=version))
         except Exception as exc:  # a broken stream ends the connection like a close does; keep why
             self.stream_error = exc
         finally:
+            self.close_code = ws.close_code
             self.closed.set()
             self._arrived.set()
 
@@ -146,7 +160,7 @@ class ScriptedCompanion:
     async def send(self, node: Node) -> None:
         if self._ws is None or self._transport is None:
             raise CompanionClosed("not connected")
-        await self._ws.send(encode_frame(self._transport.encrypt(encode_node(node))))
+        await self._ws.send(encode_frame(self._transport.encrypt(encode_node(node, dict_version=self.dict_version))))
 
     async def send_raw_frame(self, payload: bytes) -> None:
         if self._ws is None:
@@ -287,6 +301,8 @@ class ScriptedCompanion:
             lambda n: n.tag == "notification" and n.attrs.get("type") == "link_code_companion_reg", timeout
         )
         reg = note.children("link_code_companion_reg")[0]
+        if reg.attrs.get("stage") != "primary_hello":  # WhatsApp Web refuses any other (ack error 487)
+            raise CompanionClosed(f"link_code_companion_reg notification with stage {reg.attrs.get('stage')!r}")
         ref = reg.child_bytes("link_code_pairing_ref")
         wrapped = reg.child_bytes("link_code_pairing_wrapped_primary_ephemeral_pub")
         primary_identity = reg.child_bytes("primary_identity_pub")

@@ -12,8 +12,14 @@ Endpoints (documented with examples in ``simulator/README.md``)::
     GET    /v1/phones/{phone}/devices                     linked devices, live sockets, login counts
     DELETE /v1/phones/{phone}/devices/{device}            unlink (the device gets 401)
     POST   /v1/phones/{phone}/devices/{device}/consume-prekeys   {"count": 3}: contacts fetch bundles
-    POST   /v1/phones/{phone}/messages                    {"from": "+4071..."}: a contact sends a message
+    POST   /v1/phones/{phone}/messages                    {"to", "text"}: the phone sends (to a phone or a group)
+                                                          {"from": "+4071..."}: a contact sends it ciphertext
+    GET    /v1/phones/{phone}/messages                    what the phone received (decrypted) and sent
+    POST   /v1/phones/{phone}/messages/read               {"ids"?: [...]}: the phone reads them (read receipts)
     GET    /v1/phones/{phone}/devices/{device}/messages   messages not yet acknowledged by the device
+    POST   /v1/groups                                     {"creator", "subject", "participants"} -> 201
+    GET    /v1/groups/{group}                             a group and its members
+    POST   /v1/groups/{group}/participants                {"add"|"remove"|"promote"|"demote": [phones]}
     POST   /v1/faults                                     inject a fault (see simulator.faults)
     GET    /v1/faults                                     lasting faults in force
     DELETE /v1/faults                                     clear every lasting fault
@@ -44,7 +50,7 @@ from simulator.errors import (
     SimulatorError,
 )
 from simulator.faults import Fault
-from simulator.state import LID_SERVER, Phone, device_jid
+from simulator.state import LID_SERVER, Phone, QueuedStanza, device_jid
 
 if TYPE_CHECKING:
     from simulator.server import SimulatorServer
@@ -108,6 +114,21 @@ def _phone_view(phone: Phone) -> dict[str, Any]:
     }
 
 
+def _queued_view(queued: QueuedStanza) -> dict[str, Any]:
+    attrs = queued.node.attrs
+    encs = [n for n in queued.node.walk() if n.tag == "enc"]
+    view: dict[str, Any] = {
+        "id": queued.stanza_id,
+        "from": attrs.get("from", ""),
+        "t": int(attrs.get("t", "0")),
+        "type": attrs.get("type", ""),
+        "encType": encs[0].attrs.get("type", "") if encs else "",
+    }
+    if "participant" in attrs:
+        view["participant"] = attrs["participant"]
+    return view
+
+
 def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     core = server.core
 
@@ -169,6 +190,12 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
 
     async def send_message(request: web.Request) -> web.Response:
         data = await _body(request)
+        if "to" in data:  # the phone itself sends
+            message_id, actions = core.phone_send(
+                request.match_info["phone"], _required_str(data, "to"), _required_str(data, "text")
+            )
+            await server.run_actions(actions)
+            return web.json_response({"id": message_id}, status=201)
         ciphertext = None
         if "ciphertext" in data:
             try:
@@ -189,25 +216,49 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
         await server.run_actions(actions)
         pending_on = sorted(core.state.phone(request.match_info["phone"]).devices)
         return web.json_response(
-            {"id": message.message_id, "sentTo": sent_to, "pendingOn": pending_on}, status=201
+            {"id": message.stanza_id, "sentTo": sent_to, "pendingOn": pending_on}, status=201
         )
 
     async def pending_messages(request: web.Request) -> web.Response:
         messages = core.pending_messages(request.match_info["phone"], _device_id(request))
-        return web.json_response(
-            {
-                "messages": [
-                    {
-                        "id": m.message_id,
-                        "from": m.sender,
-                        "t": m.timestamp,
-                        "type": m.type,
-                        "encType": m.enc_type,
-                    }
-                    for m in messages
-                ]
-            }
-        )
+        return web.json_response({"messages": [_queued_view(m) for m in messages]})
+
+    async def phone_messages(request: web.Request) -> web.Response:
+        return web.json_response({"messages": core.phone_messages(request.match_info["phone"])})
+
+    async def mark_read(request: web.Request) -> web.Response:
+        data = await _body(request)
+        ids = data.get("ids")
+        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+            raise InvalidRequestError("ids must be a list of message ids")
+        count, actions = core.phone_mark_read(request.match_info["phone"], ids)
+        await server.run_actions(actions)
+        return web.json_response({"read": count})
+
+    async def create_group(request: web.Request) -> web.Response:
+        data = await _body(request)
+        members = data.get("participants", [])
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise InvalidRequestError("participants must be a list of phone numbers")
+        group, actions = core.create_group(_required_str(data, "creator"), _required_str(data, "subject"), members)
+        await server.run_actions(actions)
+        return web.json_response(core.group_view(group.group_id), status=201)
+
+    async def get_group(request: web.Request) -> web.Response:
+        return web.json_response(core.group_view(request.match_info["group"]))
+
+    async def change_group(request: web.Request) -> web.Response:
+        data = await _body(request)
+        statuses: dict[str, int] = {}
+        for action in ("add", "remove", "promote", "demote"):
+            members = data.get(action, [])
+            if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+                raise InvalidRequestError(f"{action} must be a list of phone numbers")
+            if members:
+                changed, actions = core.change_group(request.match_info["group"], action, members)
+                await server.run_actions(actions)
+                statuses.update({"+" + user: status for user, status in changed.items()})
+        return web.json_response({"group": core.group_view(request.match_info["group"]), "statuses": statuses})
 
     async def add_fault(request: web.Request) -> web.Response:
         fault = Fault.from_json(await _body(request))
@@ -243,6 +294,11 @@ def add_control_routes(app: web.Application, server: SimulatorServer) -> None:
     app.router.add_post("/v1/phones/{phone}/devices/{device}/consume-prekeys", consume_pre_keys)
     app.router.add_post("/v1/phones/{phone}/messages", send_message)
     app.router.add_get("/v1/phones/{phone}/devices/{device}/messages", pending_messages)
+    app.router.add_get("/v1/phones/{phone}/messages", phone_messages)
+    app.router.add_post("/v1/phones/{phone}/messages/read", mark_read)
+    app.router.add_post("/v1/groups", create_group)
+    app.router.add_get("/v1/groups/{group}", get_group)
+    app.router.add_post("/v1/groups/{group}/participants", change_group)
     app.router.add_post("/v1/faults", add_fault)
     app.router.add_get("/v1/faults", list_faults)
     app.router.add_delete("/v1/faults", clear_faults)

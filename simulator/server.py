@@ -1,10 +1,18 @@
 """The simulator's I/O: one aiohttp application serving the websocket ``/ws/chat`` and the control API.
 
-Per socket: frames (3-byte length, intro header on the client's first message), the Noise XX
+Per socket: frames (3-byte length, intro header on the client's first message; its last byte names
+the token dictionary, version 2 or 3, spoken for the whole connection, and an unknown one is closed
+before the handshake), the Noise XX
 handshake as responder with the simulator's static key and certificate chain, then binary nodes
 encrypted with the transport keys. Everything a socket receives goes to ``SimulatorCore``; the
 actions it returns are carried out here, possibly on other sockets (440 replaced, pairing code
 notification, unlink). Closing another socket never blocks the socket that caused it.
+
+A graceful close is the websocket closing handshake, run by the socket's own read loop: close frame,
+then the client's stanzas are read (and dropped) until its close frame, then the TCP connection
+ends. Closing the TCP connection sooner would make the kernel answer the client's next write (an ack
+sent just before it read ``<stream:error code=515/>``) with a reset, which discards what it has not
+read yet: the stream error itself (Baileys then sees 428 instead of 515).
 
 State changes are written to the ``StateStore`` at most every ``SAVE_INTERVAL_S`` and at shutdown.
 """
@@ -19,6 +27,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -27,7 +36,8 @@ from connector.protocol.crypto import KeyPair
 from connector.protocol.errors import ProtocolError
 from connector.protocol.frames import FrameDecoder, encode_frame
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
-from simulator.core import Action, Close, Send, SendMalformed, SimulatorCore
+from connector.protocol.tokens import DICT_VERSION, DICTIONARIES
+from simulator.core import Action, Close, Send, SendLater, SendMalformed, SimulatorCore
 from simulator.errors import ClientProtocolError
 from simulator.faults import MalformedVariant
 from simulator.identity import new_server_identity
@@ -58,16 +68,29 @@ class _Socket:
     request: web.Request
     transport: NoiseTransport | None = None
     lock: asyncio.Lock | None = None
+    dict_version: int = DICT_VERSION  # the token dictionary the client announced in its intro header
+    reader: asyncio.Task[Any] | None = None  # the task running this socket's read loop
+    receiving: bool = False  # that task is waiting for the client's next message
+    close_requested: bool = False
 
     def __post_init__(self) -> None:
         self.lock = asyncio.Lock()
+
+    def request_close(self) -> None:
+        """Have the read loop close this socket (``close``) once its current stanza is handled; a
+        loop waiting for the client is woken up for it."""
+        if self.close_requested:
+            return
+        self.close_requested = True
+        if self.receiving and self.reader is not None:
+            self.reader.cancel()
 
     async def send_node(self, node: Node) -> None:
         assert self.lock is not None
         async with self.lock:
             if self.transport is None or self.ws.closed:
                 return
-            frame = encode_frame(self.transport.encrypt(encode_node(node)))
+            frame = encode_frame(self.transport.encrypt(encode_node(node, dict_version=self.dict_version)))
             await self.ws.send_bytes(frame)
 
     async def send_malformed(self, variant: MalformedVariant) -> None:
@@ -87,6 +110,8 @@ class _Socket:
             transport.abort()
 
     async def close(self) -> None:
+        """The closing handshake, bounded by ``CLOSE_TIMEOUT_S``; call it from the read loop only (with
+        a ``receive`` pending elsewhere, aiohttp would end the TCP connection without waiting)."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(), CLOSE_TIMEOUT_S)
         if not self.ws.closed:
@@ -122,9 +147,9 @@ class SimulatorServer:
         identity = self.state.identity
         self._static = KeyPair(private=identity.static_private, public=identity.static_public)
         self._sockets: dict[int, _Socket] = {}
-        self._background: set[asyncio.Task[None]] = set()
         self._dirty = False
         self._saver: asyncio.Task[None] | None = None
+        self._delayed: set[asyncio.Task[None]] = set()  # stanzas the delay_stanza fault holds back
         self.app = web.Application()
         self.app.router.add_get(WS_PATH, self._websocket)
         self.app.on_startup.append(self._on_startup)
@@ -173,19 +198,19 @@ class SimulatorServer:
             sock.abort()
 
     async def _on_cleanup(self, app: web.Application) -> None:
+        for task in list(self._delayed):
+            task.cancel()
         if self._saver is not None:
             self._saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._saver
-        for task in list(self._background):
-            task.cancel()
         self.save_now()
 
     # ------------------------------------------------------------------ actions
 
     async def run_actions(self, actions: list[Action]) -> None:
-        """Carry out core actions in order. Graceful closes run in the background (they wait for
-        the peer's close frame) so one client cannot stall another."""
+        """Carry out core actions in order. A graceful close is handed to that socket's own read loop
+        (it waits for the peer's close frame), so one client cannot stall another."""
         for action in actions:
             sock = self._sockets.get(action.conn)
             if sock is None:
@@ -193,6 +218,8 @@ class SimulatorServer:
             try:
                 if isinstance(action, Send):
                     await sock.send_node(action.node)
+                elif isinstance(action, SendLater):
+                    self._spawn(self._send_later(action))
                 elif isinstance(action, SendMalformed):
                     await sock.send_malformed(action.variant)
             except ConnectionError:
@@ -204,12 +231,17 @@ class SimulatorServer:
                 if action.abrupt:
                     sock.abort()
                 else:
-                    self._spawn(sock.close())
+                    sock.request_close()
+
+    async def _send_later(self, action: SendLater) -> None:
+        await asyncio.sleep(action.delay_s)
+        await self.run_actions([Send(action.conn, action.node)])
 
     def _spawn(self, coro: Awaitable[None]) -> None:
+        """Run ``coro`` beside the sockets (a delayed stanza); cancelled at cleanup."""
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._delayed.add(task)
+        task.add_done_callback(self._delayed.discard)
 
     # ------------------------------------------------------------------ websocket
 
@@ -220,7 +252,7 @@ class SimulatorServer:
         ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE_BYTES, autoping=True, compress=False)
         await ws.prepare(request)
         conn_id = self.core.open_connection()
-        sock = _Socket(conn_id, ws, request)
+        sock = _Socket(conn_id, ws, request, reader=asyncio.current_task())
         self._sockets[conn_id] = sock
         try:
             await self._serve(sock)
@@ -243,16 +275,38 @@ class SimulatorServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.handshake_timeout_s
         while True:
+            if sock.close_requested:
+                await sock.close()
+                return
             timeout = None if sock.transport is not None else max(0.0, deadline - loop.time())
-            message = await asyncio.wait_for(sock.ws.receive(), timeout)
+            sock.receiving = True
+            try:
+                message = await asyncio.wait_for(sock.ws.receive(), timeout)
+            except asyncio.CancelledError:
+                if not sock.close_requested:
+                    raise
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                continue
+            finally:
+                sock.receiving = False
             if message.type != WSMsgType.BINARY:
                 return  # close, error or a text frame the real server would not accept either
             for frame in decoder.feed(message.data):
+                if sock.close_requested:
+                    break  # the rest of the message comes after the stanza that closed the socket
                 if sock.transport is not None:
-                    node = decode_node(sock.transport.decrypt(frame))
+                    node = decode_node(sock.transport.decrypt(frame), dict_version=sock.dict_version)
                     await self.run_actions(self.core.receive(sock.conn_id, node))
                 elif handshake is None:
                     prologue = decoder.intro_header or b""
+                    version = prologue[-1] if prologue else DICT_VERSION
+                    if version not in DICTIONARIES:
+                        log.info("connection %d closed: unknown dictionary version %d", sock.conn_id, version)
+                        await sock.close()
+                        return
+                    sock.dict_version = version
                     handshake = NoiseHandshake("responder", prologue, self._static, os.urandom)
                     handshake.read_client_hello(frame)
                     await sock.ws.send_bytes(

@@ -20,10 +20,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector.protocol.binary import Node
 from simulator.errors import ConflictError, InvalidRequestError, NotFoundError
 
 USER_SERVER = "s.whatsapp.net"
 LID_SERVER = "lid"
+GROUP_SERVER = "g.us"
 STATE_FORMAT = "keeper.simulator.state.v1"
 
 _PHONE_DIGITS = re.compile(r"^[1-9][0-9]{6,14}$")
@@ -71,39 +73,92 @@ class SignedPreKey:
         return cls(int(data["id"]), _unb64(data["public"]), _unb64(data["signature"]))
 
 
-@dataclass
-class PendingMessage:
-    """A message the server holds for a device until the device acknowledges it (``<ack class=message>``).
+def node_to_json(node: Node) -> dict[str, Any]:
+    """A node as JSON (bytes in base64), to keep queued stanzas across restarts."""
+    out: dict[str, Any] = {"tag": node.tag, "attrs": dict(node.attrs)}
+    if isinstance(node.content, bytes):
+        out["bytes"] = _b64(node.content)
+    elif isinstance(node.content, list):
+        out["children"] = [node_to_json(c) for c in node.content]
+    return out
 
-    The content is opaque ciphertext: the simulator relays, it does not encrypt or read messages.
+
+def node_from_json(data: dict[str, Any]) -> Node:
+    content: list[Node] | bytes | None = None
+    if "bytes" in data:
+        content = _unb64(data["bytes"])
+    elif "children" in data:
+        content = [node_from_json(c) for c in data["children"]]
+    return Node(str(data["tag"]), {str(k): str(v) for k, v in data.get("attrs", {}).items()}, content)
+
+
+@dataclass
+class QueuedStanza:
+    """A stanza the server holds for one device until the device confirms it: a ``<message>`` until
+    its receipt (or ``<ack class=message>``), a ``<receipt>`` until ``<ack class=receipt>``.
+
+    The content is whatever the sender encrypted: the simulator relays, it does not read it.
     """
 
-    message_id: str
-    sender: str  # user JID of the contact who sent it
-    timestamp: int
-    type: str
-    enc_type: str
-    ciphertext: bytes
+    node: Node
+
+    @property
+    def stanza_id(self) -> str:
+        return self.node.attrs.get("id", "")
+
+    @property
+    def klass(self) -> str:
+        return self.node.tag
+
+    def to_json(self) -> dict[str, Any]:
+        return node_to_json(self.node)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueuedStanza:
+        if "tag" not in data:  # the first format: a contact's message with one opaque <enc>
+            attrs = {"from": str(data["from"]), "id": str(data["id"]), "t": str(data["t"]), "type": str(data["type"])}
+            enc = Node("enc", {"v": "2", "type": str(data["encType"])}, _unb64(data["ciphertext"]))
+            return cls(Node("message", attrs, [enc]))
+        return cls(node_from_json(data))
+
+
+@dataclass
+class PrimaryKeys:
+    """The phone's own Signal keys (device 0): what contacts fetch to start a session with the phone.
+
+    The private halves stay here (test data) so the phone can be a Signal party itself.
+    """
+
+    registration_id: int
+    signed_pre_key: SignedPreKey
+    signed_pre_key_private: bytes
+    pre_keys: dict[int, bytes] = field(default_factory=dict)  # id -> public
+    #: private halves not yet taken into the phone's own Signal store (``Phone.signal_state``)
+    pre_key_privates: dict[int, bytes] = field(default_factory=dict)
+    next_pre_key_id: int = 1
+    pending: list[QueuedStanza] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.message_id,
-            "from": self.sender,
-            "t": self.timestamp,
-            "type": self.type,
-            "encType": self.enc_type,
-            "ciphertext": _b64(self.ciphertext),
+            "registrationId": self.registration_id,
+            "signedPreKey": self.signed_pre_key.to_json(),
+            "signedPreKeyPrivate": _b64(self.signed_pre_key_private),
+            "preKeys": {str(k): _b64(v) for k, v in sorted(self.pre_keys.items())},
+            "preKeyPrivates": {str(k): _b64(v) for k, v in sorted(self.pre_key_privates.items())},
+            "nextPreKeyId": self.next_pre_key_id,
+            "pending": [m.to_json() for m in self.pending],
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PendingMessage:
+    def from_json(cls, data: dict[str, Any]) -> PrimaryKeys:
         return cls(
-            str(data["id"]),
-            str(data["from"]),
-            int(data["t"]),
-            str(data["type"]),
-            str(data["encType"]),
-            _unb64(data["ciphertext"]),
+            registration_id=int(data["registrationId"]),
+            signed_pre_key=SignedPreKey.from_json(data["signedPreKey"]),
+            signed_pre_key_private=_unb64(data["signedPreKeyPrivate"]),
+            pre_keys={int(k): _unb64(v) for k, v in data.get("preKeys", {}).items()},
+            pre_key_privates={int(k): _unb64(v) for k, v in data.get("preKeyPrivates", {}).items()},
+            next_pre_key_id=int(data.get("nextPreKeyId", 1)),
+            pending=[QueuedStanza.from_json(m) for m in data.get("pending", [])],
         )
 
 
@@ -122,7 +177,7 @@ class CompanionDevice:
     pre_keys: dict[int, bytes] = field(default_factory=dict)
     login_count: int = 0
     last_login_at: float | None = None
-    pending_messages: list[PendingMessage] = field(default_factory=list)
+    pending_messages: list[QueuedStanza] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -154,7 +209,7 @@ class CompanionDevice:
             pre_keys={int(k): _unb64(v) for k, v in data.get("preKeys", {}).items()},
             login_count=int(data.get("loginCount", 0)),
             last_login_at=data.get("lastLoginAt"),
-            pending_messages=[PendingMessage.from_json(m) for m in data.get("pendingMessages", [])],
+            pending_messages=[QueuedStanza.from_json(m) for m in data.get("pendingMessages", [])],
         )
 
 
@@ -173,10 +228,34 @@ class Phone:
     removed_device_ids: set[int] = field(default_factory=set)
     next_device_id: int = 1
     next_key_index: int = 1
+    primary: PrimaryKeys | None = None
+    #: the phone's own Signal state (sessions, sender keys, its pre-keys' private halves) as
+    #: keeper's canonical auth-state text; made on the phone's first message
+    signal_state: str | None = None
+    #: what the phone received (decrypted) and sent, oldest first: ``simulator.core.phone_party``
+    inbox: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def jid(self) -> str:
         return user_jid(self.user)
+
+    @property
+    def lid_jid(self) -> str:
+        return f"{self.lid_user}@{LID_SERVER}"
+
+    def device_ids(self) -> list[int]:
+        """Every device of the account a message goes to: the primary (0, once it has Signal keys)
+        and each linked companion."""
+        return ([0] if self.primary is not None else []) + sorted(self.devices)
+
+    def has_device(self, device_id: int) -> bool:
+        return (device_id == 0 and self.primary is not None) or device_id in self.devices
+
+    def queue(self, device_id: int) -> list[QueuedStanza]:
+        """The stanzas held for one device until it confirms them."""
+        if device_id == 0 and self.primary is not None:
+            return self.primary.pending
+        return self.device(device_id).pending_messages
 
     def device(self, device_id: int) -> CompanionDevice:
         try:
@@ -215,6 +294,9 @@ class Phone:
             "removedDeviceIds": sorted(self.removed_device_ids),
             "nextDeviceId": self.next_device_id,
             "nextKeyIndex": self.next_key_index,
+            "primary": None if self.primary is None else self.primary.to_json(),
+            "signalState": self.signal_state,
+            "inbox": self.inbox,
         }
 
     @classmethod
@@ -232,6 +314,9 @@ class Phone:
             removed_device_ids={int(x) for x in data.get("removedDeviceIds", [])},
             next_device_id=int(data.get("nextDeviceId", 1)),
             next_key_index=int(data.get("nextKeyIndex", 1)),
+            primary=None if data.get("primary") is None else PrimaryKeys.from_json(data["primary"]),
+            signal_state=data.get("signalState"),
+            inbox=list(data.get("inbox", [])),
         )
 
 
@@ -270,11 +355,65 @@ class ServerIdentity:
 
 
 @dataclass
+class Group:
+    """A group chat as the server keeps it: its members (PN users) and their roles."""
+
+    group_id: str  # the user part of ``<id>@g.us``
+    subject: str
+    creator: str  # PN user
+    created_at: int
+    participants: dict[str, str] = field(default_factory=dict)  # PN user -> "superadmin" | "admin" | ""
+    subject_time: int = 0
+    addressing_mode: str = "lid"
+
+    @property
+    def jid(self) -> str:
+        return f"{self.group_id}@{GROUP_SERVER}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.group_id,
+            "subject": self.subject,
+            "creator": self.creator,
+            "createdAt": self.created_at,
+            "participants": dict(self.participants),
+            "subjectTime": self.subject_time,
+            "addressingMode": self.addressing_mode,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Group:
+        return cls(
+            group_id=str(data["id"]),
+            subject=str(data["subject"]),
+            creator=str(data["creator"]),
+            created_at=int(data["createdAt"]),
+            participants={str(k): str(v) for k, v in data.get("participants", {}).items()},
+            subject_time=int(data.get("subjectTime", 0)),
+            addressing_mode=str(data.get("addressingMode", "lid")),
+        )
+
+
+@dataclass
 class SimulatorState:
     """Every account the simulator knows, plus its server identity."""
 
     identity: ServerIdentity
     phones: dict[str, Phone] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    _by_lid: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # LID user -> PN user
+
+    def __post_init__(self) -> None:
+        self._by_lid = {p.lid_user: p.user for p in self.phones.values()}
+
+    def phone_by_jid_user(self, user: str, server: str) -> Phone | None:
+        """The phone a JID's user part names, by phone number (``s.whatsapp.net``) or LID (``lid``)."""
+        if server == LID_SERVER:
+            pn = self._by_lid.get(user)
+            return None if pn is None else self.phones.get(pn)
+        if server == USER_SERVER:
+            return self.phones.get(user)
+        return None
 
     def phone(self, phone: str) -> Phone:
         user = normalize_phone(phone)
@@ -287,15 +426,23 @@ class SimulatorState:
         if phone.user in self.phones:
             raise ConflictError(f"phone {phone.user} exists")
         self.phones[phone.user] = phone
+        self._by_lid[phone.lid_user] = phone.user
 
     def lid_taken(self, lid_user: str) -> bool:
-        return any(p.lid_user == lid_user for p in self.phones.values())
+        return lid_user in self._by_lid
+
+    def group(self, group_id: str) -> Group:
+        try:
+            return self.groups[group_id.removesuffix("@" + GROUP_SERVER)]
+        except KeyError:
+            raise NotFoundError(f"no group {group_id}") from None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": STATE_FORMAT,
             "identity": self.identity.to_json(),
             "phones": [p.to_json() for _, p in sorted(self.phones.items())],
+            "groups": [g.to_json() for _, g in sorted(self.groups.items())],
         }
 
     @classmethod
@@ -303,4 +450,9 @@ class SimulatorState:
         if data.get("format") != STATE_FORMAT:
             raise InvalidRequestError(f"unknown simulator state format {data.get('format')!r}")
         phones = [Phone.from_json(p) for p in data.get("phones", [])]
-        return cls(identity=ServerIdentity.from_json(data["identity"]), phones={p.user: p for p in phones})
+        groups = [Group.from_json(g) for g in data.get("groups", [])]
+        return cls(
+            identity=ServerIdentity.from_json(data["identity"]),
+            phones={p.user: p for p in phones},
+            groups={g.group_id: g for g in groups},
+        )

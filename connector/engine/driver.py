@@ -1,5 +1,8 @@
 """Runs one protocol ``Client`` over one websocket: the only place where sockets, clocks and timers live.
 
+``EngineLinkFactory`` is the real :class:`connector.link.LinkFactory`: each ``open`` is one
+``EngineSession``, which is a :class:`connector.link.LinkSession` as it stands.
+
 ``EngineSession`` connects (with a timeout), feeds received bytes and the passage of time to the client,
 writes what the client wants written, and hands the client's events to the caller through an async
 iterator that ends with ``Closed``. It never reconnects: the caller reads ``Closed.info.policy`` and
@@ -16,28 +19,28 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Origin
 
+from connector.link import BeforeSend
+from connector.protocol import certs
 from connector.protocol.client import Client, ClientConfig, ClientState
 from connector.protocol.close import CloseInfo, CloseReason, close_info, logout_outcome
 from connector.protocol.crypto import RandomSource
 from connector.protocol.events import Closed, CredsChanged, Event, IncomingMessage
 from connector.protocol.frames import FRAME_MAX_SIZE
-from shared.authstore import AuthStore
+from shared.authstore import AuthStore, MemoryAuthStore
+from shared.connector_sync import PairingMethod, PairingRequest
 
 log = logging.getLogger(__name__)
 
 WHATSAPP_WEB_URL: Final = "wss://web.whatsapp.com/ws/chat"
 WHATSAPP_WEB_ORIGIN: Final = "https://web.whatsapp.com"
-
-BeforeSend = Callable[[list[CredsChanged]], Awaitable[None]]
-
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
@@ -281,3 +284,28 @@ class _ConnectFailed(Exception):
     def __init__(self, info: CloseInfo) -> None:
         super().__init__(info.detail)
         self.info = info
+
+
+class EngineLinkFactory:
+    """:class:`connector.link.LinkFactory` over the real engine: one ``EngineSession`` per ``open``."""
+
+    def __init__(
+        self,
+        url: str = WHATSAPP_WEB_URL,
+        root_key: bytes | None = None,
+        *,
+        client_config: ClientConfig | None = None,
+        connect_timeout_s: float = 20.0,
+    ) -> None:
+        """``root_key``: the trust root of the server certificate chain (WhatsApp's by default)."""
+        base = client_config or ClientConfig()
+        self._client_config = replace(base, root_public_key=root_key or certs.WHATSAPP_ROOT_PUBLIC_KEY)
+        self._url = url
+        self._connect_timeout_s = connect_timeout_s
+
+    def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None,
+             before_send: BeforeSend) -> EngineSession:
+        phone = pairing.phone_number if pairing is not None and pairing.method == PairingMethod.CODE else None
+        config = EngineConfig(url=self._url, connect_timeout_s=self._connect_timeout_s,
+                              client=replace(self._client_config, pairing_phone_number=phone))
+        return EngineSession(store, config, before_send=before_send)

@@ -28,7 +28,7 @@ Rules the caller must follow:
 * handle ``CredsChanged(kind="critical")`` (persist it) before writing the bytes from ``data_to_send``
   that follow it: the pair-device-sign reply must not reach the server before the credentials it commits
   us to are safe;
-* acknowledge a ``MessageReceived`` with ``ack_message`` only once the message is stored elsewhere;
+* acknowledge a ``MessageArrived`` with ``ack_message`` only once the message is stored elsewhere;
 * call ``tick`` no later than ``next_deadline()``.
 * after ``logout`` the connection ends by itself (bounded by the logout timeout); no ``Opened`` is
   reported for a login that only serves to log out.
@@ -58,7 +58,7 @@ from connector.protocol.events import (
     CredsChanged,
     Event,
     IncomingMessage,
-    MessageReceived,
+    MessageArrived,
     OfflineSyncDone,
     Opened,
     Paired,
@@ -629,7 +629,7 @@ class Client:
 
     def _on_message(self, node: Node) -> None:
         if self._state is ClientState.OPEN:
-            self._events.append(MessageReceived(stanzas.incoming_message(node)))
+            self._events.append(MessageArrived(stanzas.incoming_message(node)))
 
     def _ack_for(self, node: Node) -> Node:
         me = self._store.get_creds().get("me")

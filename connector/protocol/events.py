@@ -115,7 +115,9 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class MessageReceived:
+class MessageArrived:
+    """A ``<message>`` stanza arrived; acknowledge it (``Client.ack_message``) once it is safe elsewhere."""
+
     message: IncomingMessage
 
 
@@ -140,7 +142,7 @@ Event = (
     | Opened
     | CredsChanged
     | PreKeysUploaded
-    | MessageReceived
+    | MessageArrived
     | OfflineSyncDone
     | Closed
 )

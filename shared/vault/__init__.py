@@ -4,7 +4,8 @@
 - :mod:`shared.vault.crypto`: envelope encryption of one version (zstd, AES-256-GCM, wrapped data key).
 - :mod:`shared.vault.store`: the :class:`VaultStore` interface and an in-memory store.
 - :mod:`shared.vault.firestore_store`: the Firestore store (layout in docs/ARCHITECTURE.md).
-- :mod:`shared.vault.kek`: key-encryption-key providers (Secret Manager, local file).
+- :mod:`shared.vault.kek`: key-encryption-key providers (Secret Manager, local file), and the transit
+  sealing keys derived from them (``sealing_keys``; sealing itself is :mod:`shared.sealing`).
 - :mod:`shared.vault.config`: building a vault from environment variables.
 """
 
@@ -15,14 +16,12 @@ from shared.vault.vault import (
     RestoreResult,
     RotateReport,
     SaveResult,
-    SealingKey,
     SkippedVersion,
     Vault,
     VerifyReport,
-    snapshot_aad,
 )
 
 __all__ = [
     "AccountInfo", "MemoryVaultStore", "MigrationResult", "RestoreResult", "RotateReport", "SaveGuard",
-    "SaveResult", "SealingKey", "SkippedVersion", "Vault", "VaultStore", "VerifyReport", "snapshot_aad",
+    "SaveResult", "SkippedVersion", "Vault", "VaultStore", "VerifyReport",
 ]

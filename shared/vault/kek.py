@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.errors import KekUnavailableError, KekVersionUnknownError
+from shared.sealing import SealingKeys
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,11 @@ def sealing_private_key(kek: bytes) -> X25519PrivateKey:
     """The vault's X25519 sealing key for one KEK version."""
     seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SEALING_INFO).derive(kek)
     return X25519PrivateKey.from_private_bytes(seed)
+
+
+def sealing_keys(kek: KekProvider) -> SealingKeys:
+    """The vault's transit key pairs: one per KEK version, the current version's handed out."""
+    return SealingKeys(kek.current_version, lambda version: sealing_private_key(kek.key(version)))
 
 
 def _kek_from_payload(payload: bytes, where: str) -> bytes:

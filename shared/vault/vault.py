@@ -26,9 +26,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-from shared import sealing
 from shared.authstate import AuthState, validate_state
 from shared.errors import (
     IntegrityError,
@@ -36,15 +33,14 @@ from shared.errors import (
     NotFoundError,
     NoUsableVersionError,
     OutOfOrderSnapshotError,
-    SealingError,
     StaleGenerationError,
     StateTooLargeError,
     StateValidationError,
     VaultError,
 )
-from shared.snapshot import Snapshot, canonical_state_bytes, parse_state, snapshot_aad
+from shared.snapshot import canonical_state_bytes, parse_state
 from shared.vault import crypto
-from shared.vault.kek import KekProvider, sealing_private_key
+from shared.vault.kek import KekProvider
 from shared.vault.legacy import legacy_state
 from shared.vault.store import (
     BatchReadStore,
@@ -184,14 +180,6 @@ class MigrationResult:
     version: int | None = None
 
 
-@dataclass(frozen=True)
-class SealingKey:
-    """The vault's current sealing public key and the KEK version it belongs to."""
-
-    key_id: str
-    public: bytes
-
-
 def _reason(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {exc}"
 
@@ -215,7 +203,6 @@ class Vault:
         self._versions_kept = versions_kept
         self._clock = clock
         self._rand = rand
-        self._sealing_keys: dict[str, X25519PrivateKey] = {}
 
     @property
     def kek(self) -> KekProvider:
@@ -292,9 +279,6 @@ class Vault:
         log.info("account %s: state unchanged, v%d kept", account_id, head.latest_version)
         return SaveResult(account_id, head.latest_version, head.generation, False, digest,
                           head.raw_size, head.stored_size, versions_kept=len(head.versions))
-
-    def save_snapshot(self, snapshot: Snapshot) -> SaveResult:
-        return self.save(snapshot.account_id, snapshot.state, snapshot.generation, snapshot.produced_at)
 
     # --- restore ---------------------------------------------------------------------------------
 
@@ -491,36 +475,6 @@ class Vault:
             log.info("account %s: re-wrapped %d versions under KEK %s", account_id, len(rewrapped), target)
         return RotateReport(account_id, target, tuple(rewrapped), tuple(current), tuple(failed))
 
-    # --- sealing -----------------------------------------------------------------------------------
-
-    def _sealing_key(self, key_id: str) -> X25519PrivateKey:
-        key = self._sealing_keys.get(key_id)
-        if key is None:
-            key = sealing_private_key(self._kek.key(key_id))
-            self._sealing_keys[key_id] = key
-        return key
-
-    def sealing_public_key(self) -> SealingKey:
-        """The key the connector seals snapshots to (it rotates with the KEK)."""
-        key_id = self._kek.current_version()
-        return SealingKey(key_id, sealing.public_key_bytes(self._sealing_key(key_id)))
-
-    def open_sealed(self, blob: bytes, aad: bytes = b"") -> bytes:
-        """Open a blob sealed to any KEK version's sealing key."""
-        header = sealing.read_header(blob)
-        try:
-            private = self._sealing_key(header.key_id)
-        except KekUnavailableError as exc:
-            raise SealingError(f"sealed to key {header.key_id!r}, which is not available: {exc}") from exc
-        return sealing.open_sealed(blob, private, aad)
-
-    def open_snapshot(self, blob: bytes, account_id: str) -> Snapshot:
-        """Open a sealed snapshot published for ``account_id`` and check it is for that account."""
-        snapshot = Snapshot.from_bytes(self.open_sealed(blob, snapshot_aad(account_id)))
-        if snapshot.account_id != account_id:
-            raise SealingError(f"snapshot for {snapshot.account_id} arrived as {account_id}")
-        return snapshot
-
     # --- legacy migration --------------------------------------------------------------------------
 
     def list_legacy(self) -> Iterator[str]:
@@ -559,5 +513,5 @@ class Vault:
 
 __all__ = [
     "AccountInfo", "MigrationResult", "RestoreResult", "RotateReport", "SaveResult",
-    "SealingKey", "SkippedVersion", "Vault", "VerifyReport", "VersionInfo", "snapshot_aad",
+    "SkippedVersion", "Vault", "VerifyReport", "VersionInfo",
 ]

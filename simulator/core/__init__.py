@@ -22,7 +22,15 @@ Modules, one job each:
 ``bundles``            other devices' pre-key bundles, consumed as contacts fetch them
 ``delivery``           contacts' messages, pending per device until acknowledged
 ``fault_injection``    faults acting on connections
-``phones``             the phone owner's operations and device views
+``phones``             the phone owner's operations (and the phone's own Signal keys), device views
+``addressing``         PN and LID forms of an account and its devices
+``usync``              device lists (``iq usync``)
+``messages``           ``<message>`` fan-out per device and the server ack
+``receipts``           ``<receipt>`` routed to the sender's devices
+``offline``            the per-device queue: held until confirmed, redelivered after login
+``stanza_faults``      drop, delay, duplicate, reorder, corrupt a stanza in transit
+``groups``             ``iq w:g2`` and the control API's groups
+``privacy``            ``iq privacy`` settings
 =====================  ==========================================================================
 
 Server rules implemented (as companions observe them; Baileys socket.ts, whatsmeow):
@@ -49,14 +57,21 @@ iq w props                 ``<props protocol=2 hash/>`` without flags
 phone unlinks a device     ``<stream:error code=401><conflict type=device_removed/>``; later
                            logins of that device fail with 401
 a contact sends a message  ``<message><enc/></message>`` (opaque ciphertext) to every linked device;
-                           kept until the device sends ``<ack class=message id/>`` and sent again
-                           after each login, before ``<ib><offline count=N/>``
+                           kept until the device confirms it and sent again after each login,
+                           before ``<ib><offline count=N/>``
+iq usync                   every device of each user (0 and companions with key-index), its LID
+message                    fanned out to the devices named in ``<participants>`` (groups: every
+                           member device gets the skmsg); ``<ack class=message t [phash]>`` or
+                           an error ack (400, 403, 404)
+receipt                    confirms the device's queue; routed to the sender's devices (retry: to
+                           the sending device); ``<ack class=receipt>``
+iq w:g2, iq privacy        groups (create, metadata, participants, subject, leave); settings
 =========================  ====================================================================
 
 Any other iq gets ``<error code=501 text=feature-not-implemented/>``; other stanzas are ignored.
 """
 
-from simulator.core.actions import Action, Close, Send, SendMalformed
+from simulator.core.actions import Action, Close, Send, SendLater, SendMalformed
 from simulator.core.dispatch import SimulatorCore
 
-__all__ = ["Action", "Close", "Send", "SendMalformed", "SimulatorCore"]
+__all__ = ["Action", "Close", "Send", "SendLater", "SendMalformed", "SimulatorCore"]

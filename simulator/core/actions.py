@@ -30,4 +30,13 @@ class SendMalformed:
     variant: MalformedVariant
 
 
-Action = Send | Close | SendMalformed
+@dataclass(frozen=True)
+class SendLater:
+    """Send ``node`` after ``delay_s`` if the connection is still open (a stanza delayed in transit)."""
+
+    conn: int
+    node: Node
+    delay_s: float
+
+
+Action = Send | Close | SendMalformed | SendLater

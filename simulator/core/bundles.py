@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import logging
 
-from connector.protocol.binary import S_WHATSAPP_NET, Jid, Node
-from connector.protocol.errors import JidError
+from connector.protocol.binary import S_WHATSAPP_NET, Node
+from connector.protocol.signal.types import PreKeyBundle
 from simulator import crypto
 from simulator.core.actions import Action, Send
+from simulator.core.addressing import resolve
 from simulator.core.connections import Connection
 from simulator.core.context import Context
+from simulator.core.phones import ensure_primary, refill_primary_pre_keys
 from simulator.core.stanzas import iq_result
-from simulator.errors import InvalidRequestError, NotFoundError
-from simulator.state import CompanionDevice, Phone
+from simulator.errors import InvalidRequestError
+from simulator.state import CompanionDevice, Phone, PrimaryKeys
 
 log = logging.getLogger(__name__)
 
@@ -29,34 +31,75 @@ def key_node(tag: str, key_id: int, public: bytes, signature: bytes | None = Non
 
 
 def fetch_bundles(ctx: Context, conn: Connection, iq: Node) -> list[Action]:
-    """``iq get encrypt <key><user jid/>...``: a bundle (or a 404) per user asked for."""
+    """``iq get encrypt <key><user jid/>...``: a bundle (or a 404) per device asked for, named as asked
+    (PN or LID). Device 0 is the phone itself; every other device is a linked companion."""
     users: list[Node] = []
     actions: list[Action] = []
     key = iq.child("key")
     requests = [] if key is None else key.children("user")
     for request in requests:
         jid_text = request.attrs.get("jid", "")
-        try:
-            jid = Jid.parse(jid_text)
-            phone = ctx.state.phones[jid.user]
-            device = phone.device(jid.device or 0)
-        except (JidError, KeyError, NotFoundError):
+        address = resolve(ctx.state, jid_text)
+        device_id = 0 if address is None else address.device_id or 0
+        if address is None or not address.phone.has_device(device_id):
             error = Node("error", {"code": "404", "text": "item-not-found"})
             users.append(Node("user", {"jid": jid_text}, [error]))
             continue
-        pre_key, more = consume(ctx, phone, device, 1)
+        bundle, more = bundle_for(ctx, address.phone, device_id)
         actions += more
-        spk = device.signed_pre_key
-        children = [
-            Node("registration", {}, device.registration_id.to_bytes(4, "big")),
-            Node("type", {}, bytes([crypto.DJB_KEY_TYPE])),
-            Node("identity", {}, device.identity_public),
-        ]
-        if pre_key:
-            children.append(key_node("key", pre_key[0][0], pre_key[0][1]))
-        children.append(key_node("skey", spk.key_id, spk.public, spk.signature))
-        users.append(Node("user", {"jid": jid_text}, children))
+        users.append(Node("user", {"jid": jid_text}, _bundle_children(bundle)))
     return [Send(conn.conn_id, iq_result(iq, [Node("list", {}, users)])), *actions]
+
+
+def bundle_for(ctx: Context, phone: Phone, device_id: int) -> tuple[PreKeyBundle, list[Action]]:
+    """A device's published keys as a contact fetches them, consuming one one-time pre-key."""
+    actions: list[Action] = []
+    if device_id == 0:
+        primary = ensure_primary(ctx, phone)
+        registration_id, identity, spk = primary.registration_id, phone.identity_public, primary.signed_pre_key
+        pre_key = _take_primary_pre_key(ctx, primary)
+    else:
+        device = phone.device(device_id)
+        registration_id, identity, spk = device.registration_id, device.identity_public, device.signed_pre_key
+        taken, actions = consume(ctx, phone, device, 1)
+        pre_key = taken[0] if taken else None
+    bundle = PreKeyBundle(
+        registration_id=registration_id,
+        identity_key=identity,
+        signed_pre_key_id=spk.key_id,
+        signed_pre_key=spk.public,
+        signed_pre_key_signature=spk.signature,
+        pre_key_id=None if pre_key is None else pre_key[0],
+        pre_key=None if pre_key is None else pre_key[1],
+    )
+    return bundle, actions
+
+
+def _bundle_children(bundle: PreKeyBundle) -> list[Node]:
+    children = [
+        Node("registration", {}, bundle.registration_id.to_bytes(4, "big")),
+        Node("type", {}, bytes([crypto.DJB_KEY_TYPE])),
+        Node("identity", {}, bundle.identity_key),
+    ]
+    if bundle.pre_key_id is not None and bundle.pre_key is not None:
+        children.append(key_node("key", bundle.pre_key_id, bundle.pre_key))
+    children.append(
+        key_node("skey", bundle.signed_pre_key_id, bundle.signed_pre_key, bundle.signed_pre_key_signature)
+    )
+    return children
+
+
+def _take_primary_pre_key(ctx: Context, primary: PrimaryKeys) -> tuple[int, bytes] | None:
+    """The phone's lowest one-time pre-key; the phone publishes a new batch when few are left (its
+    private half stays until a pkmsg uses it)."""
+    if not primary.pre_keys:
+        return None
+    key_id = min(primary.pre_keys)
+    taken = (key_id, primary.pre_keys.pop(key_id))
+    if len(primary.pre_keys) < PRE_KEY_LOW_WATERMARK:
+        refill_primary_pre_keys(ctx, primary)
+    ctx.on_change()
+    return taken
 
 
 def consume(

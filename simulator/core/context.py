@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from connector.protocol.binary import Node
 from simulator import crypto
+from simulator.core.actions import Action
 from simulator.core.connections import Connection, Connections
 from simulator.faults import FaultBook
-from simulator.state import CompanionDevice, SimulatorState
+from simulator.state import CompanionDevice, Phone, SimulatorState
+
+
+def _phone_ignores(phone: Phone, node: Node) -> list[Action]:
+    return []
 
 Clock = Callable[[], float]
 
@@ -23,6 +29,12 @@ class Context:
     clock: Clock
     random: crypto.RandomBytes
     on_change: Callable[[], None]
+    #: what the phone (device 0) does with a stanza the server delivers to it; the phone's Signal
+    #: party (``simulator.core.phone_party``) installs itself here
+    phone_received: Callable[[Phone, Node], list[Action]] = _phone_ignores
+    #: a stanza held back by the reorder fault, per (user, device), sent after the next one
+    held: dict[tuple[str, int], tuple[int, Node]] = field(default_factory=dict)
+    relayed_total: int = 0
 
     def new_id(self) -> str:
         return str(int.from_bytes(self.random(6), "big"))

@@ -1,26 +1,18 @@
-"""Contacts' messages: sent as opaque ciphertext to every linked device, kept per device until it
-sends ``<ack class=message id/>``, sent again after each login (``simulator.core.login``)."""
+"""Contacts' messages posted through the control API (``POST /v1/phones/{phone}/messages`` with
+``from``): opaque ciphertext sent to every linked device through the offline queue
+(``simulator.core.offline``), kept until the device confirms it."""
 
 from __future__ import annotations
 
 from connector.protocol.binary import Node
-from simulator.core.actions import Action, Send
+from simulator.core import offline
+from simulator.core.actions import Action
 from simulator.core.connections import Connection, Phase
 from simulator.core.context import Context
 from simulator.errors import ConflictError, InvalidRequestError
-from simulator.state import PendingMessage, normalize_phone, user_jid
+from simulator.state import QueuedStanza, normalize_phone, user_jid
 
 ENC_TYPES = ("msg", "pkmsg", "skmsg")
-
-
-def message_node(message: PendingMessage) -> Node:
-    attrs = {
-        "from": message.sender,
-        "id": message.message_id,
-        "t": str(message.timestamp),
-        "type": message.type,
-    }
-    return Node("message", attrs, [Node("enc", {"v": "2", "type": message.enc_type}, message.ciphertext)])
 
 
 def deliver_message(
@@ -32,44 +24,46 @@ def deliver_message(
     message_type: str = "text",
     enc_type: str = "msg",
     ciphertext: bytes | None = None,
-) -> tuple[PendingMessage, list[int], list[Action]]:
+) -> tuple[QueuedStanza, list[int], list[Action]]:
     """A contact sends the account a message: every linked device gets it and keeps it pending
-    until it acknowledges it; returns the message, the device ids it was sent to now, and actions."""
+    until it confirms it; returns the message, the device ids it was sent to now, and actions."""
     owner = ctx.state.phone(phone)
     if enc_type not in ENC_TYPES:
         raise InvalidRequestError("encType must be msg, pkmsg or skmsg")
-    message = PendingMessage(
-        message_id=message_id or "3EB0" + ctx.random(8).hex().upper(),
-        sender=user_jid(normalize_phone(sender)),
-        timestamp=int(ctx.clock()),
-        type=message_type,
-        enc_type=enc_type,
-        ciphertext=ciphertext if ciphertext is not None else ctx.random(64),
-    )
+    attrs = {
+        "from": user_jid(normalize_phone(sender)),
+        "id": message_id or "3EB0" + ctx.random(8).hex().upper(),
+        "t": str(int(ctx.clock())),
+        "type": message_type,
+    }
+    body = ciphertext if ciphertext is not None else ctx.random(64)
+    node = Node("message", attrs, [Node("enc", {"v": "2", "type": enc_type}, body)])
     for device in owner.devices.values():
-        if any(m.message_id == message.message_id for m in device.pending_messages):
-            raise ConflictError(f"message {message.message_id} is already pending")
+        if any(m.klass == "message" and m.stanza_id == attrs["id"] for m in device.pending_messages):
+            raise ConflictError(f"message {attrs['id']} is already pending")
     sent_to: list[int] = []
     actions: list[Action] = []
-    for device_id, device in sorted(owner.devices.items()):
-        device.pending_messages.append(message)
-        live = ctx.conns.live.get((owner.user, device_id))
-        if live is not None:
+    for device_id in sorted(owner.devices):
+        if ctx.conns.live.get((owner.user, device_id)) is not None:
             sent_to.append(device_id)
-            actions.append(Send(live, message_node(message)))
-    ctx.on_change()
-    return message, sent_to, actions
+        actions += offline.deliver(ctx, owner, device_id, node)
+    return QueuedStanza(node), sent_to, actions
 
 
-def message_acked(ctx: Context, conn: Connection, message_id: str) -> None:
-    if conn.phase is not Phase.LOGGED_IN:
+def message_acked(ctx: Context, conn: Connection, node: Node) -> None:
+    """``<ack class=message|receipt id>`` from a device: it is done with that stanza."""
+    if conn.phase is not Phase.LOGGED_IN or conn.user is None or conn.device_id is None:
         return
-    device = ctx.device_of(conn)
-    kept = [m for m in device.pending_messages if m.message_id != message_id]
-    if len(kept) != len(device.pending_messages):
-        device.pending_messages = kept
-        ctx.on_change()
+    klass = node.attrs.get("class", "")
+    peer = node.attrs.get("to") if klass == "receipt" else None
+    participant = node.attrs.get("participant") if klass == "receipt" else None
+    # a notification's id is the server's own, unique: the id alone names it
+    phone = ctx.state.phones[conn.user]
+    offline.confirm(ctx, phone, conn.device_id, klass, [node.attrs.get("id", "")], peer=peer, participant=participant)
 
 
-def pending_messages(ctx: Context, phone: str, device_id: int) -> list[PendingMessage]:
-    return list(ctx.state.phone(phone).device(device_id).pending_messages)
+def pending_messages(ctx: Context, phone: str, device_id: int) -> list[QueuedStanza]:
+    owner = ctx.state.phone(phone)
+    if not owner.has_device(device_id):
+        owner.device(device_id)  # raises NotFoundError
+    return [q for q in owner.queue(device_id) if q.klass == "message"]

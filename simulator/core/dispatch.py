@@ -11,20 +11,26 @@ from simulator.core import (
     bundles,
     delivery,
     fault_injection,
+    groups,
     link_code,
     login,
+    messages,
     phones,
     prekeys,
+    privacy,
+    receipts,
     registration,
+    usync,
 )
 from simulator.core.actions import Action, Send
 from simulator.core.connections import Connection, Connections, Phase
 from simulator.core.context import Clock, Context
+from simulator.core.phone_party import PhoneParties
 from simulator.core.stanzas import iq_error, iq_result
 from simulator.errors import ClientProtocolError
 from simulator.faults import ActiveFault, Fault, FaultBook
 from simulator.payloads import RegistrationHello, parse_client_payload
-from simulator.state import PendingMessage, Phone, SimulatorState
+from simulator.state import Group, Phone, QueuedStanza, SimulatorState
 
 SERVER_PROPS_HASH = "sim-1"
 
@@ -50,6 +56,7 @@ class SimulatorCore:
         )
         self.state = state
         self.faults = self._ctx.faults
+        self._parties = PhoneParties(self._ctx)
 
     def now(self) -> float:
         return self._ctx.clock()
@@ -88,11 +95,14 @@ class SimulatorCore:
             return []
         if conn.phase is Phase.AWAITING_HELLO:
             raise ClientProtocolError("stanza before the handshake finished")
-        if node.tag == "ack" and node.attrs.get("class") == "message":
-            delivery.message_acked(self._ctx, conn, node.attrs.get("id", ""))
+        if node.tag == "ack" and node.attrs.get("class") in ("message", "receipt", "notification"):
+            delivery.message_acked(self._ctx, conn, node)
             return []
+        if node.tag in ("message", "receipt") and conn.phase is Phase.LOGGED_IN:
+            handler = messages.relay if node.tag == "message" else receipts.receipt
+            return handler(self._ctx, conn, node)
         if node.tag != "iq":
-            return []  # receipts, presence, ib and other acks: nothing the simulator must answer
+            return []  # presence, ib and other acks: nothing the simulator must answer
         if "id" not in node.attrs:
             raise ClientProtocolError("iq without id")
         if node.attrs.get("type") in ("result", "error"):
@@ -116,6 +126,12 @@ class SimulatorCore:
             return login.remove_self(ctx, conn, iq)
         if xmlns == "encrypt":
             return prekeys.encrypt_iq(ctx, conn, iq, tag)
+        if xmlns == "usync":
+            return usync.usync_iq(ctx, conn, iq)
+        if xmlns == "w:g2":
+            return groups.group_iq(ctx, conn, iq)
+        if xmlns == "privacy":
+            return privacy.privacy_iq(conn, iq)
         if xmlns == "w" and tag == "props":
             # Server feature flags (Baileys fetchProps, protocol 2): the simulator has none to offer.
             props = Node("props", {"protocol": "2", "hash": SERVER_PROPS_HASH})
@@ -150,7 +166,7 @@ class SimulatorCore:
         message_type: str = "text",
         enc_type: str = "msg",
         ciphertext: bytes | None = None,
-    ) -> tuple[PendingMessage, list[int], list[Action]]:
+    ) -> tuple[QueuedStanza, list[int], list[Action]]:
         return delivery.deliver_message(
             self._ctx,
             phone,
@@ -161,8 +177,50 @@ class SimulatorCore:
             ciphertext=ciphertext,
         )
 
-    def pending_messages(self, phone: str, device_id: int) -> list[PendingMessage]:
+    def pending_messages(self, phone: str, device_id: int) -> list[QueuedStanza]:
         return delivery.pending_messages(self._ctx, phone, device_id)
+
+    def phone_send(self, phone: str, to: str, text: str) -> tuple[str, list[Action]]:
+        """The phone's owner sends a text to a phone number or a group; returns the message id."""
+        return self._parties.send(self.state.phone(phone), to, text)
+
+    def phone_messages(self, phone: str) -> list[dict[str, object]]:
+        return [dict(m) for m in self.state.phone(phone).inbox]
+
+    def phone_mark_read(self, phone: str, ids: list[str] | None) -> tuple[int, list[Action]]:
+        return self._parties.mark_read(self.state.phone(phone), ids)
+
+    def create_group(self, creator: str, subject: str, members: list[str]) -> tuple[Group, list[Action]]:
+        """The creator's phone makes a group; every member device is told (``w:gp2`` create)."""
+        ctx = self._ctx
+        owner = ctx.state.phone(creator)
+        group = groups.create_group(ctx, owner, subject, [ctx.state.phone(m) for m in members])
+        created = Node("create", {"type": "new"}, [groups.metadata_node(ctx, group)])
+        return group, groups.notify(ctx, group, owner, created)
+
+    def change_group(self, group_id: str, action: str, members: list[str]) -> tuple[dict[str, int], list[Action]]:
+        """The group's creator changes its members; members (and those removed) are told."""
+        ctx = self._ctx
+        group = ctx.state.group(group_id)
+        users = [ctx.state.phone(m).user for m in members]
+        statuses = groups.change_participants(ctx, group, action, users)
+        done = [user for user, status in statuses.items() if status == 200]
+        if not done:
+            return statuses, []
+        changed = Node(action, {}, groups.participant_nodes(ctx, group, done))
+        actor = ctx.state.phones[group.creator]
+        return statuses, groups.notify(ctx, group, actor, changed, also=done if action == "remove" else [])
+
+    def group_view(self, group_id: str) -> dict[str, object]:
+        group = self._ctx.state.group(group_id)
+        return {
+            "id": group.jid,
+            "subject": group.subject,
+            "creator": "+" + group.creator,
+            "creation": group.created_at,
+            "addressingMode": group.addressing_mode,
+            "participants": [{"phone": "+" + u, "role": r or "member"} for u, r in group.participants.items()],
+        }
 
     def inject(self, fault: Fault) -> tuple[ActiveFault, list[Action]]:
         return fault_injection.inject(self._ctx, fault)
@@ -183,4 +241,6 @@ class SimulatorCore:
             "registering": phases.count(Phase.REGISTERING),
             "loginsTotal": self.logins_total,
             "phones": len(self.state.phones),
+            "groups": len(self.state.groups),
+            "relayedTotal": self._ctx.relayed_total,
         }

@@ -13,7 +13,7 @@ from simulator.faults import ActiveFault, Fault, FaultKind
 
 def inject(ctx: Context, fault: Fault) -> tuple[ActiveFault, list[Action]]:
     active = ctx.faults.add(fault, ctx.clock())
-    if fault.kind.lasting:
+    if fault.kind.lasting or fault.kind.per_stanza:
         return active, []
     actions: list[Action] = []
     for conn in ctx.conns.matching(fault.target):

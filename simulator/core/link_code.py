@@ -3,8 +3,8 @@
 1. companion_hello (the companion's ephemeral key wrapped with its code) gets a
    ``<link_code_pairing_ref>``; the hello waits for the user.
 2. The user types the code on the phone (control API): the phone answers the newest hello of that
-   companion's phone, and the companion gets the ``link_code_companion_reg`` notification with the
-   phone's wrapped ephemeral key and identity.
+   companion's phone, and the companion gets the ``link_code_companion_reg`` notification (stage
+   ``primary_hello``) with the phone's wrapped ephemeral key and identity.
 3. companion_finish carries the key bundle; if it opens, the result is followed by
    ``<pair-success>`` as for a QR scan (``simulator.core.registration``).
 """
@@ -75,7 +75,7 @@ def enter_link_code(ctx: Context, phone: str, code: str) -> list[Action]:
     pending.hello = pairing.primary_hello(normalized, pending.wrapped_companion_ephemeral, ctx.random)
     reg = Node(
         "link_code_companion_reg",
-        {},
+        {"stage": "primary_hello"},  # WhatsApp Web acks any other stage with error 487
         [
             Node("link_code_pairing_ref", {}, pending.ref),
             Node("link_code_pairing_wrapped_primary_ephemeral_pub", {}, pending.hello.wrapped_primary_ephemeral),

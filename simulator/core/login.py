@@ -11,10 +11,10 @@ import logging
 
 from connector.protocol.binary import S_WHATSAPP_NET, Node
 from simulator import crypto
+from simulator.core import offline
 from simulator.core.actions import Action, Send
 from simulator.core.connections import Connection, Phase
 from simulator.core.context import Context
-from simulator.core.delivery import message_node
 from simulator.core.stanzas import FAILURE_LOGGED_OUT, failure, iq_result, stream_error
 from simulator.payloads import LoginHello
 from simulator.state import LID_SERVER, device_jid
@@ -56,9 +56,10 @@ def login(ctx: Context, conn: Connection, hello: LoginHello) -> list[Action]:
     )
     # Messages that arrived while the device was away (or were never acknowledged) come first,
     # then <ib><offline count=N/> tells the client the backlog is done.
-    backlog = [Send(conn.conn_id, message_node(m)) for m in device.pending_messages]
-    offline = Node("ib", {"from": S_WHATSAPP_NET}, [Node("offline", {"count": str(len(backlog))})])
-    return [*actions, Send(conn.conn_id, success), *backlog, Send(conn.conn_id, offline)]
+    ctx.held.pop(key, None)  # a stanza held back by the reorder fault is in the backlog anyway
+    backlog = [Send(conn.conn_id, node) for node in offline.backlog(phone, device.device_id)]
+    done = Node("ib", {"from": S_WHATSAPP_NET}, [Node("offline", {"count": str(len(backlog))})])
+    return [*actions, Send(conn.conn_id, success), *backlog, Send(conn.conn_id, done)]
 
 
 def remove_self(ctx: Context, conn: Connection, iq: Node) -> list[Action]:

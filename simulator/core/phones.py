@@ -7,16 +7,50 @@ from simulator import crypto
 from simulator.core.actions import Action, Send
 from simulator.core.context import Context
 from simulator.core.stanzas import FAILURE_LOGGED_OUT, stream_error
-from simulator.state import LID_SERVER, Phone, device_jid, normalize_phone
+from simulator.state import LID_SERVER, Phone, PrimaryKeys, SignedPreKey, device_jid, normalize_phone
+
+PRIMARY_PRE_KEY_BATCH = 30  # one-time pre-keys the phone publishes at a time
 
 
 def create_phone(ctx: Context, phone: str, *, push_name: str = "", business_name: str = "") -> Phone:
     user = normalize_phone(phone)
     private, public = crypto.x25519_keypair(ctx.random)
     created = Phone(user, private, public, _new_lid(ctx), ctx.clock(), push_name, business_name)
+    created.primary = _primary_keys(ctx, private)
     ctx.state.add_phone(created)
     ctx.on_change()
     return created
+
+
+def _primary_keys(ctx: Context, identity_private: bytes) -> PrimaryKeys:
+    """The phone's device-0 Signal keys: a registration id, a signed pre-key signed by its identity
+    key (over the 0x05-prefixed public key) and a batch of one-time pre-keys."""
+    spk_private, spk_public = crypto.x25519_keypair(ctx.random)
+    signature = crypto.xeddsa_sign(identity_private, bytes([crypto.DJB_KEY_TYPE]) + spk_public, ctx.random)
+    keys = PrimaryKeys(
+        registration_id=1 + int.from_bytes(ctx.random(2), "big") % 16380,
+        signed_pre_key=SignedPreKey(1, spk_public, signature),
+        signed_pre_key_private=spk_private,
+    )
+    refill_primary_pre_keys(ctx, keys)
+    return keys
+
+
+def refill_primary_pre_keys(ctx: Context, keys: PrimaryKeys) -> None:
+    """The phone uploads a new batch when contacts have used up its one-time pre-keys."""
+    for _ in range(PRIMARY_PRE_KEY_BATCH - len(keys.pre_keys)):
+        private, public = crypto.x25519_keypair(ctx.random)
+        keys.pre_keys[keys.next_pre_key_id] = public
+        keys.pre_key_privates[keys.next_pre_key_id] = private
+        keys.next_pre_key_id += 1
+    ctx.on_change()
+
+
+def ensure_primary(ctx: Context, phone: Phone) -> PrimaryKeys:
+    """The phone's device-0 keys, made now for a phone from a state written before phones had them."""
+    if phone.primary is None:
+        phone.primary = _primary_keys(ctx, phone.identity_private)
+    return phone.primary
 
 
 def unlink_device(ctx: Context, phone: str, device_id: int) -> list[Action]:

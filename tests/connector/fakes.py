@@ -10,7 +10,20 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from connector.errors import PublishError, SyncUnavailable
-from connector.link import Closed, LinkEvent
+from connector.link import BeforeSend
+from connector.protocol.binary import Node
+from connector.protocol.close import CloseInfo, CloseReason, close_info
+from connector.protocol.events import (
+    Closed,
+    CredsChanged,
+    Event,
+    IncomingMessage,
+    MessageArrived,
+    Opened,
+    Paired,
+    PairingCodeShown,
+)
+from connector.protocol.stanzas import incoming_message
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import (
@@ -25,8 +38,7 @@ from shared.connector_sync import (
     SyncRequest,
 )
 from shared.sealing import open_sealed, public_key_bytes, seal
-from shared.snapshot import Snapshot
-from shared.vault.vault import snapshot_aad
+from shared.snapshot import Snapshot, snapshot_aad
 
 
 @dataclass(frozen=True)
@@ -67,44 +79,93 @@ class MemoryTransport:
 
 
 
-class FakeSession:
-    """A socket whose events the test pushes; ``close()`` ends it like a real one."""
+class _Critical:
+    """Queued by :meth:`FakeSession.critical`: the session awaits its before-send hook here."""
 
-    def __init__(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None) -> None:
+
+def close_event(reason: str, code: int | None = None) -> Closed:
+    """The ``Closed`` event a link ends with, by reason slug (policy and code from the close table)."""
+    return Closed(close_info(CloseReason(reason), code=code))
+
+
+def opened(jid: str = "40700000001:1@s.whatsapp.net") -> Opened:
+    return Opened(jid=jid, lid=None)
+
+
+def paired(jid: str) -> Paired:
+    return Paired(jid=jid, lid=None, platform=None, business_name=None)
+
+
+def code_shown(code: str, phone_number: str = "+40700000001") -> PairingCodeShown:
+    return PairingCodeShown(code=code, phone_number=phone_number)
+
+
+def arrived(message_id: str, sender: str = "1@s.whatsapp.net") -> MessageArrived:
+    """An incoming text message stanza (one ``<enc>``), as the protocol client parses it."""
+    node = Node("message", {"id": message_id, "from": sender, "t": "1", "type": "text"},
+                [Node("enc", {"v": "2", "type": "msg"}, b"\x01")])
+    return MessageArrived(incoming_message(node))
+
+
+class FakeSession:
+    """A :class:`connector.link.LinkSession` whose events the test pushes; ``close()`` ends it like a
+    real one. :meth:`critical` stands for a critical credentials change: the events after it wait for
+    the before-send hook, as the bytes after such a change do on a real link."""
+
+    def __init__(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None,
+                 before_send: BeforeSend) -> None:
         self.account_id = account_id
         self.store = store
         self.pairing = pairing
-        self.queue: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
+        self.before_send = before_send
+        self.queue: asyncio.Queue[Event | _Critical | None] = asyncio.Queue()
         self.closed = False
         self.logged_out = False
         self.logout_confirmed = True
+        self.acked: list[str] = []
 
-    def push(self, event: LinkEvent) -> None:
+    def push(self, event: Event) -> None:
         self.queue.put_nowait(event)
 
-    async def events(self) -> AsyncIterator[LinkEvent]:
+    def critical(self) -> None:
+        """A critical credentials change (already written to ``store``): persisted before what follows."""
+        self.queue.put_nowait(_Critical())
+
+    async def events(self) -> AsyncIterator[Event]:
         while True:
             event = await self.queue.get()
             if event is None:
                 return
+            if isinstance(event, _Critical):
+                change = CredsChanged("critical")
+                await self.before_send([change])
+                yield change
+                continue
             if isinstance(event, Closed):
                 self.closed = True  # a real socket is gone by the time it reports its close
                 yield event
                 return
             yield event
 
-    async def close(self) -> None:
+    async def ack(self, message: IncomingMessage) -> bool:
+        if self.closed:
+            return False
+        self.acked.append(message.id)
+        return True
+
+    async def close(self) -> CloseInfo:
         if not self.closed:
             self.closed = True
             self.queue.put_nowait(None)
+        return close_info(CloseReason.CLOSED_BY_CLIENT)
 
-    async def logout(self, timeout_s: float | None = None) -> Closed:
+    async def logout(self, timeout_s: float | None = None) -> CloseInfo:
         """Unlink (the fake WhatsApp confirms unless ``logout_confirmed`` is False), then close."""
         self.logged_out = True
         await self.close()
         if self.logout_confirmed:
-            return Closed("logged_out_by_client", "stop_requested", 401)
-        return Closed("logout_failed", "stop_requested", 500)
+            return close_info(CloseReason.LOGGED_OUT_BY_CLIENT)
+        return close_info(CloseReason.LOGOUT_FAILED)
 
 
 class FakeLinkFactory:
@@ -114,8 +175,9 @@ class FakeLinkFactory:
         self.sessions: list[FakeSession] = []
         self.script = script
 
-    def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None) -> FakeSession:
-        session = FakeSession(account_id, store, pairing)
+    def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None,
+             before_send: BeforeSend) -> FakeSession:
+        session = FakeSession(account_id, store, pairing, before_send)
         self.sessions.append(session)
         if self.script is not None:
             self.script(session)

@@ -15,7 +15,7 @@ DOCKERFILE = REPO / "connector" / "Dockerfile"
 
 PROBE = """
 import importlib.metadata, json, os, sys
-import connector.__main__, connector.engine_link, connector.service
+import connector.__main__, connector.engine.driver, connector.service
 import google.cloud.pubsub_v1, google.api_core.retry  # imported when the transport starts
 owner = {}
 for dist in importlib.metadata.distributions():
@@ -79,3 +79,9 @@ def test_image_runs_the_connector_as_pid_1_as_a_non_root_user() -> None:
     assert 'ENTRYPOINT ["python", "-m", "connector"]' in text
     assert re.search(r"^USER keeper$", text, re.MULTILINE)
     assert "COPY shared/ shared/" in text and "COPY connector/ connector/" in text
+
+
+def test_the_image_serves_health_on_every_interface_for_cloud_run() -> None:
+    """The connector listens on loopback by default; Cloud Run reaches $PORT from outside the container."""
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^\s*KEEPER_HTTP_HOST=0\.0\.0\.0", text, re.MULTILINE)

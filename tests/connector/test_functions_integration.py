@@ -18,14 +18,13 @@ import pytest
 
 from connector.cache import StateCache
 from connector.config import ConnectorConfig, Topics
-from connector.link import Closed, Opened, Paired, PairingCodeShown
 from connector.publisher import PubSubTransport
 from connector.service import ConnectorService
 from connector.states import AccountState
 from connector.sync import HttpSyncClient
 from shared.authstate import AuthState
 from shared.snapshot import canonical_state_bytes
-from tests.connector.fakes import FakeLinkFactory, FakeSession, eventually
+from tests.connector.fakes import FakeLinkFactory, FakeSession, close_event, code_shown, eventually, opened, paired
 from tests.connector.proxy import CuttableProxy
 from tests.connector.stack import TOKEN, Stack, start_stack
 from tests.shared.helpers import registered_state
@@ -40,19 +39,19 @@ def pair_then_open(registered: AuthState) -> Any:
 
     def script(session: FakeSession) -> None:
         if session.pairing is None:
-            session.push(Opened())
+            session.push(opened())
             return
-        session.push(PairingCodeShown("ABCD1234"))
+        session.push(code_shown("ABCD1234"))
         session.store.update_creds(dict(registered.creds.as_json()))
         session.store.set_keys({category: dict(entries) for category, entries in registered.keys.items()})
-        session.push(Paired("40700000001:7@s.whatsapp.net"))
-        session.push(Closed("restart_required", "restart_now", 515))
+        session.push(paired("40700000001:7@s.whatsapp.net"))
+        session.push(close_event("restart_required", 515))
 
     return script
 
 
-def service(stack: Stack, connector_id: str, links: FakeLinkFactory, tmp: Path, **overrides: Any
-            ) -> ConnectorService:
+def service(stack: Stack, connector_id: str, links: FakeLinkFactory, tmp: Path, cache: StateCache | None = None,
+            **overrides: Any) -> ConnectorService:
     settings: dict[str, Any] = {
         "topics": Topics(stack.topics["snapshots"], stack.topics["connection_events"], stack.topics["messages"]),
         "coalesce_window_s": 0.5, "sync_interval_s": 1.0, **overrides}
@@ -61,7 +60,7 @@ def service(stack: Stack, connector_id: str, links: FakeLinkFactory, tmp: Path, 
         cache_dir=str(tmp / f"cache-{connector_id}"), project_id=stack.project, **settings)
     return ConnectorService(config, sync_client=HttpSyncClient(config.functions_url, config.token),
                             transport=PubSubTransport(config.project_id), link_factory=links,
-                            cache=None)
+                            cache=cache)
 
 
 def head(firestore_client: Any, account_id: str) -> dict[str, Any] | None:
@@ -207,8 +206,7 @@ async def test_firestore_outage_of_30s_loses_no_snapshot(children: Any, project_
     registered = registered_state(seed=6)
     account_id = await asyncio.to_thread(stack.add_account, "+40700000003")
     links = FakeLinkFactory(pair_then_open(registered))
-    connector = service(stack, "c-fs-outage", links, tmp_path)
-    connector.cache = StateCache(tmp_path / "cache")
+    connector = service(stack, "c-fs-outage", links, tmp_path, cache=StateCache(tmp_path / "cache"))
     await connector.start()
     try:
         await wait_for(lambda: (head(firestore_client, account_id) or {}).get("latestVersion") == 1)
@@ -265,7 +263,7 @@ async def test_a_stale_connectors_snapshot_is_refused(stack: Stack, firestore_cl
         assert fresh_head is not None
         # The stale connector wakes up with a change and publishes under its old generation.
         old_slot.store.set_keys({"session": {"stale.0": {"n": 1}}})
-        stale._flush_slot(old_slot, stale._clock())
+        stale.writer.flush_slot(old_slot, stale.clock())
         assert await stale.snapshots.settled(account_id, 10.0)
         await wait_for(lambda: "snapshot of generation 1 is older than the lease (generation 2)"
                        in stack.functions_log(), timeout_s=30)

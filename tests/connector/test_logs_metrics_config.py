@@ -108,3 +108,33 @@ def test_config_from_env() -> None:
 def test_config_errors(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         ConnectorConfig.from_env(env)
+
+
+def test_the_health_server_listens_on_loopback_unless_configured() -> None:
+    """Issue 16 item 13: on a developer's machine /metrics and /readyz stay on 127.0.0.1; the image (Cloud Run,
+    which must reach $PORT from outside the container) sets KEEPER_HTTP_HOST=0.0.0.0."""
+    base = {"KEEPER_FUNCTIONS_URL": "http://x"}
+    assert ConnectorConfig.from_env(base).http_host == "127.0.0.1"
+    assert ConnectorConfig.from_env({**base, "KEEPER_HTTP_HOST": "0.0.0.0"}).http_host == "0.0.0.0"
+    assert ConnectorConfig.from_env({**base, "KEEPER_HTTP_HOST": "::1"}).http_host == "::1"
+    with pytest.raises(ConfigError, match="KEEPER_HTTP_HOST"):
+        ConnectorConfig.from_env({**base, "KEEPER_HTTP_HOST": "not a host!"})
+
+
+def test_the_health_server_binds_the_configured_host() -> None:
+    import asyncio
+
+    from connector.http import HealthServer
+
+    async def bound(host: str | None) -> list[str]:
+        server = HealthServer(Registry(), lambda: True, 0) if host is None else HealthServer(
+            Registry(), lambda: True, 0, host)
+        await server.start()
+        try:
+            assert server._runner is not None
+            return [str(s.getsockname()[0]) for site in server._runner.sites
+                    for s in (getattr(site._server, "sockets", None) or [])]
+        finally:
+            await server.stop()
+
+    assert asyncio.run(bound(None)) == ["127.0.0.1"]

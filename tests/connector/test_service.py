@@ -8,13 +8,22 @@ import aiohttp
 
 from connector.cache import StateCache
 from connector.config import ConnectorConfig
-from connector.link import Closed, CredsChanged, Incoming, Opened, Paired
 from connector.service import ConnectorService
 from connector.states import AccountState
 from shared.authstate import AuthState
 from shared.connector_sync import Claim, Command, Lost, PairingRequest
-from shared.events import MessageKey, MessageReceived
-from tests.connector.fakes import FakeFunctions, FakeLinkFactory, FakeSession, MemoryTransport, eventually
+from tests.connector.fakes import (
+    FakeFunctions,
+    FakeLinkFactory,
+    FakeSession,
+    MemoryTransport,
+    arrived,
+    close_event,
+    code_shown,
+    eventually,
+    opened,
+    paired,
+)
 
 SNAPS, EVENTS, MESSAGES = "session-snapshots", "connection-events", "messages"
 
@@ -27,7 +36,7 @@ def config(**overrides: object) -> ConnectorConfig:
 
 
 def opens(session: FakeSession) -> None:
-    session.push(Opened())
+    session.push(opened())
 
 
 class Harness:
@@ -173,23 +182,16 @@ async def test_message_is_acknowledged_only_after_pubsub_accepted_it() -> None:
     functions.add("a1", AuthState.generate())
     h = Harness(functions)
     await h.service.start()
-    acks: list[str] = []
     try:
         await eventually(lambda: "a1" in h.service.accounts)
         h.transport.down = True
         h.service.messages._retry_base_s = 0.02
-        message = MessageReceived(account_id="a1", key=MessageKey("1@s.whatsapp.net", False, "M1"),
-                                  message={"conversation": "hi"}, chat="1@s.whatsapp.net",
-                                  sender="1@s.whatsapp.net", timestamp=1, type="text", text="hi")
-
-        async def ack() -> None:
-            acks.append("M1")
-
-        h.links.of("a1")[0].push(Incoming(message, ack))
+        session = h.links.of("a1")[0]
+        session.push(arrived("M1"))
         await asyncio.sleep(0.2)
-        assert acks == []
+        assert session.acked == []
         h.transport.down = False
-        await eventually(lambda: acks == ["M1"])
+        await eventually(lambda: session.acked == ["M1"])
         assert h.transport.on(MESSAGES)[0].attributes["messageId"] == "M1"
     finally:
         await h.service.shutdown()
@@ -220,7 +222,7 @@ async def test_remove_without_a_confirmed_unlink_gives_the_account_back(tmp_path
 
     def opens_but_logout_fails(session: FakeSession) -> None:
         session.logout_confirmed = False
-        session.push(Opened())
+        session.push(opened())
 
     h.links.script = opens_but_logout_fails
     await h.service.start()
@@ -268,7 +270,7 @@ async def test_replaced_account_is_not_reconnected() -> None:
     await h.service.start()
     try:
         await eventually(lambda: h.is_open("a1"))
-        h.links.of("a1")[0].push(Closed("replaced", "stop_replaced", 440))
+        h.links.of("a1")[0].push(close_event("replaced", 440))
         await eventually(lambda: any(e["state"] == "replaced" for e in h.events("a1")))
         await asyncio.sleep(0.2)
         assert len(h.links.of("a1")) == 1
@@ -305,8 +307,8 @@ async def test_engine_waits_for_critical_credentials_to_reach_pubsub() -> None:
 
     def critical_then_open(session: FakeSession) -> None:
         session.store.update_creds({"registrationId": 777})
-        session.push(CredsChanged("critical"))
-        session.push(Opened())
+        session.critical()
+        session.push(opened())
 
     h.links.script = critical_then_open
     h.transport.down = True
@@ -337,10 +339,10 @@ async def test_pair_claim_for_an_account_this_connector_linked_restores_it(tmp_p
     def pair(session: FakeSession) -> None:
         if session.pairing is not None:
             session.store.update_creds(dict(linked.creds.as_json()))
-            session.push(Paired("40700000001:7@s.whatsapp.net"))
-            session.push(Closed("restart_required", "restart_now", 515))
+            session.push(paired("40700000001:7@s.whatsapp.net"))
+            session.push(close_event("restart_required", 515))
         else:
-            session.push(Opened())
+            session.push(opened())
 
     h = Harness(functions, cache=cache)
     h.links.script = pair
@@ -369,7 +371,7 @@ async def test_logged_out_keys_leave_the_cache(tmp_path: Path) -> None:
         h.service.accounts["a1"].store.set_keys({"session": {"x": {"n": 1}}})
         h.service.flusher.flush_now()
         assert cache.get("a1") is not None
-        h.links.of("a1")[0].push(Closed("logged_out", "stop_logged_out", 401))
+        h.links.of("a1")[0].push(close_event("logged_out", 401))
         await eventually(lambda: cache.get("a1") is None)
     finally:
         await h.service.shutdown()
@@ -478,6 +480,32 @@ async def test_after_another_connector_stored_newer_keys_the_vault_wins_over_the
         assert h2.service.accounts["a1"].store.snapshot() == theirs
     finally:
         await h2.service.shutdown()
+
+
+async def test_pairing_events_name_their_sender_and_lease_generation() -> None:
+    """Issue 16 item 1: pairing.code, pairing.qr, pairing.success and pairing.failed carry connectorId and the
+    generation the account is held under, so the functions can drop those of a connector that lost it."""
+    from connector.protocol.events import QrCodeShown
+
+    functions = FakeFunctions()
+    functions.generations["p1"] = 6  # the claim is generation 7
+    functions.add("p1", pairing=PairingRequest("code", "+40700000001"))
+    h = Harness(functions)
+    await h.service.start()
+    try:
+        await eventually(lambda: "p1" in h.service.accounts)
+        session = h.links.of("p1")[0]
+        session.push(code_shown("ABCDEFGH"))
+        session.push(QrCodeShown("2@ref,a,b,c", 0, 60.0))
+        session.push(paired("40700000001:9@s.whatsapp.net"))
+        await eventually(lambda: any(e["type"] == "pairing.success" for e in h.events("p1")))
+        session.push(close_event("pairing_expired"))
+        await eventually(lambda: any(e["type"] == "pairing.failed" for e in h.events("p1")))
+        pairing = [e for e in h.events("p1") if str(e["type"]).startswith("pairing.")]
+        assert [e["type"] for e in pairing] == ["pairing.code", "pairing.qr", "pairing.success", "pairing.failed"]
+        assert all((e["connectorId"], e["generation"]) == ("c-1", 7) for e in pairing), pairing
+    finally:
+        await h.service.shutdown()
 
 
 async def test_sends_reach_the_handler_for_held_accounts_and_wait_for_a_claim() -> None:

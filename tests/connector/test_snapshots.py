@@ -9,8 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from connector.snapshots import PRODUCED_AT_STEP, SnapshotCodec
 from shared.authstate import AuthState
 from shared.sealing import open_sealed, public_key_bytes
-from shared.snapshot import Snapshot
-from shared.vault.vault import snapshot_aad
+from shared.snapshot import Snapshot, snapshot_aad
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

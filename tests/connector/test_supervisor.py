@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from connector.backoff import Backoff
-from connector.link import Closed, Incoming, Opened, Paired, PairingCodeShown
+from connector.protocol.events import IncomingMessage
 from connector.states import AccountState
 from connector.supervisor import AccountSupervisor
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
 from shared.events import ConnectionState
-from tests.connector.fakes import FakeLinkFactory, FakeSession, eventually
+from tests.connector.fakes import FakeLinkFactory, FakeSession, close_event, code_shown, eventually, opened, paired
 
 
 class Hooks:
@@ -19,7 +20,7 @@ class Hooks:
         self.reconnects: list[str] = []
         self.codes: list[str] = []
         self.paired_jids: list[str] = []
-        self.messages: list[Incoming] = []
+        self.messages: list[IncomingMessage] = []
         self.transitions: list[tuple[AccountState, AccountState]] = []
 
     def report(self, account_id: str, state: ConnectionState, reason: str | None, code: int | None,
@@ -38,8 +39,8 @@ class Hooks:
     def pairing_failed(self, account_id: str, reason: str) -> None:
         self.reports.append((ConnectionState.STOPPED, reason, -1))
 
-    def message(self, account_id: str, incoming: Incoming) -> None:
-        self.messages.append(incoming)
+    def message(self, account_id: str, message: IncomingMessage, ack: Callable[[], Awaitable[bool]]) -> None:
+        self.messages.append(message)
 
     def state_changed(self, account_id: str, old: AccountState, new: AccountState) -> None:
         self.transitions.append((old, new))
@@ -52,7 +53,7 @@ class Hooks:
 
 
 def opens(session: FakeSession) -> None:
-    session.push(Opened())
+    session.push(opened())
 
 
 def make(factory: FakeLinkFactory, hooks: Hooks, **kwargs: object) -> AccountSupervisor:
@@ -66,7 +67,7 @@ async def test_restart_required_reconnects_at_once() -> None:
     sup = make(factory, hooks)
     sup.start()
     await eventually(lambda: sup.state is AccountState.OPEN)
-    factory.sessions[0].push(Closed("restart_required", "restart_now", 515))
+    factory.sessions[0].push(close_event("restart_required", 515))
     await eventually(lambda: len(factory.sessions) == 2 and sup.state is AccountState.OPEN)
     assert hooks.reconnects == ["restart_required"]
     assert AccountState.BACKING_OFF not in {new for _, new in hooks.transitions}
@@ -87,7 +88,7 @@ async def test_temporary_failure_backs_off_with_the_policy_delay() -> None:
     sup = make(factory, hooks, backoff=Backoff(uniform=uniform))
     sup.start()
     await eventually(lambda: sup.state is AccountState.OPEN)
-    factory.sessions[0].push(Closed("connection_lost", "backoff", 408))
+    factory.sessions[0].push(close_event("connection_lost", 408))
     await eventually(lambda: sup.state is AccountState.BACKING_OFF)
     await eventually(lambda: len(factory.sessions) == 2 and sup.state is AccountState.OPEN)
     assert delays == [(0.0, 1.0)]
@@ -101,7 +102,7 @@ async def test_logged_out_waits_for_pairing_and_never_reconnects_alone() -> None
     sup = make(factory, hooks)
     sup.start()
     await eventually(lambda: sup.state is AccountState.OPEN)
-    factory.sessions[0].push(Closed("logged_out", "stop_logged_out", 401))
+    factory.sessions[0].push(close_event("logged_out", 401))
     await eventually(lambda: sup.state is AccountState.NEEDS_PAIRING)
     await asyncio.sleep(0.1)
     assert len(factory.sessions) == 1
@@ -117,7 +118,7 @@ async def test_replaced_stands_down_without_fighting() -> None:
     sup = make(factory, hooks)
     task = sup.start()
     await eventually(lambda: sup.state is AccountState.OPEN)
-    factory.sessions[0].push(Closed("replaced", "stop_replaced", 440))
+    factory.sessions[0].push(close_event("replaced", 440))
     await asyncio.wait_for(task, 1.0)
     assert sup.state is AccountState.STOPPED
     assert len(factory.sessions) == 1
@@ -126,7 +127,7 @@ async def test_replaced_stands_down_without_fighting() -> None:
 
 async def test_endless_restart_required_falls_back_to_backoff() -> None:
     def restart_at_once(session: FakeSession) -> None:
-        session.push(Closed("restart_required", "restart_now", 515))
+        session.push(close_event("restart_required", 515))
 
     factory = FakeLinkFactory(restart_at_once)
     hooks = Hooks()
@@ -143,11 +144,11 @@ async def test_pairing_request_is_used_until_paired_then_dropped() -> None:
 
     def pair_flow(session: FakeSession) -> None:
         if session.pairing is not None:
-            session.push(PairingCodeShown("ABCD1234"))
-            session.push(Paired("40700000001:1@s.whatsapp.net"))
-            session.push(Closed("restart_required", "restart_now", 515))
+            session.push(code_shown("ABCD1234"))
+            session.push(paired("40700000001:1@s.whatsapp.net"))
+            session.push(close_event("restart_required", 515))
         else:
-            session.push(Opened())
+            session.push(opened())
 
     factory = FakeLinkFactory(pair_flow)
     hooks = Hooks()
@@ -161,7 +162,7 @@ async def test_pairing_request_is_used_until_paired_then_dropped() -> None:
 
 
 async def test_stop_during_backoff_ends_promptly() -> None:
-    factory = FakeLinkFactory(lambda s: s.push(Closed("connection_lost", "backoff")))
+    factory = FakeLinkFactory(lambda s: s.push(close_event("connection_lost")))
     sup = make(factory, Hooks(), backoff=Backoff(uniform=lambda lo, hi: 30.0))
     sup.start()
     await eventually(lambda: sup.state is AccountState.BACKING_OFF)
@@ -173,7 +174,7 @@ async def test_stop_during_backoff_ends_promptly() -> None:
 
 
 async def test_pairing_that_expires_stops_and_is_reported() -> None:
-    factory = FakeLinkFactory(lambda s: s.push(Closed("pairing_expired", "stop_pairing", 408)))
+    factory = FakeLinkFactory(lambda s: s.push(close_event("pairing_expired", 408)))
     hooks = Hooks()
     sup = make(factory, hooks, pairing=PairingRequest("qr", None))
     task = sup.start()
@@ -184,7 +185,7 @@ async def test_pairing_that_expires_stops_and_is_reported() -> None:
 
 
 async def test_logout_while_backing_off_opens_a_socket_only_to_unlink() -> None:
-    factory = FakeLinkFactory(lambda s: s.push(Closed("connection_lost", "backoff")))
+    factory = FakeLinkFactory(lambda s: s.push(close_event("connection_lost")))
     sup = make(factory, Hooks(), backoff=Backoff(uniform=lambda lo, hi: 30.0))
     sup.start()
     await eventually(lambda: sup.state is AccountState.BACKING_OFF)

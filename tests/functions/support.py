@@ -19,9 +19,9 @@ from functions.vault_adapter import VaultSealer, VaultSessions
 from functions.wiring import Services, build_services
 from shared import sealing
 from shared.authstate import AuthState
-from shared.snapshot import Snapshot
-from shared.vault import MemoryVaultStore, Vault, snapshot_aad
-from shared.vault.kek import LocalFileKek
+from shared.snapshot import Snapshot, snapshot_aad
+from shared.vault import MemoryVaultStore, Vault
+from shared.vault.kek import LocalFileKek, sealing_keys
 from tests.shared.helpers import registered_state
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -56,6 +56,7 @@ class World:
     vault_store: MemoryVaultStore
     clock: Clock
     alerts_out: RecordingPublisher
+    sealer: VaultSealer
 
     def add(self, caller: Caller = ALICE, phone: str = "+40700000001", method: str = "code") -> str:
         from shared.connector_sync import PairingMethod
@@ -74,9 +75,10 @@ def world(tmp_path: Path, **overrides: Any) -> World:
     store = MemoryVaultStore()
     vault = Vault(store, LocalFileKek(tmp_path / "kek.json"), versions_kept=3, clock=clock)
     publisher = RecordingPublisher()
+    sealer = VaultSealer(vault.kek)
     services = build_services(config(**overrides), memory_stores(), VaultSessions(vault, store),
-                              VaultSealer(vault), publisher, clock=clock)
-    return World(services, vault, store, clock, publisher)
+                              sealer, publisher, clock=clock)
+    return World(services, vault, store, clock, publisher, sealer)
 
 
 @dataclass
@@ -118,7 +120,7 @@ class FakeConnector:
 def seal_snapshot(vault: Vault, account_id: str, generation: int, connector_id: str,
                   state: AuthState, at: datetime = T0) -> bytes:
     """What the connector publishes: a snapshot sealed to the vault with the account-bound AAD."""
-    key = vault.sealing_public_key()
+    key = sealing_keys(vault.kek).public_key()
     data = Snapshot(account_id=account_id, generation=generation, produced_at=at, connector_id=connector_id,
                     state=state).to_bytes()
     return sealing.seal(data, key.public, key.key_id, snapshot_aad(account_id))

@@ -41,7 +41,7 @@ def test_pairing_account_is_claimed_in_pair_mode_with_generation_one(tmp_path: P
     assert claim["sealedState"] is None
     assert claim["pairing"] == {"method": "code", "phoneNumber": "+40700000001"}
     assert response["leaseTtlS"] == 30.0
-    assert response["vaultKeyId"] == w.vault.sealing_public_key().key_id
+    assert response["vaultKeyId"] == w.sealer.vault_public_key()[1]
 
 
 def test_a_live_lease_is_not_claimed_twice_and_passes_on_only_after_expiry(tmp_path: Path) -> None:
@@ -249,7 +249,7 @@ def test_an_older_version_never_stands_in_for_a_newer_one_out_of_reach(tmp_path:
     account_id = _linked(w)
     newer_kek = w.vault.kek.add_version()
     w.vault.save(account_id, registered_state(2), 1)
-    w.vault.sealing_public_key()  # a warm instance: the (public) sealing key is cached
+    w.sealer.vault_public_key()  # a warm instance: the (public) sealing key is cached
     undo = _kek_out_of_reach(w, {newer_kek})
     assert FakeConnector("c-2").sync(w.services)["claimed"] == []
     undo()
@@ -298,7 +298,7 @@ def test_renewals_reach_connectors_while_the_kek_is_out_of_reach(tmp_path: Path)
     assert [c["accountId"] for c in first["claimed"]] == [account_id]
     cold = world(tmp_path)  # a fresh process (same KEK file, nothing cached) on the same stores
     stores = w.services.stores
-    cold_sync = ConnectorSyncService(stores, cold.services.vault, VaultSealer(cold.vault),
+    cold_sync = ConnectorSyncService(stores, cold.services.vault, VaultSealer(cold.vault.kek),
                                      Alerter(stores.alerts, cold.alerts_out, w.clock), w.clock,
                                      lease_ttl_s=30.0, pairing_ttl_s=600.0)
     cold_services = dataclasses.replace(w.services, sync=cold_sync)
@@ -353,7 +353,7 @@ def test_a_restore_seals_the_stored_bytes_as_they_are(tmp_path: Path) -> None:
                for r in many.values())
     connector = FakeConnector("c-1")
     other_bytes = canonical_state_bytes(registered_state(2))
-    sealed = VaultSealer(w.vault).seal_restore(sealing.public_key_bytes(connector.key), OpenedSnapshot(
+    sealed = VaultSealer(w.vault.kek).seal_restore(sealing.public_key_bytes(connector.key), OpenedSnapshot(
         "acct-1", 2, "c-1", w.clock.now, registered_state(1), other_bytes))
     opened = connector.open_claim({"sealedState": base64.b64encode(sealed).decode()})
     assert canonical_state_bytes(opened.state) == other_bytes  # the bytes given, not a re-serialisation

@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 from shared import sealing
 from shared.events import PairingCode, SnapshotAttributes
-from shared.snapshot import Snapshot
-from shared.vault import snapshot_aad
+from shared.snapshot import Snapshot, snapshot_aad
 from tests.functions.conftest import CONNECTOR_TOKEN, SCHEDULER_TOKEN, Gateway
 from tests.shared.helpers import registered_state
 
@@ -189,7 +188,7 @@ def test_snapshots_published_on_pubsub_land_in_the_vault(functions_gateway: Gate
     vault_key = base64.b64decode(response["vaultPublicKey"])
 
     # A pairing code event on the connection-events topic shows up on the account.
-    event = PairingCode(account_id, "ABCD1234", _soon())
+    event = PairingCode(account_id, "ABCD1234", _soon(), "c-http", generation)
     _publish(gw, "connection_events", event.to_json(), event.attributes())
     _wait_for("the pairing code", lambda: (firestore_client.collection("accounts").document(account_id).get()
                                            .to_dict().get("pairing") or {}).get("code") == "ABCD1234")

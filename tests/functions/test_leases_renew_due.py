@@ -63,7 +63,7 @@ def test_a_lease_not_asked_to_renew_but_taken_is_reported_lost(tmp_path: Path) -
 
 
 def test_renew_is_a_boolean_and_only_on_held_entries() -> None:
-    body = {"connectorId": "c-1", "capacity": 1, "publicKey": base64.b64encode(bytes(32)).decode()}
+    body = {"connectorId": "c-1", "capacity": 1, "publicKey": base64.b64encode(bytes(range(32))).decode()}
     with pytest.raises(InvalidArgumentError):
         parse_sync_request({**body, "held": [{"accountId": "a1", "generation": 1, "renew": "no"}]})
     with pytest.raises(InvalidArgumentError):

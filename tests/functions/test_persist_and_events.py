@@ -93,13 +93,13 @@ def test_pairing_events_move_the_account_to_connected(tmp_path: Path) -> None:
     w = world(tmp_path)
     account_id, _ = _held(w)
     events = w.services.events
-    events.handle(PairingCode(account_id, "ABCD1234", T0 + timedelta(minutes=1)).to_json())
+    events.handle(PairingCode(account_id, "ABCD1234", T0 + timedelta(minutes=1), "c-1", 1).to_json())
     assert w.services.accounts.get(ALICE, account_id)["pairing"]["code"] == "ABCD1234"
-    events.handle(PairingQr(account_id, "2@ref,a,b,c", T0 + timedelta(minutes=1)).to_json())
+    events.handle(PairingQr(account_id, "2@ref,a,b,c", T0 + timedelta(minutes=1), "c-1", 1).to_json())
     assert w.services.accounts.get(ALICE, account_id)["pairing"]["qr"] == "2@ref,a,b,c"
     events.handle(ConnectionUpdate(account_id, "c-1", 1, T0, ConnectionState.CONNECTING).to_json())
     assert w.services.accounts.get(ALICE, account_id)["status"] == "pairing"
-    events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net").to_json())
+    events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net", "c-1", 1).to_json())
     view = w.services.accounts.get(ALICE, account_id)
     assert (view["status"], view["linkedJid"], view["pairing"]) == ("connecting", "40700000001:7@s.whatsapp.net",
                                                                     None)
@@ -114,7 +114,7 @@ def test_pairing_events_move_the_account_to_connected(tmp_path: Path) -> None:
 def test_pairing_failure(tmp_path: Path, reason: str, status: str) -> None:
     w = world(tmp_path)
     account_id, _ = _held(w)
-    w.services.events.handle(PairingFailed(account_id, reason).to_json())
+    w.services.events.handle(PairingFailed(account_id, reason, "c-1", 1).to_json())
     assert w.services.accounts.get(ALICE, account_id)["status"] == status
     assert not w.services.stores.accounts.get(account_id).serve  # type: ignore[union-attr]
 
@@ -122,7 +122,7 @@ def test_pairing_failure(tmp_path: Path, reason: str, status: str) -> None:
 def test_logged_out_account_needs_pairing_alerts_and_is_taken_back(tmp_path: Path) -> None:
     w = world(tmp_path)
     account_id, connector = _held(w)
-    w.services.events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net").to_json())
+    w.services.events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net", "c-1", 1).to_json())
     w.services.events.handle(ConnectionUpdate(account_id, "c-1", 1, T0, ConnectionState.NEEDS_PAIRING,
                                               "logged_out", 401).to_json())
     view = w.services.accounts.get(ALICE, account_id)
@@ -140,7 +140,7 @@ def test_logged_out_account_needs_pairing_alerts_and_is_taken_back(tmp_path: Pat
 def test_connection_update_from_an_older_generation_is_stale(tmp_path: Path) -> None:
     w = world(tmp_path)
     account_id, _ = _held(w)
-    w.services.events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net").to_json())
+    w.services.events.handle(PairingSuccess(account_id, "40700000001:7@s.whatsapp.net", "c-1", 1).to_json())
     w.services.persister.handle(seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1)),
                                 snapshot_attrs(account_id, 1, "c-1"))
     w.clock.advance(31)
@@ -182,7 +182,7 @@ def test_an_unavailable_kek_is_retried_not_dropped(tmp_path: Path) -> None:
     w = world(tmp_path)
     account_id, _ = _held(w)
     sealed = seal_snapshot(w.vault, account_id, 1, "c-1", registered_state(1))
-    w.vault._sealing_keys.clear()  # forget the cached sealing key, as a fresh instance would
+    w.sealer._keys._keys.clear()  # forget the cached sealing key, as a fresh instance would
     kek = w.vault.kek
 
     def unavailable(version: str) -> bytes:
@@ -261,14 +261,13 @@ def test_a_snapshot_sealed_to_a_kek_version_that_cannot_exist_is_dropped_not_ret
     """Issue 16 item 6: a malformed or unknown key id is permanent: MalformedMessageError (acknowledged with a
     log line and counted), with at most one look-up of the named version, never a Pub/Sub retry."""
     from shared import sealing
-    from shared.snapshot import Snapshot
-    from shared.vault import snapshot_aad
+    from shared.snapshot import Snapshot, snapshot_aad
 
     w = world(tmp_path)
     account_id, _ = _held(w)
     data = Snapshot(account_id=account_id, generation=1, produced_at=T0, connector_id="c-1",
                     state=registered_state(1)).to_bytes()
-    sealed = sealing.seal(data, w.vault.sealing_public_key().public, key_id, snapshot_aad(account_id))
+    sealed = sealing.seal(data, w.sealer.vault_public_key()[0], key_id, snapshot_aad(account_id))
     looked_up: list[str] = []
     kek = w.vault.kek
     original = kek.key
@@ -298,3 +297,24 @@ def test_dropped_messages_are_counted_by_function_and_kind() -> None:
     http.handle_pubsub("persistSnapshot", event, lambda _message: reject())
     key = ("persistSnapshot", "MalformedMessageError")
     assert http.DROPPED[key] == before.get(key, 0) + 2
+
+
+def test_pairing_events_without_their_sender_are_refused(tmp_path: Path) -> None:
+    """Issue 16 item 1: the fence was skipped when connectorId and generation were both absent (what the
+    connector sent), so a late code of a connector that lost the account replaced the new holder's."""
+    import json
+
+    w = world(tmp_path)
+    account_id, _ = _held(w)
+    w.clock.advance(31)
+    FakeConnector("c-2").sync(w.services)  # generation 2 pairs now
+    w.services.events.handle(PairingCode(account_id, "NEWC0DE2", T0 + timedelta(minutes=2), "c-2", 2).to_json())
+    for unsigned in ({"type": "pairing.code", "accountId": account_id, "code": "OLDC0DE1",
+                      "expiresAt": "2026-11-25T12:01:00.000Z"},
+                     {"type": "pairing.failed", "accountId": account_id, "reason": "expired"}):
+        with pytest.raises(MalformedMessageError):
+            w.services.events.handle(json.dumps(unsigned).encode())
+    with pytest.raises(StaleMessageError):  # same generation, another connector: not the holder's
+        w.services.events.handle(PairingFailed(account_id, "expired", "c-1", 2).to_json())
+    view = w.services.accounts.get(ALICE, account_id)
+    assert (view["status"], view["pairing"]["code"]) == ("pairing", "NEWC0DE2")

@@ -70,7 +70,7 @@ def stack(firestore_client: Any, tmp_path: Path) -> Stack:
     vault = Vault(FirestoreVaultStore(firestore_client), LocalFileKek(tmp_path / "kek.json"), versions_kept=3,
                   clock=clock)
     services = build_services(config(), firestore_stores(firestore_client),
-                              VaultSessions(vault, FirestoreVaultStore(firestore_client)), VaultSealer(vault),
+                              VaultSessions(vault, FirestoreVaultStore(firestore_client)), VaultSealer(vault.kek),
                               RecordingPublisher(), clock=clock, fenced=FirestoreFencedSave(vault))
     return Stack(services, vault, clock, firestore_client)
 
@@ -134,7 +134,7 @@ def test_an_account_deleted_between_read_and_commit_gets_no_version(stack: Stack
             super(DeletingFence, self).check(account, lease)
             firestore_client.collection("accounts").document(self.account_id).delete()
 
-    opened = VaultSealer(stack.vault).open_snapshot(
+    opened = VaultSealer(stack.vault.kek).open_snapshot(
         seal_snapshot(stack.vault, account_id, generation, "c-1", changed(0)), account_id)
     with pytest.raises(VaultError):
         FirestoreFencedSave(stack.vault).save(opened, DeletingFence(account_id, generation), stack.clock())
@@ -162,7 +162,7 @@ def test_a_claim_between_read_and_commit_keeps_the_old_generations_snapshot_out(
                 taker.sync(stack.services)
                 claims.append(taker.held[account_id])
 
-    opened = VaultSealer(stack.vault).open_snapshot(
+    opened = VaultSealer(stack.vault.kek).open_snapshot(
         seal_snapshot(stack.vault, account_id, generation, "c-1", changed(1), T0 + timedelta(seconds=1)),
         account_id)
     with pytest.raises(StaleMessageError, match="older than the lease"):

@@ -51,7 +51,7 @@ def _steady(w: World, n: int, pairing: int = 0) -> tuple[FakeConnector, list[str
 def _counted(w: World) -> tuple[Services, CountingStores]:
     """The world's services again, over its stores wrapped to log every call."""
     counted = CountingStores(w.services.stores)
-    services = build_services(config(), counted.stores, VaultSessions(w.vault, w.vault_store), VaultSealer(w.vault),
+    services = build_services(config(), counted.stores, VaultSessions(w.vault, w.vault_store), VaultSealer(w.vault.kek),
                               w.alerts_out, clock=w.clock)
     return services, counted
 
@@ -232,7 +232,7 @@ def test_a_quiet_held_account_costs_no_firestore_read(firestore_client: Any, tmp
     vault_store = FirestoreVaultStore(firestore_client)
     vault = Vault(vault_store, LocalFileKek(tmp_path / "kek.json"), clock=clock)
     services = build_services(config(), firestore_stores(firestore_client), VaultSessions(vault, vault_store),
-                              VaultSealer(vault), RecordingPublisher(), clock=clock)
+                              VaultSealer(vault.kek), RecordingPublisher(), clock=clock)
     ids = [services.accounts.add(ALICE, AddAccountInput(f"+4070{i:07d}", PairingMethod.CODE))["accountId"]
            for i in range(20)]
     connector = FakeConnector("c-1", capacity=len(ids))

@@ -36,10 +36,10 @@ AT = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
 SAMPLES = [
     ConnectionUpdate("a1", "c-1", 3, AT, ConnectionState.CLOSED, "logged_out", 401, 2),
     ConnectionUpdate("a1", "c-1", 0, AT, ConnectionState.OPEN),
-    PairingCode("a1", "ABCD1234", AT),
-    PairingQr("a1", "2@ref,noise,identity,adv", AT),
-    PairingSuccess("a1", "40700000001:5@s.whatsapp.net"),
-    PairingFailed("a1", "expired"),
+    PairingCode("a1", "ABCD1234", AT, "c-1", 1),
+    PairingQr("a1", "2@ref,noise,identity,adv", AT, "c-1", 1),
+    PairingSuccess("a1", "40700000001:5@s.whatsapp.net", "c-1", 1),
+    PairingFailed("a1", "expired", "c-1", 1),
     MessageReceived("a1", MessageKey("40700000002@s.whatsapp.net", False, "3EB0ABC"),
                     {"conversation": "secret-node"}, "40700000002@s.whatsapp.net", "40700000002@s.whatsapp.net",
                     1_764_072_000, "text", "secret-node", "Bob"),
@@ -146,11 +146,11 @@ def test_a_message_that_is_not_an_object_is_refused() -> None:
 
 def test_constructor_refuses_bad_values() -> None:
     with pytest.raises(InvalidEventError):
-        PairingCode("a1", "abc", AT)
+        PairingCode("a1", "abc", AT, "c-1", 1)
     with pytest.raises(InvalidEventError):
         ConnectionUpdate("a1", "c-1", 0, datetime(2026, 1, 1), ConnectionState.OPEN)
     with pytest.raises(InvalidEventError):
-        PairingSuccess("a1", "no-at-sign")
+        PairingSuccess("a1", "no-at-sign", "c-1", 1)
 
 
 def test_time_helpers_normalise_to_utc() -> None:
@@ -188,20 +188,18 @@ def test_parse_event_on_arbitrary_objects(obj: dict[str, object]) -> None:
     assert parse_event(event.to_json()) == event
 
 
-def test_pairing_events_name_their_sender_as_a_pair_or_not_at_all() -> None:
+def test_pairing_events_always_name_their_sender() -> None:
+    """Issue 16 item 1: connectorId and generation are required; an event without them does not parse."""
     with_sender = json.loads(PairingSuccess("a1", "1@s.whatsapp.net", "c-1", 4).to_json())
     assert (with_sender["connectorId"], with_sender["generation"]) == ("c-1", 4)
-    without = json.loads(PairingSuccess("a1", "1@s.whatsapp.net").to_json())
-    assert "connectorId" not in without and "generation" not in without, "the older wire shape is kept"
     old_wire = b'{"type":"pairing.code","accountId":"a1","code":"ABCD1234","expiresAt":"2026-11-25T12:00:00Z"}'
-    parsed = parse_event(old_wire)
-    assert isinstance(parsed, PairingCode) and (parsed.connector_id, parsed.generation) == (None, None)
-    for bad in ({"connectorId": "c-1"}, {"generation": 4}, {"connectorId": "c 1", "generation": 4},
-                {"connectorId": "c-1", "generation": -1}, {"connectorId": "c-1", "generation": True}):
+    with pytest.raises(InvalidEventError):
+        parse_event(old_wire)
+    for bad in ({}, {"connectorId": "c-1"}, {"generation": 4}, {"connectorId": "c 1", "generation": 4},
+                {"connectorId": "c-1", "generation": -1}, {"connectorId": "c-1", "generation": True},
+                {"connectorId": None, "generation": None}):
         with pytest.raises(InvalidEventError):
             parse_event(json.dumps({"type": "pairing.failed", "accountId": "a1", "reason": "expired", **bad}))
-    with pytest.raises(InvalidEventError):
-        PairingFailed("a1", "expired", "c-1")
 
 
 def test_a_batch_of_connection_updates_round_trips_in_order_and_names_its_connector() -> None:

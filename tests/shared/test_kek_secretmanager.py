@@ -107,13 +107,14 @@ def test_version_names_from_data_are_numbers_only(fake: FakeSecretManager, versi
 def test_sealed_blob_naming_latest_is_refused_before_any_secret_access(fake: FakeSecretManager) -> None:
     from shared.errors import SealingError
     from shared.sealing import seal
+    from shared.vault.kek import sealing_keys
 
     fake.add_version(SECRET, os.urandom(32))
-    vault = Vault(MemoryVaultStore(), SecretManagerKek(SECRET, fake.client()))
-    blob = seal(b"{}", vault.sealing_public_key().public, key_id="latest")
+    keys = sealing_keys(SecretManagerKek(SECRET, fake.client()))
+    blob = seal(b"{}", keys.public_key().public, key_id="latest")
     calls = list(fake.calls)
     with pytest.raises(SealingError, match="not a version number"):
-        vault.open_sealed(blob)
+        keys.open(blob)
     assert fake.calls == calls
 
 

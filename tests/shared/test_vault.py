@@ -23,10 +23,10 @@ from shared.errors import (
     StateTooLargeError,
     StateValidationError,
 )
-from shared.sealing import public_key_bytes, read_header
-from shared.snapshot import Snapshot, canonical_state_bytes, open_snapshot, seal_snapshot
+from shared.sealing import SealingKeys, public_key_bytes, read_header, seal
+from shared.snapshot import Snapshot, canonical_state_bytes, open_snapshot, snapshot_aad
 from shared.vault import MemoryVaultStore, Vault, VaultStore
-from shared.vault.kek import LocalFileKek
+from shared.vault.kek import LocalFileKek, sealing_keys
 from shared.vault.store import VersionRecord, VersionRef
 from tests.shared.helpers import grow, registered_state
 
@@ -188,17 +188,23 @@ def test_rotation_rewraps_and_old_versions_keep_opening(vault: Vault, kek: Local
     assert vault.verify("acct-1").passed
 
 
-def test_sealed_snapshots_open_only_for_their_account(vault: Vault, kek: LocalFileKek) -> None:
-    key = vault.sealing_public_key()
+def seal_snapshot(snapshot: Snapshot, recipient_public: bytes, key_id: str) -> bytes:
+    """As the connector seals a snapshot (``SnapshotCodec.seal``): bound to its account id."""
+    return seal(snapshot.to_bytes(), recipient_public, key_id, snapshot_aad(snapshot.account_id))
+
+
+def test_sealed_snapshots_open_only_for_their_account(kek: LocalFileKek) -> None:
+    keys = sealing_keys(kek)
+    key = keys.public_key()
     snapshot = Snapshot("acct-1", 3, datetime(2026, 11, 1, tzinfo=UTC), "c-1", registered_state())
     blob = seal_snapshot(snapshot, key.public, key.key_id)
     kek.add_version()  # rotation: the old sealing key must still open blobs sealed to it
-    assert vault.sealing_public_key().key_id == "2"
-    opened = vault.open_snapshot(blob, "acct-1")
+    assert keys.public_key().key_id == "2"
+    opened = open_snapshot(blob, keys, "acct-1")
     assert (opened.account_id, opened.generation, opened.connector_id) == ("acct-1", 3, "c-1")
     assert canonical_state_bytes(opened.state) == canonical_state_bytes(snapshot.state)
     with pytest.raises(SealingError):
-        vault.open_snapshot(blob, "acct-2")
+        open_snapshot(blob, keys, "acct-2")
 
 
 def test_open_snapshot_with_a_private_key() -> None:
@@ -206,9 +212,9 @@ def test_open_snapshot_with_a_private_key() -> None:
     snapshot = Snapshot("acct-1", 4, datetime(2026, 11, 1, tzinfo=UTC), "c-9", registered_state())
     blob = seal_snapshot(snapshot, public_key_bytes(recipient), "7")
     assert read_header(blob).key_id == "7"
-    assert open_snapshot(blob, recipient, "acct-1").generation == 4
+    assert open_snapshot(blob, SealingKeys.of(recipient), "acct-1").generation == 4
     with pytest.raises(SealingError):
-        open_snapshot(blob, recipient, "acct-2")
+        open_snapshot(blob, SealingKeys.of(recipient), "acct-2")
 
 
 def legacy_document(state: AuthState, updated_at: object) -> dict[str, object]:
@@ -382,9 +388,9 @@ def test_save_snapshot_orders_by_produced_at(vault: Vault) -> None:
     t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     first = Snapshot("acct-1", 2, t0 + timedelta(seconds=5), "c-1", changed(registered_state(), 1))
     late = Snapshot("acct-1", 2, t0, "c-1", changed(registered_state(), 2))
-    vault.save_snapshot(first)
+    vault.save(first.account_id, first.state, first.generation, first.produced_at)
     with pytest.raises(OutOfOrderSnapshotError):
-        vault.save_snapshot(late)
+        vault.save(late.account_id, late.state, late.generation, late.produced_at)
     assert vault.inspect("acct-1").latest_version == 1
 
 

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from connector.protocol.binary import Node
-from connector.protocol.events import MessageReceived, Opened
+from connector.protocol.events import MessageArrived, Opened
 from simulator.testing import ControlError, running_simulator
 from tests.simulator.support import PHONE, pair_by_qr, paired_and_logged_in
 from tests.simulator.test_protocol_client import Run, paired_store
@@ -87,7 +87,7 @@ async def test_protocol_client_receives_and_acknowledges() -> None:
         run = await Run(sim, store).start()
         await run.wait(Opened)
         sent = await control.send_message(PHONE, CONTACT)
-        received = await run.wait(MessageReceived)
+        received = await run.wait(MessageArrived)
         assert received.message.id == sent["id"]
         assert received.message.sender == "40711111111@s.whatsapp.net"
         assert [p.type for p in received.message.payloads] == ["msg"]

@@ -12,10 +12,11 @@ from tests.simulator.support import PHONE, pair_by_qr
 pytestmark = pytest.mark.integration
 
 
-async def test_qr_pairing_then_login() -> None:
+@pytest.mark.parametrize("dict_version", [2, 3])
+async def test_qr_pairing_then_login(dict_version: int) -> None:
     async with running_simulator() as sim, sim.control() as control:
         await control.create_phone(PHONE)
-        companion = ScriptedCompanion(sim.ws_url, sim.root_public_key)
+        companion = ScriptedCompanion(sim.ws_url, sim.root_public_key, dict_version=dict_version)
         refs = await companion.connect_and_register()
         assert len(refs) == 6
         assert len(set(refs)) == 6
@@ -26,6 +27,7 @@ async def test_qr_pairing_then_login() -> None:
         stream_error = await companion.complete_pairing()
         assert stream_error.attrs == {"code": "515"}
         await companion.wait_closed()
+        assert companion.close_code == 1000  # a closing handshake, not a cut connection
         assert companion.creds.user == "40700000001"
         assert companion.creds.device_id == 1
 
@@ -41,10 +43,11 @@ async def test_qr_pairing_then_login() -> None:
         await companion.close()
 
 
-async def test_code_pairing_then_login() -> None:
+@pytest.mark.parametrize("dict_version", [2, 3])
+async def test_code_pairing_then_login(dict_version: int) -> None:
     async with running_simulator() as sim, sim.control() as control:
         await control.create_phone(PHONE)
-        companion = ScriptedCompanion(sim.ws_url, sim.root_public_key)
+        companion = ScriptedCompanion(sim.ws_url, sim.root_public_key, dict_version=dict_version)
         await companion.connect_and_register()
         code = await companion.request_pairing_code(PHONE)
         assert len(code) == 9 and code[4] == "-"
@@ -55,6 +58,7 @@ async def test_code_pairing_then_login() -> None:
         stream_error = await companion.complete_pairing()
         assert stream_error.attrs == {"code": "515"}
         await companion.wait_closed()
+        assert companion.close_code == 1000
 
         success = await companion.connect_and_login()
         assert success.tag == "success"

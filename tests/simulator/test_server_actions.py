@@ -25,7 +25,7 @@ class FakeSocket:
     def abort(self) -> None:
         self.aborted = True
 
-    async def close(self) -> None:
+    def request_close(self) -> None:
         self.aborted = True
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
 from connector.protocol.frames import WA_INTRO_HEADER, encode_frame
+from connector.protocol.noise import NoiseHandshake
 from simulator.companion import ScriptedCompanion
 from simulator.testing import running_simulator
 
@@ -51,6 +53,21 @@ async def test_a_broken_handshake_closes_the_socket(first_message: bytes) -> Non
         companion = ScriptedCompanion(sim.ws_url, sim.root_public_key)
         assert len(await companion.connect_and_register()) == 6
         await companion.close()
+
+
+@pytest.mark.parametrize("version", [0, 1, 4, 255])
+async def test_an_unknown_dictionary_version_is_closed_before_the_handshake(version: int) -> None:
+    async with running_simulator() as sim:
+        hello = ScriptedCompanion(sim.ws_url, sim.root_public_key)
+        async with websockets.connect(sim.ws_url) as ws:
+            intro = b"WA\x06" + bytes([version])
+            await ws.send(encode_frame(NoiseHandshake("initiator", intro, hello.creds.noise, os.urandom)
+                                       .write_client_hello(), intro=intro))
+            assert await closed_within(ws, 3)  # no server hello: closed as soon as the intro is read
+        for known in (2, 3):  # the server is unharmed and speaks both known versions
+            companion = ScriptedCompanion(sim.ws_url, sim.root_public_key, dict_version=known)
+            assert len(await companion.connect_and_register()) == 6
+            await companion.close()
 
 
 async def test_text_messages_are_not_the_protocol() -> None:

@@ -60,7 +60,9 @@ def encrypt(record: SessionRecord, me: LocalIdentity, plaintext: bytes) -> tuple
     chain.key = next_key
     chain.counter += 1
     cipher_key, mac_key, iv = kdf.message_keys(seed)
-    message = SignalMessage.build(entry.ephemeral.public, chain.counter, entry.previous_counter,
+    # previousCounter is -1 when our previous sending chain never sent: libsignal-node would write
+    # 2^32-1, which no receiver can fill; 0 costs the receiver one spare seed.
+    message = SignalMessage.build(entry.ephemeral.public, chain.counter, max(entry.previous_counter, 0),
                                   kdf.aes_cbc_encrypt(cipher_key, iv, plaintext))
     mac = kdf.hmac_sha256(mac_key, me.identity.public + entry.remote_identity_key + message.body)
     body = message.with_mac(mac)
@@ -113,7 +115,7 @@ def decrypt_message(record: SessionRecord, me: LocalIdentity, data: bytes, now_m
             errors.append(exc)
             continue
         fork.used = now_ms
-        record.put(fork)
+        record.replace(entry, fork)
         return plaintext
     for error in errors:  # the key was ours and used: the connector acks it as a duplicate (487)
         if isinstance(error, DuplicateMessageError):
@@ -158,5 +160,7 @@ def decrypt_pre_key_message(record: SessionRecord, message: PreKeySignalMessage,
     fork, plaintext = _decrypt_with(entry, inner, me, random_bytes)
     if existing is None:
         record.close_open_session(now_ms)
-    record.put(fork)
+        record.put(fork)
+    else:
+        record.replace(existing, fork)
     return plaintext, consumed

@@ -14,7 +14,7 @@ Stored formats (``sender-key-<group>::<user>::<device>``, SIGNAL.md section 3):
 
 * Baileys >= 6.7.19 / 7.x: the value is bytes, the UTF-8 text of ``JSON.stringify(states)``
   with Node's own Buffer JSON (``{"type":"Buffer","data":[...ints]}``). This is what we write,
-  with the binaries as ``{"type":"Buffer","data":"<base64>"}`` (see ``_node_buffer``).
+  with the binaries as ``{"type":"Buffer","data":"<base64>"}`` (see ``_buffer_text``).
 * Baileys <= 6.7.18 / 6.17.16: the list of states itself. Its states are protobufjs objects, so
   their bytes are base64 text and their skipped keys ``{}`` (lost); states read from an older
   file may hold BufferJSON binaries (``bytes`` once read from the store). All are read.
@@ -23,7 +23,6 @@ Stored formats (``sender-key-<group>::<user>::<device>``, SIGNAL.md section 3):
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -47,7 +46,7 @@ MAX_GAP: Final = 2000
 MAX_KEY_ID: Final = 2**31 - 1  # Baileys: randomInt(2^31 - 1)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class SenderKeyState:
     """One sender-key chain (see the module docstring); ``skipped`` maps iteration to seed, oldest first."""
 
@@ -57,19 +56,32 @@ class SenderKeyState:
     signing_public: bytes
     signing_private: bytes = b""
     skipped: dict[int, bytes] = field(default_factory=dict)
+    # The JSON text of each skipped key, kept so that writing a record of 2000 of them is a join.
+    _texts: dict[int, str] = field(default_factory=dict, compare=False)
+
+    def __repr__(self) -> str:  # never print keys
+        return (f"SenderKeyState(key_id={self.key_id}, iteration={self.iteration}, "
+                f"own={bool(self.signing_private)}, skipped={len(self.skipped)})")
 
     def copy(self) -> SenderKeyState:
         return SenderKeyState(self.key_id, self.iteration, self.chain_key, self.signing_public,
-                              self.signing_private, dict(self.skipped))
+                              self.signing_private, dict(self.skipped), self._texts)
 
-    def to_node_json(self) -> dict[str, object]:
-        return {
-            "senderKeyId": self.key_id,
-            "senderChainKey": {"iteration": self.iteration, "seed": _node_buffer(self.chain_key)},
-            "senderSigningKey": {"public": _node_buffer(self.signing_public),
-                                 "private": _node_buffer(self.signing_private)},
-            "senderMessageKeys": [{"iteration": i, "seed": _node_buffer(seed)} for i, seed in self.skipped.items()],
-        }
+    def json_text(self) -> str:
+        """This state as Baileys' ``SenderKeyStateStructure`` JSON (key order as Baileys writes it)."""
+        texts = self._texts
+        skipped = []
+        for index, seed in self.skipped.items():
+            text = texts.get(index)
+            if text is None:
+                text = texts[index] = f'{{"iteration":{index},"seed":{_buffer_text(seed)}}}'
+            skipped.append(text)
+        if len(texts) > 2 * len(self.skipped) + 64:  # drop the texts of keys used or dropped since
+            self._texts = {index: texts[index] for index in self.skipped if index in texts}
+        return (f'{{"senderKeyId":{self.key_id},"senderChainKey":{{"iteration":{self.iteration},'
+                f'"seed":{_buffer_text(self.chain_key)}}},"senderSigningKey":{{"public":'
+                f'{_buffer_text(self.signing_public)},"private":{_buffer_text(self.signing_private)}}},'
+                f'"senderMessageKeys":[{",".join(skipped)}]}}')
 
     @classmethod
     def from_json(cls, value: JsonValue) -> SenderKeyState:
@@ -144,8 +156,8 @@ class SenderKeyRecord:
         del self.states[:-MAX_STATES]
 
     def to_store(self) -> bytes:
-        """The 7.x stored value: the JSON text of the states, Node Buffer JSON inside."""
-        return json.dumps([state.to_node_json() for state in self.states], separators=(",", ":")).encode()
+        """The 7.x stored value: the JSON text of the states, Buffer JSON inside."""
+        return ("[" + ",".join(state.json_text() for state in self.states) + "]").encode()
 
     @classmethod
     def from_store(cls, value: JsonValue) -> SenderKeyRecord:
@@ -208,12 +220,12 @@ def decrypt(record: SenderKeyRecord, data: bytes) -> bytes:
 # --- JSON helpers --------------------------------------------------------------------------
 
 
-def _node_buffer(data: bytes) -> dict[str, object]:
+def _buffer_text(data: bytes) -> str:
     # Node's JSON.stringify would write "data" as a list of ints; Baileys' reviver turns only the
     # base64 form back into a Buffer, and a skipped key's seed must be one (libsignal's
     # deriveSecrets checks): with ints, Baileys 7 fails "Expected Buffer instead of: Object" on
     # every out-of-order skmsg after its record was stored. Both forms read everywhere.
-    return {"type": "Buffer", "data": base64.b64encode(data).decode("ascii")}
+    return '{"type":"Buffer","data":"' + base64.b64encode(data).decode("ascii") + '"}'
 
 
 def _obj(value: JsonValue, what: str) -> dict[str, JsonValue]:

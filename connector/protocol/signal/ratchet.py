@@ -11,7 +11,8 @@ A ratchet step (a message whose ephemeral key has no chain yet) fills and closes
 receiving chain up to ``previousCounter``, adds a receiving chain for the new key, drops our
 sending chain (its counter becomes our next ``previousCounter``: the last index used, as
 libsignal-node sends it; a peer sending the count instead only makes us keep one spare seed) and
-adds a sending chain for a fresh key pair. Closed chains are kept with their skipped seeds.
+adds a sending chain for a fresh key pair. Closed chains are kept with their skipped seeds; only
+spent ones (no seeds left) beyond the newest five are dropped (see ``_drop_spent_chains``).
 
 Functions here change the :class:`SessionEntry` they are given; callers hand them a fork
 (:meth:`SessionEntry.fork`), and chains are replaced by copies before they change.
@@ -40,6 +41,9 @@ from connector.protocol.signal.types import PreKeyBundle
 
 MAX_GAP: Final = 2000
 """libsignal-node refuses a message more than 2000 keys past its chain ("Over 2000 messages into the future!")."""
+
+MAX_SPENT_CHAINS: Final = 5
+"""Closed receiving chains with no seeds left that a session keeps (the newest ones)."""
 
 _X3DH_PREFIX: Final = b"\xff" * 32
 
@@ -85,6 +89,23 @@ def step_ratchet(entry: SessionEntry, remote_key: bytes, previous_counter: int, 
     entry.ephemeral = KeyPair.generate(random_bytes)
     _ratchet_chain(entry, remote_key, SENDING)
     entry.last_remote_ephemeral = remote_key
+    _drop_spent_chains(entry)
+
+
+def _drop_spent_chains(entry: SessionEntry) -> None:
+    """Forget all but the newest few closed receiving chains that hold no seeds.
+
+    libsignal-node keeps every chain, so a session record grows by a chain on every turn of a
+    conversation (about 52 KB per 1,000 alternating messages) and so does the work of each message.
+    A spent chain can only recognise a replay of a message already read: without it the replay
+    fails the MAC on a trial ratchet step, which decryption runs on a fork and throws away, so no
+    state is lost; the newest are kept so that a recent redelivery still reads as a duplicate.
+    Chains with seeds left (messages still to come) are always kept.
+    """
+    spent = [key for key, chain in entry.chains.items()
+             if chain.key is None and chain.chain_type == RECEIVING and not chain.message_keys]
+    for key in spent[:-MAX_SPENT_CHAINS]:
+        del entry.chains[key]
 
 
 def _root_key(secrets: list[bytes]) -> bytes:

@@ -16,17 +16,21 @@
     repo.sender_key_devices(group) -> frozenset[str]      # device JIDs that have our sender key
     repo.mark_sender_key_devices(group, jids); repo.clear_sender_key_memory(group)
     repo.store_lid_mapping(pn_user, lid_user)
+    repo.local_bundle(pre_key_id=None) -> PreKeyBundle    # our keys, as the server hands them out
 
 ``group`` is the group JID text (``120363...@g.us``); addresses are
 :class:`~connector.protocol.signal.types.SignalAddress`. Each call reads what it needs from the
 :class:`~shared.authstore.AuthStore` and writes every change in one ``set_keys`` call (so the
 store's listener learns which categories changed); a call that raises changes nothing. Every
 error is a :class:`~connector.protocol.signal.errors.SignalError`. Nothing here does I/O:
-randomness and time come from the two callables.
+randomness and time come from the two callables. Use one repository per store: it keeps parsed
+sender-key records (checked against the store on every read, so other writers are safe).
 
 Trust is on first use: a ``pkmsg`` or a bundle with an identity key other than the one stored
 for that address replaces it, deletes the sessions made with the old one, and is reported to
-``on_identity_change`` once the call's changes are stored.
+``on_identity_change`` once the call's changes are stored. A ``pkmsg`` that does not decrypt changes
+no trust: Baileys saves the new identity before decrypting, so there a forged ``pkmsg`` is enough
+to delete a working session.
 """
 
 from __future__ import annotations
@@ -36,13 +40,20 @@ from typing import Literal
 
 from connector.protocol.crypto import RandomSource
 from connector.protocol.signal import cipher, group, ratchet
-from connector.protocol.signal.errors import InvalidMessageError, NoSenderKeyError, NoSessionError
+from connector.protocol.signal.errors import (
+    InvalidMessageError,
+    InvalidRecordError,
+    NoSenderKeyError,
+    NoSessionError,
+    PreKeyError,
+)
 from connector.protocol.signal.keys import public33
 from connector.protocol.signal.session import SessionRecord
-from connector.protocol.signal.store import SignalTransaction
+from connector.protocol.signal.store import SenderKeyCache, SignalTransaction
 from connector.protocol.signal.types import PreKeyBundle, SignalAddress
 from connector.protocol.signal.wire import PreKeySignalMessage
 from shared.authstore import AuthStore
+from shared.errors import KeeperError
 
 MessageKind = Literal["pkmsg", "msg"]
 
@@ -56,6 +67,7 @@ class SignalRepository:
         self._random_bytes = random_bytes
         self._now_ms = now_ms
         self._on_identity_change = on_identity_change
+        self._sender_keys = SenderKeyCache()
 
     # --- pairwise ------------------------------------------------------------------------
 
@@ -133,6 +145,25 @@ class SignalRepository:
                 tx.store_session(resolved, None)
         tx.commit()
 
+    def local_bundle(self, pre_key_id: int | None = None) -> PreKeyBundle:
+        """This device's bundle with one-time pre-key ``pre_key_id`` (or none), as the server's
+        ``encrypt`` iq would hand it to a peer: what a simulator serves for a simulated device."""
+        tx = SignalTransaction(self._store)
+        creds = self._store.get_creds()
+        try:
+            signed = creds.signed_pre_key
+            identity = creds.signed_identity_key.public
+            registration_id = creds.registration_id
+        except KeeperError as exc:
+            raise InvalidRecordError(f"creds: {exc}") from exc
+        one_time = None if pre_key_id is None else tx.load_pre_key(pre_key_id)
+        if pre_key_id is not None and one_time is None:
+            raise PreKeyError(f"no pre-key {pre_key_id}")
+        return PreKeyBundle(
+            registration_id=registration_id, identity_key=identity, signed_pre_key_id=signed.key_id,
+            signed_pre_key=signed.key_pair.public, signed_pre_key_signature=signed.signature,
+            pre_key_id=pre_key_id, pre_key=None if one_time is None else one_time.public[1:])
+
     def store_lid_mapping(self, pn_user: str, lid_user: str) -> None:
         """Record that phone-number user ``pn_user`` is LID user ``lid_user`` (``lid-mapping``)."""
         tx = SignalTransaction(self._store)
@@ -144,7 +175,7 @@ class SignalRepository:
     def process_sender_key_distribution(self, group_id: str, sender: SignalAddress, skdm: bytes) -> None:
         """Take in a sender's key for a group (the SKDM from a decrypted pairwise message)."""
         state = group.state_from_distribution(skdm)
-        tx = SignalTransaction(self._store)
+        tx = SignalTransaction(self._store, self._sender_keys)
         record = tx.load_sender_key(group_id, sender) or group.SenderKeyRecord()
         record.add(state)
         tx.store_sender_key(group_id, sender, record)
@@ -152,7 +183,7 @@ class SignalRepository:
 
     def group_decrypt(self, group_id: str, sender: SignalAddress, data: bytes) -> bytes:
         """Decrypt an ``<enc type=skmsg>`` payload of ``sender`` in ``group_id``."""
-        tx = SignalTransaction(self._store)
+        tx = SignalTransaction(self._store, self._sender_keys)
         record = tx.load_sender_key(group_id, sender)
         if record is None:
             raise NoSenderKeyError(f"no sender key of {sender} for {group_id}")
@@ -164,11 +195,13 @@ class SignalRepository:
     def group_encrypt(self, group_id: str, me: SignalAddress, plaintext: bytes) -> tuple[bytes, bytes]:
         """Encrypt for a group with our sender key (made on first use): ``(skmsg, skdm)``; the SKDM
         goes pairwise to the devices that do not have our key yet (:meth:`sender_key_devices`)."""
-        tx = SignalTransaction(self._store)
+        tx = SignalTransaction(self._store, self._sender_keys)
         record = tx.load_sender_key(group_id, me)
         state = None if record is None else record.state()
         if state is None or not state.signing_private:
             state = group.create_own_state(self._random_bytes)
+        else:
+            state = state.copy()  # moved on below; the cached record keeps the stored one
         skdm = group.distribution_message(state)
         skmsg = group.encrypt(state, plaintext, self._random_bytes)
         tx.store_sender_key(group_id, me, group.SenderKeyRecord([state]))

@@ -71,7 +71,7 @@ def _int(value: JsonValue, what: str) -> int:
     return value
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Chain:
     """One chain of a session: ``key`` is None once closed; ``message_keys`` maps counters to seeds."""
 
@@ -82,6 +82,10 @@ class Chain:
 
     def copy(self) -> Chain:
         return Chain(self.chain_type, self.counter, self.key, dict(self.message_keys))
+
+    def __repr__(self) -> str:  # never print keys
+        state = "closed" if self.key is None else "open"
+        return f"Chain(type={self.chain_type}, counter={self.counter}, {state}, seeds={len(self.message_keys)})"
 
     @classmethod
     def from_json(cls, value: JsonValue, what: str) -> Chain:
@@ -114,7 +118,7 @@ class Chain:
 
 
 @dataclass(frozen=True, slots=True)
-class PendingPreKey:
+class PendingPreKey:  # public values only
     """What an initiator repeats in every ``pkmsg`` until the first reply arrives."""
 
     signed_key_id: int
@@ -136,7 +140,7 @@ class PendingPreKey:
                    pre_key_id=None if pre_key_id is None else _int(pre_key_id, "pendingPreKey.preKeyId"))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class SessionEntry:
     """One session with a device (libsignal-node's ``SessionEntry``)."""
 
@@ -157,6 +161,10 @@ class SessionEntry:
     @property
     def is_open(self) -> bool:
         return self.closed == OPEN
+
+    def __repr__(self) -> str:  # never print keys
+        return (f"SessionEntry(base_key={b64(self.base_key)}, open={self.is_open}, used={self.used}, "
+                f"chains={len(self.chains)}, pending_pre_key={self.pending_pre_key is not None})")
 
     def fork(self) -> SessionEntry:
         """A copy to try a decryption on: its own chain map, sharing the chains themselves, so a
@@ -249,6 +257,14 @@ class SessionRecord:
     def put(self, entry: SessionEntry) -> None:
         """Add ``entry``, or replace the session with its base key where it stands."""
         self.sessions[b64(entry.base_key)] = entry
+
+    def replace(self, old: SessionEntry, new: SessionEntry) -> None:
+        """Put ``new`` where ``old`` stands, under the same key."""
+        for key, entry in self.sessions.items():
+            if entry is old:
+                self.sessions[key] = new
+                return
+        self.put(new)
 
     def close_open_session(self, now_ms: int) -> None:
         entry = self.open_session()

@@ -23,6 +23,8 @@ the LID name the first time it is read.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from connector.protocol.signal.cipher import LocalIdentity
 from connector.protocol.signal.errors import InvalidRecordError
 from connector.protocol.signal.group import SenderKeyRecord
@@ -59,12 +61,41 @@ def sender_key_id(group: str, sender: SignalAddress) -> str:
     return f"{group}::{user}::{sender.device}"
 
 
+class SenderKeyCache:
+    """Parsed sender-key records by key id, each with the stored bytes it was parsed from.
+
+    A record from a Baileys sender holds up to 2000 skipped keys (~200 KB of JSON): parsing it on
+    every ``skmsg`` would cost milliseconds. A record is reused only while the store still hands
+    out the very bytes object it came from (an in-memory store keeps what it was given), so any
+    other writer of the record makes it parse again.
+    """
+
+    def __init__(self, limit: int = 256) -> None:
+        self._limit = limit
+        self._entries: OrderedDict[str, tuple[bytes, SenderKeyRecord]] = OrderedDict()
+
+    def get(self, key_id: str, stored: bytes) -> SenderKeyRecord | None:
+        entry = self._entries.get(key_id)
+        if entry is None or entry[0] is not stored:
+            return None
+        self._entries.move_to_end(key_id)
+        return SenderKeyRecord(list(entry[1].states))  # callers replace states, never edit them
+
+    def put(self, key_id: str, stored: bytes, record: SenderKeyRecord) -> None:
+        self._entries[key_id] = (stored, SenderKeyRecord(list(record.states)))
+        self._entries.move_to_end(key_id)
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
+
+
 class SignalTransaction:
     """The reads and buffered writes of one repository call (see the module docstring)."""
 
-    def __init__(self, store: AuthStore) -> None:
+    def __init__(self, store: AuthStore, sender_keys: SenderKeyCache | None = None) -> None:
         self._store = store
         self._pending: dict[str, dict[str, JsonValue | None]] = {}
+        self._sender_keys = sender_keys
+        self._parsed: list[tuple[str, bytes, SenderKeyRecord]] = []
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -85,6 +116,10 @@ class SignalTransaction:
         if self._pending:
             self._store.set_keys(self._pending)
             self._pending = {}
+        if self._sender_keys is not None:
+            for key_id, stored, record in self._parsed:
+                self._sender_keys.put(key_id, stored, record)
+        self._parsed = []
 
     # --- our own keys --------------------------------------------------------------------
 
@@ -174,11 +209,21 @@ class SignalTransaction:
     # --- sender keys ---------------------------------------------------------------------
 
     def load_sender_key(self, group: str, sender: SignalAddress) -> SenderKeyRecord | None:
-        value = self._get(SENDER_KEY, sender_key_id(group, sender))
-        return None if value is None else SenderKeyRecord.from_store(value)
+        key_id = sender_key_id(group, sender)
+        value = self._get(SENDER_KEY, key_id)
+        if value is None:
+            return None
+        if isinstance(value, bytes) and self._sender_keys is not None:
+            cached = self._sender_keys.get(key_id, value)
+            if cached is not None:
+                return cached
+        return SenderKeyRecord.from_store(value)
 
     def store_sender_key(self, group: str, sender: SignalAddress, record: SenderKeyRecord) -> None:
-        self._set(SENDER_KEY, sender_key_id(group, sender), record.to_store())
+        key_id = sender_key_id(group, sender)
+        stored = record.to_store()
+        self._set(SENDER_KEY, key_id, stored)
+        self._parsed.append((key_id, stored, SenderKeyRecord(list(record.states))))
 
     def sender_key_memory(self, group: str) -> dict[str, JsonValue]:
         value = self._get(SENDER_KEY_MEMORY, group)

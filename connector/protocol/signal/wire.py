@@ -46,7 +46,8 @@ def _varint(value: int) -> bytes:
 
 
 def _uint_field(number: int, value: int) -> bytes:
-    return _varint(number << 3 | _VARINT) + _varint(value)
+    # uint32, as protobufjs writes it (value >>> 0): a negative or oversized value cannot crash a send
+    return _varint(number << 3 | _VARINT) + _varint(value & _MAX_UINT32)
 
 
 def _bytes_field(number: int, value: bytes) -> bytes:

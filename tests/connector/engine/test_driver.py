@@ -19,7 +19,7 @@ from connector.protocol.binary import S_WHATSAPP_NET, Node
 from connector.protocol.client import ClientConfig
 from connector.protocol.close import ClosePolicy, CloseReason
 from connector.protocol.crypto import KeyPair
-from connector.protocol.events import Closed, CredsChanged, Event, MessageReceived, Opened, Paired, QrCodeShown
+from connector.protocol.events import Closed, CredsChanged, Event, MessageArrived, Opened, Paired, QrCodeShown
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
 from tests.connector.protocol.fake_server import FakeServer
@@ -94,10 +94,10 @@ async def test_login_message_ack_and_clean_close() -> None:
 
     async with wa_server(script) as url:
         session = EngineSession(registered_store(), engine_config(url))
-        events = await collect(session, until=MessageReceived)
+        events = await collect(session, until=MessageArrived)
         assert any(isinstance(e, Opened) for e in events)
         message = events[-1]
-        assert isinstance(message, MessageReceived)
+        assert isinstance(message, MessageArrived)
         assert await session.ack(message.message)
         await asyncio.sleep(0.1)
         info = await session.close()

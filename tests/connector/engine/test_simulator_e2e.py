@@ -24,7 +24,7 @@ from connector.protocol.events import (
     Closed,
     CredsChanged,
     Event,
-    MessageReceived,
+    MessageArrived,
     OfflineSyncDone,
     Opened,
     Paired,
@@ -249,10 +249,10 @@ async def test_messages_stay_pending_until_acked_and_are_redelivered_after_a_res
         await session.wait(Opened)
         await control.send_message(PHONE, "+40711111111", id="3EB0AAAA", encType="pkmsg")
         await control.send_message(PHONE, "+40711111111", id="3EB0BBBB")
-        first = (await session.wait(MessageReceived, lambda e: e.message.id == "3EB0AAAA")).message
+        first = (await session.wait(MessageArrived, lambda e: e.message.id == "3EB0AAAA")).message
         assert first.sender.startswith("40711111111") and first.payloads[0].type == "pkmsg"
         assert first.payloads[0].ciphertext
-        await session.wait(MessageReceived, lambda e: e.message.id == "3EB0BBBB")
+        await session.wait(MessageArrived, lambda e: e.message.id == "3EB0BBBB")
         assert await session.engine.ack(first)  # only the first one reached durable storage
         for _ in range(50):
             pending = [m["id"] for m in await control.pending_messages(PHONE, 1)]
@@ -264,7 +264,7 @@ async def test_messages_stay_pending_until_acked_and_are_redelivered_after_a_res
 
         resumed = Session(sim, restarted(store))
         await resumed.wait(Opened)
-        redelivered = (await resumed.wait(MessageReceived)).message
+        redelivered = (await resumed.wait(MessageArrived)).message
         assert redelivered.id == "3EB0BBBB"
         offline = await resumed.wait(OfflineSyncDone)
         assert offline.count == 1

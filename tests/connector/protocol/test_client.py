@@ -15,7 +15,7 @@ from connector.protocol.events import (
     Closed,
     CredsChanged,
     Event,
-    MessageReceived,
+    MessageArrived,
     OfflineSyncDone,
     Opened,
     Paired,
@@ -180,7 +180,7 @@ def test_incoming_message_is_reported_and_acked_on_request() -> None:
     stanza = Node("message", attrs,
                   [Node("enc", {"type": "skmsg", "v": "2"}, b"ciphertext")])
     client.receive_data(server.send(stanza), NOW)
-    (received,) = of_type(client.events(), MessageReceived)
+    (received,) = of_type(client.events(), MessageArrived)
     message = received.message
     assert (message.id, message.sender, message.participant, message.timestamp) == (
         "3EB0ABC", "120363000000000000@g.us", "155500001:2@s.whatsapp.net", 1780000001)

@@ -49,17 +49,14 @@ class Party:
     identity_changes: list[SignalAddress] = field(default_factory=list)
 
     def bundle(self, with_pre_key: bool = True) -> PreKeyBundle:
-        creds = self.store.get_creds()
-        signed = creds.signed_pre_key
-        pre_key_id = pre_key = None
+        pre_key_id = None
         if with_pre_key:
             batch = prekeys.prepare_pre_keys(self.store, 1, self.random)
             pre_key_id, pre_key = batch.keys[0]
             prekeys.mark_uploaded(self.store, batch)
-        return PreKeyBundle(
-            registration_id=creds.registration_id, identity_key=creds.signed_identity_key.public,
-            signed_pre_key_id=signed.key_id, signed_pre_key=signed.key_pair.public,
-            signed_pre_key_signature=signed.signature, pre_key_id=pre_key_id, pre_key=pre_key)
+        bundle = self.repo.local_bundle(pre_key_id)
+        assert bundle.pre_key == (pre_key if with_pre_key else None)
+        return bundle
 
     def pre_key_ids(self) -> set[str]:
         return set(self.store.snapshot().entries(PRE_KEY) or {})

@@ -152,3 +152,31 @@ def test_sender_key_memory() -> None:
     alice.repo.clear_sender_key_memory(GROUP)
     assert alice.repo.sender_key_devices(GROUP) == frozenset()
     assert alice.store.get_keys(SENDER_KEY_MEMORY, [GROUP]) == {}
+
+
+def test_parsed_records_are_reused_only_while_the_store_holds_their_bytes() -> None:
+    rand = SeededRandom("cache")
+    alice, bob = make_party("alice"), make_party("bob")
+    state = group.create_own_state(rand)
+    bob.repo.process_sender_key_distribution(GROUP, alice.address, group.distribution_message(state))
+    sent = []
+    for n in range(60):  # Baileys-style: the receiver keeps every other key
+        iteration = 0 if state.iteration == 0 else state.iteration + 1
+        if iteration:
+            state.message_seed(iteration - 1)
+        sent.append(group.encrypt(state, f"m{n}".encode(), rand))
+    for n in range(0, 40):
+        assert bob.repo.group_decrypt(GROUP, alice.address, sent[n]) == f"m{n}".encode()
+    key = sender_key_id(GROUP, alice.address)
+    stored = bob.store.get_keys(SENDER_KEY, [key])[key]
+    assert isinstance(stored, bytes)
+    # What the cache-backed calls wrote is what a fresh parse reads: a new repository goes on from it.
+    fresh = make_party("bob-again", state=bob.store.snapshot())
+    assert fresh.repo.group_decrypt(GROUP, alice.address, sent[40]) == b"m40"
+    # Another writer replaces the record (here: the state as it was after message 40): the cache
+    # must not be used, the stored record is.
+    bob.store.set_keys({SENDER_KEY: {key: fresh.store.get_keys(SENDER_KEY, [key])[key]}})
+    with pytest.raises(DuplicateMessageError):
+        bob.repo.group_decrypt(GROUP, alice.address, sent[40])
+    for n in range(41, 60):
+        assert bob.repo.group_decrypt(GROUP, alice.address, sent[n]) == f"m{n}".encode()

@@ -4,6 +4,7 @@ the 6.x sender-key files."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from connector.protocol.signal import keys
 from connector.protocol.signal.errors import DuplicateMessageError, TooFarAheadError
+from connector.protocol.signal.session import SessionRecord
 from connector.protocol.signal.store import sender_key_id
 from connector.protocol.signal.types import SignalAddress
 from shared.authstate import SENDER_KEY
@@ -264,3 +266,56 @@ def test_baileys6_sender_key_files_are_read(node_peer: PeerFactory) -> None:
     skmsg, _ = moved.repo.group_encrypt(GROUP, SignalAddress("4915550006", 0), b"six 2, from python")
     assert seven.group_decrypt(GROUP, "4915550006@s.whatsapp.net", skmsg) == b"six 2, from python"
     assert isinstance(moved.store.get_keys(SENDER_KEY, [own_key])[own_key], bytes)  # written back as 7.x
+
+
+def test_lid_addresses_and_lid_mapping_carry_over_from_node(node_peer: PeerFactory) -> None:
+    py_lid_jid, py_lid = "98765@lid", SignalAddress("98765", 0, 1)
+    node_lid = SignalAddress("55555", 0, 1)
+    node, py = node_peer(jid="55555@lid"), _py(address=py_lid)
+    node.inject(py_lid_jid, py.bundle())
+    assert py.repo.decrypt(node_lid, *node.encrypt(py_lid_jid, b"over lid")) == b"over lid"
+    assert node.decrypt(py_lid_jid, *py.repo.encrypt(node_lid, b"back over lid")) == b"back over lid"
+    node.call("lid_mapping", lid=py_lid_jid, pn=PY_JID)
+    # Baileys 7 resolves the phone-number JID to the LID session.
+    assert py.repo.decrypt(node_lid, *node.encrypt(PY_JID, b"to the pn jid")) == b"to the pn jid"
+    node.close()
+    state = read_folder(node.folder)
+    assert "98765_1.0" in (state.entries("session") or {})
+    assert (state.entries("lid-mapping") or {}).get("4915550001") == "98765"
+    moved = make_party("moved-lid", address=node_lid, state=state)
+    kind, data = py.repo.encrypt(node_lid, b"after the move")
+    assert moved.repo.decrypt(PY_ADDR, kind, data) == b"after the move"  # the PN address, through lid-mapping
+    assert py.repo.decrypt(node_lid, *moved.repo.encrypt(py_lid, b"and back")) == b"and back"
+
+
+def test_node_written_session_files_round_trip_byte_for_byte(node_peer: PeerFactory) -> None:
+    node, py = node_peer(), _py()
+    _node_to_python_session(node, py)
+    for i in range(6):  # a few turns: closed chains, skipped seeds, a second session
+        if i == 3:
+            node.inject(PY_JID, py.bundle())
+        kind, data = node.encrypt(PY_JID, b"n")
+        py.repo.decrypt(NODE_ADDR, kind, data)
+        py.repo.encrypt(NODE_ADDR, b"never delivered")  # Node keeps its seed
+        node.decrypt(PY_JID, *py.repo.encrypt(NODE_ADDR, b"p"))
+    node.encrypt(PY_JID, b"held")
+    node.decrypt(PY_JID, *py.repo.encrypt(NODE_ADDR, b"last"))
+    text = (node.folder / f"session-{PY_ADDR.name}.json").read_text()
+    record = SessionRecord.from_json(json.loads(text))
+    assert len(record.sessions) == 2
+    assert any(chain.message_keys for entry in record.sessions.values() for chain in entry.chains.values())
+    assert json.dumps(record.to_json(), separators=(",", ":")) == text
+
+
+def test_baileys6_folder_sessions_continue_in_python(node_peer: PeerFactory) -> None:
+    six_jid, six_addr = "4915550006@s.whatsapp.net", SignalAddress("4915550006", 0)
+    six, py = node_peer("six", jid=six_jid, baileys=6), _py()
+    six.inject(PY_JID, py.bundle())
+    assert py.repo.decrypt(six_addr, *six.encrypt(PY_JID, b"from baileys 6")) == b"from baileys 6"
+    assert six.decrypt(PY_JID, *py.repo.encrypt(six_addr, b"to baileys 6")) == b"to baileys 6"
+    late = six.encrypt(PY_JID, b"in flight")
+    six.close()
+    moved = make_party("six-moved", address=six_addr, state=read_folder(six.folder))
+    assert py.repo.decrypt(six_addr, *late) == b"in flight"
+    assert py.repo.decrypt(six_addr, *moved.repo.encrypt(PY_ADDR, b"moved")) == b"moved"
+    assert moved.repo.decrypt(PY_ADDR, *py.repo.encrypt(six_addr, b"back")) == b"back"

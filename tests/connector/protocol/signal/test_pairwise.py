@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.protocol.signal.errors import (
     BadMacError,
     DuplicateMessageError,
     InvalidMessageError,
+    NoMatchingSessionError,
     NoSessionError,
     PreKeyError,
     TooFarAheadError,
@@ -222,5 +225,104 @@ def test_encrypt_for_several_devices_builds_from_bundles() -> None:
     assert [out[p.address][0] for p in phones] == ["msg", "pkmsg", "pkmsg"]
     for phone in phones:
         assert phone.repo.decrypt(alice.address, *out[phone.address]) == b"to all"
-    with pytest.raises(NoSessionError):
-        alice.repo.encrypt_for(b"x", {SignalAddress(user="nobody"): None})
+    before = alice.store.snapshot()
+    fresh = make_party("dev9", address=SignalAddress(user="4915550002", device=9))
+    with pytest.raises(NoSessionError):  # one device without a session: nothing is built or moved
+        alice.repo.encrypt_for(b"x", {phones[0].address: None, fresh.address: fresh.bundle(),
+                                      SignalAddress(user="nobody"): None})
+    assert alice.store.snapshot() == before
+
+
+def test_chains_with_seeds_are_kept_spent_ones_bounded_and_replays_still_refused() -> None:
+    alice, bob = make_party("alice"), make_party("bob")
+    pair(alice, bob)
+    old = alice.repo.encrypt(bob.address, b"read now, replayed much later")
+    assert bob.repo.decrypt(alice.address, *old) == b"read now, replayed much later"
+    alice.repo.decrypt(bob.address, *bob.repo.encrypt(alice.address, b"turn"))
+    held = alice.repo.encrypt(bob.address, b"held on an old chain")
+    recent = None
+    for i in range(40):  # 40 turns: a ratchet step each
+        sender, receiver = (alice, bob) if i % 2 else (bob, alice)
+        message = sender.repo.encrypt(receiver.address, b"turn")
+        receiver.repo.decrypt(sender.address, *message)
+        if sender is alice:
+            recent = message
+    record = SessionRecord.from_json(bob.store.get_keys(SESSION, [alice.address.name])[alice.address.name])
+    entry = record.open_session()
+    assert entry is not None
+    closed = [chain for chain in entry.chains.values() if chain.key is None]
+    assert len([c for c in closed if not c.message_keys]) == 5
+    assert len([c for c in closed if c.message_keys]) == 1  # the chain "held" waits on
+    assert bob.repo.decrypt(alice.address, *held) == b"held on an old chain"
+    before = bob.store.snapshot()
+    assert recent is not None
+    with pytest.raises(DuplicateMessageError):  # a recent chain is still known
+        bob.repo.decrypt(alice.address, *recent)
+    with pytest.raises(BadMacError):  # a spent chain long gone: the trial ratchet step fails, nothing kept
+        bob.repo.decrypt(alice.address, *old)
+    assert bob.store.snapshot() == before
+    kind, data = alice.repo.encrypt(bob.address, b"still in step")
+    assert bob.repo.decrypt(alice.address, kind, data) == b"still in step"
+
+
+def test_previous_counter_sent_as_a_count_is_accepted() -> None:
+    # libsignal-node sends the last index of the previous chain; libsignal-java/Signal send the count.
+    alice, bob = make_party("alice"), make_party("bob")
+    pair(alice, bob)
+    held = [alice.repo.encrypt(bob.address, f"old {i}".encode()) for i in range(3)]
+    alice.repo.decrypt(bob.address, *bob.repo.encrypt(alice.address, b"turn"))  # Alice steps her ratchet
+    value = alice.store.get_keys(SESSION, [bob.address.name])[bob.address.name]
+    record = SessionRecord.from_json(value)
+    entry = record.open_session()
+    assert entry is not None
+    entry.previous_counter += 1  # the count, not the last index
+    alice.store.set_keys({SESSION: {bob.address.name: record.to_json()}})
+    kind, data = alice.repo.encrypt(bob.address, b"new chain")
+    assert bob.repo.decrypt(alice.address, kind, data) == b"new chain"
+    for i in (2, 0, 1):
+        assert bob.repo.decrypt(alice.address, *held[i]) == f"old {i}".encode()
+
+
+def test_every_session_failing_is_no_matching_session() -> None:
+    alice, bob = make_party("alice"), make_party("bob")
+    pair(alice, bob)
+    alice.repo.build_session(bob.address, bob.bundle())
+    bob.repo.decrypt(alice.address, *alice.repo.encrypt(bob.address, b"second session"))
+    kind, data = alice.repo.encrypt(bob.address, b"x")
+    other = make_party("mallory")
+    pair(other, make_party("someone"))
+    _, foreign = other.repo.encrypt(SignalAddress("someone"), b"not for bob")
+    with pytest.raises(NoMatchingSessionError):
+        bob.repo.decrypt(alice.address, "msg", foreign)
+    assert bob.repo.decrypt(alice.address, kind, data) == b"x"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["send", "deliver", "replay"]), st.booleans(), st.integers(0, 50)),
+                max_size=60))
+def test_any_interleaving_delivers_each_message_once(script: list[tuple[str, bool, int]]) -> None:
+    """Sends, deliveries in any order and replays: every message decrypts once, a replay is refused
+    without changing state."""
+    alice, bob = make_party("model-alice"), make_party("model-bob")
+    pair(alice, bob)
+    pending: dict[bool, list[tuple[bytes, tuple[str, bytes]]]] = {True: [], False: []}
+    delivered: dict[bool, list[tuple[str, bytes]]] = {True: [], False: []}
+    for count, (op, from_alice, pick) in enumerate(script):
+        sender, receiver = (alice, bob) if from_alice else (bob, alice)
+        if op == "send":
+            text = f"{sender.name} {count}".encode()
+            pending[from_alice].append((text, sender.repo.encrypt(receiver.address, text)))
+        elif op == "deliver" and pending[from_alice]:
+            text, message = pending[from_alice].pop(pick % len(pending[from_alice]))
+            assert receiver.repo.decrypt(sender.address, *message) == text  # type: ignore[arg-type]
+            delivered[from_alice].append(message)
+        elif op == "replay" and delivered[from_alice]:
+            message = delivered[from_alice][pick % len(delivered[from_alice])]
+            before = receiver.store.snapshot()
+            with pytest.raises((DuplicateMessageError, BadMacError, NoMatchingSessionError)):
+                receiver.repo.decrypt(sender.address, *message)  # type: ignore[arg-type]
+            assert receiver.store.snapshot() == before
+    for from_alice, messages in pending.items():  # whatever is still in flight arrives in the end
+        sender, receiver = (alice, bob) if from_alice else (bob, alice)
+        for text, message in reversed(messages):
+            assert receiver.repo.decrypt(sender.address, *message) == text  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from connector.protocol.signal import group, kdf, keys
 from connector.protocol.signal.errors import BadMacError, InvalidMessageError, InvalidRecordError, SignalError
 from connector.protocol.signal.session import SessionRecord
+from connector.protocol.signal.types import SignalAddress
 from connector.protocol.signal.wire import (
     PreKeySignalMessage,
     SenderKeyDistributionMessage,
@@ -24,6 +25,7 @@ from connector.protocol.signal.wire import (
     parse_fields,
 )
 from shared.authstate import SESSION
+from shared.bufferjson import revive
 
 from .parties import SeededRandom, make_party, pair
 
@@ -234,3 +236,101 @@ def test_session_records_round_trip_losslessly(script: list[str]) -> None:
         text = json.dumps(value)
         assert SessionRecord.from_json(json.loads(text)).to_json() == value
         assert json.dumps(SessionRecord.from_json(value).to_json()) == text  # same key order too
+
+
+def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            out += _paths(item, (*prefix, index))
+    return out
+
+
+def _replace(value: object, path: tuple[object, ...], new: object) -> object:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replace(value[head], rest, new)}  # type: ignore[index]
+    assert isinstance(value, list) and isinstance(head, int)
+    return [*value[:head], _replace(value[head], rest, new), *value[head + 1:]]
+
+
+def _real_records() -> tuple[object, object]:
+    alice, bob = make_party("records-alice"), make_party("records-bob")
+    pair(alice, bob)
+    alice.repo.encrypt(bob.address, b"skipped")
+    bob.repo.decrypt(alice.address, *alice.repo.encrypt(bob.address, b"leaves a seed behind"))
+    session = bob.store.get_keys(SESSION, [alice.address.name])[alice.address.name]
+    rand = SeededRandom("records")
+    own = group.create_own_state(rand)
+    received = group.state_from_distribution(group.distribution_message(own))
+    received.message_seed(2)
+    return session, revive(group.SenderKeyRecord([received, own]).to_store())
+
+
+_SESSION_JSON, _SENDER_KEY_JSON = _real_records()
+replacements = (st.none() | st.booleans() | st.integers(min_value=-3, max_value=2**40) | st.text(max_size=50)
+                | st.binary(max_size=40) | st.just({}) | st.just([]) | st.just("BQ==")
+                | st.sampled_from([-1, -2**31, 2**32, 2**64, 0.5])
+                | st.just(base64.b64encode(bytes(33)).decode()))
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_real_records_raise_invalid_record_or_work(data: st.DataObject) -> None:
+    cases = ((_SESSION_JSON, SessionRecord.from_json), (_SENDER_KEY_JSON, group.SenderKeyRecord.from_store))
+    for value, parse in cases:
+        path = data.draw(st.sampled_from(_paths(value)))
+        mutated = _replace(value, path, data.draw(replacements))
+        with contextlib.suppress(InvalidRecordError):
+            parsed = parse(mutated)  # type: ignore[arg-type]
+            parsed.to_json() if isinstance(parsed, SessionRecord) else parsed.to_store()
+
+
+@FUZZ
+@given(st.data())
+def test_repository_on_mutated_stored_records_raises_only_signal_errors(data: st.DataObject) -> None:
+    alice, bob = _paired()
+    value = bob.store.get_keys(SESSION, [alice.address.name])[alice.address.name]
+    path = data.draw(st.sampled_from(_paths(value)))
+    bob.store.set_keys({SESSION: {alice.address.name: _replace(value, path, data.draw(replacements))}})  # type: ignore[dict-item]
+    kind, message = _REAL
+    with contextlib.suppress(SignalError):
+        bob.repo.decrypt(alice.address, kind, message)  # type: ignore[arg-type]
+    with contextlib.suppress(SignalError):
+        bob.repo.encrypt(alice.address, b"reply")
+
+
+def test_records_never_print_key_material() -> None:
+    session = SessionRecord.from_json(_SESSION_JSON)  # type: ignore[arg-type]
+    text = repr(session)
+    entry = next(iter(session.sessions.values()))
+    secrets = [entry.root_key, entry.ephemeral.private, *(c.key for c in entry.chains.values() if c.key),
+               *(seed for c in entry.chains.values() for seed in c.message_keys.values())]
+    sender_keys = group.SenderKeyRecord.from_store(_SENDER_KEY_JSON)  # type: ignore[arg-type]
+    text += repr(sender_keys)
+    secrets += [s.chain_key for s in sender_keys.states]
+    secrets += [s.signing_private for s in sender_keys.states if s.signing_private]
+    for secret in secrets:
+        assert secret.hex() not in text and base64.b64encode(secret).decode() not in text and repr(secret) not in text
+
+
+_INITIATOR = make_party("fuzz-initiator")
+_INITIATOR.repo.build_session(SignalAddress("fuzz-responder"), make_party("fuzz-responder").bundle())
+_INITIATOR_STATE = _INITIATOR.store.snapshot()
+
+
+@FUZZ
+@given(st.data())
+def test_encrypt_on_a_mutated_pending_session_raises_only_signal_errors(data: st.DataObject) -> None:
+    party = make_party("fuzz-initiator", state=_INITIATOR_STATE)
+    name = SignalAddress("fuzz-responder").name
+    value = party.store.get_keys(SESSION, [name])[name]
+    path = data.draw(st.sampled_from(_paths(value)))
+    party.store.set_keys({SESSION: {name: _replace(value, path, data.draw(replacements))}})  # type: ignore[dict-item]
+    with contextlib.suppress(SignalError):
+        party.repo.encrypt(SignalAddress("fuzz-responder"), b"first")
