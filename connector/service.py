@@ -39,8 +39,8 @@ from connector.publisher import MessageTransport, OrderedPublisher
 from connector.reports import ConnectionReports
 from connector.shutdown import shut_down
 from connector.slots import AccountSlot
+from connector.snapshot_codec import SnapshotCodec
 from connector.snapshot_writer import SnapshotWriter
-from connector.snapshots import SnapshotCodec
 from connector.starting_state import StateSource, log_found, starting_state, state_digest_of
 from connector.states import AccountState
 from connector.supervisor import AccountSupervisor
