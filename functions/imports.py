@@ -4,8 +4,8 @@ Storing a state in the vault is not enough for a connector to serve it: connecto
 *accounts*. :func:`serve_imported` writes the account record of an imported, linked state (its
 owner, the phone number and device JID from ``creds.me``, status ``connecting``, served and claimable
 at once), so the next connectorSync claims it in ``restore`` mode and the session continues from the
-imported keys, with no re-pairing. The phone number is claimed like ``addAccount`` claims it: one
-active account per number.
+imported keys, with no re-pairing. The phone number is claimed like ``addAccount`` claims it, and a
+device (its JID) is served by one active account at most, whoever owns it.
 
 Rules: a state that is not linked (no ``creds.me`` / ``creds.account``) is refused; an existing
 account with this id is kept when it has the same owner and number (served again when it had
@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from functions.errors import AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, PermissionDeniedError
+from functions.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+)
 from functions.model import GONE, Account, AccountStatus, PairingMethod, serving
 from functions.stores import AccountStore
 from shared.authstate import AuthState
@@ -49,19 +55,29 @@ def linked_identity(state: AuthState) -> tuple[str, str]:
 
 
 def serve_imported(accounts: AccountStore, account_id: str, owner_uid: str, state: AuthState,
-                   now: datetime) -> ServedImport:
+                   now: datetime, *, max_active: int) -> ServedImport:
+    """Write or reuse the account record (``max_active``: the owner's account limit, as addAccount's)."""
     phone, jid = linked_identity(state)
     existing = accounts.get(account_id)
     if existing is not None:
         return _serve_existing(accounts, existing, owner_uid, (phone, jid), now)
+    # Numbers are unique per owner, devices are not allowed twice at all: two accounts serving one
+    # device's keys would fight over its socket (440) and fork its Signal sessions.
+    twin = next((a for a in accounts.find_by_phone(phone) if a.linked_jid == jid and a.status not in GONE), None)
+    if twin is not None:
+        raise AlreadyExistsError(f"this device ({jid}) is already served by account {twin.account_id}",
+                                 {"field": "creds.me"})
     account = Account(
         account_id=account_id, owner_uid=owner_uid, phone_number=phone, method=PairingMethod.CODE,
         status=AccountStatus.CONNECTING, serve=True, created_at=now, updated_at=now, linked_jid=jid,
         last_saved_at=now, claimable_after=now, control_changed_at=now,
     )
-    rival = accounts.add(account)
-    if rival is not None:
-        raise AlreadyExistsError(f"{phone} is already managed by account {rival.account_id}", {"field": "phone"})
+    refusal = accounts.add(account, max_active)
+    if refusal is not None and refusal.rival is not None:
+        raise AlreadyExistsError(f"{phone} is already managed by account {refusal.rival.account_id}",
+                                 {"field": "phone"})
+    if refusal is not None:
+        raise ResourceExhaustedError(f"owner {owner_uid} has {max_active} accounts already", {"field": "owner"})
     _log.info("account %s: imported session served (owner %s)", account_id, owner_uid)
     return ServedImport(account_id, phone, jid, "created")
 

@@ -136,6 +136,7 @@ def _serve(account_id: str, owner: str, state: Any, out: TextIO) -> int:
     """Create or reuse the account record of an imported state so that a connector serves it."""
     from datetime import UTC
 
+    from functions.config import FunctionsConfig
     from functions.errors import FunctionsError
     from functions.firestore_stores import FirestoreAccountStore
     from functions.imports import serve_imported
@@ -143,7 +144,8 @@ def _serve(account_id: str, owner: str, state: Any, out: TextIO) -> int:
 
     accounts = FirestoreAccountStore(VaultConfig.from_env().firestore_client())
     try:
-        served = serve_imported(accounts, account_id, owner, state, datetime.now(UTC))
+        served = serve_imported(accounts, account_id, owner, state, datetime.now(UTC),
+                                max_active=FunctionsConfig.from_env().max_accounts_per_user)
     except FunctionsError as exc:
         print(f"keeper vault: {account_id}: stored but not served: {exc.message}", file=sys.stderr)
         return EXIT_FAILED

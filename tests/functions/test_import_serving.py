@@ -64,7 +64,7 @@ async def test_an_imported_baileys_folder_is_claimed_in_restore_mode(
     assert main(["vault", "import-baileys", str(tmp_path / "auth"), "--account", "imp-1", "--owner", "bob"]) == 1
     assert "another owner" in capsys.readouterr().err
     assert main(["vault", "import-baileys", str(tmp_path / "auth"), "--account", "imp-2", "--owner", "bob"]) == 1
-    assert "already managed by account imp-1" in capsys.readouterr().err
+    assert "already served by account imp-1" in capsys.readouterr().err  # one device, one account
 
 
 async def test_migrated_legacy_documents_are_served(

@@ -108,10 +108,19 @@ def test_concurrent_redeliveries_count_a_message_once(functions_gateway: Gateway
     gw = functions_gateway
     linked_account(firestore_client, "acc-m3")
     event = incoming("acc-m3", "3EB0C1", "raced", int(NOW.timestamp()))
+
+    def deliver(n: int) -> int:
+        """One delivery as Pub/Sub makes it: a refusal (5xx: the transactions contended) is retried."""
+        for attempt in range(20):
+            status = post_event(gw, event.to_json(), event.attributes(), f"{n}-{attempt}").status_code
+            if status == 200:
+                return attempt
+            assert status >= 500
+            time.sleep(0.2)
+        raise AssertionError("never accepted")
+
     with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda n: post_event(gw, event.to_json(), event.attributes(), str(n)).status_code,
-                              range(8)))
-    assert codes == [200] * 8
+        list(pool.map(deliver, range(8)))
     chat = doc(firestore_client, "acc-m3", "chats", PEER)
     assert chat is not None and chat["unreadCount"] == 1
 
