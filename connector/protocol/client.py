@@ -29,6 +29,9 @@ Rules the caller must follow:
   that follow it: the pair-device-sign reply must not reach the server before the credentials it commits
   us to are safe;
 * acknowledge a ``MessageArrived`` with ``ack_message`` only once the message is stored elsewhere;
+* a send (``send_message``, the flow of ``outbound``) reports ``SendStatus`` events; every stanza carrying
+  its ciphertext follows a critical ``CredsChanged``, so the Signal state that produced it (new sessions,
+  ratchet steps, sender keys) is persisted before it leaves;
 * call ``tick`` no later than ``next_deadline()``.
 * after ``logout`` the connection ends by itself (bounded by the logout timeout); no ``Opened`` is
   reported for a login that only serves to log out.
@@ -42,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from connector.protocol import certs, linking, pairing, prekeys, stanzas
-from connector.protocol.binary import Node, decode_node, encode_node
+from connector.protocol.binary import Jid, Node, decode_node, encode_node
 from connector.protocol.close import (
     CloseInfo,
     CloseReason,
@@ -67,9 +70,21 @@ from connector.protocol.events import (
     QrCodeShown,
 )
 from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, edge_routing_intro, encode_frame
+from connector.protocol.message_stanzas import device_identity
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
+from connector.protocol.outbound import Outbound, SendRequest, SentLog
 from connector.protocol.payload import DeviceDescription, login_payload, registration_payload
-from shared.authstate import CRITICAL_CREDS_FIELDS, PRE_KEY, Contact, Credentials
+from connector.protocol.signal.repository import SignalRepository
+from shared.authstate import (
+    CRITICAL_CREDS_FIELDS,
+    IDENTITY_KEY,
+    PRE_KEY,
+    SENDER_KEY,
+    SENDER_KEY_MEMORY,
+    SESSION,
+    Contact,
+    Credentials,
+)
 from shared.authstore import CREDS, AuthStore, ChangeKind, KeyUpdates
 from shared.bufferjson import JsonValue
 
@@ -133,6 +148,10 @@ class ClientConfig:
     come up first and the housekeeping follows, spread out, instead of competing with the logins."""
 
 
+SEND_STATE_CATEGORIES: Final = frozenset({SESSION, IDENTITY_KEY, SENDER_KEY, SENDER_KEY_MEMORY})
+"""What encrypting a message may change: persisted before the message leaves."""
+
+
 class _Iq(enum.Enum):
     PING = "ping"
     PRE_KEY_COUNT = "pre_key_count"
@@ -187,9 +206,15 @@ class _RecordingStore:
 class Client:
     """One connection attempt of one account. Create a new ``Client`` for every reconnect."""
 
-    def __init__(self, store: AuthStore, config: ClientConfig, rand: RandomSource) -> None:
+    def __init__(self, store: AuthStore, config: ClientConfig, rand: RandomSource, *,
+                 sent: SentLog | None = None) -> None:
+        """``sent``: the account's sent messages kept for retry receipts, across connections."""
         self._events: list[Event] = []
         self._store = _RecordingStore(store, self._events)
+        self._now = 0.0  # the time of the input being handled (the Signal layer stamps sessions with it)
+        self._signal = SignalRepository(self._store, random_bytes=rand, now_ms=lambda: int(self._now * 1000))
+        self._sent = sent if sent is not None else SentLog()
+        self._outbound: Outbound | None = None  # made at login
         self._config = config
         self._rand = rand
         self._state = ClientState.IDLE
@@ -243,6 +268,7 @@ class Client:
         if self._state in (ClientState.IDLE, ClientState.CLOSED):
             return
         queued = len(self._outgoing)
+        self._now = now
         try:
             for frame in self._frames.feed(data):
                 if self._state is ClientState.HANDSHAKING:
@@ -290,12 +316,18 @@ class Client:
         if self._digest_at is not None and now >= self._digest_at:
             self._digest_at = None
             self._query(stanzas.key_digest(), _Iq.DIGEST, now)
+        if self._outbound is not None:
+            self._now = now
+            self._outbound.tick(now)
+            self._flush_outbound()
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``tick`` has work to do."""
         if self._state in (ClientState.IDLE, ClientState.CLOSED):
             return None
         times = [p.deadline for p in self._pending.values()]
+        if self._outbound is not None and (send_deadline := self._outbound.next_deadline()) is not None:
+            times.append(send_deadline)
         timers = (self._handshake_deadline, self._qr_expires_at, self._next_ping_at, self._logout_deadline,
                   self._digest_at)
         times += [t for t in timers if t is not None]
@@ -317,6 +349,22 @@ class Client:
         self._send(stanzas.delivery_receipt(message))
         self._send(self._ack_for(message.node))
         return True
+
+    def send_message(self, request: SendRequest, now: float) -> bool:
+        """Start a send; its outcome comes as ``SendStatus`` events (``sent`` or ``failed``, then
+        ``delivered`` and ``read``). False when not logged in (nothing was sent: send it on the next
+        connection); raises ``MessageFormatError`` when the request is malformed."""
+        if self._state is not ClientState.OPEN or self._outbound is None or self.logging_out:
+            return False
+        self._now = now
+        self._outbound.send(request, now)
+        self._flush_outbound()
+        return True
+
+    @property
+    def sends_in_flight(self) -> int:
+        """Sends (and resends) waiting on the server: a connection lost meanwhile leaves them unsettled."""
+        return self._outbound.in_flight if self._outbound is not None else 0
 
     def close(self) -> None:
         """End the connection at the caller's request (the driver closes the socket)."""
@@ -414,6 +462,10 @@ class Client:
 
     def _on_node(self, node: Node, now: float) -> None:
         tag = node.tag
+        if self._outbound is not None and tag in ("iq", "ack", "receipt") and self._outbound.handle(node, now):
+            self._flush_outbound()
+            if tag != "receipt":  # a receipt is acked below, as every receipt is
+                return
         if tag == "iq":
             self._on_iq(node, now)
         elif tag == "success":
@@ -505,6 +557,11 @@ class Client:
             self._send_logout(now)
             return
         self._events.append(Opened(jid=me.id, lid=lid))
+        if creds.account is not None:
+            self._outbound = Outbound(self._signal, Jid.parse(me.id), Jid.parse(lid) if lid else None,
+                                      device_identity=device_identity(creds.account), rand=self._rand,
+                                      next_id=self._next_id, iq_timeout_s=self._config.iq_timeout_s,
+                                      ack_timeout_s=self._config.iq_timeout_s, sent=self._sent)
         self._query(stanzas.pre_key_count(), _Iq.PRE_KEY_COUNT, now)
         self._query(stanzas.set_active(), _Iq.PASSIVE, now)
         spread = self._config.digest_delay_max_s - self._config.digest_delay_min_s
@@ -637,6 +694,16 @@ class Client:
         return stanzas.ack_for(node, me_id if isinstance(me_id, str) else None)
 
     # ------------------------------------------------------------------------------ output
+
+    def _flush_outbound(self) -> None:
+        """Queue what the send flow wants sent, a critical ``CredsChanged`` ahead of any ciphertext."""
+        assert self._outbound is not None
+        out = self._outbound.outgoing()
+        if any(item.signal_changed for item in out):
+            self._events.append(CredsChanged(kind="critical", categories=SEND_STATE_CATEGORIES))
+        for item in out:
+            self._send(item.node)
+        self._events.extend(self._outbound.statuses())
 
     def _next_id(self) -> str:
         self._id_counter += 1

@@ -12,6 +12,7 @@ from typing import Literal
 
 from connector.protocol.binary import Node
 from connector.protocol.close import CloseInfo
+from connector.protocol.send_status import SendStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,5 +145,6 @@ Event = (
     | PreKeysUploaded
     | MessageArrived
     | OfflineSyncDone
+    | SendStatus
     | Closed
 )

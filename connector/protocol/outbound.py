@@ -53,6 +53,7 @@ from connector.protocol.message_stanzas import (
 )
 from connector.protocol.padding import pad
 from connector.protocol.receipts import READ_TYPES, Receipt, parse_receipt, parse_server_ack
+from connector.protocol.send_status import SendStatus, Status
 from connector.protocol.signal.errors import SignalError
 from connector.protocol.signal.repository import SignalRepository
 from connector.protocol.signal.types import PreKeyBundle, SignalAddress
@@ -64,20 +65,6 @@ MAX_RESENDS: Final = 5
 """Retry receipts answered per message and device (Baileys and whatsmeow stop at 5)."""
 KEEP_SENT_S: Final = 24 * 3600.0
 KEEP_SENT_MAX: Final = 1000
-
-
-class Status(enum.IntEnum):
-    """Where a send is; the order is the order a send moves in (``failed`` stands apart)."""
-
-    PENDING = 0
-    SENT = 1
-    DELIVERED = 2
-    READ = 3
-    FAILED = 9
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,18 +79,6 @@ class SendRequest:
     @property
     def is_group(self) -> bool:
         return self.to.server == GROUP_SERVER
-
-
-@dataclass(frozen=True, slots=True)
-class SendStatus:
-    """A send moved on: ``timestamp`` is the server's (the ack's ``t``, the receipt's ``t``) when it
-    gave one; ``reason`` says why a send failed; ``device`` names who delivered or read it."""
-
-    message_id: str
-    status: Status
-    timestamp: int | None = None
-    reason: str | None = None
-    device: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,10 @@ from connector.protocol.binary import Jid, Node, decode_node, encode_node
 from connector.protocol.bundles import bundle_node
 from connector.protocol.errors import MessageFormatError
 from connector.protocol.events import IncomingMessage
-from connector.protocol.outbound import MAX_RESENDS, Outbound, SendRequest, SendStatus, SentLog, Status
+from connector.protocol.outbound import MAX_RESENDS, Outbound, SendRequest, SentLog
 from connector.protocol.padding import unpad
 from connector.protocol.receipts import retry_keys, retry_receipt
+from connector.protocol.send_status import SendStatus, Status
 from connector.protocol.signal.types import SignalAddress
 from connector.protocol.wamessage import ContentKind, DecodedMessage, MessageRef, decode_message
 from connector.protocol.wamessage_encode import ReplyTarget, reaction_message, reply_message, text_message
