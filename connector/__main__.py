@@ -20,6 +20,7 @@ from connector.config import ConnectorConfig
 from connector.errors import CacheError, ConfigError
 from connector.identity import MetadataIdentityTokens
 from connector.link import LinkFactory
+from connector.outbox import OutboxSubscription
 from connector.publisher import PubSubTransport
 from connector.service import ConnectorService
 from connector.sync import HttpSyncClient
@@ -62,6 +63,8 @@ async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None
         link_factory=link_factory or default_link_factory(config),
         cache=cache,
     )
+    service.outbox_feed = OutboxSubscription(config.project_id, config.topics.outbox, config.connector_id,
+                                             service.outbox.offer)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

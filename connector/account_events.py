@@ -2,9 +2,9 @@
 
 :class:`AccountEvents` is the :class:`~connector.supervisor.SupervisorHooks` of every held account.
 Connection updates go out in batches (:mod:`connector.reports`); pairing events one per message on
-the connection-events topic; each incoming message becomes a ``message.received`` event on the
-messages topic and is acknowledged to WhatsApp only after Pub/Sub accepted it (at-least-once: an
-unacknowledged message is redelivered on the next login).
+the connection-events topic; each incoming message becomes a message event on the messages topic
+and is acknowledged to WhatsApp only after Pub/Sub accepted it (at-least-once: an unacknowledged
+message is redelivered on the next login).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from connector.cache import StateCache
 from connector.errors import CacheError, PublishError
 from connector.metrics import Counter
-from connector.protocol.binary import encode_node
 from connector.protocol.close import CloseReason
 from connector.protocol.events import IncomingMessage
 from connector.publisher import OrderedPublisher
@@ -29,7 +28,8 @@ from connector.states import AccountState
 from shared.events import (
     ConnectionState,
     ConnectionUpdate,
-    MessageReceived,
+    MessageKey,
+    MessageUndecryptable,
     PairingCode,
     PairingFailed,
     PairingQr,
@@ -42,11 +42,15 @@ PAIRING_CODE_TTL_S = 180.0
 QR_TTL_S = 20.0
 
 
-def message_event(account_id: str, message: IncomingMessage) -> MessageReceived:
-    """The ``message.received`` event of an incoming stanza (its still-encrypted node as payload)."""
-    return MessageReceived(account_id=account_id, message_id=message.id, chat=message.sender,
-                           sender=message.participant or message.sender, timestamp=message.timestamp or 0,
-                           type=(message.type or "unknown").lower(), payload=encode_node(message.node))
+def message_event(account_id: str, message: IncomingMessage) -> MessageUndecryptable:
+    """The event of an incoming stanza. The Signal layer is not wired here yet: a message it cannot read
+    is published as ``message.undecryptable`` (never as ciphertext) and acknowledged like any other;
+    decrypting replaces this with ``message.received`` (``shared.events.MessageReceived``)."""
+    user, _, server = message.sender.partition("@")
+    chat = f"{user.split(':', 1)[0]}@{server}"  # a 1:1 chat is the user, not the sending device
+    return MessageUndecryptable(account_id=account_id, key=MessageKey(chat, False, message.id, message.participant),
+                                chat=chat, sender=message.participant or chat, timestamp=message.timestamp or 0,
+                                reason="decryption_unavailable")
 
 
 class AccountEvents:

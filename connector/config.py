@@ -15,6 +15,8 @@
 - ``GOOGLE_CLOUD_PROJECT`` / ``KEEPER_PROJECT``: project of the Pub/Sub topics (``demo-keeper``).
 - ``KEEPER_TOPIC_SNAPSHOTS``, ``KEEPER_TOPIC_CONNECTION_EVENTS``, ``KEEPER_TOPIC_MESSAGES``: topic ids
   (``session-snapshots``, ``connection-events``, ``messages``).
+- ``KEEPER_TOPIC_OUTBOX``: the topic of accepted sends (``outbox``); the connector reads it through a
+  subscription of its own, ``<topic>-<connectorId>`` (``connector/outbox.py``).
 - ``KEEPER_COALESCE_WINDOW_S``: how long routine key churn is coalesced (2.0).
 - ``KEEPER_REPORT_WINDOW_S``: how long connection updates wait to share one ``connection.updates``
   message (1.0; an account's ``connecting`` and ``open`` then mostly share one, and are recorded in
@@ -52,6 +54,7 @@ class Topics:
     snapshots: str = "session-snapshots"
     connection: str = "connection-events"
     messages: str = "messages"
+    outbox: str = "outbox"
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class ConnectorConfig:
                 snapshots=env.get("KEEPER_TOPIC_SNAPSHOTS") or Topics.snapshots,
                 connection=env.get("KEEPER_TOPIC_CONNECTION_EVENTS") or Topics.connection,
                 messages=env.get("KEEPER_TOPIC_MESSAGES") or Topics.messages,
+                outbox=env.get("KEEPER_TOPIC_OUTBOX") or Topics.outbox,
             ),
             coalesce_window_s=_float(env, "KEEPER_COALESCE_WINDOW_S", 2.0),
             report_window_s=_float(env, "KEEPER_REPORT_WINDOW_S", 1.0),

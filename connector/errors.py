@@ -11,6 +11,9 @@ and the engine, which have their own trees).
     │   ├── SyncUnavailable          network error, timeout or 5xx: retry later
     │   └── SyncRejected             4xx or a malformed answer: retrying the same call will not help
     ├── PublishError                 Pub/Sub did not accept a message (after the transport's own retries)
+    ├── SendRetryLater               a send handler cannot send this OutboundSend now (socket not open,
+    │                                devices not fetched): the outbox dispatcher tries it again later
+    ├── OutboxError                  the outbox subscription could not be created or read
     ├── CacheError                   a local cache entry could not be written or read back
     └── RestoreError                 a claimed account's sealed state did not open or parse
 
@@ -61,3 +64,13 @@ class CacheError(ConnectorError):
 
 class RestoreError(ConnectorError):
     """Raised when a claimed account's sealed state does not open or does not parse."""
+
+
+class SendRetryLater(ConnectorError):
+    """Raised by a send handler that cannot send an ``OutboundSend`` now but may later (the socket is
+    not open yet, the devices could not be fetched): the dispatcher retries it with backoff while the
+    account is held. A send that can never go raises nothing: the handler reports it ``failed``."""
+
+
+class OutboxError(ConnectorError):
+    """Raised when the connector's outbox subscription cannot be created or read."""

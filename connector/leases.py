@@ -32,13 +32,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from connector.errors import SyncError, SyncRejected
 from connector.sync import SYNC_TIMEOUT_S, SyncClient
 from shared.connector_sync import Claim, ClaimMode, Command, HeldLease, Lost, RenewedLease, SyncReply, SyncRequest
+from shared.events import OutboundSend
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -110,6 +111,10 @@ class LeaseOwner(Protocol):
     def on_expiring(self, account_id: str) -> None: ...
 
     def on_command(self, command: Command) -> None: ...
+
+    def on_pending_sends(self, sends: Sequence[OutboundSend]) -> None:
+        """The outbox catch-up of one answer (``pendingSends``), after its claims and commands."""
+        ...
 
 
 class LeaseKeeper:
@@ -300,6 +305,8 @@ class LeaseKeeper:
                 self._to_open.append(command)  # e.g. remove for an account claimed here: after its claim
             elif command.account_id in self.table:
                 self._tell(self.owner.on_command, command, command.account_id)
+        if response.pending_sends:
+            self._tell(self.owner.on_pending_sends, response.pending_sends, "")
         self.check_expiring()
 
     def check_expiring(self) -> list[str]:

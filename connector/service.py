@@ -21,18 +21,19 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from connector.account_events import AccountEvents
 from connector.cache import StateCache
 from connector.config import ConnectorConfig
-from connector.errors import CacheError, PublishError, RestoreError
+from connector.errors import CacheError, OutboxError, PublishError, RestoreError
 from connector.http import HealthServer
 from connector.leases import LeaseKeeper
 from connector.link import LinkFactory
 from connector.logs import fields
 from connector.metrics import ConnectorMetrics, LabelValues
+from connector.outbox import OutboxDispatcher, OutboxSubscription
 from connector.protocol.close import CloseReason
 from connector.publisher import MessageTransport, OrderedPublisher
 from connector.reports import ConnectionReports
@@ -46,7 +47,7 @@ from connector.supervisor import AccountSupervisor
 from connector.sync import SyncClient
 from shared.authstore import MemoryAuthStore, StateChange
 from shared.connector_sync import Claim, Command, CommandAction, Lost
-from shared.events import AccountRemoved, ConnectionState
+from shared.events import AccountRemoved, ConnectionState, OutboundSend
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,10 @@ class ConnectorService:
             on_renewals=lambda n, result: self.metrics.renewals.inc(result, amount=float(n)),
         )
         self.http = HealthServer(self.metrics.registry, self.ready, config.port, config.http_host)
+        #: Sends for the accounts held here (connector/outbox.py); the Signal send path sets its handler.
+        self.outbox = OutboxDispatcher(lambda account_id: account_id in self.accounts, clock=clock)
+        #: This connector's outbox subscription (set by __main__; None: the catch-up alone delivers).
+        self.outbox_feed: OutboxSubscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping: set[asyncio.Task[None]] = set()
         #: Slots whose socket is closing before their last snapshot (an expiring lease).
@@ -107,6 +112,12 @@ class ConnectorService:
         await self.http.start()
         log.info("connector starting", extra=fields(connectorId=self.config.connector_id,
                                                     capacity=self.config.capacity, port=self.http.port))
+        if self.outbox_feed is not None:
+            try:  # before the first sync: what is published from now on comes this way
+                await self.outbox_feed.start()
+            except OutboxError as exc:
+                log.error("outbox subscription unavailable: sends come with connectorSync only (%s)", exc)
+                self.outbox_feed = None
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.keeper.run(), name="lease-keeper"),
                        loop.create_task(self.flusher.run(), name="snapshot-flusher")]
@@ -119,6 +130,14 @@ class ConnectorService:
     async def shutdown(self) -> None:
         """:func:`connector.shutdown.shut_down`: returns within ``shutdown_budget_s``."""
         await shut_down(self)
+
+    async def close_outbox(self, timeout_s: float) -> None:
+        """Stop handing sends over and delete this connector's outbox subscription (the next holder of
+        each account gets its waiting sends from its claim)."""
+        await self.outbox.close()
+        if self.outbox_feed is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.outbox_feed.close(), timeout_s)
 
     async def stop_tasks(self) -> None:
         """Cancel the lease keeper and the snapshot flusher and wait for them."""
@@ -171,6 +190,7 @@ class ConnectorService:
         slot = AccountSlot(claim.account_id, claim.generation, store, supervisor)
         store.set_listener(functools.partial(self._state_changed, claim.account_id))
         self.accounts[claim.account_id] = slot
+        self.outbox.account_claimed(claim.account_id)  # sends parked while the claim was on its way
         if source is StateSource.CACHE:
             # The cache can be newer than the vault: publish it under the new generation at once.
             self.writer.mark_critical(claim.account_id)
@@ -199,6 +219,9 @@ class ConnectorService:
         # restores. Taken once the socket is closed, like on shutdown: keys move until then, and a
         # change made after the last snapshot would be rolled back on the next claim.
         self._retire(slot, "lease_expiring", report=True, final_snapshot=True)
+
+    def on_pending_sends(self, sends: Sequence[OutboundSend]) -> None:
+        self.outbox.offer_all(sends)
 
     def on_command(self, command: Command) -> None:
         slot = self.accounts.get(command.account_id)
@@ -236,6 +259,8 @@ class ConnectorService:
         self.keeper.release(slot.account_id)
 
     def _retire(self, slot: AccountSlot, reason: str, report: bool = False, final_snapshot: bool = False) -> None:
+        if self.accounts.get(slot.account_id) is None:
+            self.outbox.account_released(slot.account_id)  # the next holder gets its sends
         if final_snapshot:
             self._closing[slot.account_id] = slot
 

@@ -41,6 +41,7 @@ async def shut_down(service: ConnectorService) -> None:
     writer, snapshots = service.writer, service.writer.publisher
     service.shutting_down = True
     service.keeper.stop_taking_work()
+    await service.close_outbox(max(0.1, min(1.0, budget / 8)))
     await service.stop_tasks()
     held = list(service.accounts.values())
     log.info("shutting down", extra=fields(accounts=len(held), pendingSnapshots=snapshots.pending()))

@@ -3,7 +3,12 @@
 # Safe to run again: it creates only what is missing and IAM bindings are idempotent.
 #
 # Topics (docs/ARCHITECTURE.md): snapshots, connection events, messages (connector publishes); alerts
-# (functions publish); a dead-letter topic for the messages subscription.
+# and outbox (functions publish); a dead-letter topic for the messages subscription.
+# The messages topic carries plaintext messages: only the connector may publish on it, and only the
+# recordMessageEvent trigger (Eventarc) and the messages-consumer subscription read it. The outbox
+# topic carries accepted sends: only the functions publish; each connector instance reads it through
+# a subscription of its own, outbox-<connectorId> (it creates it at start, it expires after a day
+# unused), which is all the keeperOutboxReader role below allows it.
 # Subscriptions: the Pub/Sub-triggered functions get theirs from Eventarc at deploy time; this script
 # creates the ones for consumers outside keeper: messages (ordered by account, dead-lettered) and
 # alerts (for the on-call tooling), plus one to read the dead letters.
@@ -12,10 +17,11 @@ cd "$(dirname "$0")/.."
 source deploy/lib.sh
 
 require_env PROJECT_ID PROJECT_NUMBER CONNECTOR_SA FUNCTIONS_SA \
-  TOPIC_SNAPSHOTS TOPIC_CONNECTION_EVENTS TOPIC_MESSAGES TOPIC_ALERTS TOPIC_DEAD_LETTER
+  TOPIC_SNAPSHOTS TOPIC_CONNECTION_EVENTS TOPIC_MESSAGES TOPIC_OUTBOX TOPIC_ALERTS TOPIC_DEAD_LETTER
 
 project=(--project="$PROJECT_ID")
-TOPICS=("$TOPIC_SNAPSHOTS" "$TOPIC_CONNECTION_EVENTS" "$TOPIC_MESSAGES" "$TOPIC_ALERTS" "$TOPIC_DEAD_LETTER")
+TOPICS=("$TOPIC_SNAPSHOTS" "$TOPIC_CONNECTION_EVENTS" "$TOPIC_MESSAGES" "$TOPIC_OUTBOX" "$TOPIC_ALERTS"
+  "$TOPIC_DEAD_LETTER")
 RETENTION=7d
 
 for topic in "${TOPICS[@]}"; do
@@ -48,6 +54,21 @@ for topic in "$TOPIC_SNAPSHOTS" "$TOPIC_CONNECTION_EVENTS" "$TOPIC_MESSAGES"; do
   grant_publisher "$topic" "$CONNECTOR_SA"
 done
 grant_publisher "$TOPIC_ALERTS" "$FUNCTIONS_SA"
+grant_publisher "$TOPIC_OUTBOX" "$FUNCTIONS_SA"
+
+# The connector's outbox subscriptions: attach to the outbox topic only (roles/pubsub.subscriber on
+# that topic), and create, read and delete subscriptions named outbox-* only (a custom role bound
+# with a condition on the resource name; it reaches no other subscription, messages-consumer included).
+OUTBOX_ROLE=keeperOutboxReader
+if ! exists gcloud iam roles describe "$OUTBOX_ROLE" "${project[@]}"; then
+  run gcloud iam roles create "$OUTBOX_ROLE" "${project[@]}" --title="keeper connector outbox reader" \
+    --permissions=pubsub.subscriptions.create,pubsub.subscriptions.consume,pubsub.subscriptions.delete,pubsub.subscriptions.get
+fi
+run gcloud pubsub topics add-iam-policy-binding "$TOPIC_OUTBOX" "${project[@]}" \
+  --member="serviceAccount:$CONNECTOR_SA" --role=roles/pubsub.subscriber --quiet
+run gcloud projects add-iam-policy-binding "$PROJECT_ID" \
+  --member="serviceAccount:$CONNECTOR_SA" --role="projects/$PROJECT_ID/roles/$OUTBOX_ROLE" \
+  --condition="title=outbox-subscriptions,expression=resource.name.startsWith(\"projects/$PROJECT_ID/subscriptions/$TOPIC_OUTBOX-\")" --quiet
 
 # Dead-lettering: the Pub/Sub service agent forwards to the dead-letter topic and acks the source.
 agent="service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"

@@ -8,6 +8,10 @@ KEEPER_REGION                          us-central1         region in local URLs
 KEEPER_TOPIC_SNAPSHOTS                 session-snapshots   topic of sealed snapshots
 KEEPER_TOPIC_CONNECTION_EVENTS         connection-events   topic of connection / pairing events
 KEEPER_TOPIC_ALERTS                    alerts              topic alerts are published to
+KEEPER_TOPIC_MESSAGES                  messages            topic of message events (recordMessageEvent)
+KEEPER_TOPIC_OUTBOX                    outbox              topic sendMessage publishes accepted sends to
+KEEPER_MESSAGE_RETENTION_S             2592000 (30 days)   stored messages older than this are deleted
+KEEPER_OUTBOX_TTL_S                    86400 (1 day)       a send not sent by then fails (``expired``)
 KEEPER_LEASE_TTL_S                     30                  lease lifetime without renewal
 KEEPER_VERSIONS_KEPT                   3                   stored versions kept per account
 KEEPER_PAIRING_TTL_S                   600                 a pairing attempt expires after this long
@@ -29,7 +33,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.events import TOPIC_ALERTS, TOPIC_CONNECTION_EVENTS, TOPIC_SESSION_SNAPSHOTS
+from shared.events import (
+    TOPIC_ALERTS,
+    TOPIC_CONNECTION_EVENTS,
+    TOPIC_MESSAGES,
+    TOPIC_OUTBOX,
+    TOPIC_SESSION_SNAPSHOTS,
+)
 
 DEFAULT_PROJECT = "demo-keeper"
 DEFAULT_REGION = "us-central1"
@@ -93,6 +103,10 @@ class FunctionsConfig:
     connector_service_accounts: frozenset[str]
     scheduler_token: str | None
     enforce_app_check: bool
+    topic_messages: str = TOPIC_MESSAGES
+    topic_outbox: str = TOPIC_OUTBOX
+    message_retention_s: float = 30 * 86400.0
+    outbox_ttl_s: float = 86400.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FunctionsConfig:
@@ -117,4 +131,8 @@ class FunctionsConfig:
             connector_service_accounts=frozenset(a.strip() for a in accounts.split(",") if a.strip()),
             scheduler_token=env.get("KEEPER_SCHEDULER_TOKEN") or None,
             enforce_app_check=_flag(env, "KEEPER_ENFORCE_APP_CHECK"),
+            topic_messages=env.get("KEEPER_TOPIC_MESSAGES") or TOPIC_MESSAGES,
+            topic_outbox=env.get("KEEPER_TOPIC_OUTBOX") or TOPIC_OUTBOX,
+            message_retention_s=_number(env, "KEEPER_MESSAGE_RETENTION_S", 30 * 86400.0, low=3600),
+            outbox_ttl_s=_number(env, "KEEPER_OUTBOX_TTL_S", 86400.0, low=60),
         )

@@ -9,9 +9,11 @@ getAccount            callable                         accounts.AccountService.g
 reconnectAccount      callable                         accounts.AccountService.reconnect
 removeAccount         callable                         accounts.AccountService.remove
 getMetrics            callable                         metrics.metrics
+sendMessage           callable                         send.SendService.send
 connectorSync         HTTPS (connector identity)       restore.ConnectorSyncService.sync
 persistSnapshot       Pub/Sub ``session-snapshots``    persist.SnapshotPersister.handle
 recordConnectionEvent Pub/Sub ``connection-events``    connection_events.ConnectionEventRecorder
+recordMessageEvent    Pub/Sub ``messages``             messages.MessageRecorder.handle
 healthCheck           HTTPS, Cloud Scheduler (daily)   health.HealthChecker.run
 cleanup               HTTPS, Cloud Scheduler (daily)   cleanup.Cleaner.run
 ====================  ===============================  ===========================================
@@ -42,9 +44,12 @@ from functions import validation  # noqa: E402
 from functions.accounts import Caller  # noqa: E402
 from functions.auth import caller_from_token  # noqa: E402
 from functions.config import FunctionsConfig  # noqa: E402
-from functions.errors import to_https_error  # noqa: E402
+from functions.errors import FailedPreconditionError, to_https_error  # noqa: E402
 from functions.http import guard_callable, handle_pubsub, http_error, json_endpoint, json_request  # noqa: E402
+from functions.message_input import MAX_SEND_BODY_BYTES, parse_send_message  # noqa: E402
+from functions.messages import MessageRecorder  # noqa: E402
 from functions.metrics import metrics  # noqa: E402
+from functions.send import SendService  # noqa: E402
 from functions.wiring import endpoint_verifiers, init_firebase_admin, services  # noqa: E402
 
 _CONFIG = FunctionsConfig.from_env()
@@ -121,6 +126,26 @@ def getMetrics(request: Request) -> Any:
     return _callable(request, run)
 
 
+def _sender() -> SendService:
+    sender = services().sender
+    if sender is None:
+        raise FailedPreconditionError("messages are not configured in this deployment")
+    return sender
+
+
+def _recorder() -> MessageRecorder:
+    recorder = services().messages
+    if recorder is None:
+        raise FailedPreconditionError("messages are not configured in this deployment")
+    return recorder
+
+
+@guard_callable(MAX_SEND_BODY_BYTES)
+@_call
+def sendMessage(request: Request) -> Any:
+    return _callable(request, lambda caller: _sender().send(caller, parse_send_message(request.data)))
+
+
 @https_fn.on_request()
 def connectorSync(request: flask.Request) -> flask.Response:
     def run() -> Any:
@@ -161,12 +186,20 @@ def recordConnectionEvent(event: CloudEvent) -> None:
                   lambda message: services().events.handle(message.data))
 
 
+@functions_framework.cloud_event
+def recordMessageEvent(event: CloudEvent) -> None:
+    handle_pubsub("recordMessageEvent", event.get_data(), lambda message: _recorder().handle(message.data))
+
+
 #: Entry points and how they are triggered (the local gateway and deploy scripts read this).
-CALLABLES = ("addAccount", "listAccounts", "getAccount", "reconnectAccount", "removeAccount", "getMetrics")
+CALLABLES = ("addAccount", "listAccounts", "getAccount", "reconnectAccount", "removeAccount", "getMetrics",
+             "sendMessage")
 HTTP_FUNCTIONS = ("connectorSync", "healthCheck", "cleanup")
-PUBSUB_FUNCTIONS = {"persistSnapshot": "topic_snapshots", "recordConnectionEvent": "topic_connection_events"}
+PUBSUB_FUNCTIONS = {"persistSnapshot": "topic_snapshots", "recordConnectionEvent": "topic_connection_events",
+                    "recordMessageEvent": "topic_messages"}
 
 __all__ = [
     "addAccount", "cleanup", "connectorSync", "getAccount", "getMetrics", "healthCheck", "listAccounts",
-    "persistSnapshot", "reconnectAccount", "recordConnectionEvent", "removeAccount",
+    "persistSnapshot", "reconnectAccount", "recordConnectionEvent", "recordMessageEvent", "removeAccount",
+    "sendMessage",
 ]

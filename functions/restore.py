@@ -42,6 +42,7 @@ from typing import Any
 
 from functions.alerts import Alerter
 from functions.leases import release_all, renew_all
+from functions.messages import MessageStore
 from functions.model import (
     Account,
     AccountStatus,
@@ -53,6 +54,7 @@ from functions.model import (
     serving,
 )
 from functions.ports import RestoredState, SessionVault, TransitSealer, failure_kind
+from functions.send import pending_for_sync
 from functions.stores import Stores, VaultKeyRecord
 from shared import errors as shared_errors
 from shared.connector_sync import (
@@ -64,6 +66,7 @@ from shared.connector_sync import (
     SyncReply,
     SyncRequest,
 )
+from shared.events import OutboundSend
 
 _log = logging.getLogger(__name__)
 
@@ -81,6 +84,13 @@ CLAIM_BUDGET_S = 3.0
 #: every connector's next sync, which would hammer Secret Manager while it is down).
 KEK_RETRY_S = 60.0
 
+
+#: The look for new sends of held accounts reaches this far before the connector's previous call
+#: (clocks of function instances differ; a send is committed a moment after its time was taken).
+SENDS_MARGIN_S = 60.0
+#: Pending sends in one answer at most (the rest follow in later answers: claims are rare, and the
+#: held-account look repeats for a minute).
+MAX_PENDING_SENDS = 1000
 
 #: Accounts claimed per round: one lease transaction, one batch of index updates and one of
 #: outcome records each. The claim budget is checked between rounds, so a round is what it may overrun.
@@ -104,7 +114,9 @@ class _HandOut:
 
 class ConnectorSyncService:
     def __init__(self, stores: Stores, vault: SessionVault, sealer: TransitSealer, alerter: Alerter,
-                 clock: Clock, *, lease_ttl_s: float, pairing_ttl_s: float, max_claims: int = 100) -> None:
+                 clock: Clock, *, lease_ttl_s: float, pairing_ttl_s: float, max_claims: int = 100,
+                 messages: MessageStore | None = None) -> None:
+        self._messages = messages
         self._stores = stores
         self._vault = vault
         self._sealer = sealer
@@ -120,6 +132,7 @@ class ConnectorSyncService:
     def sync(self, request: SyncRequest) -> SyncReply:
         started = time.monotonic()
         now = self._clock()
+        since = self._sends_since(request.connector_id, now)
         release_all(self._stores, request.connector_id, request.release, now)
         released = {r.account_id for r in request.release}
         held = tuple(h for h in request.held if h.account_id not in released)  # released wins
@@ -136,12 +149,34 @@ class ConnectorSyncService:
         self._stores.status.record_connector(ConnectorRecord(
             request.connector_id, now, request.capacity, len(renewal.held_ids) + len(claimed)))
         public_key, key_id = self._vault_key()
+        pending = self._pending_sends([c.account_id for c in claimed], renewal.held_ids, since)
         _log.info("connectorSync %s: %d released, %d renewed of %d held, %d lost, %d claimed in %.2f s "
                   "(release + renew %.2f s, claim %.2f s)", request.connector_id, len(request.release),
                   len(renewal.renewed), len(held), len(renewal.lost), len(claimed), time.monotonic() - started,
                   renewed_at - started, claimed_at - renewed_at)
         return SyncReply(self._lease_ttl_s, public_key, key_id, renewed=renewal.renewed, lost=renewal.lost,
-                         claimed=claimed, commands=commands)
+                         claimed=claimed, commands=commands, pending_sends=pending)
+
+    def _sends_since(self, connector_id: str, now: datetime) -> datetime | None:
+        """Where this call's look for newly accepted sends of held accounts starts: shortly before the
+        connector's previous call (None: first call, or long ago; then every pending send is looked at)."""
+        if self._messages is None:
+            return None
+        previous = self._stores.status.connector(connector_id)
+        if previous is None or previous.last_sync_at < now - timedelta(seconds=2 * self._lease_ttl_s):
+            return None
+        return min(previous.last_sync_at, now) - timedelta(seconds=SENDS_MARGIN_S)
+
+    def _pending_sends(self, claimed: list[str], held: set[str], since: datetime | None) -> list[OutboundSend]:
+        """The outbox catch-up (``pendingSends``): see :func:`functions.send.pending_for_sync`."""
+        if self._messages is None or not (claimed or held):
+            return []
+        try:
+            sends = pending_for_sync(self._messages, claimed, sorted(held), since)
+        except Exception:  # the sends stay in the outbox; the next call looks again
+            _log.warning("connectorSync: pending sends could not be read", exc_info=True)
+            return []
+        return sends[:MAX_PENDING_SENDS]
 
     def _vault_key(self) -> tuple[bytes, str]:
         """The vault's public sealing key. While the KEK is out of reach (Secret Manager down), the

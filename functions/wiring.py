@@ -20,11 +20,14 @@ from functions.cleanup import Cleaner, CleanupSettings
 from functions.config import FunctionsConfig
 from functions.connection_events import ConnectionEventRecorder
 from functions.health import HealthChecker
+from functions.messages import MessageRecorder, MessageStore
 from functions.model import Clock
 from functions.persist import FencedSave, SnapshotPersister
 from functions.ports import SessionVault, TransitSealer
 from functions.restore import ConnectorSyncService
+from functions.send import OutboxPublisher, SendService
 from functions.stores import AlertPublisher, Stores
+from shared.events import OutboundSend
 
 
 def utc_now() -> datetime:
@@ -46,6 +49,29 @@ class PubSubAlertPublisher:
         self._client.publish(self._topic, data, **attributes).result(timeout=self.PUBLISH_TIMEOUT_S)
 
 
+class PubSubOutboxPublisher:
+    """Publishes accepted sends to the outbox topic, ordered by account, waiting for acceptance."""
+
+    PUBLISH_TIMEOUT_S = 5.0
+
+    def __init__(self, project: str, topic: str) -> None:
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+        self._client = pubsub_v1.PublisherClient(
+            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True))
+        self._topic = self._client.topic_path(project, topic)
+
+    def publish(self, send: OutboundSend) -> None:
+        future = self._client.publish(self._topic, send.to_json(), ordering_key=send.account_id,
+                                      **send.attributes())
+        try:
+            future.result(timeout=self.PUBLISH_TIMEOUT_S)
+        except Exception:
+            # An ordering key stops after a failed publish until resumed; the outbox entry stands anyway.
+            self._client.resume_publish(self._topic, send.account_id)
+            raise
+
+
 @dataclass(frozen=True)
 class Services:
     config: FunctionsConfig
@@ -60,26 +86,41 @@ class Services:
     connector_auth: BearerVerifier
     scheduler_auth: BearerVerifier
     clock: Clock
+    #: The message store, its recorder and sendMessage; None where no message store was wired (tests
+    #: of other parts), and then those functions answer FAILED_PRECONDITION.
+    message_store: MessageStore | None = None
+    messages: MessageRecorder | None = None
+    sender: SendService | None = None
 
 
 def build_services(config: FunctionsConfig, stores: Stores, vault: SessionVault, sealer: TransitSealer,
                    publisher: AlertPublisher, *, clock: Clock = utc_now,
-                   fenced: FencedSave | None = None) -> Services:
+                   fenced: FencedSave | None = None, message_store: MessageStore | None = None,
+                   outbox: OutboxPublisher | None = None) -> Services:
     alerter = Alerter(stores.alerts, publisher, clock)
+    sender = (SendService(stores.accounts, message_store, outbox, clock, outbox_ttl_s=config.outbox_ttl_s)
+              if message_store is not None else None)
     return Services(
         config=config,
         stores=stores,
         vault=vault,
         accounts=AccountService(stores, clock, max_accounts_per_user=config.max_accounts_per_user),
         sync=ConnectorSyncService(stores, vault, sealer, alerter, clock, lease_ttl_s=config.lease_ttl_s,
-                                  pairing_ttl_s=config.pairing_ttl_s, max_claims=config.max_claims_per_sync),
+                                  pairing_ttl_s=config.pairing_ttl_s, max_claims=config.max_claims_per_sync,
+                                  messages=message_store),
         persister=SnapshotPersister(stores, vault, sealer, clock, fenced),
         events=ConnectionEventRecorder(stores, vault, alerter, clock),
         health=HealthChecker(stores, vault, alerter, clock, stale_after_s=config.stale_after_s),
-        cleaner=Cleaner(stores, vault, clock, CleanupSettings(config.removed_grace_s, config.pairing_ttl_s)),
+        cleaner=Cleaner(stores, vault, clock, CleanupSettings(config.removed_grace_s, config.pairing_ttl_s,
+                                                              config.message_retention_s),
+                        messages=message_store, sender=sender),
         connector_auth=_verifier(config.connector_token, config),
         scheduler_auth=_verifier(config.scheduler_token, config),
         clock=clock,
+        message_store=message_store,
+        messages=MessageRecorder(message_store, clock, retention_s=config.message_retention_s)
+        if message_store is not None else None,
+        sender=sender,
     )
 
 
@@ -87,6 +128,7 @@ def _from_environment() -> Services:
     from google.cloud import firestore
 
     from functions.firestore_stores import firestore_stores
+    from functions.message_firestore import FirestoreMessageStore
     from functions.vault_adapter import FirestoreFencedSave, VaultSealer, VaultSessions
     from shared.vault import Vault
     from shared.vault.config import VaultConfig
@@ -100,7 +142,8 @@ def _from_environment() -> Services:
     vault = Vault(vault_store, vault_config.kek(), versions_kept=config.versions_kept)
     return build_services(config, firestore_stores(client), VaultSessions(vault, vault_store),
                           VaultSealer(vault.kek), PubSubAlertPublisher(config.project, config.topic_alerts),
-                          fenced=FirestoreFencedSave(vault))
+                          fenced=FirestoreFencedSave(vault), message_store=FirestoreMessageStore(client),
+                          outbox=PubSubOutboxPublisher(config.project, config.topic_outbox))
 
 
 _lock = threading.Lock()

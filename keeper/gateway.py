@@ -129,7 +129,8 @@ class GatewayServer:
 
 Delivery = Literal["push", "relay"]
 #: Pub/Sub-triggered function -> the role of the topic it listens to.
-TRIGGERS = {"persistSnapshot": "snapshots", "recordConnectionEvent": "connection_events"}
+TRIGGERS = {"persistSnapshot": "snapshots", "recordConnectionEvent": "connection_events",
+            "recordMessageEvent": "messages"}
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,9 @@ def ensure_local_pubsub(project: str, functions_base: str, *, topics: Mapping[st
                         suffix: str = "", delivery: Delivery = "push") -> LocalPubSub:
     """Create the topics and subscriptions of the local stack on the Pub/Sub emulator.
 
-    ``topics`` maps a role (``snapshots``, ``connection_events``, ``messages``, ``alerts``) to a
-    topic id; defaults come from the functions' configuration. ``suffix`` is appended to
+    ``topics`` maps a role (``snapshots``, ``connection_events``, ``messages``, ``alerts``,
+    ``outbox``) to a topic id; defaults come from the functions' configuration. The ``outbox`` topic
+    gets no subscription here: each connector makes its own (``connector/outbox.py``). ``suffix`` is appended to
     subscription ids (tests use it to keep runs apart). With ``delivery="relay"`` the subscriptions
     are pull subscriptions (``<function>-relay<suffix>``) for a :class:`~keeper.relay.PubSubRelay`
     over the returned routes, and the push subscriptions of an earlier push set-up are deleted so
@@ -162,11 +164,11 @@ def ensure_local_pubsub(project: str, functions_base: str, *, topics: Mapping[st
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     from functions.config import FunctionsConfig
-    from shared.events import TOPIC_MESSAGES
 
     config = FunctionsConfig.from_env()
     names = {"snapshots": config.topic_snapshots, "connection_events": config.topic_connection_events,
-             "messages": TOPIC_MESSAGES, "alerts": config.topic_alerts, **(topics or {})}
+             "messages": config.topic_messages, "alerts": config.topic_alerts, "outbox": config.topic_outbox,
+             **(topics or {})}
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     for topic in names.values():

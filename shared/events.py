@@ -19,9 +19,16 @@ lease, or from another connector than the lease's holder, as they do for ``conne
 connector that lost an account cannot replace the new holder's code or stop the account.
 
 Field names are camelCase; times are RFC 3339 in UTC with milliseconds; binary values are
-standard base64. ``message.received`` carries its message type under ``messageType`` (``type``
-is the event tag). Unknown keys are ignored so that an older function keeps reading events
-from a newer connector during a rolling deploy; known keys are checked strictly.
+standard base64. Unknown keys are ignored so that an older function keeps reading events from a
+newer connector during a rolling deploy; known keys are checked strictly.
+
+Message events (``message.*``) carry a schema version ``v`` (:data:`MESSAGE_SCHEMA_VERSION`): a
+reader refuses a newer one with :class:`UnsupportedVersionError`, which is not a reason to drop
+the message (it is redelivered once the reader is upgraded). They carry plaintext (``message``,
+``text``, ``pushName``): those fields are absent from ``repr`` and must never be logged; the
+``messages`` topic is restricted by IAM (docs/DEPLOY.md). Their size limit is
+:data:`MAX_MESSAGE_EVENT_BYTES` (what one Firestore document holds with room to spare).
+``message.received`` carries its message type under ``messageType`` (``type`` is the event tag).
 
 Topics and attributes (see docs/ARCHITECTURE.md):
 
@@ -29,18 +36,17 @@ Topics and attributes (see docs/ARCHITECTURE.md):
   attributes ``type`` and ``accountId``; ordering key ``accountId``. ``connection.updates``:
   attributes ``type`` and ``connectorId``; ordering key ``connectorId`` (one connector's batches
   arrive in order; between connectors the lease generation in each update decides).
-- ``messages``: ``message.received``; attributes ``type``, ``accountId``, ``messageId``.
+- ``messages`` (connector -> functions): ``message.received``, ``message.undecryptable``,
+  ``message.status``; attributes ``type``, ``accountId``, ``messageId``; ordering key ``accountId``.
+- ``outbox`` (functions -> connector): ``message.send`` (:class:`OutboundSend`); same attributes
+  and ordering key.
 - ``session-snapshots``: data is a sealed snapshot (``shared.sealing``), not JSON; its
   attributes are described by :class:`SnapshotAttributes`.
 - ``alerts``: :class:`AlertRaised`, published by the functions.
-
-Message payloads are still-encrypted protocol nodes; they never appear in ``repr`` or logs.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import json
 import re
@@ -59,11 +65,19 @@ __all__ = [
     "ATTR_SCHEMA",
     "ATTR_TYPE",
     "MAX_BATCHED_UPDATES",
+    "MAX_EMOJI_CHARS",
     "MAX_EVENT_BYTES",
+    "MAX_MESSAGE_DEPTH",
+    "MAX_MESSAGE_EVENT_BYTES",
+    "MAX_MESSAGE_TEXT_CHARS",
+    "MAX_PUSH_NAME_CHARS",
+    "MAX_RETRY_RECEIPTS",
+    "MESSAGE_SCHEMA_VERSION",
     "SNAPSHOT_SCHEMA",
     "TOPIC_ALERTS",
     "TOPIC_CONNECTION_EVENTS",
     "TOPIC_MESSAGES",
+    "TOPIC_OUTBOX",
     "TOPIC_SESSION_SNAPSHOTS",
     "AccountRemoved",
     "AlertRaised",
@@ -72,12 +86,22 @@ __all__ = [
     "ConnectionUpdates",
     "Event",
     "InvalidEventError",
+    "MessageEvent",
+    "MessageKey",
     "MessageReceived",
+    "MessageStatus",
+    "MessageStatusUpdate",
+    "MessageUndecryptable",
+    "OutboundSend",
     "PairingCode",
     "PairingFailed",
     "PairingQr",
     "PairingSuccess",
+    "QuotedMessage",
+    "Reaction",
+    "SendKind",
     "SnapshotAttributes",
+    "UnsupportedVersionError",
     "format_time",
     "parse_event",
     "parse_time",
@@ -88,6 +112,7 @@ TOPIC_SESSION_SNAPSHOTS = "session-snapshots"
 TOPIC_CONNECTION_EVENTS = "connection-events"
 TOPIC_MESSAGES = "messages"
 TOPIC_ALERTS = "alerts"
+TOPIC_OUTBOX = "outbox"
 
 ATTR_TYPE = "type"
 ATTR_ACCOUNT_ID = "accountId"
@@ -102,6 +127,19 @@ MAX_EVENT_BYTES = 10_000_000
 # Updates in one ``connection.updates`` message: about 100 KB of JSON, and few enough that the
 # function records them in one batched read and one batched write (Firestore: 500 writes a commit).
 MAX_BATCHED_UPDATES = 200
+#: Version of the ``message.*`` schemas this code writes and the newest it reads.
+MESSAGE_SCHEMA_VERSION = 1
+#: Largest message event: the store writes ``message`` and ``text`` into one document (1 MiB limit).
+MAX_MESSAGE_EVENT_BYTES = 768 * 1024
+#: WhatsApp's own limit on a text message.
+MAX_MESSAGE_TEXT_CHARS = 65_536
+MAX_PUSH_NAME_CHARS = 256
+#: Protobuf JSON nests (a quoted message quotes its own); deeper is not a real message.
+MAX_MESSAGE_DEPTH = 32
+#: Retry receipts WhatsApp clients send for one message before they give up on it.
+MAX_RETRY_RECEIPTS = 5
+#: A reaction is one emoji; with skin tones and joiners it stays far below this.
+MAX_EMOJI_CHARS = 32
 
 # Account ids are Firestore document ids and Pub/Sub attribute values: keep them plain.
 ACCOUNT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -211,16 +249,6 @@ def _time(obj: Mapping[str, Any], key: str) -> datetime:
         raise InvalidEventError(f"field {key!r}: {exc}") from None
 
 
-def _b64(obj: Mapping[str, Any], key: str) -> bytes:
-    value = _get(obj, key)
-    if not isinstance(value, str):
-        raise InvalidEventError(f"field {key!r} must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidEventError(f"field {key!r} is not valid base64") from None
-
-
 def _check(ok: bool, what: str) -> None:
     """Constructor-side validation: a producer building a bad event fails early."""
     if not ok:
@@ -257,7 +285,9 @@ def _decode_object(data: bytes | str) -> dict[str, Any]:
         raise InvalidEventError("event too large")
     try:
         obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except RecursionError:
+        raise InvalidEventError("event is nested too deeply") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, an integer over the digit limit
         raise InvalidEventError("event is not JSON") from None
     if not isinstance(obj, dict):
         raise InvalidEventError("event must be a JSON object")
@@ -277,6 +307,7 @@ class _EventBase(ABC):
 
     TYPE: ClassVar[str]
     DEFAULT_TOPIC: ClassVar[str] = TOPIC_CONNECTION_EVENTS
+    MAX_BYTES: ClassVar[int] = MAX_EVENT_BYTES
     account_id: str
 
     @abstractmethod
@@ -536,60 +567,452 @@ class PairingFailed(_EventBase):
                           reason=_str(obj, "reason", _SLUG_RE), **_sender_fields(obj))
 
 
-@dataclass(frozen=True, slots=True)
-class MessageReceived(_EventBase):
-    """An incoming message, published before it is acknowledged to WhatsApp.
+# ---------------------------------------------------------------------------
+# messages (topic ``messages``, connector -> functions; ``outbox``, functions -> connector)
 
-    ``payload`` is the still-encrypted message node as received; consumers deduplicate by
-    ``message_id`` (delivery is at least once). ``timestamp`` is the message time in Unix
-    seconds as WhatsApp sends it. The payload is excluded from ``repr`` and must never be logged.
+
+class UnsupportedVersionError(InvalidEventError):
+    """A message event written under a newer schema version (``v``) than this reader knows.
+
+    Not a malformed event: a reader must not drop it (it carries a message) but leave it to be
+    redelivered once it has been upgraded, as during a rolling deploy."""
+
+
+class MessageStatus(enum.StrEnum):
+    """Where an outgoing message is. The order is the order of :attr:`rank`: a status only moves
+    up, so a late or redelivered report never takes a message back. ``failed`` ranks above
+    ``pending`` only: proof that a message reached the server (``sent``) or the recipient
+    outranks a give-up reported before it (a retry that did get through)."""
+
+    PENDING = "pending"  # accepted by sendMessage, waiting in the outbox
+    FAILED = "failed"  # the connector gave up (``reason`` says why)
+    SENT = "sent"  # the server acknowledged it
+    DELIVERED = "delivered"  # a recipient device received it
+    READ = "read"  # a recipient read it
+
+    @property
+    def rank(self) -> int:
+        return _STATUS_RANK[self]
+
+
+_STATUS_RANK = {MessageStatus.PENDING: 0, MessageStatus.FAILED: 1, MessageStatus.SENT: 2,
+                MessageStatus.DELIVERED: 3, MessageStatus.READ: 4}
+
+
+class SendKind(enum.StrEnum):
+    """What an :class:`OutboundSend` carries; the connector's ``<message type=...>`` follows it."""
+
+    TEXT = "text"
+    REACTION = "reaction"
+
+
+def _schema_version(obj: Mapping[str, Any]) -> None:
+    version = obj.get("v", MESSAGE_SCHEMA_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidEventError("field 'v' must be a positive integer")
+    if version > MESSAGE_SCHEMA_VERSION:
+        raise UnsupportedVersionError(f"schema version {version} is newer than {MESSAGE_SCHEMA_VERSION}")
+
+
+def _check_json_object(value: Any, name: str) -> None:
+    """A protobuf-JSON object: a JSON object nested at most :data:`MAX_MESSAGE_DEPTH` deep with
+    non-empty keys (Firestore stores it as a map). Walked without recursion."""
+    _check(isinstance(value, dict), f"{name} must be a JSON object")
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_MESSAGE_DEPTH:
+            raise InvalidEventError(f"{name} is nested deeper than {MAX_MESSAGE_DEPTH}")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                _check(isinstance(key, str) and key != "", f"{name} has an empty key")
+                if isinstance(child, dict | list):
+                    stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
+
+
+def _json_object(obj: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = _get(obj, key)
+    try:
+        _check_json_object(value, key)
+    except InvalidEventError as exc:
+        raise InvalidEventError(f"field {exc}") from None
+    return dict(value)
+
+
+def _check_text(text: str | None, name: str, max_chars: int) -> None:
+    _check(text is None or (isinstance(text, str) and len(text) <= max_chars),
+           f"{name} must be a string of at most {max_chars} characters")
+
+
+def _opt_text(obj: Mapping[str, Any], key: str, max_chars: int) -> str | None:
+    """An optional free text (message text, push name): may be empty, never checked against a pattern."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_chars:
+        raise InvalidEventError(f"field {key!r} must be a string of at most {max_chars} characters")
+    return value
+
+
+def _bool(obj: Mapping[str, Any], key: str) -> bool:
+    value = _get(obj, key)
+    if not isinstance(value, bool):
+        raise InvalidEventError(f"field {key!r} must be a boolean")
+    return value
+
+
+def _check_jid(value: str, name: str) -> None:
+    _check(isinstance(value, str) and bool(_JID_RE.fullmatch(value)), f"{name} is malformed")
+
+
+def _check_message_id(value: str, name: str = "messageId") -> None:
+    _check(isinstance(value, str) and bool(_MESSAGE_ID_RE.fullmatch(value)), f"{name} is malformed")
+
+
+def _check_timestamp(value: int) -> None:
+    _check(isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_INT,
+           "timestamp out of range")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageKey:
+    """A message's key as Baileys users know it (``WAMessageKey``): the chat (``remoteJid``),
+    whether this account sent it (``fromMe``), its WhatsApp id, and in groups the sender
+    (``participant``). ``(remoteJid, fromMe, id)`` names a message within an account."""
+
+    remote_jid: str
+    from_me: bool
+    id: str
+    participant: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_jid(self.remote_jid, "key.remoteJid")
+        _check(isinstance(self.from_me, bool), "key.fromMe must be a boolean")
+        _check_message_id(self.id, "key.id")
+        _check(self.participant is None or bool(_JID_RE.fullmatch(self.participant)), "key.participant is malformed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"remoteJid": self.remote_jid, "fromMe": self.from_me, "id": self.id,
+                "participant": self.participant}
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> MessageKey:
+        if not isinstance(obj, dict):
+            raise InvalidEventError("field 'key' must be an object")
+        try:
+            return _construct(cls, remote_jid=_str(obj, "remoteJid", _JID_RE), from_me=_bool(obj, "fromMe"),
+                              id=_str(obj, "id", _MESSAGE_ID_RE), participant=_opt_str(obj, "participant", _JID_RE))
+        except InvalidEventError as exc:
+            raise InvalidEventError(f"key: {exc}") from None
+
+
+class _MessageEventBase(_EventBase):
+    """Message events: versioned (``v``), larger size limit, a ``messageId`` attribute (each
+    subclass has a ``message_id``, a field or a property)."""
+
+    DEFAULT_TOPIC: ClassVar[str] = TOPIC_MESSAGES
+    MAX_BYTES: ClassVar[int] = MAX_MESSAGE_EVENT_BYTES
+
+    def to_json(self) -> bytes:
+        data = _encode(self.to_dict())
+        if len(data) > self.MAX_BYTES:
+            raise InvalidEventError(f"{self.TYPE} event over {self.MAX_BYTES} bytes")
+        return data
+
+    def attributes(self) -> dict[str, str]:
+        message_id: str = getattr(self, "message_id")  # noqa: B009  # each event names its message
+        return {ATTR_TYPE: self.TYPE, ATTR_ACCOUNT_ID: self.account_id, ATTR_MESSAGE_ID: message_id}
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Self:
+        if len(data) > cls.MAX_BYTES:
+            raise InvalidEventError("event too large")
+        return super().from_json(data)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived(_MessageEventBase):
+    """A message this account received or sent from another of its devices, decrypted, published
+    before it is acknowledged to WhatsApp (so delivery is at least once: readers deduplicate by
+    ``key``, the message store does).
+
+    ``message`` is the WhatsApp ``Message`` protobuf as protobuf JSON (lowerCamelCase field names,
+    bytes as base64, 64-bit integers as strings), the shape of Baileys' ``WAMessage.message``;
+    for a message from another own device it is the inner message of its ``deviceSentMessage``.
+    ``chat`` is the chat JID (``key.remoteJid``), ``sender`` the author's user JID (this account's
+    own for ``fromMe``), ``timestamp`` the message time in Unix seconds as WhatsApp sends it,
+    ``type`` a slug (``text``, ``image``, ``reaction``, ... see :func:`shared.messages.describe`)
+    and ``text`` the message's text or caption when it has one. On the wire ``type`` travels as
+    ``messageType`` (``type`` is the event tag). ``message``, ``text`` and ``pushName`` are
+    plaintext: absent from ``repr`` and never logged.
     """
 
     TYPE: ClassVar[str] = "message.received"
-    DEFAULT_TOPIC: ClassVar[str] = TOPIC_MESSAGES
     account_id: str
-    message_id: str
+    key: MessageKey
+    message: dict[str, Any] = field(repr=False)
     chat: str
     sender: str
     timestamp: int
     type: str
-    payload: bytes = field(repr=False)
+    text: str | None = field(default=None, repr=False)
+    push_name: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_account_id(self.account_id)
-        _check(bool(_MESSAGE_ID_RE.fullmatch(self.message_id)), "messageId is malformed")
-        _check(bool(_JID_RE.fullmatch(self.chat)), "chat is malformed")
-        _check(bool(_JID_RE.fullmatch(self.sender)), "sender is malformed")
-        _check(isinstance(self.timestamp, int) and 0 <= self.timestamp <= _MAX_INT, "timestamp out of range")
-        _check(bool(_SLUG_RE.fullmatch(self.type)), "type is malformed")
-        _check(isinstance(self.payload, bytes), "payload must be bytes")
+        _check(isinstance(self.key, MessageKey), "key must be a MessageKey")
+        _check_json_object(self.message, "message")
+        _check_jid(self.chat, "chat")
+        _check(self.chat == self.key.remote_jid, "chat must equal key.remoteJid")
+        _check_jid(self.sender, "sender")
+        _check_timestamp(self.timestamp)
+        _check(isinstance(self.type, str) and bool(_SLUG_RE.fullmatch(self.type)), "type is malformed")
+        _check_text(self.text, "text", MAX_MESSAGE_TEXT_CHARS)
+        _check_text(self.push_name, "pushName", MAX_PUSH_NAME_CHARS)
+
+    @property
+    def message_id(self) -> str:
+        return self.key.id
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.TYPE,
-            "accountId": self.account_id,
-            "messageId": self.message_id,
-            "chat": self.chat,
-            "sender": self.sender,
-            "timestamp": self.timestamp,
-            "messageType": self.type,
-            "payload": base64.b64encode(self.payload).decode("ascii"),
-        }
-
-    def attributes(self) -> dict[str, str]:
-        return {ATTR_TYPE: self.TYPE, ATTR_ACCOUNT_ID: self.account_id, ATTR_MESSAGE_ID: self.message_id}
+        return {"type": self.TYPE, "v": MESSAGE_SCHEMA_VERSION, "accountId": self.account_id,
+                "key": self.key.to_dict(), "message": self.message, "chat": self.chat, "sender": self.sender,
+                "pushName": self.push_name, "timestamp": self.timestamp, "messageType": self.type,
+                "text": self.text}
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        _schema_version(obj)
         return _construct(
-            cls,
-            account_id=_str(obj, "accountId", ACCOUNT_ID_RE),
-            message_id=_str(obj, "messageId", _MESSAGE_ID_RE),
-            chat=_str(obj, "chat", _JID_RE),
-            sender=_str(obj, "sender", _JID_RE),
-            timestamp=_int(obj, "timestamp"),
-            type=_str(obj, "messageType", _SLUG_RE),
-            payload=_b64(obj, "payload"),
+            cls, account_id=_str(obj, "accountId", ACCOUNT_ID_RE), key=MessageKey.from_dict(_get(obj, "key")),
+            message=_json_object(obj, "message"), chat=_str(obj, "chat", _JID_RE),
+            sender=_str(obj, "sender", _JID_RE), timestamp=_int(obj, "timestamp"),
+            type=_str(obj, "messageType", _SLUG_RE), text=_opt_text(obj, "text", MAX_MESSAGE_TEXT_CHARS),
+            push_name=_opt_text(obj, "pushName", MAX_PUSH_NAME_CHARS),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageUndecryptable(_MessageEventBase):
+    """A message that could not be decrypted after ``retries`` retry receipts, published before
+    it is acknowledged. ``reason`` is a slug (``no_session``, ``bad_mac``, ``no_sender_key``,
+    ``invalid_message``, ...); the store keeps a placeholder the owner can see. A later
+    ``message.received`` with the same key replaces the placeholder."""
+
+    TYPE: ClassVar[str] = "message.undecryptable"
+    account_id: str
+    key: MessageKey
+    chat: str
+    sender: str
+    timestamp: int
+    reason: str
+    retries: int = 0
+
+    def __post_init__(self) -> None:
+        _check_account_id(self.account_id)
+        _check(isinstance(self.key, MessageKey), "key must be a MessageKey")
+        _check_jid(self.chat, "chat")
+        _check(self.chat == self.key.remote_jid, "chat must equal key.remoteJid")
+        _check_jid(self.sender, "sender")
+        _check_timestamp(self.timestamp)
+        _check(isinstance(self.reason, str) and bool(_SLUG_RE.fullmatch(self.reason)), "reason is malformed")
+        _check(isinstance(self.retries, int) and not isinstance(self.retries, bool)
+               and 0 <= self.retries <= MAX_RETRY_RECEIPTS, f"retries must be 0..{MAX_RETRY_RECEIPTS}")
+
+    @property
+    def message_id(self) -> str:
+        return self.key.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "v": MESSAGE_SCHEMA_VERSION, "accountId": self.account_id,
+                "key": self.key.to_dict(), "chat": self.chat, "sender": self.sender,
+                "timestamp": self.timestamp, "reason": self.reason, "retries": self.retries}
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        _schema_version(obj)
+        return _construct(
+            cls, account_id=_str(obj, "accountId", ACCOUNT_ID_RE), key=MessageKey.from_dict(_get(obj, "key")),
+            chat=_str(obj, "chat", _JID_RE), sender=_str(obj, "sender", _JID_RE),
+            timestamp=_int(obj, "timestamp"), reason=_str(obj, "reason", _SLUG_RE),
+            retries=_int(obj, "retries") if "retries" in obj else 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatusUpdate(_MessageEventBase):
+    """What became of an outgoing message (one the account sent through ``sendMessage``).
+
+    ``status`` is ``sent`` (server ack), ``delivered`` / ``read`` (receipts) or ``failed`` (with a
+    ``reason`` slug: ``not_on_whatsapp``, ``server_error_479``, ``expired``, ...). Without
+    ``recipient`` it is the message's status; with ``recipient`` (a user JID) it is that
+    recipient's, kept per recipient (groups: the connector knows the participants it encrypted
+    for and reports the message ``delivered`` or ``read`` once all are). ``pending`` is never
+    reported: the functions set it when they accept the send. Statuses only move up
+    (:class:`MessageStatus`), so reports may arrive twice or late."""
+
+    TYPE: ClassVar[str] = "message.status"
+    account_id: str
+    message_id: str
+    chat: str
+    status: MessageStatus
+    at: datetime
+    reason: str | None = None
+    recipient: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_account_id(self.account_id)
+        _check_message_id(self.message_id)
+        _check_jid(self.chat, "chat")
+        _check(isinstance(self.status, MessageStatus) and self.status is not MessageStatus.PENDING,
+               "status must be sent, delivered, read or failed")
+        _check_aware(self.at, "at")
+        _check(self.reason is None or (isinstance(self.reason, str) and bool(_SLUG_RE.fullmatch(self.reason))),
+               "reason is malformed")
+        _check(self.status is MessageStatus.FAILED or self.reason is None, "reason goes with status failed only")
+        _check(self.recipient is None or bool(_JID_RE.fullmatch(self.recipient)), "recipient is malformed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "v": MESSAGE_SCHEMA_VERSION, "accountId": self.account_id,
+                "messageId": self.message_id, "chat": self.chat, "status": self.status.value,
+                "reason": self.reason, "at": format_time(self.at), "recipient": self.recipient}
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        _schema_version(obj)
+        try:
+            status = MessageStatus(_str(obj, "status", max_len=16))
+        except ValueError:
+            raise InvalidEventError("field 'status' has an unknown value") from None
+        return _construct(
+            cls, account_id=_str(obj, "accountId", ACCOUNT_ID_RE), message_id=_str(obj, "messageId", _MESSAGE_ID_RE),
+            chat=_str(obj, "chat", _JID_RE), status=status, at=_time(obj, "at"),
+            reason=_opt_str(obj, "reason", _SLUG_RE), recipient=_opt_str(obj, "recipient", _JID_RE),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuotedMessage:
+    """The message a reply quotes: its id, its author's JID (``participant`` in the reply's
+    ``contextInfo``) and its content as protobuf JSON when the store has it (``None``: WhatsApp
+    shows the reply without the quoted text)."""
+
+    id: str
+    participant: str
+    message: dict[str, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_message_id(self.id, "replyTo.id")
+        _check_jid(self.participant, "replyTo.participant")
+        if self.message is not None:
+            _check_json_object(self.message, "replyTo.message")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "participant": self.participant, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> QuotedMessage:
+        if not isinstance(obj, dict):
+            raise InvalidEventError("field 'replyTo' must be an object")
+        return _construct(cls, id=_str(obj, "id", _MESSAGE_ID_RE), participant=_str(obj, "participant", _JID_RE),
+                          message=_json_object(obj, "message") if obj.get("message") is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """A reaction to the message named by ``key``: ``emoji``, or ``""`` to take a reaction back."""
+
+    key: MessageKey
+    emoji: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.key, MessageKey), "react.key must be a MessageKey")
+        _check(isinstance(self.emoji, str) and len(self.emoji) <= MAX_EMOJI_CHARS,
+               f"react.emoji must be at most {MAX_EMOJI_CHARS} characters")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key.to_dict(), "emoji": self.emoji}
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> Reaction:
+        if not isinstance(obj, dict):
+            raise InvalidEventError("field 'react' must be an object")
+        emoji = _get(obj, "emoji")
+        if not isinstance(emoji, str):
+            raise InvalidEventError("field 'react.emoji' must be a string")
+        return _construct(cls, key=MessageKey.from_dict(_get(obj, "key")), emoji=emoji)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSend(_MessageEventBase):
+    """A send the functions accepted, for the connector holding the account to build, encrypt and send.
+
+    Published on the ``outbox`` topic (ordering key ``accountId``) when ``sendMessage`` accepts it,
+    and listed again in connectorSync's ``pendingSends`` while it waits (the catch-up after a claim,
+    a restart or a missed message): a connector may see one send more than once and sends it once
+    per ``messageId``. The id is the WhatsApp message id, fixed at acceptance, so a resend after a
+    crash reuses it and recipients see one message.
+
+    ``chat`` is the destination (a user's ``...@s.whatsapp.net`` or a group's ``...@g.us``). A
+    ``text`` send carries ``text`` and, for a reply, ``replyTo`` (the connector builds
+    ``conversation``, or ``extendedTextMessage`` with the reply's ``contextInfo``); a ``reaction``
+    carries ``react`` (``reactionMessage`` with the target key; the connector stamps
+    ``senderTimestampMs`` when it sends). ``acceptedAt`` is when the functions accepted it. The
+    outcome comes back as :class:`MessageStatusUpdate`. ``text`` and the quoted message are
+    plaintext: absent from ``repr``, never logged."""
+
+    TYPE: ClassVar[str] = "message.send"
+    DEFAULT_TOPIC: ClassVar[str] = TOPIC_OUTBOX
+    account_id: str
+    message_id: str
+    chat: str
+    kind: SendKind
+    accepted_at: datetime
+    text: str | None = field(default=None, repr=False)
+    reply_to: QuotedMessage | None = None
+    react: Reaction | None = None
+
+    def __post_init__(self) -> None:
+        _check_account_id(self.account_id)
+        _check_message_id(self.message_id)
+        _check_jid(self.chat, "chat")
+        _check(isinstance(self.kind, SendKind), "kind must be a SendKind")
+        _check_aware(self.accepted_at, "acceptedAt")
+        if self.kind is SendKind.TEXT:
+            _check(isinstance(self.text, str) and 0 < len(self.text) <= MAX_MESSAGE_TEXT_CHARS,
+                   f"a text send needs 1..{MAX_MESSAGE_TEXT_CHARS} characters of text")
+            _check(self.reply_to is None or isinstance(self.reply_to, QuotedMessage), "replyTo is malformed")
+            _check(self.react is None, "a text send has no react")
+        else:
+            _check(isinstance(self.react, Reaction), "a reaction send needs react")
+            _check(self.text is None and self.reply_to is None, "a reaction send has no text or replyTo")
+            _check(self.react is not None and self.react.key.remote_jid == self.chat,
+                   "a reaction goes to the chat of its message")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "v": MESSAGE_SCHEMA_VERSION, "accountId": self.account_id,
+                "messageId": self.message_id, "chat": self.chat, "kind": self.kind.value,
+                "acceptedAt": format_time(self.accepted_at), "text": self.text,
+                "replyTo": self.reply_to.to_dict() if self.reply_to is not None else None,
+                "react": self.react.to_dict() if self.react is not None else None}
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Self:
+        _schema_version(obj)
+        try:
+            kind = SendKind(_str(obj, "kind", max_len=16))
+        except ValueError:
+            raise InvalidEventError("field 'kind' has an unknown value") from None
+        reply_to = obj.get("replyTo")
+        react = obj.get("react")
+        return _construct(
+            cls, account_id=_str(obj, "accountId", ACCOUNT_ID_RE), message_id=_str(obj, "messageId", _MESSAGE_ID_RE),
+            chat=_str(obj, "chat", _JID_RE), kind=kind, accepted_at=_time(obj, "acceptedAt"),
+            text=_opt_text(obj, "text", MAX_MESSAGE_TEXT_CHARS),
+            reply_to=QuotedMessage.from_dict(reply_to) if reply_to is not None else None,
+            react=Reaction.from_dict(react) if react is not None else None,
         )
 
 
@@ -651,13 +1074,18 @@ class AlertRaised(_EventBase):
                           created_at=_time(obj, "createdAt"))
 
 
+#: What the ``messages`` topic carries.
+MessageEvent = MessageReceived | MessageUndecryptable | MessageStatusUpdate
+
 Event = (ConnectionUpdate | ConnectionUpdates | PairingCode | PairingQr | PairingSuccess | PairingFailed
-         | MessageReceived | AccountRemoved | AlertRaised)
+         | MessageReceived | MessageUndecryptable | MessageStatusUpdate | OutboundSend | AccountRemoved
+         | AlertRaised)
 
 _BY_TYPE: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (ConnectionUpdate, ConnectionUpdates, PairingCode, PairingQr, PairingSuccess, PairingFailed,
-                MessageReceived, AccountRemoved, AlertRaised)
+                MessageReceived, MessageUndecryptable, MessageStatusUpdate, OutboundSend, AccountRemoved,
+                AlertRaised)
 }
 
 
@@ -668,6 +1096,8 @@ def parse_event(data: bytes | str) -> Event:
     cls = _BY_TYPE.get(tag) if isinstance(tag, str) else None
     if cls is None:
         raise InvalidEventError("unknown or missing event type")
+    if len(data) > cls.MAX_BYTES:
+        raise InvalidEventError("event too large")
     return cls.from_dict(obj)
 
 

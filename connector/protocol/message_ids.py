@@ -23,21 +23,20 @@ from typing import Final
 
 from connector.protocol.binary import Jid
 from connector.protocol.crypto import RandomSource
+from shared import message_ids as _ids
+from shared.message_ids import MESSAGE_ID_HEX_DIGITS, MESSAGE_ID_PREFIX, MESSAGE_ID_RANDOM_BYTES
 
-MESSAGE_ID_PREFIX: Final = "3EB0"
-MESSAGE_ID_RANDOM_BYTES: Final = 16
-MESSAGE_ID_HEX_DIGITS: Final = 18
+__all__ = ["MESSAGE_ID_HEX_DIGITS", "MESSAGE_ID_PREFIX", "MESSAGE_ID_RANDOM_BYTES", "PHASH_HASH_BYTES",
+           "PHASH_PREFIX", "new_message_id", "participant_hash"]
+
 PHASH_PREFIX: Final = "2:"
 PHASH_HASH_BYTES: Final = 6
 
 
 def new_message_id(now_s: int, own_user: str | None, rand: RandomSource) -> str:
-    """A fresh id for a message we send at unix time ``now_s`` (``3EB0`` + 18 uppercase hex digits)."""
-    data = (now_s & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
-    if own_user:
-        data += f"{own_user}@c.us".encode()
-    data += rand(MESSAGE_ID_RANDOM_BYTES)
-    return MESSAGE_ID_PREFIX + hashlib.sha256(data).hexdigest()[:MESSAGE_ID_HEX_DIGITS].upper()
+    """A fresh id for a message we send at unix time ``now_s`` (``3EB0`` + 18 uppercase hex digits); the
+    recipe is :func:`shared.message_ids.new_message_id`, which the functions use for ``sendMessage``."""
+    return _ids.new_message_id(now_s, own_user, rand(MESSAGE_ID_RANDOM_BYTES))
 
 
 def participant_hash(device_jids: Iterable[Jid]) -> str:

@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     imp.add_argument("--account", required=True, help="account id to store it under")
     imp.add_argument("--generation", type=int, default=None,
                      help="lease generation to record (default: the stored one, or 0)")
+    imp.add_argument("--owner", default=None, metavar="UID",
+                     help="Firebase Auth uid of the owner: also create the account record, so a connector "
+                          "serves the session (restored, no re-pairing)")
     imp.set_defaults(func=_run(_import_baileys))
 
     exp = commands.add_parser("export-baileys", help="write the newest restorable version as a Baileys folder")
@@ -43,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     mig = commands.add_parser("migrate-legacy", help="encrypt reference-system plaintext creds, then remove them")
     mig.add_argument("--account", default=None, help="only this account (default: every legacy document)")
+    mig.add_argument("--owner", default=None, metavar="UID",
+                     help="Firebase Auth uid of the owner: also create each migrated account's record, so a "
+                          "connector serves it")
     mig.set_defaults(func=_run(_migrate_legacy))
 
     ins = commands.add_parser("inspect", help="metadata of an account's stored state (never key material)")
@@ -98,10 +104,43 @@ def _import_baileys(vault: Vault, args: argparse.Namespace, out: TextIO) -> int:
             generation = vault.inspect(args.account).generation
         except NotFoundError:
             generation = 0
+    if args.owner is not None:
+        from functions.errors import FunctionsError
+        from functions.imports import linked_identity
+
+        try:
+            linked_identity(state)  # refused before anything is stored
+        except FunctionsError as exc:
+            print(f"keeper vault: {exc.message}", file=sys.stderr)
+            return EXIT_FAILED
     result = vault.save(args.account, state, generation)
     verb = "stored as" if result.created else "unchanged, already"
     print(f"{args.account}: {state.key_count()} keys in {len(state.keys)} categories {verb} "
           f"v{result.version} (generation {result.generation}, {result.stored_size} bytes stored)", file=out)
+    if args.owner is not None:
+        return _serve(args.account, args.owner, state, out)
+    return EXIT_OK
+
+
+def _serve(account_id: str, owner: str, state: Any, out: TextIO) -> int:
+    """Create or reuse the account record of an imported state so that a connector serves it."""
+    from datetime import UTC
+
+    from functions.config import FunctionsConfig
+    from functions.errors import FunctionsError
+    from functions.firestore_stores import FirestoreAccountStore
+    from functions.imports import serve_imported
+    from shared.vault.config import VaultConfig
+
+    accounts = FirestoreAccountStore(VaultConfig.from_env().firestore_client())
+    try:
+        served = serve_imported(accounts, account_id, owner, state, datetime.now(UTC),
+                                max_active=FunctionsConfig.from_env().max_accounts_per_user)
+    except FunctionsError as exc:
+        print(f"keeper vault: {account_id}: stored but not served: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{account_id}: account {served.outcome} for owner {owner} ({served.phone_number}); a connector "
+          "restores it on its next sync", file=out)
     return EXIT_OK
 
 
@@ -130,6 +169,9 @@ def _migrate_legacy(vault: Vault, args: argparse.Namespace, out: TextIO) -> int:
             continue
         suffix = f" (v{result.version})" if result.version is not None else ""
         print(f"[{index}/{total}] {account}: {result.outcome}{suffix}", file=out)
+        if (args.owner is not None and result.outcome != "absent"
+                and _serve(account, args.owner, vault.restore(account).state, out) != EXIT_OK):
+            failures += 1
     print(f"migrate-legacy: {len(accounts) - failures} done, {failures} failed", file=out)
     return EXIT_FAILED if failures else EXIT_OK
 

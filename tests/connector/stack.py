@@ -117,7 +117,7 @@ def start_stack(children: Callable[..., ChildProcess], project: str, suffix: str
 
     home.mkdir(parents=True, exist_ok=True)
     topics = {"snapshots": f"snapshots-{suffix}", "connection_events": f"connection-{suffix}",
-              "messages": f"messages-{suffix}", "alerts": f"alerts-{suffix}"}
+              "messages": f"messages-{suffix}", "alerts": f"alerts-{suffix}", "outbox": f"outbox-{suffix}"}
     env = dict(os.environ)
     env.update({
         "KEEPER_PROJECT": project, "GOOGLE_CLOUD_PROJECT": project, "GCLOUD_PROJECT": project,
@@ -126,6 +126,7 @@ def start_stack(children: Callable[..., ChildProcess], project: str, suffix: str
         "KEEPER_TOPIC_SNAPSHOTS": topics["snapshots"],
         "KEEPER_TOPIC_CONNECTION_EVENTS": topics["connection_events"],
         "KEEPER_TOPIC_MESSAGES": topics["messages"], "KEEPER_TOPIC_ALERTS": topics["alerts"],
+        "KEEPER_TOPIC_OUTBOX": topics["outbox"],
         "FIREBASE_AUTH_EMULATOR_HOST": env.get("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9"),
     })
     env.update(extra_env)

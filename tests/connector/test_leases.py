@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 
 from connector.errors import SyncUnavailable
 from connector.leases import LeaseKeeper, LeaseTable
 from shared.connector_sync import Claim, Command, HeldLease, Lost, RenewedLease, SyncReply, SyncRequest
+from shared.events import OutboundSend, SendKind
 from tests.connector.fakes import eventually
 
 
@@ -40,6 +43,9 @@ class Owner:
 
     def on_command(self, command: Command) -> None:
         self.log.append(f"{command.action}:{command.account_id}")
+
+    def on_pending_sends(self, sends: Sequence[OutboundSend]) -> None:
+        self.log.extend(f"send:{s.account_id}:{s.message_id}" for s in sends)
 
 
 class ScriptedClient:
@@ -89,6 +95,18 @@ async def test_keeper_applies_claims_renewals_losses_and_commands() -> None:
     assert keeper.check_expiring() == ["a"]
     assert owner.log[-1] == "expiring:a"
     assert len(keeper.table) == 0
+
+
+async def test_pending_sends_reach_the_owner_after_the_claims_of_their_answer() -> None:
+    owner = Owner()
+    send = OutboundSend("a", "3EB0AAAA", "40711111111@s.whatsapp.net", SendKind.TEXT,
+                        datetime(2026, 11, 25, tzinfo=UTC), text="hi")
+    client = ScriptedClient([response(claimed=[Claim("a", 1, "restore")], pending_sends=[send])])
+    keeper = LeaseKeeper(client, owner, connector_id="c", capacity=5, public_key=bytes(32), interval_s=5)
+    await keeper.sync_once()
+    assert owner.log == ["key:k", "claimed:a", "send:a:3EB0AAAA"]
+    # and the reply carries them over the wire
+    assert SyncReply.from_json(response(pending_sends=[send]).to_json()).pending_sends == [send]
 
 
 async def test_release_is_sent_once_and_claims_while_draining_go_back() -> None:

@@ -506,3 +506,35 @@ async def test_pairing_events_name_their_sender_and_lease_generation() -> None:
         assert all((e["connectorId"], e["generation"]) == ("c-1", 7) for e in pairing), pairing
     finally:
         await h.service.shutdown()
+
+
+async def test_sends_reach_the_handler_for_held_accounts_and_wait_for_a_claim() -> None:
+    from datetime import UTC, datetime
+
+    from shared.events import OutboundSend, SendKind
+
+    functions = FakeFunctions()
+    functions.add("a1", AuthState.generate())
+    h = Harness(functions)
+    handed: list[str] = []
+
+    async def handler(send: OutboundSend) -> None:
+        handed.append(f"{send.account_id}:{send.message_id}")
+
+    h.service.outbox.set_handler(handler)
+    await h.service.start()
+    try:
+        await eventually(lambda: "a1" in h.service.accounts)
+
+        def send(account: str, message_id: str) -> OutboundSend:
+            return OutboundSend(account, message_id, "1@s.whatsapp.net", SendKind.TEXT, datetime.now(UTC), text="x")
+
+        h.service.on_pending_sends([send("a1", "3EB0A1"), send("a2", "3EB0B1")])
+        await eventually(lambda: handed == ["a1:3EB0A1"])
+        functions.add("a2", AuthState.generate())  # claimed on a later sync: its parked send goes then
+        await eventually(lambda: handed == ["a1:3EB0A1", "a2:3EB0B1"], timeout_s=10)
+        h.service.on_pending_sends([send("a1", "3EB0A1")])  # the catch-up again: not sent twice
+        await asyncio.sleep(0.1)
+        assert handed == ["a1:3EB0A1", "a2:3EB0B1"]
+    finally:
+        await h.service.shutdown()

@@ -41,7 +41,8 @@ def _trigger_steps(plan: Plan) -> dict[str, list[Command]]:
 
 def test_every_trigger_subscription_gets_the_dead_letter_policy_after_its_deploy(plan: Plan) -> None:
     steps = _trigger_steps(plan)
-    assert set(steps) == set(load_functions_main_tables().pubsub) == {"persistSnapshot", "recordConnectionEvent"}
+    assert set(steps) == set(load_functions_main_tables().pubsub) == {
+        "persistSnapshot", "recordConnectionEvent", "recordMessageEvent"}
     created_topics = {c.words[4] for c in plan.commands("gcloud", "pubsub", "topics", "create")}
     subscriptions = set()
     for name, commands in steps.items():

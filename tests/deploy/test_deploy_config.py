@@ -39,6 +39,7 @@ OVERRIDES = {
     "_TOPIC_SNAPSHOTS": "snap-x",
     "_TOPIC_CONNECTION_EVENTS": "conn-x",
     "_TOPIC_MESSAGES": "msg-x",
+    "_TOPIC_OUTBOX": "outbox-x",
     "_TOPIC_ALERTS": "alerts-x",
     "_TOPIC_DEAD_LETTER": "dead-x",
     "_VERSIONS_KEPT": "5",
@@ -187,11 +188,12 @@ def test_every_topic_in_use_is_created(plan: Plan) -> None:
     used: set[str] = set()
     for command in _function_deploys(plan).values():
         config = FunctionsConfig.from_env(command.env_vars())
-        used |= {config.topic_snapshots, config.topic_connection_events, config.topic_alerts}
+        used |= {config.topic_snapshots, config.topic_connection_events, config.topic_alerts,
+                 config.topic_messages, config.topic_outbox}
         if "--trigger-topic" in command.flags:
             used.add(str(command.flags["--trigger-topic"]))
     topics = ConnectorConfig.from_env(_connector_deploy(plan).env_vars()).topics
-    used |= {topics.snapshots, topics.connection, topics.messages}
+    used |= {topics.snapshots, topics.connection, topics.messages, topics.outbox}
     assert used == {v for k, v in OVERRIDES.items() if k.startswith("_TOPIC_") and k != "_TOPIC_DEAD_LETTER"}
     assert used <= created
     for subscription in plan.commands("gcloud", "pubsub", "subscriptions", "create"):
@@ -217,8 +219,32 @@ def test_publish_rights_are_per_topic(plan: Plan) -> None:
     connector = {t for t, m, r in grants if m == f"serviceAccount:{CONNECTOR_SA}" and r == "roles/pubsub.publisher"}
     assert connector == {OVERRIDES[k] for k in ("_TOPIC_SNAPSHOTS", "_TOPIC_CONNECTION_EVENTS", "_TOPIC_MESSAGES")}
     functions = {t for t, m, r in grants if m == f"serviceAccount:{FUNCTIONS_SA}"}
-    assert functions == {OVERRIDES["_TOPIC_ALERTS"]}
-    assert {r for _, _, r in grants} == {"roles/pubsub.publisher"}
+    assert functions == {OVERRIDES["_TOPIC_ALERTS"], OVERRIDES["_TOPIC_OUTBOX"]}
+    # The connector reads the outbox topic (its own subscriptions), nothing else.
+    reads = {(t, m) for t, m, r in grants if r == "roles/pubsub.subscriber"}
+    assert reads == {(OVERRIDES["_TOPIC_OUTBOX"], f"serviceAccount:{CONNECTOR_SA}")}
+    assert {r for _, _, r in grants} == {"roles/pubsub.publisher", "roles/pubsub.subscriber"}
+
+
+def test_messages_topic_is_readable_only_by_its_trigger_and_consumer(plan: Plan) -> None:
+    # Message events carry plaintext: nobody but the connector publishes, and no identity is granted a
+    # subscription on it except the dead-letter agent on the consumer's (and Eventarc's own trigger).
+    messages = OVERRIDES["_TOPIC_MESSAGES"]
+    topic_grants = [c for c in plan.commands("gcloud", "pubsub", "topics", "add-iam-policy-binding")
+                    if c.words[4] == messages]
+    assert {(c.flags["--member"], c.flags["--role"]) for c in topic_grants} == {
+        (f"serviceAccount:{CONNECTOR_SA}", "roles/pubsub.publisher")}
+    (trigger,) = [c for c in plan.commands("gcloud", "functions", "deploy") if c.words[3] == "recordMessageEvent"]
+    assert trigger.flags["--trigger-topic"] == messages
+    # The connector's subscription rights are bound to outbox-* subscriptions only.
+    (binding,) = [c for c in plan.commands("gcloud", "projects", "add-iam-policy-binding")
+                  if c.flags.get("--member") == f"serviceAccount:{CONNECTOR_SA}"]
+    assert binding.flags["--role"].endswith("/roles/keeperOutboxReader")
+    assert f'subscriptions/{OVERRIDES["_TOPIC_OUTBOX"]}-' in binding.flags["--condition"]
+    (role,) = plan.commands("gcloud", "iam", "roles", "create")
+    assert set(role.flags["--permissions"].split(",")) == {
+        "pubsub.subscriptions.create", "pubsub.subscriptions.consume", "pubsub.subscriptions.delete",
+        "pubsub.subscriptions.get"}
 
 
 def test_scheduled_functions_use_oidc(plan: Plan) -> None:

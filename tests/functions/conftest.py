@@ -86,7 +86,7 @@ def functions_gateway(firestore_emulator: str, pubsub_emulator: str, project_id:
     port, auth_port = free_port(), free_port()
     suffix = uuid.uuid4().hex[:8]
     topics = {"snapshots": f"session-snapshots-{suffix}", "connection_events": f"connection-events-{suffix}",
-              "messages": f"messages-{suffix}", "alerts": f"alerts-{suffix}"}
+              "messages": f"messages-{suffix}", "alerts": f"alerts-{suffix}", "outbox": f"outbox-{suffix}"}
     env = {
         **os.environ,
         "FIRESTORE_EMULATOR_HOST": firestore_emulator, "PUBSUB_EMULATOR_HOST": pubsub_emulator,
@@ -97,6 +97,7 @@ def functions_gateway(firestore_emulator: str, pubsub_emulator: str, project_id:
         "KEEPER_TOPIC_SNAPSHOTS": topics["snapshots"],
         "KEEPER_TOPIC_CONNECTION_EVENTS": topics["connection_events"],
         "KEEPER_TOPIC_ALERTS": topics["alerts"],
+        "KEEPER_TOPIC_MESSAGES": topics["messages"], "KEEPER_TOPIC_OUTBOX": topics["outbox"],
     }
     base = f"http://127.0.0.1:{port}/{project_id}/{REGION}"
     log_dir = REPO_ROOT / ".keeper" / "test-logs" / time.strftime("%Y%m%d-%H%M%S")

@@ -167,7 +167,7 @@ def test_scheduled_jobs_run_from_the_cli(functions_gateway: Gateway, firestore_c
                                env=functions_gateway.env, capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert json.loads(completed.stdout) == {"history": 0, "orphanSessions": 0, "pairingExpired": 0, "pruned": 0,
-                                            "purged": 0}
+                                            "purged": 0, "messages": 0, "sendsExpired": 0}
 
 
 def _publish(gw: Gateway, role: str, data: bytes, attributes: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+import requests
 
 from keeper import emulators
 from tests.functions.conftest import REGION, REPO_ROOT, Gateway
@@ -45,3 +46,69 @@ def test_add_and_list_accounts_through_the_firebase_js_sdk(functions_gateway: Ga
     assert out["unauthError"]["code"] == "functions/unauthenticated"
     doc = firestore_client.collection("accounts").document(account_id).get().to_dict()
     assert doc["ownerUid"] == out["uid"]
+
+
+def _sign_up(auth_port: int, email: str, password: str) -> str:
+    """A user on the Auth emulator; returns its uid."""
+    response = requests.post(
+        f"http://127.0.0.1:{auth_port}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=demo-api-key",
+        json={"email": email, "password": password, "returnSecureToken": True}, timeout=15)
+    response.raise_for_status()
+    return str(response.json()["localId"])
+
+
+def test_the_frontend_contract_example_listens_to_a_chat_and_sends_into_it(
+        functions_gateway: Gateway, firestore_client: Any, firestore_emulator: str) -> None:
+    # tests/js/chat.mjs is the example of docs/ARCHITECTURE.md ("Frontend contract"): Firestore listeners on a
+    # chat's messages and summary (rules enforced by the emulator), sendMessage through httpsCallable.
+    from datetime import UTC, datetime
+
+    from shared.events import MessageKey, MessageReceived, MessageStatus, MessageStatusUpdate
+    from tests.functions.test_messages_integration import linked_account, post_event
+
+    node = shutil.which("node")
+    assert node is not None, "node is not on PATH: install Node.js 20+"
+    gw = functions_gateway
+    chat = "40711111111@s.whatsapp.net"
+    log_dir = REPO_ROOT / ".keeper" / "test-logs" / time.strftime("%Y%m%d-%H%M%S")
+    auth = emulators.auth(gw.auth_port, project=gw.project, log_dir=log_dir)
+    auth.start()
+    try:
+        uid = _sign_up(gw.auth_port, "dana@example.com", "secret12")
+        linked_account(firestore_client, "acc-web", owner=uid)
+        linked_account(firestore_client, "acc-other", owner="someone-else", phone="+40700000009")
+        hello = MessageReceived("acc-web", MessageKey(chat, False, "3EB0WEB1"), {"conversation": "hi dana"}, chat,
+                                chat, int(datetime.now(UTC).timestamp()) - 5, "text", "hi dana", "Bob")
+        assert post_event(gw, hello.to_json(), hello.attributes()).status_code == 200
+        process = subprocess.Popen(
+            [node, str(REPO_ROOT / "tests" / "js" / "chat.mjs"), gw.project, f"127.0.0.1:{gw.auth_port}",
+             firestore_emulator, "127.0.0.1", str(gw.port), REGION, "dana@example.com", "secret12", "acc-web", chat,
+             "acc-other"],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None and process.stderr is not None
+            line = process.stdout.readline()
+            assert line, process.stderr.read()[-3000:]
+            pending = json.loads(line)
+            assert pending["step"] == "pending", pending
+            assert [m["id"] for m in pending["messages"]] == ["3EB0WEB1", pending["messageId"]]
+            sent = MessageStatusUpdate("acc-web", pending["messageId"], chat, MessageStatus.SENT, datetime.now(UTC))
+            assert post_event(gw, sent.to_json(), sent.attributes()).status_code == 200
+            line = process.stdout.readline()
+            assert line, process.stderr.read()[-3000:]
+            done = json.loads(line)
+            process.wait(NODE_TIMEOUT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+    finally:
+        auth.stop()
+    assert done["step"] == "done"
+    assert done["repeatedId"] == done["messageId"]  # the same clientMessageId is the same send
+    assert done["denied"] == "permission-denied"
+    assert done["badTo"]["code"] == "functions/invalid-argument" and done["badTo"]["details"] == {"field": "to"}
+    texts = [(m["fromMe"], m["text"], m["status"]) for m in done["messages"]]
+    assert texts == [(False, "hi dana", None), (True, "hello from the web", "sent")]
+    assert done["summary"]["unreadCount"] == 0 and done["summary"]["lastMessage"]["id"] == done["messageId"]

@@ -189,12 +189,14 @@ def test_ensure_local_pubsub_switches_between_push_and_relay(pubsub_names: Any, 
 
     relayed = ensure_local_pubsub(project_id, base, topics=topics, suffix=suffix, delivery="relay")
     assert {route.function: route.endpoint for route in relayed.routes} == {
-        "persistSnapshot": f"{base}/persistSnapshot", "recordConnectionEvent": f"{base}/recordConnectionEvent"}
+        "persistSnapshot": f"{base}/persistSnapshot", "recordConnectionEvent": f"{base}/recordConnectionEvent",
+        "recordMessageEvent": f"{base}/recordMessageEvent"}
     for route in relayed.routes:
         subscription = subscriber.get_subscription(subscription=route.subscription)
         assert subscription.push_config.push_endpoint == ""  # a pull subscription, for the relay
         assert subscription.enable_message_ordering
-        role = "snapshots" if route.function == "persistSnapshot" else "connection_events"
+        role = {"persistSnapshot": "snapshots", "recordConnectionEvent": "connection_events",
+                "recordMessageEvent": "messages"}[route.function]
         assert route.topic == f"projects/{project_id}/topics/{topics[role]}"
     with pytest.raises(gexc.NotFound):  # the push subscription is gone: nothing is delivered twice
         subscriber.get_subscription(subscription=persist.subscription)

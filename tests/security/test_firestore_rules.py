@@ -35,6 +35,7 @@ FAKE_ADMIN = Principal("string-admin-claim", unsigned_id_token(PROJECT, "mallory
 PRINCIPALS = [ANON, ALICE, BOB, ADMIN, FAKE_ADMIN]
 
 VERSION = "0000000001"
+BOB_JID = "40711111111@s.whatsapp.net"
 
 # path -> (seeded data, who may read it). Every collection in docs/ARCHITECTURE.md, plus a subcollection
 # under an account and a collection nobody declared, which must be closed by default.
@@ -46,6 +47,15 @@ DOCUMENTS: dict[str, tuple[dict[str, Any], set[str]]] = {
     "accounts/acc-bob": ({"ownerUid": "bob", "phoneNumber": "+40700000002", "status": "pairing"}, {"bob", "admin"}),
     "accounts/acc-orphan": ({"status": "removed"}, {"admin"}),
     "accounts/acc-alice/notes/n1": ({"ownerUid": "alice", "text": "internal"}, set()),
+    # The message store: the owner reads messages and chats; nobody reads the outbox; an account with no
+    # owner opens its messages to nobody (the admin claim does not open message content).
+    "accounts/acc-alice/messages/3EB0A1": (
+        {"chat": BOB_JID, "sender": BOB_JID, "fromMe": False, "type": "text", "text": "hello alice",
+         "message": {"conversation": "hello alice"}, "status": None}, {"alice"}),
+    f"accounts/acc-alice/chats/{BOB_JID}": ({"chat": BOB_JID, "unreadCount": 1}, {"alice"}),
+    "accounts/acc-alice/outbox/3EB0A2": ({"accountId": "acc-alice", "send": {"text": "pending"}}, set()),
+    "accounts/acc-bob/messages/3EB0B1": ({"chat": BOB_JID, "text": "bob's", "ownerUid": "alice"}, {"bob"}),
+    "accounts/acc-orphan/messages/3EB0C1": ({"chat": BOB_JID, "text": "orphaned", "ownerUid": "alice"}, set()),
     "whatsapp_sessions/acc-alice": ({"ownerUid": "alice", "latestVersion": 1, "generation": 3}, set()),
     f"whatsapp_sessions/acc-alice/versions/{VERSION}": (
         {"ownerUid": "alice", "keyId": "1", "wrappedKey": b"\x01" * 40, "ciphertext": b"\x02" * 64},
@@ -67,6 +77,11 @@ DOCUMENTS: dict[str, tuple[dict[str, Any], set[str]]] = {
 LISTABLE: dict[str, set[str]] = {
     "accounts": {"admin"},
     "accounts/acc-alice/notes": set(),
+    "accounts/acc-alice/messages": {"alice"},
+    "accounts/acc-alice/chats": {"alice"},
+    "accounts/acc-alice/outbox": set(),
+    "accounts/acc-bob/messages": {"bob"},
+    "accounts/acc-orphan/messages": set(),
     "whatsapp_sessions": set(),
     "whatsapp_sessions/acc-alice/versions": set(),
     f"whatsapp_sessions/acc-alice/versions/{VERSION}/chunks": set(),
@@ -147,6 +162,14 @@ def test_account_queries_beyond_own_are_denied(
     assert response.status_code == 403, response.text
 
 
+def test_owner_queries_a_chat_of_their_account(rest: FirestoreRest) -> None:
+    response = rest.query(ALICE, "accounts/acc-alice", "messages", where={"chat": BOB_JID})
+    assert response.status_code == 200, response.text
+    assert returned_documents(response) == ["accounts/acc-alice/messages/3EB0A1"]
+    for who in (BOB, ADMIN, ANON):
+        assert rest.query(who, "accounts/acc-alice", "messages", where={"chat": BOB_JID}).status_code == 403
+
+
 def test_admin_queries_every_account(rest: FirestoreRest) -> None:
     response = rest.query(ADMIN, "", "accounts")
     assert response.status_code == 200, response.text
@@ -154,7 +177,8 @@ def test_admin_queries_every_account(rest: FirestoreRest) -> None:
 
 
 @pytest.mark.parametrize("who", PRINCIPALS, ids=lambda p: p.name)
-@pytest.mark.parametrize("collection_id", ["versions", "chunks", "notes", "accounts", "leases"])
+@pytest.mark.parametrize("collection_id", ["versions", "chunks", "notes", "accounts", "leases", "messages",
+                                           "chats", "outbox"])
 def test_collection_group_queries_filtered_by_owner_are_denied(
     rest: FirestoreRest, collection_id: str, who: Principal
 ) -> None:
@@ -207,7 +231,7 @@ def _collections_in_code() -> set[str]:
     import importlib
 
     found: set[str] = set()
-    for module_name in ("functions.firestore_stores", "shared.vault.firestore_store"):
+    for module_name in ("functions.firestore_stores", "functions.message_firestore", "shared.vault.firestore_store"):
         module = importlib.import_module(module_name)
         tree = ast.parse(Path(str(module.__file__)).read_text())
         for node in ast.walk(tree):

@@ -19,6 +19,7 @@ from shared.events import (
     ConnectionUpdates,
     Event,
     InvalidEventError,
+    MessageKey,
     MessageReceived,
     PairingCode,
     PairingFailed,
@@ -39,8 +40,9 @@ SAMPLES = [
     PairingQr("a1", "2@ref,noise,identity,adv", AT, "c-1", 1),
     PairingSuccess("a1", "40700000001:5@s.whatsapp.net", "c-1", 1),
     PairingFailed("a1", "expired", "c-1", 1),
-    MessageReceived("a1", "3EB0ABC", "40700000002@s.whatsapp.net", "40700000002@s.whatsapp.net",
-                    1_764_072_000, "text", b"\x00\x01secret-node"),
+    MessageReceived("a1", MessageKey("40700000002@s.whatsapp.net", False, "3EB0ABC"),
+                    {"conversation": "secret-node"}, "40700000002@s.whatsapp.net", "40700000002@s.whatsapp.net",
+                    1_764_072_000, "text", "secret-node", "Bob"),
     AccountRemoved("a1"),
     AlertRaised("al-1", "a1", "logged_out", "Account a1 was logged out from the phone.", AT),
     PairingCode("a1", "ABCD1234", AT, "c-1", 4),
@@ -69,11 +71,11 @@ def test_connection_update_wire_shape_is_camel_case_with_utc_millis() -> None:
     }
 
 
-def test_message_attributes_carry_message_id_and_payload_is_base64() -> None:
+def test_message_attributes_carry_message_id_and_type_travels_as_message_type() -> None:
     msg = SAMPLES[6]
     assert msg.attributes() == {"type": "message.received", "accountId": "a1", "messageId": "3EB0ABC"}
     obj = json.loads(msg.to_json())
-    assert obj["payload"] == "AAFzZWNyZXQtbm9kZQ=="
+    assert obj["message"] == {"conversation": "secret-node"}
     assert obj["messageType"] == "text"
     assert msg.DEFAULT_TOPIC == "messages"
     assert PairingCode.DEFAULT_TOPIC == "connection-events"
@@ -135,10 +137,10 @@ def test_from_json_checks_the_type_tag() -> None:
         PairingCode.from_json(AccountRemoved("a1").to_json())
 
 
-def test_bad_base64_payload_is_refused() -> None:
+def test_a_message_that_is_not_an_object_is_refused() -> None:
     obj = json.loads(SAMPLES[6].to_json())
-    obj["payload"] = "***"
-    with pytest.raises(InvalidEventError, match="payload"):
+    obj["message"] = "***"
+    with pytest.raises(InvalidEventError, match="message"):
         parse_event(json.dumps(obj))
 
 
