@@ -12,6 +12,10 @@ the bytes that depend on them leave (e.g. the ``pair-device-sign`` reply); if it
 session ends (``protocol_error``) without sending them. The ``CredsChanged`` events that follow are
 informational: the account's auth store listener has seen every change already.
 
+Sends: :meth:`LinkSession.send` starts one (:mod:`connector.protocol.outbound`); what becomes of it
+comes as ``SendStatus`` events. Its ciphertext leaves only after the before-send hook saw the Signal
+state that produced it (the client reports that state as a critical change).
+
 Incoming messages: ``MessageArrived`` carries the parsed ``<message>`` stanza (its node included);
 :meth:`LinkSession.ack` acknowledges it to WhatsApp, to be called only once the message is safe
 elsewhere (Pub/Sub accepted it): an unacknowledged message is redelivered on the next login.
@@ -24,6 +28,7 @@ from typing import Protocol
 
 from connector.protocol.close import CloseInfo
 from connector.protocol.events import CredsChanged, Event, IncomingMessage
+from connector.protocol.outbound import SendRequest
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
 
@@ -42,6 +47,10 @@ class LinkSession(Protocol):
 
     async def ack(self, message: IncomingMessage) -> bool:
         """Acknowledge a message to WhatsApp; False when the socket is gone (it will be redelivered)."""
+        ...
+
+    async def send(self, request: SendRequest) -> bool:
+        """Start a send; False when the socket is not logged in (nothing was sent)."""
         ...
 
     async def logout(self, timeout_s: float | None = None) -> CloseInfo:

@@ -37,6 +37,7 @@ from connector.outbox import OutboxDispatcher, OutboxSubscription
 from connector.protocol.close import CloseReason
 from connector.publisher import MessageTransport, OrderedPublisher
 from connector.reports import ConnectionReports
+from connector.sender import Sender
 from connector.shutdown import shut_down
 from connector.slots import AccountSlot
 from connector.snapshot_writer import SnapshotWriter
@@ -80,17 +81,21 @@ class ConnectorService:
         self.events = OrderedPublisher(transport, config.topics.connection, clock=clock)
         self.reports = ConnectionReports(self.events, config.connector_id, window_s=config.report_window_s)
         self.messages = OrderedPublisher(transport, config.topics.messages, clock=clock)
+        #: The send path (connector/sender.py): the outbox dispatcher's handler.
+        self.sender = Sender(self.accounts, self.messages)
         self.hooks = AccountEvents(config.connector_id, self.accounts, events=self.events, messages=self.messages,
                                    reports=self.reports, writer=self.writer, cache=cache,
-                                   reconnects=self.metrics.reconnects, message_outcomes=self.metrics.messages)
+                                   reconnects=self.metrics.reconnects, message_outcomes=self.metrics.messages,
+                                   sender=self.sender)
         self.keeper = LeaseKeeper(
             sync_client, self, connector_id=config.connector_id, capacity=config.capacity,
             public_key=self.codec.public_key, interval_s=config.sync_interval_s, clock=clock,
             on_renewals=lambda n, result: self.metrics.renewals.inc(result, amount=float(n)),
         )
         self.http = HealthServer(self.metrics.registry, self.ready, config.port, config.http_host)
-        #: Sends for the accounts held here (connector/outbox.py); the Signal send path sets its handler.
-        self.outbox = OutboxDispatcher(lambda account_id: account_id in self.accounts, clock=clock)
+        #: Sends for the accounts held here (connector/outbox.py), handed to the send path.
+        self.outbox = OutboxDispatcher(lambda account_id: account_id in self.accounts, self.sender.handle,
+                                       clock=clock)
         #: This connector's outbox subscription (set by __main__; None: the catch-up alone delivers).
         self.outbox_feed: OutboxSubscription | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -42,6 +42,8 @@ from connector.protocol.events import (
     PairingCodeShown,
     QrCodeShown,
 )
+from connector.protocol.outbound import SendRequest
+from connector.protocol.send_status import SendStatus
 from connector.states import AccountState, AccountStateMachine
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
@@ -78,6 +80,14 @@ class SupervisorHooks(Protocol):
 
     async def persist_now(self, account_id: str) -> bool:
         """Snapshot now and wait until Pub/Sub accepted it; False if that did not happen in time."""
+        ...
+
+    def send_status(self, account_id: str, status: SendStatus) -> None:
+        """A send moved on (sent, delivered, read, failed)."""
+        ...
+
+    def socket_ended(self, account_id: str) -> None:
+        """The account's socket is gone: sends still waiting for their server ack will not get it."""
         ...
 
 
@@ -130,6 +140,13 @@ class AccountSupervisor:
         self._kick.set()
         if self._session is not None:
             asyncio.get_running_loop().create_task(self._session.close())
+
+    async def send(self, request: SendRequest) -> bool:
+        """Start a send on the live socket; False when there is none logged in (nothing was sent)."""
+        session = self._session
+        if session is None or self.state is not AccountState.OPEN:
+            return False
+        return await session.send(request)
 
     async def logout(self, timeout_s: float = LOGOUT_TIMEOUT_S) -> CloseInfo | None:
         """Unlink the device from the account (removal), then stop. Uses the live socket, or opens
@@ -235,6 +252,8 @@ class AccountSupervisor:
                 if isinstance(event, MessageArrived):
                     self._hooks.message(self.account_id, event.message,
                                         functools.partial(session.ack, event.message))
+                elif isinstance(event, SendStatus):
+                    self._hooks.send_status(self.account_id, event)
                 elif isinstance(event, Opened | PairingCodeShown | QrCodeShown | Paired):
                     self._handle(event)
                 # CredsChanged went through _persist_critical / the store's listener already; the
@@ -243,6 +262,7 @@ class AccountSupervisor:
             log.warning("socket failed", extra=fields(error=f"{type(exc).__name__}: {exc}"[:200]))
         finally:
             self._session = None
+            self._hooks.socket_ended(self.account_id)
             if closed is None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(session.close(), CLOSE_TIMEOUT_S)

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -34,6 +35,7 @@ from connector.protocol.close import CloseInfo, CloseReason, close_info, logout_
 from connector.protocol.crypto import RandomSource
 from connector.protocol.events import Closed, CredsChanged, Event, IncomingMessage
 from connector.protocol.frames import FRAME_MAX_SIZE
+from connector.protocol.outbound import SendRequest, SentLog
 from shared.authstore import AuthStore, MemoryAuthStore
 from shared.connector_sync import PairingMethod, PairingRequest
 
@@ -62,9 +64,11 @@ class EngineSession:
         rand: RandomSource = os.urandom,
         clock: Callable[[], float] = time.time,
         before_send: BeforeSend | None = None,
+        sent: SentLog | None = None,
     ) -> None:
+        """``sent``: the account's sent messages, kept across its connections for retry receipts."""
         self._config = config
-        self._client = Client(store, config.client, rand)
+        self._client = Client(store, config.client, rand, sent=sent)
         self._clock = clock
         self._before_send = before_send
         self._events: asyncio.Queue[Event] = asyncio.Queue()
@@ -100,6 +104,14 @@ class EngineSession:
             queued = self._client.ack_message(message)
             await self._flush_locked()
         return queued
+
+    async def send(self, request: SendRequest) -> bool:
+        """Start a send (its outcome comes as ``SendStatus`` events); False when not logged in."""
+        async with self._send_lock:
+            started = self._client.send_message(request, self._clock())
+            await self._flush_locked()
+        self._wakeup.set()  # the send's deadlines are the client's now
+        return started
 
     async def logout(self, timeout_s: float | None = None) -> CloseInfo:
         """Unlink this device from the account (``remove-companion-device``), then close.
@@ -302,10 +314,14 @@ class EngineLinkFactory:
         self._client_config = replace(base, root_public_key=root_key or certs.WHATSAPP_ROOT_PUBLIC_KEY)
         self._url = url
         self._connect_timeout_s = connect_timeout_s
+        # Each account's sent messages outlive its sockets (a retry receipt may come after a reconnect)
+        # and go with its store when the account is released.
+        self._sent: weakref.WeakKeyDictionary[MemoryAuthStore, SentLog] = weakref.WeakKeyDictionary()
 
     def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None,
              before_send: BeforeSend) -> EngineSession:
         phone = pairing.phone_number if pairing is not None and pairing.method == PairingMethod.CODE else None
         config = EngineConfig(url=self._url, connect_timeout_s=self._connect_timeout_s,
                               client=replace(self._client_config, pairing_phone_number=phone))
-        return EngineSession(store, config, before_send=before_send)
+        sent = self._sent.setdefault(store, SentLog())
+        return EngineSession(store, config, before_send=before_send, sent=sent)

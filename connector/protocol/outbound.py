@@ -26,8 +26,10 @@ stanzas addressed to it (:meth:`Outbound.handle`), takes the stanzas it wants se
   when it has none and we hold no session or it is a second try (SIGNAL.md section 4).
 
 Statuses only move forward (``sent`` < ``delivered`` < ``read``); ``failed`` ends a send that got no
-server ack: an error ack (its code), an iq that failed or timed out, or no device to send to. Message
-text never reaches a log or an error message here.
+server ack, with a reason slug: ``server_error_<code>`` (an error ack), ``<step>_timeout``,
+``<step>_refused_<code>`` or ``<step>_malformed`` (steps ``group_metadata``, ``devices``, ``bundles``,
+``server_ack``), ``no_devices``, ``encryption_failed``. Message text never reaches a log or an error
+message here.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Final
 from connector.protocol.binary import GROUP_SERVER, Jid, Node
 from connector.protocol.bundles import BundleRequest, bundle_query, parse_bundles
 from connector.protocol.crypto import RandomSource
-from connector.protocol.errors import MessageFormatError, ProtocolError
+from connector.protocol.errors import IqError, MessageFormatError, ProtocolError
 from connector.protocol.group_metadata import group_metadata_query, parse_group_members
 from connector.protocol.message_ids import participant_hash
 from connector.protocol.message_stanzas import (
@@ -131,11 +133,15 @@ class SentLog:
 
 
 class _Step(enum.Enum):
-    GROUP = "group metadata"
-    DEVICES = "device list"
-    BUNDLES = "pre-key bundles"
-    ACK = "server ack"
-    RESEND_BUNDLE = "retry bundle"
+    GROUP = "group_metadata"
+    DEVICES = "devices"
+    BUNDLES = "bundles"
+    ACK = "server_ack"
+    RESEND_BUNDLE = "retry_bundle"
+
+
+class _NoRecipient(Exception):
+    """The chat has no device we can encrypt for."""
 
 
 @dataclass(slots=True)
@@ -191,8 +197,14 @@ class Outbound:
             del self._waiting[node.attrs["id"]]
             try:
                 self._on_answer(flow, node, now)
-            except (ProtocolError, SignalError) as exc:
-                self._fail(flow, f"{flow.step.value}: {type(exc).__name__}: {exc}")
+            except _NoRecipient:
+                self._fail(flow, "no_devices")
+            except IqError as exc:
+                self._fail(flow, f"{flow.step.value}_refused" + (f"_{exc.code}" if exc.code is not None else ""))
+            except ProtocolError:
+                self._fail(flow, f"{flow.step.value}_malformed")
+            except SignalError:
+                self._fail(flow, "encryption_failed")
             return True
         if node.tag == "ack" and node.attrs.get("class") == "message":
             flow = self._waiting.get(node.attrs.get("id", ""))
@@ -209,7 +221,7 @@ class Outbound:
         for key, flow in list(self._waiting.items()):
             if now >= flow.deadline:
                 del self._waiting[key]
-                self._fail(flow, f"{flow.step.value}: timed out")
+                self._fail(flow, f"{flow.step.value}_timeout")
         self._sent.expire(now)
 
     def next_deadline(self) -> float | None:
@@ -237,7 +249,7 @@ class Outbound:
         elif flow.step is _Step.DEVICES:
             devices = message_devices(parse_device_list(node), self._me, self._my_lid)
             if not flow.request.is_group and not any(not self._is_mine(d) for d in devices):
-                raise MessageFormatError("the recipient has no devices")
+                raise _NoRecipient
             flow.devices = devices
             self._fetch_missing(flow, now)
         elif flow.step is _Step.BUNDLES:
@@ -290,7 +302,7 @@ class Outbound:
             theirs = [d for d in reachable if not self._is_mine(d)]
             mine = [d for d in reachable if self._is_mine(d)]
             if not theirs:
-                raise MessageFormatError("no device of the recipient could be reached")
+                raise _NoRecipient
             copies = self._encrypt(request.message, theirs, bundles)
             if mine:
                 copies += self._encrypt(device_sent_message(request.message, str(request.to)), mine, bundles)
@@ -310,13 +322,13 @@ class Outbound:
     def _on_ack(self, flow: _Flow, node: Node) -> None:
         try:
             ack = parse_server_ack(node)
-        except MessageFormatError as exc:
-            self._fail(flow, f"server ack: {exc}")
+        except MessageFormatError:
+            self._fail(flow, "server_ack_malformed")
             return
         if flow.receipt is not None:
             return  # a resend's ack: the send's status does not change
         if ack.error is not None:
-            self._fail(flow, f"server refused the message: error {ack.error}")
+            self._fail(flow, f"server_error_{ack.error}")
             return
         entry = self._sent.get(flow.request.message_id, float("-inf"))
         if entry is not None:

@@ -23,6 +23,7 @@ from connector.protocol.events import (
     Paired,
     PairingCodeShown,
 )
+from connector.protocol.outbound import SendRequest
 from connector.protocol.stanzas import incoming_message
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
@@ -123,6 +124,7 @@ class FakeSession:
         self.logged_out = False
         self.logout_confirmed = True
         self.acked: list[str] = []
+        self.sends: list[SendRequest] = []
 
     def push(self, event: Event) -> None:
         self.queue.put_nowait(event)
@@ -151,6 +153,13 @@ class FakeSession:
         if self.closed:
             return False
         self.acked.append(message.id)
+        return True
+
+    async def send(self, request: SendRequest) -> bool:
+        """Record the send (the test pushes its ``SendStatus`` events); False once closed."""
+        if self.closed:
+            return False
+        self.sends.append(request)
         return True
 
     async def close(self) -> CloseInfo:

@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 
 from connector.backoff import Backoff
 from connector.protocol.events import IncomingMessage
+from connector.protocol.send_status import SendStatus
 from connector.states import AccountState
 from connector.supervisor import AccountSupervisor
 from shared.authstate import AuthState
@@ -22,6 +23,8 @@ class Hooks:
         self.paired_jids: list[str] = []
         self.messages: list[IncomingMessage] = []
         self.transitions: list[tuple[AccountState, AccountState]] = []
+        self.statuses: list[SendStatus] = []
+        self.sockets_ended = 0
 
     def report(self, account_id: str, state: ConnectionState, reason: str | None, code: int | None,
                attempt: int) -> None:
@@ -50,6 +53,12 @@ class Hooks:
 
     async def persist_now(self, account_id: str) -> bool:
         return True
+
+    def send_status(self, account_id: str, status: SendStatus) -> None:
+        self.statuses.append(status)
+
+    def socket_ended(self, account_id: str) -> None:
+        self.sockets_ended += 1
 
 
 def opens(session: FakeSession) -> None:
