@@ -31,7 +31,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from connector.errors import SendRetryLater
-from connector.logs import fields
 from connector.protocol.binary import Jid
 from connector.protocol.errors import JidError, MessageFormatError
 from connector.protocol.outbound import SendRequest
@@ -79,6 +78,10 @@ def send_request(send: OutboundSend, now_ms: int) -> SendRequest:
         send.text, ReplyTarget(quoted.id, quoted.participant, message=message)))
 
 
+def _extra(account_id: str, **values: object) -> dict[str, object]:
+    return {"account_id": account_id, "fields": values}
+
+
 class Sender:
     """Runs sends for the accounts in ``accounts`` and publishes their statuses on ``messages``."""
 
@@ -101,8 +104,8 @@ class Sender:
         try:
             request = send_request(send, int(self._wall_clock() * 1000))
         except MessageFormatError as exc:
-            log.warning("send cannot be built; failed", extra=fields(
-                account_id=send.account_id, messageId=send.message_id, error=str(exc)[:200]))
+            log.warning("send cannot be built; failed", extra=_extra(send.account_id, messageId=send.message_id,
+                                                                     error=str(exc)[:200]))
             await self._publish(send.account_id, send.message_id, send.chat, MessageStatus.FAILED, "invalid_message")
             return
         self._remember_chat(key, send.chat)
@@ -112,14 +115,15 @@ class Sender:
             try:
                 started = await slot.supervisor.send(request)
             except MessageFormatError as exc:
-                log.warning("send refused by the protocol core; failed", extra=fields(
-                    account_id=send.account_id, messageId=send.message_id, error=str(exc)[:200]))
+                log.warning("send refused by the protocol core; failed", extra=_extra(
+                    send.account_id, messageId=send.message_id, error=str(exc)[:200]))
                 await self._publish(send.account_id, send.message_id, send.chat, MessageStatus.FAILED,
                                     "invalid_message")
                 return
             if not started:
                 raise SendRetryLater("socket not logged in")
             self.counts["started"] += 1
+            log.info("send started", extra=_extra(send.account_id, messageId=send.message_id, kind=send.kind.value))
             try:
                 accepted = await asyncio.wait_for(asyncio.shield(outcome), self._outcome_timeout_s)
             except TimeoutError:
@@ -137,6 +141,8 @@ class Sender:
         if chat is None:
             return  # a send of an earlier process (its statuses come again when WhatsApp resends receipts)
         self.counts[status.status.label] += 1
+        log.info("send status", extra=_extra(account_id, messageId=status.message_id, status=status.status.label,
+                                             reason=status.reason))
         reason = status.reason if status.status is Status.FAILED else None
         accepted = self._submit(account_id, status.message_id, chat, _STATUS[status.status], reason)
         outcome = self._waiting.get(key)

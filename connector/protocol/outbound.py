@@ -25,11 +25,12 @@ stanzas addressed to it (:meth:`Outbound.handle`), takes the stanzas it wants se
   with the same plaintext: from the keys it carries, or from a fresh bundle (``reason="identity"``)
   when it has none and we hold no session or it is a second try (SIGNAL.md section 4).
 
-Statuses only move forward (``sent`` < ``delivered`` < ``read``); ``failed`` ends a send that got no
-server ack, with a reason slug: ``server_error_<code>`` (an error ack), ``<step>_timeout``,
-``<step>_refused_<code>`` or ``<step>_malformed`` (steps ``group_metadata``, ``devices``, ``bundles``,
-``server_ack``), ``no_devices``, ``encryption_failed``. Message text never reaches a log or an error
-message here.
+Statuses only move forward (``sent`` < ``delivered`` < ``read``), except that ``sent`` is reported
+once for every send, even when a recipient's receipt overtook the server's ack (our own devices'
+receipts are not a recipient's). ``failed`` ends a send that got no server ack, with a reason slug:
+``server_error_<code>`` (an error ack), ``<step>_timeout``, ``<step>_refused_<code>`` or
+``<step>_malformed`` (steps ``group_metadata``, ``devices``, ``bundles``, ``server_ack``),
+``no_devices``, ``encryption_failed``. Message text never reaches a log or an error message here.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class _Sent:
     at: float
     timestamp: int | None = None
     status: Status = Status.PENDING
+    acked: bool = False  # the server's ack came (it may come after a recipient's receipt)
     skdm: bytes | None = field(default=None, repr=False)
     resends: collections.Counter[str] = field(default_factory=collections.Counter)
 
@@ -360,6 +362,8 @@ class Outbound:
         else:
             return False  # sender, inactive, played, ...: not a recipient's report
         device = receipt.participant or receipt.sender
+        if self._is_mine(_user_of(device)):
+            return False  # our own devices confirming their copy: not a recipient's report
         handled = False
         for message_id in receipt.ids:
             if self._sent.get(message_id, now) is not None:
@@ -416,9 +420,21 @@ class Outbound:
                  device: str | None = None) -> None:
         entry = self._sent.get(message_id, float("-inf"))
         if entry is not None:
-            if entry.status is Status.FAILED or (status is not Status.FAILED and status <= entry.status):
+            if entry.status is Status.FAILED or (entry.acked and status is Status.FAILED):
                 return
-            entry.status = status
+            if status is Status.FAILED and entry.status >= Status.DELIVERED:
+                status, timestamp, reason = Status.SENT, None, None  # a recipient has it: it got through
+            if status is Status.SENT:
+                # Reported once, whatever came first: the server's ack settles the send, and a
+                # recipient's receipt may overtake it.
+                if entry.acked:
+                    return
+                entry.acked = True
+                entry.status = max(entry.status, status)
+            elif status is not Status.FAILED and status <= entry.status:
+                return
+            else:
+                entry.status = status
         self._statuses.append(SendStatus(message_id, status, timestamp, reason, device))
 
     def _query_devices(self, users: Sequence[Jid], flow: _Flow, now: float) -> None:
@@ -432,5 +448,14 @@ class Outbound:
         self._waiting[iq_id] = flow
         self._out.append(Outgoing(node))
 
-    def _is_mine(self, device: Jid) -> bool:
+    def _is_mine(self, device: Jid | None) -> bool:
+        if device is None:
+            return False
         return device.user == self._me.user or (self._my_lid is not None and device.user == self._my_lid.user)
+
+
+def _user_of(jid_text: str) -> Jid | None:
+    try:
+        return Jid.parse(jid_text)
+    except ProtocolError:
+        return None

@@ -323,3 +323,17 @@ def test_a_malformed_message_is_refused_before_anything_is_sent() -> None:
     with pytest.raises(MessageFormatError):
         server.outbound.send(SendRequest("3EB0BAD", BOB, b"\xff\xff\xff"), NOW)
     assert server.outbound.outgoing() == []
+
+
+def test_a_receipt_that_overtakes_the_ack_still_leaves_sent_reported_and_our_own_receipts_count_not() -> None:
+    me = _party(ME)
+    server = Server(me, [BOB, MY_PHONE])
+    server.outbound.send(SendRequest("3EB0O1", BOB, text_message("hi")), NOW)
+    for _ in range(3):  # answer the queries, hold the ack back
+        for item in server.outbound.outgoing():
+            if item.node.tag != "message":
+                assert server.outbound.handle(server.answer(decode_node(encode_node(item.node))), NOW)
+    assert not server.outbound.handle(Node("receipt", {"id": "3EB0O1", "from": str(MY_PHONE)}), NOW)
+    assert server.outbound.handle(Node("receipt", {"id": "3EB0O1", "from": str(BOB), "t": "3"}), NOW)
+    assert server.outbound.handle(Node("ack", {"class": "message", "id": "3EB0O1", "t": "2"}), NOW)
+    assert [(s.status, s.timestamp) for s in server.outbound.statuses()] == [(Status.DELIVERED, 3), (Status.SENT, 2)]
