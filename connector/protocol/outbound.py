@@ -155,6 +155,7 @@ class _Flow:
     request: SendRequest
     devices: list[Jid] = field(default_factory=list)
     receipt: Receipt | None = None  # a resend: the retry receipt it answers
+    lid_group: bool = False  # the group addresses its members by LID: so do we, as the sender
 
 
 class Outbound:
@@ -246,8 +247,10 @@ class Outbound:
     def _on_answer(self, flow: _Flow, node: Node, now: float) -> None:
         if flow.step is _Step.GROUP:
             members = parse_group_members(node)
-            users = list(dict.fromkeys([*members.participants, self._me.without_device()]))
-            self._query_devices(users, _Flow(_Step.DEVICES, 0.0, flow.request), now)
+            lid_group = members.addressing_mode == "lid" and self._my_lid is not None
+            me = self._sender_jid(lid_group)
+            users = list(dict.fromkeys([*members.participants, me.without_device()]))
+            self._query_devices(users, _Flow(_Step.DEVICES, 0.0, flow.request, lid_group=lid_group), now)
         elif flow.step is _Step.DEVICES:
             devices = message_devices(parse_device_list(node), self._me, self._my_lid)
             if not flow.request.is_group and not any(not self._is_mine(d) for d in devices):
@@ -290,7 +293,8 @@ class Outbound:
         group_ciphertext: bytes | None = None
         if request.is_group:
             group = str(request.to)
-            me = SignalAddress.from_jid(self._me)
+            sender = self._sender_jid(flow.lid_group)
+            me = SignalAddress.from_jid(sender)
             group_ciphertext, skdm = self._signal.group_encrypt(group, me, pad(request.message, self._rand))
             entry = self._sent.get(request.message_id, now)
             if entry is not None:
@@ -299,7 +303,7 @@ class Outbound:
                 carrier = sender_key_distribution_message(group, skdm)
                 copies = self._encrypt(carrier, reachable, bundles)
                 self._signal.mark_sender_key_devices(group, [str(d) for d in reachable])
-            phash = participant_hash([*flow.devices, self._me])
+            phash = participant_hash([*flow.devices, sender])
         else:
             theirs = [d for d in reachable if not self._is_mine(d)]
             mine = [d for d in reachable if self._is_mine(d)]
@@ -447,6 +451,13 @@ class Outbound:
         flow.deadline = now + self._iq_timeout_s
         self._waiting[iq_id] = flow
         self._out.append(Outgoing(node))
+
+    def _sender_jid(self, lid: bool) -> Jid:
+        """Our device JID as a group knows us: by LID in a LID-addressed group."""
+        if lid and self._my_lid is not None:
+            mine = self._my_lid
+            return Jid(user=mine.user, server=mine.server, device=mine.device or self._me.device)
+        return self._me
 
     def _is_mine(self, device: Jid | None) -> bool:
         if device is None:

@@ -111,3 +111,30 @@ async def test_sends_accepted_while_down_or_just_before_a_kill_9_arrive_once_aft
     texts = [m["text"] for m in await phone_messages(control, contact) if not m["fromMe"]]
     assert texts.count("racing the kill") == 1 and texts.count("while down") == 1
     assert account(firestore_client, account_id).get("status") == "connected"
+
+
+async def test_group_send_and_a_reaction_reach_the_members(
+        stack: Stack, sim: SimulatorHandle, control: ControlClient, firestore_client: Any) -> None:
+    me, contact = "+40700000045", "+40700000046"
+    stack.start_connector("c-group", **wa_env(sim))
+    await control.create_phone(contact)
+    account_id = await pair_by_code(stack, control, firestore_client, me)
+    group = await control.request("POST", "/v1/groups", {"creator": contact, "subject": "team",
+                                                         "participants": [me]})
+    group_jid = group["id"]
+    message_id = await asyncio.to_thread(send, stack, account_id, group_jid, "hello team")
+    [got] = await until(lambda: received_by(control, contact, message_id), 60, "group message at the member")
+    assert got["text"] == "hello team" and got["chat"] == group_jid
+    await until(lambda: stored(firestore_client, account_id, message_id).get("status")
+                in ("sent", "delivered", "read"), 30, "group message sent in the store")
+    second = await asyncio.to_thread(send, stack, account_id, group_jid, "second, on the same sender key")
+    [again] = await until(lambda: received_by(control, contact, second), 60, "second group message")
+    assert again["text"] == "second, on the same sender key"
+
+    # A reaction to a 1:1 message (the phone lists text only: the status in the store is the witness).
+    first = await asyncio.to_thread(send, stack, account_id, contact, "react to me")
+    await until(lambda: received_by(control, contact, first), 60, "1:1 message at the phone")
+    answer = await asyncio.to_thread(stack.call, "sendMessage", {
+        "accountId": account_id, "to": contact, "react": {"messageId": first, "emoji": "👍"}})
+    await until(lambda: stored(firestore_client, account_id, answer["messageId"]).get("status")
+                in ("sent", "delivered", "read"), 30, "reaction sent in the store")
