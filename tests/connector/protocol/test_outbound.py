@@ -337,3 +337,16 @@ def test_a_receipt_that_overtakes_the_ack_still_leaves_sent_reported_and_our_own
     assert server.outbound.handle(Node("receipt", {"id": "3EB0O1", "from": str(BOB), "t": "3"}), NOW)
     assert server.outbound.handle(Node("ack", {"class": "message", "id": "3EB0O1", "t": "2"}), NOW)
     assert [(s.status, s.timestamp) for s in server.outbound.statuses()] == [(Status.DELIVERED, 3), (Status.SENT, 2)]
+
+
+def test_a_refused_query_fails_the_send_with_the_step_and_code() -> None:
+    me = _party(ME)
+    server = Server(me, [BOB])
+    server.outbound.send(SendRequest("3EB0Q1", BOB, text_message("hi")), NOW)
+    [usync] = server.outbound.outgoing()
+    refusal = Node("iq", {"id": usync.node.attrs["id"], "type": "error"}, [Node("error", {"code": "503", "text": "x"})])
+    assert server.outbound.handle(refusal, NOW)
+    assert [(s.status, s.reason) for s in server.outbound.statuses()] == [(Status.FAILED, "devices_refused_503")]
+    assert server.outbound.next_deadline() is None
+    # An iq that is not the flow's is left to the client.
+    assert not server.outbound.handle(Node("iq", {"id": "other", "type": "result"}), NOW)
