@@ -29,8 +29,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from connector.backoff import Backoff
+from connector.errors import PublishError
 from connector.link import LinkFactory, LinkSession
 from connector.logs import account_context, fields
+from connector.protocol.client import SEND_STATE_CATEGORIES
 from connector.protocol.close import CloseInfo, ClosePolicy, CloseReason, close_info
 from connector.protocol.events import (
     Closed,
@@ -237,6 +239,11 @@ class AccountSupervisor:
         # Bounded wait: if Pub/Sub is down the snapshot stays queued (and cached) and the engine goes
         # on, rather than failing a pairing the phone has already confirmed.
         if not await self._hooks.persist_now(self.account_id):
+            if any(change.categories & SEND_STATE_CATEGORIES for change in changes):
+                # Ciphertext of a send waits on this state: it must not leave before the state is
+                # durable, or a restore would send an older ratchet step again. The socket ends
+                # without sending it; the send is retried on the next one.
+                raise PublishError("the Signal state of a send was not accepted by Pub/Sub in time")
             log.warning("critical credentials not yet accepted by Pub/Sub; going on "
                         "(they are in the local cache and the retry queue)")
 
