@@ -53,8 +53,8 @@ from connector.config import ConnectorConfig, Topics
 from connector.publisher import Outgoing, PubSubTransport
 from connector.service import ConnectorService
 from connector.slots import AccountSlot
+from connector.snapshot_codec import SnapshotCodec
 from connector.snapshot_writer import SnapshotWriter
-from connector.snapshots import SnapshotCodec
 from connector.states import AccountState
 from connector.sync import HttpSyncClient
 from keeper import emulators

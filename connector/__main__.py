@@ -17,13 +17,14 @@ import threading
 from connector import logs
 from connector.cache import StateCache
 from connector.config import ConnectorConfig
-from connector.errors import CacheError, ConfigError
+from connector.errors import CacheError, ConnectorConfigError
 from connector.identity import MetadataIdentityTokens
 from connector.link import LinkFactory
 from connector.outbox import OutboxSubscription
 from connector.publisher import PubSubTransport
 from connector.service import ConnectorService
 from connector.sync import HttpSyncClient
+from connector.wa_version import announced_version
 
 log = logging.getLogger("connector")
 
@@ -41,11 +42,16 @@ def _arm_watchdog(budget_s: float) -> None:
     timer.start()
 
 
-def default_link_factory(config: ConnectorConfig) -> LinkFactory:
-    """The real engine (critical credentials changes wait for Pub/Sub: ``connector.link``)."""
-    from connector.engine.driver import EngineLinkFactory
+def default_link_factory(config: ConnectorConfig, version: tuple[int, int, int] | None = None) -> LinkFactory:
+    """The real engine, announcing ``version`` (the configured one by default; ``connector.wa_version``)."""
+    from dataclasses import replace
 
-    return EngineLinkFactory(config.wa_url, config.wa_root_key)
+    from connector.engine.driver import EngineLinkFactory
+    from connector.protocol.client import ClientConfig
+
+    base = ClientConfig()
+    client = replace(base, device=replace(base.device, version=version or config.wa_version))
+    return EngineLinkFactory(config.wa_url, config.wa_root_key, client_config=client)
 
 
 async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None) -> int:
@@ -60,7 +66,7 @@ async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None
         sync_client=HttpSyncClient(config.functions_url, config.token, token_source=(
             MetadataIdentityTokens(config.audience) if config.audience else None)),
         transport=PubSubTransport(config.project_id),
-        link_factory=link_factory or default_link_factory(config),
+        link_factory=link_factory or default_link_factory(config, await announced_version(config)),
         cache=cache,
     )
     service.outbox_feed = OutboxSubscription(config.project_id, config.topics.outbox, config.connector_id,
@@ -83,7 +89,7 @@ async def serve(config: ConnectorConfig, link_factory: LinkFactory | None = None
 def main() -> int:
     try:
         config = ConnectorConfig.from_env()
-    except ConfigError as exc:
+    except ConnectorConfigError as exc:
         print(f"connector: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log_level)

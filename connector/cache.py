@@ -46,7 +46,6 @@ from connector.errors import CacheError
 _KEY_FILE = "cache.key"
 _SUFFIX = ".state"
 _AAD_PREFIX = b"keeper.connector.cache.v2|"
-_AAD_PREFIX_V1 = b"keeper.connector.cache.v1|"  # entries without a lineage
 _NONCE_LEN = 12
 _HASH_LEN = 32
 #: How many hashes of written states an entry keeps (its lineage).
@@ -152,12 +151,7 @@ class StateCache:
         try:
             body = self._aead.decrypt(nonce, sealed, _AAD_PREFIX + account_id.encode())
         except (InvalidTag, ValueError):
-            try:
-                old = self._aead.decrypt(nonce, sealed, _AAD_PREFIX_V1 + account_id.encode())
-            except (InvalidTag, ValueError):
-                return None
-            (generation,) = struct.unpack(">Q", old[:8])
-            return CachedState(account_id, generation, old[8:])
+            return None
         generation, count = struct.unpack(">QH", body[:10])
         end = 10 + count * _HASH_LEN
         lineage = tuple(body[i:i + _HASH_LEN] for i in range(10, end, _HASH_LEN))

@@ -8,6 +8,10 @@
 - ``KEEPER_CAPACITY``: most accounts this connector holds (1000).
 - ``KEEPER_WA_URL``: WhatsApp Web websocket URL (``wss://web.whatsapp.com/ws/chat``).
 - ``KEEPER_WA_ROOT_KEY``: server certificate root public key, hex or base64 (the engine's built-in root).
+- ``KEEPER_WA_VERSION``: WhatsApp Web version announced, ``major.minor.patch`` (the engine's built-in one).
+  When WhatsApp refuses it (405 ``client_outdated``, every account stops), setting it is the fix.
+- ``KEEPER_WA_VERSION_FETCH``: ``1`` to read the current version from ``KEEPER_WA_VERSION_URL``
+  (``https://web.whatsapp.com/sw.js``) at start, keeping ``KEEPER_WA_VERSION`` if that fails (off).
 - ``PORT``: HTTP port of ``/healthz``, ``/readyz``, ``/metrics`` (8080).
 - ``KEEPER_HTTP_HOST``: address that port listens on (``127.0.0.1``: a developer's machine does not
   show its metrics to the network; the image sets ``0.0.0.0``, which Cloud Run needs to reach ``$PORT``).
@@ -38,7 +42,9 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from connector.errors import ConfigError
+from connector.errors import ConnectorConfigError
+from connector.protocol.payload import DEFAULT_WA_VERSION
+from connector.wa_version import DEFAULT_VERSION_URL, parse_version
 
 DEFAULT_WA_URL = "wss://web.whatsapp.com/ws/chat"
 DEFAULT_CACHE_DIR = os.path.expanduser("~/.cache/keeper-connector")
@@ -66,6 +72,9 @@ class ConnectorConfig:
     capacity: int = 1000
     wa_url: str = DEFAULT_WA_URL
     wa_root_key: bytes | None = None
+    wa_version: tuple[int, int, int] = DEFAULT_WA_VERSION
+    wa_version_fetch: bool = False
+    wa_version_url: str = DEFAULT_VERSION_URL
     port: int = 8080
     http_host: str = "127.0.0.1"
     cache_dir: str | None = field(default_factory=lambda: DEFAULT_CACHE_DIR)
@@ -79,11 +88,11 @@ class ConnectorConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectorConfig:
-        """Read the table in this module's docstring; raise :class:`ConfigError` on bad values."""
+        """Read the table in this module's docstring; raise :class:`ConnectorConfigError` on bad values."""
         env = os.environ if env is None else env
         url = env.get("KEEPER_FUNCTIONS_URL", "").rstrip("/")
         if not url:
-            raise ConfigError("KEEPER_FUNCTIONS_URL is required (base URL of the functions)")
+            raise ConnectorConfigError("KEEPER_FUNCTIONS_URL is required (base URL of the functions)")
         return cls(
             functions_url=url,
             connector_id=env.get("KEEPER_CONNECTOR_ID") or _default_connector_id(),
@@ -92,6 +101,9 @@ class ConnectorConfig:
             capacity=_int(env, "KEEPER_CAPACITY", 1000, minimum=0),
             wa_url=env.get("KEEPER_WA_URL") or DEFAULT_WA_URL,
             wa_root_key=_key(env, "KEEPER_WA_ROOT_KEY"),
+            wa_version=_version(env, "KEEPER_WA_VERSION"),
+            wa_version_fetch=_flag(env, "KEEPER_WA_VERSION_FETCH"),
+            wa_version_url=env.get("KEEPER_WA_VERSION_URL") or DEFAULT_VERSION_URL,
             port=_int(env, "PORT", 8080, minimum=0),
             http_host=_host(env, "KEEPER_HTTP_HOST", "127.0.0.1"),
             cache_dir=env.get("KEEPER_CACHE_DIR", DEFAULT_CACHE_DIR) or None,
@@ -117,9 +129,9 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ConnectorConfigError(f"{name} must be an integer, got {raw!r}") from exc
     if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        raise ConnectorConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
@@ -130,9 +142,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConnectorConfigError(f"{name} must be a number, got {raw!r}") from exc
     if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {value}")
+        raise ConnectorConfigError(f"{name} must not be negative, got {value}")
     return value
 
 
@@ -144,8 +156,27 @@ def _host(env: Mapping[str, str], name: str, default: str) -> str:
         ipaddress.ip_address(raw)
     except ValueError:
         if not _HOSTNAME.fullmatch(raw):
-            raise ConfigError(f"{name} must be an IP address or a host name, got {raw!r}") from None
+            raise ConnectorConfigError(f"{name} must be an IP address or a host name, got {raw!r}") from None
     return raw
+
+
+def _version(env: Mapping[str, str], name: str) -> tuple[int, int, int]:
+    raw = env.get(name)
+    if not raw:
+        return DEFAULT_WA_VERSION
+    try:
+        return parse_version(raw)
+    except ValueError as exc:
+        raise ConnectorConfigError(f"{name} must be a version like 2.3000.1035194821: {exc}") from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConnectorConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _key(env: Mapping[str, str], name: str) -> bytes | None:
@@ -155,4 +186,4 @@ def _key(env: Mapping[str, str], name: str) -> bytes | None:
     try:
         return bytes.fromhex(raw) if len(raw) == 64 else base64.b64decode(raw, validate=True)
     except (ValueError, binascii.Error) as exc:
-        raise ConfigError(f"{name} must be hex or base64") from exc
+        raise ConnectorConfigError(f"{name} must be hex or base64") from exc

@@ -3,19 +3,19 @@ and the engine, which have their own trees).
 
 ::
 
-    ConnectorError                   base class; catch this to catch everything below
-    ├── ConfigError                  an environment variable is missing or malformed
-    ├── IllegalTransition            a supervisor was asked for a state change its table forbids;
-    │                                the state is left unchanged
-    ├── SyncError                    a connectorSync call failed
-    │   ├── SyncUnavailable          network error, timeout or 5xx: retry later
-    │   └── SyncRejected             4xx or a malformed answer: retrying the same call will not help
-    ├── PublishError                 Pub/Sub did not accept a message (after the transport's own retries)
-    ├── SendRetryLater               a send handler cannot send this OutboundSend now (socket not open,
-    │                                devices not fetched): the outbox dispatcher tries it again later
-    ├── OutboxError                  the outbox subscription could not be created or read
-    ├── CacheError                   a local cache entry could not be written or read back
-    └── RestoreError                 a claimed account's sealed state did not open or parse
+    ConnectorError                       base class; catch this to catch everything below
+    ├── ConnectorConfigError             an environment variable is missing or malformed
+    ├── IllegalAccountTransitionError    a supervisor was asked for a state change its table forbids;
+    │                                    the state is left unchanged
+    ├── SyncError                        a connectorSync call failed
+    │   ├── SyncUnavailable              network error, timeout or 5xx: retry later
+    │   └── SyncRejected                 4xx or a malformed answer: retrying the same call will not help
+    ├── PublishError                     Pub/Sub did not accept a message (after the transport's own retries)
+    ├── SendRetryLater                   a send handler cannot send this OutboundSend now (socket not open,
+    │                                    devices not fetched): the outbox dispatcher tries it again later
+    ├── OutboxError                      the outbox subscription could not be created or read
+    ├── CacheError                       a local cache entry could not be written or read back
+    └── RestoreError                     a claimed account's sealed state did not open or parse
 
 Library exceptions (aiohttp, google-api-core, cryptography) are translated into these at the module
 that talks to the library (``raise X(...) from exc``); nothing above that module sees them.
@@ -28,11 +28,11 @@ class ConnectorError(Exception):
     """Base class of every error raised by the connector service."""
 
 
-class ConfigError(ConnectorError):
+class ConnectorConfigError(ConnectorError):
     """Raised when an environment variable is missing or cannot be parsed."""
 
 
-class IllegalTransition(ConnectorError):
+class IllegalAccountTransitionError(ConnectorError):
     """Raised when a state change is not in the supervisor's transition table."""
 
     def __init__(self, account_id: str, current: str, requested: str) -> None:

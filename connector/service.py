@@ -40,8 +40,8 @@ from connector.reports import ConnectionReports
 from connector.sender import Sender
 from connector.shutdown import shut_down
 from connector.slots import AccountSlot
+from connector.snapshot_codec import SnapshotCodec
 from connector.snapshot_writer import SnapshotWriter
-from connector.snapshots import SnapshotCodec
 from connector.starting_state import StateSource, log_found, starting_state, state_digest_of
 from connector.states import AccountState
 from connector.supervisor import AccountSupervisor

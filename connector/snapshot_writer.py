@@ -3,7 +3,7 @@
 Every change marks its account in the :class:`~connector.coalescer.CoalescingFlusher` (critical at
 once, routine within the window). A flush serialises the state once, writes it to the local cache
 first (so the cache is never older than what was published), seals it to the vault's public key
-(:class:`~connector.snapshots.SnapshotCodec`) and hands it to the snapshot publisher (ordered per
+(:class:`~connector.snapshot_codec.SnapshotCodec`) and hands it to the snapshot publisher (ordered per
 account, newest only). :meth:`SnapshotWriter.persist_now` is the link's persist-before-send wait.
 """
 
@@ -18,7 +18,7 @@ from connector.errors import CacheError
 from connector.metrics import Histogram
 from connector.publisher import MessageTransport, OrderedPublisher, Outgoing
 from connector.slots import AccountSlot
-from connector.snapshots import SnapshotCodec
+from connector.snapshot_codec import SnapshotCodec
 from shared.events import SnapshotAttributes
 from shared.snapshot import canonical_state_bytes
 

@@ -14,7 +14,7 @@ Rules (the table below is the only place they live):
   ``connecting`` (a new pairing was asked) or ``stopped``.
 - ``stopped``: terminal for this supervisor. A later claim of the account starts a new one.
 
-An illegal request raises :class:`~connector.errors.IllegalTransition` and leaves the state as it
+An illegal request raises :class:`~connector.errors.IllegalAccountTransitionError` and leaves the state as it
 was.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from connector.errors import IllegalTransition
+from connector.errors import IllegalAccountTransitionError
 
 
 class AccountState(enum.StrEnum):
@@ -67,10 +67,10 @@ class AccountStateMachine:
         return new in TRANSITIONS[self._state]
 
     def to(self, new: AccountState) -> None:
-        """Move to ``new`` or raise :class:`IllegalTransition` without changing anything."""
+        """Move to ``new`` or raise :class:`IllegalAccountTransitionError` without changing anything."""
         old = self._state
         if new not in TRANSITIONS[old]:
-            raise IllegalTransition(self.account_id, old.value, new.value)
+            raise IllegalAccountTransitionError(self.account_id, old.value, new.value)
         self._state = new
         if self._on_change is not None:
             self._on_change(old, new)

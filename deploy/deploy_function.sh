@@ -7,7 +7,8 @@
 #   deploy/deploy_function.sh NAME private INVOKER_EMAIL
 #       HTTPS for one service account only: Cloud Run IAM lets INVOKER_EMAIL in (roles/run.invoker on
 #       this function alone), and the function checks the identity token again (audience
-#       INTERNAL_AUDIENCE, e-mail in KEEPER_CONNECTOR_SERVICE_ACCOUNTS).
+#       INTERNAL_AUDIENCE, e-mail in the endpoint's own list: KEEPER_CONNECTOR_SERVICE_ACCOUNTS for
+#       connectorSync, KEEPER_SCHEDULER_SERVICE_ACCOUNTS for healthCheck and cleanup).
 #   deploy/deploy_function.sh NAME pubsub TOPIC
 #       Eventarc trigger on TOPIC, retried on failure (the function raises on transient errors and
 #       acknowledges messages it rejects for good); pushed with INVOKER_SA's identity. The subscription
@@ -47,7 +48,7 @@ env_vars+="|KEEPER_TOPIC_MESSAGES=${TOPIC_MESSAGES}|KEEPER_TOPIC_OUTBOX=${TOPIC_
 env_vars+="|KEEPER_MESSAGE_RETENTION_S=${MESSAGE_RETENTION_S:-2592000}"
 env_vars+="|KEEPER_KEK_PROVIDER=secretmanager|KEEPER_KEK_SECRET=${KEK_SECRET}"
 env_vars+="|KEEPER_CONNECTOR_AUDIENCE=${INTERNAL_AUDIENCE}"
-env_vars+="|KEEPER_CONNECTOR_SERVICE_ACCOUNTS=${CONNECTOR_SA},${INVOKER_SA}"
+env_vars+="|KEEPER_CONNECTOR_SERVICE_ACCOUNTS=${CONNECTOR_SA}|KEEPER_SCHEDULER_SERVICE_ACCOUNTS=${INVOKER_SA}"
 env_vars+="|KEEPER_ENFORCE_APP_CHECK=${ENFORCE_APP_CHECK}"
 
 common=(

@@ -22,7 +22,17 @@ from functions.errors import (
     PermissionDeniedError,
     ResourceExhaustedError,
 )
-from functions.model import GONE, NEEDS_NEW_PAIRING, Account, AccountStatus, Clock, control_changed, serving
+from functions.model import (
+    GONE,
+    NEEDS_NEW_PAIRING,
+    NUMBER_FREED,
+    Account,
+    AccountStatus,
+    Clock,
+    control_changed,
+    holds_number,
+    serving,
+)
 from functions.stores import Stores
 from functions.validation import AddAccountInput
 from shared.events import format_time
@@ -101,7 +111,7 @@ class AccountService:
         if refusal is not None and refusal.limit_reached:
             raise ResourceExhaustedError(f"at most {self._max_accounts} accounts per user")
         if refusal is not None:
-            raise AlreadyExistsError("this phone number is already managed by an account",
+            raise AlreadyExistsError("one of your accounts already manages this phone number",
                                      {"field": "phoneNumber"})
         _log.info("account %s: added, pairing by %s", account.account_id, request.method.value)
         return {"accountId": account.account_id}
@@ -119,6 +129,11 @@ class AccountService:
         if account.status in GONE:
             raise FailedPreconditionError(f"account {account_id} is being removed", {"accountId": account_id})
         now = self._clock()
+        if account.status in NUMBER_FREED and any(
+                a.account_id != account_id and a.owner_uid == account.owner_uid and holds_number(a)
+                for a in self._stores.accounts.find_by_phone(account.phone_number)):
+            raise FailedPreconditionError(f"account {account_id}: its phone number is now managed by another "
+                                          "account of yours; remove one of them first", {"accountId": account_id})
         if account.status in NEEDS_NEW_PAIRING:
             changes: dict[str, Any] = {
                 "status": AccountStatus.PAIRING, **serving(True, now), "pairing": None, "pairing_started_at": now,

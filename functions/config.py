@@ -21,7 +21,9 @@ KEEPER_MAX_ACCOUNTS_PER_USER           50                  addAccount refuses mo
 KEEPER_MAX_CLAIMS_PER_SYNC             100                 accounts handed out per connectorSync call
 KEEPER_CONNECTOR_TOKEN                 (unset)             shared bearer token for connectorSync (local)
 KEEPER_CONNECTOR_AUDIENCE              (unset)             audience of connector identity tokens (prod)
-KEEPER_CONNECTOR_SERVICE_ACCOUNTS      (unset)             comma-separated service-account e-mails allowed
+KEEPER_CONNECTOR_SERVICE_ACCOUNTS      (unset)             service-account e-mails (comma-separated) connectorSync
+                                                           admits
+KEEPER_SCHEDULER_SERVICE_ACCOUNTS      (unset)             service-account e-mails healthCheck / cleanup admit
 KEEPER_SCHEDULER_TOKEN                 (unset)             bearer token for healthCheck / cleanup locally
 KEEPER_ENFORCE_APP_CHECK               false               require App Check on callables
 =====================================  ==================  ================================================
@@ -33,6 +35,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from functions.errors import FunctionsConfigError
 from shared.events import (
     TOPIC_ALERTS,
     TOPIC_CONNECTION_EVENTS,
@@ -45,10 +48,6 @@ DEFAULT_PROJECT = "demo-keeper"
 DEFAULT_REGION = "us-central1"
 
 
-class ConfigError(ValueError):
-    """An environment variable holds a value the functions cannot use."""
-
-
 def _number(env: Mapping[str, str], name: str, default: float, low: float = 0) -> float:
     raw = env.get(name, "")
     if not raw:
@@ -56,9 +55,9 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float = 0) -
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+        raise FunctionsConfigError(f"{name}={raw!r} is not a number") from exc
     if value < low:
-        raise ConfigError(f"{name}={raw!r} must be at least {low}")
+        raise FunctionsConfigError(f"{name}={raw!r} must be at least {low}")
     return value
 
 
@@ -101,6 +100,7 @@ class FunctionsConfig:
     connector_token: str | None
     connector_audience: str | None
     connector_service_accounts: frozenset[str]
+    scheduler_service_accounts: frozenset[str]
     scheduler_token: str | None
     enforce_app_check: bool
     topic_messages: str = TOPIC_MESSAGES
@@ -112,7 +112,6 @@ class FunctionsConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> FunctionsConfig:
         project = _project(env)
         env = os.environ if env is None else env
-        accounts = env.get("KEEPER_CONNECTOR_SERVICE_ACCOUNTS", "")
         return cls(
             project=project,
             region=env.get("KEEPER_REGION") or DEFAULT_REGION,
@@ -128,7 +127,8 @@ class FunctionsConfig:
             max_claims_per_sync=int(_number(env, "KEEPER_MAX_CLAIMS_PER_SYNC", 100, low=1)),
             connector_token=env.get("KEEPER_CONNECTOR_TOKEN") or None,
             connector_audience=env.get("KEEPER_CONNECTOR_AUDIENCE") or None,
-            connector_service_accounts=frozenset(a.strip() for a in accounts.split(",") if a.strip()),
+            connector_service_accounts=_emails(env, "KEEPER_CONNECTOR_SERVICE_ACCOUNTS"),
+            scheduler_service_accounts=_emails(env, "KEEPER_SCHEDULER_SERVICE_ACCOUNTS"),
             scheduler_token=env.get("KEEPER_SCHEDULER_TOKEN") or None,
             enforce_app_check=_flag(env, "KEEPER_ENFORCE_APP_CHECK"),
             topic_messages=env.get("KEEPER_TOPIC_MESSAGES") or TOPIC_MESSAGES,
@@ -136,3 +136,7 @@ class FunctionsConfig:
             message_retention_s=_number(env, "KEEPER_MESSAGE_RETENTION_S", 30 * 86400.0, low=3600),
             outbox_ttl_s=_number(env, "KEEPER_OUTBOX_TTL_S", 86400.0, low=60),
         )
+
+
+def _emails(env: Mapping[str, str], name: str) -> frozenset[str]:
+    return frozenset(a.strip() for a in env.get(name, "").split(",") if a.strip())

@@ -57,7 +57,11 @@ _STATUS_FOR_STATE = {
 }
 
 #: Alerts an open connection ends: the phone linked the device again, no other socket holds it.
-_RESOLVED_BY_OPEN = ("logged_out", "replaced")
+_RESOLVED_BY_OPEN = ("logged_out", "replaced", "client_outdated")
+#: The alert a 405 raises says what fixes it: WhatsApp refuses the announced Web version.
+CLIENT_OUTDATED_FIX = ("set KEEPER_WA_VERSION on the connector to the current WhatsApp Web version (or "
+                       "KEEPER_WA_VERSION_FETCH=1 to read it at start) and restart the connector; every account "
+                       "stays stopped until then")
 
 #: Statuses a freshly paired account can reach before its ``pairing.success`` is delivered.
 _LINKED_WITHOUT_JID = frozenset({AccountStatus.CONNECTING, AccountStatus.CONNECTED, AccountStatus.RECONNECTING})
@@ -189,12 +193,17 @@ class ConnectionEventRecorder:
             self._alerter.raise_alert(account.account_id, "logged_out",
                                       f"Account {account.account_id} ({account.phone_number}) was logged "
                                       "out from the phone and needs pairing again.")
+        elif event.state is ConnectionState.STOPPED and event.reason == "client_outdated":
+            self._alerter.raise_alert(account.account_id, "client_outdated",
+                                      f"Account {account.account_id}: WhatsApp refused the connector's Web version "
+                                      f"(405 client_outdated): {CLIENT_OUTDATED_FIX}.")
         elif event.state is ConnectionState.REPLACED:
             # 440: another socket holds the account; serving it again would fight that socket.
             changes.update(serving(False, self._clock()))
             self._alerter.raise_alert(account.account_id, "replaced",
                                       f"Account {account.account_id} was taken over by another session.")
-        kind = _ALERT_FOR_STATE.get(event.state)
+        kind = ("client_outdated" if event.state is ConnectionState.STOPPED and event.reason == "client_outdated"
+                else _ALERT_FOR_STATE.get(event.state))
         if kind is not None:
             open_alerts = tuple(dict.fromkeys((*open_alerts, alert_id(account.account_id, kind))))
         changes["updated_at"] = self._clock()

@@ -10,6 +10,7 @@
     ├── AlreadyExistsError          the phone number is already managed by an active account
     ├── FailedPreconditionError     the account's status does not allow the operation
     ├── ResourceExhaustedError      payload too large, too many accounts
+    ├── FunctionsConfigError        an environment variable the functions read is missing or malformed
     └── MessageRejectedError        a Pub/Sub message that must be acknowledged and dropped
         ├── MalformedMessageError   cannot be parsed or opened; retrying would not help
         └── StaleMessageError       produced under an older lease generation (fenced off)
@@ -86,6 +87,10 @@ class ResourceExhaustedError(FunctionsError):
     """A size or count limit was reached."""
 
     code = FunctionsErrorCode.RESOURCE_EXHAUSTED
+
+
+class FunctionsConfigError(FunctionsError, ValueError):
+    """An environment variable holds a value the functions cannot use (callers see INTERNAL)."""
 
 
 class MessageRejectedError(FunctionsError):

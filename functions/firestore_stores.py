@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from functions.model import (
     RestoreOutcome,
     RestoreOutcomeKind,
     claimed_lease,
+    holds_number,
 )
 from functions.stores import AccountEventView, AccountEventWrite, AddRefusal, HealthSummary, Stores, VaultKeyRecord
 from shared.connector_sync import PairingMethod
@@ -49,17 +50,20 @@ OUTCOMES = "restore_outcomes"
 _OUTCOMES_PER_DOC = 200
 CONNECTORS = "connectors"
 HEALTH = "health"
-#: ``phone_numbers/{e164}`` -> ``{accountId}``: which account manages a number. Read in the add
-#: transaction, it serialises concurrent adds of one number (a query alone would not).
+#: ``phone_numbers/{e164}`` -> ``{accountId}``: written by adds before numbers were per owner; an account's
+#: deletion still removes its own.
 PHONE_NUMBERS = "phone_numbers"
 #: ``account_owners/{uid}`` -> ``{lastAddedAt, lastAccountId}``: every add of the owner rewrites it under a
-#: precondition, so the owner's adds commit one at a time and the per-user limit holds under races.
+#: precondition, so the owner's adds commit one at a time: the per-user limit holds under races, and so
+#: does "one account per number and owner" (a double click stores one account).
 OWNERS = "account_owners"
 #: ``health/vaultSealingKey``: the public sealing key last handed to connectors.
 VAULT_KEY_DOC = "vaultSealingKey"
 _BATCH = 400
 #: How often :meth:`FirestoreAccountStore.add` re-reads after losing a race for a phone number.
 _ADD_ROUNDS = 12
+#: Values of one ``in`` / ``array-contains-any`` filter (Firestore's limit).
+_IN_QUERY_VALUES = 30
 _ADD_BACKOFF_S = 0.02
 #: Leases renewed per transaction (Firestore allows 500 writes per transaction).
 _RENEW_CHUNK = 200
@@ -155,6 +159,11 @@ def _delete_all(client: firestore.Client, refs: list[Any]) -> int:
     return len(refs)
 
 
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
 def _sorted(accounts: Iterable[Account]) -> list[Account]:
     return sorted(accounts, key=lambda a: (a.created_at, a.account_id))
 
@@ -172,33 +181,24 @@ class FirestoreAccountStore:
         self._col.document(account.account_id).create(account_to_doc(account))
 
     def add(self, account: Account, max_active: int) -> AddRefusal | None:
-        # Optimistic, not a transaction: the number's claim document and the owner's document are
-        # written with preconditions (absent, or unchanged since read) in the same atomic batch as the
-        # account, so of two adds of one number exactly one commits, and adds of one owner commit one
-        # at a time, each counted against the accounts the ones before it stored; a loser reads again
-        # on its next round. Transactions here made concurrent adds wait on each other's locks and
-        # time out.
-        claim_ref = self._client.collection(PHONE_NUMBERS).document(account.phone_number)
+        # Optimistic, not a transaction: the owner's document is written with a precondition (absent, or
+        # unchanged since read) in the same atomic batch as the account, so the owner's adds commit one at
+        # a time, each judged against the accounts the ones before it stored; a loser reads again on its
+        # next round. Transactions here made concurrent adds wait on each other's locks and time out.
         owner_ref = self._client.collection(OWNERS).document(account.owner_uid)
         for round_ in range(_ADD_ROUNDS):
             if round_:
                 time.sleep(random.uniform(0, _ADD_BACKOFF_S * round_))
-            # Both documents are read before the queries: an add that commits between the two is
-            # then either seen by the queries or trips a precondition. The phone query also finds
-            # accounts stored before the phone_numbers index existed.
-            read = {snap.reference.path: snap for snap in self._client.get_all([claim_ref, owner_ref])}
-            claim, owner = read[claim_ref.path], read[owner_ref.path]
-            rivals = [a for a in self.find_by_phone(account.phone_number) if a.status not in GONE]
+            # The owner's document is read before the queries: an add that commits between the two is
+            # then either seen by the queries or trips the precondition.
+            owner = owner_ref.get()
+            rivals = [a for a in self.find_by_phone(account.phone_number)
+                      if a.owner_uid == account.owner_uid and holds_number(a)]
             if rivals:
                 return AddRefusal(rival=rivals[0])
             if self.count_active(account.owner_uid) >= max_active:
                 return AddRefusal(limit_reached=True)
             batch = self._client.batch()
-            claim_doc = {"accountId": account.account_id, "claimedAt": account.created_at}
-            if claim.exists:  # its account is gone or going (else the query found it): take it over
-                batch.update(claim_ref, claim_doc, option=self._client.write_option(last_update_time=claim.update_time))
-            else:
-                batch.create(claim_ref, claim_doc)
             owner_doc = {"lastAddedAt": account.created_at, "lastAccountId": account.account_id}
             if owner.exists:
                 batch.update(owner_ref, owner_doc, option=self._client.write_option(last_update_time=owner.update_time))
@@ -208,9 +208,9 @@ class FirestoreAccountStore:
             try:
                 batch.commit()
             except (gexc.Conflict, gexc.FailedPrecondition):
-                continue  # another add of this number or this owner committed first
+                continue  # another add of this owner committed first
             return None
-        raise gexc.Aborted("the phone number or the owner's accounts kept changing; try again")  # type: ignore[no-untyped-call]
+        raise gexc.Aborted("the owner's accounts kept changing; try again")  # type: ignore[no-untyped-call]
 
     def get(self, account_id: str) -> Account | None:
         found = self._read([self._col.document(account_id).get()])
@@ -495,10 +495,14 @@ class FirestoreAlertStore:
         return len(open_refs)
 
     def open_alerts(self, account_ids: Sequence[str] | None = None) -> list[Alert]:
-        wanted = None if account_ids is None else set(account_ids)
-        query = self._col.where(filter=FieldFilter("open", "==", True))
-        alerts = [_alert_from(s) for s in query.stream()]
-        return [a for a in alerts if wanted is None or a.account_id in wanted]
+        if account_ids is None:
+            return [_alert_from(s) for s in self._col.where(filter=FieldFilter("open", "==", True)).stream()]
+        # By account (single-field index on accountId), a few alerts each; closed ones dropped here.
+        alerts: list[Alert] = []
+        for chunk in _chunks(sorted(set(account_ids)), _IN_QUERY_VALUES):
+            query = self._col.where(filter=FieldFilter("accountId", "in", chunk))
+            alerts.extend(a for a in map(_alert_from, query.stream()) if a.open)
+        return alerts
 
     def delete_for(self, account_id: str) -> None:
         _delete_all(self._client, [s.reference for s in
@@ -630,6 +634,7 @@ class FirestoreOutcomeStore:
             batch = self._client.batch()
             for chunk in chunks[start:start + _BATCH]:
                 batch.set(self._col.document(), {"at": max(o.at for o in chunk),
+                                                 "accountIds": sorted({o.account_id for o in chunk}),
                                                  "entries": [self._entry(o) for o in chunk]})
             batch.commit()
 
@@ -641,21 +646,42 @@ class FirestoreOutcomeStore:
             out.extend(o for o in map(self._outcome, entries) if o.at >= at)
         return out
 
+    def for_accounts(self, account_ids: Sequence[str], at: datetime) -> list[RestoreOutcome]:
+        # ``accountIds`` names a document's accounts (documents of one outcome carry ``accountId``); one
+        # array-contains-any query per 30 ids, no composite index. Other accounts' entries in the documents
+        # found are dropped here and never leave this function.
+        wanted = set(account_ids)
+        found: dict[str, Any] = {}
+        for chunk in _chunks(sorted(wanted), _IN_QUERY_VALUES):
+            for query in (self._col.where(filter=FieldFilter("accountIds", "array_contains_any", chunk)),
+                          self._col.where(filter=FieldFilter("accountId", "in", chunk))):
+                for snap in query.stream():
+                    found[snap.id] = snap.to_dict() or {}
+        out: list[RestoreOutcome] = []
+        for doc in found.values():
+            out.extend(o for o in map(self._outcome, doc.get("entries", [doc]))
+                       if o.at >= at and o.account_id in wanted)
+        return out
+
 
 class FirestoreStatusStore:
     def __init__(self, client: firestore.Client) -> None:
         self._client = client
 
     def record_connector(self, record: ConnectorRecord) -> None:
-        self._client.collection(CONNECTORS).document(record.connector_id).set(
-            {"lastSyncAt": record.last_sync_at, "capacity": record.capacity, "held": record.held})
+        doc: dict[str, Any] = {"lastSyncAt": record.last_sync_at, "capacity": record.capacity, "held": record.held}
+        if record.identity is not None:
+            doc["identity"] = record.identity
+        self._client.collection(CONNECTORS).document(record.connector_id).set(doc)
 
     def connector(self, connector_id: str) -> ConnectorRecord | None:
         snap = self._client.collection(CONNECTORS).document(connector_id).get()
         doc = snap.to_dict() or {} if snap.exists else {}
         if not isinstance(doc.get("lastSyncAt"), datetime):
             return None
-        return ConnectorRecord(connector_id, doc["lastSyncAt"], int(doc.get("capacity", 0)), int(doc.get("held", 0)))
+        identity = doc.get("identity")
+        return ConnectorRecord(connector_id, doc["lastSyncAt"], int(doc.get("capacity", 0)), int(doc.get("held", 0)),
+                               identity if isinstance(identity, str) else None)
 
     def connectors(self) -> list[ConnectorRecord]:
         out = []

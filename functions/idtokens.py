@@ -5,7 +5,7 @@ Google publishes the certificates of its signing keys at ``GOOGLE_CERTS_URL`` wi
 keeps them in memory: fetched once, refreshed when max-age has passed or a token names a key id it does
 not hold (at most once per ``REFRESH_BACKOFF_S`` either way), and when a refresh fails the certificates
 in hand stay in use for up to ``MAX_STALE_S`` past their max-age. So an outage of the certificate
-endpoint no longer refuses every call (fetched on every call, ~27 s of outage used to lapse every
+endpoint does not refuse calls (fetching on every call would let a short outage lapse every
 lease), and a flood of junk tokens costs no fetches.
 
 :func:`verify_google_token` checks an RS256 token against them: signature, issuer, audience, and the

@@ -149,9 +149,9 @@ def sendMessage(request: Request) -> Any:
 @https_fn.on_request()
 def connectorSync(request: flask.Request) -> flask.Response:
     def run() -> Any:
-        endpoint_verifiers()[0].verify(request.headers.get("Authorization"))
+        caller = endpoint_verifiers()[0].verify(request.headers.get("Authorization"))
         body = json_request(request, validation.MAX_SYNC_BODY_BYTES)
-        return services().sync.sync(validation.parse_sync_request(body)).to_json()
+        return services().sync.sync(validation.parse_sync_request(body), caller).to_json()
 
     return json_endpoint(run)
 

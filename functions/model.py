@@ -66,6 +66,14 @@ NEEDS_NEW_PAIRING = frozenset({
     AccountStatus.NEEDS_PAIRING, AccountStatus.PAIRING_FAILED, AccountStatus.PAIRING_EXPIRED,
 })
 GONE = frozenset({AccountStatus.REMOVING, AccountStatus.REMOVED})
+#: Never linked and no longer pairing: such an account does not hold its phone number (its owner may add the
+#: number again; re-pairing it then is refused while the newer account holds the number).
+NUMBER_FREED = frozenset({AccountStatus.PAIRING_EXPIRED, AccountStatus.PAIRING_FAILED})
+
+
+def holds_number(account: Account) -> bool:
+    """Whether ``account`` keeps its owner from adding its phone number again."""
+    return account.status not in GONE and account.status not in NUMBER_FREED
 
 
 def serving(on: bool, now: datetime) -> dict[str, Any]:
@@ -193,3 +201,5 @@ class ConnectorRecord:
     last_sync_at: datetime
     capacity: int
     held: int
+    #: The verified identity of the call that first used this id (None: recorded before identities were).
+    identity: str | None = None

@@ -13,29 +13,21 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.authstate import AuthState, validate_state
+from shared.errors import IntegrityError, KekUnavailableError, SealingError, SkippedVersion
 from shared.snapshot import parse_state
 
-#: Error classes (the ``ErrorClass:`` prefix of a skipped version's reason) that mean the stored
-#: bytes do not open; any other failure means they opened but hold no valid auth state.
-_CRYPTO_ERRORS = frozenset({"IntegrityError", "SealingError"})
-KEK_UNAVAILABLE = "KekUnavailableError"
 
-
-def reason_class(reason: str) -> str:
-    """The error class a skipped version's reason (``"IntegrityError: ..."``) starts with."""
-    return reason.split(":", 1)[0].strip()
-
-
-def failure_kind(skipped: Sequence[tuple[int, str]]) -> str:
-    """One word for why versions failed: ``cannot_decrypt`` when any did not open, else ``invalid``."""
-    if any(reason_class(reason) in _CRYPTO_ERRORS for _, reason in skipped):
+def failure_kind(skipped: Sequence[SkippedVersion]) -> str:
+    """One word for why versions failed: ``cannot_decrypt`` when any did not open (the stored bytes do
+    not authenticate), else ``invalid`` (they opened but hold no valid auth state)."""
+    if any(isinstance(s.error, IntegrityError | SealingError) for s in skipped):
         return "cannot_decrypt"
     return "invalid"
 
 
-def kek_was_unavailable(skipped: Sequence[tuple[int, str]]) -> bool:
+def kek_was_unavailable(skipped: Sequence[SkippedVersion]) -> bool:
     """True when a version was not judged at all because its KEK could not be fetched."""
-    return any(reason_class(reason) == KEK_UNAVAILABLE for _, reason in skipped)
+    return any(isinstance(s.error, KekUnavailableError) for s in skipped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +42,8 @@ class RestoredState:
     #: The state's canonical bytes as stored (sealed on to a connector as they are).
     state_bytes: bytes = field(repr=False)
     version: int
-    #: (version, reason) of newer versions that failed to decrypt or validate.
-    skipped: tuple[tuple[int, str], ...] = ()
+    #: Newer versions that failed to decrypt or validate, and why.
+    skipped: tuple[SkippedVersion, ...] = ()
 
     @property
     def state(self) -> AuthState:
@@ -70,7 +62,7 @@ class SessionCheck:
     saved_at: datetime | None  # when the latest version was saved
     versions: int
     problem: str | None  # "cannot_decrypt" / "invalid" when no version is usable
-    skipped: tuple[tuple[int, str], ...] = ()
+    skipped: tuple[SkippedVersion, ...] = ()
 
 
 class SessionVault(Protocol):
@@ -104,6 +96,10 @@ class SessionVault(Protocol):
 
     def list_accounts(self) -> list[str]: ...
 
+    def stored_among(self, account_ids: Sequence[str]) -> set[str]:
+        """Those of ``account_ids`` with a stored session (their heads only are read)."""
+        ...
+
     def record_health(self, account_id: str, health: str, at: datetime) -> None:
         """Note the health-check result on the session's head document."""
         ...
@@ -119,15 +115,13 @@ class SessionVault(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OpenedSnapshot:
-    """A snapshot in clear: opened from Pub/Sub, or a restored state about to be sealed."""
+    """A snapshot in clear, opened from Pub/Sub."""
 
     account_id: str
     generation: int
     connector_id: str
     produced_at: datetime
     state: AuthState = field(repr=False)
-    #: ``state``'s canonical bytes, when already known (a restore from the vault).
-    state_bytes: bytes | None = field(default=None, repr=False, compare=False)
 
 
 class TransitSealer(Protocol):
@@ -145,9 +139,6 @@ class TransitSealer(Protocol):
 
     def seal_restored_bytes(self, public_key: bytes, *, account_id: str, generation: int, connector_id: str,
                             produced_at: datetime, state_bytes: bytes) -> bytes:
-        """:meth:`seal_restore` for a state known only by its canonical bytes (not parsed again)."""
-        ...
-
-    def seal_restore(self, public_key: bytes, snapshot: OpenedSnapshot) -> bytes:
-        """Seal a restored state (as a snapshot under the new generation) to the connector's key."""
+        """Seal a restored state, given by its canonical bytes (not parsed again), as a snapshot under the
+        new generation to the connector's key (``shared.connector_sync``: ``sealedState``)."""
         ...

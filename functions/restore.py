@@ -16,8 +16,8 @@ A claim takes the lease (generation + 1) first, then:
 Claims are made in rounds of :data:`CLAIM_ROUND`: the round's leases in one transaction, its claim
 index updates and restore outcomes in one batched write each, its restores read in two round trips
 (``restore_many``) and decrypted and sealed on a thread pool. Up to :data:`PARALLEL_ROUNDS` rounds run
-at once (a round mostly waits on Firestore; run one after another, a restart of 1,000 accounts was
-bound by those waits with the CPU half idle). The claim budget is checked between waves of rounds.
+at once (a round mostly waits on Firestore, so rounds in sequence would leave the CPU idle). The
+claim budget is checked between waves of rounds.
 The first account of a call that needs the vault goes in a round of its own, so a KEK out of reach
 costs one wait per call.
 
@@ -41,6 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.alerts import Alerter
+from functions.errors import PermissionDeniedError
 from functions.leases import release_all, renew_all
 from functions.messages import MessageStore
 from functions.model import (
@@ -66,14 +67,15 @@ from shared.connector_sync import (
     SyncReply,
     SyncRequest,
 )
+from shared.errors import SkippedVersion
 from shared.events import OutboundSend
 
 _log = logging.getLogger(__name__)
 
 #: How many more candidates than free slots to look at (some are taken by other connectors meanwhile;
 #: an account with a live lease is out of the query already, its index being ahead of the clock).
-#: Each candidate costs an account and a lease read: twice the free slots made a restart read twice
-#: what it claimed. What another connector took first is made up on the next sync.
+#: Each candidate costs an account and a lease read, so few spares are read; what another connector
+#: took first is made up on the next sync.
 _CANDIDATE_FACTOR = 1
 _CANDIDATE_EXTRA = 10
 #: Claiming stops after this long in one call, so the answer reaches the connector well inside its
@@ -83,6 +85,8 @@ CLAIM_BUDGET_S = 3.0
 #: After a restore found the KEK out of reach, the account is offered again this much later (not on
 #: every connector's next sync, which would hammer Secret Manager while it is down).
 KEK_RETRY_S = 60.0
+#: The identity :class:`functions.auth.BearerVerifier` reports for the local shared token.
+LOCAL_CALLER = "token"
 
 
 #: The look for new sends of held accounts reaches this far before the connector's previous call
@@ -129,9 +133,19 @@ class ConnectorSyncService:
         self._executor: ThreadPoolExecutor | None = None
         self._round_executor: ThreadPoolExecutor | None = None
 
-    def sync(self, request: SyncRequest) -> SyncReply:
+    def _check_binding(self, connector_id: str, caller: str) -> None:
+        record = self._stores.status.connector(connector_id)
+        if record is not None and record.identity is not None and record.identity != caller:
+            _log.warning("connectorSync %s: refused, the id belongs to another identity", connector_id)
+            raise PermissionDeniedError(f"connector id {connector_id} belongs to another identity")
+
+    def sync(self, request: SyncRequest, caller: str = LOCAL_CALLER) -> SyncReply:
+        """One connectorSync call by ``caller``, the verified identity (``LOCAL_CALLER`` for the local shared
+        token). A connector id belongs to the identity of its first call: another identity naming it is
+        refused before any lease is touched, so it cannot release or renew that connector's leases."""
         started = time.monotonic()
         now = self._clock()
+        self._check_binding(request.connector_id, caller)
         since = self._sends_since(request.connector_id, now)
         release_all(self._stores, request.connector_id, request.release, now)
         released = {r.account_id for r in request.release}
@@ -147,7 +161,7 @@ class ConnectorSyncService:
             commands.extend(claim_commands)
         claimed_at = time.monotonic()
         self._stores.status.record_connector(ConnectorRecord(
-            request.connector_id, now, request.capacity, len(renewal.held_ids) + len(claimed)))
+            request.connector_id, now, request.capacity, len(renewal.held_ids) + len(claimed), caller))
         public_key, key_id = self._vault_key()
         pending = self._pending_sends([c.account_id for c in claimed], renewal.held_ids, since)
         _log.info("connectorSync %s: %d released, %d renewed of %d held, %d lost, %d claimed in %.2f s "
@@ -447,7 +461,7 @@ class ConnectorSyncService:
                         record)
 
     def _fail(self, request: SyncRequest, account: Account, lease: Lease, reason: str,
-              skipped: tuple[tuple[int, str], ...]) -> None:
+              skipped: tuple[SkippedVersion, ...]) -> None:
         now = self._clock()
         account_id = account.account_id
         self._stores.outcomes.record(RestoreOutcome(

@@ -1,7 +1,7 @@
 """Storage interfaces of the functions, split by concern.
 
 Each interface is small and typed; :mod:`functions.firestore_stores` implements them on Firestore
-and :mod:`functions.memory_stores` in memory for unit tests. Operations that must be atomic (lease
+(the unit tests' in-memory ones are ``tests/functions/memory_stores.py``). Operations that must be atomic (lease
 claim / renew / release, alert raise) are single methods so each implementation can make them so
 (a Firestore transaction, a lock).
 """
@@ -34,10 +34,11 @@ class AccountStore(Protocol):
         ...
 
     def add(self, account: Account, max_active: int) -> AddRefusal | None:
-        """Store ``account`` unless another account that is not removing or removed manages its phone
-        number, or its owner already has ``max_active`` such accounts; then nothing is written and the
-        refusal says why. Atomic: of concurrent adds for one number exactly one succeeds, and concurrent
-        adds of one owner never take it past ``max_active``."""
+        """Store ``account`` unless another account of the same owner holds its phone number
+        (:func:`functions.model.holds_number`), or its owner already has ``max_active`` accounts that are
+        not removing or removed; then nothing is written and the refusal says why. Numbers are per owner:
+        another user's accounts are never consulted, so an add reveals nothing about them. Atomic: of
+        concurrent adds of one owner, one per number succeeds and together they never pass ``max_active``."""
         ...
 
     def get(self, account_id: str) -> Account | None: ...
@@ -144,7 +145,9 @@ class AlertStore(Protocol):
         One read of those documents and, when one is open, one write (no query)."""
         ...
 
-    def open_alerts(self, account_ids: Sequence[str] | None = None) -> list[Alert]: ...
+    def open_alerts(self, account_ids: Sequence[str] | None = None) -> list[Alert]:
+        """Open alerts of the given accounts (queried by account, never the fleet's), or all of them."""
+        ...
 
     def delete_for(self, account_id: str) -> None: ...
 
@@ -212,6 +215,10 @@ class OutcomeStore(Protocol):
         ...
 
     def since(self, at: datetime) -> list[RestoreOutcome]: ...
+
+    def for_accounts(self, account_ids: Sequence[str], at: datetime) -> list[RestoreOutcome]:
+        """The outcomes since ``at`` of the given accounts only, found by query (a user's metrics)."""
+        ...
 
     def delete_before(self, at: datetime) -> int:
         """Delete outcomes recorded before ``at``; returns how many."""

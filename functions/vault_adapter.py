@@ -14,29 +14,27 @@ from typing import Any
 
 from functions.persist import SnapshotFence
 from functions.ports import (
-    KEK_UNAVAILABLE,
     OpenedSnapshot,
     RestoredState,
     SavedVersion,
     SessionCheck,
     failure_kind,
     kek_was_unavailable,
-    reason_class,
 )
 from shared import sealing
 from shared.authstate import AuthState
 from shared.connector_sync import RESTORE_AAD, RESTORE_KEY_ID
-from shared.errors import KekUnavailableError, NoUsableVersionError
-from shared.snapshot import Snapshot, open_snapshot, snapshot_bytes
+from shared.errors import KekUnavailableError, NoUsableVersionError, SkippedVersion
+from shared.snapshot import open_snapshot, snapshot_bytes
 from shared.vault import SaveGuard, Vault, VaultStore
 from shared.vault.kek import KekProvider, sealing_keys
-from shared.vault.store import Documents, Head
+from shared.vault.store import BatchReadStore, Documents, Head
 
 _log = logging.getLogger(__name__)
 
 
-def _kek_unavailable(account_id: str, skipped: list[tuple[int, str]]) -> KekUnavailableError:
-    versions = ", ".join(f"v{version}" for version, reason in skipped if reason_class(reason) == KEK_UNAVAILABLE)
+def _kek_unavailable(account_id: str, skipped: Sequence[SkippedVersion]) -> KekUnavailableError:
+    versions = ", ".join(f"v{s.version}" for s in skipped if isinstance(s.error, KekUnavailableError))
     return KekUnavailableError(f"account {account_id}: the KEK of {versions} cannot be fetched; not judged")
 
 
@@ -61,10 +59,9 @@ class VaultSessions:
             if kek_was_unavailable(exc.skipped):
                 raise _kek_unavailable(account_id, exc.skipped) from exc
             raise
-        skipped = [(s.version, s.reason) for s in result.skipped]
-        if kek_was_unavailable(skipped):
-            raise _kek_unavailable(account_id, skipped)
-        return RestoredState(result.state_bytes, result.version, tuple(skipped))
+        if kek_was_unavailable(result.skipped):
+            raise _kek_unavailable(account_id, result.skipped)
+        return RestoredState(result.state_bytes, result.version, result.skipped)
 
     def restore_many(self, account_ids: Sequence[str]) -> dict[str, RestoredState | Exception]:
         out: dict[str, RestoredState | Exception] = {}
@@ -75,19 +72,18 @@ class VaultSessions:
             if isinstance(result, Exception):
                 out[account_id] = result
                 continue
-            skipped = [(s.version, s.reason) for s in result.skipped]
-            out[account_id] = (_kek_unavailable(account_id, skipped) if kek_was_unavailable(skipped)
-                               else RestoredState(result.state_bytes, result.version, tuple(skipped)))
+            out[account_id] = (_kek_unavailable(account_id, result.skipped) if kek_was_unavailable(result.skipped)
+                               else RestoredState(result.state_bytes, result.version, result.skipped))
         return out
 
     def check(self, account_id: str) -> SessionCheck:
         info = self._vault.inspect(account_id)
         report = self._vault.verify(account_id)
         usable = max(report.ok) if report.ok else None
-        failed = [(s.version, s.reason) for s in report.failed]
+        failed = report.failed
         if kek_was_unavailable(failed):
             raise _kek_unavailable(account_id, failed)
-        newer_failed = [f for f in failed if usable is None or f[0] > usable]
+        newer_failed = [f for f in failed if usable is None or f.version > usable]
         problem = failure_kind(failed) if usable is None else None
         return SessionCheck(latest_version=info.latest_version, usable_version=usable, saved_at=info.saved_at,
                             versions=len(info.versions), problem=problem, skipped=tuple(newer_failed))
@@ -97,6 +93,11 @@ class VaultSessions:
 
     def list_accounts(self) -> list[str]:
         return list(self._vault.list_accounts())
+
+    def stored_among(self, account_ids: Sequence[str]) -> set[str]:
+        if isinstance(self._store, BatchReadStore):
+            return set(self._store.get_heads(list(account_ids)))
+        return {a for a in account_ids if self._store.get_head(a) is not None}
 
     def record_health(self, account_id: str, health: str, at: datetime) -> None:
         self._store.set_health(account_id, {"status": health, "at": at, "by": "health_check"})
@@ -127,12 +128,6 @@ class VaultSealer:
     def seal_restored_bytes(self, public_key: bytes, *, account_id: str, generation: int, connector_id: str,
                             produced_at: datetime, state_bytes: bytes) -> bytes:
         data = snapshot_bytes(account_id, generation, produced_at, connector_id, state_bytes)
-        return sealing.seal(data, public_key, RESTORE_KEY_ID, RESTORE_AAD)
-
-    def seal_restore(self, public_key: bytes, snapshot: OpenedSnapshot) -> bytes:
-        data = Snapshot(account_id=snapshot.account_id, generation=snapshot.generation,
-                        produced_at=snapshot.produced_at, connector_id=snapshot.connector_id,
-                        state=snapshot.state).to_bytes(snapshot.state_bytes)
         return sealing.seal(data, public_key, RESTORE_KEY_ID, RESTORE_AAD)
 
 

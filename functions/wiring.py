@@ -8,7 +8,8 @@ process serves. Tests build :class:`Services` directly with memory stores.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from functions.cleanup import Cleaner, CleanupSettings
 from functions.config import FunctionsConfig
 from functions.connection_events import ConnectionEventRecorder
 from functions.health import HealthChecker
+from functions.idtokens import GoogleCertificates
 from functions.messages import MessageRecorder, MessageStore
 from functions.model import Clock
 from functions.persist import FencedSave, SnapshotPersister
@@ -100,6 +102,7 @@ def build_services(config: FunctionsConfig, stores: Stores, vault: SessionVault,
     alerter = Alerter(stores.alerts, publisher, clock)
     sender = (SendService(stores.accounts, message_store, outbox, clock, outbox_ttl_s=config.outbox_ttl_s)
               if message_store is not None else None)
+    connector_auth, scheduler_auth = endpoint_verifiers_for(config)
     return Services(
         config=config,
         stores=stores,
@@ -114,8 +117,8 @@ def build_services(config: FunctionsConfig, stores: Stores, vault: SessionVault,
         cleaner=Cleaner(stores, vault, clock, CleanupSettings(config.removed_grace_s, config.pairing_ttl_s,
                                                               config.message_retention_s),
                         messages=message_store, sender=sender),
-        connector_auth=_verifier(config.connector_token, config),
-        scheduler_auth=_verifier(config.scheduler_token, config),
+        connector_auth=connector_auth,
+        scheduler_auth=scheduler_auth,
         clock=clock,
         message_store=message_store,
         messages=MessageRecorder(message_store, clock, retention_s=config.message_retention_s)
@@ -177,13 +180,20 @@ def endpoint_verifiers() -> tuple[BearerVerifier, BearerVerifier]:
         return _services.connector_auth, _services.scheduler_auth
     if _verifiers is None:
         config = FunctionsConfig.from_env()
-        _verifiers = (_verifier(config.connector_token, config), _verifier(config.scheduler_token, config))
+        _verifiers = endpoint_verifiers_for(config)
     return _verifiers
 
 
-def _verifier(token: str | None, config: FunctionsConfig) -> BearerVerifier:
-    return BearerVerifier(shared_token=token, audience=config.connector_audience,
-                          allowed_emails=config.connector_service_accounts)
+def endpoint_verifiers_for(config: FunctionsConfig, certificates: GoogleCertificates | None = None,
+                           clock: Callable[[], float] = time.time) -> tuple[BearerVerifier, BearerVerifier]:
+    """(connectorSync, healthCheck/cleanup) verifiers, each with its own allow-list: the connector's identity
+    may not run the scheduled jobs, the scheduler's identity may not claim accounts."""
+    def verifier(token: str | None, allowed: frozenset[str]) -> BearerVerifier:
+        return BearerVerifier(shared_token=token, audience=config.connector_audience, allowed_emails=allowed,
+                              certificates=certificates, clock=clock)
+
+    return (verifier(config.connector_token, config.connector_service_accounts),
+            verifier(config.scheduler_token, config.scheduler_service_accounts))
 
 
 def init_firebase_admin(project: str) -> Any:

@@ -413,10 +413,6 @@ class Credentials:
         return _int(self._data.get("firstUnuploadedPreKeyId", 1), "firstUnuploadedPreKeyId")
 
     @property
-    def my_app_state_key_id(self) -> str | None:
-        return _opt_str(self._data, "myAppStateKeyId", "creds")
-
-    @property
     def routing_info(self) -> bytes | None:
         value = self._data.get("routingInfo")
         return None if value is None else _bytes(value, "routingInfo")

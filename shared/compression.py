@@ -7,11 +7,11 @@ from typing import Final
 
 import zstandard
 
+from shared.errors import DecompressionError
+
+__all__ = ["LEVEL", "DecompressionError", "compress", "decompress"]
+
 LEVEL: Final = 3
-
-
-class DecompressionError(ValueError):
-    """The data is not one zstd frame within the size bound (callers translate it)."""
 
 
 _local = threading.local()

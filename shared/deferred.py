@@ -2,7 +2,7 @@
 
 A linked account's state is ~140 KB of JSON, and ~95% of it is the ``pre-key`` category: 812 key
 pairs written as BufferJSON, three JSON objects each. Reviving them is most of what parsing a state
-costs (about 1 ms of 1.3), and a restore that only logs the account in never reads them: pre-keys are
+costs, and a restore that only logs the account in never reads them: pre-keys are
 read when a message arrives that was encrypted with one, and replaced when the server's stock runs low.
 
 :func:`revive_deferring_pre_keys` parses everything but that category, when its text is exactly what

@@ -7,9 +7,12 @@
     │   └── StateTooLargeError       serialised state over MAX_STATE_BYTES
     ├── BaileysFormatError           a Baileys auth folder or BufferJSON value is malformed
     ├── SealingError                 a sealed transit blob cannot be opened (altered, wrong key, bad header)
+    ├── DecompressionError           compressed bytes are malformed or expand past their limit
+    ├── InvalidEventError            a Pub/Sub event or its attributes break ``shared.events`` (names the field)
     ├── SyncContractError            a connectorSync request or reply breaks the contract (``field`` names where)
     │   └── SyncLimitError           a request lists more accounts than the contract allows
     └── VaultError                   base of the session vault's errors
+        ├── VaultConfigError         the vault's environment configuration is missing or malformed
         ├── IntegrityError           a stored blob is truncated, altered, moved to another account or
         │                            version, or wrapped under a different KEK than the one presented
         ├── StaleGenerationError     a save under a generation lower than the head's (fencing)
@@ -26,6 +29,9 @@ material or plaintext.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
 
 
 class KeeperError(Exception):
@@ -53,6 +59,16 @@ class SealingError(KeeperError):
     """A sealed snapshot cannot be opened: altered, truncated, wrong key or unknown format."""
 
 
+class DecompressionError(KeeperError, ValueError):
+    """Compressed data is malformed, or expands past the limit it must fit (``shared.compression``)."""
+
+
+class InvalidEventError(KeeperError, ValueError):
+    """Raised by ``from_json`` / ``parse_event`` / ``SnapshotAttributes.from_attributes`` (``shared.events``)
+    when the input is not a well-formed event: not JSON, wrong type tag, a missing or malformed field.
+    The message names the field; it never echoes payload contents."""
+
+
 class SyncContractError(KeeperError):
     """A connectorSync request or reply breaks the contract (``shared.connector_sync``).
 
@@ -69,6 +85,10 @@ class SyncLimitError(SyncContractError):
 
 class VaultError(KeeperError):
     """Base of the session vault's errors."""
+
+
+class VaultConfigError(VaultError, ValueError):
+    """The vault's environment configuration (KEK source, versions kept) is missing or malformed."""
 
 
 class IntegrityError(VaultError):
@@ -119,14 +139,32 @@ class VaultConflictError(VaultError):
     """Another writer changed the account's head between read and commit."""
 
 
-class NoUsableVersionError(VaultError):
-    """Every stored version of an account failed to decrypt or validate."""
+class SkippedVersion(NamedTuple):
+    """A stored version that restore or verify passed over, with the error that made it unusable."""
 
-    def __init__(self, account_id: str, skipped: list[tuple[int, str]]) -> None:
-        detail = "; ".join(f"v{version}: {reason}" for version, reason in skipped)
+    version: int
+    error: VaultError | StateValidationError
+
+    @property
+    def reason(self) -> str:
+        """``"ErrorClass: message"``: how the vault's health record and the logs show it."""
+        return f"{type(self.error).__name__}: {self.error}"
+
+    def __eq__(self, other: object) -> bool:  # exceptions compare by identity; these by what they say
+        return isinstance(other, SkippedVersion) and (self.version, self.reason) == (other.version, other.reason)
+
+    def __hash__(self) -> int:
+        return hash((self.version, self.reason))
+
+
+class NoUsableVersionError(VaultError):
+    """Every stored version of an account failed to decrypt or validate (``skipped`` says why)."""
+
+    def __init__(self, account_id: str, skipped: Sequence[SkippedVersion]) -> None:
+        detail = "; ".join(f"v{s.version}: {s.reason}" for s in skipped)
         super().__init__(f"account {account_id}: no stored version restores ({detail})")
         self.account_id = account_id
-        self.skipped = skipped
+        self.skipped = tuple(skipped)
 
 
 class NotFoundError(VaultError):

@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
 
+from shared.errors import InvalidEventError
+
 __all__ = [
     "ACCOUNT_ID_RE",
     "ATTR_ACCOUNT_ID",
@@ -155,12 +157,6 @@ _PAIRING_CODE_RE = re.compile(r"[A-Z0-9]{8}")
 _MAX_QR_CHARS = 2048
 _MAX_TEXT_CHARS = 1024
 _MAX_INT = 2**53 - 1  # the largest integer JavaScript readers keep exact
-
-
-class InvalidEventError(ValueError):
-    """Raised by ``from_json`` / ``parse_event`` / ``SnapshotAttributes.from_attributes``
-    when the input is not a well-formed event: not JSON, wrong type tag, a missing or
-    malformed field. The message names the field; it never echoes payload contents."""
 
 
 class ConnectionState(enum.StrEnum):

@@ -6,7 +6,7 @@ an unchanged state is recognised by its hash.
 
 A :class:`Snapshot` adds where and when the state was produced (account, lease generation, connector,
 time). On the ``session-snapshots`` topic it travels sealed to the vault's key (key id = KEK version)
-with :func:`snapshot_aad` as associated data (sealed by ``connector.snapshots.SnapshotCodec``, opened
+with :func:`snapshot_aad` as associated data (sealed by ``connector.snapshot_codec.SnapshotCodec``, opened
 with :func:`open_snapshot`). ``connectorSync``'s ``sealedState`` going the other way has its own
 convention (``shared.connector_sync``).
 """

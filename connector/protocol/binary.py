@@ -80,10 +80,6 @@ class Jid:
         device = f":{self.device}" if self.device else ""
         return f"{self.user}{agent}{device}@{self.server}"
 
-    @property
-    def is_device(self) -> bool:
-        return self.device is not None
-
     def without_device(self) -> Jid:
         """The user's JID (no agent, no device)."""
         return Jid(user=self.user, server=self.server)

@@ -112,18 +112,10 @@ class CloseInfo:
     policy: ClosePolicy
     detail: str = ""
 
-    @property
-    def should_reconnect(self) -> bool:
-        return self.policy in (ClosePolicy.RESTART_NOW, ClosePolicy.BACKOFF)
-
 
 def close_info(reason: CloseReason, *, code: int | None = None, detail: str = "") -> CloseInfo:
     default_code, policy = _TABLE[reason]
     return CloseInfo(reason=reason, code=default_code if code is None else code, policy=policy, detail=detail)
-
-
-def policy_for(reason: CloseReason) -> ClosePolicy:
-    return _TABLE[reason][1]
 
 
 _LOGOUT_OUTCOMES: Final = (CloseReason.LOGGED_OUT_BY_CLIENT, CloseReason.LOGOUT_FAILED)

@@ -24,18 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from shared.errors import KekUnavailableError
+from shared.errors import KekUnavailableError, VaultConfigError
 from shared.vault.kek import KekProvider, LocalFileKek, SecretManagerKek
 from shared.vault.vault import DEFAULT_VERSIONS_KEPT, Vault
+
+__all__ = ["DEFAULT_PROJECT", "DEFAULT_SECRET", "EMULATOR_PROJECT_PREFIX", "VaultConfig", "VaultConfigError",
+           "secretmanager_client"]
 
 DEFAULT_PROJECT: Final = "demo-keeper"
 DEFAULT_SECRET: Final = "keeper-vault-kek"
 #: Firebase "demo-" projects exist only in emulators.
 EMULATOR_PROJECT_PREFIX: Final = "demo-"
-
-
-class VaultConfigError(ValueError):
-    """An environment variable holds a value the vault cannot use."""
 
 
 @dataclass(frozen=True)

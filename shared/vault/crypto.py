@@ -2,16 +2,24 @@
 
 ::
 
-    plaintext  = canonical state bytes (shared.snapshot)
-    body       = zstd(plaintext)
-    data key   = 32 fresh random bytes, one per version
-    ciphertext = AES-256-GCM(data key, nonce, body, aad = data_aad(binding, header))
-    wrappedKey = wrap nonce (12) || AES-256-GCM(KEK, wrap nonce, data key, aad = wrap_aad(binding, kekVersion))
+    plaintext    = canonical state bytes (shared.snapshot)
+    body         = zstd(plaintext)
+    data key     = 32 fresh random bytes, one per version
+    ciphertext   = AES-256-GCM(data key, nonce, body, aad = data_aad(binding, header))
+    wrapping key = HKDF-SHA256(KEK, info = "keeper/vault/wrap-key/v2" 0x00 accountId)     (wrap "account-key")
+                 | the KEK itself                                        (no "wrap" field: format-1 versions)
+    wrappedKey   = wrap nonce (12) || AES-256-GCM(wrapping key, wrap nonce, data key,
+                                                  aad = wrap_aad(binding, kekVersion, wrap))
 
 The data AAD binds the account id, version, generation, format, plaintext hash and sizes, so a blob
-moved to another account or version, or a header edited in place, does not open. The KEK version is
-bound only into the wrap, so rotating the KEK re-wraps the 60-byte data key and leaves the payload
-untouched (:func:`rewrap`).
+moved to another account or version, or a header edited in place, does not open. The KEK version and
+the wrap scheme are bound only into the wrap, so rotating the KEK re-wraps the 60-byte data key and
+leaves the payload untouched (:func:`rewrap`).
+
+Why a key per account: wraps use random 96-bit GCM nonces, safe for about 2^32 encryptions under one key.
+Under the KEK itself that is every save of the fleet (1,000 busy accounts, a save each per 2 s: ~100
+days); under a per-account key it is one account's saves (a save per 2 s for ~270 years). Versions
+written before (wrapped under the KEK) still open; a rotation re-wraps them under the account key.
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.authstate import MAX_STATE_BYTES
 from shared.compression import DecompressionError, compress, decompress
@@ -39,6 +49,12 @@ TAG_LEN: Final = 16
 WRAPPED_KEY_LEN: Final = NONCE_LEN + KEY_LEN + TAG_LEN
 
 RandomBytes = Callable[[int], bytes]
+
+#: How a version's data key is wrapped (the header's ``wrap`` field; absent in format-1 versions).
+WRAP_KEK: Final = "kek"
+WRAP_ACCOUNT_KEY: Final = "account-key"
+_WRAP_SCHEMES: Final = frozenset({WRAP_KEK, WRAP_ACCOUNT_KEY})
+_ACCOUNT_KEY_INFO: Final = b"keeper/vault/wrap-key/v2\x00"
 
 
 @dataclass(frozen=True)
@@ -62,9 +78,10 @@ class EnvelopeHeader:
     raw_size: int
     compressed_size: int
     compression: str = COMPRESSION
+    wrap_scheme: str = WRAP_KEK
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "format": self.format_version,
             "kekVersion": self.kek_version,
             "wrappedKey": self.wrapped_key,
@@ -74,6 +91,9 @@ class EnvelopeHeader:
             "compressedSize": self.compressed_size,
             "compression": self.compression,
         }
+        if self.wrap_scheme != WRAP_KEK:  # a format-1 header is written back exactly as it was
+            record["wrap"] = self.wrap_scheme
+        return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> EnvelopeHeader:
@@ -87,6 +107,7 @@ class EnvelopeHeader:
                 raw_size=int(record["rawSize"]),
                 compressed_size=int(record["compressedSize"]),
                 compression=str(record.get("compression", COMPRESSION)),
+                wrap_scheme=str(record.get("wrap", WRAP_KEK)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"version header is malformed ({exc.__class__.__name__}: {exc})") from exc
@@ -94,6 +115,8 @@ class EnvelopeHeader:
             raise IntegrityError(f"version format {header.format_version} is not supported")
         if header.compression != COMPRESSION:
             raise IntegrityError(f"compression {header.compression!r} is not supported")
+        if header.wrap_scheme not in _WRAP_SCHEMES:
+            raise IntegrityError(f"wrap scheme {header.wrap_scheme[:40]!r} is not supported")
         if len(header.wrapped_key) != WRAPPED_KEY_LEN or len(header.nonce) != NONCE_LEN:
             raise IntegrityError("version header carries a wrapped key or nonce of the wrong size")
         if len(header.sha256) != hashlib.sha256().digest_size:
@@ -114,21 +137,34 @@ def data_aad(binding: Binding, header: EnvelopeHeader) -> bytes:
     })
 
 
-def wrap_aad(binding: Binding, kek_version: str) -> bytes:
-    return b"keeper/vault/wrap/v1\x00" + canonical_bytes({
-        "account": binding.account_id, "version": binding.version, "kekVersion": kek_version,
-    })
+def wrap_aad(binding: Binding, kek_version: str, wrap_scheme: str = WRAP_KEK) -> bytes:
+    fields: dict[str, Any] = {"account": binding.account_id, "version": binding.version, "kekVersion": kek_version}
+    if wrap_scheme != WRAP_KEK:  # format-1 wraps keep the AAD they were made with
+        fields["wrap"] = wrap_scheme
+    return b"keeper/vault/wrap/v1\x00" + canonical_bytes(fields)
+
+
+def account_wrapping_key(kek: bytes, account_id: str) -> bytes:
+    """The key that wraps one account's data keys under one KEK version."""
+    info = _ACCOUNT_KEY_INFO + account_id.encode("utf-8")
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=None, info=info).derive(kek)
+
+
+def _wrapping_key(kek: bytes, account_id: str, wrap_scheme: str) -> bytes:
+    return account_wrapping_key(kek, account_id) if wrap_scheme == WRAP_ACCOUNT_KEY else kek
 
 
 def _wrap(data_key: bytes, kek: bytes, binding: Binding, kek_version: str, rand: RandomBytes) -> bytes:
     nonce = rand(NONCE_LEN)
-    return nonce + AESGCM(kek).encrypt(nonce, data_key, wrap_aad(binding, kek_version))
+    key = _wrapping_key(kek, binding.account_id, WRAP_ACCOUNT_KEY)
+    return nonce + AESGCM(key).encrypt(nonce, data_key, wrap_aad(binding, kek_version, WRAP_ACCOUNT_KEY))
 
 
 def _unwrap(header: EnvelopeHeader, kek: bytes, binding: Binding) -> bytes:
     nonce, sealed = header.wrapped_key[:NONCE_LEN], header.wrapped_key[NONCE_LEN:]
+    key = _wrapping_key(kek, binding.account_id, header.wrap_scheme)
     try:
-        return AESGCM(kek).decrypt(nonce, sealed, wrap_aad(binding, header.kek_version))
+        return AESGCM(key).decrypt(nonce, sealed, wrap_aad(binding, header.kek_version, header.wrap_scheme))
     except InvalidTag as exc:
         raise IntegrityError(
             f"account {binding.account_id} v{binding.version}: data key does not unwrap under KEK "
@@ -165,6 +201,7 @@ def encrypt(
         sha256=prepared.plaintext_sha256,
         raw_size=prepared.raw_size,
         compressed_size=len(prepared.body),
+        wrap_scheme=WRAP_ACCOUNT_KEY,
     )
     ciphertext = AESGCM(data_key).encrypt(header.nonce, prepared.body, data_aad(binding, header))
     return header, ciphertext
@@ -201,7 +238,8 @@ def rewrap(
     header: EnvelopeHeader, binding: Binding, old_kek: bytes, new_kek_version: str, new_kek: bytes,
     *, rand: RandomBytes = secrets.token_bytes,
 ) -> EnvelopeHeader:
-    """The same header with its data key re-wrapped under another KEK version; payload unchanged."""
+    """The same header with its data key re-wrapped under another KEK version, with the account key scheme
+    (a format-1 version moves to it here); payload unchanged."""
     data_key = _unwrap(header, old_kek, binding)
     wrapped = _wrap(data_key, new_kek, binding, new_kek_version, rand)
-    return replace(header, kek_version=new_kek_version, wrapped_key=wrapped)
+    return replace(header, kek_version=new_kek_version, wrapped_key=wrapped, wrap_scheme=WRAP_ACCOUNT_KEY)

@@ -33,6 +33,7 @@ from shared.errors import (
     NotFoundError,
     NoUsableVersionError,
     OutOfOrderSnapshotError,
+    SkippedVersion,
     StaleGenerationError,
     StateTooLargeError,
     StateValidationError,
@@ -94,12 +95,6 @@ class SaveResult:
 
 
 @dataclass(frozen=True)
-class SkippedVersion:
-    version: int
-    reason: str
-
-
-@dataclass(frozen=True)
 class RestoreResult:
     account_id: str
     version: int
@@ -155,6 +150,10 @@ class VerifyReport:
     account_id: str
     ok: tuple[int, ...]
     failed: tuple[SkippedVersion, ...]
+    #: (version, KEK version) of kept versions wrapped under a KEK version that is not the current one:
+    #: disabling that KEK version would make them unreadable, so a rotation is not complete while any remain.
+    old_kek: tuple[tuple[int, str], ...] = ()
+    current_kek: str = ""
 
     @property
     def passed(self) -> bool:
@@ -178,10 +177,6 @@ class MigrationResult:
     account_id: str
     outcome: MigrationOutcome
     version: int | None = None
-
-
-def _reason(exc: Exception) -> str:
-    return f"{exc.__class__.__name__}: {exc}"
 
 
 class Vault:
@@ -323,7 +318,7 @@ class Vault:
                 except (VaultError, StateValidationError) as exc:
                     log.warning("account %s: v%d skipped in restore: %s", account_id, ref.version,
                                 exc.__class__.__name__)
-                    skipped.append(SkippedVersion(ref.version, _reason(exc)))
+                    skipped.append(SkippedVersion(ref.version, exc))
                     continue
                 self._record_health(head, skipped)
                 return RestoreResult(account_id, record.version, record.generation, plaintext, tuple(skipped),
@@ -338,7 +333,7 @@ class Vault:
             still_kept = {ref.version for ref in head.versions}
             skipped = [s for s in skipped if s.version in still_kept]
         self._record_health(head, skipped, failed=True)
-        raise NoUsableVersionError(account_id, [(s.version, s.reason) for s in skipped])
+        raise NoUsableVersionError(account_id, skipped)
 
     def restore_many(self, account_ids: Sequence[str]) -> dict[str, RestoreResult | VaultError | StateValidationError]:
         """:meth:`restore` for many accounts: each one's result, or the error :meth:`restore` raises.
@@ -411,18 +406,20 @@ class Vault:
     def verify(self, account_id: str) -> VerifyReport:
         """Decrypt and validate every kept version of one account."""
         head = self._head(account_id)
+        current = self._kek.current_version()
         ok: list[int] = []
         failed: list[SkippedVersion] = []
+        old_kek = tuple((ref.version, ref.kek_version) for ref in head.versions if ref.kek_version != current)
         for ref in head.versions:
             try:
                 _, plaintext, _ = self._open(account_id, ref)
                 if ref.version == head.latest_version and hashlib.sha256(plaintext).hexdigest() != head.sha256:
                     raise IntegrityError(f"account {account_id} v{ref.version}: hash differs from the head")
             except (VaultError, StateValidationError) as exc:
-                failed.append(SkippedVersion(ref.version, _reason(exc)))
+                failed.append(SkippedVersion(ref.version, exc))
             else:
                 ok.append(ref.version)
-        return VerifyReport(account_id, tuple(ok), tuple(failed))
+        return VerifyReport(account_id, tuple(ok), tuple(failed), old_kek, current)
 
     def delete(self, account_id: str) -> bool:
         """Remove the head, every version and every chunk; False if nothing was stored."""
@@ -447,8 +444,9 @@ class Vault:
     def rotate_kek(self, account_id: str) -> RotateReport:
         """Re-wrap the data keys of every kept version under the newest KEK version.
 
-        Payloads are not re-encrypted. A version that fails to unwrap is reported and left as is, so
-        it keeps opening under its old KEK version if that comes back.
+        Payloads are not re-encrypted. A version still wrapped the format-1 way (under the KEK itself) is
+        re-wrapped under its account's key even when its KEK version is current. A version that fails to
+        unwrap is reported and left as is, so it keeps opening under its old KEK version if that comes back.
         """
         head = self._head(account_id)
         target = self._kek.current_version()
@@ -460,7 +458,7 @@ class Vault:
             try:
                 record = self._store.get_version(account_id, ref)
                 old = record.header.kek_version
-                if old == target:
+                if old == target and record.header.wrap_scheme == crypto.WRAP_ACCOUNT_KEY:
                     current.append(ref.version)
                     continue
                 binding = crypto.Binding(account_id, record.version, record.generation)
@@ -470,7 +468,7 @@ class Vault:
                     raise IntegrityError(f"account {account_id} v{ref.version}: changed during rotation")
                 rewrapped.append(ref.version)
             except VaultError as exc:
-                failed.append(SkippedVersion(ref.version, _reason(exc)))
+                failed.append(SkippedVersion(ref.version, exc))
         if rewrapped:
             log.info("account %s: re-wrapped %d versions under KEK %s", account_id, len(rewrapped), target)
         return RotateReport(account_id, target, tuple(rewrapped), tuple(current), tuple(failed))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from connector.backoff import Backoff
-from connector.errors import IllegalTransition
+from connector.errors import IllegalAccountTransitionError
 from connector.states import TRANSITIONS, AccountState, AccountStateMachine
 
 
@@ -70,7 +70,7 @@ def test_illegal_transition_raises_and_leaves_state(path: tuple[AccountState, ..
     for state in path:
         machine.to(state)
     before = machine.state
-    with pytest.raises(IllegalTransition) as info:
+    with pytest.raises(IllegalAccountTransitionError) as info:
         machine.to(illegal)
     assert machine.state is before
     assert info.value.requested == illegal.value

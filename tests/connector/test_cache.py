@@ -3,7 +3,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,13 +119,3 @@ def test_the_restored_origin_joins_the_lineage_and_the_lineage_is_bounded(tmp_pa
     entry = cache.get("a")
     assert entry is not None and len(entry.lineage) == LINEAGE_KEPT
     assert entry.lineage[-1] == state_digest(b"state %d" % (LINEAGE_KEPT + 4))
-
-
-def test_an_entry_written_before_lineages_still_reads(tmp_path: Path) -> None:
-    cache = StateCache(tmp_path)
-    nonce = b"\x01" * 12
-    body = struct.pack(">Q", 3) + b"old state"
-    sealed = cache._aead.encrypt(nonce, body, b"keeper.connector.cache.v1|a")
-    cache._path("a").write_bytes(nonce + sealed)
-    entry = cache.usable_for("a", 4)
-    assert entry is not None and (entry.generation, entry.state, entry.lineage) == (3, b"old state", ())

@@ -9,7 +9,7 @@ import pytest
 
 from connector import logs
 from connector.config import ConnectorConfig
-from connector.errors import ConfigError
+from connector.errors import ConnectorConfigError
 from connector.metrics import Counter, Gauge, Histogram, Registry
 
 
@@ -106,7 +106,7 @@ def test_config_from_env() -> None:
     {"KEEPER_FUNCTIONS_URL": "http://x", "KEEPER_WA_ROOT_KEY": "%%%"},
 ])
 def test_config_errors(env: dict[str, str]) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConnectorConfigError):
         ConnectorConfig.from_env(env)
 
 
@@ -117,7 +117,7 @@ def test_the_health_server_listens_on_loopback_unless_configured() -> None:
     assert ConnectorConfig.from_env(base).http_host == "127.0.0.1"
     assert ConnectorConfig.from_env({**base, "KEEPER_HTTP_HOST": "0.0.0.0"}).http_host == "0.0.0.0"
     assert ConnectorConfig.from_env({**base, "KEEPER_HTTP_HOST": "::1"}).http_host == "::1"
-    with pytest.raises(ConfigError, match="KEEPER_HTTP_HOST"):
+    with pytest.raises(ConnectorConfigError, match="KEEPER_HTTP_HOST"):
         ConnectorConfig.from_env({**base, "KEEPER_HTTP_HOST": "not a host!"})
 
 

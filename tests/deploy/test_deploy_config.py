@@ -145,7 +145,8 @@ def test_functions_environment_is_what_the_code_reads(plan: Plan) -> None:
             OVERRIDES["_TOPIC_SNAPSHOTS"], OVERRIDES["_TOPIC_CONNECTION_EVENTS"], OVERRIDES["_TOPIC_ALERTS"])
         assert config.versions_kept == int(OVERRIDES["_VERSIONS_KEPT"])
         assert config.connector_audience == OVERRIDES["_INTERNAL_AUDIENCE"]
-        assert config.connector_service_accounts == {CONNECTOR_SA, INVOKER_SA}
+        assert config.connector_service_accounts == {CONNECTOR_SA}, "connectorSync admits the connector only"
+        assert config.scheduler_service_accounts == {INVOKER_SA}, "the scheduled jobs admit the scheduler only"
         assert config.connector_token is None and config.scheduler_token is None, "no shared tokens in production"
 
         from shared.vault.config import VaultConfig

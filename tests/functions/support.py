@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from functions.accounts import Caller
 from functions.config import FunctionsConfig
-from functions.memory_stores import memory_stores
 from functions.validation import AddAccountInput, parse_sync_request
 from functions.vault_adapter import VaultSealer, VaultSessions
 from functions.wiring import Services, build_services
@@ -22,6 +21,7 @@ from shared.authstate import AuthState
 from shared.snapshot import Snapshot, snapshot_aad
 from shared.vault import MemoryVaultStore, Vault
 from shared.vault.kek import LocalFileKek, sealing_keys
+from tests.functions.memory_stores import memory_stores
 from tests.shared.helpers import registered_state
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -50,13 +50,45 @@ def test_unknown_account_is_not_found(tmp_path: Path) -> None:
         w.services.accounts.get(ALICE, "acc_missing")
 
 
-def test_a_phone_number_is_managed_once_until_removed(tmp_path: Path) -> None:
+def test_a_phone_number_is_managed_once_per_user_until_removed(tmp_path: Path) -> None:
     w = world(tmp_path)
     first = w.add(ALICE, "+40700000001")
     with pytest.raises(AlreadyExistsError):
-        w.add(BOB, "+40700000001")
+        w.add(ALICE, "+40700000001")
     w.services.accounts.remove(ALICE, first)
-    assert w.add(BOB, "+40700000001") != first
+    assert w.add(ALICE, "+40700000001") != first
+
+
+def test_another_users_number_is_neither_held_nor_revealed(tmp_path: Path) -> None:
+    """Issue 16 item 4: uniqueness was global, so any user could reserve any number forever and the 409 told
+    anyone that a number was managed. Each user's numbers are now theirs alone: another user's add of the
+    same number succeeds as if it were free (it pairs as a device of its own, which the phone must accept)."""
+    w = world(tmp_path)
+    alice = w.add(ALICE, "+40700000001")
+    bob = w.add(BOB, "+40700000001")
+    assert alice != bob
+    assert w.services.accounts.get(BOB, bob)["phoneNumber"] == "+40700000001"
+    with pytest.raises(PermissionDeniedError):
+        w.services.accounts.get(BOB, alice)
+
+
+@pytest.mark.parametrize("reason", ["expired", "rejected"])
+def test_a_number_is_freed_when_its_pairing_expires_or_fails(tmp_path: Path, reason: str) -> None:
+    """Issue 16 item 4: an account whose pairing expired or failed no longer holds its number; re-pairing
+    that account is refused while a newer account of the user has taken the number."""
+    from shared.events import PairingFailed
+
+    w = world(tmp_path)
+    first = w.add(ALICE, "+40700000001")
+    connector = FakeConnector("c-1")
+    connector.sync(w.services)
+    w.services.events.handle(PairingFailed(first, reason, "c-1", connector.held[first]).to_json())
+    second = w.add(ALICE, "+40700000001")
+    assert second != first
+    with pytest.raises(FailedPreconditionError, match="another account"):
+        w.services.accounts.reconnect(ALICE, first)
+    w.services.accounts.remove(ALICE, second)
+    assert w.services.accounts.reconnect(ALICE, first)["status"] == "pairing"
 
 
 def test_accounts_per_user_are_limited(tmp_path: Path) -> None:
@@ -103,7 +135,7 @@ def test_removing_a_held_account_waits_for_the_connector(tmp_path: Path) -> None
 
 def test_two_concurrent_adds_of_one_number_leave_one_account(tmp_path: Path) -> None:
     """The duplicate check and the write are one atomic store operation: of a double click
-    (here: many users at once), exactly one add succeeds and the others are told why."""
+    (here: eight at once), exactly one add succeeds and the others are told why."""
     from concurrent.futures import ThreadPoolExecutor
 
     w = world(tmp_path)
@@ -112,7 +144,7 @@ def test_two_concurrent_adds_of_one_number_leave_one_account(tmp_path: Path) -> 
     def add(uid: str) -> str:
         start.wait()
         try:
-            return w.add(Caller(uid), "+40700000001")
+            return w.add(Caller("alice"), "+40700000001")
         except AlreadyExistsError:
             return "refused"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from functions.config import ConfigError, FunctionsConfig
+from functions.config import FunctionsConfig
+from functions.errors import FunctionsConfigError
 
 
 def test_defaults_and_overrides() -> None:
@@ -23,5 +24,5 @@ def test_defaults_and_overrides() -> None:
 
 @pytest.mark.parametrize("value", ["soon", "0", "-3"])
 def test_unusable_numbers_are_refused(value: str) -> None:
-    with pytest.raises(ConfigError, match="KEEPER_LEASE_TTL_S"):
+    with pytest.raises(FunctionsConfigError, match="KEEPER_LEASE_TTL_S"):
         FunctionsConfig.from_env({"KEEPER_LEASE_TTL_S": value})

@@ -16,10 +16,10 @@ import pytest
 from functions.alerts import Alerter, alert_id, alert_ids
 from functions.connection_events import ConnectionEventRecorder
 from functions.errors import StaleMessageError
-from functions.memory_stores import MemoryAlertStore
 from functions.model import AccountStatus, Alert
 from functions.stores import Stores
 from shared.events import ConnectionState, ConnectionUpdate, ConnectionUpdates, PairingCode, PairingSuccess
+from tests.functions.memory_stores import MemoryAlertStore
 from tests.functions.support import (
     T0,
     FakeConnector,
@@ -149,7 +149,7 @@ def test_open_does_not_rewrite_an_alert_already_closed(tmp_path: Path) -> None:
     b.counted.take()
     b.record(ConnectionState.OPEN)
     [read, write] = b.counted.take_calls()
-    assert read.kwargs["alert_ids"] == alert_ids(b.account_id, ("logged_out", "replaced"))
+    assert read.kwargs["alert_ids"] == alert_ids(b.account_id, ("logged_out", "replaced", "client_outdated"))
     assert (write.method, write.args[2]) == ("write", ()), "a closed alert is not closed again"
     assert b.alerts.all_alerts() == before and not before[0].open and before[0].alert_id == closed.alert_id
 
@@ -324,3 +324,26 @@ def test_an_alert_closed_and_raised_again_in_one_batch_stays_open(tmp_path: Path
     b.recorder.handle(_batch(_update(b.account_id, ConnectionState.REPLACED),
                              _update(b.account_id, ConnectionState.OPEN)))
     assert (b.status(), _alert_states(b)) == (AccountStatus.CONNECTED, {replaced: False})
+
+
+def test_the_first_405_raises_an_alert_that_names_the_fix(tmp_path: Path) -> None:
+    """Issue 16 item 14: every account closes with 405 client_outdated when WhatsApp stops accepting the
+    announced version; the alert says which setting fixes it, and the account's next open closes it."""
+    from shared.events import ConnectionState, ConnectionUpdate
+
+    w = world(tmp_path)
+    account_id = w.add()
+    connector = FakeConnector("c-1")
+    connector.sync(w.services)
+    generation = connector.held[account_id]
+    w.services.events.handle(ConnectionUpdate(account_id, "c-1", generation, T0, ConnectionState.OPEN).to_json())
+    w.services.events.handle(ConnectionUpdate(account_id, "c-1", generation, T0, ConnectionState.STOPPED,
+                                              "client_outdated", 405).to_json())
+    [alert] = w.services.stores.alerts.open_alerts([account_id])
+    assert alert.kind == "client_outdated"
+    assert "KEEPER_WA_VERSION" in alert.message and "restart" in alert.message
+    w.services.events.handle(ConnectionUpdate(account_id, "c-1", generation, T0, ConnectionState.STOPPED,
+                                              "client_outdated", 405).to_json())
+    assert len(w.services.stores.alerts.open_alerts([account_id])) == 1
+    w.services.events.handle(ConnectionUpdate(account_id, "c-1", generation, T0, ConnectionState.OPEN).to_json())
+    assert w.services.stores.alerts.open_alerts([account_id]) == []

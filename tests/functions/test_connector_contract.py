@@ -10,7 +10,7 @@ import pytest
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from connector.errors import SyncRejected
-from connector.snapshots import SnapshotCodec
+from connector.snapshot_codec import SnapshotCodec
 from connector.sync import HttpSyncClient
 from shared.connector_sync import HeldLease, SyncRequest
 from shared.events import SnapshotAttributes

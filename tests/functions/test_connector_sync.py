@@ -338,7 +338,6 @@ def test_one_sync_waits_on_an_unreachable_kek_once(tmp_path: Path) -> None:
 def test_a_restore_seals_the_stored_bytes_as_they_are(tmp_path: Path) -> None:
     # The vault hands back the canonical bytes it decrypted; sealing them for the connector must not
     # serialise the state again (milliseconds per account on a 1,000-account restart).
-    from functions.ports import OpenedSnapshot
     from functions.vault_adapter import VaultSessions
     from shared.snapshot import canonical_state_bytes
 
@@ -353,8 +352,9 @@ def test_a_restore_seals_the_stored_bytes_as_they_are(tmp_path: Path) -> None:
                for r in many.values())
     connector = FakeConnector("c-1")
     other_bytes = canonical_state_bytes(registered_state(2))
-    sealed = VaultSealer(w.vault.kek).seal_restore(sealing.public_key_bytes(connector.key), OpenedSnapshot(
-        "acct-1", 2, "c-1", w.clock.now, registered_state(1), other_bytes))
+    sealed = VaultSealer(w.vault.kek).seal_restored_bytes(
+        sealing.public_key_bytes(connector.key), account_id="acct-1", generation=2, connector_id="c-1",
+        produced_at=w.clock.now, state_bytes=other_bytes)
     opened = connector.open_claim({"sealedState": base64.b64encode(sealed).decode()})
     assert canonical_state_bytes(opened.state) == other_bytes  # the bytes given, not a re-serialisation
 
@@ -378,3 +378,26 @@ def test_rounds_claimed_side_by_side_hand_out_every_account_once(tmp_path: Path)
     outcomes = w.services.stores.outcomes.since(w.clock.now)
     assert sorted(o.account_id for o in outcomes) == sorted(ids)
     assert rival.sync(w.services)["claimed"] == []
+
+
+def test_a_connector_id_is_bound_to_the_identity_that_first_used_it(tmp_path: Path) -> None:
+    """Issue 16 item 10: connectorSync accepted any connectorId from any allowed caller, so one could release
+    another connector's leases. The id is bound to the verified identity of its first call."""
+    from functions.errors import PermissionDeniedError
+
+    w = world(tmp_path)
+    account_id = w.add()
+    owner = FakeConnector("c-1")
+    owner.sync(w.services)  # the local shared token: identity "token"
+    generation = owner.held[account_id]
+    with pytest.raises(PermissionDeniedError, match="c-1"):
+        w.services.sync.sync(owner.request(release={account_id: generation}),
+                             caller="someone-else@p.iam.gserviceaccount.com")
+    lease = w.services.stores.leases.get(account_id)
+    assert lease is not None and (lease.connector_id, lease.generation) == ("c-1", generation)
+    owner.sync(w.services)  # its own identity still may
+    assert owner.held == {account_id: generation}
+    other = FakeConnector("c-2")
+    other.sync(w.services)
+    with pytest.raises(PermissionDeniedError):
+        w.services.sync.sync(other.request(), caller="token-but-not-really")

@@ -154,21 +154,22 @@ def test_concurrent_adds_of_one_number_store_exactly_one_account(firestore_clien
     [winner] = [account_id for account_id, rival in rivals.items() if rival is None]
     assert {rival.account_id for rival in rivals.values() if rival is not None} == {winner}
     assert [a.account_id for a in stores.accounts.find_by_phone("+40700000001")] == [winner]
-    assert firestore_client.collection("phone_numbers").document("+40700000001").get().to_dict()["accountId"] == winner
+    assert firestore_client.collection("account_owners").document("alice").get().to_dict()["lastAccountId"] == winner
 
 
 def test_a_number_is_free_again_once_its_account_is_removed_or_deleted(firestore_client: Any) -> None:
     stores = firestore_stores(firestore_client)
-    claim = firestore_client.collection("phone_numbers").document("+40700000001")
+    legacy_claim = firestore_client.collection("phone_numbers").document("+40700000001")
     assert stores.accounts.add(_account("first"), 50) is None
     assert stores.accounts.add(_account("second"), 50) == AddRefusal(rival=stores.accounts.get("first"))
     stores.accounts.update("first", {"status": AccountStatus.REMOVED})
-    assert stores.accounts.add(_account("second"), 50) is None  # the claim of a removed account is taken over
+    assert stores.accounts.add(_account("second"), 50) is None
+    legacy_claim.set({"accountId": "second"})  # written by an add before numbers were per owner
     stores.accounts.delete("first")  # purging the old account leaves the new account's claim alone
-    assert claim.get().to_dict()["accountId"] == "second"
+    assert legacy_claim.get().to_dict()["accountId"] == "second"
     stores.accounts.delete("second")
-    assert not claim.get().exists
-    stores.accounts.create(_account("legacy"))  # stored before the phone_numbers index existed
+    assert not legacy_claim.get().exists
+    stores.accounts.create(_account("legacy"))  # stored directly, as imports do
     assert stores.accounts.add(_account("third"), 50) == AddRefusal(rival=stores.accounts.get("legacy"))
 
 
@@ -227,3 +228,55 @@ def test_concurrent_adds_at_the_per_user_limit_never_exceed_it(firestore_client:
         thread.join(timeout=120)
     assert sorted(outcomes) == ["added"] * 2 + ["limit"] * 10
     assert stores.accounts.count_active("carol") == 50
+
+
+def test_a_connector_record_keeps_the_identity_it_is_bound_to(firestore_client: Any) -> None:
+    from functions.model import ConnectorRecord
+
+    status = firestore_stores(firestore_client).status
+    status.record_connector(ConnectorRecord("c-bound", T0, 10, 2, "keeper-connector@p.iam.gserviceaccount.com"))
+    got = status.connector("c-bound")
+    assert got is not None and got.identity == "keeper-connector@p.iam.gserviceaccount.com"
+    status.record_connector(ConnectorRecord("c-old", T0, 10, 2))
+    got = status.connector("c-old")
+    assert got is not None and got.identity is None
+
+
+def test_outcomes_and_alerts_of_some_accounts_are_read_by_query(firestore_client: Any) -> None:
+    """getMetrics for a user (issue 16 item 5): outcome documents name their accounts, so those of a user's
+    accounts are found by query (up to 30 ids a query) instead of reading the fleet's."""
+    from functions.model import RestoreOutcome, RestoreOutcomeKind
+
+    stores = firestore_stores(firestore_client)
+    outcomes = [RestoreOutcome(f"acc{i}", RestoreOutcomeKind.RESTORED, T0 + timedelta(seconds=i), "c-1", 1, None, 0)
+                for i in range(45)]
+    stores.outcomes.record_many(outcomes)
+    wanted = [f"acc{i}" for i in range(0, 45, 3)] + [f"acc{i}" for i in range(40, 45)] + ["nobody"]
+    found = stores.outcomes.for_accounts(wanted, T0 + timedelta(seconds=3))
+    assert sorted(o.account_id for o in found) == sorted({a for a in wanted if a != "nobody"} - {"acc0"})
+    for i in range(35):
+        stores.alerts.raise_alert(Alert(f"al{i}", f"acc{i}", "stale", "m", T0))
+    stores.alerts.close("acc2")
+    assert sorted(a.account_id for a in stores.alerts.open_alerts([f"acc{i}" for i in range(1, 34)])) == sorted(
+        f"acc{i}" for i in range(1, 34) if i != 2)
+
+
+def test_numbers_are_claimed_per_owner_and_freed_by_a_failed_pairing(firestore_client: Any) -> None:
+    """Issue 16 item 4 on the emulator: the same number for two owners, and for one owner again once the
+    first account's pairing expired or failed."""
+    stores = firestore_stores(firestore_client)
+    assert stores.accounts.add(_account("al-1"), 50) is None
+    assert stores.accounts.add(_account("bo-1", owner="bob"), 50) is None
+    assert stores.accounts.add(_account("al-2"), 50) == AddRefusal(rival=stores.accounts.get("al-1"))
+    for status, account_id in ((AccountStatus.PAIRING_EXPIRED, "al-3"), (AccountStatus.PAIRING_FAILED, "al-4")):
+        stores.accounts.update(_holder(stores, "alice"), {"status": status})
+        assert stores.accounts.add(_account(account_id), 50) is None
+
+
+def _holder(stores: Any, owner: str) -> str:
+    from functions.model import NUMBER_FREED
+
+    [holder] = [a.account_id for a in stores.accounts.find_by_phone("+40700000001")
+                if a.owner_uid == owner and a.status not in NUMBER_FREED and a.status not in
+                (AccountStatus.REMOVING, AccountStatus.REMOVED)]
+    return str(holder)

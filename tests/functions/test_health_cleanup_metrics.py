@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from functions.metrics import metrics
 from functions.model import AccountStatus, Health
@@ -113,7 +114,8 @@ def test_metrics_are_scoped_to_the_caller_unless_admin(tmp_path: Path) -> None:
     assert mine_view["restores24h"]["total"] == 1
     assert mine_view["restores24h"]["successRate"] == 1.0
     assert mine_view["openAlerts"] == 0
-    assert mine_view["lastHealthCheck"]["sessions"] == 2
+    assert mine_view["lastHealthCheck"]["sessions"] == 1, "the caller's own sessions, not the fleet's"
+    assert mine_view["lastHealthCheck"]["byHealth"] == {"ok": 1}
     admin_view = metrics(w.services.stores, w.services.vault, ADMIN, w.clock)
     assert admin_view["accounts"] == 3 and admin_view["sessionsStored"] == 2
     assert admin_view["restores24h"]["restored"] == 2
@@ -209,3 +211,44 @@ def test_cleanup_deletes_versions_left_without_a_head(tmp_path: Path) -> None:
     assert (summary["orphanSessions"], summary["pruned"]) == (1, 1)
     assert list(w.vault.list_orphaned_accounts()) == []
     assert w.vault.restore(account_id).version == 1  # the live account is untouched
+
+
+def test_metrics_for_a_user_never_read_the_fleet(tmp_path: Path) -> None:
+    """Issue 16 item 5: getMetrics for a non-admin read every session head, restore outcome and open alert
+    and filtered in memory. Now it asks the stores about the caller's accounts only."""
+    w = world(tmp_path)
+    mine = _stored(w, "+40700000001", 1)
+    _stored(w, "+40700000002", 2, BOB)
+    fleet_wide: list[str] = []
+    stores, vault = w.services.stores, w.services.vault
+
+    def refuse(name: str, original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            fleet_wide.append(name)
+            return original(*args, **kwargs)
+        return call
+
+    vault.list_accounts = refuse("vault.list_accounts", vault.list_accounts)  # type: ignore[method-assign]
+    stores.outcomes.since = refuse("outcomes.since", stores.outcomes.since)  # type: ignore[method-assign]
+    stores.status.health_summary = refuse("health_summary", stores.status.health_summary)  # type: ignore[method-assign]
+    original_alerts = stores.alerts.open_alerts
+
+    def alerts(account_ids: Any = None) -> Any:
+        if account_ids is None:
+            fleet_wide.append("alerts.open_alerts(all)")
+        return original_alerts(account_ids)
+
+    stores.alerts.open_alerts = alerts  # type: ignore[method-assign]
+    original_list = stores.accounts.list_accounts
+
+    def listing(owner_uid: Any = None) -> Any:
+        if owner_uid is None:
+            fleet_wide.append("accounts.list_accounts(all)")
+        return original_list(owner_uid)
+
+    stores.accounts.list_accounts = listing  # type: ignore[method-assign]
+    view = metrics(stores, vault, ALICE, w.clock)
+    assert fleet_wide == []
+    assert view["accounts"] == 1 and view["sessionsStored"] == 1 and mine
+    metrics(stores, vault, ADMIN, w.clock)
+    assert "vault.list_accounts" in fleet_wide and "outcomes.since" in fleet_wide

@@ -63,8 +63,11 @@ def test_add_list_get_are_scoped_to_the_owner(functions_gateway: Gateway, firest
     assert _error(gw.call("getAccount", {"accountId": account_id}, "bob")) == (403, "PERMISSION_DENIED")
     got = gw.call("getAccount", {"accountId": account_id}, "root", admin=True)
     assert got.json()["result"]["status"] == "pairing"
-    assert _error(gw.call("addAccount", {"phoneNumber": "+40700000001", "method": "qr"}, "bob")) == (
+    assert _error(gw.call("addAccount", {"phoneNumber": "+40700000001", "method": "qr"}, "alice")) == (
         409, "ALREADY_EXISTS")
+    bobs = gw.call("addAccount", {"phoneNumber": "+40700000001", "method": "qr"}, "bob")
+    assert bobs.status_code == 200, "another user's number is neither held nor revealed"
+    gw.call("removeAccount", {"accountId": bobs.json()["result"]["accountId"]}, "bob")
     removed = gw.call("removeAccount", {"accountId": account_id}, "alice").json()["result"]
     assert removed == {"accountId": account_id, "status": "removed"}
     assert gw.call("removeAccount", {"accountId": account_id}, "alice").json()["result"] == removed

@@ -161,3 +161,27 @@ def test_wrong_audience_signature_or_identity_is_refused(google: CertServer) -> 
         verifier.verify(f"Bearer {header}.{payload}.{signature[:-4]}AAAA")
     with pytest.raises(PermissionDeniedError):
         verifier.verify(f"Bearer {google.token(now=clock.now, email='someone@p.iam.gserviceaccount.com')}")
+
+
+INVOKER = "keeper-invoker@p.iam.gserviceaccount.com"
+
+
+def test_each_endpoint_has_its_own_allow_list(google: CertServer) -> None:
+    """Issue 16 item 10: connectorSync admits the connector's identity only, healthCheck and cleanup the
+    scheduler's only (one list for both used to let the scheduler's identity claim accounts)."""
+    from functions.config import FunctionsConfig
+    from functions.wiring import endpoint_verifiers_for
+
+    clock = Clock()
+    config = FunctionsConfig.from_env({"KEEPER_CONNECTOR_AUDIENCE": AUDIENCE,
+                                       "KEEPER_CONNECTOR_SERVICE_ACCOUNTS": CONNECTOR,
+                                       "KEEPER_SCHEDULER_SERVICE_ACCOUNTS": INVOKER})
+    connector, scheduler = endpoint_verifiers_for(config, GoogleCertificates(google.url, clock=clock), clock)
+    as_connector = f"Bearer {google.token(now=clock.now, email=CONNECTOR)}"
+    as_scheduler = f"Bearer {google.token(now=clock.now, email=INVOKER)}"
+    assert connector.verify(as_connector) == CONNECTOR
+    assert scheduler.verify(as_scheduler) == INVOKER
+    with pytest.raises(PermissionDeniedError):
+        connector.verify(as_scheduler)
+    with pytest.raises(PermissionDeniedError):
+        scheduler.verify(as_connector)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connector.snapshots import SnapshotCodec
+from connector.snapshot_codec import SnapshotCodec
 from connector.sync import HttpSyncClient
 from keeper.cli import main
 from shared.baileys import read_folder

@@ -10,9 +10,9 @@ import pytest
 from google.api_core.exceptions import Aborted
 
 from functions.firestore_stores import firestore_stores
-from functions.memory_stores import memory_stores
 from functions.model import RestoreOutcome, RestoreOutcomeKind
 from functions.stores import Stores
+from tests.functions.memory_stores import memory_stores
 from tests.functions.support import T0
 
 

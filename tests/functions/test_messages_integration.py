@@ -24,7 +24,7 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from connector.leases import LeaseKeeper
 from connector.outbox import OutboxDispatcher, OutboxSubscription
-from connector.snapshots import SnapshotCodec
+from connector.snapshot_codec import SnapshotCodec
 from connector.sync import HttpSyncClient
 from functions.firestore_stores import account_to_doc
 from functions.model import Account, AccountStatus, PairingMethod

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from functions.firestore_stores import firestore_stores
-from functions.memory_stores import MemoryStatusStore, memory_stores
 from functions.model import Account, AccountStatus, ConnectorRecord
 from functions.stores import Stores
 from functions.validation import AddAccountInput
@@ -24,6 +23,7 @@ from shared.vault import Vault
 from shared.vault.firestore_store import FirestoreVaultStore
 from shared.vault.kek import LocalFileKek
 from tests.functions.firestore_rpcs import RpcCounter
+from tests.functions.memory_stores import MemoryStatusStore, memory_stores
 from tests.functions.support import ALICE, T0, Clock, FakeConnector, RecordingPublisher, World, config, world
 from tests.functions.test_connection_events import CountingStores
 

@@ -7,7 +7,7 @@
 import { initializeApp } from "firebase/app";
 import { connectAuthEmulator, getAuth, signInWithEmailAndPassword } from "firebase/auth";
 import {
-  collection, connectFirestoreEmulator, doc, getFirestore, onSnapshot, orderBy, query, where,
+  collection, connectFirestoreEmulator, doc, getFirestore, onSnapshot, orderBy, query, terminate, where,
 } from "firebase/firestore";
 import { connectFunctionsEmulator, getFunctions, httpsCallable } from "firebase/functions";
 
@@ -74,8 +74,9 @@ function check() {
   if (mine.status === "sent" && summary && summary.lastMessage.status === "sent") {
     stopMessages();
     stopChat();
-    print({ step: "done", messageId, messages: latest, summary, ...checks });
-    process.exit(0);
+    const done = { step: "done", messageId, messages: latest, summary, ...checks };
+    // close the listen streams cleanly before exiting (an abandoned stream delays the emulator's reset)
+    terminate(db).finally(() => { print(done); process.exit(0); });
   }
 }
 check();

@@ -70,7 +70,7 @@ def test_verify_fails_on_damage_and_rotation_rewraps(env: Path, firestore_client
     vault = VaultConfig.from_env().vault(firestore_client)
     vault.save("acct-1", registered_state(1), 1)
     vault.save("acct-2", registered_state(2), 1)
-    assert main(["vault", "rotate-kek", "--new-key"]) == 0
+    assert main(["vault", "rotate-kek", "--new-key", "--settle-s", "0"]) == 0
     out = capsys.readouterr().out
     assert "added KEK version 2" in out and "[2/2] acct-2: 1 re-wrapped" in out
     assert main(["vault", "verify"]) == 0
@@ -91,10 +91,60 @@ def test_rotation_goes_on_past_an_unreadable_account(env: Path, firestore_client
     vault = VaultConfig.from_env().vault(firestore_client)
     vault.save("acct-1", registered_state(1), 1)
     firestore_client.collection("whatsapp_sessions").document("acct-0").set({"latestVersion": 1, "versions": "junk"})
-    assert main(["vault", "rotate-kek", "--new-key"]) == 1
+    assert main(["vault", "rotate-kek", "--new-key", "--settle-s", "0"]) == 1
     out = capsys.readouterr().out
     assert "[1/2] acct-0: FAILED IntegrityError" in out and "[2/2] acct-1: 1 re-wrapped" in out
     assert vault.inspect("acct-1").versions[0].kek_version == "2"
+
+
+class PinnedKek:
+    """A function instance that has not yet re-read which KEK version is current (it caches it for 60 s)."""
+
+    def __init__(self, kek: Any, version: str) -> None:
+        self._kek, self._version = kek, version
+        self.description = kek.description
+
+    def current_version(self) -> str:
+        return self._version
+
+    def key(self, version: str) -> bytes:
+        return bytes(self._kek.key(version))
+
+    def add_version(self) -> str:
+        raise AssertionError("not used")
+
+
+def test_rotation_completes_with_a_later_pass_and_verify_names_what_an_old_kek_still_wraps(
+        env: Path, firestore_client: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 item 8: after rotate-kek --new-key, instances keep wrapping under the old KEK for up to a minute,
+    so verify-then-disable missed the versions they saved. The command now waits that minute out and re-wraps
+    again; verify fails, naming them, while any version is still wrapped under a KEK that is not the current."""
+    from keeper.commands import vault as vault_command
+    from shared.vault import Vault
+    from shared.vault.firestore_store import FirestoreVaultStore
+
+    vault = VaultConfig.from_env().vault(firestore_client)
+    vault.save("acct-1", registered_state(1), 1)
+    stale = Vault(FirestoreVaultStore(firestore_client), PinnedKek(vault.kek, "1"))
+    waited: list[float] = []
+
+    def meanwhile(seconds: float) -> None:  # a stale instance saves while the command waits
+        waited.append(seconds)
+        stale.save("acct-1", registered_state(2), 1)
+
+    monkeypatch.setattr(vault_command.time, "sleep", meanwhile)
+    assert main(["vault", "rotate-kek", "--new-key"]) == 0
+    out = capsys.readouterr().out
+    assert waited and waited[0] >= 60, "the wait covers the instances' current-version cache"
+    assert "second pass" in out and "[1/1] acct-1: 1 re-wrapped" in out.split("second pass", 1)[1]
+    assert {v.kek_version for v in vault.inspect("acct-1").versions} == {"2"}
+    assert main(["vault", "verify"]) == 0
+    capsys.readouterr()
+
+    stale.save("acct-1", registered_state(3), 1)  # an instance still on KEK 1 after the command ended
+    assert main(["vault", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "under KEK v1, not the current v2" in out and "rotate-kek" in out
 
 
 def test_migrate_legacy_command(env: Path, firestore_client: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,6 +75,37 @@ class _Pairing:
     identity: KeyPair
 
 
+def signal_wire_corpus() -> dict[str, bytes]:
+    """One of each Signal wire message and a few WhatsApp ``Message`` protobufs, as peers send them."""
+    from connector.protocol import wamessage_encode as enc
+    from connector.protocol.signal import wire
+
+    key = b"\x05" + bytes(range(1, 33))
+    message = wire.SignalMessage.build(key, 7, 3, bytes(range(48))).with_mac(bytes(8))
+    return {
+        "signal/msg": message,
+        "signal/pkmsg": wire.PreKeySignalMessage(1234, 5, 6, key, key, message).encode(),
+        "signal/skdm": wire.SenderKeyDistributionMessage(9, 0, bytes(32), key).encode(),
+        "signal/skmsg": wire.SenderKeyMessage.build(9, 4, bytes(range(32))).with_signature(bytes(64)),
+        "wamessage": enc.text_message("hello", message_secret=bytes(32)),
+        "wamessage/reply": enc.reply_message("re", enc.ReplyTarget("3EB0AA", "1@s.whatsapp.net",
+                                                                    enc.text_message("quoted"))),
+        "wamessage/device_sent": enc.device_sent_message(enc.text_message("x"), "2@s.whatsapp.net"),
+    }
+
+
+def signal_wire_target(kind: str, data: bytes) -> str | None:
+    """The decoders of bytes a peer encrypts to us: Signal messages and the WhatsApp ``Message`` inside."""
+    from connector.protocol import wamessage
+    from connector.protocol.signal import wire
+
+    parse: Callable[[bytes], object] = {
+        "signal/msg": wire.SignalMessage.parse, "signal/pkmsg": wire.PreKeySignalMessage.parse,
+        "signal/skdm": wire.SenderKeyDistributionMessage.parse, "signal/skmsg": wire.SenderKeyMessage.parse,
+    }.get(kind, wamessage.decode_message)
+    return _only_protocol_errors(lambda: parse(data))
+
+
 def protobuf_target(kind: str, data: bytes, server: FakeServer) -> str | None:
     """The protobuf decoders: certificate chain, device identity container, Noise handshake message."""
     if kind == "certs":
@@ -178,9 +209,10 @@ def run_campaign(inputs: int, seed: int = 16, *, client_share: float = 0.05) -> 
     clients = [ClientHarness(open_=o, registered=r) for o, r in ((False, True), (False, False), (True, True))]
     campaign = Campaign()
     wanted_proto = max(1, inputs // 20)
+    wanted_wire = max(1, inputs // 10)
     wanted_frames = max(1, inputs // 20)
     wanted_clients = max(1, int(inputs * client_share))
-    wanted_nodes = max(1, inputs - wanted_proto - wanted_frames - wanted_clients)
+    wanted_nodes = max(1, inputs - wanted_proto - wanted_wire - wanted_frames - wanted_clients)
     for _ in range(wanted_nodes):
         data = mutate(rng.choice(corpus), rng, corpus)
         campaign.record("node", data, node_target(data))
@@ -192,6 +224,12 @@ def run_campaign(inputs: int, seed: int = 16, *, client_share: float = 0.05) -> 
         kind, base = ("certs", chain) if n % 2 == 0 else ("device_identity", container)
         data = mutate(base, rng)
         campaign.record(f"protobuf/{kind}", data, protobuf_target(kind, data, server))
+    wire_corpus = signal_wire_corpus()
+    wire_kinds = sorted(wire_corpus)
+    for n in range(wanted_wire):
+        kind = wire_kinds[n % len(wire_kinds)]
+        data = mutate(wire_corpus[kind], rng)
+        campaign.record(kind, data, signal_wire_target(kind, data))
     for n in range(wanted_clients):
         harness = clients[n % len(clients)]
         data = mutate(rng.choice(corpus), rng, corpus)

@@ -48,7 +48,7 @@ def test_logout_sends_remove_companion_device_and_closes_on_the_result() -> None
                                                 "from": S_WHATSAPP_NET})), NOW + 0.2)
     info = closed_info(client)
     assert (info.reason, info.policy, info.code) == (CloseReason.LOGGED_OUT_BY_CLIENT, ClosePolicy.STOP_REQUESTED, 401)
-    assert not info.should_reconnect and not client.logging_out
+    assert info.policy not in (ClosePolicy.RESTART_NOW, ClosePolicy.BACKOFF) and not client.logging_out
     assert client.data_to_send() == [] and client.next_deadline() is None
 
 

@@ -2,8 +2,9 @@
 
 Hypothesis drives arbitrary bytes and mutations of real stanzas (``corpus``: what the simulator sends
 over registration, pairing, login and a message) through the binary node decoder, the frame decoder,
-the protobuf decoders (certificate chain, device identity) and whole clients in AUTHENTICATING and
-OPEN; a seeded mutation campaign (``fuzzing.run_campaign``) adds 40,000 inputs on every run.
+the protobuf decoders (certificate chain, device identity), the Signal wire messages and the WhatsApp
+``Message`` protobuf a peer encrypts to us, and whole clients in AUTHENTICATING and OPEN; a seeded
+mutation campaign (``fuzzing.run_campaign``) adds 40,000 inputs on every run.
 ``bench/protocol_fuzz.py`` runs the same campaign at a million inputs and more.
 """
 
@@ -24,7 +25,15 @@ from connector.protocol.events import Closed
 
 from .corpus import encoded_stanzas, mutate
 from .fake_server import NOW
-from .fuzzing import ClientHarness, frame_target, node_target, protobuf_target, run_campaign
+from .fuzzing import (
+    ClientHarness,
+    frame_target,
+    node_target,
+    protobuf_target,
+    run_campaign,
+    signal_wire_corpus,
+    signal_wire_target,
+)
 from .test_client import connect, registered_store
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -97,6 +106,13 @@ def test_frame_streams_split_or_raise_frame_errors(data: bytes, chunk: int) -> N
 
 
 @FUZZ
+@given(st.sampled_from(sorted(signal_wire_corpus())), st.randoms(use_true_random=False))
+def test_mutated_signal_messages_and_message_protobufs_raise_protocol_errors(kind: str, rng: random.Random) -> None:
+    assert signal_wire_target(kind, mutate(signal_wire_corpus()[kind], rng)) is None
+    assert signal_wire_target(kind, bytes(rng.randrange(256) for _ in range(rng.randrange(80)))) is None
+
+
+@FUZZ
 @given(st.sampled_from(["certs", "device_identity"]), st.binary(max_size=300))
 def test_protobuf_decoders_raise_protocol_errors(kind: str, data: bytes) -> None:
     from .fake_server import FakeServer
@@ -121,7 +137,9 @@ def test_mutated_stanzas_never_leave_a_client_half_way(stanza: bytes, rng: rando
 def test_a_seeded_mutation_campaign_finds_no_escape() -> None:
     campaign = run_campaign(40_000, seed=16)
     assert sum(campaign.inputs.values()) == 40_000
-    assert set(campaign.inputs) == {"node", "frames", "protobuf/certs", "protobuf/device_identity", "client"}
+    assert set(campaign.inputs) == {"node", "frames", "protobuf/certs", "protobuf/device_identity", "client",
+                                    "signal/msg", "signal/pkmsg", "signal/skdm", "signal/skmsg", "wamessage",
+                                    "wamessage/reply", "wamessage/device_sent"}
     assert not campaign.escapes, campaign.escapes.most_common(5)
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from connector.snapshots import PRODUCED_AT_STEP, SnapshotCodec
+from connector.snapshot_codec import PRODUCED_AT_STEP, SnapshotCodec
 from shared.authstate import AuthState
 from shared.sealing import open_sealed, public_key_bytes
 from shared.snapshot import Snapshot, snapshot_aad

@@ -11,7 +11,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from functions.model import GONE, Account, AccountStatus, Alert, ConnectorRecord, Lease, RestoreOutcome, claimed_lease
+from functions.model import (
+    GONE,
+    Account,
+    AccountStatus,
+    Alert,
+    ConnectorRecord,
+    Lease,
+    RestoreOutcome,
+    claimed_lease,
+    holds_number,
+)
 from functions.stores import AccountEventView, AccountEventWrite, AddRefusal, HealthSummary, Stores, VaultKeyRecord
 
 _ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account))
@@ -31,7 +41,7 @@ class MemoryAccountStore:
     def add(self, account: Account, max_active: int) -> AddRefusal | None:
         with self._lock:
             rival = next((a for a in self._sorted() if a.phone_number == account.phone_number
-                          and a.status not in GONE), None)
+                          and a.owner_uid == account.owner_uid and holds_number(a)), None)
             if rival is not None:
                 return AddRefusal(rival=rival)
             if sum(1 for a in self._accounts.values()
@@ -278,6 +288,11 @@ class MemoryOutcomeStore:
     def since(self, at: datetime) -> list[RestoreOutcome]:
         with self._lock:
             return [o for o in self.outcomes if o.at >= at]
+
+    def for_accounts(self, account_ids: Sequence[str], at: datetime) -> list[RestoreOutcome]:
+        wanted = set(account_ids)
+        with self._lock:
+            return [o for o in self.outcomes if o.at >= at and o.account_id in wanted]
 
     def delete_before(self, at: datetime) -> int:
         with self._lock:
