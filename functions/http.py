@@ -221,4 +221,4 @@ def handle_pubsub(name: str, event_data: Any, handle: Callable[[PubSubMessage], 
         with _DROPPED_LOCK:
             DROPPED[(name, kind)] += 1
             count = DROPPED[(name, kind)]
-        _log.log(level, "%s: message dropped (%s, %d in this instance): %s", name, kind, count, exc.message)
+        _log.log(level, "%s: message dropped: %s (%s, %d in this instance)", name, exc.message, kind, count)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from functions.model import Account, AccountStatus, Lease
+from functions.model import Account, AccountStatus, ConnectorRecord, Lease
 from functions.stores import Stores
 from shared.connector_sync import Command, CommandAction, HeldLease, Lost, LostReason, RenewedLease
 
@@ -129,10 +129,11 @@ def _confirm_unrenewed(stores: Stores, connector_id: str, items: list[HeldLease]
     return kept, due, current
 
 
-def _recent_changes(stores: Stores, connector_id: str, now: datetime, ttl_s: float) -> _RecentChanges | None:
-    """Changes since :data:`CONTROL_MARGIN_S` before the connector's previous call; None when there is
-    no usable previous call (first call, or too long ago): then every held account must be read."""
-    previous = stores.status.connector(connector_id)
+def _recent_changes(stores: Stores, previous: ConnectorRecord | None, now: datetime,
+                    ttl_s: float) -> _RecentChanges | None:
+    """Changes since :data:`CONTROL_MARGIN_S` before the connector's previous call (``previous``, its record
+    as this call found it); None when there is no usable previous call (first call, or too long ago): then
+    every held account must be read."""
     if previous is None or previous.last_sync_at < now - timedelta(seconds=ttl_s * PREVIOUS_CALL_MAX_TTLS):
         return None
     since = min(previous.last_sync_at, now) - timedelta(seconds=CONTROL_MARGIN_S)
@@ -143,12 +144,12 @@ def _recent_changes(stores: Stores, connector_id: str, now: datetime, ttl_s: flo
 
 
 def _split_quiet(stores: Stores, connector_id: str, items: tuple[HeldLease, ...], now: datetime,
-                 ttl_s: float) -> tuple[set[str], dict[str, Account]]:
+                 ttl_s: float, *, previous: ConnectorRecord | None) -> tuple[set[str], dict[str, Account]]:
     """The held entries that need no read (``renew`` false and nothing changed for them), and the
     accounts the change query already read."""
     if all(i.renew for i in items):
         return set(), {}
-    changes = _recent_changes(stores, connector_id, now, ttl_s)
+    changes = _recent_changes(stores, previous, now, ttl_s)
     if changes is None:
         _log.info("connector %s: no recent previous call, reading every held account", connector_id)
         return set(), {}
@@ -158,11 +159,13 @@ def _split_quiet(stores: Stores, connector_id: str, items: tuple[HeldLease, ...]
 
 
 def renew_all(stores: Stores, connector_id: str, items: tuple[HeldLease, ...], now: datetime,
-              ttl_s: float) -> RenewResult:
+              ttl_s: float, *, previous: ConnectorRecord | None) -> RenewResult:
+    """Renew, confirm or give up the held leases. ``previous`` is the connector's record as this call read
+    it (once, for the identity check too)."""
     renewed: list[RenewedLease] = []
     lost: list[Lost] = []
     commands: list[Command] = []
-    quiet, known = _split_quiet(stores, connector_id, items, now, ttl_s)
+    quiet, known = _split_quiet(stores, connector_id, items, now, ttl_s, previous=previous)
     held_ids: set[str] = set(quiet)
     items = tuple(i for i in items if i.account_id not in quiet)
     accounts = {i.account_id: known[i.account_id] for i in items if i.account_id in known}

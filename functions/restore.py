@@ -133,11 +133,13 @@ class ConnectorSyncService:
         self._executor: ThreadPoolExecutor | None = None
         self._round_executor: ThreadPoolExecutor | None = None
 
-    def _check_binding(self, connector_id: str, caller: str) -> None:
+    def _bound_record(self, connector_id: str, caller: str) -> ConnectorRecord | None:
+        """The connector's record (its previous call), once the caller is its identity."""
         record = self._stores.status.connector(connector_id)
         if record is not None and record.identity is not None and record.identity != caller:
             _log.warning("connectorSync %s: refused, the id belongs to another identity", connector_id)
             raise PermissionDeniedError(f"connector id {connector_id} belongs to another identity")
+        return record
 
     def sync(self, request: SyncRequest, caller: str = LOCAL_CALLER) -> SyncReply:
         """One connectorSync call by ``caller``, the verified identity (``LOCAL_CALLER`` for the local shared
@@ -145,12 +147,12 @@ class ConnectorSyncService:
         refused before any lease is touched, so it cannot release or renew that connector's leases."""
         started = time.monotonic()
         now = self._clock()
-        self._check_binding(request.connector_id, caller)
-        since = self._sends_since(request.connector_id, now)
+        previous = self._bound_record(request.connector_id, caller)
+        since = self._sends_since(previous, now)
         release_all(self._stores, request.connector_id, request.release, now)
         released = {r.account_id for r in request.release}
         held = tuple(h for h in request.held if h.account_id not in released)  # released wins
-        renewal = renew_all(self._stores, request.connector_id, held, now, self._lease_ttl_s)
+        renewal = renew_all(self._stores, request.connector_id, held, now, self._lease_ttl_s, previous=previous)
         renewed_at = time.monotonic()
         commands = list(renewal.commands)
         free = min(request.capacity - len(renewal.held_ids), self._max_claims)
@@ -171,12 +173,11 @@ class ConnectorSyncService:
         return SyncReply(self._lease_ttl_s, public_key, key_id, renewed=renewal.renewed, lost=renewal.lost,
                          claimed=claimed, commands=commands, pending_sends=pending)
 
-    def _sends_since(self, connector_id: str, now: datetime) -> datetime | None:
+    def _sends_since(self, previous: ConnectorRecord | None, now: datetime) -> datetime | None:
         """Where this call's look for newly accepted sends of held accounts starts: shortly before the
         connector's previous call (None: first call, or long ago; then every pending send is looked at)."""
         if self._messages is None:
             return None
-        previous = self._stores.status.connector(connector_id)
         if previous is None or previous.last_sync_at < now - timedelta(seconds=2 * self._lease_ttl_s):
             return None
         return min(previous.last_sync_at, now) - timedelta(seconds=SENDS_MARGIN_S)

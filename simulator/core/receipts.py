@@ -82,10 +82,10 @@ def route(ctx: Context, phone: Phone, device_id: int, node: Node, *, to_text: st
         attrs["from"] = account_jid(phone, server)
         if device_id:
             attrs["participant"] = device_address(phone, device_id, server)
-    content = [c for c in node.children() if c.tag != "list" or kind != "retry"]
-    if kind == "retry":
+    if kind == "retry":  # the device that sent the message, with what it needs to re-encrypt
+        content = [c for c in node.children() if c.tag != "list"]
         devices = [author.device_id or 0]
-    else:
+    else:  # every device of the sender's account, with the other message ids
         content = [c for c in node.children() if c.tag == "list"]
         devices = author.phone.device_ids()
     forwarded = Node("receipt", attrs, content or None)

@@ -182,12 +182,12 @@ async def test_pubsub_outage_of_30s_loses_no_snapshot(stack: Stack, firestore_cl
         store = connector.accounts[account_id].store
         proxy.cut()
         await churn(store, OUTAGE_S)
-        assert connector.snapshot_codec.pending() >= 1
+        assert connector.snapshots.pending() >= 1
         assert (head(firestore_client, account_id) or {})["latestVersion"] == 1  # nothing got through
         proxy.restore()
         await wait_for(lambda: (head(firestore_client, account_id) or {}).get("sha256")
                        == state_hash(store.snapshot()), timeout_s=30)
-        assert connector.snapshot_codec.failures > 0
+        assert connector.snapshots.failures > 0
         assert connector.metrics.snapshot_latency.count >= 2
     finally:
         await connector.shutdown()
