@@ -19,8 +19,10 @@ from connector.inbox import Inbox
 from connector.metrics import Counter
 from connector.protocol.close import CloseReason
 from connector.protocol.events import DuplicateIgnored, ReceivedMessage, RetryRequested
+from connector.protocol.send_status import SendStatus
 from connector.publisher import OrderedPublisher
 from connector.reports import ConnectionReports
+from connector.sender import Sender
 from connector.slots import AccountSlot
 from connector.snapshot_writer import SnapshotWriter
 from connector.states import AccountState
@@ -62,7 +64,9 @@ class AccountEvents:
 
     def __init__(self, connector_id: str, accounts: Mapping[str, AccountSlot], *, events: OrderedPublisher,
                  inbox: Inbox, reports: ConnectionReports, writer: SnapshotWriter,
-                 cache: StateCache | None, reconnects: Counter) -> None:
+                 cache: StateCache | None, reconnects: Counter, sender: Sender | None = None) -> None:
+        """``sender``: the send path (:mod:`connector.sender`), told of send statuses and lost sockets."""
+        self._send_path = sender
         self._connector_id = connector_id
         self._accounts = accounts
         self._events = events
@@ -146,3 +150,11 @@ class AccountEvents:
 
     async def persist_now(self, account_id: str) -> bool:
         return await self._writer.persist_now(account_id)
+
+    def send_status(self, account_id: str, status: SendStatus) -> None:
+        if self._send_path is not None:
+            self._send_path.send_status(account_id, status)
+
+    def socket_ended(self, account_id: str) -> None:
+        if self._send_path is not None:
+            self._send_path.socket_ended(account_id)

@@ -17,6 +17,10 @@ Incoming messages arrive decrypted (``MessageDecrypted``) or, after the retry re
 it is safe elsewhere (its event accepted by Pub/Sub, the Signal state that opened it durable): an
 unconfirmed message is redelivered on the next login. ``RetryRequested`` and ``DuplicateIgnored``
 say what the link did on its own (a retry receipt, a 487 ack).
+
+Sends: :meth:`LinkSession.send` starts one (:mod:`connector.protocol.outbound`); what becomes of it
+comes as ``SendStatus`` events. Its ciphertext leaves only after the before-send hook saw the Signal
+state that produced it (the client reports that state as a critical change).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Protocol
 
 from connector.protocol.close import CloseInfo
 from connector.protocol.events import CredsChanged, Event, ReceivedMessage
+from connector.protocol.outbound import SendRequest
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
 
@@ -44,6 +49,10 @@ class LinkSession(Protocol):
 
     async def ack(self, message: ReceivedMessage) -> bool:
         """Confirm a message to WhatsApp; False when the socket is gone (it will be redelivered)."""
+        ...
+
+    async def send(self, request: SendRequest) -> bool:
+        """Start a send; False when the socket is not logged in (nothing was sent)."""
         ...
 
     async def logout(self, timeout_s: float | None = None) -> CloseInfo:

@@ -289,7 +289,7 @@ class OutboxSubscription:
 
     def _open(self) -> None:
         from google.api_core import exceptions as gexc
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined,unused-ignore]
         from google.protobuf import duration_pb2
 
         self._subscriber = pubsub_v1.SubscriberClient()

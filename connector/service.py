@@ -38,6 +38,7 @@ from connector.outbox import OutboxDispatcher, OutboxSubscription
 from connector.protocol.close import CloseReason
 from connector.publisher import MessageTransport, OrderedPublisher
 from connector.reports import ConnectionReports
+from connector.sender import Sender
 from connector.shutdown import shut_down
 from connector.slots import AccountSlot
 from connector.snapshot_codec import SnapshotCodec
@@ -85,9 +86,11 @@ class ConnectorService:
             self.metrics.messages, self.metrics.undecryptable, self.metrics.retry_receipts,
             self.metrics.message_latency), clock=clock)
         self.writer.in_flight = self.inbox.in_flight
+        #: The send path (connector/sender.py): the outbox dispatcher's handler.
+        self.sender = Sender(self.accounts, self.messages)
         self.hooks = AccountEvents(config.connector_id, self.accounts, events=self.events, inbox=self.inbox,
                                    reports=self.reports, writer=self.writer, cache=cache,
-                                   reconnects=self.metrics.reconnects)
+                                   reconnects=self.metrics.reconnects, sender=self.sender)
         self.hooks.refuse_link = self._refuse_link
         self.keeper = LeaseKeeper(
             sync_client, self, connector_id=config.connector_id, capacity=config.capacity,
@@ -95,8 +98,9 @@ class ConnectorService:
             on_renewals=lambda n, result: self.metrics.renewals.inc(result, amount=float(n)),
         )
         self.http = HealthServer(self.metrics.registry, self.ready, config.port, config.http_host)
-        #: Sends for the accounts held here (connector/outbox.py); the Signal send path sets its handler.
-        self.outbox = OutboxDispatcher(lambda account_id: account_id in self.accounts, clock=clock)
+        #: Sends for the accounts held here (connector/outbox.py), handed to the send path.
+        self.outbox = OutboxDispatcher(lambda account_id: account_id in self.accounts, self.sender.handle,
+                                       clock=clock)
         #: This connector's outbox subscription (set by __main__; None: the catch-up alone delivers).
         self.outbox_feed: OutboxSubscription | None = None
         self._tasks: list[asyncio.Task[None]] = []

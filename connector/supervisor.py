@@ -29,8 +29,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from connector.backoff import Backoff
+from connector.errors import PublishError
 from connector.link import LinkFactory, LinkSession
 from connector.logs import account_context, fields
+from connector.protocol.client import SEND_STATE_CATEGORIES
 from connector.protocol.close import CloseInfo, ClosePolicy, CloseReason, close_info
 from connector.protocol.events import (
     Closed,
@@ -45,6 +47,8 @@ from connector.protocol.events import (
     ReceivedMessage,
     RetryRequested,
 )
+from connector.protocol.outbound import SendRequest
+from connector.protocol.send_status import SendStatus
 from connector.states import AccountState, AccountStateMachine
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
@@ -86,6 +90,14 @@ class SupervisorHooks(Protocol):
 
     async def persist_now(self, account_id: str) -> bool:
         """Snapshot now and wait until Pub/Sub accepted it; False if that did not happen in time."""
+        ...
+
+    def send_status(self, account_id: str, status: SendStatus) -> None:
+        """A send moved on (sent, delivered, read, failed)."""
+        ...
+
+    def socket_ended(self, account_id: str) -> None:
+        """The account's socket is gone: sends still waiting for their server ack will not get it."""
         ...
 
 
@@ -138,6 +150,13 @@ class AccountSupervisor:
         self._kick.set()
         if self._session is not None:
             asyncio.get_running_loop().create_task(self._session.close())
+
+    async def send(self, request: SendRequest) -> bool:
+        """Start a send on the live socket; False when there is none logged in (nothing was sent)."""
+        session = self._session
+        if session is None or self.state is not AccountState.OPEN:
+            return False
+        return await session.send(request)
 
     async def logout(self, timeout_s: float = LOGOUT_TIMEOUT_S) -> CloseInfo | None:
         """Unlink the device from the account (removal), then stop. Uses the live socket, or opens
@@ -228,6 +247,11 @@ class AccountSupervisor:
         # Bounded wait: if Pub/Sub is down the snapshot stays queued (and cached) and the engine goes
         # on, rather than failing a pairing the phone has already confirmed.
         if not await self._hooks.persist_now(self.account_id):
+            if any(change.categories & SEND_STATE_CATEGORIES for change in changes):
+                # Ciphertext of a send waits on this state: it must not leave before the state is
+                # durable, or a restore would send an older ratchet step again. The socket ends
+                # without sending it; the send is retried on the next one.
+                raise PublishError("the Signal state of a send was not accepted by Pub/Sub in time")
             log.warning("critical credentials not yet accepted by Pub/Sub; going on "
                         "(they are in the local cache and the retry queue)")
 
@@ -244,6 +268,8 @@ class AccountSupervisor:
                     self._hooks.message(self.account_id, event, functools.partial(session.ack, event))
                 elif isinstance(event, RetryRequested | DuplicateIgnored):
                     self._hooks.message_retried(self.account_id, event)
+                elif isinstance(event, SendStatus):
+                    self._hooks.send_status(self.account_id, event)
                 elif isinstance(event, Opened | PairingCodeShown | QrCodeShown | Paired):
                     self._handle(event)
                 # CredsChanged went through _persist_critical / the store's listener already; the
@@ -252,6 +278,7 @@ class AccountSupervisor:
             log.warning("socket failed", extra=fields(error=f"{type(exc).__name__}: {exc}"[:200]))
         finally:
             self._session = None
+            self._hooks.socket_ended(self.account_id)
             if closed is None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(session.close(), CLOSE_TIMEOUT_S)

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -41,6 +42,7 @@ from connector.protocol.events import (
     ReceivedMessage,
 )
 from connector.protocol.frames import FRAME_MAX_SIZE
+from connector.protocol.outbound import SendRequest, SentLog
 from connector.protocol.retries import DEFAULT_RESEND_WAIT_S, RetryLedger
 from shared.authstore import AuthStore, MemoryAuthStore
 from shared.connector_sync import PairingMethod, PairingRequest
@@ -71,10 +73,12 @@ class EngineSession:
         clock: Callable[[], float] = time.time,
         before_send: BeforeSend | None = None,
         retries: RetryLedger | None = None,
+        sent: SentLog | None = None,
     ) -> None:
-        """``retries``: the account's retry ledger, kept across its sessions (a resend may come on the next)."""
+        """``retries``: the account's retry ledger, kept across its sessions (a resend may come on the next);
+        ``sent``: the account's sent messages, kept across its connections for retry receipts."""
         self._config = config
-        self._client = Client(store, config.client, rand, retries=retries)
+        self._client = Client(store, config.client, rand, retries=retries, sent=sent)
         self._clock = clock
         self._before_send = before_send
         self._events: asyncio.Queue[Event] = asyncio.Queue()
@@ -110,6 +114,14 @@ class EngineSession:
             queued = self._client.ack_message(message)
             await self._flush_locked()
         return queued
+
+    async def send(self, request: SendRequest) -> bool:
+        """Start a send (its outcome comes as ``SendStatus`` events); False when not logged in."""
+        async with self._send_lock:
+            started = self._client.send_message(request, self._clock())
+            await self._flush_locked()
+        self._wakeup.set()  # the send's deadlines are the client's now
+        return started
 
     async def logout(self, timeout_s: float | None = None) -> CloseInfo:
         """Unlink this device from the account (``remove-companion-device``), then close.
@@ -322,6 +334,9 @@ class EngineLinkFactory:
         self._connect_timeout_s = connect_timeout_s
         self._retries: dict[str, RetryLedger] = {}
         self._resend_wait_s = retry_resend_wait_s
+        # Each account's sent messages outlive its sockets (a retry receipt may come after a reconnect)
+        # and go with its store when the account is released.
+        self._sent: weakref.WeakKeyDictionary[MemoryAuthStore, SentLog] = weakref.WeakKeyDictionary()
 
     def open(self, account_id: str, store: MemoryAuthStore, pairing: PairingRequest | None,
              before_send: BeforeSend) -> EngineSession:
@@ -331,4 +346,5 @@ class EngineLinkFactory:
         retries = self._retries.get(account_id)
         if retries is None:
             retries = self._retries[account_id] = RetryLedger(resend_wait_s=self._resend_wait_s)
-        return EngineSession(store, config, before_send=before_send, retries=retries)
+        sent = self._sent.setdefault(store, SentLog())
+        return EngineSession(store, config, before_send=before_send, retries=retries, sent=sent)

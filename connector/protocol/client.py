@@ -30,6 +30,9 @@ Rules the caller must follow:
   us to are safe;
 * acknowledge a ``MessageDecrypted`` / ``MessageUndecryptable`` with ``ack_message`` only once the message
   is stored elsewhere and the Signal state that opened it is durable (the receipt makes WhatsApp forget it);
+* a send (``send_message``, the flow of ``outbound``) reports ``SendStatus`` events; every stanza carrying
+  its ciphertext follows a critical ``CredsChanged``, so the Signal state that produced it (new sessions,
+  ratchet steps, sender keys) is persisted before it leaves;
 * call ``tick`` no later than ``next_deadline()``.
 * after ``logout`` the connection ends by itself (bounded by the logout timeout); no ``Opened`` is
   reported for a login that only serves to log out.
@@ -83,10 +86,20 @@ from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, edge_routin
 from connector.protocol.inbound import decrypt_message
 from connector.protocol.message_stanzas import device_identity
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
+from connector.protocol.outbound import Outbound, SendRequest, SentLog
 from connector.protocol.payload import DeviceDescription, login_payload, registration_payload
 from connector.protocol.retries import RetryLedger
 from connector.protocol.signal.repository import SignalRepository
-from shared.authstate import CRITICAL_CREDS_FIELDS, PRE_KEY, Contact, Credentials
+from shared.authstate import (
+    CRITICAL_CREDS_FIELDS,
+    IDENTITY_KEY,
+    PRE_KEY,
+    SENDER_KEY,
+    SENDER_KEY_MEMORY,
+    SESSION,
+    Contact,
+    Credentials,
+)
 from shared.authstore import CREDS, AuthStore, ChangeKind, KeyUpdates
 from shared.bufferjson import JsonValue
 
@@ -150,6 +163,10 @@ class ClientConfig:
     come up first and the housekeeping follows, spread out, instead of competing with the logins."""
 
 
+SEND_STATE_CATEGORIES: Final = frozenset({SESSION, IDENTITY_KEY, SENDER_KEY, SENDER_KEY_MEMORY})
+"""What encrypting a message may change: persisted before the message leaves."""
+
+
 class _Iq(enum.Enum):
     PING = "ping"
     PRE_KEY_COUNT = "pre_key_count"
@@ -207,13 +224,16 @@ class Client:
     """One connection attempt of one account. Create a new ``Client`` for every reconnect."""
 
     def __init__(self, store: AuthStore, config: ClientConfig, rand: RandomSource, *,
-                 retries: RetryLedger | None = None) -> None:
-        """``retries``: the account's retry ledger, kept across connections (a fresh one if None)."""
+                 retries: RetryLedger | None = None, sent: SentLog | None = None) -> None:
+        """``retries``: the account's retry ledger, kept across connections (a fresh one if None);
+        ``sent``: the account's sent messages kept for retry receipts, across connections."""
         self._events: list[Event] = []
         self._store = _RecordingStore(store, self._events)
         self._now = 0.0  # the time of the input being handled (the Signal layer stamps sessions with it)
         self._signal = SignalRepository(self._store, random_bytes=rand, now_ms=lambda: int(self._now * 1000))
         self._retries = retries if retries is not None else RetryLedger()
+        self._sent = sent if sent is not None else SentLog()
+        self._outbound: Outbound | None = None  # made at login
         self._config = config
         self._rand = rand
         self._state = ClientState.IDLE
@@ -318,6 +338,10 @@ class Client:
         if self._state is ClientState.OPEN:
             for failure, count in self._retries.expired(now):
                 self._events.append(MessageUndecryptable(failure, retries=count, acked=True))
+        if self._outbound is not None:
+            self._now = now
+            self._outbound.tick(now)
+            self._flush_outbound()
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``tick`` has work to do."""
@@ -325,6 +349,8 @@ class Client:
             return None
         times = [p.deadline for p in self._pending.values()]
         resend = self._retries.next_deadline() if self._state is ClientState.OPEN else None
+        if self._outbound is not None and (send_deadline := self._outbound.next_deadline()) is not None:
+            times.append(send_deadline)
         timers = (self._handshake_deadline, self._qr_expires_at, self._next_ping_at, self._logout_deadline,
                   self._digest_at, resend)
         times += [t for t in timers if t is not None]
@@ -352,6 +378,22 @@ class Client:
         elif not received.acked:
             self._send(receipts.nack(received.failure.incoming.node, self._me_id(), receipts.FAILURE))
         return True
+
+    def send_message(self, request: SendRequest, now: float) -> bool:
+        """Start a send; its outcome comes as ``SendStatus`` events (``sent`` or ``failed``, then
+        ``delivered`` and ``read``). False when not logged in (nothing was sent: send it on the next
+        connection); raises ``MessageFormatError`` when the request is malformed."""
+        if self._state is not ClientState.OPEN or self._outbound is None or self.logging_out:
+            return False
+        self._now = now
+        self._outbound.send(request, now)
+        self._flush_outbound()
+        return True
+
+    @property
+    def sends_in_flight(self) -> int:
+        """Sends (and resends) waiting on the server: a connection lost meanwhile leaves them unsettled."""
+        return self._outbound.in_flight if self._outbound is not None else 0
 
     def close(self) -> None:
         """End the connection at the caller's request (the driver closes the socket)."""
@@ -449,6 +491,10 @@ class Client:
 
     def _on_node(self, node: Node, now: float) -> None:
         tag = node.tag
+        if self._outbound is not None and tag in ("iq", "ack", "receipt") and self._outbound.handle(node, now):
+            self._flush_outbound()
+            if tag != "receipt":  # a receipt is acked below, as every receipt is
+                return
         if tag == "iq":
             self._on_iq(node, now)
         elif tag == "success":
@@ -545,6 +591,11 @@ class Client:
             self._send_logout(now)
             return
         self._events.append(Opened(jid=me.id, lid=lid))
+        if creds.account is not None:
+            self._outbound = Outbound(self._signal, Jid.parse(me.id), Jid.parse(lid) if lid else None,
+                                      device_identity=device_identity(creds.account), rand=self._rand,
+                                      next_id=self._next_id, iq_timeout_s=self._config.iq_timeout_s,
+                                      ack_timeout_s=self._config.iq_timeout_s, sent=self._sent)
         self._query(stanzas.pre_key_count(), _Iq.PRE_KEY_COUNT, now)
         self._query(stanzas.set_active(), _Iq.PASSIVE, now)
         spread = self._config.digest_delay_max_s - self._config.digest_delay_min_s
@@ -713,6 +764,16 @@ class Client:
         return stanzas.ack_for(node, self._me_id())
 
     # ------------------------------------------------------------------------------ output
+
+    def _flush_outbound(self) -> None:
+        """Queue what the send flow wants sent, a critical ``CredsChanged`` ahead of any ciphertext."""
+        assert self._outbound is not None
+        out = self._outbound.outgoing()
+        if any(item.signal_changed for item in out):
+            self._events.append(CredsChanged(kind="critical", categories=SEND_STATE_CATEGORIES))
+        for item in out:
+            self._send(item.node)
+        self._events.extend(self._outbound.statuses())
 
     def _next_id(self) -> str:
         self._id_counter += 1

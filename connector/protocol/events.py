@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from connector.protocol.binary import Node
 from connector.protocol.close import CloseInfo
+from connector.protocol.send_status import SendStatus
 
 if TYPE_CHECKING:
     from connector.protocol.wamessage import DecodedMessage
@@ -228,5 +229,6 @@ Event = (
     | RetryRequested
     | DuplicateIgnored
     | OfflineSyncDone
+    | SendStatus
     | Closed
 )

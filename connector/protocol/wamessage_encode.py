@@ -18,7 +18,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec
+from typing import Any, ParamSpec
+
+from google.protobuf import json_format
 
 from connector.protocol.errors import MessageFormatError
 from connector.protocol.proto import wa_e2e_pb2 as e2e
@@ -145,3 +147,12 @@ def _set_secret(message: e2e.Message, secret: bytes | None) -> None:
     if len(secret) != MESSAGE_SECRET_SIZE:
         raise MessageFormatError(f"messageSecret must be {MESSAGE_SECRET_SIZE} bytes")
     message.messageContextInfo.messageSecret = secret
+
+
+def message_from_json(obj: dict[str, Any]) -> bytes:
+    """A ``Message`` from its protobuf JSON form (what ``message.received`` events and the store carry);
+    raises ``MessageFormatError`` when it is not one."""
+    try:
+        return json_format.ParseDict(obj, e2e.Message(), ignore_unknown_fields=True).SerializeToString()
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+        raise MessageFormatError(f"not a Message in JSON form: {type(exc).__name__}") from None

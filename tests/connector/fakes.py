@@ -25,6 +25,7 @@ from connector.protocol.events import (
     PairingCodeShown,
     ReceivedMessage,
 )
+from connector.protocol.outbound import SendRequest
 from connector.protocol.stanzas import incoming_message
 from connector.protocol.wamessage import decode_message
 from connector.protocol.wamessage_encode import text_message
@@ -128,6 +129,7 @@ class FakeSession:
         self.logged_out = False
         self.logout_confirmed = True
         self.acked: list[str] = []
+        self.sends: list[SendRequest] = []
 
     def push(self, event: Event) -> None:
         self.queue.put_nowait(event)
@@ -157,6 +159,13 @@ class FakeSession:
             return False
         incoming = message.message.incoming if isinstance(message, MessageDecrypted) else message.failure.incoming
         self.acked.append(incoming.id)
+        return True
+
+    async def send(self, request: SendRequest) -> bool:
+        """Record the send (the test pushes its ``SendStatus`` events); False once closed."""
+        if self.closed:
+            return False
+        self.sends.append(request)
         return True
 
     async def close(self) -> CloseInfo:

@@ -3,8 +3,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from connector.backoff import Backoff
-from connector.protocol.events import DuplicateIgnored, ReceivedMessage, RetryRequested
+from connector.errors import PublishError
+from connector.protocol.client import SEND_STATE_CATEGORIES
+from connector.protocol.events import CredsChanged, DuplicateIgnored, ReceivedMessage, RetryRequested
+from connector.protocol.send_status import SendStatus
 from connector.states import AccountState
 from connector.supervisor import AccountSupervisor
 from shared.authstate import AuthState
@@ -22,6 +27,9 @@ class Hooks:
         self.paired_jids: list[str] = []
         self.messages: list[ReceivedMessage | RetryRequested | DuplicateIgnored] = []
         self.transitions: list[tuple[AccountState, AccountState]] = []
+        self.statuses: list[SendStatus] = []
+        self.persisted = True  # what persist_now answers (False: Pub/Sub did not accept in time)
+        self.sockets_ended = 0
 
     def report(self, account_id: str, state: ConnectionState, reason: str | None, code: int | None,
                attempt: int) -> None:
@@ -52,7 +60,13 @@ class Hooks:
         self.reconnects.append(reason)
 
     async def persist_now(self, account_id: str) -> bool:
-        return True
+        return self.persisted
+
+    def send_status(self, account_id: str, status: SendStatus) -> None:
+        self.statuses.append(status)
+
+    def socket_ended(self, account_id: str) -> None:
+        self.sockets_ended += 1
 
 
 def opens(session: FakeSession) -> None:
@@ -196,3 +210,17 @@ async def test_logout_while_backing_off_opens_a_socket_only_to_unlink() -> None:
     assert closed is not None and closed.reason == "logged_out_by_client"
     assert len(factory.sessions) == 2 and factory.sessions[1].logged_out
     assert sup.state is AccountState.STOPPED
+
+
+async def test_a_send_state_not_persisted_in_time_keeps_its_ciphertext_back() -> None:
+    factory = FakeLinkFactory(opens)
+    hooks = Hooks()
+    sup = make(factory, hooks)
+    sup.start()
+    await eventually(lambda: sup.state is AccountState.OPEN)
+    hooks.persisted = False
+    before_send = factory.sessions[0].before_send
+    await before_send([CredsChanged("critical", creds_fields=frozenset({"me"}))])  # goes on, as before
+    with pytest.raises(PublishError):
+        await before_send([CredsChanged("critical", categories=SEND_STATE_CATEGORIES)])
+    await sup.stop("test")
