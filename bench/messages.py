@@ -28,10 +28,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, bench/ is sys.path[0], and bench/signal.py would stand in for the stdlib's signal.
 _BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
-sys.path.append(str(_BENCH))
 sys.path.insert(0, str(_BENCH.parent))
 
 import argparse

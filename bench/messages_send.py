@@ -17,21 +17,17 @@ Run: ``.venv/bin/python bench/messages_send.py [--sends 100]``. The receive half
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import statistics
 import sys
+import tempfile
+import time
+from datetime import datetime
 from pathlib import Path
-
-# bench/signal.py would shadow the standard library's signal module (asyncio imports it).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from datetime import datetime  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))

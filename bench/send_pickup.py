@@ -8,8 +8,7 @@ subscription (``connector/outbox.py``) and then measures, one request at a time:
 - ``sendMessage`` called -> the send handed to the connector's handler (the pickup; target p99 < 1 s);
 - ``recordMessageEvent`` for a new incoming message (one transaction) and for its redelivery.
 
-Run: ``.venv/bin/python -m bench.send_pickup [--sends 100] [--events 200]`` (as a module: run as a script from
-bench/, ``bench/signal.py`` would shadow the standard library's ``signal``).
+Run: ``.venv/bin/python -m bench.send_pickup [--sends 100] [--events 200]``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-// The libsignal-node half of bench/signal.py: the same operations on Baileys 7's Signal layer
+// The libsignal-node half of bench/signal_cipher.py: the same operations on Baileys 7's Signal layer
 // (libsignal 6.0.0 plus Baileys' group cipher) over in-memory key stores, CPU per operation.
 // Usage: node bench/signal_node.mjs N   -> one JSON line of figures on stdout.
 import { makeLibSignalRepository } from 'baileys7/lib/Signal/libsignal.js';

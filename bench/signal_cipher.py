@@ -16,7 +16,7 @@ group cipher) over an in-memory key store (``bench/signal_node.mjs``):
 Then the bytes a session record (its JSON as stored) grows per 1,000 messages, one way and
 alternating (every message a ratchet step: libsignal-node keeps every closed receiving chain).
 
-    .venv/bin/python bench/signal.py [-n 1000] [--profile msg|pkmsg|skmsg|encrypt]
+    .venv/bin/python bench/signal_cipher.py [-n 1000] [--profile msg|pkmsg|skmsg|encrypt]
 """
 
 from __future__ import annotations
