@@ -249,7 +249,8 @@ def run_emulators(with_auth: bool = True, config: StackConfig | None = None) -> 
             else:
                 specs.append((None, emulators.auth(
                     config.ports["auth"], project=config.project, log_dir=log_dir,
-                    hub_port=config.ports["hub"], logging_port=config.ports["logging"])))
+                    hub_port=config.ports["hub"], logging_port=config.ports["logging"],
+                    data_dir=config.home / "auth")))
     except emulators.EmulatorMissing as exc:
         print(f"keeper: {exc}", file=sys.stderr)
         return 1
