@@ -176,3 +176,30 @@ def test_a_part_that_dies_at_start_is_reported_and_the_stack_is_not_up(tmp_path:
     assert "the stack did not start" in output, output
     assert "local stack is up" not in output, output
     assert alive(stack.seen) == set()
+
+
+def test_a_part_that_dies_loses_its_pid_file_and_a_restarted_one_keeps_its_own(tmp_path: Path) -> None:
+    """The README's restart: kill -9 the part by its pid, start it again alone in another terminal."""
+    ports = stack_ports(("SIMULATOR",))
+    home = tmp_path / "home"
+    pid_file = home / "run" / "simulator.pid"
+    first = Stack(home, ports, "--only", "simulator")
+    try:
+        assert first.wait_output("local stack is up", 120), first.output()
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        assert first.wait_output("simulator exited (code -9)", 60), first.output()
+        assert _wait(lambda: not pid_file.exists(), 10), "a dead part's pid file stayed"
+        second = Stack(home, ports, "--only", "simulator", console=tmp_path / "second.txt")
+        try:
+            assert second.wait_output("local stack is up", 120), second.output()
+            restarted = pid_file.read_text()
+            first.signal_group(signal.SIGINT)  # the first terminal stops: the second part's pid file stays
+            assert first.wait_exit(60) == 0, first.output()
+            assert pid_file.read_text() == restarted
+            second.signal_group(signal.SIGINT)
+            assert second.wait_exit(60) == 0, second.output()
+        finally:
+            second.kill()
+    finally:
+        first.kill()
+    assert not pid_file.exists()
