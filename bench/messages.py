@@ -110,6 +110,32 @@ async def send_all(control: ControlClient, contacts: list[str], rounds: int, con
     await asyncio.gather(*(one(c, i) for i in range(rounds) for c in contacts))
 
 
+async def stall_report(control: ControlClient, port: int) -> None:
+    """What a stalled wait leaves: the connector's message outcomes, and the devices holding messages
+    the simulator delivered but the connector never acknowledged."""
+    text = scrape(port)
+    outcomes = re.findall(r'^keeper_connector_messages_total\{outcome="([a-z_]+)"\} ([0-9.e+]+)$', text, re.M)
+    print("stalled: connector outcomes " + ", ".join(f"{o}={float(v):.0f}" for o, v in outcomes), flush=True)
+    devices = (await control.request("GET", f"/v1/phones/{PHONE}/devices"))["devices"]
+    for device in devices:
+        device_id = device.get("device", device.get("id"))
+        if not device_id:
+            continue
+        pending = (await control.request("GET", f"/v1/phones/{PHONE}/devices/{device_id}/messages"))["messages"]
+        if pending:
+            kinds = sorted({m["encType"] for m in pending})
+            print(f"stalled: device {device_id}: {len(pending)} unacknowledged ({', '.join(kinds)}); {device}",
+                  flush=True)
+
+
+async def wait_acked(control: ControlClient, port: int, target: float, timeout_s: float, what: str) -> None:
+    try:
+        await wait_for(lambda: acked(port) >= target, timeout_s, what)
+    except RuntimeError:
+        await stall_report(control, port)
+        raise
+
+
 def acked(port: int) -> float:
     return counter(scrape(port), "keeper_connector_messages_total", "acked")
 
@@ -133,7 +159,7 @@ async def run(args: argparse.Namespace, sim: Any, stack: Any, children: Any) -> 
     print(f"setup: connector holds {opened} accounts", flush=True)
     await send_all(control, contacts, 1, args.concurrency)  # one live session per contact and account
     sessions = args.contacts * args.accounts
-    await wait_for(lambda: acked(port) >= sessions, 300, "first messages acknowledged")
+    await wait_acked(control, port, sessions, args.wait_s, "first messages acknowledged")
     await asyncio.sleep(args.idle_s)
     assert proc.process is not None
     idle = rss_mib(proc.process.pid)
@@ -148,7 +174,7 @@ async def run(args: argparse.Namespace, sim: Any, stack: Any, children: Any) -> 
     total = args.rounds * args.contacts * args.accounts
     started = time.monotonic()
     sending = asyncio.create_task(send_all(control, contacts, args.rounds, args.concurrency))
-    await wait_for(lambda: acked(port) - before_acked >= total, 600, "messages acknowledged")
+    await wait_acked(control, port, before_acked + total, args.wait_s, "messages acknowledged")
     elapsed = time.monotonic() - started
     await sending
     cpu = cpu_s(proc.process.pid) - cpu_before
@@ -174,6 +200,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16, help="pairings and contact sends in flight")
     parser.add_argument("--idle-s", type=float, default=10.0)
+    parser.add_argument("--wait-s", type=float, default=300.0, help="how long a phase may wait for its acks")
     args = parser.parse_args()
     if args.accounts > 100:
         parser.error("the accounts are companions of one simulated phone: at most 100")

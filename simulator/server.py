@@ -316,9 +316,12 @@ class SimulatorServer:
                     payload = handshake.read_client_finish(frame)
                     assert handshake.remote_static is not None
                     sock.transport = handshake.split()
-                    actions = self.core.client_hello(sock.conn_id, handshake.remote_static, payload)
                     if self.post_handshake_delay_s > 0:
+                        # Before the login is taken in: once it is, the device is live and stanzas for
+                        # it go out at once, so waiting after it would let them overtake <success>
+                        # (a client drops a <message> before it: unacknowledged on that socket for good).
                         await asyncio.sleep(self.post_handshake_delay_s)
+                    actions = self.core.client_hello(sock.conn_id, handshake.remote_static, payload)
                     await self.run_actions(actions)
 
     # ------------------------------------------------------------------ introspection

@@ -98,3 +98,32 @@ async def test_protocol_client_receives_and_acknowledges() -> None:
             while await control.pending_messages(PHONE, 1):
                 await asyncio.sleep(0.05)
         await run.close()
+
+
+async def test_a_message_sent_while_a_login_completes_never_overtakes_its_success() -> None:
+    """The real server's first stanza after the handshake is ``<success>``. A message delivered while
+    the simulator waits out its post-handshake delay was sent before it (the device was already live),
+    and a client drops a ``<message>`` before ``<success>``: it stayed unacknowledged on that socket
+    for good (bench/messages.py stalled on it)."""
+    async with running_simulator() as sim, sim.control() as control:
+        sim.server.post_handshake_delay_s = 0.5
+        await control.create_phone(PHONE)
+        companion = await pair_by_qr(sim, control)
+        arrived: list[str] = []
+        deliver = companion._deliver
+
+        def record(node: Node) -> None:
+            arrived.append(node.tag)
+            deliver(node)
+
+        companion._deliver = record  # type: ignore[method-assign]
+        login = asyncio.ensure_future(companion.connect_and_login())
+        deadline = asyncio.get_running_loop().time() + 10
+        while not companion.inbox and (await control.device(PHONE, 1))["liveSockets"] == 0:
+            assert asyncio.get_running_loop().time() < deadline, "the device never went live"
+            await asyncio.sleep(0.005)
+        sent = await control.send_message(PHONE, CONTACT)
+        assert (await login).tag == "success"
+        assert (await companion.wait_for(is_message)).attrs["id"] == sent["id"]
+        assert arrived.index("success") < arrived.index("message"), arrived
+        await companion.close()
