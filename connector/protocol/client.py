@@ -720,8 +720,12 @@ class Client:
 
     def _on_message(self, node: Node, now: float) -> None:
         """Decrypt (``inbound``); a decrypted or finally undecryptable message waits for the caller's
-        ``ack_message``, a duplicate is acked with 487, any other failure gets a retry receipt."""
-        if self._state is not ClientState.OPEN:
+        ``ack_message``, a duplicate is acked with 487, any other failure gets a retry receipt.
+
+        Also before ``<success>`` on a login (WhatsApp sends none then, a server that lets a stanza
+        overtake it does): dropped, it would stay unacknowledged on this socket for good."""
+        if self._state is not ClientState.OPEN and not (
+                self._state is ClientState.AUTHENTICATING and self.is_registered):
             return
         message = stanzas.incoming_message(node)
         me = self._store.get_creds().me

@@ -188,6 +188,24 @@ def test_incoming_message_that_does_not_decrypt_gets_a_retry_receipt_at_once() -
     assert ack.tag == "ack" and ack.attrs["error"] == "500" and ack.attrs["from"] == ME
 
 
+def test_a_message_before_success_on_a_login_is_handled_not_dropped() -> None:
+    # A server that lets a message overtake <success> (the simulator did, on a busy loop): dropped,
+    # it stayed unacknowledged on that socket until the next login.
+    store, server = registered_store(), FakeServer()
+    client = connect(store, server)
+    attrs = {"id": "3EB0ABD", "from": "120363000000000000@g.us", "participant": "155500001:2@s.whatsapp.net",
+             "t": "1780000001", "type": "text"}
+    stanza = Node("message", attrs, [Node("enc", {"type": "skmsg", "v": "2"}, b"ciphertext")])
+    client.receive_data(server.send(stanza), NOW)
+    assert client.state is ClientState.AUTHENTICATING
+    (retried,) = of_type(client.events(), RetryRequested)
+    assert (retried.count, retried.failure.reason) == (1, FailureReason.NO_SENDER_KEY)
+    receipt, ack = server.receive(client.data_to_send())
+    assert (receipt.tag, receipt.attrs["type"], ack.tag, ack.attrs["error"]) == ("receipt", "retry", "ack", "500")
+    client.receive_data(server.send(Node("success", {"lid": "987654321:3@lid", "t": "1780000000"})), NOW)
+    assert client.state is ClientState.OPEN
+
+
 @pytest.mark.parametrize(
     ("stanza", "reason", "policy"),
     [
