@@ -36,8 +36,12 @@ LOCAL_CONNECTOR_TOKEN = "local-dev-connector-token"
 LOCAL_SCHEDULER_TOKEN = "local-dev-scheduler-token"
 
 
-class ConfigError(ValueError):
-    """An environment variable holds a value keeper cannot use."""
+class StackConfigError(ValueError):
+    """A ``KEEPER_*`` environment variable holds a value the local stack cannot use.
+
+    The local stack's own; the connector's and the functions' settings fail with
+    :class:`connector.errors.ConnectorConfigError` and :class:`functions.errors.FunctionsConfigError`.
+    """
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -47,9 +51,9 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a port number") from exc
+        raise StackConfigError(f"{name}={raw!r} is not a port number") from exc
     if not 0 < value < 65536:
-        raise ConfigError(f"{name}={value} is outside 1..65535")
+        raise StackConfigError(f"{name}={value} is outside 1..65535")
     return value
 
 
@@ -122,7 +126,7 @@ def interval_s(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from exc
+        raise StackConfigError(f"{name}={raw!r} is not a number of seconds") from exc
     if value < 0:
-        raise ConfigError(f"{name}={value} is negative")
+        raise StackConfigError(f"{name}={value} is negative")
     return value

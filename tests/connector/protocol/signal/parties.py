@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from connector.protocol import prekeys
 from connector.protocol.signal.repository import SignalRepository
 from connector.protocol.signal.types import PreKeyBundle, SignalAddress
-from shared.authstate import PRE_KEY, AuthState, KeyPair
+from shared.authstate import PRE_KEY, AuthState, StoredKeyPair
 from shared.authstore import MemoryAuthStore, StateChange
 
 
@@ -64,7 +64,7 @@ class Party:
     def identity_public(self) -> bytes:
         return b"\x05" + self.store.get_creds().signed_identity_key.public
 
-    def identity_pair(self) -> KeyPair:
+    def identity_pair(self) -> StoredKeyPair:
         return self.store.get_creds().signed_identity_key
 
 

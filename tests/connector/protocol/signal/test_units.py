@@ -94,7 +94,7 @@ def test_message_mac_covers_both_identities_and_body() -> None:
 @given(st.binary(max_size=100))
 def test_signatures_verify_and_carry_the_sign_bit_convention(message: bytes) -> None:
     rand = SeededRandom("sig")
-    pair_ = keys.KeyPair.generate(rand)
+    pair_ = keys.SignalKeyPair.generate(rand)
     signature = keys.sign(pair_.private, message, rand)
     assert keys.verify(pair_.public, message, signature)
     assert keys.verify(pair_.public[1:], message, signature)
