@@ -26,8 +26,9 @@ from connector.protocol.signal.wire import (
 )
 from shared.authstate import SESSION
 from shared.bufferjson import revive
+from testkit.protocol.seeded import SeededRandom
 
-from .parties import SeededRandom, make_party, pair
+from .parties import make_party, pair
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
