@@ -36,6 +36,7 @@ from functions.model import (
     holds_number,
 )
 from functions.stores import AccountEventView, AccountEventWrite, AddRefusal, HealthSummary, Stores, VaultKeyRecord
+from functions.transactions import run_contended
 from shared.connector_sync import PairingMethod
 
 _log = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ class FirestoreAccountStore:
                     transaction.delete(claim_ref)
             transaction.delete(ref)
 
-        run(self._client.transaction())
+        run_contended(run, self._client)
 
 
 def lease_from_doc(account_id: str, doc: Mapping[str, Any]) -> Lease:
@@ -313,7 +314,7 @@ class FirestoreLeaseStore:
             current = lease_from_doc(account_id, snap.to_dict() or {}) if snap.exists else None
             return step(transaction, ref, current)
 
-        return run(self._client.transaction())
+        return run_contended(run, self._client)
 
     @staticmethod
     def _doc(lease: Lease, now: datetime) -> dict[str, Any]:
@@ -356,7 +357,7 @@ class FirestoreLeaseStore:
                 out[account_id] = lease
             return out
 
-        result: dict[str, Lease | None] = run(self._client.transaction())
+        result: dict[str, Lease | None] = run_contended(run, self._client)
         return result
 
     def renew_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,
@@ -382,7 +383,7 @@ class FirestoreLeaseStore:
                     out[snap.id] = lease
             return out
 
-        result: dict[str, Lease | None] = run(self._client.transaction())
+        result: dict[str, Lease | None] = run_contended(run, self._client)
         return result
 
     def renew(self, account_id: str, connector_id: str, generation: int, now: datetime,
@@ -413,7 +414,7 @@ class FirestoreLeaseStore:
                     out[snap.id] = True
             return out
 
-        result: dict[str, bool] = run(self._client.transaction())
+        result: dict[str, bool] = run_contended(run, self._client)
         return result
 
     def revoke(self, account_id: str, now: datetime) -> None:
@@ -460,7 +461,7 @@ class FirestoreAlertStore:
                                   "createdAt": alert.created_at, "open": True})
             return True
 
-        return bool(run(self._client.transaction()))
+        return bool(run_contended(run, self._client))
 
     def close(self, account_id: str, kinds: Iterable[str] | None = None) -> int:
         wanted = None if kinds is None else set(kinds)

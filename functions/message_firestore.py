@@ -19,6 +19,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.firestore_batches import BATCH_WRITES, delete_in_batches
 from functions.messages import UNDECRYPTABLE, Doc, MessageWrite, Plan
+from functions.transactions import run_contended
 from shared.events import OutboundSend
 
 ACCOUNTS = "accounts"
@@ -67,7 +68,7 @@ class FirestoreMessageStore:
                 transaction.delete(outbox_ref)
             return written
 
-        result: MessageWrite = run(self._client.transaction())
+        result: MessageWrite = run_contended(run, self._client)
         return result
 
     def get_message(self, account_id: str, message_id: str) -> Doc | None:

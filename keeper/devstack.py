@@ -8,6 +8,7 @@ a part whose port already answers is assumed to be running already and is left a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -102,6 +103,15 @@ def _write_pid(config: StackConfig, child: ChildProcess) -> None:
         path.write_text(f"{child.process.pid}\n")
 
 
+def _remove_pid(config: StackConfig, child: ChildProcess) -> None:
+    """Remove the part's pid file once it is gone, unless another `keeper up` (a part restarted alone in
+    another terminal) has written its own pid there since."""
+    path = _pid_file(config, child)
+    with contextlib.suppress(OSError):
+        if child.process is not None and path.read_text().strip() == str(child.process.pid):
+            path.unlink()
+
+
 def _keeper_argv(command: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "keeper.cli", command, *extra]
 
@@ -128,14 +138,17 @@ def _ready_check(config: StackConfig, part: Part) -> Callable[[], bool]:
     return lambda: http_ok(url)
 
 
-def _supervise(children: Sequence[ChildProcess], for_seconds: float | None, stop: StopRequest) -> int:
-    """Wait until Ctrl-C / SIGTERM / the time limit; report children that exit on their own."""
+def _supervise(children: Sequence[ChildProcess], for_seconds: float | None, stop: StopRequest,
+               config: StackConfig) -> int:
+    """Wait until Ctrl-C / SIGTERM / the time limit; report children that exit on their own (and remove
+    their pid files)."""
     reported: set[str] = set()
     deadline = None if for_seconds is None else time.monotonic() + for_seconds
     while not stop.requested and (deadline is None or time.monotonic() < deadline):
         for child in children:
             if not child.running and child.name not in reported:
                 reported.add(child.name)
+                _remove_pid(config, child)
                 code = child.process.returncode if child.process else None
                 print(f"keeper: {child.name} exited (code {code}); last log lines:\n{child.log_tail(15)}",
                       flush=True)
@@ -168,7 +181,7 @@ def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackCo
                 web = next((c for c in started if c.name == "web"), None)
                 where = f"; open http://{config.address('web')}/" if web is not None else ""
                 print(f"keeper: local stack is up{where}; Ctrl-C stops it", flush=True)
-                code = _supervise(started, for_seconds, stop)
+                code = _supervise(started, for_seconds, stop, config)
         except StartCancelled:
             pass
         except ProcessError as exc:
@@ -181,7 +194,7 @@ def _run_children(specs: list[tuple[Part | None, ChildProcess]], config: StackCo
             if before_stop is not None and started and all(c.running for c in started):
                 before_stop()
             for child in started:
-                _pid_file(config, child).unlink(missing_ok=True)
+                _remove_pid(config, child)
             if independent and len(started) > 1:
                 with ThreadPoolExecutor(len(started)) as pool:
                     list(pool.map(lambda child: child.stop(), started))
@@ -249,7 +262,8 @@ def run_emulators(with_auth: bool = True, config: StackConfig | None = None) -> 
             else:
                 specs.append((None, emulators.auth(
                     config.ports["auth"], project=config.project, log_dir=log_dir,
-                    hub_port=config.ports["hub"], logging_port=config.ports["logging"])))
+                    hub_port=config.ports["hub"], logging_port=config.ports["logging"],
+                    data_dir=config.home / "auth")))
     except emulators.EmulatorMissing as exc:
         print(f"keeper: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ from firebase-tools in the repo's node_modules (its own Firestore/Pub/Sub emulat
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from keeper.procs import ChildProcess, free_port, http_ok
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIRESTORE_COMPONENT = "cloud-firestore-emulator"
 PUBSUB_COMPONENT = "pubsub-emulator"
+AUTH_EXPORT_METADATA = "firebase-export-metadata.json"  # what firebase-tools writes beside an export
 
 
 class EmulatorMissing(RuntimeError):
@@ -101,11 +103,16 @@ def firebase_tools() -> Path | None:
 
 
 def auth(port: int, *, project: str, log_dir: Path, host: str = "127.0.0.1", hub_port: int | None = None,
-         logging_port: int | None = None) -> ChildProcess:
+         logging_port: int | None = None, data_dir: Path | None = None) -> ChildProcess:
     """The Firebase Auth emulator (firebase-tools), on `port`, with a generated config file.
 
     firebase-tools also opens an emulator hub and a logging port (4400 and 4500 unless the config names
     others): they are part of the config, free ports unless given, so two stacks (or test runs) coexist.
+    With ``data_dir`` the users are saved there when the emulator stops on a signal and loaded from
+    there at the next start (firebase-tools' ``--export-on-exit`` and ``--import``).
+    firebase-tools finds "the running hub" of a project through a file in the temporary directory
+    (``hub-<project>.json``): each instance gets its own TMPDIR, or the export at the stop would ask
+    another stack's hub of the same project (another clone, a test run) and save that stack's users.
     """
     hub_port = free_port(host) if hub_port is None else hub_port
     logging_port = free_port(host) if logging_port is None else logging_port
@@ -118,10 +125,18 @@ def auth(port: int, *, project: str, log_dir: Path, host: str = "127.0.0.1", hub
         "auth": {"host": host, "port": port}, "hub": {"host": host, "port": hub_port},
         "logging": {"host": host, "port": logging_port}, "ui": {"enabled": False}}}))
     argv = [str(cli), "emulators:start", "--only", "auth", "--project", project, "--config", str(config)]
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if (data_dir / AUTH_EXPORT_METADATA).exists():
+            argv += ["--import", str(data_dir)]
+        argv += ["--export-on-exit", str(data_dir)]
+    tmp = log_dir / "auth-tmp"
+    tmp.mkdir(exist_ok=True)
     return ChildProcess(
         "auth-emulator",
         argv,
         log_path=log_dir / "auth.log",
+        env={**os.environ, "TMPDIR": str(tmp)},
         cwd=REPO_ROOT,
         ready=lambda: http_ok(f"http://{host}:{port}/"),
         ready_timeout_s=90.0,

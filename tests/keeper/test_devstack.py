@@ -84,6 +84,22 @@ def _firestore_doc(port: int, path: str, value: str | None = None) -> str | None
         raise
 
 
+def _auth_user(port: int, action: str) -> int:
+    """Sign up or sign in (``action``) bob through the Auth emulator's REST API; returns the HTTP status."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{port}/identitytoolkit.googleapis.com/v1/accounts:{action}?key=any"
+    body = json.dumps({"email": "bob@example.com", "password": "secret12", "returnSecureToken": True}).encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def test_up_keeps_firestore_data_and_a_double_sigterm_leaves_no_process(tmp_path: Path) -> None:
     """What `make up` gets from a terminal's Ctrl-C: the signal twice (make passes it on)."""
     ports = stack_ports(EMULATOR_PORTS)
@@ -97,6 +113,7 @@ def test_up_keeps_firestore_data_and_a_double_sigterm_leaves_no_process(tmp_path
         assert port_open("127.0.0.1", ports["KEEPER_EMULATOR_HUB_PORT"]), first.output()
         assert port_open("127.0.0.1", ports["KEEPER_EMULATOR_LOGGING_PORT"]), first.output()
         assert _firestore_doc(ports["KEEPER_FIRESTORE_PORT"], "kept/one", "before the restart") == "before the restart"
+        assert _auth_user(ports["KEEPER_AUTH_PORT"], "signUp") == 200
         tree = first.watch()
         assert len(tree) >= 4, tree  # keeper emulators, gcloud wrappers, Java, firebase-tools
         first.signal_group(signal.SIGTERM)
@@ -116,6 +133,8 @@ def test_up_keeps_firestore_data_and_a_double_sigterm_leaves_no_process(tmp_path
         assert second.wait_output("local stack is up", 150), second.output()
         assert "Firestore data from" in (home / "logs" / "emulators.log").read_text()
         assert _firestore_doc(ports["KEEPER_FIRESTORE_PORT"], "kept/one") == "before the restart"
+        # the users signed up before the restart sign in again (their uids own the accounts)
+        assert _auth_user(ports["KEEPER_AUTH_PORT"], "signInWithPassword") == 200
         second.signal_group(signal.SIGINT)
         assert second.wait_exit(90) == 0, second.output()
     finally:
@@ -157,3 +176,30 @@ def test_a_part_that_dies_at_start_is_reported_and_the_stack_is_not_up(tmp_path:
     assert "the stack did not start" in output, output
     assert "local stack is up" not in output, output
     assert alive(stack.seen) == set()
+
+
+def test_a_part_that_dies_loses_its_pid_file_and_a_restarted_one_keeps_its_own(tmp_path: Path) -> None:
+    """The README's restart: kill -9 the part by its pid, start it again alone in another terminal."""
+    ports = stack_ports(("SIMULATOR",))
+    home = tmp_path / "home"
+    pid_file = home / "run" / "simulator.pid"
+    first = Stack(home, ports, "--only", "simulator")
+    try:
+        assert first.wait_output("local stack is up", 120), first.output()
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        assert first.wait_output("simulator exited (code -9)", 60), first.output()
+        assert _wait(lambda: not pid_file.exists(), 10), "a dead part's pid file stayed"
+        second = Stack(home, ports, "--only", "simulator", console=tmp_path / "second.txt")
+        try:
+            assert second.wait_output("local stack is up", 120), second.output()
+            restarted = pid_file.read_text()
+            first.signal_group(signal.SIGINT)  # the first terminal stops: the second part's pid file stays
+            assert first.wait_exit(60) == 0, first.output()
+            assert pid_file.read_text() == restarted
+            second.signal_group(signal.SIGINT)
+            assert second.wait_exit(60) == 0, second.output()
+        finally:
+            second.kill()
+    finally:
+        first.kill()
+    assert not pid_file.exists()

@@ -123,13 +123,21 @@ def test_sign_up_pair_by_code_and_qr_recover_a_failure_admin_and_remove(stack: S
 
     if MESSAGE_STORE:
         # a contact writes: the chat appears with its unread count, the message in the conversation
-        _simulator(stack, f"phones/{code_phone}/messages", {"from": "+40711111111", "type": "text"})
+        # (a simulated phone: its message is encrypted for real, so the account decrypts and stores it)
+        _simulator(stack, "phones", {"phone": "+40711111111"})
+        _simulator(stack, "phones/+40711111111/messages", {"to": code_phone, "text": "hi from a contact"})
         page.get_by_role("link", name="Chats").click()
         chat = page.locator('#chat-list li[data-chat^="40711111111@"]')
         chat.wait_for()
+        assert not page.locator("#send").is_visible()  # no conversation open yet: no send box
         chat.click()
         page.locator("#messages li").first.wait_for()
         assert page.locator("#send").is_visible()
+        # a reload on #/chats: the account list fills in once the accounts listener answers
+        page.reload()
+        _signed_in(page, "alice@example.com")
+        page.locator("#chat-account option", has_text=code_phone).wait_for(state="attached")
+        page.locator('#chat-list li[data-chat^="40711111111@"]').wait_for()
         page.get_by_role("link", name="Accounts").click()
 
     # by QR, scanned first by the wrong phone: refused with its reason, then paired again

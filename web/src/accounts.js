@@ -9,7 +9,7 @@ import { countdown, el, formatCode, REASON_TEXT, STATUS_TEXT, toDate, when } fro
 const NEEDS_NEW_PAIRING = new Set(["needs_pairing", "pairing_failed", "pairing_expired"]);
 const ALERTS_EVERY_MS = 30000;
 
-export function accountsView({ db, call, uid, showError }) {
+export function accountsView({ db, call, uid, showError, onChange = () => {} }) {
   const $ = (id) => document.getElementById(id);
   let accounts = [];
   const confirming = new Set();
@@ -131,6 +131,7 @@ export function accountsView({ db, call, uid, showError }) {
     accounts = snapshot.docs.map((doc) => ({ id: doc.id, ...doc.data() }))
       .sort((a, b) => String(a.phoneNumber).localeCompare(String(b.phoneNumber)));
     render();
+    onChange();
   }, showError);
   ticker = setInterval(pairingPanel, 1000); // the countdown
   refreshAlerts();

@@ -76,10 +76,15 @@ async function main() {
     const token = await user.getIdTokenResult();
     const isAdmin = token.claims.admin === true;
     $("nav-admin").hidden = !isAdmin;
-    const accounts = accountsView({ db, call, uid: user.uid, showError });
+    // the chats view's account list follows the accounts listener (its first answer may come after the
+    // view opened: a sign-in or a reload on #/chats)
+    let chats = null;
+    const accounts = accountsView({ db, call, uid: user.uid, showError,
+      onChange: () => { if (!$("view-chats").hidden) chats?.show(); } });
+    chats = chatsView({ db, call, showError, accounts: accounts.accounts });
     session = {
       accounts,
-      chats: chatsView({ db, call, showError, accounts: accounts.accounts }),
+      chats,
       admin: isAdmin ? adminView({ call, showError }) : null,
     };
     route();
