@@ -40,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.functions_sync import firestore_emulator, firestore_services, tree_cpu_s
-from tests.functions.firestore_rpcs import RpcCounter
+from testkit.firestore_rpcs import RpcCounter
 
 PROJECT = "demo-keeper-bench"
 REGION = "us-central1"
@@ -172,7 +172,7 @@ def main() -> None:
 
     from google.cloud import firestore
 
-    from tests.functions.support import Clock, config
+    from testkit.functions_world import Clock, config
 
     tmp = Path(tempfile.mkdtemp())
     with firestore_emulator(tmp / "logs") as emulator_pid:

@@ -55,7 +55,7 @@ from shared.connector_sync import PairingMethod
 from shared.vault.config import VaultConfig
 from simulator.store import JsonFileStateStore
 from simulator.testing import ControlClient, SimulatorHandle, simulator_process
-from tests.connector.stack import start_stack
+from testkit.connector_stack import start_stack
 
 PROJECT = "demo-keeper-bench"
 DEVICES_PER_PHONE = 100

@@ -59,10 +59,9 @@ from connector.states import AccountState
 from connector.sync import HttpSyncClient
 from keeper import emulators
 from keeper.procs import ChildProcess, free_port
-from tests.connector.fakes import FakeLinkFactory
-from tests.connector.stack import TOKEN, start_stack
-from tests.connector.test_functions_integration import pair_then_open
-from tests.shared.helpers import registered_state
+from testkit.auth_states import registered_state
+from testkit.connector_stack import TOKEN, start_stack
+from testkit.fake_links import FakeLinkFactory, pair_then_open
 
 PROJECT = "demo-keeper-bench"
 #: Firestore writes of one vault save: new version, head, account document, the version rotated out.

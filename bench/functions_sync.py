@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.functions.support import ALICE, FakeConnector, registered_state, seal_snapshot, snapshot_attrs, world
+from testkit.functions_world import ALICE, FakeConnector, registered_state, seal_snapshot, snapshot_attrs, world
 
 
 def _ms(seconds: float, n: int) -> str:
@@ -91,7 +91,7 @@ def firestore_figures(tmp: Path, n: int) -> None:
     from google.cloud import firestore
 
     from functions.model import AccountStatus
-    from tests.functions.support import Clock, config
+    from testkit.functions_world import Clock, config
 
     with firestore_emulator(tmp / "logs"):
         client = firestore.Client(project="demo-keeper-bench")
@@ -146,7 +146,7 @@ def firestore_services(client: Any, kek_path: Path, clock: Any, settings: Any) -
     from shared.vault import Vault
     from shared.vault.firestore_store import FirestoreVaultStore
     from shared.vault.kek import LocalFileKek
-    from tests.functions.support import RecordingPublisher
+    from testkit.functions_world import RecordingPublisher
 
     vault_store = FirestoreVaultStore(client)
     vault = Vault(vault_store, LocalFileKek(kek_path), clock=clock)
@@ -230,8 +230,8 @@ def startup_figures(tmp: Path, n: int, steady_syncs: int = 6) -> None:
     from functions.validation import parse_sync_request
     from shared import sealing
     from shared.connector_sync import PairingMethod
-    from tests.functions.firestore_rpcs import RpcCounter
-    from tests.functions.support import Clock, config
+    from testkit.firestore_rpcs import RpcCounter
+    from testkit.functions_world import Clock, config
 
     with firestore_emulator(tmp / "logs") as emulator_pid:
         client = firestore.Client(project="demo-keeper-bench")

@@ -46,7 +46,7 @@ from connector_restore import PROJECT, connector, rss_mib, seed, wait_logged_in
 from keeper import emulators
 from keeper.procs import ChildProcess, free_port, http_ok
 from simulator.testing import ControlClient, simulator_process
-from tests.connector.stack import start_stack
+from testkit.connector_stack import start_stack
 
 PHONE = "+40730000000"  # connector_restore.seed's first phone: the N accounts are its companions
 

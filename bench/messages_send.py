@@ -79,7 +79,7 @@ async def run(sends: int) -> None:
     from keeper import emulators
     from keeper.procs import ChildProcess, free_port
     from simulator.testing import simulator_process
-    from tests.connector.stack import Stack, start_stack
+    from testkit.connector_stack import Stack, start_stack
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from tests.connector.protocol.fuzzing import run_campaign
+from testkit.protocol.fuzzing import run_campaign
 
 
 def main() -> None:

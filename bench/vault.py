@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.authstate import AuthState, Contact, KeyPair, validate_state
+from shared.authstate import AuthState, Contact, StoredKeyPair, validate_state
 from shared.compression import compress
 from shared.snapshot import canonical_state_bytes, parse_state
 from shared.vault import MemoryVaultStore, Vault, crypto
@@ -52,7 +52,7 @@ def make_state(target_bytes: int, seed: int = 1) -> AuthState:
         "account": {"details": rng.randbytes(80), "accountSignatureKey": rng.randbytes(32),
                     "accountSignature": rng.randbytes(64), "deviceSignature": rng.randbytes(64)},
     })
-    state.keys = {"pre-key": {str(i): KeyPair.generate(rng.randbytes).to_json() for i in range(1, 31)},
+    state.keys = {"pre-key": {str(i): StoredKeyPair.generate(rng.randbytes).to_json() for i in range(1, 31)},
                   "session": {}, "sender-key": {}, "device-list": {}}
     i = 0
     while len(canonical_state_bytes(state)) < target_bytes:

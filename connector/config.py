@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from connector.errors import ConnectorConfigError
 from connector.protocol.payload import DEFAULT_WA_VERSION
 from connector.wa_version import DEFAULT_VERSION_URL, parse_version
+from shared.env_numbers import env_float, env_int
 
 DEFAULT_WA_URL = "wss://web.whatsapp.com/ws/chat"
 DEFAULT_CACHE_DIR = os.path.expanduser("~/.cache/keeper-connector")
@@ -101,13 +102,13 @@ class ConnectorConfig:
             connector_id=env.get("KEEPER_CONNECTOR_ID") or _default_connector_id(),
             token=env.get("KEEPER_CONNECTOR_TOKEN") or None,
             audience=env.get("KEEPER_CONNECTOR_AUDIENCE") or None,
-            capacity=_int(env, "KEEPER_CAPACITY", 1000, minimum=0),
+            capacity=env_int(env, "KEEPER_CAPACITY", 1000, minimum=0, error=ConnectorConfigError),
             wa_url=env.get("KEEPER_WA_URL") or DEFAULT_WA_URL,
             wa_root_key=_key(env, "KEEPER_WA_ROOT_KEY"),
             wa_version=_version(env, "KEEPER_WA_VERSION"),
             wa_version_fetch=_flag(env, "KEEPER_WA_VERSION_FETCH"),
             wa_version_url=env.get("KEEPER_WA_VERSION_URL") or DEFAULT_VERSION_URL,
-            port=_int(env, "PORT", 8080, minimum=0),
+            port=env_int(env, "PORT", 8080, minimum=0, error=ConnectorConfigError),
             http_host=_host(env, "KEEPER_HTTP_HOST", "127.0.0.1"),
             cache_dir=env.get("KEEPER_CACHE_DIR", DEFAULT_CACHE_DIR) or None,
             project_id=env.get("GOOGLE_CLOUD_PROJECT") or env.get("KEEPER_PROJECT") or "demo-keeper",
@@ -117,39 +118,13 @@ class ConnectorConfig:
                 messages=env.get("KEEPER_TOPIC_MESSAGES") or Topics.messages,
                 outbox=env.get("KEEPER_TOPIC_OUTBOX") or Topics.outbox,
             ),
-            coalesce_window_s=_float(env, "KEEPER_COALESCE_WINDOW_S", 2.0),
-            report_window_s=_float(env, "KEEPER_REPORT_WINDOW_S", 1.0),
-            sync_interval_s=_float(env, "KEEPER_SYNC_INTERVAL_S", 5.0),
-            shutdown_budget_s=_float(env, "KEEPER_SHUTDOWN_BUDGET_S", 8.0),
-            retry_resend_wait_s=_float(env, "KEEPER_RETRY_RESEND_WAIT_S", 60.0),
+            coalesce_window_s=env_float(env, "KEEPER_COALESCE_WINDOW_S", 2.0, error=ConnectorConfigError),
+            report_window_s=env_float(env, "KEEPER_REPORT_WINDOW_S", 1.0, error=ConnectorConfigError),
+            sync_interval_s=env_float(env, "KEEPER_SYNC_INTERVAL_S", 5.0, error=ConnectorConfigError),
+            shutdown_budget_s=env_float(env, "KEEPER_SHUTDOWN_BUDGET_S", 8.0, error=ConnectorConfigError),
+            retry_resend_wait_s=env_float(env, "KEEPER_RETRY_RESEND_WAIT_S", 60.0, error=ConnectorConfigError),
             log_level=env.get("KEEPER_LOG_LEVEL") or "INFO",
         )
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConnectorConfigError(f"{name} must be an integer, got {raw!r}") from exc
-    if value < minimum:
-        raise ConnectorConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConnectorConfigError(f"{name} must be a number, got {raw!r}") from exc
-    if value < 0:
-        raise ConnectorConfigError(f"{name} must not be negative, got {value}")
-    return value
 
 
 def _host(env: Mapping[str, str], name: str, default: str) -> str:

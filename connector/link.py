@@ -4,7 +4,7 @@ A :class:`LinkFactory` opens a :class:`LinkSession` for an account; the session 
 core's own events (:mod:`connector.protocol.events`), unchanged, and ends with ``Closed`` whose
 :class:`~connector.protocol.close.CloseInfo` carries the reason and the policy as enums. The real
 link is :class:`connector.engine.driver.EngineLinkFactory` (one ``EngineSession`` per socket); the
-test doubles are in ``tests/connector/fakes.py``. Nothing here is translated or re-encoded.
+test doubles are in ``testkit/fake_links.py``. Nothing here is translated or re-encoded.
 
 Persist before send: every session is opened with a :data:`BeforeSend` hook. The link awaits it with
 each batch of critical credentials changes (identity, registration, pairing, new pre-keys) before

@@ -34,8 +34,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from functions.errors import FunctionsConfigError
+from shared.env_numbers import env_float, env_int
 from shared.events import (
     TOPIC_ALERTS,
     TOPIC_CONNECTION_EVENTS,
@@ -46,19 +48,6 @@ from shared.events import (
 
 DEFAULT_PROJECT = "demo-keeper"
 DEFAULT_REGION = "us-central1"
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float = 0) -> float:
-    raw = env.get(name, "")
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise FunctionsConfigError(f"{name}={raw!r} is not a number") from exc
-    if value < low:
-        raise FunctionsConfigError(f"{name}={raw!r} must be at least {low}")
-    return value
 
 
 def _project(env: Mapping[str, str] | None) -> str:
@@ -112,19 +101,21 @@ class FunctionsConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> FunctionsConfig:
         project = _project(env)
         env = os.environ if env is None else env
+        number = partial(env_float, env, error=FunctionsConfigError)
+        integer = partial(env_int, env, error=FunctionsConfigError)
         return cls(
             project=project,
             region=env.get("KEEPER_REGION") or DEFAULT_REGION,
             topic_snapshots=env.get("KEEPER_TOPIC_SNAPSHOTS") or TOPIC_SESSION_SNAPSHOTS,
             topic_connection_events=env.get("KEEPER_TOPIC_CONNECTION_EVENTS") or TOPIC_CONNECTION_EVENTS,
             topic_alerts=env.get("KEEPER_TOPIC_ALERTS") or TOPIC_ALERTS,
-            lease_ttl_s=_number(env, "KEEPER_LEASE_TTL_S", 30.0, low=1),
-            versions_kept=int(_number(env, "KEEPER_VERSIONS_KEPT", 3, low=1)),
-            pairing_ttl_s=_number(env, "KEEPER_PAIRING_TTL_S", 600.0, low=1),
-            stale_after_s=_number(env, "KEEPER_STALE_AFTER_S", 14 * 86400.0, low=1),
-            removed_grace_s=_number(env, "KEEPER_REMOVED_GRACE_S", 7 * 86400.0),
-            max_accounts_per_user=int(_number(env, "KEEPER_MAX_ACCOUNTS_PER_USER", 50, low=1)),
-            max_claims_per_sync=int(_number(env, "KEEPER_MAX_CLAIMS_PER_SYNC", 100, low=1)),
+            lease_ttl_s=number("KEEPER_LEASE_TTL_S", 30.0, minimum=1),
+            versions_kept=integer("KEEPER_VERSIONS_KEPT", 3, minimum=1),
+            pairing_ttl_s=number("KEEPER_PAIRING_TTL_S", 600.0, minimum=1),
+            stale_after_s=number("KEEPER_STALE_AFTER_S", 14 * 86400.0, minimum=1),
+            removed_grace_s=number("KEEPER_REMOVED_GRACE_S", 7 * 86400.0),
+            max_accounts_per_user=integer("KEEPER_MAX_ACCOUNTS_PER_USER", 50, minimum=1),
+            max_claims_per_sync=integer("KEEPER_MAX_CLAIMS_PER_SYNC", 100, minimum=1),
             connector_token=env.get("KEEPER_CONNECTOR_TOKEN") or None,
             connector_audience=env.get("KEEPER_CONNECTOR_AUDIENCE") or None,
             connector_service_accounts=_emails(env, "KEEPER_CONNECTOR_SERVICE_ACCOUNTS"),
@@ -133,8 +124,8 @@ class FunctionsConfig:
             enforce_app_check=_flag(env, "KEEPER_ENFORCE_APP_CHECK"),
             topic_messages=env.get("KEEPER_TOPIC_MESSAGES") or TOPIC_MESSAGES,
             topic_outbox=env.get("KEEPER_TOPIC_OUTBOX") or TOPIC_OUTBOX,
-            message_retention_s=_number(env, "KEEPER_MESSAGE_RETENTION_S", 30 * 86400.0, low=3600),
-            outbox_ttl_s=_number(env, "KEEPER_OUTBOX_TTL_S", 86400.0, low=60),
+            message_retention_s=number("KEEPER_MESSAGE_RETENTION_S", 30 * 86400.0, minimum=3600),
+            outbox_ttl_s=number("KEEPER_OUTBOX_TTL_S", 86400.0, minimum=60),
         )
 
 

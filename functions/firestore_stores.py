@@ -20,6 +20,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from functions.firestore_batches import BATCH_WRITES, delete_in_batches
 from functions.model import (
     GONE,
     Account,
@@ -62,7 +63,6 @@ PHONE_NUMBERS = "phone_numbers"
 OWNERS = "account_owners"
 #: ``health/vaultSealingKey``: the public sealing key last handed to connectors.
 VAULT_KEY_DOC = "vaultSealingKey"
-_BATCH = 400
 #: How often :meth:`FirestoreAccountStore.add` re-reads after losing a race for a phone number.
 _ADD_ROUNDS = 12
 #: Values of one ``in`` / ``array-contains-any`` filter (Firestore's limit).
@@ -151,15 +151,6 @@ def _update_if_exists(ref: Any, fields: Mapping[str, Any]) -> bool:
     except gexc.NotFound:
         return False
     return True
-
-
-def _delete_all(client: firestore.Client, refs: list[Any]) -> int:
-    for start in range(0, len(refs), _BATCH):
-        batch = client.batch()
-        for ref in refs[start:start + _BATCH]:
-            batch.delete(ref)
-        batch.commit()
-    return len(refs)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -258,8 +249,8 @@ class FirestoreAccountStore:
 
     def update_many(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
         items = list(changes.items())
-        for start in range(0, len(items), _BATCH):
-            chunk = items[start:start + _BATCH]
+        for start in range(0, len(items), BATCH_WRITES):
+            chunk = items[start:start + BATCH_WRITES]
             batch = self._client.batch()
             for account_id, account_changes in chunk:
                 batch.update(self._col.document(account_id), account_changes_to_doc(account_changes))
@@ -508,12 +499,12 @@ class FirestoreAlertStore:
         return alerts
 
     def delete_for(self, account_id: str) -> None:
-        _delete_all(self._client, [s.reference for s in
+        delete_in_batches(self._client, [s.reference for s in
                                    self._col.where(filter=FieldFilter("accountId", "==", account_id)).stream()])
 
     def delete_closed_before(self, at: datetime) -> int:
         closed = self._col.where(filter=FieldFilter("open", "==", False)).stream()
-        return _delete_all(self._client, [s.reference for s in closed
+        return delete_in_batches(self._client, [s.reference for s in closed
                                           if (s.to_dict() or {}).get("createdAt", at) < at])
 
 
@@ -564,7 +555,7 @@ class FirestoreAccountEventStore:
         chunk: list[tuple[AccountEventWrite, dict[str, Any]]] = []
         size = 0
         for write, doc in zip(writes, fields, strict=True):
-            if chunk and size + 1 + len(write.close_alert_ids) > _BATCH:
+            if chunk and size + 1 + len(write.close_alert_ids) > BATCH_WRITES:
                 results.update(self._commit_chunk(chunk))
                 chunk, size = [], 0
             chunk.append((write, doc))
@@ -614,7 +605,7 @@ class FirestoreOutcomeStore:
 
     def delete_before(self, at: datetime) -> int:
         old = self._col.where(filter=FieldFilter("at", "<", at)).select([]).stream()
-        return _delete_all(self._client, [s.reference for s in old])
+        return delete_in_batches(self._client, [s.reference for s in old])
 
     @staticmethod
     def _entry(outcome: RestoreOutcome) -> dict[str, Any]:
@@ -633,9 +624,9 @@ class FirestoreOutcomeStore:
 
     def record_many(self, outcomes: Sequence[RestoreOutcome]) -> None:
         chunks = [outcomes[i:i + _OUTCOMES_PER_DOC] for i in range(0, len(outcomes), _OUTCOMES_PER_DOC)]
-        for start in range(0, len(chunks), _BATCH):
+        for start in range(0, len(chunks), BATCH_WRITES):
             batch = self._client.batch()
-            for chunk in chunks[start:start + _BATCH]:
+            for chunk in chunks[start:start + BATCH_WRITES]:
                 batch.set(self._col.document(), {"at": max(o.at for o in chunk),
                                                  "accountIds": sorted({o.account_id for o in chunk}),
                                                  "entries": [self._entry(o) for o in chunk]})

@@ -17,6 +17,7 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from functions.firestore_batches import BATCH_WRITES, delete_in_batches
 from functions.messages import UNDECRYPTABLE, Doc, MessageWrite, Plan
 from functions.transactions import run_contended
 from shared.events import OutboundSend
@@ -27,7 +28,6 @@ CHATS = "chats"
 OUTBOX = "outbox"
 #: Firestore's ``in`` filter takes at most 30 values.
 _IN_LIMIT = 30
-_BATCH = 400
 
 
 def outbox_doc(send: OutboundSend) -> Doc:
@@ -104,15 +104,11 @@ class FirestoreMessageStore:
         for group, field in ((MESSAGES, "timestamp"), (CHATS, "lastMessageAt")):
             while deleted < limit:
                 query = (self._client.collection_group(group).where(filter=FieldFilter(field, "<", cutoff))
-                         .limit(min(_BATCH, limit - deleted)))
+                         .limit(min(BATCH_WRITES, limit - deleted)))
                 refs = [snap.reference for snap in query.stream()]
                 if not refs:
                     break
-                batch = self._client.batch()
-                for ref in refs:
-                    batch.delete(ref)
-                batch.commit()
-                deleted += len(refs)
+                deleted += delete_in_batches(self._client, refs)
         return deleted
 
     def delete_account(self, account_id: str) -> int:
@@ -120,12 +116,8 @@ class FirestoreMessageStore:
         for group in (MESSAGES, CHATS, OUTBOX):
             collection = self._account(account_id).collection(group)
             while True:
-                refs = [snap.reference for snap in collection.limit(_BATCH).stream()]
+                refs = [snap.reference for snap in collection.limit(BATCH_WRITES).stream()]
                 if not refs:
                     break
-                batch = self._client.batch()
-                for ref in refs:
-                    batch.delete(ref)
-                batch.commit()
-                deleted += len(refs)
+                deleted += delete_in_batches(self._client, refs)
         return deleted

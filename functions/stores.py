@@ -1,7 +1,7 @@
 """Storage interfaces of the functions, split by concern.
 
 Each interface is small and typed; :mod:`functions.firestore_stores` implements them on Firestore
-(the unit tests' in-memory ones are ``tests/functions/memory_stores.py``). Operations that must be atomic (lease
+(the unit tests' in-memory ones are ``testkit/memory_stores.py``). Operations that must be atomic (lease
 claim / renew / release, alert raise) are single methods so each implementation can make them so
 (a Firestore transaction, a lock).
 """

@@ -15,7 +15,7 @@ import pkgutil
 import sys
 
 from keeper import commands
-from keeper.config import ConfigError
+from keeper.config import StackConfigError
 
 
 def available_commands() -> list[str]:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except StackConfigError as exc:
         print(f"keeper: configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

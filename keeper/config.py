@@ -12,6 +12,8 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.env_numbers import env_float, env_int
+
 DEFAULT_PROJECT = "demo-keeper"
 DEFAULT_REGION = "us-central1"
 LOOPBACK = "127.0.0.1"
@@ -36,21 +38,12 @@ LOCAL_CONNECTOR_TOKEN = "local-dev-connector-token"
 LOCAL_SCHEDULER_TOKEN = "local-dev-scheduler-token"
 
 
-class ConfigError(ValueError):
-    """An environment variable holds a value keeper cannot use."""
+class StackConfigError(ValueError):
+    """A ``KEEPER_*`` environment variable holds a value the local stack cannot use.
 
-
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a port number") from exc
-    if not 0 < value < 65536:
-        raise ConfigError(f"{name}={value} is outside 1..65535")
-    return value
+    The local stack's own; the connector's and the functions' settings fail with
+    :class:`connector.errors.ConnectorConfigError` and :class:`functions.errors.FunctionsConfigError`.
+    """
 
 
 @dataclass(frozen=True)
@@ -65,7 +58,8 @@ class StackConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
         env = os.environ if env is None else env
-        ports = {part: _port(env, var, default) for part, (var, default) in PORT_DEFAULTS.items()}
+        ports = {part: env_int(env, var, default, minimum=1, maximum=65535, error=StackConfigError)
+                 for part, (var, default) in PORT_DEFAULTS.items()}
         return cls(
             project=env.get("KEEPER_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT") or DEFAULT_PROJECT,
             region=env.get("KEEPER_REGION") or DEFAULT_REGION,
@@ -116,13 +110,4 @@ def apply_local_defaults(env: MutableMapping[str, str] | None = None) -> StackCo
 
 def interval_s(env: Mapping[str, str], name: str, default: float) -> float:
     """A non-negative number of seconds from ``env`` (0 turns the thing off)."""
-    raw = env.get(name, "")
-    if raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from exc
-    if value < 0:
-        raise ConfigError(f"{name}={value} is negative")
-    return value
+    return env_float(env, name, default, error=StackConfigError)

@@ -1,4 +1,7 @@
-"""The whole auth state of one linked WhatsApp Web device: credentials plus every key category.
+"""The auth state as a value: one linked device's credentials and keys (``authstore`` is the live store).
+
+The whole auth state of one linked WhatsApp Web device: credentials plus every key category, as the
+vault, the snapshots and restores see it (validated, serialised, compared).
 
 The JSON form is Baileys' (``src/Types/Auth.ts``): ``creds`` is ``AuthenticationCreds`` and the key store
 maps ``category -> id -> value`` with the categories of ``SignalDataTypeMap``. Binary values are
@@ -22,13 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-import xeddsa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shared.bufferjson import JsonObject, JsonValue, decode_base64, encode_base64
 from shared.deferred import DeferredCategory
 from shared.errors import BaileysFormatError, StateTooLargeError, StateValidationError
+from shared.signatures import xeddsa_sign, xeddsa_verify
 
 #: Largest serialised (canonical JSON) state the vault accepts: 16 MiB.
 MAX_STATE_BYTES: Final = 16 * 1024 * 1024
@@ -115,21 +118,26 @@ def _opt_str(obj: JsonObject, key: str, what: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class KeyPair:
-    """A Curve25519 key pair as Baileys keeps it: raw 32-byte public (no 0x05 prefix) and private."""
+class StoredKeyPair:
+    """A Curve25519 key pair as the auth state stores it (Baileys' JSON form): raw 32-byte public, private.
+
+    The protocol core computes with :class:`connector.protocol.crypto.KeyPair` (clamped private) and the
+    Signal layer with :class:`connector.protocol.signal.keys.SignalKeyPair` (33-byte public); this one is
+    the at-rest form with its JSON codec.
+    """
 
     public: bytes
     private: bytes
 
     @classmethod
-    def generate(cls, rand: RandomBytes) -> KeyPair:
+    def generate(cls, rand: RandomBytes) -> StoredKeyPair:
         private = X25519PrivateKey.from_private_bytes(rand(KEY_LEN))
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         raw_private = private.private_bytes_raw()
         return cls(public=public, private=raw_private)
 
     @classmethod
-    def from_json(cls, value: JsonValue, what: str = "key pair") -> KeyPair:
+    def from_json(cls, value: JsonValue, what: str = "key pair") -> StoredKeyPair:
         obj = _obj(value, what)
         return cls(
             public=_bytes(obj.get("public"), f"{what}.public", KEY_LEN),
@@ -140,7 +148,7 @@ class KeyPair:
         return {"private": self.private, "public": self.public}
 
     def __repr__(self) -> str:  # never print the private half
-        return f"KeyPair(public={self.public.hex()}, private=<redacted>)"
+        return f"StoredKeyPair(public={self.public.hex()}, private=<redacted>)"
 
 
 def signal_public_key(public: bytes) -> bytes:
@@ -148,43 +156,18 @@ def signal_public_key(public: bytes) -> bytes:
     return public if len(public) == KEY_LEN + 1 else DJB_KEY_TYPE + public
 
 
-def xeddsa_sign(private: bytes, message: bytes, rand: RandomBytes) -> bytes:
-    """XEdDSA signature over ``message`` with a Curve25519 private key (Signal's ``calculateSignature``)."""
-    ed_private = xeddsa.priv_force_sign(private, False)
-    return bytes(xeddsa.ed25519_priv_sign(ed_private, message, rand(64)))
-
-
-def xeddsa_verify(public: bytes, message: bytes, signature: bytes) -> bool:
-    """Check a Signal curve25519 signature against a Curve25519 public key (raw or 0x05-prefixed).
-
-    XEdDSA signers force the Ed25519 sign bit to 0; older signers (curve25519-js, used by
-    libsignal-node and so by Baileys) keep it and carry it in the top bit of the signature's last
-    byte. Verifiers take it from there, as libsignal does, which accepts both.
-    """
-    raw = public[1:] if len(public) == KEY_LEN + 1 else public
-    if len(raw) != KEY_LEN or len(signature) != SIGNATURE_LEN:
-        return False
-    sign_bit = bool(signature[-1] & 0x80)
-    ed_signature = signature[:-1] + bytes([signature[-1] & 0x7F])
-    try:
-        ed_public = xeddsa.curve25519_pub_to_ed25519_pub(raw, sign_bit)
-        return bool(xeddsa.ed25519_verify(ed_signature, ed_public, message))
-    except (xeddsa.XEdDSAException, ValueError):
-        return False
-
-
 @dataclass(frozen=True)
 class SignedKeyPair:
     """Signal's signed pre-key: a key pair whose 0x05-prefixed public key the identity key signed."""
 
-    key_pair: KeyPair
+    key_pair: StoredKeyPair
     signature: bytes
     key_id: int
     timestamp_s: int | None = None
 
     @classmethod
-    def generate(cls, identity: KeyPair, key_id: int, rand: RandomBytes) -> SignedKeyPair:
-        key_pair = KeyPair.generate(rand)
+    def generate(cls, identity: StoredKeyPair, key_id: int, rand: RandomBytes) -> SignedKeyPair:
+        key_pair = StoredKeyPair.generate(rand)
         signature = xeddsa_sign(identity.private, signal_public_key(key_pair.public), rand)
         return cls(key_pair=key_pair, signature=signature, key_id=key_id)
 
@@ -196,7 +179,7 @@ class SignedKeyPair:
         obj = _obj(value, what)
         timestamp = obj.get("timestampS")
         return cls(
-            key_pair=KeyPair.from_json(obj.get("keyPair"), f"{what}.keyPair"),
+            key_pair=StoredKeyPair.from_json(obj.get("keyPair"), f"{what}.keyPair"),
             signature=_bytes(obj.get("signature"), f"{what}.signature", SIGNATURE_LEN),
             key_id=_int(obj.get("keyId"), f"{what}.keyId"),
             timestamp_s=None if timestamp is None else _int(timestamp, f"{what}.timestampS"),
@@ -307,11 +290,11 @@ class Credentials:
     @classmethod
     def generate(cls, rand: RandomBytes = secrets.token_bytes) -> Credentials:
         """Fresh, unregistered credentials, as Baileys' ``initAuthCreds`` makes them."""
-        identity = KeyPair.generate(rand)
+        identity = StoredKeyPair.generate(rand)
         registration_id = int.from_bytes(rand(2), "big") & MAX_REGISTRATION_ID
         data: JsonObject = {
-            "noiseKey": KeyPair.generate(rand).to_json(),
-            "pairingEphemeralKeyPair": KeyPair.generate(rand).to_json(),
+            "noiseKey": StoredKeyPair.generate(rand).to_json(),
+            "pairingEphemeralKeyPair": StoredKeyPair.generate(rand).to_json(),
             "signedIdentityKey": identity.to_json(),
             "signedPreKey": SignedKeyPair.generate(identity, 1, rand).to_json(),
             "registrationId": registration_id,
@@ -351,16 +334,16 @@ class Credentials:
         return f"Credentials(fields={sorted(self._data)}, registered={self._data.get('registered')!r})"
 
     @property
-    def noise_key(self) -> KeyPair:
-        return KeyPair.from_json(self._data.get("noiseKey"), "noiseKey")
+    def noise_key(self) -> StoredKeyPair:
+        return StoredKeyPair.from_json(self._data.get("noiseKey"), "noiseKey")
 
     @property
-    def pairing_ephemeral_key_pair(self) -> KeyPair:
-        return KeyPair.from_json(self._data.get("pairingEphemeralKeyPair"), "pairingEphemeralKeyPair")
+    def pairing_ephemeral_key_pair(self) -> StoredKeyPair:
+        return StoredKeyPair.from_json(self._data.get("pairingEphemeralKeyPair"), "pairingEphemeralKeyPair")
 
     @property
-    def signed_identity_key(self) -> KeyPair:
-        return KeyPair.from_json(self._data.get("signedIdentityKey"), "signedIdentityKey")
+    def signed_identity_key(self) -> StoredKeyPair:
+        return StoredKeyPair.from_json(self._data.get("signedIdentityKey"), "signedIdentityKey")
 
     @property
     def signed_pre_key(self) -> SignedKeyPair:

@@ -1,4 +1,7 @@
-"""The auth-state store the protocol engine reads and writes while an account is connected.
+"""The live store the engine writes through while connected (``authstate`` is the state as a value).
+
+The auth-state store the protocol engine reads and writes while an account is connected; it holds an
+:class:`shared.authstate.AuthState` and reports every change, so the connector can persist it.
 
 The interface follows Baileys' ``AuthenticationState`` (creds + ``SignalKeyStore``) so key categories
 and ids mean the same thing on both sides. It is synchronous on purpose: the engine is sans-I/O, and

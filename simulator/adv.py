@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from connector.protocol.proto import wa_pb2
+from shared import signatures
 from simulator import crypto
 from simulator.errors import PairingError
 from simulator.pairing import ADV_ACCOUNT_SIGNATURE_PREFIX, ADV_DEVICE_SIGNATURE_PREFIX
@@ -44,7 +45,7 @@ def sign_companion(
     details = wa_pb2.ADVDeviceIdentity(
         rawId=raw_id, timestamp=timestamp, keyIndex=key_index
     ).SerializeToString()
-    account_signature = crypto.xeddsa_sign(
+    account_signature = signatures.xeddsa_sign(
         phone_identity_private,
         ADV_ACCOUNT_SIGNATURE_PREFIX + details + companion_identity_public,
         random_bytes,
@@ -72,5 +73,5 @@ def check_companion_reply(
     message = (
         ADV_DEVICE_SIGNATURE_PREFIX + identity.details + companion_identity_public + phone_identity_public
     )
-    if not crypto.xeddsa_verify(companion_identity_public, message, identity.deviceSignature):
+    if not signatures.xeddsa_verify(companion_identity_public, message, identity.deviceSignature):
         raise PairingError("device signature does not verify")

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from connector.protocol import crypto as pcrypto
 from connector.protocol import pairing as ppairing
 from connector.protocol.binary import S_WHATSAPP_NET, Jid, Node, decode_node, encode_node
 from connector.protocol.certs import verify_cert_chain
@@ -36,6 +35,7 @@ from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, encode_fram
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
 from connector.protocol.proto import wa_pb2
 from connector.protocol.tokens import DICT_VERSION
+from shared import signatures
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -62,7 +62,7 @@ class CompanionCreds:
     def generate(cls, rand: Callable[[int], bytes] = os.urandom) -> CompanionCreds:
         identity = KeyPair.generate(rand)
         spk = KeyPair.generate(rand)
-        signature = pcrypto.xeddsa_sign(identity.private, b"\x05" + spk.public, rand)
+        signature = signatures.xeddsa_sign(identity.private, b"\x05" + spk.public, rand)
         return cls(
             noise=KeyPair.generate(rand),
             identity=identity,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 
+from shared import signatures
 from simulator import crypto
 from simulator.errors import InvalidRequestError, PairingError
 
@@ -163,4 +164,4 @@ def signed_pre_key_valid(identity_public: bytes, pre_key_public: bytes, signatur
     raw = crypto.raw_public_key(pre_key_public)
     if raw is None:
         return False
-    return crypto.xeddsa_verify(identity_public, bytes([crypto.DJB_KEY_TYPE]) + raw, signature)
+    return signatures.xeddsa_verify(identity_public, bytes([crypto.DJB_KEY_TYPE]) + raw, signature)

@@ -25,6 +25,7 @@ from connector.protocol import crypto
 from connector.protocol.crypto import KeyPair, RandomSource
 from connector.protocol.errors import CertificateError
 from connector.protocol.proto import wa_pb2
+from shared import signatures
 
 WHATSAPP_ROOT_PUBLIC_KEY: Final = bytes.fromhex("142375574d0a587166aae71ebe516437c4a28b73e3695c6ce1f7f9545da8ee6b")
 """WhatsApp's long-term root ("WhatsAppLongTerm1"); whatsmeow ``WACertPubKey``, Baileys ``WA_CERT_DETAILS``."""
@@ -76,11 +77,11 @@ def build_cert_chain(
     chain = wa_pb2.CertChain(
         intermediate=wa_pb2.CertChain.NoiseCertificate(
             details=intermediate_details,
-            signature=crypto.xeddsa_sign(root.private, intermediate_details, rand),
+            signature=signatures.xeddsa_sign(root.private, intermediate_details, rand),
         ),
         leaf=wa_pb2.CertChain.NoiseCertificate(
             details=leaf_details,
-            signature=crypto.xeddsa_sign(intermediate.private, leaf_details, rand),
+            signature=signatures.xeddsa_sign(intermediate.private, leaf_details, rand),
         ),
     )
     return chain.SerializeToString()
@@ -110,7 +111,7 @@ def verify_cert_chain(
         raise CertificateError(f"intermediate issuer serial {intermediate.issuer_serial} != root {root_serial}")
     if len(intermediate.key) != crypto.KEY_SIZE:
         raise CertificateError("intermediate certificate key is not 32 bytes")
-    if not crypto.xeddsa_verify(intermediate.key, chain.leaf.details, chain.leaf.signature):
+    if not signatures.xeddsa_verify(intermediate.key, chain.leaf.details, chain.leaf.signature):
         raise CertificateError("leaf certificate is not signed by the intermediate key")
     leaf = _details(chain.leaf.details)
     if leaf.issuer_serial != intermediate.serial:
@@ -128,7 +129,7 @@ def verify_cert_chain(
 @functools.lru_cache(maxsize=16)
 def _signed_by(public_key: bytes, message: bytes, signature: bytes) -> bool:
     """XEdDSA check, memoised: the root-signed intermediate is the same on every connection for months."""
-    return crypto.xeddsa_verify(public_key, message, signature)
+    return signatures.xeddsa_verify(public_key, message, signature)
 
 
 def _details(raw: bytes) -> CertificateDetails:

@@ -1,4 +1,6 @@
-"""Cryptographic primitives of the WhatsApp protocol, over ``cryptography`` and ``xeddsa``.
+"""Cryptographic primitives of the WhatsApp protocol, over ``cryptography``.
+
+XEdDSA signatures are :mod:`shared.signatures` (one implementation for the auth state and the protocol).
 
 Keys are raw bytes: Curve25519 private keys are 32 clamped bytes, public keys 32 bytes. Signal's
 serialized form of a public key carries a 0x05 type prefix (``signal_public_key``); functions that take a
@@ -13,7 +15,6 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import xeddsa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -32,7 +33,12 @@ SIGNAL_KEY_TYPE = 0x05
 
 @dataclass(frozen=True, slots=True)
 class KeyPair:
-    """A Curve25519 key pair; ``private`` is clamped, ``public`` is the 32-byte u-coordinate."""
+    """A Curve25519 key pair; ``private`` is clamped, ``public`` is the raw 32-byte u-coordinate.
+
+    The key pair the protocol core computes with (Noise, pairing, certificates). The stored form is
+    :class:`shared.authstate.StoredKeyPair`; the Signal layer's is
+    :class:`~connector.protocol.signal.keys.SignalKeyPair`.
+    """
 
     private: bytes
     public: bytes
@@ -83,29 +89,6 @@ def x25519(private: bytes, public: bytes) -> bytes:
         return key.exchange(X25519PublicKey.from_public_bytes(raw_public_key(public)))
     except ValueError as exc:
         raise CryptoError(f"x25519 failed: {exc}") from exc
-
-
-def xeddsa_sign(private: bytes, message: bytes, rand: RandomSource) -> bytes:
-    """XEdDSA signature (Signal's ``calculateSignature``) of ``message`` with a Curve25519 private key.
-
-    The key is negated if needed so that the matching Ed25519 key has sign bit 0; the signature's top
-    bit then stays clear, which is what libsignal verifiers expect.
-    """
-    forced = xeddsa.priv_force_sign(clamp(private), False)
-    return bytes(xeddsa.ed25519_priv_sign(forced, message, rand(64)))
-
-
-def xeddsa_verify(public: bytes, message: bytes, signature: bytes) -> bool:
-    """Verify an XEdDSA signature against a Curve25519 public key (raw or 0x05-prefixed)."""
-    if len(signature) != SIGNATURE_SIZE:
-        return False
-    try:
-        sign_bit = bool(signature[63] & 0x80)
-        ed_public = xeddsa.curve25519_pub_to_ed25519_pub(raw_public_key(public), sign_bit)
-        cleared = signature[:63] + bytes([signature[63] & 0x7F])
-        return bool(xeddsa.ed25519_verify(cleared, ed_public, message))
-    except (CryptoError, xeddsa.XEdDSAException, ValueError):
-        return False
 
 
 def sha256(data: bytes) -> bytes:

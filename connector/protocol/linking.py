@@ -17,8 +17,7 @@ from connector.protocol.crypto import KeyPair, RandomSource
 from connector.protocol.errors import MessageFormatError, PairingError
 from connector.protocol.payload import DeviceDescription
 from connector.protocol.proto import wa_pb2
-from shared.authstate import AdvSignedDeviceIdentity, Contact, Credentials
-from shared.authstate import KeyPair as StoredKeyPair
+from shared.authstate import AdvSignedDeviceIdentity, Contact, Credentials, StoredKeyPair
 from shared.bufferjson import JsonValue
 
 

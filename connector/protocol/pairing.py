@@ -38,6 +38,7 @@ from connector.protocol import crypto
 from connector.protocol.crypto import KeyPair, RandomSource
 from connector.protocol.errors import CryptoError, PairingError
 from connector.protocol.proto import wa_pb2
+from shared import signatures
 
 PAIRING_CODE_ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
 PAIRING_CODE_LENGTH: Final = 8
@@ -204,12 +205,12 @@ def companion_verify_device_identity(
         raise PairingError("account signature or key has the wrong size")
     hosted_device = details.deviceType == wa_pb2.HOSTED
     prefix = ADV_HOSTED_ACCOUNT_SIGNATURE_PREFIX if hosted_device else ADV_ACCOUNT_SIGNATURE_PREFIX
-    if not crypto.xeddsa_verify(
+    if not signatures.xeddsa_verify(
         signed.accountSignatureKey, prefix + signed.details + identity.public, signed.accountSignature
     ):
         raise PairingError("account signature does not verify")
     device_message = ADV_DEVICE_SIGNATURE_PREFIX + signed.details + identity.public + signed.accountSignatureKey
-    signed.deviceSignature = crypto.xeddsa_sign(identity.private, device_message, rand)
+    signed.deviceSignature = signatures.xeddsa_sign(identity.private, device_message, rand)
     account = signed.SerializeToString()
     signed.ClearField("accountSignatureKey")
     return VerifiedDeviceIdentity(

@@ -14,8 +14,7 @@ from typing import Final
 from connector.protocol.binary import S_WHATSAPP_NET, Node
 from connector.protocol.crypto import SIGNAL_KEY_TYPE, KeyPair, RandomSource
 from connector.protocol.errors import MessageFormatError
-from shared.authstate import PRE_KEY
-from shared.authstate import KeyPair as StoredKeyPair
+from shared.authstate import PRE_KEY, StoredKeyPair
 from shared.authstore import AuthStore
 
 MAX_PRE_KEY_ID: Final = 0xFFFFFF

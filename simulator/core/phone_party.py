@@ -33,7 +33,7 @@ from connector.protocol.signal.repository import SignalRepository
 from connector.protocol.signal.types import DOMAIN_LID, PreKeyBundle, SignalAddress
 from connector.protocol.wamessage import decode_message
 from connector.protocol.wamessage_encode import device_sent_message, sender_key_distribution_message, text_message
-from shared.authstate import AuthState, Credentials, KeyPair, SignedKeyPair
+from shared.authstate import AuthState, Credentials, SignedKeyPair, StoredKeyPair
 from shared.authstore import MemoryAuthStore
 from shared.snapshot import canonical_state_bytes, parse_state
 from simulator import crypto
@@ -76,7 +76,7 @@ class PhoneParties:
         primary = ensure_primary(self._ctx, phone)
         if primary.pre_key_privates:  # pre-keys the phone published since: their private halves
             store.set_keys({PRE_KEY: {
-                str(key_id): KeyPair(public=crypto.x25519_public(private), private=private).to_json()
+                str(key_id): StoredKeyPair(public=crypto.x25519_public(private), private=private).to_json()
                 for key_id, private in primary.pre_key_privates.items()}})
             primary.pre_key_privates.clear()
         return repo
@@ -85,8 +85,8 @@ class PhoneParties:
         primary = ensure_primary(self._ctx, phone)
         spk = primary.signed_pre_key
         creds = Credentials.generate(self._ctx.random).updated({
-            "signedIdentityKey": KeyPair(public=phone.identity_public, private=phone.identity_private).to_json(),
-            "signedPreKey": SignedKeyPair(KeyPair(public=spk.public, private=primary.signed_pre_key_private),
+            "signedIdentityKey": StoredKeyPair(public=phone.identity_public, private=phone.identity_private).to_json(),
+            "signedPreKey": SignedKeyPair(StoredKeyPair(public=spk.public, private=primary.signed_pre_key_private),
                                           spk.signature, spk.key_id).to_json(),
             "registrationId": primary.registration_id,
             "registered": True,

@@ -3,6 +3,7 @@ views of its devices."""
 
 from __future__ import annotations
 
+from shared import signatures
 from simulator import crypto
 from simulator.core.actions import Action, Send
 from simulator.core.context import Context
@@ -26,7 +27,7 @@ def _primary_keys(ctx: Context, identity_private: bytes) -> PrimaryKeys:
     """The phone's device-0 Signal keys: a registration id, a signed pre-key signed by its identity
     key (over the 0x05-prefixed public key) and a batch of one-time pre-keys."""
     spk_private, spk_public = crypto.x25519_keypair(ctx.random)
-    signature = crypto.xeddsa_sign(identity_private, bytes([crypto.DJB_KEY_TYPE]) + spk_public, ctx.random)
+    signature = signatures.xeddsa_sign(identity_private, bytes([crypto.DJB_KEY_TYPE]) + spk_public, ctx.random)
     keys = PrimaryKeys(
         registration_id=1 + int.from_bytes(ctx.random(2), "big") % 16380,
         signed_pre_key=SignedPreKey(1, spk_public, signature),

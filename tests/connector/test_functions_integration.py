@@ -24,32 +24,14 @@ from connector.states import AccountState
 from connector.sync import HttpSyncClient
 from shared.authstate import AuthState
 from shared.snapshot import canonical_state_bytes
-from tests.connector.fakes import FakeLinkFactory, FakeSession, close_event, code_shown, eventually, opened, paired
+from testkit.auth_states import registered_state
+from testkit.connector_stack import TOKEN, Stack, start_stack
+from testkit.fake_links import FakeLinkFactory, eventually, pair_then_open
 from tests.connector.proxy import CuttableProxy
-from tests.connector.stack import TOKEN, Stack, start_stack
-from tests.shared.helpers import registered_state
 
 pytestmark = pytest.mark.integration
 
 OUTAGE_S = 30.0
-
-
-def pair_then_open(registered: AuthState) -> Any:
-    """A fake engine: a pairing session writes a registered identity, then 515; logins open."""
-
-    def script(session: FakeSession) -> None:
-        if session.pairing is None:
-            session.push(opened())
-            return
-        session.push(code_shown("ABCD1234"))
-        session.store.update_creds(dict(registered.creds.as_json()))
-        session.store.set_keys({category: dict(entries) for category, entries in registered.keys.items()})
-        # linked by the account's own phone (another number's would be refused and unlinked)
-        digits = (session.pairing.phone_number or "").lstrip("+")
-        session.push(paired(f"{digits}:7@s.whatsapp.net"))
-        session.push(close_event("restart_required", 515))
-
-    return script
 
 
 def service(stack: Stack, connector_id: str, links: FakeLinkFactory, tmp: Path, cache: StateCache | None = None,

@@ -11,7 +11,7 @@ from connector.errors import SyncUnavailable
 from connector.leases import LeaseKeeper, LeaseTable
 from shared.connector_sync import Claim, Command, HeldLease, Lost, RenewedLease, SyncReply, SyncRequest
 from shared.events import OutboundSend, SendKind
-from tests.connector.fakes import eventually
+from testkit.fake_links import eventually
 
 
 def test_deadline_counts_from_the_time_the_request_was_sent() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from simulator.testing import ControlClient, SimulatorHandle, simulator_process
-from tests.connector.stack import Stack, kill_hard, start_stack
+from testkit.connector_stack import Stack, kill_hard, start_stack
 from tests.connector.test_simulator_integration import pair_by_code, until, wa_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from connector.errors import SendRetryLater
 from connector.outbox import Offer, OutboxDispatcher, subscription_id
 from shared.events import OutboundSend, SendKind
-from tests.connector.fakes import eventually
+from testkit.fake_links import eventually
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PEER = "40711111111@s.whatsapp.net"

@@ -8,7 +8,7 @@ import pytest
 
 from connector.errors import PublishError
 from connector.publisher import OrderedPublisher
-from tests.connector.fakes import MemoryTransport
+from testkit.fake_links import MemoryTransport
 
 
 async def test_messages_of_one_key_are_published_in_order() -> None:

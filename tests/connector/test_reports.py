@@ -10,7 +10,7 @@ import pytest
 from connector.publisher import OrderedPublisher
 from connector.reports import ConnectionReports
 from shared.events import ConnectionState, ConnectionUpdate, ConnectionUpdates, parse_event
-from tests.connector.fakes import MemoryTransport, eventually
+from testkit.fake_links import MemoryTransport, eventually
 
 TOPIC = "connection-events"
 

@@ -22,7 +22,7 @@ from connector.supervisor import AccountSupervisor
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
 from shared.events import MessageKey, OutboundSend, QuotedMessage, Reaction, SendKind
-from tests.connector.fakes import FakeLinkFactory, MemoryTransport, close_event, eventually, opened
+from testkit.fake_links import FakeLinkFactory, MemoryTransport, close_event, eventually, opened
 
 BOB = "4915550002@s.whatsapp.net"
 ACCEPTED = datetime(2026, 12, 4, tzinfo=UTC)

@@ -14,7 +14,7 @@ from connector.service import ConnectorService
 from connector.states import AccountState
 from shared.authstate import AuthState
 from shared.connector_sync import Claim, Command, Lost, PairingRequest
-from tests.connector.fakes import (
+from testkit.fake_links import (
     FakeFunctions,
     FakeLinkFactory,
     FakeSession,
@@ -330,7 +330,7 @@ async def test_engine_waits_for_critical_credentials_to_reach_pubsub() -> None:
 
 
 async def test_pair_claim_for_an_account_this_connector_linked_restores_it(tmp_path: Path) -> None:
-    from tests.shared.helpers import registered_state
+    from testkit.auth_states import registered_state
 
     functions = FakeFunctions()
     pairing = PairingRequest("code", "+40700000001")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from simulator.testing import ControlClient, SimulatorHandle, simulator_process
-from tests.connector.stack import Stack, kill_hard, start_stack
+from testkit.connector_stack import Stack, kill_hard, start_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,7 +16,7 @@ from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
 from shared.connector_sync import PairingRequest
 from shared.events import ConnectionState
-from tests.connector.fakes import FakeLinkFactory, FakeSession, close_event, code_shown, eventually, opened, paired
+from testkit.fake_links import FakeLinkFactory, FakeSession, close_event, code_shown, eventually, opened, paired
 
 
 class Hooks:

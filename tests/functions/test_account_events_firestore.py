@@ -18,8 +18,8 @@ from functions.model import Account, AccountStatus, Alert
 from functions.stores import AccountEventWrite, Stores
 from shared.connector_sync import PairingMethod
 from shared.events import ConnectionState, ConnectionUpdate, ConnectionUpdates
-from tests.functions.firestore_rpcs import RpcCounter
-from tests.functions.support import T0, Clock, RecordingPublisher, world
+from testkit.firestore_rpcs import RpcCounter
+from testkit.functions_world import T0, Clock, RecordingPublisher, world
 
 pytestmark = pytest.mark.integration
 

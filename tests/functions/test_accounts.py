@@ -16,7 +16,7 @@ from functions.errors import (
     ResourceExhaustedError,
 )
 from functions.model import AccountStatus, PairingInfo
-from tests.functions.support import ADMIN, ALICE, BOB, T0, FakeConnector, world
+from testkit.functions_world import ADMIN, ALICE, BOB, T0, FakeConnector, world
 
 
 def test_add_creates_a_pairing_account_visible_to_its_owner_only(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from functions.model import AccountStatus
 from shared.authstate import AuthState
-from tests.functions.support import ALICE, FakeConnector, World, registered_state, seal_snapshot, snapshot_attrs, world
+from testkit.functions_world import ALICE, FakeConnector, World, registered_state, seal_snapshot, snapshot_attrs, world
 
 
 def _paired_but_event_not_recorded(w: World, state: AuthState) -> str:

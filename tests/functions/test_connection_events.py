@@ -19,8 +19,7 @@ from functions.errors import StaleMessageError
 from functions.model import AccountStatus, Alert
 from functions.stores import Stores
 from shared.events import ConnectionState, ConnectionUpdate, ConnectionUpdates, PairingCode, PairingSuccess
-from tests.functions.memory_stores import MemoryAlertStore
-from tests.functions.support import (
+from testkit.functions_world import (
     T0,
     FakeConnector,
     World,
@@ -29,6 +28,7 @@ from tests.functions.support import (
     snapshot_attrs,
     world,
 )
+from testkit.memory_stores import MemoryAlertStore
 
 
 @dataclasses.dataclass(frozen=True)

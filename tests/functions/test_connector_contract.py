@@ -14,8 +14,8 @@ from connector.snapshot_codec import SnapshotCodec
 from connector.sync import HttpSyncClient
 from shared.connector_sync import HeldLease, SyncRequest
 from shared.events import SnapshotAttributes
+from testkit.auth_states import registered_state
 from tests.functions.conftest import CONNECTOR_TOKEN, Gateway
-from tests.shared.helpers import registered_state
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from functions.model import AccountStatus, RestoreOutcomeKind
 from functions.restore import KEK_RETRY_S, ConnectorSyncService
 from functions.vault_adapter import VaultSealer
 from shared import sealing
-from tests.functions.support import ALICE, FakeConnector, World, registered_state, world
+from testkit.functions_world import ALICE, FakeConnector, World, registered_state, world
 
 
 def _linked(w: World, phone: str = "+40700000001", seed: int = 1) -> str:

@@ -12,7 +12,7 @@ from functions.firestore_stores import firestore_stores
 from functions.model import Account, AccountStatus, Alert, Health, PairingInfo
 from functions.stores import AddRefusal, VaultKeyRecord
 from shared.connector_sync import PairingMethod
-from tests.functions.support import T0
+from testkit.functions_world import T0
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from functions.metrics import metrics
 from functions.model import AccountStatus, Health
-from tests.functions.support import ADMIN, ALICE, BOB, FakeConnector, World, registered_state, world
+from testkit.functions_world import ADMIN, ALICE, BOB, FakeConnector, World, registered_state, world
 
 DAY_S = 86400
 

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from shared import sealing
 from shared.events import PairingCode, SnapshotAttributes
 from shared.snapshot import Snapshot, snapshot_aad
+from testkit.auth_states import registered_state
 from tests.functions.conftest import CONNECTOR_TOKEN, SCHEDULER_TOKEN, Gateway
-from tests.shared.helpers import registered_state
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ from shared.baileys import read_folder
 from shared.bufferjson import to_plain
 from shared.connector_sync import ClaimMode, SyncRequest
 from shared.snapshot import canonical_state_bytes
+from testkit.auth_states import registered_state
 from tests.functions.conftest import CONNECTOR_TOKEN, Gateway
 from tests.shared.baileys_fixture import write_baileys_folder
-from tests.shared.helpers import registered_state
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 from functions.firestore_stores import firestore_stores
 from functions.model import RestoreOutcome, RestoreOutcomeKind
 from functions.stores import Stores
-from tests.functions.memory_stores import memory_stores
-from tests.functions.support import T0
+from testkit.functions_world import T0
+from testkit.memory_stores import memory_stores
 
 
 def _check_claim_many(stores: Stores) -> None:

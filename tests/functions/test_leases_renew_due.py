@@ -11,7 +11,7 @@ import pytest
 from functions.errors import InvalidArgumentError
 from functions.validation import parse_sync_request
 from shared import sealing
-from tests.functions.support import ALICE, FakeConnector, World, world
+from testkit.functions_world import ALICE, FakeConnector, World, world
 
 
 def _sync(w: World, connector: FakeConnector, renew: dict[str, bool], capacity: int | None = None) -> Any:

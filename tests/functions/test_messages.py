@@ -16,8 +16,8 @@ from shared.events import (
     MessageUndecryptable,
     UnsupportedVersionError,
 )
+from testkit.functions_world import Clock
 from tests.functions.memory_messages import MemoryMessageStore
-from tests.functions.support import Clock
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 T = int(NOW.timestamp())

@@ -38,8 +38,8 @@ from shared.events import (
     OutboundSend,
     SnapshotAttributes,
 )
+from testkit.auth_states import registered_state
 from tests.functions.conftest import CONNECTOR_TOKEN, SCHEDULER_TOKEN, Gateway
-from tests.shared.helpers import registered_state
 
 pytestmark = pytest.mark.integration
 

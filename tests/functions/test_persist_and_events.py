@@ -18,7 +18,7 @@ from shared.events import (
     PairingQr,
     PairingSuccess,
 )
-from tests.functions.support import (
+from testkit.functions_world import (
     ALICE,
     T0,
     FakeConnector,

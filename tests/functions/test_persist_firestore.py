@@ -20,7 +20,7 @@ from shared.errors import VaultError
 from shared.vault import Vault
 from shared.vault.firestore_store import FirestoreVaultStore
 from shared.vault.kek import LocalFileKek
-from tests.functions.support import (
+from testkit.functions_world import (
     ALICE,
     T0,
     Clock,

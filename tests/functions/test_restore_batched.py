@@ -16,7 +16,7 @@ from shared.vault import Vault
 from shared.vault.firestore_store import SESSIONS, FirestoreVaultStore
 from shared.vault.kek import LocalFileKek
 from shared.vault.store import BatchReadStore
-from tests.shared.helpers import registered_state
+from testkit.auth_states import registered_state
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 
 from functions import restore
 from functions.model import AccountStatus, RestoreOutcomeKind
-from tests.functions.support import ALICE, FakeConnector, World, registered_state, world
+from testkit.functions_world import ALICE, FakeConnector, World, registered_state, world
 
 
 def _linked_many(w: World, n: int) -> list[str]:

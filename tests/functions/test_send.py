@@ -21,8 +21,8 @@ from functions.model import Account, AccountStatus, PairingMethod
 from functions.send import SendService, pending_for_sync
 from shared.events import MessageKey, MessageReceived, OutboundSend, SendKind
 from shared.message_ids import MESSAGE_ID_RE
+from testkit.functions_world import ALICE, BOB, T0, Clock, world
 from tests.functions.memory_messages import MemoryMessageStore
-from tests.functions.support import ALICE, BOB, T0, Clock, world
 
 ME = "40700000001@s.whatsapp.net"
 PEER = "40711111111@s.whatsapp.net"

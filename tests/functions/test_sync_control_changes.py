@@ -22,9 +22,9 @@ from shared.events import ConnectionState, ConnectionUpdate
 from shared.vault import Vault
 from shared.vault.firestore_store import FirestoreVaultStore
 from shared.vault.kek import LocalFileKek
-from tests.functions.firestore_rpcs import RpcCounter
-from tests.functions.memory_stores import MemoryStatusStore, memory_stores
-from tests.functions.support import ALICE, T0, Clock, FakeConnector, RecordingPublisher, World, config, world
+from testkit.firestore_rpcs import RpcCounter
+from testkit.functions_world import ALICE, T0, Clock, FakeConnector, RecordingPublisher, World, config, world
+from testkit.memory_stores import MemoryStatusStore, memory_stores
 from tests.functions.test_connection_events import CountingStores
 
 _READS = {("accounts", "get"), ("accounts", "get_many"), ("leases", "get"), ("leases", "get_many")}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from keeper.config import ConfigError, StackConfig
+from keeper.config import StackConfig, StackConfigError
 
 
 def test_defaults_match_the_documented_ports() -> None:
@@ -33,5 +33,5 @@ def test_each_port_is_overridable() -> None:
 
 @pytest.mark.parametrize("raw", ["abc", "0", "70000"])
 def test_bad_port_is_a_clear_error(raw: str) -> None:
-    with pytest.raises(ConfigError, match="KEEPER_FIRESTORE_PORT"):
+    with pytest.raises(StackConfigError, match="KEEPER_FIRESTORE_PORT"):
         StackConfig.from_env({"KEEPER_FIRESTORE_PORT": raw})

@@ -11,8 +11,8 @@ import pytest
 from keeper.cli import main
 from shared.bufferjson import revive, to_plain
 from shared.vault.config import VaultConfig
+from testkit.auth_states import registered_state
 from tests.shared.baileys_fixture import write_baileys_folder
-from tests.shared.helpers import registered_state
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 
 from functions.errors import StaleMessageError
 from shared.errors import OutOfOrderSnapshotError
-from tests.functions.support import T0, FakeConnector, registered_state, seal_snapshot, snapshot_attrs, world
+from testkit.functions_world import T0, FakeConnector, registered_state, seal_snapshot, snapshot_attrs, world
 
 
 def test_a_late_older_snapshot_of_the_same_generation_does_not_replace_a_newer_one(tmp_path: Path) -> None:

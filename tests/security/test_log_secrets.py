@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from keeper.procs import ChildProcess, free_port, http_ok
 from shared.vault.config import VaultConfig
 from shared.vault.kek import LocalFileKek, sealing_private_key
-from tests.connector.stack import Stack, start_stack
+from testkit.connector_stack import Stack, start_stack
 from tests.security.secrets_scan import Secret, encodings, scan, secrets_in_state
 
 PHONE = "+40700000001"

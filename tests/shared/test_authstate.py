@@ -12,13 +12,13 @@ from shared.authstate import (
     AuthState,
     Contact,
     Credentials,
-    KeyPair,
     SignedKeyPair,
+    StoredKeyPair,
     validate_state,
-    xeddsa_verify,
 )
 from shared.bufferjson import JsonValue, dumps, revive
 from shared.errors import StateTooLargeError, StateValidationError
+from shared.signatures import xeddsa_verify
 
 
 def seeded(seed: int = 1) -> Callable[[int], bytes]:
@@ -48,7 +48,7 @@ def test_generation_is_deterministic_under_injected_randomness() -> None:
 
 def test_signature_fails_for_other_identity_key() -> None:
     rand = seeded(2)
-    identity, other = KeyPair.generate(rand), KeyPair.generate(rand)
+    identity, other = StoredKeyPair.generate(rand), StoredKeyPair.generate(rand)
     spk = SignedKeyPair.generate(identity, 7, rand)
     assert spk.verify(identity.public)
     assert not spk.verify(other.public)
@@ -112,7 +112,7 @@ def test_account_accepts_protobufjs_base64_text() -> None:
 
 
 def test_repr_never_shows_private_keys() -> None:
-    pair = KeyPair.generate(seeded())
+    pair = StoredKeyPair.generate(seeded())
     assert pair.private.hex() not in repr(pair)
     state = AuthState.generate(seeded())
     assert state.creds.noise_key.private.hex() not in repr(state)

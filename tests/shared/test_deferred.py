@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.authstate import AuthState, KeyPair
+from shared.authstate import AuthState, StoredKeyPair
 from shared.authstore import MemoryAuthStore
 from shared.bufferjson import revive
 from shared.deferred import DeferredCategory, revive_deferring_pre_keys
 from shared.errors import StateValidationError
 from shared.snapshot import Snapshot, canonical_state_bytes, parse_state
-from tests.shared.helpers import registered_state
+from testkit.auth_states import registered_state
 
 MOMENT = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 
@@ -24,7 +24,7 @@ def linked_state(pre_keys: int = 812, seed: int = 3) -> AuthState:
     state = registered_state(seed)
     rng = random.Random(seed)
     keys = state.keys
-    keys["pre-key"] = {str(i): KeyPair.generate(rng.randbytes).to_json() for i in range(1, pre_keys + 1)}
+    keys["pre-key"] = {str(i): StoredKeyPair.generate(rng.randbytes).to_json() for i in range(1, pre_keys + 1)}
     state.keys = keys
     return state
 

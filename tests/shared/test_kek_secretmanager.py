@@ -15,7 +15,7 @@ import pytest
 from shared.errors import KekUnavailableError, NoUsableVersionError
 from shared.vault import MemoryVaultStore, Vault
 from shared.vault.kek import SECRET_MANAGER_CALL_TIMEOUT_S, SecretManagerKek
-from tests.shared.helpers import registered_state
+from testkit.auth_states import registered_state
 from tests.support.secretmanager import FakeSecretManager
 
 SECRET = "projects/demo-keeper-test/secrets/vault-kek"

@@ -29,7 +29,7 @@ def test_unreadable_times_are_none_not_a_crash(value: object) -> None:
 
 
 def test_legacy_creds_in_map_text_and_bytes_forms() -> None:
-    from tests.shared.helpers import registered_state
+    from testkit.auth_states import registered_state
 
     creds = dict(registered_state().creds.as_json())
     from shared.bufferjson import dumps, to_plain

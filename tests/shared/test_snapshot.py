@@ -11,7 +11,7 @@ import pytest
 from shared.bufferjson import to_plain
 from shared.errors import StateValidationError
 from shared.snapshot import Snapshot, canonical_bytes, canonical_state_bytes, parse_state, snapshot_bytes
-from tests.shared.helpers import registered_state
+from testkit.auth_states import registered_state
 
 MOMENT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

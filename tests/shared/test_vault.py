@@ -28,7 +28,7 @@ from shared.snapshot import Snapshot, canonical_state_bytes, open_snapshot, snap
 from shared.vault import MemoryVaultStore, Vault, VaultStore
 from shared.vault.kek import LocalFileKek, sealing_keys
 from shared.vault.store import VersionRecord, VersionRef
-from tests.shared.helpers import grow, registered_state
+from testkit.auth_states import grow, registered_state
 
 
 class Clock:

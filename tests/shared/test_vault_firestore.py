@@ -18,7 +18,7 @@ from shared.snapshot import canonical_state_bytes
 from shared.vault import Vault
 from shared.vault.firestore_store import FirestoreVaultStore
 from shared.vault.kek import LocalFileKek
-from tests.shared.helpers import grow, registered_state
+from testkit.auth_states import grow, registered_state
 
 pytestmark = pytest.mark.integration
 

@@ -11,6 +11,7 @@ from connector.protocol import pairing as companion_side
 from connector.protocol.binary import Node
 from connector.protocol.crypto import KeyPair
 from connector.protocol.errors import PairingError as CompanionPairingError
+from shared import signatures
 from simulator import adv, crypto, pairing
 from simulator.companion import CompanionCreds, ScriptedCompanion
 from simulator.core import Close, Send, SimulatorCore
@@ -216,7 +217,7 @@ def test_xeddsa_sign_and_verify_and_signed_pre_key_check() -> None:
     rand = seeded(6)
     private, public = crypto.x25519_keypair(rand)
     _, spk_public = crypto.x25519_keypair(rand)
-    signature = crypto.xeddsa_sign(private, b"\x05" + spk_public, rand)
+    signature = signatures.xeddsa_sign(private, b"\x05" + spk_public, rand)
     assert pairing.signed_pre_key_valid(public, spk_public, signature)
     assert pairing.signed_pre_key_valid(public, b"\x05" + spk_public, signature)
     assert not pairing.signed_pre_key_valid(spk_public, spk_public, signature)

@@ -23,6 +23,7 @@ from connector.protocol.pairing import (
     LINK_CODE_KEY_BUNDLE_INFO,
 )
 from connector.protocol.proto import wa_pb2
+from shared import signatures
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,7 @@ def primary_sign_device_identity(
     signed = wa_pb2.ADVSignedDeviceIdentity(
         details=details,
         accountSignatureKey=account_identity.public,
-        accountSignature=crypto.xeddsa_sign(account_identity.private, message, rand),
+        accountSignature=signatures.xeddsa_sign(account_identity.private, message, rand),
     ).SerializeToString()
     hmac_prefix = ADV_HOSTED_ACCOUNT_SIGNATURE_PREFIX if hosted else b""
     container = wa_pb2.ADVSignedDeviceIdentityHMAC(
@@ -108,6 +109,6 @@ def primary_verify_device_signature(
         + crypto.raw_public_key(companion_identity_public)
         + crypto.raw_public_key(account_signature_key)
     )
-    if not crypto.xeddsa_verify(companion_identity_public, message, signed.deviceSignature):
+    if not signatures.xeddsa_verify(companion_identity_public, message, signed.deviceSignature):
         raise PairingError("device signature does not verify")
     return details.keyIndex

@@ -30,7 +30,7 @@ from connector.protocol.signal.errors import (
     PreKeyError,
     SignalError,
 )
-from connector.protocol.signal.keys import KeyPair
+from connector.protocol.signal.keys import SignalKeyPair
 from connector.protocol.signal.ratchet import fill_message_keys, respond, step_ratchet
 from connector.protocol.signal.session import BASE_KEY_OURS, SENDING, SessionEntry, SessionRecord, b64
 from connector.protocol.signal.wire import MAC_LEN, PreKeySignalMessage, SignalMessage
@@ -42,7 +42,7 @@ MessageKind = Literal["pkmsg", "msg"]
 class LocalIdentity:
     """This device's Signal identity: identity key pair (33-byte public) and registration id."""
 
-    identity: KeyPair
+    identity: SignalKeyPair
     registration_id: int
 
 
@@ -131,8 +131,8 @@ def decrypt_message(record: SessionRecord, me: LocalIdentity, data: bytes, now_m
 class PreKeys:
     """What a responder needs from this device's keys to answer a ``pkmsg``."""
 
-    signed_pre_key: KeyPair
-    load_pre_key: Callable[[int], KeyPair | None]
+    signed_pre_key: SignalKeyPair
+    load_pre_key: Callable[[int], SignalKeyPair | None]
 
 
 def decrypt_pre_key_message(record: SessionRecord, message: PreKeySignalMessage, me: LocalIdentity, *,

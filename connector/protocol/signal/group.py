@@ -35,7 +35,7 @@ from connector.protocol.signal.errors import (
     NoSenderKeyError,
     TooFarAheadError,
 )
-from connector.protocol.signal.keys import KeyPair, sign, verify
+from connector.protocol.signal.keys import SignalKeyPair, sign, verify
 from connector.protocol.signal.wire import SenderKeyDistributionMessage, SenderKeyMessage
 from shared.bufferjson import JsonValue, decode_base64, revive
 from shared.errors import BaileysFormatError
@@ -175,7 +175,7 @@ class SenderKeyRecord:
 def create_own_state(random_bytes: RandomSource) -> SenderKeyState:
     """A fresh sending state: random key id, chain key and signing key pair, iteration 0."""
     key_id = int.from_bytes(random_bytes(4), "big") % MAX_KEY_ID
-    signing = KeyPair.generate(random_bytes)
+    signing = SignalKeyPair.generate(random_bytes)
     return SenderKeyState(key_id=key_id, iteration=0, chain_key=random_bytes(32), signing_public=signing.public,
                           signing_private=signing.private)
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from connector.protocol import crypto
 from connector.protocol.signal.errors import InvalidKeyError
+from shared import signatures
 
 KEY_TYPE: Final = 0x05
 PUBLIC_KEY_LEN: Final = 33
@@ -42,26 +43,29 @@ def check_public(key: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyPair:
-    """A Curve25519 key pair: ``public`` in the 33-byte form, ``private`` 32 bytes."""
+class SignalKeyPair:
+    """A Curve25519 key pair in Signal's form: ``public`` 33 bytes (0x05 type byte first), ``private`` 32.
+
+    :class:`connector.protocol.crypto.KeyPair` is the same pair with the raw 32-byte public key.
+    """
 
     public: bytes
     private: bytes
 
     @classmethod
-    def generate(cls, random_bytes: crypto.RandomSource) -> KeyPair:
+    def generate(cls, random_bytes: crypto.RandomSource) -> SignalKeyPair:
         pair = crypto.KeyPair.generate(random_bytes)
         return cls(public=_KEY_TYPE_BYTE + pair.public, private=pair.private)
 
     @classmethod
-    def from_raw(cls, public: bytes, private: bytes) -> KeyPair:
+    def from_raw(cls, public: bytes, private: bytes) -> SignalKeyPair:
         """From creds' or pre-keys' raw halves (public 32 or 33 bytes)."""
         if len(private) != RAW_KEY_LEN:
             raise InvalidKeyError(f"a private key must be 32 bytes, got {len(private)}")
         return cls(public=public33(public), private=private)
 
     def __repr__(self) -> str:  # never print the private half
-        return f"KeyPair(public={self.public.hex()})"
+        return f"SignalKeyPair(public={self.public.hex()})"
 
 
 def dh(private: bytes, public: bytes) -> bytes:
@@ -76,7 +80,7 @@ def dh(private: bytes, public: bytes) -> bytes:
 
 def sign(private: bytes, message: bytes, random_bytes: crypto.RandomSource) -> bytes:
     """A 64-byte XEdDSA signature of ``message`` (Edwards sign bit forced to 0)."""
-    return crypto.xeddsa_sign(private, message, random_bytes)
+    return signatures.xeddsa_sign(private, message, random_bytes)
 
 
 def verify(public: bytes, message: bytes, signature: bytes) -> bool:
@@ -85,4 +89,4 @@ def verify(public: bytes, message: bytes, signature: bytes) -> bool:
         return False
     if len(public) == PUBLIC_KEY_LEN and public[0] != KEY_TYPE:
         return False
-    return crypto.xeddsa_verify(public, message, signature)
+    return signatures.xeddsa_verify(public, message, signature)

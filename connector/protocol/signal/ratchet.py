@@ -25,7 +25,7 @@ from typing import Final
 from connector.protocol.crypto import RandomSource
 from connector.protocol.signal import kdf
 from connector.protocol.signal.errors import ChainClosedError, TooFarAheadError, UntrustedIdentityError
-from connector.protocol.signal.keys import KeyPair, dh, public33, verify
+from connector.protocol.signal.keys import SignalKeyPair, dh, public33, verify
 from connector.protocol.signal.session import (
     BASE_KEY_OURS,
     BASE_KEY_THEIRS,
@@ -86,7 +86,7 @@ def step_ratchet(entry: SessionEntry, remote_key: bytes, previous_counter: int, 
     sending = entry.chains.pop(ours, None)
     if sending is not None:
         entry.previous_counter = sending.counter
-    entry.ephemeral = KeyPair.generate(random_bytes)
+    entry.ephemeral = SignalKeyPair.generate(random_bytes)
     _ratchet_chain(entry, remote_key, SENDING)
     entry.last_remote_ephemeral = remote_key
     _drop_spent_chains(entry)
@@ -112,7 +112,8 @@ def _root_key(secrets: list[bytes]) -> bytes:
     return kdf.derive_secrets(_X3DH_PREFIX + b"".join(secrets), kdf.ZERO_SALT, kdf.INFO_TEXT, 1)[0]
 
 
-def initiate(our_identity: KeyPair, bundle: PreKeyBundle, now_ms: int, random_bytes: RandomSource) -> SessionEntry:
+def initiate(our_identity: SignalKeyPair, bundle: PreKeyBundle, now_ms: int,
+             random_bytes: RandomSource) -> SessionEntry:
     """A new session as X3DH initiator from ``bundle`` (``initOutgoing``), ``pendingPreKey`` set.
 
     Unlike libsignal-node, the signed pre-key's signature is checked: a bundle whose signed pre-key
@@ -123,12 +124,12 @@ def initiate(our_identity: KeyPair, bundle: PreKeyBundle, now_ms: int, random_by
     if not verify(identity, signed, bundle.signed_pre_key_signature):
         raise UntrustedIdentityError("the bundle's signed pre-key is not signed by its identity key")
     one_time = None if bundle.pre_key is None else public33(bundle.pre_key)
-    base = KeyPair.generate(random_bytes)
+    base = SignalKeyPair.generate(random_bytes)
     secrets = [dh(our_identity.private, signed), dh(base.private, identity), dh(base.private, signed)]
     if one_time is not None:
         secrets.append(dh(base.private, one_time))
     entry = SessionEntry(
-        registration_id=bundle.registration_id, ephemeral=KeyPair.generate(random_bytes),
+        registration_id=bundle.registration_id, ephemeral=SignalKeyPair.generate(random_bytes),
         last_remote_ephemeral=signed, previous_counter=0, root_key=_root_key(secrets),
         base_key=base.public, base_key_type=BASE_KEY_OURS, closed=OPEN, used=now_ms, created=now_ms,
         remote_identity_key=identity,
@@ -139,7 +140,7 @@ def initiate(our_identity: KeyPair, bundle: PreKeyBundle, now_ms: int, random_by
     return entry
 
 
-def respond(our_identity: KeyPair, signed_pre_key: KeyPair, one_time_pre_key: KeyPair | None, *,
+def respond(our_identity: SignalKeyPair, signed_pre_key: SignalKeyPair, one_time_pre_key: SignalKeyPair | None, *,
             their_identity: bytes, their_base_key: bytes, registration_id: int, now_ms: int) -> SessionEntry:
     """A new session as X3DH responder to a ``pkmsg`` (``initIncoming``)."""
     secrets = [dh(signed_pre_key.private, their_identity), dh(our_identity.private, their_base_key),

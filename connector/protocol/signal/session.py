@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from connector.protocol.signal.errors import InvalidRecordError
-from connector.protocol.signal.keys import KeyPair
+from connector.protocol.signal.keys import SignalKeyPair
 from shared.bufferjson import JsonObject, JsonValue
 
 SENDING: Final = 1
@@ -145,7 +145,7 @@ class SessionEntry:
     """One session with a device (libsignal-node's ``SessionEntry``)."""
 
     registration_id: int | None
-    ephemeral: KeyPair
+    ephemeral: SignalKeyPair
     last_remote_ephemeral: bytes
     previous_counter: int
     root_key: bytes
@@ -190,7 +190,7 @@ class SessionEntry:
             _unb64(key, f"{what}._chains key", 33)
         return cls(
             registration_id=None if registration_id is None else _int(registration_id, f"{what}.registrationId"),
-            ephemeral=KeyPair(public=_unb64(pair.get("pubKey"), f"{what}.ephemeralKeyPair.pubKey", 33),
+            ephemeral=SignalKeyPair(public=_unb64(pair.get("pubKey"), f"{what}.ephemeralKeyPair.pubKey", 33),
                               private=_unb64(pair.get("privKey"), f"{what}.ephemeralKeyPair.privKey", 32)),
             last_remote_ephemeral=_unb64(ratchet.get("lastRemoteEphemeralKey"),
                                          f"{what}.lastRemoteEphemeralKey", 33),

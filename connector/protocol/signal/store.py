@@ -28,7 +28,7 @@ from collections import OrderedDict
 from connector.protocol.signal.cipher import LocalIdentity
 from connector.protocol.signal.errors import InvalidRecordError
 from connector.protocol.signal.group import SenderKeyRecord
-from connector.protocol.signal.keys import KeyPair
+from connector.protocol.signal.keys import SignalKeyPair
 from connector.protocol.signal.session import SessionRecord
 from connector.protocol.signal.types import (
     DOMAIN_HOSTED,
@@ -44,9 +44,7 @@ from shared.authstate import (
     SENDER_KEY,
     SENDER_KEY_MEMORY,
     SESSION,
-)
-from shared.authstate import (
-    KeyPair as StoredKeyPair,
+    StoredKeyPair,
 )
 from shared.authstore import AuthStore
 from shared.bufferjson import JsonValue
@@ -127,18 +125,19 @@ class SignalTransaction:
         creds = self._store.get_creds()
         try:
             identity = creds.signed_identity_key
-            return LocalIdentity(KeyPair.from_raw(identity.public, identity.private), creds.registration_id)
+            pair = SignalKeyPair.from_raw(identity.public, identity.private)
+            return LocalIdentity(pair, creds.registration_id)
         except KeeperError as exc:
             raise InvalidRecordError(f"creds: {exc}") from exc
 
-    def signed_pre_key(self) -> KeyPair:
+    def signed_pre_key(self) -> SignalKeyPair:
         try:
             signed = self._store.get_creds().signed_pre_key
         except KeeperError as exc:
             raise InvalidRecordError(f"creds: {exc}") from exc
-        return KeyPair.from_raw(signed.key_pair.public, signed.key_pair.private)
+        return SignalKeyPair.from_raw(signed.key_pair.public, signed.key_pair.private)
 
-    def load_pre_key(self, key_id: int) -> KeyPair | None:
+    def load_pre_key(self, key_id: int) -> SignalKeyPair | None:
         value = self._get(PRE_KEY, str(key_id))
         if value is None:
             return None
@@ -146,7 +145,7 @@ class SignalTransaction:
             pair = StoredKeyPair.from_json(value, f"pre-key {key_id}")
         except KeeperError as exc:
             raise InvalidRecordError(str(exc)) from exc
-        return KeyPair.from_raw(pair.public, pair.private)
+        return SignalKeyPair.from_raw(pair.public, pair.private)
 
     def remove_pre_key(self, key_id: int) -> None:
         self._set(PRE_KEY, str(key_id), None)

@@ -22,8 +22,8 @@ from connector.protocol.crypto import KeyPair
 from connector.protocol.events import Closed, CredsChanged, Event, Opened, Paired, QrCodeShown, RetryRequested
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
-from tests.connector.protocol.fake_server import FakeServer
-from tests.connector.protocol.helpers import SeededRandom
+from testkit.protocol.fake_server import FakeServer
+from testkit.protocol.seeded import SeededRandom
 from tests.connector.protocol.test_client import registered_store
 from tests.support import phone_pairing
 

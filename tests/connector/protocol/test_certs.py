@@ -7,8 +7,7 @@ from connector.protocol.certs import build_cert_chain, verify_cert_chain
 from connector.protocol.crypto import KeyPair
 from connector.protocol.errors import CertificateError
 from connector.protocol.proto import wa_pb2
-
-from .helpers import SeededRandom
+from testkit.protocol.seeded import SeededRandom
 
 NOW = 1_780_000_000
 

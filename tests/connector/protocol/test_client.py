@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, TypeVar
 
 import pytest
@@ -9,7 +8,7 @@ from connector.protocol import pairing
 from connector.protocol.binary import S_WHATSAPP_NET, Node
 from connector.protocol.client import Client, ClientConfig, ClientState
 from connector.protocol.close import ClosePolicy, CloseReason
-from connector.protocol.crypto import KeyPair, xeddsa_verify
+from connector.protocol.crypto import KeyPair
 from connector.protocol.errors import IllegalTransitionError
 from connector.protocol.events import (
     Closed,
@@ -24,38 +23,14 @@ from connector.protocol.events import (
     QrCodeShown,
     RetryRequested,
 )
-from shared.authstate import PRE_KEY, AdvSignedDeviceIdentity, AuthState
+from shared.authstate import PRE_KEY, AuthState
 from shared.authstore import MemoryAuthStore
+from shared.signatures import xeddsa_verify
+from testkit.protocol.fake_server import ME, NOW, FakeServer, config_for, connect, registered_store
+from testkit.protocol.seeded import SeededRandom
 from tests.support import phone_pairing
 
-from .fake_server import NOW, FakeServer
-from .helpers import SeededRandom
-
-ME = "15551234567:3@s.whatsapp.net"
 T = TypeVar("T")
-
-
-def registered_store(seed: str = "creds") -> MemoryAuthStore:
-    store = MemoryAuthStore(AuthState.generate(SeededRandom(seed)))
-    store.update_creds({
-        "me": {"id": ME, "name": "Shop"},
-        "account": AdvSignedDeviceIdentity(b"d", b"k" * 32, b"s" * 64, b"t" * 64).to_json(),
-    })
-    return store
-
-
-def config_for(server: FakeServer, **changes: Any) -> ClientConfig:
-    return dataclasses.replace(ClientConfig(root_public_key=server.root.public, initial_pre_key_count=20), **changes)
-
-
-def connect(store: MemoryAuthStore, server: FakeServer, **config: Any) -> Client:
-    """Run the Noise handshake; return the client in AUTHENTICATING."""
-    client = Client(store, config_for(server, **config), SeededRandom("client"))
-    client.start(NOW)
-    client.receive_data(server.handshake(client.data_to_send()), NOW)
-    assert server.finish(client.data_to_send()) == []
-    assert client.state is ClientState.AUTHENTICATING
-    return client
 
 
 def of_type(events: list[Event], kind: type[T]) -> list[T]:

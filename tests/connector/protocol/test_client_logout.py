@@ -12,10 +12,10 @@ from connector.protocol.crypto import KeyPair
 from connector.protocol.events import Closed, Opened, QrCodeShown
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
+from testkit.protocol.fake_server import NOW, FakeServer
+from testkit.protocol.seeded import SeededRandom
 from tests.support import phone_pairing
 
-from .fake_server import NOW, FakeServer
-from .helpers import SeededRandom
 from .test_client import ME, config_for, connect, of_type, open_client, pair_device, pair_success, registered_store
 
 

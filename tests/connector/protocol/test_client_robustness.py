@@ -13,9 +13,9 @@ from connector.protocol.client import ClientState
 from connector.protocol.events import Closed
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
+from testkit.protocol.fake_server import NOW, FakeServer
+from testkit.protocol.seeded import SeededRandom
 
-from .fake_server import NOW, FakeServer
-from .helpers import SeededRandom
 from .test_client import connect, registered_store
 
 TAGS = ["iq", "success", "failure", "stream:error", "ib", "message", "notification", "receipt", "call", "ack",

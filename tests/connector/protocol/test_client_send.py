@@ -11,9 +11,9 @@ from connector.protocol.outbound import SendRequest
 from connector.protocol.send_status import SendStatus, Status
 from connector.protocol.signal.types import SignalAddress
 from connector.protocol.wamessage_encode import text_message
+from testkit.protocol.fake_server import NOW
 from tests.connector.protocol.signal.parties import make_party
 
-from .fake_server import NOW
 from .test_client import FakeServer, connect, of_type, open_client, registered_store
 
 BOB = Jid.parse("4915550002@s.whatsapp.net")

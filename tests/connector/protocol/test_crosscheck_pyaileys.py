@@ -24,9 +24,9 @@ from connector.protocol.crypto import KeyPair
 from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, encode_frame
 from connector.protocol.noise import NoiseHandshake
 from connector.protocol.proto import wa_pb2
-
-from .fake_server import NOW
-from .helpers import SeededRandom
+from shared import signatures
+from testkit.protocol.fake_server import NOW
+from testkit.protocol.seeded import SeededRandom
 
 
 def to_theirs(node: Node) -> BinaryNode:
@@ -108,7 +108,7 @@ def test_xeddsa_signatures_verify_across_implementations() -> None:
     for _ in range(10):
         pair = KeyPair.generate(rand)
         message = rand(40)
-        assert curve.verify(pair.public, message, crypto.xeddsa_sign(pair.private, message, rand))
-        assert crypto.xeddsa_verify(pair.public, message, curve.sign(pair.private, message))
+        assert curve.verify(pair.public, message, signatures.xeddsa_sign(pair.private, message, rand))
+        assert signatures.xeddsa_verify(pair.public, message, curve.sign(pair.private, message))
         other = KeyPair.generate(rand)
         assert curve.shared_key(pair.private, other.public) == crypto.x25519(other.private, pair.public)

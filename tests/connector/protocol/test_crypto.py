@@ -7,8 +7,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from connector.protocol import crypto
 from connector.protocol.crypto import KeyPair
 from connector.protocol.errors import CryptoError
-
-from .helpers import SeededRandom
+from shared import signatures
+from testkit.protocol.seeded import SeededRandom
 
 
 def test_hkdf_matches_rfc5869_case_1() -> None:
@@ -44,19 +44,19 @@ def test_xeddsa_signature_verifies_with_raw_and_prefixed_key() -> None:
     rand = SeededRandom("sig")
     for _ in range(8):  # both signs of the Edwards key must work
         pair = KeyPair.generate(rand)
-        signature = crypto.xeddsa_sign(pair.private, b"message", rand)
+        signature = signatures.xeddsa_sign(pair.private, b"message", rand)
         assert signature[63] & 0x80 == 0
-        assert crypto.xeddsa_verify(pair.public, b"message", signature)
-        assert crypto.xeddsa_verify(crypto.signal_public_key(pair.public), b"message", signature)
-        assert not crypto.xeddsa_verify(pair.public, b"messagE", signature)
+        assert signatures.xeddsa_verify(pair.public, b"message", signature)
+        assert signatures.xeddsa_verify(crypto.signal_public_key(pair.public), b"message", signature)
+        assert not signatures.xeddsa_verify(pair.public, b"messagE", signature)
         tampered = bytes([signature[0] ^ 1]) + signature[1:]
-        assert not crypto.xeddsa_verify(pair.public, b"message", tampered)
+        assert not signatures.xeddsa_verify(pair.public, b"message", tampered)
 
 
 def test_xeddsa_rejects_wrong_sizes() -> None:
     pair = KeyPair.generate(SeededRandom())
-    assert not crypto.xeddsa_verify(pair.public, b"m", b"\x00" * 63)
-    assert not crypto.xeddsa_verify(b"\x01" * 31, b"m", b"\x00" * 64)
+    assert not signatures.xeddsa_verify(pair.public, b"m", b"\x00" * 63)
+    assert not signatures.xeddsa_verify(b"\x01" * 31, b"m", b"\x00" * 64)
 
 
 def test_aes_gcm_detects_tampering() -> None:

@@ -22,10 +22,9 @@ from connector.protocol.client import ClientState
 from connector.protocol.close import CloseReason
 from connector.protocol.errors import NodeCodecError
 from connector.protocol.events import Closed
-
-from .corpus import encoded_stanzas, mutate
-from .fake_server import NOW
-from .fuzzing import (
+from testkit.protocol.corpus import encoded_stanzas, mutate
+from testkit.protocol.fake_server import NOW
+from testkit.protocol.fuzzing import (
     ClientHarness,
     frame_target,
     node_target,
@@ -34,6 +33,7 @@ from .fuzzing import (
     signal_wire_corpus,
     signal_wire_target,
 )
+
 from .test_client import connect, registered_store
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -68,7 +68,7 @@ def test_the_five_byte_stanza_closes_the_client_instead_of_leaving_it_authentica
 def test_a_defect_in_a_stanza_handler_closes_the_client_instead_of_escaping(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever a handler raises on server input, receive_data never returns half-way: the client closes."""
-    from .fake_server import FakeServer
+    from testkit.protocol.fake_server import FakeServer
 
     server = FakeServer()
     client = connect(registered_store(), server)
@@ -115,7 +115,7 @@ def test_mutated_signal_messages_and_message_protobufs_raise_protocol_errors(kin
 @FUZZ
 @given(st.sampled_from(["certs", "device_identity"]), st.binary(max_size=300))
 def test_protobuf_decoders_raise_protocol_errors(kind: str, data: bytes) -> None:
-    from .fake_server import FakeServer
+    from testkit.protocol.fake_server import FakeServer
 
     assert protobuf_target(kind, data, FakeServer()) is None
 

@@ -27,10 +27,10 @@ from connector.protocol.stanzas import incoming_message
 from connector.protocol.wamessage import ContentKind
 from connector.protocol.wamessage_encode import device_sent_message, sender_key_distribution_message, text_message
 from shared.authstore import MemoryAuthStore
+from testkit.protocol.fake_server import NOW, FakeServer
+from testkit.protocol.seeded import SeededRandom
 from tests.connector.protocol.signal.parties import Party, make_party
 
-from .fake_server import NOW, FakeServer
-from .helpers import SeededRandom
 from .test_client import ME, open_client, registered_store
 
 T = TypeVar("T")

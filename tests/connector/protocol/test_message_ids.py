@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from connector.protocol.binary import Jid
 from connector.protocol.message_ids import new_message_id, participant_hash
-from tests.connector.protocol.helpers import SeededRandom
+from testkit.protocol.seeded import SeededRandom
 
 ID_SHAPE = re.compile(r"^3EB0[0-9A-F]{18}$")
 

@@ -7,8 +7,7 @@ from connector.protocol.errors import NoiseError
 from connector.protocol.frames import WA_INTRO_HEADER
 from connector.protocol.noise import NoiseHandshake
 from connector.protocol.proto import wa_pb2
-
-from .helpers import SeededRandom
+from testkit.protocol.seeded import SeededRandom
 
 
 def make_pair(seed: str = "noise") -> tuple[NoiseHandshake, NoiseHandshake, KeyPair, KeyPair]:

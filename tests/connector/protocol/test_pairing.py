@@ -11,9 +11,8 @@ from connector.protocol import pairing
 from connector.protocol.crypto import KeyPair
 from connector.protocol.errors import PairingError
 from connector.protocol.proto import wa_pb2
+from testkit.protocol.seeded import SeededRandom
 from tests.support import phone_pairing
-
-from .helpers import SeededRandom
 
 
 def test_pairing_code_alphabet_and_bit_layout() -> None:

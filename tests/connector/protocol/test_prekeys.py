@@ -3,8 +3,7 @@ from __future__ import annotations
 from connector.protocol import prekeys
 from shared.authstate import PRE_KEY, AuthState
 from shared.authstore import MemoryAuthStore, StateChange
-
-from .helpers import SeededRandom
+from testkit.protocol.seeded import SeededRandom
 
 
 def test_keys_are_stored_before_upload_and_reused_until_uploaded() -> None:

@@ -26,10 +26,9 @@ from connector.protocol.receipts import (
     retry_receipt,
 )
 from connector.protocol.signal.types import PreKeyBundle
-from shared.authstate import PRE_KEY, AuthState
-from shared.authstate import KeyPair as StoredKeyPair
+from shared.authstate import PRE_KEY, AuthState, StoredKeyPair
 from shared.authstore import MemoryAuthStore
-from tests.connector.protocol.helpers import SeededRandom
+from testkit.protocol.seeded import SeededRandom
 from tests.connector.protocol.stanza_fuzz import mutated, nodes
 
 ME = "4915550009:2@s.whatsapp.net"

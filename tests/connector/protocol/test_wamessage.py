@@ -36,7 +36,7 @@ from connector.protocol.wamessage_encode import (
     sender_key_distribution_message,
     text_message,
 )
-from tests.connector.protocol.helpers import SeededRandom
+from testkit.protocol.seeded import SeededRandom
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CORPUS_SCRIPT = REPO_ROOT / "tests" / "js" / "wamessage_corpus.mjs"

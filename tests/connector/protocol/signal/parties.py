@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 from connector.protocol import prekeys
 from connector.protocol.signal.repository import SignalRepository
 from connector.protocol.signal.types import PreKeyBundle, SignalAddress
-from shared.authstate import PRE_KEY, AuthState, KeyPair
+from shared.authstate import PRE_KEY, AuthState, StoredKeyPair
 from shared.authstore import MemoryAuthStore, StateChange
-
-
-class SeededRandom:
-    """A reproducible byte stream (SHA-256 in counter mode) standing in for ``os.urandom``."""
-
-    def __init__(self, seed: str) -> None:
-        self._seed = seed.encode()
-        self._counter = 0
-
-    def __call__(self, n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            out += hashlib.sha256(self._seed + self._counter.to_bytes(8, "big")).digest()
-            self._counter += 1
-        return out[:n]
+from testkit.protocol.seeded import SeededRandom
 
 
 class Clock:
@@ -64,7 +49,7 @@ class Party:
     def identity_public(self) -> bytes:
         return b"\x05" + self.store.get_creds().signed_identity_key.public
 
-    def identity_pair(self) -> KeyPair:
+    def identity_pair(self) -> StoredKeyPair:
         return self.store.get_creds().signed_identity_key
 
 

@@ -18,8 +18,9 @@ from connector.protocol.signal.store import sender_key_id
 from connector.protocol.signal.types import SignalAddress
 from shared.authstate import SENDER_KEY, SENDER_KEY_MEMORY
 from shared.bufferjson import dumps, revive
+from testkit.protocol.seeded import SeededRandom
 
-from .parties import SeededRandom, make_party
+from .parties import make_party
 
 GROUP = "120363000000000001@g.us"
 

@@ -19,9 +19,10 @@ from connector.protocol.signal.types import SignalAddress
 from shared.authstate import SENDER_KEY
 from shared.authstore import MemoryAuthStore
 from shared.baileys import read_folder, write_folder
+from testkit.protocol.seeded import SeededRandom
 
 from .nodepeer import NodePeer
-from .parties import Party, SeededRandom, make_party
+from .parties import Party, make_party
 
 pytestmark = pytest.mark.integration
 

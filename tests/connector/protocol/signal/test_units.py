@@ -26,8 +26,9 @@ from connector.protocol.signal.wire import (
 )
 from shared.authstate import SESSION
 from shared.bufferjson import revive
+from testkit.protocol.seeded import SeededRandom
 
-from .parties import SeededRandom, make_party, pair
+from .parties import make_party, pair
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -94,7 +95,7 @@ def test_message_mac_covers_both_identities_and_body() -> None:
 @given(st.binary(max_size=100))
 def test_signatures_verify_and_carry_the_sign_bit_convention(message: bytes) -> None:
     rand = SeededRandom("sig")
-    pair_ = keys.KeyPair.generate(rand)
+    pair_ = keys.SignalKeyPair.generate(rand)
     signature = keys.sign(pair_.private, message, rand)
     assert keys.verify(pair_.public, message, signature)
     assert keys.verify(pair_.public[1:], message, signature)

@@ -21,8 +21,8 @@ from shared.authstate import AuthState
 from shared.snapshot import Snapshot, snapshot_aad
 from shared.vault import MemoryVaultStore, Vault
 from shared.vault.kek import LocalFileKek, sealing_keys
-from tests.functions.memory_stores import memory_stores
-from tests.shared.helpers import registered_state
+from testkit.auth_states import registered_state
+from testkit.memory_stores import memory_stores
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ALICE = Caller("alice")

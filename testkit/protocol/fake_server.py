@@ -1,4 +1,4 @@
-"""A minimal in-test WhatsApp server side built from the protocol codecs (responder role).
+"""A minimal WhatsApp server side built from the protocol codecs (responder role), and a client connected to it.
 
 It only does what the client tests need: the Noise responder handshake with a certificate chain from a
 test root, and stanza encode/decode over the transport. Flows (success, pair-device, ...) are written
@@ -7,16 +7,23 @@ by each test as explicit stanzas, so tests read like protocol transcripts.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from connector.protocol.binary import Node, decode_node, encode_node
 from connector.protocol.certs import build_cert_chain
+from connector.protocol.client import Client, ClientConfig, ClientState
 from connector.protocol.crypto import KeyPair
 from connector.protocol.frames import WA_INTRO_HEADER, FrameDecoder, encode_frame
 from connector.protocol.noise import NoiseHandshake, NoiseTransport
 from connector.protocol.proto import wa_pb2
+from shared.authstate import AdvSignedDeviceIdentity, AuthState
+from shared.authstore import MemoryAuthStore
 
-from .helpers import SeededRandom
+from .seeded import SeededRandom
 
 NOW = 1_780_000_000.0
+ME = "15551234567:3@s.whatsapp.net"
 
 
 class FakeServer:
@@ -58,3 +65,27 @@ class FakeServer:
     def send(self, *nodes: Node) -> bytes:
         assert self.transport is not None
         return b"".join(encode_frame(self.transport.encrypt(encode_node(n))) for n in nodes)
+
+
+def registered_store(seed: str = "creds") -> MemoryAuthStore:
+    """A store whose creds say the account is registered (logs in, never pairs)."""
+    store = MemoryAuthStore(AuthState.generate(SeededRandom(seed)))
+    store.update_creds({
+        "me": {"id": ME, "name": "Shop"},
+        "account": AdvSignedDeviceIdentity(b"d", b"k" * 32, b"s" * 64, b"t" * 64).to_json(),
+    })
+    return store
+
+
+def config_for(server: FakeServer, **changes: Any) -> ClientConfig:
+    return dataclasses.replace(ClientConfig(root_public_key=server.root.public, initial_pre_key_count=20), **changes)
+
+
+def connect(store: MemoryAuthStore, server: FakeServer, **config: Any) -> Client:
+    """Run the Noise handshake against `server`; return the client in AUTHENTICATING."""
+    client = Client(store, config_for(server, **config), SeededRandom("client"))
+    client.start(NOW)
+    client.receive_data(server.handshake(client.data_to_send()), NOW)
+    assert server.finish(client.data_to_send()) == []
+    assert client.state is ClientState.AUTHENTICATING
+    return client

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from shared.authstate import AuthState, Contact, KeyPair
+from shared.authstate import AuthState, Contact, StoredKeyPair
 from shared.bufferjson import JsonValue
 
 
@@ -23,7 +23,7 @@ def registered_state(seed: int = 1, sessions: int = 8, session_bytes: int = 1200
         "firstUnuploadedPreKeyId": 31, "routingInfo": rng.randbytes(12),
     })
     keys: dict[str, dict[str, JsonValue]] = {
-        "pre-key": {str(i): KeyPair.generate(rng.randbytes).to_json() for i in range(1, 31)},
+        "pre-key": {str(i): StoredKeyPair.generate(rng.randbytes).to_json() for i in range(1, 31)},
         "session": {f"4070000{i:04d}.0": rng.randbytes(session_bytes) for i in range(sessions)},
         "sender-key": {"1234@g.us::40700000001::0": rng.randbytes(300)},
         "sender-key-memory": {"1234@g.us": {"40700000002@s.whatsapp.net": True}},

@@ -296,3 +296,20 @@ class FakeSyncClient:
     async def close(self) -> None:
         pass
 
+
+def pair_then_open(registered: AuthState) -> Callable[[FakeSession], None]:
+    """A fake engine: a pairing session writes a registered identity, then 515; logins open."""
+
+    def script(session: FakeSession) -> None:
+        if session.pairing is None:
+            session.push(opened())
+            return
+        session.push(code_shown("ABCD1234"))
+        session.store.update_creds(dict(registered.creds.as_json()))
+        session.store.set_keys({category: dict(entries) for category, entries in registered.keys.items()})
+        # linked by the account's own phone (another number's would be refused and unlinked)
+        digits = (session.pairing.phone_number or "").lstrip("+")
+        session.push(paired(f"{digits}:7@s.whatsapp.net"))
+        session.push(close_event("restart_required", 515))
+
+    return script

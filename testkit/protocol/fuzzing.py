@@ -26,8 +26,8 @@ from connector.protocol.frames import FrameDecoder, encode_frame
 from connector.protocol.pairing import companion_verify_device_identity
 
 from .corpus import encoded_stanzas, mutate, server_nodes
-from .fake_server import NOW, FakeServer
-from .helpers import SeededRandom
+from .fake_server import NOW, FakeServer, connect, registered_store
+from .seeded import SeededRandom
 
 
 def _where(exc: BaseException) -> str:
@@ -133,8 +133,6 @@ class ClientHarness:
     def _fresh(self) -> None:
         from shared.authstate import AuthState
         from shared.authstore import MemoryAuthStore
-
-        from .test_client import connect, registered_store
 
         store = registered_store() if self._registered else MemoryAuthStore(AuthState.generate(SeededRandom("fz")))
         self.server = FakeServer()
