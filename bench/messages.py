@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16, help="pairings and contact sends in flight")
     parser.add_argument("--idle-s", type=float, default=10.0)
-    parser.add_argument("--wait-s", type=float, default=300.0, help="how long a phase may wait for its acks")
+    parser.add_argument("--wait-s", type=float, default=600.0, help="how long a phase may wait for its acks")
     args = parser.parse_args()
     if args.accounts > 100:
         parser.error("the accounts are companions of one simulated phone: at most 100")
