@@ -30,7 +30,6 @@ import os
 import pickle
 import shutil
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -47,7 +46,6 @@ from connector.protocol.client import ClientConfig
 from connector.protocol.events import Closed, Opened, PreKeysUploaded, QrCodeShown
 from functions.firestore_stores import firestore_stores
 from functions.model import Account, AccountStatus
-from keeper import emulators
 from keeper.procs import ChildProcess, free_port, http_ok
 from shared.authstate import AuthState
 from shared.authstore import MemoryAuthStore
@@ -55,6 +53,7 @@ from shared.connector_sync import PairingMethod
 from shared.vault.config import VaultConfig
 from simulator.store import JsonFileStateStore
 from simulator.testing import ControlClient, SimulatorHandle, simulator_process
+from testkit.bench_processes import BenchProcesses
 from testkit.connector_stack import start_stack
 
 PROJECT = "demo-keeper-bench"
@@ -311,23 +310,10 @@ def main() -> None:
     if args.serve_simulator is not None:
         serve_saved_simulator(args.serve_simulator, args.port)
         return
-    tmp = Path(tempfile.mkdtemp(prefix="bench-restore-"))
-    print(f"logs: {tmp}", flush=True)
-    started: list[ChildProcess] = []
-
-    def children(name: str, argv: list[str], **kwargs: Any) -> ChildProcess:
-        proc = ChildProcess(name, argv, log_path=tmp / f"{name}.log", **kwargs)
-        started.append(proc)
-        return proc.start()
-
-    fs_port, ps_port = free_port(), free_port()
+    processes = BenchProcesses("bench-restore-")
+    tmp, started, children = processes.tmp, processes.started, processes.children
     try:
-        started.append(emulators.firestore(fs_port, log_dir=tmp).start())
-        started.append(emulators.pubsub(ps_port, project=PROJECT, log_dir=tmp).start())
-        os.environ.update({"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{fs_port}",
-                           "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{ps_port}",
-                           "KEEPER_PROJECT": PROJECT, "GOOGLE_CLOUD_PROJECT": PROJECT,
-                           "KEEPER_KEK_FILE": str(tmp / "home" / "kek.json")})
+        processes.start_emulators(PROJECT)
         reuse = args.seed_dir is not None and seed_saved(args.seed_dir, args.accounts)
         if reuse:
             (tmp / "home").mkdir(parents=True, exist_ok=True)
@@ -394,8 +380,7 @@ def main() -> None:
             proc.stop(grace_s=15)
             print(f"SIGTERM to exit with {count} accounts: {time.monotonic() - t_stop:.1f} s")
     finally:
-        for proc in reversed(started):
-            proc.stop()
+        processes.stop_all()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import os
 import re
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -43,9 +42,9 @@ from typing import Any
 
 from connector_restore import PROJECT, connector, rss_mib, seed, wait_logged_in
 
-from keeper import emulators
-from keeper.procs import ChildProcess, free_port, http_ok
+from keeper.procs import http_ok
 from simulator.testing import ControlClient, simulator_process
+from testkit.bench_processes import BenchProcesses
 from testkit.connector_stack import start_stack
 
 PHONE = "+40730000000"  # connector_restore.seed's first phone: the N accounts are its companions
@@ -204,29 +203,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.accounts > 100:
         parser.error("the accounts are companions of one simulated phone: at most 100")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-messages-"))
-    print(f"logs: {tmp}", flush=True)
-    started: list[ChildProcess] = []
-
-    def children(name: str, argv: list[str], **kwargs: Any) -> ChildProcess:
-        proc = ChildProcess(name, argv, log_path=tmp / f"{name}.log", **kwargs)
-        started.append(proc)
-        return proc.start()
-
-    fs_port, ps_port = free_port(), free_port()
+    processes = BenchProcesses("bench-messages-")
+    tmp, children = processes.tmp, processes.children
     try:
-        started.append(emulators.firestore(fs_port, log_dir=tmp).start())
-        started.append(emulators.pubsub(ps_port, project=PROJECT, log_dir=tmp).start())
-        os.environ.update({"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{fs_port}",
-                           "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{ps_port}",
-                           "KEEPER_PROJECT": PROJECT, "GOOGLE_CLOUD_PROJECT": PROJECT,
-                           "KEEPER_KEK_FILE": str(tmp / "home" / "kek.json")})
+        processes.start_emulators(PROJECT)
         stack = start_stack(children, PROJECT, uuid.uuid4().hex[:8], tmp / "home", lease_ttl_s=30)
         with simulator_process(log_path=tmp / "simulator.log") as sim:
             asyncio.run(run(args, sim, stack, children))
     finally:
-        for proc in reversed(started):
-            proc.stop()
+        processes.stop_all()
 
 
 if __name__ == "__main__":
