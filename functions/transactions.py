@@ -5,7 +5,9 @@ once and then gives up with ``ValueError``; an abort during one of its reads ("T
 timeout": another transaction holds the documents) is not retried at all. Concurrent callers on the
 same documents (a double-clicked ``sendMessage``, connectors claiming the same accounts, a busy
 owner adding accounts) meet both under load. :func:`run_contended` runs the transaction again, after a
-short jittered pause, a bounded number of times, and lets every other error through unchanged.
+short jittered pause, a bounded number of times and only within a short time budget (a caller waiting on
+an HTTP answer, or Pub/Sub waiting for its ack, must get one: past the budget the abort is raised, a 5xx
+that Pub/Sub redelivers and a client retries), and lets every other error through unchanged.
 Re-running is safe: a transactional body only reads and writes through its transaction.
 """
 
@@ -22,6 +24,8 @@ T = TypeVar("T")
 
 CONTENDED_ROUNDS: Final = 5
 """Runs of a transaction (each with the library's own commit retries) before the abort is raised."""
+CONTENDED_BUDGET_S: Final = 2.0
+"""No new run starts once this long has passed since the first (each run may itself wait on locks)."""
 CONTENDED_PAUSE_S: Final = 0.05
 """The first pause between runs; it doubles each time and is drawn at random below that bound."""
 
@@ -34,13 +38,16 @@ def contended(exc: BaseException) -> bool:
 
 
 def run_contended(run: Callable[[Any], T], client: Any, *, rounds: int = CONTENDED_ROUNDS,
-                  sleep: Callable[[float], None] = time.sleep) -> T:
+                  budget_s: float = CONTENDED_BUDGET_S, sleep: Callable[[float], None] = time.sleep,
+                  clock: Callable[[], float] = time.monotonic) -> T:
     """``run(client.transaction())`` for a ``@firestore.transactional`` ``run``, again when contended."""
+    started = clock()
     for attempt in range(rounds):
         try:
             return run(client.transaction())
         except (Aborted, ValueError) as exc:
-            if not contended(exc) or attempt == rounds - 1:
+            pause = random.uniform(0, CONTENDED_PAUSE_S * 2 ** attempt)
+            if not contended(exc) or attempt == rounds - 1 or clock() - started + pause > budget_s:
                 raise
-        sleep(random.uniform(0, CONTENDED_PAUSE_S * 2 ** attempt))
+        sleep(pause)
     raise AssertionError("unreachable")  # the last round returns or raises

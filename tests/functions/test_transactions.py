@@ -59,3 +59,17 @@ def test_other_errors_are_raised_at_once(error: Exception) -> None:
         run_contended(run, _Client(), sleep=lambda _: None)
     assert calls == [1]
     assert not contended(error)
+
+
+def test_no_run_starts_past_the_time_budget() -> None:
+    now = [0.0]
+    calls: list[float] = []
+
+    def run(transaction: Any) -> None:
+        calls.append(now[0])
+        now[0] += 1.5  # each run waits on locks before it is aborted
+        raise Aborted("Transaction lock timeout.")
+
+    with pytest.raises(Aborted):
+        run_contended(run, _Client(), rounds=5, budget_s=2.0, sleep=lambda _: None, clock=lambda: now[0])
+    assert calls == [0.0, 1.5], "the third run would start 3 s in, past the 2 s budget"
