@@ -102,7 +102,8 @@ def functions_gateway(firestore_emulator: str, pubsub_emulator: str, project_id:
     base = f"http://127.0.0.1:{port}/{project_id}/{REGION}"
     log_dir = REPO_ROOT / ".keeper" / "test-logs" / time.strftime("%Y%m%d-%H%M%S")
     process = ChildProcess("functions-gateway",
-                           [sys.executable, "-m", "keeper.cli", "functions", "--port", str(port), "--no-pubsub"],
+                           [sys.executable, "-m", "keeper.cli", "functions", "--port", str(port), "--no-pubsub",
+                            "--no-schedules"],  # tests call healthCheck and cleanup themselves
                            log_path=log_dir / f"functions-gateway-{suffix}.log", env=env, cwd=REPO_ROOT,
                            ready=lambda: http_ok(f"http://127.0.0.1:{port}/"), ready_timeout_s=60.0)
     process.start()
