@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 CONTENDED_ROUNDS: Final = 5
 """Runs of a transaction (each with the library's own commit retries) before the abort is raised."""
-CONTENDED_BUDGET_S: Final = 2.0
+CONTENDED_BUDGET_S: Final = 6.0
 """No new run starts once this long has passed since the first (each run may itself wait on locks)."""
 CONTENDED_PAUSE_S: Final = 0.05
 """The first pause between runs; it doubles each time and is drawn at random below that bound."""
