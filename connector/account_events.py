@@ -34,6 +34,7 @@ from shared.events import (
     PairingQr,
     PairingSuccess,
 )
+from shared.phone_numbers import same_number
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,6 @@ PAIRING_FAILURE_REASONS = {
     PAIRING_WRONG_PHONE: "wrong_phone",
     CloseReason.PAIRING_FAILED.value: "failed",
 }
-
-
-def same_number(phone_number: str, jid: str) -> bool:
-    """Whether ``jid`` (``40700000001[:device]@s.whatsapp.net``) is the account of ``phone_number``
-    (E.164, ``+40700000001``)."""
-    user = jid.split("@", 1)[0].split(":", 1)[0]
-    return user == "".join(ch for ch in phone_number if ch.isdigit())
 
 
 class AccountEvents:

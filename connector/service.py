@@ -53,6 +53,11 @@ from shared.events import AccountRemoved, ConnectionState, OutboundSend
 
 log = logging.getLogger(__name__)
 
+#: How long a connector that refused a link by the wrong phone keeps the account for the functions to
+#: record the refusal (they take it back on the next sync), and how often it looks.
+REFUSAL_HOLD_S = 30.0
+REFUSAL_POLL_S = 0.2
+
 
 class ConnectorService:
     """Implements :class:`~connector.leases.LeaseOwner`; owns the parts drawn in the module docstring."""
@@ -281,7 +286,19 @@ class ConnectorService:
         unlinked = closed is not None and closed.reason is CloseReason.LOGGED_OUT_BY_CLIENT
         message = "device of the wrong phone " + ("unlinked" if unlinked else "not unlinked: WhatsApp did not confirm")
         log.info(message, extra={"account_id": slot.account_id})
-        self.keeper.release(slot.account_id)
+        # Keep the lease until the functions record the refusal and take the account back (a release
+        # now could let a claim pair it again before the pairing.failed is delivered); past the
+        # bound, give it back anyway.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REFUSAL_HOLD_S
+        while self._holds(slot) and loop.time() < deadline:
+            await asyncio.sleep(REFUSAL_POLL_S)
+        if self._holds(slot):
+            self.keeper.release(slot.account_id)
+
+    def _holds(self, slot: AccountSlot) -> bool:
+        lease = self.keeper.table.get(slot.account_id)
+        return lease is not None and lease.generation == slot.generation
 
     def _retire(self, slot: AccountSlot, reason: str, report: bool = False, final_snapshot: bool = False) -> None:
         if self.accounts.get(slot.account_id) is None:

@@ -42,16 +42,13 @@ from shared.events import (
     PairingSuccess,
     parse_event,
 )
+from shared.phone_numbers import same_number
 
 _log = logging.getLogger(__name__)
 
 #: ``statusReason`` of an account linked by another phone than its number.
 WRONG_PHONE = "wrong_phone"
 
-
-def _same_number(phone_number: str, jid: str) -> bool:
-    """Whether ``jid`` (``40700000001[:device]@s.whatsapp.net``) is the account of E.164 ``phone_number``."""
-    return jid.split("@", 1)[0].split(":", 1)[0] == "".join(ch for ch in phone_number if ch.isdigit())
 
 #: Where each connector-reported state moves a linked (not pairing) account.
 _STATUS_FOR_STATE = {
@@ -282,7 +279,12 @@ class ConnectionEventRecorder:
     def _pairing(self, account: Account, view: AccountEventView,
                  event: PairingCode | PairingQr | PairingSuccess | PairingFailed) -> None:
         lease = view.lease
-        if lease is not None and (lease.generation > event.generation or (
+        # The last holder's outcome after it released the account (nobody took it since): a refused
+        # link releases at once, and this event can be delivered after the release.
+        outcome_after_release = (lease is not None and lease.connector_id is None
+                                 and lease.generation == event.generation
+                                 and isinstance(event, PairingSuccess | PairingFailed))
+        if lease is not None and not outcome_after_release and (lease.generation > event.generation or (
                 lease.generation == event.generation and lease.connector_id != event.connector_id)):
             # A connector that lost (or released) the account still pairing: its code or QR is dead,
             # and its failure must not stop the account the new holder pairs.
@@ -297,7 +299,7 @@ class ConnectionEventRecorder:
             return
         if account.status is not AccountStatus.PAIRING:
             raise StaleMessageError(f"account {account.account_id}: {event.TYPE} while {account.status.value}")
-        if isinstance(event, PairingSuccess) and not _same_number(account.phone_number, event.jid):
+        if isinstance(event, PairingSuccess) and not same_number(account.phone_number, event.jid):
             # Linked by another phone than the account's number (a QR scanned by the wrong phone): that
             # number would be managed twice. The connector unlinks it; the account waits for a new pairing.
             self._update(account, {"status": AccountStatus.PAIRING_FAILED, **serving(False, self._clock()),

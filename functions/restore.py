@@ -69,6 +69,7 @@ from shared.connector_sync import (
 )
 from shared.errors import SkippedVersion
 from shared.events import OutboundSend
+from shared.phone_numbers import same_number
 
 _log = logging.getLogger(__name__)
 
@@ -422,6 +423,12 @@ class ConnectorSyncService:
         creds = restored.state.creds
         if creds.me is None or creds.account is None:
             return None  # saved mid-pairing (e.g. the pairing code's keys), not linked yet
+        if account.phone_number and not same_number(account.phone_number, creds.me.id):
+            # Linked by the wrong phone (its connector unlinked it, and its pairing.failed may not be
+            # recorded yet): those credentials are dead and another number's; pair again instead.
+            _log.warning("account %s: the state saved since pairing is another phone's; pairing again",
+                         account.account_id)
+            return None
         self._stores.accounts.update(account.account_id, {
             "status": AccountStatus.CONNECTING, "linked_jid": creds.me.id, "pairing": None,
             "status_reason": None, "updated_at": self._clock()})

@@ -61,3 +61,17 @@ def test_a_new_pairing_after_a_logout_does_not_hand_out_the_unlinked_credentials
     w.services.accounts.reconnect(ALICE, account_id)  # pair anew; the old versions stay stored
     [claim] = FakeConnector("c-2").sync(w.services)["claimed"]
     assert (claim["mode"], claim["sealedState"]) == ("pair", None)
+
+
+def test_a_state_linked_by_another_phone_is_never_restored(tmp_path: Path) -> None:
+    """A QR scanned by the wrong phone: its connector saved the link, refused it and released the
+    account before its pairing.failed was recorded. The next claim pairs again; those credentials are
+    another number's and already unlinked."""
+    w = world(tmp_path)
+    other = registered_state(seed=6)
+    other.creds = other.creds.updated({"me": {"id": "40799999999:3@s.whatsapp.net", "name": "Bob"}})
+    account_id = _paired_but_event_not_recorded(w, other)
+    [claim] = FakeConnector("c-2").sync(w.services)["claimed"]
+    assert (claim["mode"], claim["sealedState"]) == ("pair", None)
+    account = w.services.stores.accounts.get(account_id)
+    assert account is not None and (account.status, account.linked_jid) == (AccountStatus.PAIRING, None)

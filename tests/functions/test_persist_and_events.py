@@ -235,6 +235,21 @@ def test_pairing_events_from_a_connector_that_lost_the_account_are_dropped(tmp_p
     assert (view["status"], view["pairing"]["code"], view["linkedJid"]) == ("pairing", "NEWC0DE2", None)
 
 
+def test_a_pairing_failure_delivered_after_its_connector_released_the_account_is_recorded(
+        tmp_path: Path) -> None:
+    """A link by the wrong phone is refused and the account released at once; the pairing.failed can
+    arrive after the release. Nobody holds the account since, so the outcome is its holder's to tell."""
+    w = world(tmp_path)
+    account_id, c1 = _held(w)
+    c1.sync(w.services, release=dict(c1.held))
+    events = w.services.events
+    with pytest.raises(StaleMessageError):  # a QR from the released holder is dead all the same
+        events.handle(PairingQr(account_id, "2@late,a,b,c", T0 + timedelta(minutes=1), "c-1", 1).to_json())
+    events.handle(PairingFailed(account_id, "wrong_phone", "c-1", 1).to_json())
+    view = w.services.accounts.get(ALICE, account_id)
+    assert (view["status"], view["statusReason"]) == ("pairing_failed", "wrong_phone")
+
+
 def test_pairing_success_delivered_after_the_connection_opened_still_records_the_jid(tmp_path: Path) -> None:
     w = world(tmp_path)
     account_id, _ = _held(w)
