@@ -29,7 +29,8 @@ from functions.stores import Stores
 _log = logging.getLogger(__name__)
 
 
-#: Restore outcomes and closed alerts are history: kept this long for the dashboard, then deleted.
+#: Restore outcomes, closed alerts and hourly reconnect counts are history: kept this long for the
+#: dashboard, then deleted.
 HISTORY_RETENTION = timedelta(days=30)
 #: Message documents deleted per run at most (a daily run; what is left goes the next day).
 MESSAGES_PER_RUN = 20_000
@@ -92,7 +93,8 @@ class Cleaner:
                 orphans += 1
                 _log.info("account %s: %d orphaned version documents deleted", account_id, removed)
         history = (self._stores.outcomes.delete_before(now - HISTORY_RETENTION)
-                   + self._stores.alerts.delete_closed_before(now - HISTORY_RETENTION))
+                   + self._stores.alerts.delete_closed_before(now - HISTORY_RETENTION)
+                   + self._stores.status.delete_reconnects_before(now - HISTORY_RETENTION))
         messages = sends_expired = 0
         if self._messages is not None:
             cutoff = now - timedelta(seconds=self._settings.message_retention_s)

@@ -708,6 +708,10 @@ class FirestoreStatusStore:
         return {doc["hour"]: int(doc.get("count") or 0) for doc in (snap.to_dict() or {} for snap in query.stream())
                 if isinstance(doc.get("hour"), datetime)}
 
+    def delete_reconnects_before(self, before: datetime) -> int:
+        old = self._client.collection(RECONNECT_COUNTS).where(filter=FieldFilter("hour", "<", before)).select([])
+        return delete_in_batches(self._client, [snap.reference for snap in old.stream()])
+
     def put_vault_key(self, record: VaultKeyRecord) -> None:
         self._client.collection(HEALTH).document(VAULT_KEY_DOC).set(
             {"publicKey": record.public_key, "keyId": record.key_id})

@@ -269,6 +269,10 @@ class StatusStore(Protocol):
         """Reconnects per hour, for the hours starting at or after ``since``."""
         ...
 
+    def delete_reconnects_before(self, before: datetime) -> int:
+        """Delete the counts of the hours starting before ``before``; how many were deleted."""
+        ...
+
 
 class AlertPublisher(Protocol):
     def publish(self, data: bytes, attributes: Mapping[str, str]) -> None: ...

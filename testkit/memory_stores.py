@@ -318,6 +318,12 @@ class MemoryStatusStore:
     def reconnects_since(self, since: datetime) -> dict[datetime, int]:
         return {hour: n for hour, n in self.reconnects.items() if hour >= since}
 
+    def delete_reconnects_before(self, before: datetime) -> int:
+        old = [hour for hour in self.reconnects if hour < before]
+        for hour in old:
+            del self.reconnects[hour]
+        return len(old)
+
     def connectors(self) -> list[ConnectorRecord]:
         return list(self.records.values())
 

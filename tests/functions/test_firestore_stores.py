@@ -238,6 +238,8 @@ def test_reconnect_counts_add_up_per_hour(firestore_client: Any) -> None:
     status.count_reconnects(hour - timedelta(hours=2), 7)
     assert status.reconnects_since(hour) == {hour: 5}
     assert sum(status.reconnects_since(hour - timedelta(hours=3)).values()) == 12
+    assert status.delete_reconnects_before(hour) == 1  # cleanup drops the old hours
+    assert status.reconnects_since(hour - timedelta(hours=3)) == {hour: 5}
 
 
 def test_a_connector_record_keeps_the_identity_it_is_bound_to(firestore_client: Any) -> None:

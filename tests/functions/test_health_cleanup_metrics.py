@@ -162,11 +162,14 @@ def test_cleanup_keeps_thirty_days_of_history(tmp_path: Path) -> None:
 
     alerter_store.raise_alert(Alert("old.stale", account_id, "stale", "old", w.clock.now))
     alerter_store.close(account_id)
+    hour = w.clock.now.replace(minute=0, second=0, microsecond=0)
+    w.services.stores.status.count_reconnects(hour, 4)  # the dashboard's hourly count
     w.clock.advance(29 * DAY_S)
     assert w.services.cleaner.run()["history"] == 0
     w.clock.advance(2 * DAY_S)
-    assert w.services.cleaner.run()["history"] == 2
+    assert w.services.cleaner.run()["history"] == 3
     assert w.services.stores.outcomes.since(w.clock.now - 365 * timedelta(days=1)) == []
+    assert w.services.stores.status.reconnects_since(hour - timedelta(days=1)) == {}
 
 
 def _store_invalid_state(w: World, account_id: str, version: int) -> None:
