@@ -36,7 +36,7 @@ from functions.model import (
     holds_number,
 )
 from functions.stores import AccountEventView, AccountEventWrite, AddRefusal, HealthSummary, Stores, VaultKeyRecord
-from functions.transactions import run_contended
+from functions.transactions import contended, run_contended
 from shared.connector_sync import PairingMethod
 
 _log = logging.getLogger(__name__)
@@ -357,7 +357,16 @@ class FirestoreLeaseStore:
                 out[account_id] = lease
             return out
 
-        result: dict[str, Lease | None] = run_contended(run, self._client)
+        try:
+            result: dict[str, Lease | None] = run_contended(run, self._client)
+        except (gexc.Aborted, ValueError) as exc:
+            if not contended(exc):
+                raise
+            # Other connectors are claiming these very leases: let them have the chunk (an account
+            # nobody ends up with is claimable again on the next call) rather than fail the call,
+            # whose renewals and releases are already committed.
+            _log.info("connector %s: %d claims given up to contention", connector_id, len(refs))
+            return dict.fromkeys(refs)
         return result
 
     def renew_many(self, held: Sequence[tuple[str, int]], connector_id: str, now: datetime,

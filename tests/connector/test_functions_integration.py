@@ -102,8 +102,8 @@ async def test_a_pairing_linked_before_its_events_were_recorded_is_restored_not_
     without the first one's cache. It must log in with the linked keys, not pair again."""
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-    registered = registered_state(seed=8)
-    account_id = await asyncio.to_thread(stack.add_account, "+40700000005")
+    registered = registered_state(seed=8)  # linked as +40700000001: the account's own number
+    account_id = await asyncio.to_thread(stack.add_account, "+40700000001")
     publisher = pubsub_v1.PublisherClient()
     undelivered = f"connection-undelivered-{stack.suffix}"
     await asyncio.to_thread(publisher.create_topic, name=publisher.topic_path(stack.project, undelivered))

@@ -48,10 +48,11 @@ const sent = await sendMessage({ accountId, to: chat, text: "hello from the web"
 messageId = sent.data.messageId;
 // ------------------------------------------------------------------------------------------------
 
-// Someone else's messages are closed to this user.
+// Someone else's messages are closed to this user. Only the server's answer counts: a slow backend
+// makes the SDK raise an empty snapshot from its cache first (fromCache), which says nothing.
 const denied = await new Promise((resolve) => {
-  const stop = onSnapshot(collection(db, "accounts", othersAccountId, "messages"),
-    () => { stop(); resolve(null); }, (err) => resolve(err.code));
+  const stop = onSnapshot(collection(db, "accounts", othersAccountId, "messages"), { includeMetadataChanges: true },
+    (snap) => { if (!snap.metadata.fromCache) { stop(); resolve(null); } }, (err) => resolve(err.code));
 });
 const again = await sendMessage({ accountId, to: chat, text: "hello from the web", clientMessageId: "web-1" });
 let badTo = null;
